@@ -1,0 +1,96 @@
+//! # hotmeter
+//!
+//! Lock-free, in-process telemetry for high-throughput workers: counters,
+//! gauges, histograms and summaries, alone or in labeled families, recorded
+//! in a few nanoseconds without locks, allocation or syscalls, and read by
+//! scrapes that never block the workers.
+//!
+//! | type | what it is |
+//! |---|---|
+//! | [`Counter`] | monotonic `u64`, sharded across cache lines (the default) |
+//! | [`SingleCounter`] | monotonic `u64` in one cell, for large, quiet families |
+//! | [`Gauge`], [`IntGauge`] | values that go up and down (`f64`, `i64`) |
+//! | [`Histogram`], [`Buckets`] | fixed-bucket distributions with consistent snapshots |
+//! | [`Summary`], [`SummaryOpts`] | sliding-window quantiles (P50…P99.9), HDR-backed |
+//! | [`Family`], [`LabelSet`], [`label_enum!`] | typed labels: a lookup is an array index |
+//! | [`StringFamily`] | runtime string labels with a cardinality cap and overflow series |
+//! | [`Registry`], [`Opts`] | names, help, units, validation, collect-on-scrape callbacks |
+//! | [`Visitor`], [`Value`], [`Labels`], [`RegistrySnapshot`] | the read side encoders use |
+//!
+//! ## Quick start
+//! ```
+//! use hotmeter::{Buckets, Counter, Family, Registry, OwnedValue};
+//!
+//! hotmeter::label_enum! {
+//!     /// Outcome of a checkpoint write.
+//!     pub enum Status: "status" { Success = "success", Error = "error" }
+//! }
+//!
+//! let registry = Registry::new();
+//! let writes: Family<Status, Counter> =
+//!     registry.family(("checkpoint_writes_total", "Checkpoint writes by outcome."), Counter::new)?;
+//! let latency = registry.histogram(
+//!     "checkpoint_write_duration_seconds",
+//!     "Time to write one checkpoint.",
+//!     Buckets::new([0.001, 0.01, 0.1])?,
+//! )?;
+//!
+//! // The hot path: an array index and one relaxed atomic add.
+//! writes.get(Status::Success).inc();
+//! latency.observe(0.004);
+//!
+//! let snap = registry.snapshot();
+//! assert_eq!(snap.value("checkpoint_writes_total", &["success"]), Some(&OwnedValue::Counter(1)));
+//! assert_eq!(snap.value("checkpoint_writes_total", &["error"]), Some(&OwnedValue::Counter(0)));
+//! assert_eq!(
+//!     snap.value("checkpoint_write_duration_seconds", &[]),
+//!     Some(&OwnedValue::Histogram { bounds: vec![0.001, 0.01, 0.1], counts: vec![0, 1, 0, 0], sum: 0.004, count: 1 })
+//! );
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//! The Prometheus text and OpenMetrics encoders and the HTTP server live in
+//! the `hotmeter-exporter` crate, which reads a registry through
+//! [`Registry::collect`].
+//!
+//! ## Guarantees
+//! - Recording methods return `()`, never fail, and never allocate, lock or
+//!   make a syscall ([`Summary`] locks only its own thread slot's shard and
+//!   reads the monotonic clock).
+//! - A [`Histogram`] snapshot's count equals the sum of its buckets and its
+//!   sum belongs to exactly those observations (see the `histogram` module).
+//! - Bad input at the edges is a typed error: [`RegistryError`],
+//!   [`BucketError`], [`SummaryError`], [`LabelCountError`].
+//!
+//! ## Features
+//! - `loom`: only for the loom models, together with
+//!   `RUSTFLAGS="--cfg hotmeter_loom"`; swaps every atomic for loom's.
+//!   Never enable it in a normal build.
+
+#![deny(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod counter;
+mod error;
+mod family;
+mod gauge;
+mod histogram;
+mod labels;
+mod name;
+mod registry;
+mod snapshot;
+mod summary;
+mod sync;
+
+pub use counter::{Counter, SingleCounter};
+pub use error::{BucketError, LabelCountError, NameError, NameErrorReason, NameKind, RegistryError, ShapeDifference};
+pub use family::{DEFAULT_CARDINALITY_LIMIT, Family, OVERFLOW_LABEL_VALUE, StringFamily};
+pub use gauge::{Gauge, IntGauge};
+pub use histogram::{Buckets, DEFAULT_BUCKETS, Histogram, HistogramSnapshot, HistogramTimer};
+pub use labels::LabelSet;
+pub use name::{validate_label_name, validate_metric_name};
+pub use registry::{OVERFLOW_METRIC, Opts, Registrable, Registry, RegistryBuilder, SummaryOrRegistryError};
+pub use snapshot::{
+    Desc, FamilySnapshot, Labels, Metric, MetricType, OwnedValue, RegistrySnapshot, Scratch, SeriesSnapshot, Unit,
+    Value, Visitor,
+};
+pub use summary::{Summary, SummaryError, SummaryOpts};

@@ -1,0 +1,127 @@
+//! The one validator for metric and label names, used everywhere.
+//!
+//! Owns: the Prometheus naming rules (metric names `[a-zA-Z_:][a-zA-Z0-9_:]*`,
+//! label names `[a-zA-Z_][a-zA-Z0-9_]*`, no `__` prefix on label names) and
+//! the reserved label names. Must not: allocate on success.
+
+use crate::error::{NameError, NameErrorReason};
+
+/// Checks a metric name against `[a-zA-Z_:][a-zA-Z0-9_:]*`.
+///
+/// ```
+/// assert!(hotmeter::validate_metric_name("http_requests_total").is_ok());
+/// assert!(hotmeter::validate_metric_name("2xx").is_err());
+/// ```
+pub fn validate_metric_name(name: &str) -> Result<(), NameError> {
+    let bytes = name.as_bytes();
+    let Some(&first) = bytes.first() else {
+        return Err(NameError::metric(name, NameErrorReason::Empty));
+    };
+    if !(first.is_ascii_alphabetic() || first == b'_' || first == b':') {
+        return Err(NameError::metric(name, NameErrorReason::BadFirstChar(char_at(name, 0))));
+    }
+    if let Some(pos) = bytes
+        .iter()
+        .position(|&b| !(b.is_ascii_alphanumeric() || b == b'_' || b == b':'))
+    {
+        return Err(NameError::metric(name, NameErrorReason::BadChar(char_at(name, pos))));
+    }
+    Ok(())
+}
+
+/// Checks a label name against `[a-zA-Z_][a-zA-Z0-9_]*` and rejects the
+/// `__` prefix, which Prometheus reserves for internal use.
+///
+/// ```
+/// assert!(hotmeter::validate_label_name("status").is_ok());
+/// assert!(hotmeter::validate_label_name("__name__").is_err());
+/// ```
+pub fn validate_label_name(name: &str) -> Result<(), NameError> {
+    let bytes = name.as_bytes();
+    let Some(&first) = bytes.first() else {
+        return Err(NameError::label(name, NameErrorReason::Empty));
+    };
+    if !(first.is_ascii_alphabetic() || first == b'_') {
+        return Err(NameError::label(name, NameErrorReason::BadFirstChar(char_at(name, 0))));
+    }
+    if let Some(pos) = bytes.iter().position(|&b| !(b.is_ascii_alphanumeric() || b == b'_')) {
+        return Err(NameError::label(name, NameErrorReason::BadChar(char_at(name, pos))));
+    }
+    if name.starts_with("__") {
+        return Err(NameError::label(name, NameErrorReason::ReservedPrefix));
+    }
+    Ok(())
+}
+
+/// Label names that a metric type generates itself and so cannot be given
+/// by the user: `le` on histograms, `quantile` on summaries.
+pub(crate) fn reserved_label_for(kind: crate::MetricType) -> Option<&'static str> {
+    match kind {
+        crate::MetricType::Histogram => Some("le"),
+        crate::MetricType::Summary => Some("quantile"),
+        _ => None,
+    }
+}
+
+fn char_at(s: &str, byte_pos: usize) -> char {
+    s[byte_pos..].chars().next().unwrap_or('\u{fffd}')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn is_metric_name_by_regex(s: &str) -> bool {
+        let mut chars = s.chars();
+        match chars.next() {
+            Some(c) if c.is_ascii_alphabetic() || c == '_' || c == ':' => {}
+            _ => return false,
+        }
+        chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    }
+
+    #[test]
+    fn examples() {
+        for ok in ["a", "_", ":", "a:b_c9", "process_cpu_seconds_total"] {
+            assert!(validate_metric_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "9a", "a-b", "a b", "é", "a.b"] {
+            assert!(validate_metric_name(bad).is_err(), "{bad}");
+        }
+        for ok in ["a", "_a", "status", "le"] {
+            assert!(validate_label_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "a:b", "__x", "1a", "ü"] {
+            assert!(validate_label_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn error_names_the_input_and_the_character() {
+        let e = validate_metric_name("http-requests").unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("http-requests"), "{text}");
+        assert!(text.contains("'-'"), "{text}");
+    }
+
+    proptest! {
+        #[test]
+        fn metric_names_agree_with_the_grammar(s in "\\PC{0,12}") {
+            prop_assert_eq!(validate_metric_name(&s).is_ok(), is_metric_name_by_regex(&s));
+        }
+
+        #[test]
+        fn generated_valid_names_pass(s in "[a-zA-Z_:][a-zA-Z0-9_:]{0,20}") {
+            prop_assert!(validate_metric_name(&s).is_ok());
+        }
+
+        #[test]
+        fn label_names_agree_with_the_grammar(s in "[a-zA-Z0-9_:\\-]{0,8}") {
+            let by_grammar = is_metric_name_by_regex(&s)
+                && !s.contains(':')
+                && !s.starts_with("__");
+            prop_assert_eq!(validate_label_name(&s).is_ok(), by_grammar);
+        }
+    }
+}

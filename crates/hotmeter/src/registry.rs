@@ -1,0 +1,632 @@
+//! The [`Registry`]: names, help, units, validation, re-registration rules,
+//! collect-on-scrape callbacks, and the walk encoders read.
+//!
+//! Owns: the map from metric names to families. Must not: be touched by a
+//! recording thread. Recording goes straight to cells; only registration and
+//! scrapes take the registry's locks.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::error::{NameError, NameErrorReason, RegistryError, ShapeDifference};
+use crate::family::{Collect, Family, StringFamily};
+use crate::histogram::{Buckets, Histogram};
+use crate::labels::LabelSet;
+use crate::name::{reserved_label_for, validate_label_name, validate_metric_name};
+use crate::snapshot::{Desc, LabelValues, Labels, Metric, MetricType, RegistrySnapshot, Scratch, Unit, Value, Visitor};
+use crate::summary::{Summary, SummaryError, SummaryOpts};
+use crate::sync::{Arc, Mutex, lock};
+use crate::{Counter, Gauge, IntGauge};
+
+/// Name, help and optional unit and constant labels of a metric to register.
+///
+/// `&str` pairs convert: `registry.register(("jobs_total", "Jobs run."), c)`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Opts {
+    name: String,
+    help: String,
+    unit: Option<Unit>,
+    const_labels: Vec<(String, String)>,
+}
+
+impl Opts {
+    /// Name (without namespace) and help text.
+    pub fn new(name: impl Into<String>, help: impl Into<String>) -> Self {
+        Self { name: name.into(), help: help.into(), unit: None, const_labels: Vec::new() }
+    }
+
+    /// Sets the unit (exported as OpenMetrics `# UNIT`).
+    pub fn unit(mut self, unit: Unit) -> Self {
+        self.unit = Some(unit);
+        self
+    }
+
+    /// Adds a constant label to every series of this metric.
+    pub fn const_label(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.const_labels.push((name.into(), value.into()));
+        self
+    }
+}
+
+impl<N: Into<String>, H: Into<String>> From<(N, H)> for Opts {
+    fn from((name, help): (N, H)) -> Self {
+        Self::new(name, help)
+    }
+}
+
+mod private {
+    use super::*;
+
+    /// What the registry needs of a handle. Sealed: implemented for every
+    /// [`Metric`], [`Family`] and [`StringFamily`].
+    #[allow(unreachable_pub)]
+    pub trait Registrable: Clone + Send + Sync + 'static {
+        fn metric_type(&self) -> MetricType;
+        fn label_names(&self) -> Vec<String>;
+        fn same_layout(&self, other: &Self) -> bool;
+        fn into_collect(self) -> Arc<dyn Collect>;
+    }
+}
+
+/// A handle the registry can hold: every metric type, [`Family`] and
+/// [`StringFamily`]. Sealed.
+pub trait Registrable: private::Registrable {}
+impl<T: private::Registrable> Registrable for T {}
+
+impl<M: Metric> private::Registrable for M {
+    fn metric_type(&self) -> MetricType {
+        M::TYPE
+    }
+    fn label_names(&self) -> Vec<String> {
+        Vec::new()
+    }
+    fn same_layout(&self, other: &Self) -> bool {
+        Metric::same_layout(self, other)
+    }
+    fn into_collect(self) -> Arc<dyn Collect> {
+        Arc::new(self)
+    }
+}
+
+impl<L: LabelSet, M: Metric> private::Registrable for Family<L, M> {
+    fn metric_type(&self) -> MetricType {
+        M::TYPE
+    }
+    fn label_names(&self) -> Vec<String> {
+        Self::label_names().into_iter().map(String::from).collect()
+    }
+    fn same_layout(&self, other: &Self) -> bool {
+        Metric::same_layout(self.get_by_index(0), other.get_by_index(0))
+    }
+    fn into_collect(self) -> Arc<dyn Collect> {
+        Arc::new(self)
+    }
+}
+
+impl<M: Metric> private::Registrable for StringFamily<M> {
+    fn metric_type(&self) -> MetricType {
+        M::TYPE
+    }
+    fn label_names(&self) -> Vec<String> {
+        StringFamily::label_names(self).into_iter().map(String::from).collect()
+    }
+    fn same_layout(&self, other: &Self) -> bool {
+        self.ptr_eq(other) || Metric::same_layout(self.overflow_series(), other.overflow_series())
+    }
+    fn into_collect(self) -> Arc<dyn Collect> {
+        Arc::new(self)
+    }
+}
+
+struct Entry {
+    desc: Arc<Desc>,
+    collect: Arc<dyn Collect>,
+}
+
+type Callback = Arc<dyn Fn() + Send + Sync>;
+
+/// Buffers reused by every scrape.
+#[derive(Default)]
+struct CollectState {
+    scratch: Scratch,
+    entries: Vec<(Arc<Desc>, Arc<dyn Collect>)>,
+    callbacks: Vec<Callback>,
+}
+
+struct Inner {
+    namespace: Option<String>,
+    const_labels: Vec<(String, String)>,
+    families: Mutex<BTreeMap<String, Entry>>,
+    callbacks: Mutex<Vec<Callback>>,
+    overflow: Arc<OverflowCollector>,
+    collect_state: Mutex<CollectState>,
+}
+
+/// Holds metric families by name and walks them for scrapes.
+///
+/// Cloning is cheap and yields a handle to the same registry.
+///
+/// Registering a name that exists with the same type, label names, handle
+/// type, help, unit and layout returns the existing handle; anything else is
+/// a [`RegistryError`] naming the difference.
+///
+/// # Examples
+/// ```
+/// use hotmeter::{Registry, Buckets};
+/// let registry = Registry::builder().namespace("app").build()?;
+/// let jobs = registry.counter("jobs_total", "Jobs run.")?;
+/// let again = registry.counter("jobs_total", "Jobs run.")?; // same counter
+/// jobs.inc();
+/// assert_eq!(again.get(), 1);
+/// assert!(registry.gauge("jobs_total", "Jobs run.").is_err()); // type conflict
+/// let snap = registry.snapshot();
+/// assert_eq!(snap.families[0].desc.name, "app_jobs_total");
+/// # Ok::<(), hotmeter::RegistryError>(())
+/// ```
+#[derive(Clone)]
+pub struct Registry {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry")
+            .field("namespace", &self.inner.namespace)
+            .field("const_labels", &self.inner.const_labels)
+            .field("families", &lock(&self.inner.families).len())
+            .finish()
+    }
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Builds a [`Registry`] with a namespace prefix and constant labels.
+#[derive(Debug, Default, Clone)]
+#[must_use]
+pub struct RegistryBuilder {
+    namespace: Option<String>,
+    const_labels: Vec<(String, String)>,
+}
+
+impl RegistryBuilder {
+    /// Prefix every metric name with `namespace_`.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = Some(namespace.into());
+        self
+    }
+
+    /// Add a label to every series of every metric.
+    pub fn const_label(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.const_labels.push((name.into(), value.into()));
+        self
+    }
+
+    /// Validates and builds.
+    pub fn build(self) -> Result<Registry, RegistryError> {
+        if let Some(ns) = &self.namespace {
+            validate_metric_name(ns)?;
+        }
+        check_label_names("", self.const_labels.iter().map(|(n, _)| n.as_str()), MetricType::Counter)?;
+        Ok(Registry {
+            inner: Arc::new(Inner {
+                namespace: self.namespace,
+                const_labels: self.const_labels,
+                families: Mutex::new(BTreeMap::new()),
+                callbacks: Mutex::new(Vec::new()),
+                overflow: Arc::new(OverflowCollector::default()),
+                collect_state: Mutex::new(CollectState::default()),
+            }),
+        })
+    }
+}
+
+fn check_label_names<'a>(
+    metric: &str,
+    names: impl Iterator<Item = &'a str>,
+    kind: MetricType,
+) -> Result<(), RegistryError> {
+    let mut seen: Vec<&str> = Vec::new();
+    for name in names {
+        validate_label_name(name)?;
+        if reserved_label_for(kind) == Some(name) {
+            return Err(NameError::label(name, NameErrorReason::Reserved).into());
+        }
+        if seen.contains(&name) {
+            return Err(RegistryError::DuplicateLabel { metric: metric.to_owned(), label: name.to_owned() });
+        }
+        seen.push(name);
+    }
+    Ok(())
+}
+
+/// Name of the self-metric counting lookups folded into overflow series.
+pub const OVERFLOW_METRIC: &str = "hotmeter_label_overflow_total";
+
+impl Registry {
+    /// An empty registry with no namespace and no constant labels.
+    pub fn new() -> Self {
+        // Cannot fail: no namespace, no labels.
+        match RegistryBuilder::default().build() {
+            Ok(r) => r,
+            Err(e) => unreachable!("empty builder is valid: {e}"),
+        }
+    }
+
+    /// A builder for a namespace and constant labels.
+    pub fn builder() -> RegistryBuilder {
+        RegistryBuilder::default()
+    }
+
+    fn full_name(&self, name: &str) -> String {
+        match &self.inner.namespace {
+            Some(ns) => format!("{ns}_{name}"),
+            None => name.to_owned(),
+        }
+    }
+
+    /// Registers `metric` under `opts`, or returns the handle registered
+    /// under that name before if it matches in every respect.
+    pub fn register<M: Registrable>(&self, opts: impl Into<Opts>, metric: M) -> Result<M, RegistryError> {
+        let opts = opts.into();
+        let name = self.full_name(&opts.name);
+        validate_metric_name(&name)?;
+        let kind = private::Registrable::metric_type(&metric);
+        let label_names = private::Registrable::label_names(&metric);
+        let mut const_labels = self.inner.const_labels.clone();
+        const_labels.extend(opts.const_labels.iter().cloned());
+        check_label_names(
+            &name,
+            const_labels.iter().map(|(n, _)| n.as_str()).chain(label_names.iter().map(String::as_str)),
+            kind,
+        )?;
+        let desc = Desc { name: name.clone(), help: opts.help, unit: opts.unit, kind, const_labels, label_names };
+
+        let mut families = lock(&self.inner.families);
+        if let Some(existing) = families.get(&name) {
+            return Self::reuse(existing, &desc, &metric);
+        }
+        let collect = private::Registrable::into_collect(metric.clone());
+        if collect.overflowed().is_some() {
+            self.inner.overflow.track(&name, collect.clone());
+            let overflow_name = self.full_name(OVERFLOW_METRIC);
+            families.entry(overflow_name.clone()).or_insert_with(|| Entry {
+                desc: Arc::new(Desc {
+                    name: overflow_name,
+                    help: "Lookups of new label sets routed to a family's overflow series because it reached its cardinality limit.".into(),
+                    unit: None,
+                    kind: MetricType::Counter,
+                    const_labels: self.inner.const_labels.clone(),
+                    label_names: vec!["metric".into()],
+                }),
+                collect: self.inner.overflow.clone(),
+            });
+        }
+        families.insert(name, Entry { desc: Arc::new(desc), collect });
+        Ok(metric)
+    }
+
+    fn reuse<M: Registrable>(existing: &Entry, desc: &Desc, metric: &M) -> Result<M, RegistryError> {
+        let name = desc.name.clone();
+        if existing.desc.kind != desc.kind {
+            return Err(RegistryError::TypeConflict { name, existing: existing.desc.kind, requested: desc.kind });
+        }
+        if existing.desc.label_names != desc.label_names {
+            return Err(RegistryError::ShapeConflict {
+                name,
+                what: ShapeDifference::Labels {
+                    existing: existing.desc.label_names.clone(),
+                    requested: desc.label_names.clone(),
+                },
+            });
+        }
+        let Some(found) = existing.collect.as_any().downcast_ref::<M>() else {
+            return Err(RegistryError::ShapeConflict {
+                name,
+                what: ShapeDifference::HandleType {
+                    existing: existing.collect.type_name(),
+                    requested: std::any::type_name::<M>(),
+                },
+            });
+        };
+        if existing.desc.help != desc.help
+            || existing.desc.unit != desc.unit
+            || existing.desc.const_labels != desc.const_labels
+            || !private::Registrable::same_layout(found, metric)
+        {
+            return Err(RegistryError::ShapeConflict { name, what: ShapeDifference::Description });
+        }
+        Ok(found.clone())
+    }
+
+    /// Registers (or finds) a sharded [`Counter`].
+    pub fn counter(&self, name: &str, help: &str) -> Result<Counter, RegistryError> {
+        self.register(Opts::new(name, help), Counter::new())
+    }
+
+    /// Registers (or finds) a [`Gauge`].
+    pub fn gauge(&self, name: &str, help: &str) -> Result<Gauge, RegistryError> {
+        self.register(Opts::new(name, help), Gauge::new())
+    }
+
+    /// Registers (or finds) an [`IntGauge`].
+    pub fn int_gauge(&self, name: &str, help: &str) -> Result<IntGauge, RegistryError> {
+        self.register(Opts::new(name, help), IntGauge::new())
+    }
+
+    /// Registers (or finds) a [`Histogram`] with these buckets.
+    pub fn histogram(&self, name: &str, help: &str, buckets: Buckets) -> Result<Histogram, RegistryError> {
+        self.register(Opts::new(name, help), Histogram::new(buckets))
+    }
+
+    /// Registers (or finds) a [`Summary`].
+    pub fn summary(&self, name: &str, help: &str, opts: SummaryOpts) -> Result<Summary, SummaryOrRegistryError> {
+        let s = Summary::new(opts).map_err(SummaryOrRegistryError::Summary)?;
+        self.register(Opts::new(name, help), s).map_err(SummaryOrRegistryError::Registry)
+    }
+
+    /// Registers (or finds) a typed-label [`Family`] whose series `make` creates.
+    pub fn family<L: LabelSet, M: Metric>(
+        &self,
+        opts: impl Into<Opts>,
+        make: impl FnMut() -> M,
+    ) -> Result<Family<L, M>, RegistryError> {
+        self.register(opts, Family::new(make))
+    }
+
+    /// Registers (or finds) a [`StringFamily`] with these label names and
+    /// the default cardinality limit.
+    pub fn string_family<M: Metric>(
+        &self,
+        opts: impl Into<Opts>,
+        label_names: &[&str],
+        make: impl Fn() -> M + Send + Sync + 'static,
+    ) -> Result<StringFamily<M>, RegistryError> {
+        self.register(opts, StringFamily::new(label_names, make))
+    }
+
+    /// Adds a callback run at the start of every scrape, before any value
+    /// is read: the place to refresh gauges from a queue or database. It runs
+    /// on the scraping thread with no registry lock held, so it may register
+    /// metrics; a slow callback delays the scrape, never the workers.
+    pub fn on_collect(&self, callback: impl Fn() + Send + Sync + 'static) {
+        lock(&self.inner.callbacks).push(Arc::new(callback));
+    }
+
+    /// Runs the callbacks, then walks every family in name order, and every
+    /// series in label-value order, into `visitor`. Never blocks recording;
+    /// reuses its buffers, so a steady-state scrape allocates nothing here.
+    pub fn collect(&self, visitor: &mut dyn Visitor) {
+        let mut state = lock(&self.inner.collect_state);
+        let state = &mut *state;
+        state.callbacks.extend(lock(&self.inner.callbacks).iter().cloned());
+        for cb in state.callbacks.drain(..) {
+            cb();
+        }
+        state.entries.extend(lock(&self.inner.families).values().map(|e| (e.desc.clone(), e.collect.clone())));
+        for (desc, collect) in state.entries.drain(..) {
+            visitor.family(&desc);
+            collect.collect(&desc, &mut state.scratch, visitor);
+        }
+    }
+
+    /// An owned copy of everything (allocates; for tests, JSON and people).
+    pub fn snapshot(&self) -> RegistrySnapshot {
+        let mut s = RegistrySnapshot::default();
+        self.collect(&mut s);
+        s
+    }
+
+    /// Removes a family by full name; returns whether it existed. Handles
+    /// keep working but are no longer exported.
+    pub fn unregister(&self, full_name: &str) -> bool {
+        self.inner.overflow.untrack(full_name);
+        lock(&self.inner.families).remove(full_name).is_some()
+    }
+}
+
+/// Error of [`Registry::summary`]: bad summary options or a registration error.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum SummaryOrRegistryError {
+    /// Invalid [`SummaryOpts`].
+    Summary(SummaryError),
+    /// Registration failed.
+    Registry(RegistryError),
+}
+
+impl fmt::Display for SummaryOrRegistryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Summary(e) => e.fmt(f),
+            Self::Registry(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for SummaryOrRegistryError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Summary(e) => Some(e),
+            Self::Registry(e) => Some(e),
+        }
+    }
+}
+
+type TrackedFamily = (Box<[Box<str>]>, Arc<dyn Collect>);
+
+/// Exports each string family's overflow count as one series of
+/// `hotmeter_label_overflow_total{metric="<family>"}`.
+#[derive(Default)]
+struct OverflowCollector {
+    /// `(family name as a one-element label value list, family)`, sorted.
+    families: Mutex<Vec<TrackedFamily>>,
+}
+
+impl OverflowCollector {
+    fn track(&self, name: &str, family: Arc<dyn Collect>) {
+        let mut f = lock(&self.families);
+        let key: Box<[Box<str>]> = Box::new([Box::from(name)]);
+        let at = f.partition_point(|(k, _)| *k < key);
+        f.insert(at, (key, family));
+    }
+
+    fn untrack(&self, name: &str) {
+        lock(&self.families).retain(|(k, _)| &*k[0] != name);
+    }
+}
+
+impl Collect for OverflowCollector {
+    fn collect(&self, desc: &Desc, _scratch: &mut Scratch, visitor: &mut dyn Visitor) {
+        for (key, family) in lock(&self.families).iter() {
+            let value = Value::Counter(family.overflowed().unwrap_or(0));
+            visitor.sample(&Labels { desc, values: LabelValues::Strings(key) }, &value);
+        }
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<Self>()
+    }
+}
+
+#[cfg(all(test, not(hotmeter_loom)))]
+#[allow(unreachable_pub, dead_code)]
+mod tests {
+    use super::*;
+    use crate::{OwnedValue, SingleCounter};
+
+    crate::label_enum! {
+        /// Status.
+        pub enum Status: "status" { Success = "success", Error = "error" }
+    }
+
+    #[test]
+    fn invalid_names_are_typed_errors() {
+        let r = Registry::new();
+        let e = r.counter("bad-name", "x").unwrap_err();
+        assert!(matches!(&e, RegistryError::InvalidName(n) if n.name == "bad-name"), "{e:?}");
+        assert!(std::error::Error::source(&e).is_some());
+        let e = r.string_family(("ok_total", "x"), &["1bad"], Counter::new).unwrap_err();
+        assert!(matches!(&e, RegistryError::InvalidName(n) if n.name == "1bad"), "{e:?}");
+        let e = r.string_family(("ok2_total", "x"), &["a", "a"], Counter::new).unwrap_err();
+        assert!(matches!(e, RegistryError::DuplicateLabel { .. }), "{e:?}");
+        assert!(Registry::builder().namespace("bad ns").build().is_err());
+        assert!(Registry::builder().const_label("__x", "y").build().is_err());
+    }
+
+    #[test]
+    fn reserved_labels_only_where_they_clash() {
+        let r = Registry::new();
+        let e = r.register(("h", "x"), StringFamily::new(&["le"], Histogram::with_default_buckets)).unwrap_err();
+        assert!(matches!(&e, RegistryError::InvalidName(n) if n.reason == NameErrorReason::Reserved), "{e:?}");
+        assert!(r.string_family(("c_total", "x"), &["le"], Counter::new).is_ok());
+        let e = r
+            .register(("s", "x"), StringFamily::new(&["quantile"], || Summary::new(SummaryOpts::default()).unwrap()))
+            .unwrap_err();
+        assert!(matches!(e, RegistryError::InvalidName(_)), "{e:?}");
+    }
+
+    #[test]
+    fn re_registration_rules() {
+        let r = Registry::new();
+        let a = r.counter("a_total", "A.").unwrap();
+        let b = r.counter("a_total", "A.").unwrap();
+        a.inc();
+        assert_eq!(b.get(), 1);
+        assert!(matches!(
+            r.gauge("a_total", "A.").unwrap_err(),
+            RegistryError::TypeConflict { existing: MetricType::Counter, requested: MetricType::Gauge, .. }
+        ));
+        assert!(matches!(
+            r.register(("a_total", "A."), SingleCounter::new()).unwrap_err(),
+            RegistryError::ShapeConflict { what: ShapeDifference::HandleType { .. }, .. }
+        ));
+        assert!(matches!(
+            r.counter("a_total", "Other help.").unwrap_err(),
+            RegistryError::ShapeConflict { what: ShapeDifference::Description, .. }
+        ));
+        assert!(matches!(
+            r.string_family(("a_total", "A."), &["x"], Counter::new).unwrap_err(),
+            RegistryError::ShapeConflict { what: ShapeDifference::Labels { .. }, .. }
+        ));
+        let _h = r.histogram("h_seconds", "H.", Buckets::new([1.0]).unwrap()).unwrap();
+        assert!(r.histogram("h_seconds", "H.", Buckets::new([2.0]).unwrap()).is_err());
+        assert!(r.histogram("h_seconds", "H.", Buckets::new([1.0]).unwrap()).is_ok());
+        let f1 = r.family::<Status, Counter>(("w_total", "W."), Counter::new).unwrap();
+        let f2 = r.family::<Status, Counter>(("w_total", "W."), Counter::new).unwrap();
+        f1.get(Status::Error).inc();
+        assert_eq!(f2.get(Status::Error).get(), 1);
+        let s1 = r.string_family(("s_total", "S."), &["k"], Counter::new).unwrap();
+        let s2 = r.string_family(("s_total", "S."), &["k"], Counter::new).unwrap();
+        assert!(s1.ptr_eq(&s2));
+    }
+
+    #[test]
+    fn collect_orders_and_labels() {
+        let r = Registry::builder().namespace("ns").const_label("host", "h1").build().unwrap();
+        let f = r.family::<Status, Counter>(("writes_total", "W."), Counter::new).unwrap();
+        f.get(Status::Success).inc_by(3);
+        let s = r.string_family(("by_space_total", "B."), &["space"], Counter::new).unwrap();
+        s.with(&["zeta"], |c| c.inc()).unwrap();
+        s.with(&["alpha"], |c| c.inc_by(2)).unwrap();
+        let g = r.gauge("a_gauge", "G.").unwrap();
+        r.on_collect(move || g.set(42.0));
+        let snap = r.snapshot();
+        let names: Vec<_> = snap.families.iter().map(|f| f.desc.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["ns_a_gauge", "ns_by_space_total", "ns_hotmeter_label_overflow_total", "ns_writes_total"]
+        );
+        assert_eq!(snap.value("ns_a_gauge", &[]), Some(&OwnedValue::Gauge(42.0)));
+        let spaces: Vec<_> =
+            snap.family("ns_by_space_total").unwrap().series.iter().map(|s| s.labels.clone()).collect();
+        assert_eq!(
+            spaces,
+            vec![
+                vec![("host".to_owned(), "h1".to_owned()), ("space".to_owned(), "alpha".to_owned())],
+                vec![("host".to_owned(), "h1".to_owned()), ("space".to_owned(), "zeta".to_owned())],
+            ]
+        );
+        // Typed families export every value, sorted by label value.
+        let w = snap.family("ns_writes_total").unwrap();
+        assert_eq!(w.series.len(), 2);
+        assert_eq!(w.series[0].labels[1].1, "error");
+        assert_eq!(snap.value("ns_writes_total", &["success"]), Some(&OwnedValue::Counter(3)));
+        assert_eq!(
+            snap.value("ns_hotmeter_label_overflow_total", &["ns_by_space_total"]),
+            Some(&OwnedValue::Counter(0))
+        );
+    }
+
+    #[test]
+    fn overflow_is_exported() {
+        let r = Registry::new();
+        let s = r.register(("ids_total", "I."), StringFamily::with_limit(&["id"], 2, Counter::new)).unwrap();
+        for id in ["a", "b", "c", "d"] {
+            s.with(&[id], |c| c.inc()).unwrap();
+        }
+        let snap = r.snapshot();
+        assert_eq!(snap.value(OVERFLOW_METRIC, &["ids_total"]), Some(&OwnedValue::Counter(2)));
+        assert_eq!(
+            snap.value("ids_total", &[crate::OVERFLOW_LABEL_VALUE]),
+            Some(&OwnedValue::Counter(2))
+        );
+        assert!(r.unregister("ids_total"));
+        assert!(r.snapshot().value(OVERFLOW_METRIC, &["ids_total"]).is_none());
+    }
+
+    #[test]
+    fn callbacks_may_register() {
+        let r = Registry::new();
+        let r2 = r.clone();
+        r.on_collect(move || {
+            let _ = r2.counter("late_total", "Registered from a callback.");
+        });
+        assert!(r.snapshot().family("late_total").is_some());
+    }
+}

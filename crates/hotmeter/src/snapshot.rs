@@ -1,0 +1,377 @@
+//! The read side: what encoders see. [`Visitor`], [`Desc`], [`Labels`],
+//! [`Value`], the [`Metric`] trait, and the owned [`RegistrySnapshot`].
+//!
+//! Owns: the vocabulary between the registry and encoders. A scrape walks
+//! families in name order and series in label-value order and hands each
+//! sample to a [`Visitor`] by reference, so encoding streams with no
+//! allocation per series. Must not: block a recording thread.
+
+use std::fmt;
+
+use crate::histogram::quantile_from_buckets;
+
+/// The Prometheus type of a metric family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum MetricType {
+    /// Monotonic counter.
+    Counter,
+    /// Value that goes up and down.
+    Gauge,
+    /// Bucketed distribution.
+    Histogram,
+    /// Quantiles over a sliding window, with sum and count.
+    Summary,
+}
+
+impl MetricType {
+    /// The lowercase name used in `# TYPE` lines.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Counter => "counter",
+            Self::Gauge => "gauge",
+            Self::Histogram => "histogram",
+            Self::Summary => "summary",
+        }
+    }
+}
+
+impl fmt::Display for MetricType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A metric's unit, as OpenMetrics `# UNIT` spells it (`seconds`, `bytes`).
+///
+/// The metric name should end with `_<unit>` (before `_total` for counters).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Unit(std::borrow::Cow<'static, str>);
+
+impl Unit {
+    /// Seconds.
+    pub const SECONDS: Unit = Unit(std::borrow::Cow::Borrowed("seconds"));
+    /// Bytes.
+    pub const BYTES: Unit = Unit(std::borrow::Cow::Borrowed("bytes"));
+    /// A ratio (0..1).
+    pub const RATIO: Unit = Unit(std::borrow::Cow::Borrowed("ratio"));
+
+    /// A custom unit; must be a valid label name (`[a-zA-Z_][a-zA-Z0-9_]*`).
+    pub fn new(unit: impl Into<String>) -> Result<Self, crate::NameError> {
+        let unit = unit.into();
+        crate::validate_label_name(&unit)?;
+        Ok(Self(std::borrow::Cow::Owned(unit)))
+    }
+
+    /// The unit's name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Everything that describes a metric family: full name (namespace
+/// included), help, unit, type, label names (constant labels first).
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Desc {
+    /// The full metric name.
+    pub name: String,
+    /// Help text (unescaped).
+    pub help: String,
+    /// Unit, if set.
+    pub unit: Option<Unit>,
+    /// The type.
+    pub kind: MetricType,
+    /// Constant labels, applied to every series, in registration order.
+    pub const_labels: Vec<(String, String)>,
+    /// The family's own label names, in declaration order.
+    pub label_names: Vec<String>,
+}
+
+/// The values of one series' variable labels.
+#[derive(Clone, Copy)]
+pub(crate) enum LabelValues<'a> {
+    None,
+    Typed { index: usize, value: fn(usize, usize) -> &'static str },
+    Strings(&'a [Box<str>]),
+    /// Every label has this value (the overflow series).
+    Same(&'a str),
+}
+
+/// The labels of one series: constant labels, then the family's labels.
+#[derive(Clone, Copy)]
+pub struct Labels<'a> {
+    pub(crate) desc: &'a Desc,
+    pub(crate) values: LabelValues<'a>,
+}
+
+impl fmt::Debug for Labels<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl<'a> Labels<'a> {
+    /// Number of labels (constant and variable).
+    pub fn len(&self) -> usize {
+        self.desc.const_labels.len() + self.desc.label_names.len()
+    }
+
+    /// True when the series has no labels.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Label `i` as `(name, value)`.
+    pub fn get(&self, i: usize) -> Option<(&'a str, &'a str)> {
+        let consts = &self.desc.const_labels;
+        if let Some((n, v)) = consts.get(i) {
+            return Some((n, v));
+        }
+        let j = i - consts.len();
+        let name = self.desc.label_names.get(j)?;
+        let value = match self.values {
+            LabelValues::None => return None,
+            LabelValues::Typed { index, value } => value(index, j),
+            LabelValues::Strings(v) => v.get(j)?,
+            LabelValues::Same(v) => v,
+        };
+        Some((name, value))
+    }
+
+    /// `(name, value)` pairs in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'a str, &'a str)> + '_ {
+        (0..self.len()).filter_map(|i| self.get(i))
+    }
+}
+
+/// One sample, borrowed for the duration of a [`Visitor::sample`] call.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Value<'a> {
+    /// A counter total.
+    Counter(u64),
+    /// A floating-point gauge.
+    Gauge(f64),
+    /// An integer gauge.
+    IntGauge(i64),
+    /// A consistent histogram read.
+    Histogram {
+        /// Finite upper bounds (`+Inf` implicit).
+        bounds: &'a [f64],
+        /// Per-bucket counts (not cumulative), the last one `+Inf`.
+        counts: &'a [u64],
+        /// Sum of observations.
+        sum: f64,
+        /// Number of observations (`== counts.iter().sum()`).
+        count: u64,
+    },
+    /// A summary read.
+    Summary {
+        /// `(quantile, value)` pairs, ascending by quantile. A value is NaN
+        /// when the window holds no observations.
+        quantiles: &'a [(f64, f64)],
+        /// Sum of all observations ever.
+        sum: f64,
+        /// Number of all observations ever.
+        count: u64,
+    },
+}
+
+/// Receives a registry's contents during a scrape, in order: one
+/// [`family`](Self::family) call, then its samples.
+pub trait Visitor {
+    /// Starts a family.
+    fn family(&mut self, desc: &Desc);
+    /// One series of the current family.
+    fn sample(&mut self, labels: &Labels<'_>, value: &Value<'_>);
+}
+
+/// Reusable buffers for reading samples, so a scrape allocates nothing per
+/// series once they have grown.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    pub(crate) counts: Vec<u64>,
+    pub(crate) quantiles: Vec<(f64, f64)>,
+}
+
+/// A metric handle that can be read as one sample.
+///
+/// Implemented by [`Counter`](crate::Counter),
+/// [`SingleCounter`](crate::SingleCounter), [`Gauge`](crate::Gauge),
+/// [`IntGauge`](crate::IntGauge), [`Histogram`](crate::Histogram) and
+/// [`Summary`](crate::Summary): the types a family can hold.
+pub trait Metric: Clone + Send + Sync + 'static {
+    /// The Prometheus type.
+    const TYPE: MetricType;
+    /// Reads the current value; may use `scratch` for buffers.
+    fn sample<'a>(&'a self, scratch: &'a mut Scratch) -> Value<'a>;
+    /// Whether two handles have the same layout (bucket bounds, quantiles),
+    /// so a re-registration can be accepted.
+    fn same_layout(&self, _other: &Self) -> bool {
+        true
+    }
+}
+
+impl Metric for crate::Counter {
+    const TYPE: MetricType = MetricType::Counter;
+    fn sample<'a>(&'a self, _: &'a mut Scratch) -> Value<'a> {
+        Value::Counter(self.get())
+    }
+}
+
+impl Metric for crate::SingleCounter {
+    const TYPE: MetricType = MetricType::Counter;
+    fn sample<'a>(&'a self, _: &'a mut Scratch) -> Value<'a> {
+        Value::Counter(self.get())
+    }
+}
+
+impl Metric for crate::Gauge {
+    const TYPE: MetricType = MetricType::Gauge;
+    fn sample<'a>(&'a self, _: &'a mut Scratch) -> Value<'a> {
+        Value::Gauge(self.get())
+    }
+}
+
+impl Metric for crate::IntGauge {
+    const TYPE: MetricType = MetricType::Gauge;
+    fn sample<'a>(&'a self, _: &'a mut Scratch) -> Value<'a> {
+        Value::IntGauge(self.get())
+    }
+}
+
+impl Metric for crate::Histogram {
+    const TYPE: MetricType = MetricType::Histogram;
+    fn sample<'a>(&'a self, scratch: &'a mut Scratch) -> Value<'a> {
+        let (sum, _nan) = self.snapshot_into(&mut scratch.counts);
+        let counts = &scratch.counts[..];
+        Value::Histogram { bounds: self.buckets().bounds(), counts, sum, count: counts.iter().sum() }
+    }
+    fn same_layout(&self, other: &Self) -> bool {
+        self.buckets() == other.buckets()
+    }
+}
+
+/// An owned copy of every family, for tests, JSON and people. Allocates;
+/// encoders should use [`Registry::collect`](crate::Registry::collect).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RegistrySnapshot {
+    /// Families in name order.
+    pub families: Vec<FamilySnapshot>,
+}
+
+/// One family in a [`RegistrySnapshot`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct FamilySnapshot {
+    /// Its description.
+    pub desc: Desc,
+    /// Its series in label-value order.
+    pub series: Vec<SeriesSnapshot>,
+}
+
+/// One series in a [`FamilySnapshot`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeriesSnapshot {
+    /// `(name, value)` pairs, constant labels first.
+    pub labels: Vec<(String, String)>,
+    /// The value.
+    pub value: OwnedValue,
+}
+
+/// An owned [`Value`].
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum OwnedValue {
+    /// Counter total.
+    Counter(u64),
+    /// Float gauge.
+    Gauge(f64),
+    /// Integer gauge.
+    IntGauge(i64),
+    /// Histogram.
+    Histogram {
+        /// Finite bounds.
+        bounds: Vec<f64>,
+        /// Per-bucket counts, last = `+Inf`.
+        counts: Vec<u64>,
+        /// Sum.
+        sum: f64,
+        /// Count.
+        count: u64,
+    },
+    /// Summary.
+    Summary {
+        /// `(quantile, value)`.
+        quantiles: Vec<(f64, f64)>,
+        /// Sum.
+        sum: f64,
+        /// Count.
+        count: u64,
+    },
+}
+
+impl OwnedValue {
+    /// For histograms, the `q`-quantile estimated as PromQL's
+    /// `histogram_quantile` does; for summaries, the nearest tracked
+    /// quantile's value; `None` otherwise or with no data.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        match self {
+            Self::Histogram { bounds, counts, .. } => quantile_from_buckets(bounds, counts, q),
+            Self::Summary { quantiles, .. } => quantiles
+                .iter()
+                .min_by(|a, b| (a.0 - q).abs().total_cmp(&(b.0 - q).abs()))
+                .map(|&(_, v)| v)
+                .filter(|v| !v.is_nan()),
+            _ => None,
+        }
+    }
+}
+
+impl From<&Value<'_>> for OwnedValue {
+    fn from(v: &Value<'_>) -> Self {
+        match *v {
+            Value::Counter(c) => Self::Counter(c),
+            Value::Gauge(g) => Self::Gauge(g),
+            Value::IntGauge(g) => Self::IntGauge(g),
+            Value::Histogram { bounds, counts, sum, count } => {
+                Self::Histogram { bounds: bounds.to_vec(), counts: counts.to_vec(), sum, count }
+            }
+            Value::Summary { quantiles, sum, count } => {
+                Self::Summary { quantiles: quantiles.to_vec(), sum, count }
+            }
+        }
+    }
+}
+
+impl Visitor for RegistrySnapshot {
+    fn family(&mut self, desc: &Desc) {
+        self.families.push(FamilySnapshot { desc: desc.clone(), series: Vec::new() });
+    }
+    fn sample(&mut self, labels: &Labels<'_>, value: &Value<'_>) {
+        if let Some(f) = self.families.last_mut() {
+            f.series.push(SeriesSnapshot {
+                labels: labels.iter().map(|(n, v)| (n.to_owned(), v.to_owned())).collect(),
+                value: value.into(),
+            });
+        }
+    }
+}
+
+impl RegistrySnapshot {
+    /// The family with this full name.
+    pub fn family(&self, name: &str) -> Option<&FamilySnapshot> {
+        self.families.iter().find(|f| f.desc.name == name)
+    }
+
+    /// The value of the series of `name` whose variable labels are exactly
+    /// `labels` (constant labels ignored), in declaration order.
+    pub fn value(&self, name: &str, labels: &[&str]) -> Option<&OwnedValue> {
+        let fam = self.family(name)?;
+        let skip = fam.desc.const_labels.len();
+        fam.series
+            .iter()
+            .find(|s| s.labels.len() == skip + labels.len() && s.labels[skip..].iter().zip(labels).all(|(l, v)| l.1 == *v))
+            .map(|s| &s.value)
+    }
+}

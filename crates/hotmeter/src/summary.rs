@@ -1,0 +1,302 @@
+//! Quantiles over a sliding time window: [`Summary`] and [`SummaryOpts`],
+//! backed by `hdrhistogram`.
+//!
+//! Owns: per-shard rings of HDR histograms (one per age bucket) and their
+//! rotation. A writer locks only its own shard's mutex (shards are chosen by
+//! thread slot, as counters' are), so writers on different cores never
+//! share a lock; readers lock each shard briefly to merge it. Must not:
+//! allocate when recording (histograms are sized up front).
+
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram as Hdr;
+
+use crate::snapshot::{Metric, MetricType, Scratch, Value};
+use crate::sync::{Arc, CachePadded, Mutex, lock, shard_count, thread_slot};
+
+/// Options of a [`Summary`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct SummaryOpts {
+    /// Quantiles to report, each in `0..=1`. Default P50, P90, P99, P99.9.
+    pub quantiles: Vec<f64>,
+    /// The sliding window. Default one hour.
+    pub window: Duration,
+    /// How many sub-windows the window rotates through. Default 6.
+    pub age_buckets: usize,
+    /// Smallest distinguishable value, in the metric's unit. Default `1e-6`
+    /// (a microsecond, for `_seconds`).
+    pub resolution: f64,
+    /// Largest tracked value; larger ones are clamped to it for quantiles
+    /// (sum and count stay exact). Default `3600.0`.
+    pub max_value: f64,
+    /// HDR significant figures (1..=5). Default 2: quantiles within 1%.
+    pub significant_figures: u8,
+}
+
+impl Default for SummaryOpts {
+    fn default() -> Self {
+        Self {
+            quantiles: vec![0.5, 0.9, 0.99, 0.999],
+            window: Duration::from_secs(3600),
+            age_buckets: 6,
+            resolution: 1e-6,
+            max_value: 3600.0,
+            significant_figures: 2,
+        }
+    }
+}
+
+/// Invalid [`SummaryOpts`].
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum SummaryError {
+    /// A quantile outside `0..=1` or NaN.
+    Quantile(f64),
+    /// Window or age bucket count is zero.
+    Window,
+    /// Resolution, max value or significant figures out of range.
+    Range,
+}
+
+impl std::fmt::Display for SummaryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Quantile(q) => write!(f, "summary quantile {q} is not in 0..=1"),
+            Self::Window => write!(f, "summary window and age buckets must be non-zero"),
+            Self::Range => write!(
+                f,
+                "summary resolution must be > 0, max_value >= 2 x resolution, significant figures 1..=5"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for SummaryError {}
+
+/// Quantiles (P50, P99…) of observations over a sliding time window, plus
+/// the count and sum of all observations ever.
+///
+/// Quantiles cover the last `window` (rotating through `age_buckets`
+/// sub-windows, so the oldest sub-window ages out whole); count and sum only
+/// go up and never reset. Its unit is the one in its name (`_seconds`).
+/// Readable in-process with [`quantile`](Self::quantile): "P99 write
+/// latency" without any server.
+///
+/// Negative observations count in sum and count but are clamped to zero for
+/// quantiles; values above `max_value` are clamped to it; NaN is not
+/// recorded at all.
+///
+/// # Examples
+/// ```
+/// let latency = hotmeter::Summary::new(hotmeter::SummaryOpts::default())?;
+/// for ms in 1..=100 {
+///     latency.observe(ms as f64 / 1000.0);
+/// }
+/// let p99 = latency.quantile(0.99).unwrap();
+/// assert!((p99 - 0.099).abs() < 0.002, "{p99}");
+/// # Ok::<(), hotmeter::SummaryError>(())
+/// ```
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct Summary {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    opts: SummaryOpts,
+    start: Instant,
+    sub_window_ns: u64,
+    shards: Box<[CachePadded<Mutex<Shard>>]>,
+    /// The reader's merge buffer.
+    merged: Mutex<Hdr<u64>>,
+}
+
+#[derive(Debug)]
+struct Shard {
+    ring: Vec<Hdr<u64>>,
+    /// Which sub-window each ring slot holds.
+    epochs: Vec<u64>,
+    count: u64,
+    sum: f64,
+}
+
+impl Summary {
+    /// A summary with the given options.
+    pub fn new(opts: SummaryOpts) -> Result<Self, SummaryError> {
+        if let Some(&q) = opts.quantiles.iter().find(|q| !(0.0..=1.0).contains(*q)) {
+            return Err(SummaryError::Quantile(q));
+        }
+        if opts.window.is_zero() || opts.age_buckets == 0 {
+            return Err(SummaryError::Window);
+        }
+        let finite = opts.resolution > 0.0 && opts.resolution.is_finite() && opts.max_value.is_finite();
+        if !finite || !(1..=5).contains(&opts.significant_figures) {
+            return Err(SummaryError::Range);
+        }
+        let high = (opts.max_value / opts.resolution).ceil();
+        if !(high >= 2.0 && high < u64::MAX as f64) {
+            return Err(SummaryError::Range);
+        }
+        let make = || Hdr::<u64>::new_with_bounds(1, high as u64, opts.significant_figures);
+        let proto = make().map_err(|_| SummaryError::Range)?;
+        let shards = shard_count().min(8);
+        let shards = (0..shards)
+            .map(|_| {
+                CachePadded(Mutex::new(Shard {
+                    ring: vec![proto.clone(); opts.age_buckets],
+                    epochs: vec![u64::MAX; opts.age_buckets],
+                    count: 0,
+                    sum: 0.0,
+                }))
+            })
+            .collect();
+        let sub_window_ns = (opts.window.as_nanos() / opts.age_buckets as u128).max(1) as u64;
+        let merged = Mutex::new(proto);
+        Ok(Self { inner: Arc::new(Inner { opts, start: Instant::now(), sub_window_ns, shards, merged }) })
+    }
+
+    /// The options.
+    pub fn opts(&self) -> &SummaryOpts {
+        &self.inner.opts
+    }
+
+    fn epoch(&self) -> u64 {
+        (self.inner.start.elapsed().as_nanos() / self.inner.sub_window_ns as u128) as u64
+    }
+
+    /// Records one observation.
+    #[inline]
+    pub fn observe(&self, v: f64) {
+        if v.is_nan() {
+            return;
+        }
+        let inner = &*self.inner;
+        let scaled = (v.max(0.0) / inner.opts.resolution) as u64; // saturating cast
+        let epoch = self.epoch();
+        let shard = &inner.shards[thread_slot() % inner.shards.len()];
+        let mut s = lock(shard);
+        let slot = (epoch % s.ring.len() as u64) as usize;
+        if s.epochs[slot] != epoch {
+            s.ring[slot].reset();
+            s.epochs[slot] = epoch;
+        }
+        s.ring[slot].saturating_record(scaled);
+        s.count += 1;
+        s.sum += v;
+    }
+
+    /// Records a duration, in seconds.
+    #[inline]
+    pub fn observe_duration(&self, d: Duration) {
+        self.observe(d.as_secs_f64());
+    }
+
+    /// Merges the live window into the reader's buffer and calls `f` on it,
+    /// with the all-time count and sum.
+    fn read<R>(&self, f: impl FnOnce(&Hdr<u64>, u64, f64) -> R) -> R {
+        let inner = &*self.inner;
+        let now = self.epoch();
+        let mut merged = lock(&inner.merged);
+        merged.reset();
+        let (mut count, mut sum) = (0u64, 0.0);
+        for shard in inner.shards.iter() {
+            let s = lock(shard);
+            count += s.count;
+            sum += s.sum;
+            for (h, &e) in s.ring.iter().zip(&s.epochs) {
+                if e != u64::MAX && now.saturating_sub(e) < s.ring.len() as u64 {
+                    // Same bounds, so adding cannot fail or resize.
+                    let _ = merged.add(h);
+                }
+            }
+        }
+        f(&merged, count, sum)
+    }
+
+    /// The `q`-quantile over the window, in the metric's unit; `None` when
+    /// the window is empty or `q` is outside `0..=1`.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        if !(0.0..=1.0).contains(&q) {
+            return None;
+        }
+        let res = self.inner.opts.resolution;
+        self.read(|h, _, _| (!h.is_empty()).then(|| h.value_at_quantile(q) as f64 * res))
+    }
+
+    /// Count of all observations ever.
+    pub fn count(&self) -> u64 {
+        self.inner.shards.iter().map(|s| lock(s).count).sum()
+    }
+
+    /// Sum of all observations ever.
+    pub fn sum(&self) -> f64 {
+        self.inner.shards.iter().map(|s| lock(s).sum).sum()
+    }
+}
+
+impl Metric for Summary {
+    const TYPE: MetricType = MetricType::Summary;
+    fn sample<'a>(&'a self, scratch: &'a mut Scratch) -> Value<'a> {
+        let res = self.inner.opts.resolution;
+        let out = &mut scratch.quantiles;
+        out.clear();
+        let (count, sum) = self.read(|h, count, sum| {
+            for &q in &self.inner.opts.quantiles {
+                let v = if h.is_empty() { f64::NAN } else { h.value_at_quantile(q) as f64 * res };
+                out.push((q, v));
+            }
+            (count, sum)
+        });
+        Value::Summary { quantiles: &scratch.quantiles, sum, count }
+    }
+    fn same_layout(&self, other: &Self) -> bool {
+        self.inner.opts == other.inner.opts
+    }
+}
+
+#[cfg(all(test, not(hotmeter_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validates_options() {
+        let bad_q = SummaryOpts { quantiles: vec![1.5], ..Default::default() };
+        assert_eq!(Summary::new(bad_q).unwrap_err(), SummaryError::Quantile(1.5));
+        let bad_w = SummaryOpts { window: Duration::ZERO, ..Default::default() };
+        assert_eq!(Summary::new(bad_w).unwrap_err(), SummaryError::Window);
+        let bad_r = SummaryOpts { resolution: 0.0, ..Default::default() };
+        assert_eq!(Summary::new(bad_r).unwrap_err(), SummaryError::Range);
+    }
+
+    #[test]
+    fn window_ages_out() {
+        let s = Summary::new(SummaryOpts {
+            window: Duration::from_millis(60),
+            age_buckets: 3,
+            ..Default::default()
+        })
+        .unwrap();
+        s.observe(1.0);
+        assert!(s.quantile(0.5).is_some());
+        std::thread::sleep(Duration::from_millis(150));
+        assert_eq!(s.quantile(0.5), None, "old observations must leave the window");
+        assert_eq!(s.count(), 1, "count is all-time");
+        s.observe(2.0);
+        let q = s.quantile(0.5).unwrap();
+        assert!((q - 2.0).abs() < 0.03, "{q}");
+    }
+
+    #[test]
+    fn special_values() {
+        let s = Summary::new(SummaryOpts::default()).unwrap();
+        s.observe(f64::NAN);
+        assert_eq!(s.count(), 0);
+        s.observe(-1.0);
+        s.observe(1e12);
+        assert_eq!(s.count(), 2);
+        assert_eq!(s.quantile(0.0), Some(0.0));
+        let top = s.quantile(1.0).unwrap();
+        assert!((3600.0 * 0.99..=3600.0 * 1.01).contains(&top), "{top}");
+    }
+}

@@ -1,0 +1,227 @@
+//! The single place that names std or loom synchronisation primitives.
+//!
+//! Owns: the atomics, `Arc`, `Mutex`, the spin hint, the per-thread slot
+//! index and the atomically swappable pointer used by string-labeled families.
+//! Everything else in the crate imports them from here, so the same
+//! production code runs under the loom model checker when built with
+//! `RUSTFLAGS="--cfg hotmeter_loom"` and the `loom` feature.
+//!
+//! Must not: contain metric logic. It only switches implementations.
+
+#[cfg(all(hotmeter_loom, not(feature = "loom")))]
+compile_error!(
+    "`--cfg hotmeter_loom` needs the `loom` feature of hotmeter: run the models with \
+     `RUSTFLAGS=\"--cfg hotmeter_loom\" cargo test -p loom-tests --release`"
+);
+
+#[cfg(not(hotmeter_loom))]
+pub(crate) use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+#[cfg(not(hotmeter_loom))]
+pub(crate) use std::sync::{Arc, Mutex, MutexGuard};
+
+#[cfg(hotmeter_loom)]
+pub(crate) use loom::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+#[cfg(hotmeter_loom)]
+pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
+
+/// Hint to the CPU that we are spinning; yields to the scheduler under loom
+/// so that models with spin loops terminate.
+#[inline]
+pub(crate) fn spin_loop() {
+    #[cfg(not(hotmeter_loom))]
+    std::hint::spin_loop();
+    #[cfg(hotmeter_loom)]
+    loom::thread::yield_now();
+}
+
+/// Locks a mutex, recovering the data if a previous holder panicked.
+///
+/// Every structure we guard stays valid after a panic mid-update (counts may
+/// be one short, never corrupt), so poisoning carries no information here.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    #[cfg(not(hotmeter_loom))]
+    {
+        m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+    #[cfg(hotmeter_loom)]
+    {
+        m.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A small, dense index for the calling thread, assigned once on first use.
+///
+/// Shards are chosen with `thread_slot() & mask`. Two threads that start one
+/// after the other get consecutive slots, so they land on different shards.
+#[inline]
+pub(crate) fn thread_slot() -> usize {
+    slot::get()
+}
+
+#[cfg(not(hotmeter_loom))]
+mod slot {
+    use std::cell::Cell;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        // `const` initialiser: the access compiles to one thread-pointer
+        // relative load, no lazy-init check and no destructor registration.
+        static SLOT: Cell<usize> = const { Cell::new(usize::MAX) };
+    }
+
+    #[inline]
+    pub(super) fn get() -> usize {
+        SLOT.with(|s| {
+            let v = s.get();
+            if v != usize::MAX { v } else { assign(s) }
+        })
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn assign(s: &Cell<usize>) -> usize {
+        // Relaxed: the slot is a hint for spreading writers; any value is correct.
+        let v = NEXT.fetch_add(1, Ordering::Relaxed) & (usize::MAX >> 1);
+        s.set(v);
+        v
+    }
+}
+
+#[cfg(hotmeter_loom)]
+mod slot {
+    use std::cell::Cell;
+
+    loom::thread_local! {
+        static SLOT: Cell<usize> = Cell::new(usize::MAX);
+    }
+
+    pub(super) fn get() -> usize {
+        SLOT.with(|s| {
+            let v = s.get();
+            if v != usize::MAX {
+                return v;
+            }
+            // Not modelled: loom threads are numbered densely from 0 (the
+            // model's main thread), which is what the real counter gives too.
+            // loom's ThreadId only shows its number through Debug: "ThreadId(N)".
+            let id = format!("{:?}", loom::thread::current().id());
+            let v = id
+                .trim_start_matches("ThreadId(")
+                .trim_end_matches(')')
+                .parse()
+                .unwrap_or(0);
+            s.set(v);
+            v
+        })
+    }
+}
+
+/// How many shards a sharded metric gets: the next power of two at or above
+/// twice the available parallelism, clamped to `2..=64`.
+///
+/// Twice the cores, so that a pool somewhat larger than the machine still
+/// spreads over distinct cache lines; at most 64 to bound memory.
+pub(crate) fn shard_count() -> usize {
+    #[cfg(not(hotmeter_loom))]
+    {
+        use std::sync::OnceLock;
+        static SHARDS: OnceLock<usize> = OnceLock::new();
+        *SHARDS.get_or_init(|| {
+            let cores = std::thread::available_parallelism().map_or(4, |n| n.get());
+            (cores * 2).next_power_of_two().clamp(2, 64)
+        })
+    }
+    #[cfg(hotmeter_loom)]
+    {
+        2
+    }
+}
+
+/// An atomically replaceable `Arc<T>`: lock-free loads for readers.
+///
+/// Outside loom this is `arc_swap::ArcSwap`; under loom it is a loom mutex
+/// around an `Arc`, so models explore every interleaving of the code that
+/// uses it (arc-swap's own atomics are not loom-aware).
+#[derive(Debug)]
+pub(crate) struct ArcCell<T> {
+    #[cfg(not(hotmeter_loom))]
+    inner: arc_swap::ArcSwap<T>,
+    #[cfg(hotmeter_loom)]
+    inner: Mutex<Arc<T>>,
+}
+
+#[cfg(not(hotmeter_loom))]
+pub(crate) type ArcGuard<T> = arc_swap::Guard<std::sync::Arc<T>>;
+#[cfg(hotmeter_loom)]
+pub(crate) type ArcGuard<T> = Arc<T>;
+
+impl<T> ArcCell<T> {
+    pub(crate) fn new(value: Arc<T>) -> Self {
+        #[cfg(not(hotmeter_loom))]
+        {
+            Self { inner: arc_swap::ArcSwap::new(value) }
+        }
+        #[cfg(hotmeter_loom)]
+        {
+            Self { inner: Mutex::new(value) }
+        }
+    }
+
+    /// A cheap, lock-free view of the current value.
+    #[inline]
+    pub(crate) fn load(&self) -> ArcGuard<T> {
+        #[cfg(not(hotmeter_loom))]
+        {
+            self.inner.load()
+        }
+        #[cfg(hotmeter_loom)]
+        {
+            lock(&self.inner).clone()
+        }
+    }
+
+    /// A strong reference to the current value, for holding across calls.
+    pub(crate) fn load_full(&self) -> Arc<T> {
+        #[cfg(not(hotmeter_loom))]
+        {
+            self.inner.load_full()
+        }
+        #[cfg(hotmeter_loom)]
+        {
+            lock(&self.inner).clone()
+        }
+    }
+
+    pub(crate) fn store(&self, value: Arc<T>) {
+        #[cfg(not(hotmeter_loom))]
+        {
+            self.inner.store(value)
+        }
+        #[cfg(hotmeter_loom)]
+        {
+            *lock(&self.inner) = value;
+        }
+    }
+}
+
+/// Pads and aligns a value to the size of the cache-coherence unit, so two
+/// values never share a line (false sharing).
+///
+/// - x86_64: 128 bytes. Lines are 64 bytes, but the spatial prefetcher pulls
+///   pairs of lines, so neighbours 64 bytes apart still interfere.
+/// - aarch64: 128 bytes. Several big cores (Apple M-series, Neoverse) use
+///   128-byte lines or pair prefetch.
+/// - everything else: 64 bytes, the common line size.
+#[cfg_attr(any(target_arch = "x86_64", target_arch = "aarch64"), repr(align(128)))]
+#[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), repr(align(64)))]
+#[derive(Debug, Default)]
+pub(crate) struct CachePadded<T>(pub(crate) T);
+
+impl<T> std::ops::Deref for CachePadded<T> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
