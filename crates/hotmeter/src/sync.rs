@@ -17,12 +17,17 @@ compile_error!(
 #[cfg(not(hotmeter_loom))]
 pub(crate) use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 #[cfg(not(hotmeter_loom))]
-pub(crate) use std::sync::{Arc, Mutex, MutexGuard};
+pub(crate) use std::sync::{Mutex, MutexGuard};
 
 #[cfg(hotmeter_loom)]
 pub(crate) use loom::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 #[cfg(hotmeter_loom)]
-pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
+pub(crate) use loom::sync::{Mutex, MutexGuard};
+
+/// `Arc` is std's in every build: reference counts of handles are not what
+/// the models check (and loom's `Arc` cannot hold slices); the atomics and
+/// mutexes inside are loom's under the cfg.
+pub(crate) use std::sync::Arc;
 
 /// Hint to the CPU that we are spinning; yields to the scheduler under loom
 /// so that models with spin loops terminate.
@@ -155,6 +160,7 @@ pub(crate) struct ArcCell<T> {
 pub(crate) type ArcGuard<T> = arc_swap::Guard<std::sync::Arc<T>>;
 #[cfg(hotmeter_loom)]
 pub(crate) type ArcGuard<T> = Arc<T>;
+
 
 impl<T> ArcCell<T> {
     pub(crate) fn new(value: Arc<T>) -> Self {
