@@ -1,1 +1,153 @@
-fn main(){}
+//! Recording cost, hotmeter beside its peers: counter inc (1 and 2 threads),
+//! gauge set, histogram observe (1 and 2 threads). Groups are named
+//! operation/contention; `floor` rows are the bare atomics everything is
+//! measured against.
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use hotmeter_benches::{contended, latency};
+
+const DEFAULT_BUCKETS: [f64; 11] = hotmeter::DEFAULT_BUCKETS;
+
+fn install_metrics_recorder() {
+    use std::sync::Once;
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let _ = metrics::set_global_recorder(recorder);
+    });
+}
+
+fn counter_inc(c: &mut Criterion) {
+    install_metrics_recorder();
+    let floor = AtomicU64::new(0);
+    let hm = hotmeter::Counter::new();
+    let hm_single = hotmeter::SingleCounter::new();
+    let mx = metrics::counter!("bench_counter_total");
+    let pr = prometheus::IntCounter::new("bench_counter_total", "b").unwrap();
+    let pc: prometheus_client::metrics::counter::Counter<u64> = Default::default();
+    let me = measured::Counter::new();
+    let ft = fast_telemetry::Counter::new(4);
+
+    let mut g = c.benchmark_group("counter_inc/1thread");
+    g.bench_function("floor_atomic_fetch_add", |b| b.iter(|| floor.fetch_add(1, Ordering::Relaxed)));
+    g.bench_function("hotmeter", |b| b.iter(|| hm.inc()));
+    g.bench_function("hotmeter_single_cell", |b| b.iter(|| hm_single.inc()));
+    g.bench_function("metrics", |b| b.iter(|| mx.increment(1)));
+    g.bench_function("prometheus", |b| b.iter(|| pr.inc()));
+    g.bench_function("prometheus_client", |b| b.iter(|| pc.inc()));
+    g.bench_function("measured", |b| b.iter(|| me.inc()));
+    g.bench_function("fast_telemetry", |b| b.iter(|| ft.inc()));
+    g.finish();
+
+    let mut g = c.benchmark_group("counter_inc/2threads");
+    g.bench_function("floor_atomic_fetch_add", |b| {
+        b.iter_custom(|n| {
+            contended(2, n, |_| {
+                black_box(floor.fetch_add(1, Ordering::Relaxed));
+            })
+        })
+    });
+    g.bench_function("hotmeter", |b| b.iter_custom(|n| contended(2, n, |_| hm.inc())));
+    g.bench_function("hotmeter_single_cell", |b| b.iter_custom(|n| contended(2, n, |_| hm_single.inc())));
+    g.bench_function("metrics", |b| b.iter_custom(|n| contended(2, n, |_| mx.increment(1))));
+    g.bench_function("prometheus", |b| b.iter_custom(|n| contended(2, n, |_| pr.inc())));
+    g.bench_function("prometheus_client", |b| {
+        b.iter_custom(|n| {
+            contended(2, n, |_| {
+                black_box(pc.inc());
+            })
+        })
+    });
+    g.bench_function("measured", |b| b.iter_custom(|n| contended(2, n, |_| me.inc())));
+    g.bench_function("fast_telemetry", |b| b.iter_custom(|n| contended(2, n, |_| ft.inc())));
+    g.finish();
+}
+
+fn gauge_set(c: &mut Criterion) {
+    install_metrics_recorder();
+    let floor = AtomicU64::new(0);
+    let hm = hotmeter::Gauge::new();
+    let mx = metrics::gauge!("bench_gauge");
+    let pr = prometheus::Gauge::new("bench_gauge", "b").unwrap();
+    let pc: prometheus_client::metrics::gauge::Gauge<f64, AtomicU64> = Default::default();
+    let me = measured::FloatGauge::new();
+    let ft = fast_telemetry::GaugeF64::new();
+
+    let mut g = c.benchmark_group("gauge_set/1thread");
+    let mut v = 0.0f64;
+    let mut next = move || {
+        v += 0.5;
+        black_box(v)
+    };
+    g.bench_function("floor_atomic_store", |b| b.iter(|| floor.store(next().to_bits(), Ordering::Relaxed)));
+    g.bench_function("hotmeter", |b| b.iter(|| hm.set(next())));
+    g.bench_function("metrics", |b| b.iter(|| mx.set(next())));
+    g.bench_function("prometheus", |b| b.iter(|| pr.set(next())));
+    g.bench_function("prometheus_client", |b| b.iter(|| pc.set(next())));
+    g.bench_function("measured", |b| b.iter(|| me.set(next())));
+    g.bench_function("fast_telemetry", |b| b.iter(|| ft.set(next())));
+    g.finish();
+}
+
+/// The floor for a histogram observe: linear bucket search over the same
+/// bounds plus one relaxed atomic add.
+struct FloorHistogram {
+    bounds: [f64; 11],
+    buckets: [AtomicU64; 12],
+}
+
+impl FloorHistogram {
+    #[inline]
+    fn observe(&self, v: f64) {
+        let i = self.bounds.iter().position(|&b| v <= b).unwrap_or(self.bounds.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn histogram_observe(c: &mut Criterion) {
+    install_metrics_recorder();
+    let floor = FloorHistogram { bounds: DEFAULT_BUCKETS, buckets: Default::default() };
+    let hm = hotmeter::Histogram::with_default_buckets();
+    let mx = metrics::histogram!("bench_histogram_seconds");
+    let pr = prometheus::Histogram::with_opts(prometheus::HistogramOpts::new("bench_histogram_seconds", "b")).unwrap();
+    let pc = prometheus_client::metrics::histogram::Histogram::new(DEFAULT_BUCKETS);
+    let me = measured::Histogram::<11>::with_metadata(measured::metric::histogram::Thresholds::with_buckets(
+        DEFAULT_BUCKETS,
+    ));
+    let ft_bounds: Vec<u64> = DEFAULT_BUCKETS.iter().map(|s| (s * 1e6) as u64).collect();
+    let ft = fast_telemetry::Histogram::new(&ft_bounds, 4);
+    let micros = |i: u64| (latency(i) * 1e6) as u64;
+
+    let mut g = c.benchmark_group("histogram_observe/1thread");
+    let mut i = 0u64;
+    let mut next = move || {
+        i = i.wrapping_add(1);
+        black_box(i)
+    };
+    g.bench_function("floor_search_plus_atomic_add", |b| b.iter(|| floor.observe(latency(next()))));
+    g.bench_function("hotmeter", |b| b.iter(|| hm.observe(latency(next()))));
+    g.bench_function("metrics", |b| b.iter(|| mx.record(latency(next()))));
+    g.bench_function("prometheus", |b| b.iter(|| pr.observe(latency(next()))));
+    g.bench_function("prometheus_client", |b| b.iter(|| pc.observe(latency(next()))));
+    g.bench_function("measured", |b| b.iter(|| me.observe(latency(next()))));
+    g.bench_function("fast_telemetry", |b| b.iter(|| ft.record(micros(next()))));
+    g.finish();
+
+    let mut g = c.benchmark_group("histogram_observe/2threads");
+    g.bench_function("floor_search_plus_atomic_add", |b| {
+        b.iter_custom(|n| contended(2, n, |i| floor.observe(latency(i))))
+    });
+    g.bench_function("hotmeter", |b| b.iter_custom(|n| contended(2, n, |i| hm.observe(latency(i)))));
+    g.bench_function("metrics", |b| b.iter_custom(|n| contended(2, n, |i| mx.record(latency(i)))));
+    g.bench_function("prometheus", |b| b.iter_custom(|n| contended(2, n, |i| pr.observe(latency(i)))));
+    g.bench_function("prometheus_client", |b| b.iter_custom(|n| contended(2, n, |i| pc.observe(latency(i)))));
+    g.bench_function("measured", |b| b.iter_custom(|n| contended(2, n, |i| me.observe(latency(i)))));
+    g.bench_function("fast_telemetry", |b| b.iter_custom(|n| contended(2, n, |i| ft.record(micros(i)))));
+    g.finish();
+}
+
+criterion_group!(benches, counter_inc, gauge_set, histogram_observe);
+criterion_main!(benches);

@@ -111,10 +111,9 @@ impl fmt::Display for BucketError {
             Self::NotFinite { index, value } => {
                 write!(f, "bucket bound #{index} is {value}, bounds must be finite (+Inf is implicit)")
             }
-            Self::NotIncreasing { index, previous, value } => write!(
-                f,
-                "bucket bound #{index} ({value}) is not greater than the previous one ({previous})"
-            ),
+            Self::NotIncreasing { index, previous, value } => {
+                write!(f, "bucket bound #{index} ({value}) is not greater than the previous one ({previous})")
+            }
             Self::BadLayout { parameter, value } => {
                 write!(f, "bucket layout parameter {parameter} = {value} is out of range")
             }
@@ -189,23 +188,19 @@ impl fmt::Display for RegistryError {
             Self::DuplicateLabel { metric, label } => {
                 write!(f, "metric {metric:?} has label {label:?} twice")
             }
-            Self::TypeConflict { name, existing, requested } => write!(
-                f,
-                "metric {name:?} is registered as a {existing}, cannot register it as a {requested}"
-            ),
+            Self::TypeConflict { name, existing, requested } => {
+                write!(f, "metric {name:?} is registered as a {existing}, cannot register it as a {requested}")
+            }
             Self::ShapeConflict { name, what } => match what {
-                ShapeDifference::Labels { existing, requested } => write!(
-                    f,
-                    "metric {name:?} is registered with labels {existing:?}, not {requested:?}"
-                ),
-                ShapeDifference::HandleType { existing, requested } => write!(
-                    f,
-                    "metric {name:?} is registered with handle type {existing}, not {requested}"
-                ),
-                ShapeDifference::Description => write!(
-                    f,
-                    "metric {name:?} is registered with a different help, unit or bucket layout"
-                ),
+                ShapeDifference::Labels { existing, requested } => {
+                    write!(f, "metric {name:?} is registered with labels {existing:?}, not {requested:?}")
+                }
+                ShapeDifference::HandleType { existing, requested } => {
+                    write!(f, "metric {name:?} is registered with handle type {existing}, not {requested}")
+                }
+                ShapeDifference::Description => {
+                    write!(f, "metric {name:?} is registered with a different help, unit or bucket layout")
+                }
             },
         }
     }

@@ -312,11 +312,8 @@ impl<M: Metric> StringFamily<M> {
             drop(_w);
             return self.route_to_overflow(f);
         }
-        let new = Arc::new(Series {
-            hash,
-            values: values.iter().map(|&v| Box::from(v)).collect(),
-            metric: (inner.make)(),
-        });
+        let new =
+            Arc::new(Series { hash, values: values.iter().map(|&v| Box::from(v)).collect(), metric: (inner.make)() });
         let mut series = current.series.clone();
         series.push(new.clone());
         inner.index.store(Arc::new(Index::build(series)));

@@ -216,9 +216,8 @@ impl Histogram {
         let shards = shard_count();
         let words = HALVES + 2 * (1 + buckets.bounds.len() + 1);
         let stride = words.div_ceil(CHUNK) * CHUNK;
-        let cells = (0..shards * stride / CHUNK)
-            .map(|_| CachePadded(std::array::from_fn(|_| AtomicU64::new(0))))
-            .collect();
+        let cells =
+            (0..shards * stride / CHUNK).map(|_| CachePadded(std::array::from_fn(|_| AtomicU64::new(0)))).collect();
         let zero = 0f64.to_bits();
         let core = Core { bounds: buckets, cells, stride, shard_mask: shards - 1, reader: Mutex::new(()) };
         for s in 0..shards {

@@ -20,10 +20,7 @@ pub fn validate_metric_name(name: &str) -> Result<(), NameError> {
     if !(first.is_ascii_alphabetic() || first == b'_' || first == b':') {
         return Err(NameError::metric(name, NameErrorReason::BadFirstChar(char_at(name, 0))));
     }
-    if let Some(pos) = bytes
-        .iter()
-        .position(|&b| !(b.is_ascii_alphanumeric() || b == b'_' || b == b':'))
-    {
+    if let Some(pos) = bytes.iter().position(|&b| !(b.is_ascii_alphanumeric() || b == b'_' || b == b':')) {
         return Err(NameError::metric(name, NameErrorReason::BadChar(char_at(name, pos))));
     }
     Ok(())

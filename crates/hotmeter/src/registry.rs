@@ -578,10 +578,7 @@ mod tests {
         r.on_collect(move || g.set(42.0));
         let snap = r.snapshot();
         let names: Vec<_> = snap.families.iter().map(|f| f.desc.name.as_str()).collect();
-        assert_eq!(
-            names,
-            ["ns_a_gauge", "ns_by_space_total", "ns_hotmeter_label_overflow_total", "ns_writes_total"]
-        );
+        assert_eq!(names, ["ns_a_gauge", "ns_by_space_total", "ns_hotmeter_label_overflow_total", "ns_writes_total"]);
         assert_eq!(snap.value("ns_a_gauge", &[]), Some(&OwnedValue::Gauge(42.0)));
         let spaces: Vec<_> =
             snap.family("ns_by_space_total").unwrap().series.iter().map(|s| s.labels.clone()).collect();
@@ -612,10 +609,7 @@ mod tests {
         }
         let snap = r.snapshot();
         assert_eq!(snap.value(OVERFLOW_METRIC, &["ids_total"]), Some(&OwnedValue::Counter(2)));
-        assert_eq!(
-            snap.value("ids_total", &[crate::OVERFLOW_LABEL_VALUE]),
-            Some(&OwnedValue::Counter(2))
-        );
+        assert_eq!(snap.value("ids_total", &[crate::OVERFLOW_LABEL_VALUE]), Some(&OwnedValue::Counter(2)));
         assert!(r.unregister("ids_total"));
         assert!(r.snapshot().value(OVERFLOW_METRIC, &["ids_total"]).is_none());
     }

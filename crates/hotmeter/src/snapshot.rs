@@ -92,7 +92,10 @@ pub struct Desc {
 #[derive(Clone, Copy)]
 pub(crate) enum LabelValues<'a> {
     None,
-    Typed { index: usize, value: fn(usize, usize) -> &'static str },
+    Typed {
+        index: usize,
+        value: fn(usize, usize) -> &'static str,
+    },
     Strings(&'a [Box<str>]),
     /// Every label has this value (the overflow series).
     Same(&'a str),
@@ -337,9 +340,7 @@ impl From<&Value<'_>> for OwnedValue {
             Value::Histogram { bounds, counts, sum, count } => {
                 Self::Histogram { bounds: bounds.to_vec(), counts: counts.to_vec(), sum, count }
             }
-            Value::Summary { quantiles, sum, count } => {
-                Self::Summary { quantiles: quantiles.to_vec(), sum, count }
-            }
+            Value::Summary { quantiles, sum, count } => Self::Summary { quantiles: quantiles.to_vec(), sum, count },
         }
     }
 }
@@ -371,7 +372,9 @@ impl RegistrySnapshot {
         let skip = fam.desc.const_labels.len();
         fam.series
             .iter()
-            .find(|s| s.labels.len() == skip + labels.len() && s.labels[skip..].iter().zip(labels).all(|(l, v)| l.1 == *v))
+            .find(|s| {
+                s.labels.len() == skip + labels.len() && s.labels[skip..].iter().zip(labels).all(|(l, v)| l.1 == *v)
+            })
             .map(|s| &s.value)
     }
 }

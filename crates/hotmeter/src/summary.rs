@@ -63,10 +63,9 @@ impl std::fmt::Display for SummaryError {
         match self {
             Self::Quantile(q) => write!(f, "summary quantile {q} is not in 0..=1"),
             Self::Window => write!(f, "summary window and age buckets must be non-zero"),
-            Self::Range => write!(
-                f,
-                "summary resolution must be > 0, max_value >= 2 x resolution, significant figures 1..=5"
-            ),
+            Self::Range => {
+                write!(f, "summary resolution must be > 0, max_value >= 2 x resolution, significant figures 1..=5")
+            }
         }
     }
 }
@@ -271,12 +270,8 @@ mod tests {
 
     #[test]
     fn window_ages_out() {
-        let s = Summary::new(SummaryOpts {
-            window: Duration::from_millis(60),
-            age_buckets: 3,
-            ..Default::default()
-        })
-        .unwrap();
+        let s = Summary::new(SummaryOpts { window: Duration::from_millis(60), age_buckets: 3, ..Default::default() })
+            .unwrap();
         s.observe(1.0);
         assert!(s.quantile(0.5).is_some());
         std::thread::sleep(Duration::from_millis(150));

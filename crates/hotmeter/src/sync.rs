@@ -111,11 +111,7 @@ mod slot {
             // model's main thread), which is what the real counter gives too.
             // loom's ThreadId only shows its number through Debug: "ThreadId(N)".
             let id = format!("{:?}", loom::thread::current().id());
-            let v = id
-                .trim_start_matches("ThreadId(")
-                .trim_end_matches(')')
-                .parse()
-                .unwrap_or(0);
+            let v = id.trim_start_matches("ThreadId(").trim_end_matches(')').parse().unwrap_or(0);
             s.set(v);
             v
         })
@@ -160,7 +156,6 @@ pub(crate) struct ArcCell<T> {
 pub(crate) type ArcGuard<T> = arc_swap::Guard<std::sync::Arc<T>>;
 #[cfg(hotmeter_loom)]
 pub(crate) type ArcGuard<T> = Arc<T>;
-
 
 impl<T> ArcCell<T> {
     pub(crate) fn new(value: Arc<T>) -> Self {

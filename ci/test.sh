@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The whole test suite, runnable on a fresh machine that has only the Rust
+# toolchain: formatting, lints, unit/stress/doc tests, the loom models,
+# benchmark compilation and the docs. Each step prints its name and time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# Bounded model checking keeps the loom step to a few minutes on 2 cores.
+export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}"
+
+suite_start=$(date +%s)
+step() {
+    printf '\n==> [%4ss] %s\n' "$(( $(date +%s) - suite_start ))" "$*"
+}
+
+step "toolchain components (rustfmt, clippy)"
+if command -v rustup >/dev/null 2>&1; then
+    rustup component add rustfmt clippy >/dev/null 2>&1 || true
+fi
+cargo --version
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (all targets, -D warnings)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test (unit, stress, allocation, doc tests)"
+cargo test --workspace --locked
+
+step "loom models (LOOM_MAX_PREEMPTIONS=$LOOM_MAX_PREEMPTIONS)"
+RUSTFLAGS="--cfg hotmeter_loom" cargo test -p loom-tests --release --locked --target-dir target/loom
+
+step "benchmarks compile (cargo bench --no-run)"
+cargo bench --workspace --no-run --locked
+
+step "docs (-D warnings)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
+
+step "all steps passed"

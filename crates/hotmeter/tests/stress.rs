@@ -1,0 +1,141 @@
+//! Stress: N threads x M operations on shared metrics while a reader
+//! snapshots concurrently. Totals must be exact: no increment is ever lost,
+//! and every histogram snapshot is consistent. Bounded in count, not time.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use hotmeter::{Buckets, Counter, Family, Gauge, Histogram, IntGauge, Registry, SingleCounter, StringFamily};
+
+const THREADS: usize = 4;
+const OPS: u64 = 50_000;
+
+hotmeter::label_enum! {
+    /// Lane.
+    pub enum Lane: "lane" { High = "high", Normal = "normal", Low = "low" }
+}
+
+#[test]
+fn no_update_is_lost_while_a_reader_snapshots() {
+    let registry = Registry::new();
+    let counter = registry.counter("ops_total", "Ops.").unwrap();
+    let single = registry.register(("single_total", "Ops."), SingleCounter::new()).unwrap();
+    let gauge = registry.gauge("level", "Level.").unwrap();
+    let int_gauge = registry.int_gauge("depth", "Depth.").unwrap();
+    let hist = registry.histogram("lat_seconds", "Latency.", Buckets::new([0.25, 0.5, 0.75]).unwrap()).unwrap();
+    let lanes: Family<Lane, Counter> = registry.family(("lane_total", "By lane."), Counter::new).unwrap();
+    let spaces: StringFamily<Counter> =
+        registry.string_family(("space_total", "By space."), &["space"], Counter::new).unwrap();
+
+    let done = AtomicBool::new(false);
+    let mut snapshots = 0u64;
+    std::thread::scope(|s| {
+        let writers: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let (counter, single, gauge, int_gauge, hist, lanes, spaces) =
+                    (&counter, &single, &gauge, &int_gauge, &hist, &lanes, &spaces);
+                s.spawn(move || {
+                    let names = ["a", "b", "c", "d", "e"];
+                    for i in 0..OPS {
+                        counter.inc();
+                        single.inc();
+                        gauge.add(1.0);
+                        int_gauge.inc();
+                        // Values 0.125 apart: every bucket is used; the sum is exact in f64.
+                        hist.observe((i % 8) as f64 * 0.125);
+                        lanes.get(Lane::ALL[(i % 3) as usize]).inc();
+                        spaces.with(&[names[(i as usize + t) % names.len()]], |c| c.inc()).unwrap();
+                    }
+                })
+            })
+            .collect();
+        let reader = s.spawn(|| {
+            let mut n = 0u64;
+            let mut last = 0;
+            loop {
+                let finished = done.load(Ordering::Relaxed);
+                let h = hist.snapshot();
+                assert_eq!(h.count(), h.counts().iter().sum::<u64>());
+                assert!(h.count() >= last, "count went backwards");
+                last = h.count();
+                let snap = registry.snapshot();
+                assert!(snap.families.len() >= 7);
+                n += 1;
+                if finished {
+                    break n;
+                }
+            }
+        });
+        for w in writers {
+            w.join().unwrap();
+        }
+        done.store(true, Ordering::Relaxed);
+        snapshots = reader.join().unwrap();
+    });
+    assert!(snapshots > 0, "the reader must have run");
+
+    let total = THREADS as u64 * OPS;
+    assert_eq!(counter.get(), total);
+    assert_eq!(single.get(), total);
+    assert_eq!(gauge.get(), total as f64);
+    assert_eq!(int_gauge.get(), total as i64);
+    let h = hist.snapshot();
+    assert_eq!(h.count(), total);
+    // Per thread, each residue r of i % 8 occurs OPS / 8 times, value r / 8.
+    let per_value = total / 8;
+    assert_eq!(h.counts(), &[per_value * 3, per_value * 2, per_value * 2, per_value]);
+    assert_eq!(h.sum(), per_value as f64 * (0..8).map(|r| r as f64 * 0.125).sum::<f64>());
+    let lane_total: u64 = Lane::ALL.iter().map(|&l| lanes.get(l).get()).sum();
+    assert_eq!(lane_total, total);
+    let space_total: u64 = ["a", "b", "c", "d", "e"].iter().map(|n| spaces.get(&[n]).unwrap().get()).sum();
+    assert_eq!(space_total, total);
+    assert_eq!(spaces.len(), 5);
+}
+
+#[test]
+fn concurrent_first_inserts_agree() {
+    // Many threads race to create the same 100 label sets.
+    let f = StringFamily::new(&["k"], SingleCounter::new);
+    std::thread::scope(|s| {
+        for _ in 0..THREADS {
+            s.spawn(|| {
+                for i in 0..100 {
+                    f.with(&[&i.to_string()], |c| c.inc()).unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(f.len(), 100);
+    for i in 0..100 {
+        assert_eq!(f.get(&[&i.to_string()]).unwrap().get(), THREADS as u64);
+    }
+}
+
+#[test]
+fn histograms_stay_consistent_under_many_snapshots() {
+    let h = Histogram::new(Buckets::new([1.0]).unwrap());
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let writers: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(|| {
+                    for _ in 0..OPS {
+                        h.observe(2.0);
+                    }
+                })
+            })
+            .collect();
+        for _ in 0..2 {
+            s.spawn(|| {
+                while !done.load(Ordering::Relaxed) {
+                    let snap = h.snapshot();
+                    assert_eq!(snap.sum(), 2.0 * snap.count() as f64, "torn snapshot");
+                }
+            });
+        }
+        for w in writers {
+            w.join().unwrap();
+        }
+        done.store(true, Ordering::Relaxed);
+    });
+    assert_eq!(h.snapshot().count(), 2 * OPS);
+}
