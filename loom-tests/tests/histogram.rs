@@ -65,6 +65,28 @@ fn two_readers_one_writer() {
     });
 }
 
+/// Threads 2 and 3 are beyond the owned shards under loom (2), so they
+/// share one shard and race with compare-and-swap and `fetch_add`.
+#[test]
+fn shared_shard_writers_and_reader() {
+    loom::model(|| {
+        let h = hotmeter::Histogram::new(hotmeter::Buckets::new([0.5]).unwrap());
+        let ts: Vec<_> = (0..3)
+            .map(|_| {
+                let w = h.clone();
+                thread::spawn(move || w.observe(1.0))
+            })
+            .collect();
+        assert_consistent(&h.snapshot());
+        for t in ts {
+            t.join().unwrap();
+        }
+        let s = h.snapshot();
+        assert_consistent(&s);
+        assert_eq!(s.count(), 3);
+    });
+}
+
 /// A histogram that adds the bucket and then the sum, with no hot/cold
 /// protocol: loom must find a reader that sees the bucket without the sum.
 #[test]

@@ -5,42 +5,50 @@
 //! when recording, nor ever make a writer wait for a reader.
 //!
 //! # The consistency protocol
-//! Each thread slot maps to a shard (as counters do), so two writers on
-//! different cores never share a cache line. A shard holds one control word
-//! and two halves, *hot* and *cold*, each with a sum and one count per
-//! bucket (the `+Inf` bucket included). The control word's top bit names
-//! the hot half; its low 63 bits count observations *started*.
+//! Every thread slot below [`exclusive_shard_count`] owns a shard that no
+//! other thread writes; threads with higher slots share one extra shard. A
+//! shard holds one control word and two halves, *hot* and *cold*, each with
+//! a sum and one count per bucket (the `+Inf` bucket included). The control
+//! word's top bit names the hot half; its low 63 bits count observations
+//! *started*. A half's count is the sum of its buckets: there is no separate
+//! count cell.
 //!
-//! A writer (three atomic read-modify-writes):
+//! A writer:
 //! 1. `fetch_add(1)` on the control word: learns the hot half, counts itself
-//!    as started;
-//! 2. adds the value to that half's sum (compare-and-swap on the `f64` bits);
-//! 3. adds one to its bucket in that half, with `Release`: this is the
-//!    completion mark, and it publishes the sum of step 2.
+//!    as started (the only atomic read-modify-write on an owned shard);
+//! 2. adds the value to that half's sum;
+//! 3. adds one to its bucket in that half, with `Release`: the completion
+//!    mark, which publishes the sum of step 2.
 //!
-//! There is no separate count: a half's count *is* the sum of its buckets,
-//! which saves the fourth read-modify-write client_golang's design pays.
+//! On an owned shard steps 2 and 3 are a plain load and store (one writer,
+//! no lock prefix); on the shared shard they are a compare-and-swap and a
+//! `fetch_add`.
 //!
 //! A reader (one at a time per histogram, serialised by a mutex writers
-//! never touch), per shard:
+//! never touch) never writes a data cell. It keeps, per shard and half, the
+//! values it last read. Per shard it:
 //! 1. flips the hot bit with `fetch_add(1 << 63)`, learning `n`, the number
-//!    of observations ever started; new writers now go to the other half;
-//! 2. waits until the buckets of the now-cold half sum to `n` (every writer
-//!    that started before the flip has finished; a few nanoseconds unless a
-//!    writer was descheduled mid-observation);
-//! 3. reads the cold half: `n` observations, their buckets, their sum;
-//! 4. adds the cold half into the hot one and zeroes the cold one, so the
-//!    hot half again holds the complete totals for the next flip.
+//!    of observations ever started on the shard; new writers now go to the
+//!    other half;
+//! 2. knows the other half has not changed since it last read it (it was
+//!    cold all along), so the now-cold half must reach `n` minus that
+//!    half's count; it re-reads the cold half's buckets until they do
+//!    (every writer that started before the flip has finished: nanoseconds,
+//!    unless a writer was descheduled mid-observation);
+//! 3. reads the cold half's sum and stores both halves' values.
 //!
-//! Hence a snapshot's count always equals the sum of its bucket counts and
-//! its sum belongs to exactly those observations. Shards are read one after
-//! another, so the snapshot is a consistent cut per shard, and their merge
-//! is a consistent set of observations (not an instant in time).
+//! The snapshot adds up both halves of every shard: on each shard, exactly
+//! the observations started before its flip. Hence its count always equals
+//! the sum of its bucket counts and its sum belongs to exactly those
+//! observations. Shards are flipped one after another, so the merge is a
+//! consistent set of observations, not one instant in time.
+//!
+//! [`exclusive_shard_count`]: crate::sync::exclusive_shard_count
 
 use std::time::{Duration, Instant};
 
 use crate::error::BucketError;
-use crate::sync::{Arc, AtomicU64, CachePadded, Mutex, Ordering, lock, shard_count, spin_loop, thread_slot};
+use crate::sync::{Arc, AtomicU64, CachePadded, Mutex, Ordering, exclusive_shard_count, lock, spin_loop, thread_slot};
 
 /// Prometheus' default buckets, in seconds: 5 ms to 10 s.
 pub const DEFAULT_BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -182,13 +190,27 @@ pub struct Histogram {
 #[derive(Debug)]
 struct Core {
     bounds: Buckets,
-    /// `shards x stride` cells, in cache-padded chunks.
+    /// `(exclusive + 1) x stride` cells, in cache-padded chunks.
     cells: Box<[CachePadded<[AtomicU64; CHUNK]>]>,
     /// Cells per shard, a multiple of [`CHUNK`].
     stride: usize,
-    shard_mask: usize,
-    /// Serialises readers; writers never touch it.
-    reader: Mutex<()>,
+    /// Shards `0..exclusive` are owned by one thread slot each; shard
+    /// `exclusive` is shared by all higher slots.
+    exclusive: usize,
+    /// The reader's memory of every half; the mutex serialises readers and
+    /// is never touched by writers.
+    reader: Mutex<ReaderCache>,
+}
+
+/// Per shard and half, the bucket counts and sum as last read. A half is
+/// read only right after it turns cold, and does not change again until it
+/// turns hot at the next flip, so these are exact until then.
+#[derive(Debug)]
+struct ReaderCache {
+    /// `[(shard * 2 + half) * buckets + bucket]`.
+    counts: Vec<u64>,
+    /// `[shard * 2 + half]`.
+    sums: Vec<f64>,
 }
 
 impl Core {
@@ -213,13 +235,17 @@ impl Core {
 impl Histogram {
     /// A histogram with the given buckets.
     pub fn new(buckets: Buckets) -> Self {
-        let shards = shard_count();
-        let words = HALVES + 2 * (1 + buckets.bounds.len() + 1);
+        let exclusive = exclusive_shard_count();
+        let shards = exclusive + 1;
+        let nb = buckets.bounds.len() + 1;
+        let words = HALVES + 2 * (1 + nb);
         let stride = words.div_ceil(CHUNK) * CHUNK;
-        let cells =
-            (0..shards * stride / CHUNK).map(|_| CachePadded(std::array::from_fn(|_| AtomicU64::new(0)))).collect();
+        let cells = (0..shards * stride / CHUNK)
+            .map(|_| CachePadded(std::array::from_fn(|_| AtomicU64::new(0))))
+            .collect();
+        let reader = ReaderCache { counts: vec![0; shards * 2 * nb], sums: vec![0.0; shards * 2] };
+        let core = Core { bounds: buckets, cells, stride, exclusive, reader: Mutex::new(reader) };
         let zero = 0f64.to_bits();
-        let core = Core { bounds: buckets, cells, stride, shard_mask: shards - 1, reader: Mutex::new(()) };
         for s in 0..shards {
             for h in 0..2 {
                 core.cell(core.half(s * stride, h)).store(zero, Ordering::Relaxed);
@@ -242,33 +268,40 @@ impl Histogram {
     #[inline]
     pub fn observe(&self, v: f64) {
         let core = &*self.core;
-        let base = (thread_slot() & core.shard_mask) * core.stride;
+        let slot = thread_slot();
+        let owned = slot < core.exclusive;
+        let base = if owned { slot } else { core.exclusive } * core.stride;
         if v.is_nan() {
-            return self.reject_nan(base);
+            return self.reject_nan(base, owned);
         }
         let bucket = bucket_index(&core.bounds.bounds, v);
-        // Acquire: pairs with the reader's Release flip, so this writer sees
-        // the reader's zeroing of the half it is about to write.
-        let started = core.cell(base + CONTROL).fetch_add(1, Ordering::Acquire);
+        // Relaxed: the reader writes no data cell this writer could need to
+        // see; the read-modify-write orders us against the reader's flip.
+        let started = core.cell(base + CONTROL).fetch_add(1, Ordering::Relaxed);
         let half = core.half(base, (started >> 63) as usize);
-        let sum = core.cell(half);
-        let mut cur = sum.load(Ordering::Relaxed);
-        loop {
-            let new = (f64::from_bits(cur) + v).to_bits();
-            match sum.compare_exchange_weak(cur, new, Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => break,
-                Err(actual) => cur = actual,
-            }
+        let (sum, count) = (core.cell(half), core.cell(half + 1 + bucket));
+        if owned {
+            // This thread is the shard's only writer: a plain load and store
+            // cannot lose an update.
+            sum.store((f64::from_bits(sum.load(Ordering::Relaxed)) + v).to_bits(), Ordering::Relaxed);
+            // Release: the completion mark; publishes the sum above.
+            count.store(count.load(Ordering::Relaxed) + 1, Ordering::Release);
+        } else {
+            add_f64(sum, v);
+            // Release: the completion mark; publishes the sum above.
+            count.fetch_add(1, Ordering::Release);
         }
-        // Release: the completion mark; publishes the sum update above to the
-        // reader that waits for the buckets to add up.
-        core.cell(half + 1 + bucket).fetch_add(1, Ordering::Release);
     }
 
     #[cold]
     #[inline(never)]
-    fn reject_nan(&self, base: usize) {
-        self.core.cell(base + NAN).fetch_add(1, Ordering::Relaxed);
+    fn reject_nan(&self, base: usize, owned: bool) {
+        let cell = self.core.cell(base + NAN);
+        if owned {
+            cell.store(cell.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        } else {
+            cell.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Records a duration, in seconds.
@@ -306,24 +339,31 @@ impl Histogram {
         let nb = core.buckets_len();
         counts.clear();
         counts.resize(nb, 0);
-        let mut sum = 0.0;
         let mut nan = 0u64;
-        let _reader = lock(&core.reader);
-        for shard in 0..=core.shard_mask {
+        let mut cache = lock(&core.reader);
+        let cache = &mut *cache;
+        for shard in 0..=core.exclusive {
             let base = shard * core.stride;
             nan = nan.wrapping_add(core.cell(base + NAN).load(Ordering::Relaxed));
-            // AcqRel: Release so writers that see the flip also see our
-            // earlier zeroing of the half they will now write; Acquire to
-            // order our reads of the cold half after the flip.
             let before = core.cell(base + CONTROL).fetch_add(HOT_BIT, Ordering::AcqRel);
             let started = before & COUNT_MASK;
-            let cold = core.half(base, (before >> 63) as usize);
-            let hot = core.half(base, 1 - (before >> 63) as usize);
-            // Wait for writers that started on the cold half to finish.
+            let (cold_h, other_h) = ((before >> 63) as usize, 1 - (before >> 63) as usize);
+            let other = (shard * 2 + other_h) * nb;
+            let other_count = cache.counts[other..other + nb].iter().fold(0u64, |a, &c| a.wrapping_add(c));
+            let expected = started.wrapping_sub(other_count);
+            let cold = core.half(base, cold_h);
+            let mine = (shard * 2 + cold_h) * nb;
             let mut spins = 0u32;
             loop {
-                let done = (0..nb).fold(0u64, |a, i| a.wrapping_add(core.cell(cold + 1 + i).load(Ordering::Acquire)));
-                if done == started {
+                // Acquire: pairs with each writer's Release completion mark,
+                // so the sum read below includes every finished writer.
+                let mut done = 0u64;
+                for (i, c) in cache.counts[mine..mine + nb].iter_mut().enumerate() {
+                    *c = core.cell(cold + 1 + i).load(Ordering::Acquire);
+                    done = done.wrapping_add(*c);
+                }
+                // Counts only grow, so equal totals mean every bucket is final.
+                if done == expected {
                     break;
                 }
                 spins += 1;
@@ -338,19 +378,14 @@ impl Histogram {
                     spin_loop();
                 }
             }
-            // Read and fold the cold half into the hot one, then zero it.
-            let cold_sum = f64::from_bits(core.cell(cold).load(Ordering::Relaxed));
-            sum += cold_sum;
-            add_f64(core.cell(hot), cold_sum);
-            core.cell(cold).store(0f64.to_bits(), Ordering::Relaxed);
-            for (i, total) in counts.iter_mut().enumerate() {
-                let c = core.cell(cold + 1 + i).load(Ordering::Relaxed);
+            cache.sums[shard * 2 + cold_h] = f64::from_bits(core.cell(cold).load(Ordering::Relaxed));
+        }
+        for chunk in cache.counts.chunks_exact(nb) {
+            for (total, &c) in counts.iter_mut().zip(chunk) {
                 *total = total.wrapping_add(c);
-                core.cell(hot + 1 + i).fetch_add(c, Ordering::Relaxed);
-                core.cell(cold + 1 + i).store(0, Ordering::Relaxed);
             }
         }
-        (sum, nan)
+        (cache.sums.iter().sum(), nan)
     }
 }
 

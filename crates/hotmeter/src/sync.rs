@@ -54,10 +54,13 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     }
 }
 
-/// A small, dense index for the calling thread, assigned once on first use.
+/// A small index for the calling thread, unique among live threads,
+/// assigned once on first use and given back when the thread exits.
 ///
-/// Shards are chosen with `thread_slot() & mask`. Two threads that start one
-/// after the other get consecutive slots, so they land on different shards.
+/// Counters shard with `thread_slot() & mask`; histograms give each of the
+/// first [`exclusive_shard_count`] slots a shard of its own, written by that
+/// one thread only. Slots are the lowest free numbers, so a pool's threads
+/// get `0, 1, 2, …` and spread over distinct shards.
 #[inline]
 pub(crate) fn thread_slot() -> usize {
     slot::get()
@@ -66,29 +69,67 @@ pub(crate) fn thread_slot() -> usize {
 #[cfg(not(hotmeter_loom))]
 mod slot {
     use std::cell::Cell;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
 
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    /// Not assigned yet.
+    const UNASSIGNED: usize = usize::MAX;
+    /// Given back during thread exit: any later recording on this thread
+    /// (from another thread-local's destructor) uses the shared shard.
+    const RELEASED: usize = usize::MAX >> 1;
+
+    struct Slots {
+        next: usize,
+        free: Vec<usize>,
+    }
+
+    static SLOTS: Mutex<Slots> = Mutex::new(Slots { next: 0, free: Vec::new() });
+
     thread_local! {
-        // `const` initialiser: the access compiles to one thread-pointer
-        // relative load, no lazy-init check and no destructor registration.
-        static SLOT: Cell<usize> = const { Cell::new(usize::MAX) };
+        // `const` initialiser and no destructor: the hot-path access is one
+        // thread-pointer relative load, with no lazy-init check.
+        static SLOT: Cell<usize> = const { Cell::new(UNASSIGNED) };
+        // Touched once, on assignment, so its destructor gives the slot back.
+        static RELEASE: Release = const { Release };
+    }
+
+    struct Release;
+
+    impl Drop for Release {
+        fn drop(&mut self) {
+            let slot = SLOT.with(|s| s.replace(RELEASED));
+            if slot < RELEASED {
+                let mut slots = SLOTS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                slots.free.push(slot);
+            }
+        }
     }
 
     #[inline]
     pub(super) fn get() -> usize {
         SLOT.with(|s| {
             let v = s.get();
-            if v != usize::MAX { v } else { assign(s) }
+            if v != UNASSIGNED { v } else { assign(s) }
         })
     }
 
     #[cold]
     #[inline(never)]
     fn assign(s: &Cell<usize>) -> usize {
-        // Relaxed: the slot is a hint for spreading writers; any value is correct.
-        let v = NEXT.fetch_add(1, Ordering::Relaxed) & (usize::MAX >> 1);
+        let v = {
+            let mut slots = SLOTS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            // Lowest free slot first, so live threads stay densely numbered.
+            match slots.free.iter().enumerate().min_by_key(|&(_, &v)| v).map(|(i, _)| i) {
+                Some(i) => slots.free.swap_remove(i),
+                None => {
+                    slots.next += 1;
+                    slots.next - 1
+                }
+            }
+        };
         s.set(v);
+        // If the thread is already being torn down the destructor cannot be
+        // registered: then never hand the slot back (it leaks one number).
+        let _ = RELEASE.try_with(|_| ());
         v
     }
 }
@@ -107,14 +148,31 @@ mod slot {
             if v != usize::MAX {
                 return v;
             }
-            // Not modelled: loom threads are numbered densely from 0 (the
-            // model's main thread), which is what the real counter gives too.
-            // loom's ThreadId only shows its number through Debug: "ThreadId(N)".
+            // loom numbers a model's live threads densely from 0 (its main
+            // thread), which is what the real allocator gives too. Its
+            // ThreadId only shows that number through Debug: "ThreadId(N)".
             let id = format!("{:?}", loom::thread::current().id());
             let v = id.trim_start_matches("ThreadId(").trim_end_matches(')').parse().unwrap_or(0);
             s.set(v);
             v
         })
+    }
+}
+
+/// How many histogram shards are owned by a single thread slot each;
+/// threads with higher slots share one more shard, updated with atomic
+/// read-modify-writes.
+///
+/// At least 16 (or the counters' shard count, if larger), at most 64. Under
+/// loom: 2, so models with three threads exercise the shared shard too.
+pub(crate) fn exclusive_shard_count() -> usize {
+    #[cfg(not(hotmeter_loom))]
+    {
+        shard_count().max(16)
+    }
+    #[cfg(hotmeter_loom)]
+    {
+        2
     }
 }
 

@@ -139,3 +139,39 @@ fn histograms_stay_consistent_under_many_snapshots() {
     });
     assert_eq!(h.snapshot().count(), 2 * OPS);
 }
+
+#[test]
+fn more_threads_than_owned_shards_lose_nothing() {
+    // 40 live threads at once: slots beyond the owned shards share one shard
+    // through atomic read-modify-writes, while a reader snapshots.
+    let h = Histogram::new(Buckets::new([1.0]).unwrap());
+    let c = Counter::new();
+    let done = AtomicBool::new(false);
+    let barrier = std::sync::Barrier::new(40);
+    std::thread::scope(|s| {
+        let writers: Vec<_> = (0..40)
+            .map(|_| {
+                s.spawn(|| {
+                    barrier.wait();
+                    for _ in 0..5_000 {
+                        h.observe(0.5);
+                        c.inc();
+                    }
+                })
+            })
+            .collect();
+        s.spawn(|| {
+            while !done.load(Ordering::Relaxed) {
+                let snap = h.snapshot();
+                assert_eq!(snap.sum(), 0.5 * snap.count() as f64, "torn snapshot");
+            }
+        });
+        for w in writers {
+            w.join().unwrap();
+        }
+        done.store(true, Ordering::Relaxed);
+    });
+    assert_eq!(h.snapshot().count(), 40 * 5_000);
+    assert_eq!(h.snapshot().sum(), 0.5 * 40.0 * 5_000.0);
+    assert_eq!(c.get(), 40 * 5_000);
+}
