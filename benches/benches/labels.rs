@@ -113,7 +113,9 @@ fn typed_label(c: &mut Criterion) {
     });
     g.bench_function("prometheus_client", |b| b.iter(|| pc.get_or_create(&pc_keys[next()]).inc()));
     g.bench_function("prometheus", |b| b.iter(|| pr.with_label_values(&[names[next()]]).inc()));
-    g.bench_function("metrics", |b| b.iter(|| metrics::counter!("typed_total", "status" => names[next()]).increment(1)));
+    g.bench_function("metrics", |b| {
+        b.iter(|| metrics::counter!("typed_total", "status" => names[next()]).increment(1))
+    });
     g.finish();
 }
 

@@ -40,11 +40,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let jobs: Family<Status, Counter> = registry.family(("jobs_total", "Jobs processed, by outcome."), Counter::new)?;
     let by_space: StringFamily<Counter> =
         registry.string_family(("jobs_by_space_total", "Jobs by memory space."), &["memory_space"], Counter::new)?;
-    let latency = registry.histogram(
-        "job_duration_seconds",
-        "Time to process one job.",
-        Buckets::exponential(1e-6, 4.0, 10)?,
-    )?;
+    let latency =
+        registry.histogram("job_duration_seconds", "Time to process one job.", Buckets::exponential(1e-6, 4.0, 10)?)?;
     let latency_window = registry.summary(
         "job_duration_window_seconds",
         "Job time quantiles over the last minute.",
@@ -121,7 +118,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     v.quantile(0.99).unwrap_or(0.0) * 1e6
                 ),
                 OwnedValue::Summary { quantiles, count, .. } => {
-                    let q: Vec<String> = quantiles.iter().map(|(q, v)| format!("p{}={:.1}µs", q * 100.0, v * 1e6)).collect();
+                    let q: Vec<String> =
+                        quantiles.iter().map(|(q, v)| format!("p{}={:.1}µs", q * 100.0, v * 1e6)).collect();
                     format!("count {count}, {}", q.join(" "))
                 }
                 other => format!("{other:?}"),

@@ -7,48 +7,53 @@
 //! # The consistency protocol
 //! Every thread slot below [`exclusive_shard_count`] owns a shard that no
 //! other thread writes; threads with higher slots share one extra shard. A
-//! shard holds one control word and two halves, *hot* and *cold*, each with
-//! a sum and one count per bucket (the `+Inf` bucket included). The control
-//! word's top bit names the hot half; its low 63 bits count observations
-//! *started*. A half's count is the sum of its buckets: there is no separate
-//! count cell.
+//! shard holds a control word, one sequence word per half, and two halves,
+//! *hot* and *cold*, each with a sum and one count per bucket (the `+Inf`
+//! bucket included). The control word's top bit names the hot half; on the
+//! shared shard its low 63 bits count observations *started*. A half's
+//! count is the sum of its buckets: there is no separate count cell.
 //!
-//! A writer:
-//! 1. `fetch_add(1)` on the control word: learns the hot half, counts itself
-//!    as started (the only atomic read-modify-write on an owned shard);
-//! 2. adds the value to that half's sum;
-//! 3. adds one to its bucket in that half, with `Release`: the completion
-//!    mark, which publishes the sum of step 2.
+//! A writer on its **own shard** uses no atomic read-modify-write at all:
+//! it loads the hot bit, makes the half's sequence word odd, adds to the sum
+//! and the bucket with plain loads and stores (it is the only writer), and
+//! makes the sequence even again with `Release` (a seqlock write).
 //!
-//! On an owned shard steps 2 and 3 are a plain load and store (one writer,
-//! no lock prefix); on the shared shard they are a compare-and-swap and a
-//! `fetch_add`.
+//! A writer on the **shared shard** does, as client_golang does, a
+//! `fetch_add(1)` on the control word (learns the hot half, counts itself as
+//! started), a compare-and-swap on the sum, and a `Release` `fetch_add` on
+//! its bucket: the completion mark.
 //!
 //! A reader (one at a time per histogram, serialised by a mutex writers
-//! never touch) never writes a data cell. It keeps, per shard and half, the
-//! values it last read. Per shard it:
-//! 1. flips the hot bit with `fetch_add(1 << 63)`, learning `n`, the number
-//!    of observations ever started on the shard; new writers now go to the
-//!    other half;
-//! 2. knows the other half has not changed since it last read it (it was
-//!    cold all along), so the now-cold half must reach `n` minus that
-//!    half's count; it re-reads the cold half's buckets until they do
-//!    (every writer that started before the flip has finished: nanoseconds,
-//!    unless a writer was descheduled mid-observation);
-//! 3. reads the cold half's sum and stores both halves' values.
+//! never touch) never writes a data cell. It remembers, per shard and half,
+//! the values it last read. Per shard it flips the hot bit, then reads the
+//! now-cold half:
+//! - own shard: a seqlock read (retry while the sequence is odd or changed).
+//!   The writer switches halves at its next observation, so the cold half
+//!   settles at once. Before flipping, the reader also checks the sequence
+//!   of the half that has been cold since the last snapshot: an owner that
+//!   loaded the hot bit just before that flip may have finished into it
+//!   afterwards, and then the half is read again;
+//! - shared shard: the other half has not changed since it was last read
+//!   (it was cold all along), so the cold half must reach the started count
+//!   minus that half's count; the reader re-reads its buckets until it does
+//!   (every writer that started before the flip has finished).
 //!
-//! The snapshot adds up both halves of every shard: on each shard, exactly
-//! the observations started before its flip. Hence its count always equals
-//! the sum of its bucket counts and its sum belongs to exactly those
-//! observations. Shards are flipped one after another, so the merge is a
-//! consistent set of observations, not one instant in time.
+//! The snapshot adds up the remembered halves of every shard, each read
+//! consistently, so its count always equals the sum of its bucket counts and
+//! its sum belongs to exactly those observations. Every observation whose
+//! `observe` returned before a snapshot began is in that snapshot; one that
+//! runs concurrently is in it or in the next. Shards are flipped one after
+//! another, so the merge is a consistent set of observations, not one
+//! instant in time.
 //!
 //! [`exclusive_shard_count`]: crate::sync::exclusive_shard_count
 
 use std::time::{Duration, Instant};
 
 use crate::error::BucketError;
-use crate::sync::{Arc, AtomicU64, CachePadded, Mutex, Ordering, exclusive_shard_count, lock, spin_loop, thread_slot};
+use crate::sync::{
+    Arc, AtomicU64, CachePadded, Mutex, Ordering, exclusive_shard_count, fence, lock, spin_loop, thread_slot,
+};
 
 /// Prometheus' default buckets, in seconds: 5 ms to 10 s.
 pub const DEFAULT_BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -143,15 +148,10 @@ pub(crate) fn bucket_index(bounds: &[f64], v: f64) -> usize {
     }
 }
 
-/// Words per cache-padded chunk of cells.
+/// Words per cache-padded chunk of bucket counts.
 const CHUNK: usize = 16;
 const HOT_BIT: u64 = 1 << 63;
 const COUNT_MASK: u64 = HOT_BIT - 1;
-
-/// Cell offsets within one shard: `[control][nan][sum0][buckets0…][sum1][buckets1…]`.
-const CONTROL: usize = 0;
-const NAN: usize = 1;
-const HALVES: usize = 2;
 
 /// Samples from a histogram observing a distribution of values, typically
 /// latencies in seconds or sizes in bytes.
@@ -187,71 +187,87 @@ pub struct Histogram {
     core: Arc<Core>,
 }
 
+/// One shard: its control words on one cache line, its bucket counts on
+/// lines of their own.
+#[derive(Debug)]
+struct Shard {
+    /// Top bit: the hot half. Shared shard only: low bits count started
+    /// observations.
+    control: AtomicU64,
+    /// Owned shards: per half, a seqlock sequence (odd while writing).
+    seq: [AtomicU64; 2],
+    /// NaN observations dropped.
+    nan: AtomicU64,
+    /// Per half, the sum's `f64` bits.
+    sum: [AtomicU64; 2],
+    /// Per half, one count per bucket: `[half * buckets + bucket]`, in
+    /// cache-padded chunks.
+    counts: Box<[CachePadded<[AtomicU64; CHUNK]>]>,
+}
+
+impl Shard {
+    fn new(buckets: usize) -> CachePadded<Self> {
+        let chunks = (2 * buckets).div_ceil(CHUNK);
+        CachePadded(Self {
+            control: AtomicU64::new(0),
+            seq: [AtomicU64::new(0), AtomicU64::new(0)],
+            nan: AtomicU64::new(0),
+            sum: [AtomicU64::new(0f64.to_bits()), AtomicU64::new(0f64.to_bits())],
+            counts: (0..chunks).map(|_| CachePadded(std::array::from_fn(|_| AtomicU64::new(0)))).collect(),
+        })
+    }
+
+    #[inline]
+    fn count(&self, i: usize) -> &AtomicU64 {
+        &self.counts[i / CHUNK].0[i % CHUNK]
+    }
+}
+
 #[derive(Debug)]
 struct Core {
     bounds: Buckets,
-    /// `(exclusive + 1) x stride` cells, in cache-padded chunks.
-    cells: Box<[CachePadded<[AtomicU64; CHUNK]>]>,
-    /// Cells per shard, a multiple of [`CHUNK`].
-    stride: usize,
-    /// Shards `0..exclusive` are owned by one thread slot each; shard
-    /// `exclusive` is shared by all higher slots.
-    exclusive: usize,
+    /// Bucket counts per half, including `+Inf`.
+    buckets: usize,
+    /// Shard `i` is written only by the thread holding slot `i`.
+    owned: Box<[CachePadded<Shard>]>,
+    /// Written by every thread whose slot is beyond `owned`.
+    shared: CachePadded<Shard>,
     /// The reader's memory of every half; the mutex serialises readers and
     /// is never touched by writers.
     reader: Mutex<ReaderCache>,
 }
 
-/// Per shard and half, the bucket counts and sum as last read. A half is
-/// read only right after it turns cold, and does not change again until it
-/// turns hot at the next flip, so these are exact until then.
+/// Per shard (owned ones, then the shared one) and half, the bucket counts
+/// and sum as last read. A half is read only when it is cold, and does not
+/// change while it stays cold (but for a late owner, which the sequence
+/// check catches), so these are exact until it turns hot again.
 #[derive(Debug)]
 struct ReaderCache {
     /// `[(shard * 2 + half) * buckets + bucket]`.
     counts: Vec<u64>,
     /// `[shard * 2 + half]`.
     sums: Vec<f64>,
-}
-
-impl Core {
-    #[inline]
-    fn cell(&self, i: usize) -> &AtomicU64 {
-        &self.cells[i / CHUNK].0[i % CHUNK]
-    }
-
-    /// Bucket cells per half, including `+Inf`.
-    #[inline]
-    fn buckets_len(&self) -> usize {
-        self.bounds.bounds.len() + 1
-    }
-
-    /// First cell (the sum) of half `h` of the shard starting at `base`.
-    #[inline]
-    fn half(&self, base: usize, h: usize) -> usize {
-        base + HALVES + h * (1 + self.buckets_len())
-    }
+    /// `[shard * 2 + half]`: an owned half's sequence when last read.
+    seqs: Vec<u64>,
 }
 
 impl Histogram {
     /// A histogram with the given buckets.
     pub fn new(buckets: Buckets) -> Self {
-        let exclusive = exclusive_shard_count();
-        let shards = exclusive + 1;
+        let owned = exclusive_shard_count();
         let nb = buckets.bounds.len() + 1;
-        let words = HALVES + 2 * (1 + nb);
-        let stride = words.div_ceil(CHUNK) * CHUNK;
-        let cells = (0..shards * stride / CHUNK)
-            .map(|_| CachePadded(std::array::from_fn(|_| AtomicU64::new(0))))
-            .collect();
-        let reader = ReaderCache { counts: vec![0; shards * 2 * nb], sums: vec![0.0; shards * 2] };
-        let core = Core { bounds: buckets, cells, stride, exclusive, reader: Mutex::new(reader) };
-        let zero = 0f64.to_bits();
-        for s in 0..shards {
-            for h in 0..2 {
-                core.cell(core.half(s * stride, h)).store(zero, Ordering::Relaxed);
-            }
+        let shards = owned + 1;
+        let reader =
+            ReaderCache { counts: vec![0; shards * 2 * nb], sums: vec![0.0; shards * 2], seqs: vec![0; shards * 2] };
+        Self {
+            core: Arc::new(Core {
+                bounds: buckets,
+                buckets: nb,
+                owned: (0..owned).map(|_| Shard::new(nb)).collect(),
+                shared: Shard::new(nb),
+                reader: Mutex::new(reader),
+            }),
         }
-        Self { core: Arc::new(core) }
     }
 
     /// A histogram with [`DEFAULT_BUCKETS`].
@@ -268,40 +284,50 @@ impl Histogram {
     #[inline]
     pub fn observe(&self, v: f64) {
         let core = &*self.core;
-        let slot = thread_slot();
-        let owned = slot < core.exclusive;
-        let base = if owned { slot } else { core.exclusive } * core.stride;
+        let Some(shard) = core.owned.get(thread_slot()) else {
+            return self.observe_shared(v);
+        };
         if v.is_nan() {
-            return self.reject_nan(base, owned);
+            return reject_nan(&shard.nan, true);
         }
         let bucket = bucket_index(&core.bounds.bounds, v);
-        // Relaxed: the reader writes no data cell this writer could need to
-        // see; the read-modify-write orders us against the reader's flip.
-        let started = core.cell(base + CONTROL).fetch_add(1, Ordering::Relaxed);
-        let half = core.half(base, (started >> 63) as usize);
-        let (sum, count) = (core.cell(half), core.cell(half + 1 + bucket));
-        if owned {
-            // This thread is the shard's only writer: a plain load and store
-            // cannot lose an update.
-            sum.store((f64::from_bits(sum.load(Ordering::Relaxed)) + v).to_bits(), Ordering::Relaxed);
-            // Release: the completion mark; publishes the sum above.
-            count.store(count.load(Ordering::Relaxed) + 1, Ordering::Release);
-        } else {
-            add_f64(sum, v);
-            // Release: the completion mark; publishes the sum above.
-            count.fetch_add(1, Ordering::Release);
-        }
+        // This thread is the shard's only writer: plain loads and stores
+        // cannot lose an update, and a seqlock write lets the reader see it
+        // whole. Relaxed hot-bit load: a stale bit only means this
+        // observation lands in the half being read, which the reader's
+        // sequence check picks up (see the module docs).
+        let h = (shard.control.load(Ordering::Relaxed) >> 63) as usize;
+        let seq = &shard.seq[h];
+        let s = seq.load(Ordering::Relaxed);
+        seq.store(s.wrapping_add(1), Ordering::Relaxed);
+        // Release fence: the odd sequence is visible before any data store
+        // below (a compiler barrier only, on x86).
+        fence(Ordering::Release);
+        let sum = &shard.sum[h];
+        sum.store((f64::from_bits(sum.load(Ordering::Relaxed)) + v).to_bits(), Ordering::Relaxed);
+        let count = shard.count(h * core.buckets + bucket);
+        count.store(count.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        // Release: publishes the data stores with the even sequence.
+        seq.store(s.wrapping_add(2), Ordering::Release);
     }
 
+    /// The shared shard: several writers, so atomic read-modify-writes.
     #[cold]
     #[inline(never)]
-    fn reject_nan(&self, base: usize, owned: bool) {
-        let cell = self.core.cell(base + NAN);
-        if owned {
-            cell.store(cell.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-        } else {
-            cell.fetch_add(1, Ordering::Relaxed);
+    fn observe_shared(&self, v: f64) {
+        let core = &*self.core;
+        let shard = &core.shared;
+        if v.is_nan() {
+            return reject_nan(&shard.nan, false);
         }
+        let bucket = bucket_index(&core.bounds.bounds, v);
+        // Relaxed: the reader writes no data cell this writer needs to see;
+        // the read-modify-write orders us against the reader's flip.
+        let started = shard.control.fetch_add(1, Ordering::Relaxed);
+        let h = (started >> 63) as usize;
+        add_f64(&shard.sum[h], v);
+        // Release: the completion mark; publishes the sum above.
+        shard.count(h * core.buckets + bucket).fetch_add(1, Ordering::Release);
     }
 
     /// Records a duration, in seconds.
@@ -336,56 +362,114 @@ impl Histogram {
     /// capacity). Returns `(sum, nan_dropped)`.
     pub fn snapshot_into(&self, counts: &mut Vec<u64>) -> (f64, u64) {
         let core = &*self.core;
-        let nb = core.buckets_len();
+        let nb = core.buckets;
         counts.clear();
         counts.resize(nb, 0);
         let mut nan = 0u64;
         let mut cache = lock(&core.reader);
         let cache = &mut *cache;
-        for shard in 0..=core.exclusive {
-            let base = shard * core.stride;
-            nan = nan.wrapping_add(core.cell(base + NAN).load(Ordering::Relaxed));
-            let before = core.cell(base + CONTROL).fetch_add(HOT_BIT, Ordering::AcqRel);
-            let started = before & COUNT_MASK;
-            let (cold_h, other_h) = ((before >> 63) as usize, 1 - (before >> 63) as usize);
-            let other = (shard * 2 + other_h) * nb;
-            let other_count = cache.counts[other..other + nb].iter().fold(0u64, |a, &c| a.wrapping_add(c));
-            let expected = started.wrapping_sub(other_count);
-            let cold = core.half(base, cold_h);
-            let mine = (shard * 2 + cold_h) * nb;
-            let mut spins = 0u32;
-            loop {
-                // Acquire: pairs with each writer's Release completion mark,
-                // so the sum read below includes every finished writer.
-                let mut done = 0u64;
-                for (i, c) in cache.counts[mine..mine + nb].iter_mut().enumerate() {
-                    *c = core.cell(cold + 1 + i).load(Ordering::Acquire);
-                    done = done.wrapping_add(*c);
-                }
-                // Counts only grow, so equal totals mean every bucket is final.
-                if done == expected {
-                    break;
-                }
-                spins += 1;
-                if spins < 64 {
-                    spin_loop();
-                } else {
-                    // A writer was descheduled between its start and its
-                    // completion mark; let it run.
-                    #[cfg(not(hotmeter_loom))]
-                    std::thread::yield_now();
-                    #[cfg(hotmeter_loom)]
-                    spin_loop();
-                }
+        for (i, shard) in core.owned.iter().enumerate() {
+            nan = nan.wrapping_add(shard.nan.load(Ordering::Relaxed));
+            // Only readers flip, and we hold the reader lock: exact.
+            let waiting = 1 - (shard.control.load(Ordering::Relaxed) >> 63) as usize;
+            if shard.seq[waiting].load(Ordering::Acquire) != cache.seqs[i * 2 + waiting] {
+                // A late owner finished into the half that was cold.
+                cache.read_owned(shard, nb, i, waiting);
             }
-            cache.sums[shard * 2 + cold_h] = f64::from_bits(core.cell(cold).load(Ordering::Relaxed));
+            let before = shard.control.fetch_add(HOT_BIT, Ordering::AcqRel);
+            cache.read_owned(shard, nb, i, (before >> 63) as usize);
         }
+        let i = core.owned.len();
+        let shard = &core.shared;
+        nan = nan.wrapping_add(shard.nan.load(Ordering::Relaxed));
+        let before = shard.control.fetch_add(HOT_BIT, Ordering::AcqRel);
+        cache.read_shared(shard, nb, i, before);
+
         for chunk in cache.counts.chunks_exact(nb) {
             for (total, &c) in counts.iter_mut().zip(chunk) {
                 *total = total.wrapping_add(c);
             }
         }
         (cache.sums.iter().sum(), nan)
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn reject_nan(cell: &AtomicU64, owned: bool) {
+    if owned {
+        cell.store(cell.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    } else {
+        cell.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl ReaderCache {
+    /// Seqlock read of half `h` of owned shard number `i` into the cache.
+    fn read_owned(&mut self, shard: &Shard, nb: usize, i: usize, h: usize) {
+        let seq = &shard.seq[h];
+        let counts = &mut self.counts[(i * 2 + h) * nb..][..nb];
+        let mut spins = 0u32;
+        loop {
+            // Acquire: pairs with the writer's Release of an even sequence.
+            let s0 = seq.load(Ordering::Acquire);
+            if s0 & 1 == 0 {
+                for (b, c) in counts.iter_mut().enumerate() {
+                    *c = shard.count(h * nb + b).load(Ordering::Relaxed);
+                }
+                let sum = shard.sum[h].load(Ordering::Relaxed);
+                // Acquire fence: the data loads above happen before the re-check.
+                fence(Ordering::Acquire);
+                if seq.load(Ordering::Relaxed) == s0 {
+                    self.sums[i * 2 + h] = f64::from_bits(sum);
+                    self.seqs[i * 2 + h] = s0;
+                    return;
+                }
+            }
+            backoff(&mut spins);
+        }
+    }
+
+    /// Reads the now-cold half of the shared shard (number `i`), given the
+    /// control word `before` the flip: once its buckets add up to the
+    /// started count minus the other half's (unchanged since it was last
+    /// read), every writer counted as started has finished.
+    fn read_shared(&mut self, shard: &Shard, nb: usize, i: usize, before: u64) {
+        let h = (before >> 63) as usize;
+        let other = (i * 2 + 1 - h) * nb;
+        let other_count = self.counts[other..other + nb].iter().fold(0u64, |a, &c| a.wrapping_add(c));
+        let expected = (before & COUNT_MASK).wrapping_sub(other_count);
+        let counts = &mut self.counts[(i * 2 + h) * nb..][..nb];
+        let mut spins = 0u32;
+        loop {
+            // Acquire: pairs with each writer's Release completion mark, so
+            // the sum read below includes every finished writer.
+            let mut done = 0u64;
+            for (b, c) in counts.iter_mut().enumerate() {
+                *c = shard.count(h * nb + b).load(Ordering::Acquire);
+                done = done.wrapping_add(*c);
+            }
+            // Counts only grow, so equal totals mean every bucket is final.
+            if done == expected {
+                self.sums[i * 2 + h] = f64::from_bits(shard.sum[h].load(Ordering::Relaxed));
+                return;
+            }
+            backoff(&mut spins);
+        }
+    }
+}
+
+/// Spin briefly, then yield: a writer descheduled mid-observation needs the
+/// CPU to finish.
+fn backoff(spins: &mut u32) {
+    *spins += 1;
+    if *spins < 64 {
+        spin_loop();
+    } else {
+        #[cfg(not(hotmeter_loom))]
+        std::thread::yield_now();
+        #[cfg(hotmeter_loom)]
+        spin_loop();
     }
 }
 

@@ -15,12 +15,12 @@ compile_error!(
 );
 
 #[cfg(not(hotmeter_loom))]
-pub(crate) use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+pub(crate) use std::sync::atomic::{AtomicI64, AtomicU64, Ordering, fence};
 #[cfg(not(hotmeter_loom))]
 pub(crate) use std::sync::{Mutex, MutexGuard};
 
 #[cfg(hotmeter_loom)]
-pub(crate) use loom::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicI64, AtomicU64, Ordering, fence};
 #[cfg(hotmeter_loom)]
 pub(crate) use loom::sync::{Mutex, MutexGuard};
 
