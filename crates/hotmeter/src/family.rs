@@ -10,12 +10,12 @@ use std::any::Any;
 use std::hash::BuildHasher;
 use std::marker::PhantomData;
 
-use hashbrown::HashTable;
-
 use crate::error::LabelCountError;
 use crate::labels::LabelSet;
 use crate::snapshot::{Desc, LabelValues, Labels, Metric, Scratch, Visitor};
-use crate::sync::{Arc, ArcCell, AtomicU64, Mutex, Ordering, lock};
+use std::sync::OnceLock;
+
+use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering, lock};
 
 /// Label value of the series that collects label sets beyond a
 /// [`StringFamily`]'s cardinality limit (every label gets this value).
@@ -137,24 +137,28 @@ impl<L: LabelSet, M: Metric> Collect for Family<L, M> {
 
 /// A family of series keyed by runtime string label values.
 ///
-/// The hit path hashes the values (foldhash), loads the current index
-/// without a lock, and finds the series; it allocates nothing. The first use
-/// of a label set takes the `#[cold]` slow path: a mutex that only inserts
-/// contend on, a copy-on-write of the index, and the cardinality check.
-/// Beyond the limit (default [`DEFAULT_CARDINALITY_LIMIT`]) new label sets
-/// share one overflow series whose labels are all
-/// [`OVERFLOW_LABEL_VALUE`], and each routed lookup is counted
-/// ([`overflowed`](Self::overflowed); a registry also exports it as
-/// `hotmeter_label_overflow_total{metric="..."}`): memory stays bounded and
-/// nothing is lost silently.
+/// The hit path hashes the values (foldhash), probes an open-addressing
+/// index of atomic words, and compares the values: no lock, no allocation,
+/// no reference-count traffic. The first use of a label set takes the
+/// `#[cold]` slow path: a mutex that only inserts contend on, the
+/// cardinality check, and the insert. Beyond the limit (default
+/// [`DEFAULT_CARDINALITY_LIMIT`] live series) new label sets share one
+/// overflow series whose labels are all [`OVERFLOW_LABEL_VALUE`], and each
+/// routed lookup is counted ([`overflowed`](Self::overflowed); a registry
+/// also exports it as `hotmeter_label_overflow_total{metric="..."}`):
+/// memory stays bounded and nothing is lost silently.
 ///
 /// Label values are taken as given: quotes, backslashes, newlines and any
 /// UTF-8 are fine (encoders escape them). Keep the handle from
 /// [`get`](Self::get) to skip the lookup on later calls.
 ///
-/// A handle kept after [`remove`](Self::remove) or [`clear`](Self::clear)
-/// still works but is no longer exported; a later lookup of the same values
-/// creates a fresh series.
+/// [`remove`](Self::remove) and [`clear`](Self::clear) stop exporting
+/// series (stale series) and free their place under the limit. Their memory
+/// stays with the family (readers may be looking at it, and nothing here
+/// waits for them), so a family remembers at most twice its limit of
+/// distinct label sets over its lifetime; label sets beyond that go to the
+/// overflow series too. A removed label set that comes back resumes its
+/// series, value included.
 ///
 /// # Examples
 /// ```
@@ -187,62 +191,164 @@ impl<M: Metric> std::fmt::Debug for StringFamily<M> {
     }
 }
 
+/// Slots in the first storage segment; segment `k` holds `SEGMENT0 << k`.
+const SEGMENT0: usize = 16;
+/// Buckets in the first index generation; generation `k` has `INDEX0 << k`.
+const INDEX0: usize = 32;
+/// Enough segments and generations for any limit up to 2^26.
+const LEVELS: usize = 28;
+
 struct Inner<M> {
     label_names: Box<[Box<str>]>,
-    index: ArcCell<Index<M>>,
-    /// Serialises inserts and removals; never taken on the hit path.
-    writers: Mutex<()>,
     make: Box<dyn Fn() -> M + Send + Sync>,
     limit: usize,
     overflow: M,
     overflowed: AtomicU64,
+    /// Series storage, never moved or freed while the family lives.
+    segments: [OnceLock<Box<[OnceLock<Series<M>>]>>; LEVELS],
+    /// Index generations; `current` names the live one. Older ones stay
+    /// readable (a reader may still be probing one) and cost at most as much
+    /// as the live one, since each doubles.
+    generations: [OnceLock<Box<[AtomicU64]>>; LEVELS],
+    current: AtomicUsize,
+    /// Slot count published to scrapes.
+    published: AtomicUsize,
+    /// Series not removed.
+    live: AtomicUsize,
+    /// Serialises inserts, removals and growth; never taken on the hit path.
+    writers: Mutex<Writers>,
+}
+
+struct Writers {
+    /// Slots used (distinct label sets ever inserted).
+    slots: usize,
+    /// Slot numbers sorted by label values, for deterministic scrapes.
+    sorted: Vec<u32>,
 }
 
 struct Series<M> {
     hash: u64,
-    values: Box<[Box<str>]>,
+    /// The label values, concatenated: one allocation to compare against.
+    key: Box<str>,
+    /// Where each value ends in `key`.
+    ends: Box<[u32]>,
     metric: M,
+    removed: AtomicBool,
 }
 
-/// An immutable index, replaced whole on insert (copy-on-write).
-struct Index<M> {
-    table: HashTable<u32>,
-    series: Vec<Arc<Series<M>>>,
-    /// Positions in `series` sorted by label values.
-    sorted: Vec<u32>,
-}
-
-impl<M> Index<M> {
-    fn empty() -> Self {
-        Self { table: HashTable::new(), series: Vec::new(), sorted: Vec::new() }
-    }
-
-    #[inline]
-    fn find(&self, hash: u64, values: &[&str]) -> Option<&Arc<Series<M>>> {
-        self.table
-            .find(hash, |&i| {
-                let s = &self.series[i as usize].values;
-                s.len() == values.len() && s.iter().zip(values).all(|(a, b)| **a == **b)
+impl<M> Series<M> {
+    fn new(hash: u64, values: &[&str], metric: M) -> Self {
+        let key: String = values.concat();
+        let ends = values
+            .iter()
+            .scan(0usize, |end, v| {
+                *end += v.len();
+                Some(*end as u32)
             })
-            .map(|&i| &self.series[i as usize])
+            .collect();
+        Self { hash, key: key.into(), ends, metric, removed: AtomicBool::new(false) }
     }
 
-    /// A new index with exactly `series` (in this order).
-    fn build(series: Vec<Arc<Series<M>>>) -> Self {
-        let mut table = HashTable::with_capacity(series.len());
-        for (i, s) in series.iter().enumerate() {
-            table.insert_unique(s.hash, i as u32, |&j| series[j as usize].hash);
+    /// Whether this series' values are exactly `values`.
+    #[inline]
+    fn matches(&self, values: &[&str]) -> bool {
+        let key = self.key.as_bytes();
+        if let [only] = values {
+            // One label: equal lengths and bytes say it all.
+            return fast_eq(key, only.as_bytes());
         }
-        let mut sorted: Vec<u32> = (0..series.len() as u32).collect();
-        sorted.sort_by(|&a, &b| series[a as usize].values.cmp(&series[b as usize].values));
-        Self { table, series, sorted }
+        if self.ends.len() != values.len() {
+            return false;
+        }
+        let mut start = 0usize;
+        for (v, &end) in values.iter().zip(self.ends.iter()) {
+            let end = end as usize;
+            if end - start != v.len() || !key.get(start..end).is_some_and(|k| fast_eq(k, v.as_bytes())) {
+                return false;
+            }
+            start = end;
+        }
+        start == key.len()
     }
+
+    /// Value `i`, or `""` past the end.
+    fn value(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends.get(i - 1).map_or(0, |&e| e as usize) };
+        let end = self.ends.get(i).map_or(start, |&e| e as usize);
+        self.key.get(start..end).unwrap_or("")
+    }
+
+    fn cmp_values(&self, query: &[&str]) -> std::cmp::Ordering {
+        (0..self.ends.len()).map(|i| self.value(i)).cmp(query.iter().copied())
+    }
+}
+
+/// Byte equality without a call to `memcmp` for short keys (most label
+/// values): two overlapping word compares cover 8 to 16 bytes.
+#[inline]
+fn fast_eq(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word =
+        |s: &[u8], at: usize| s.get(at..at + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()).map(u64::from_ne_bytes);
+    match n {
+        0..8 => a == b,
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        _ => a == b,
+    }
+}
+
+/// Where slot `i` lives: `(segment, offset)`.
+#[inline]
+fn slot_position(i: usize) -> (usize, usize) {
+    let k = (usize::BITS - 1 - (i / SEGMENT0 + 1).leading_zeros()) as usize;
+    (k, i - SEGMENT0 * ((1 << k) - 1))
+}
+
+/// An index word: the high 32 bits of the hash, and the slot plus one (0
+/// marks an empty bucket).
+#[inline]
+fn index_word(hash: u64, slot: usize) -> u64 {
+    (hash & !0xffff_ffff) | (slot as u64 + 1)
 }
 
 #[inline]
 fn hash_values(values: &[&str]) -> u64 {
     // Fixed seed: hashes are only compared within this process.
     foldhash::fast::FixedState::with_seed(0x6d65_7465_7268_6f74).hash_one(values)
+}
+
+impl<M> Inner<M> {
+    #[inline(always)]
+    fn slot(&self, i: usize) -> Option<&Series<M>> {
+        let (k, off) = slot_position(i);
+        self.segments.get(k)?.get()?.get(off)?.get()
+    }
+
+    /// Finds the series for `values` in index generation `g`.
+    #[inline(always)]
+    fn find(&self, g: usize, hash: u64, values: &[&str]) -> Option<&Series<M>> {
+        let index = self.generations.get(g)?.get()?;
+        let mask = index.len() - 1;
+        let mut i = hash as usize & mask;
+        loop {
+            // Acquire: pairs with the inserter's Release, so the slot it
+            // names is initialised.
+            let word = index[i].load(Ordering::Acquire);
+            if word == 0 {
+                return None;
+            }
+            if word >> 32 == hash >> 32 {
+                let series = self.slot((word & 0xffff_ffff) as usize - 1)?;
+                if series.hash == hash && series.matches(values) {
+                    return Some(series);
+                }
+            }
+            i = (i + 1) & mask;
+        }
+    }
 }
 
 impl<M: Metric> StringFamily<M> {
@@ -253,18 +359,24 @@ impl<M: Metric> StringFamily<M> {
         Self::with_limit(label_names, DEFAULT_CARDINALITY_LIMIT, make)
     }
 
-    /// As [`new`](Self::new) with a cardinality limit (at least 1).
+    /// As [`new`](Self::new) with a cardinality limit (clamped to `1..=2^24`).
     pub fn with_limit(label_names: &[&str], limit: usize, make: impl Fn() -> M + Send + Sync + 'static) -> Self {
         let overflow = make();
+        let generations: [OnceLock<Box<[AtomicU64]>>; LEVELS] = std::array::from_fn(|_| OnceLock::new());
+        let _ = generations[0].set((0..INDEX0).map(|_| AtomicU64::new(0)).collect());
         Self {
             inner: Arc::new(Inner {
                 label_names: label_names.iter().map(|&n| Box::from(n)).collect(),
-                index: ArcCell::new(Arc::new(Index::empty())),
-                writers: Mutex::new(()),
                 make: Box::new(make),
-                limit: limit.max(1),
+                limit: limit.clamp(1, 1 << 24),
                 overflow,
                 overflowed: AtomicU64::new(0),
+                segments: std::array::from_fn(|_| OnceLock::new()),
+                generations,
+                current: AtomicUsize::new(0),
+                published: AtomicUsize::new(0),
+                live: AtomicUsize::new(0),
+                writers: Mutex::new(Writers { slots: 0, sorted: Vec::new() }),
             }),
         }
     }
@@ -274,11 +386,13 @@ impl<M: Metric> StringFamily<M> {
     pub fn with<R>(&self, values: &[&str], f: impl FnOnce(&M) -> R) -> Result<R, LabelCountError> {
         self.check_len(values)?;
         let hash = hash_values(values);
-        let index = self.inner.index.load();
-        if let Some(series) = index.find(hash, values) {
+        let inner = &*self.inner;
+        // Acquire: the generation it names is initialised.
+        if let Some(series) = inner.find(inner.current.load(Ordering::Acquire), hash, values)
+            && !series.removed.load(Ordering::Relaxed)
+        {
             return Ok(f(&series.metric));
         }
-        drop(index);
         Ok(self.miss(hash, values, f))
     }
 
@@ -299,25 +413,67 @@ impl<M: Metric> StringFamily<M> {
     fn miss<R>(&self, hash: u64, values: &[&str], f: impl FnOnce(&M) -> R) -> R {
         let inner = &*self.inner;
         // Full already: no lock needed to know the answer.
-        if inner.index.load().series.len() >= inner.limit {
+        if inner.live.load(Ordering::Relaxed) >= inner.limit {
             return self.route_to_overflow(f);
         }
-        let _w = lock(&inner.writers);
-        let current = inner.index.load_full();
-        // Another thread may have inserted it while we waited.
-        if let Some(series) = current.find(hash, values) {
+        let mut w = lock(&inner.writers);
+        // Another thread may have inserted it (or a newer generation may
+        // hold it) while we waited.
+        if let Some(series) = inner.find(inner.current.load(Ordering::Relaxed), hash, values) {
+            if series.removed.load(Ordering::Relaxed) {
+                if inner.live.load(Ordering::Relaxed) >= inner.limit {
+                    drop(w);
+                    return self.route_to_overflow(f);
+                }
+                series.removed.store(false, Ordering::Relaxed);
+                inner.live.fetch_add(1, Ordering::Relaxed);
+            }
             return f(&series.metric);
         }
-        if current.series.len() >= inner.limit {
-            drop(_w);
+        if inner.live.load(Ordering::Relaxed) >= inner.limit || w.slots >= 2 * inner.limit {
+            drop(w);
             return self.route_to_overflow(f);
         }
-        let new =
-            Arc::new(Series { hash, values: values.iter().map(|&v| Box::from(v)).collect(), metric: (inner.make)() });
-        let mut series = current.series.clone();
-        series.push(new.clone());
-        inner.index.store(Arc::new(Index::build(series)));
-        f(&new.metric)
+        let slot = w.slots;
+        let (k, off) = slot_position(slot);
+        let segment = inner.segments[k].get_or_init(|| (0..SEGMENT0 << k).map(|_| OnceLock::new()).collect());
+        let series = Series::new(hash, values, (inner.make)());
+        let _ = segment[off].set(series);
+        w.slots += 1;
+        self.publish(&mut w, slot, hash);
+        inner.live.fetch_add(1, Ordering::Relaxed);
+        let at = w.sorted.partition_point(|&j| inner.slot(j as usize).is_some_and(|s| s.cmp_values(values).is_lt()));
+        w.sorted.insert(at, slot as u32);
+        // Release: scrapes that see the count see the slot.
+        inner.published.store(w.slots, Ordering::Release);
+        drop(w);
+        match inner.slot(slot) {
+            Some(series) => f(&series.metric),
+            None => self.route_to_overflow(f),
+        }
+    }
+
+    /// Adds `slot` to the live index, growing it into the next generation
+    /// first if it would pass half full.
+    fn publish(&self, w: &mut Writers, slot: usize, hash: u64) {
+        let inner = &*self.inner;
+        let mut g = inner.current.load(Ordering::Relaxed);
+        let capacity = INDEX0 << g;
+        if w.slots * 2 > capacity && g + 1 < LEVELS {
+            g += 1;
+            let index: Box<[AtomicU64]> = (0..INDEX0 << g).map(|_| AtomicU64::new(0)).collect();
+            for s in 0..slot {
+                if let Some(series) = inner.slot(s) {
+                    insert_word(&index, series.hash, s);
+                }
+            }
+            let _ = inner.generations[g].set(index);
+            // Release: readers that see the new number see the filled index.
+            inner.current.store(g, Ordering::Release);
+        }
+        if let Some(index) = inner.generations[g].get() {
+            insert_word(index, hash, slot);
+        }
     }
 
     fn route_to_overflow<R>(&self, f: impl FnOnce(&M) -> R) -> R {
@@ -325,32 +481,42 @@ impl<M: Metric> StringFamily<M> {
         f(&self.inner.overflow)
     }
 
-    /// Removes the series for `values`; returns whether it existed.
+    /// Stops exporting the series for `values`; returns whether it was live.
     pub fn remove(&self, values: &[&str]) -> bool {
         if self.check_len(values).is_err() {
             return false;
         }
-        let hash = hash_values(values);
-        let _w = lock(&self.inner.writers);
-        let current = self.inner.index.load_full();
-        let Some(found) = current.find(hash, values) else { return false };
-        let series = current.series.iter().filter(|s| !Arc::ptr_eq(s, found)).cloned().collect();
-        self.inner.index.store(Arc::new(Index::build(series)));
-        true
+        let inner = &*self.inner;
+        let _w = lock(&inner.writers);
+        match inner.find(inner.current.load(Ordering::Relaxed), hash_values(values), values) {
+            Some(series) if !series.removed.load(Ordering::Relaxed) => {
+                series.removed.store(true, Ordering::Relaxed);
+                inner.live.fetch_sub(1, Ordering::Relaxed);
+                true
+            }
+            _ => false,
+        }
     }
 
-    /// Removes every series (the overflow count is kept: it is a counter).
+    /// Stops exporting every series (the overflow count is kept: it is a
+    /// counter).
     pub fn clear(&self) {
-        let _w = lock(&self.inner.writers);
-        self.inner.index.store(Arc::new(Index::empty()));
+        let inner = &*self.inner;
+        let w = lock(&inner.writers);
+        for s in 0..w.slots {
+            if let Some(series) = inner.slot(s) {
+                series.removed.store(true, Ordering::Relaxed);
+            }
+        }
+        inner.live.store(0, Ordering::Relaxed);
     }
 
-    /// Number of series (the overflow series not included).
+    /// Number of live series (the overflow series not included).
     pub fn len(&self) -> usize {
-        self.inner.index.load().series.len()
+        self.inner.live.load(Ordering::Relaxed)
     }
 
-    /// True with no series.
+    /// True with no live series.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -380,18 +546,38 @@ impl<M: Metric> StringFamily<M> {
     }
 }
 
+/// Inserts an index word with linear probing (the caller holds the writers'
+/// lock and keeps the index at most half full).
+fn insert_word(index: &[AtomicU64], hash: u64, slot: usize) {
+    let mask = index.len() - 1;
+    let mut i = hash as usize & mask;
+    while index[i].load(Ordering::Relaxed) != 0 {
+        i = (i + 1) & mask;
+    }
+    // Release: publishes the slot's series to readers that see this word.
+    index[i].store(index_word(hash, slot), Ordering::Release);
+}
+
 impl<M: Metric> Collect for StringFamily<M> {
     fn collect(&self, desc: &Desc, scratch: &mut Scratch, visitor: &mut dyn Visitor) {
-        let index = self.inner.index.load_full();
-        for &i in &index.sorted {
-            let s = &index.series[i as usize];
-            let labels = Labels { desc, values: LabelValues::Strings(&s.values) };
+        let inner = &*self.inner;
+        // Copy the order out so inserts never wait for a scrape's sampling.
+        let mut order = std::mem::take(&mut scratch.order);
+        order.clear();
+        order.extend_from_slice(&lock(&inner.writers).sorted);
+        for &i in &order {
+            let Some(s) = inner.slot(i as usize) else { continue };
+            if s.removed.load(Ordering::Relaxed) {
+                continue;
+            }
+            let labels = Labels { desc, values: LabelValues::Joined { key: &s.key, ends: &s.ends } };
             let value = s.metric.sample(scratch);
             visitor.sample(&labels, &value);
         }
+        scratch.order = order;
         if self.overflowed() > 0 {
             let labels = Labels { desc, values: LabelValues::Same(OVERFLOW_LABEL_VALUE) };
-            let value = self.inner.overflow.sample(scratch);
+            let value = inner.overflow.sample(scratch);
             visitor.sample(&labels, &value);
         }
     }
@@ -410,6 +596,24 @@ impl<M: Metric> Collect for StringFamily<M> {
 mod tests {
     use super::*;
     use crate::{Counter, SingleCounter};
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn matching_is_exact_equality(
+            stored in proptest::collection::vec("[ab\\\\\"\n]{0,20}", 1..4),
+            query in proptest::collection::vec("[ab\\\\\"\n]{0,20}", 1..4),
+        ) {
+            let q: Vec<&str> = query.iter().map(String::as_str).collect();
+            let st: Vec<&str> = stored.iter().map(String::as_str).collect();
+            let series = Series::new(0, &st, ());
+            prop_assert_eq!(series.matches(&q), stored == query);
+            prop_assert!(series.matches(&st));
+            for (i, v) in st.iter().enumerate() {
+                prop_assert_eq!(series.value(i), *v);
+            }
+        }
+    }
 
     #[test]
     fn same_values_same_series() {
@@ -444,6 +648,50 @@ mod tests {
         assert_eq!(f.overflowed(), 7);
         f.clear();
         assert!(f.is_empty());
+    }
+
+    #[test]
+    fn slot_positions_tile_the_segments() {
+        let mut expected = (0, 0);
+        for i in 0..10_000 {
+            assert_eq!(slot_position(i), expected, "slot {i}");
+            expected.1 += 1;
+            if expected.1 == SEGMENT0 << expected.0 {
+                expected = (expected.0 + 1, 0);
+            }
+        }
+    }
+
+    #[test]
+    fn index_grows_through_generations() {
+        let f = StringFamily::with_limit(&["id"], 5000, SingleCounter::new);
+        for i in 0..3000 {
+            f.with(&[&format!("id-{i}")], |c| c.inc_by(i)).unwrap();
+        }
+        assert_eq!(f.len(), 3000);
+        assert!(f.inner.current.load(Ordering::Relaxed) >= 7, "3000 entries need 8192 buckets");
+        for i in 0..3000 {
+            assert_eq!(f.get(&[&format!("id-{i}")]).unwrap().get(), i);
+        }
+        assert_eq!(f.overflowed(), 0);
+    }
+
+    #[test]
+    fn removed_series_resume_and_distinct_sets_are_capped() {
+        let f = StringFamily::with_limit(&["id"], 2, SingleCounter::new);
+        f.with(&["a"], |c| c.inc_by(5)).unwrap();
+        assert!(f.remove(&["a"]));
+        assert_eq!(f.len(), 0);
+        f.with(&["a"], |c| c.inc()).unwrap();
+        assert_eq!(f.get(&["a"]).unwrap().get(), 6, "a returning label set resumes its series");
+        // Churn through distinct label sets: at most 2 x limit are remembered.
+        for i in 0..10 {
+            let id = format!("churn-{i}");
+            f.with(&[&id], |c| c.inc()).unwrap();
+            f.remove(&[&id]);
+        }
+        assert_eq!(f.inner.writers.lock().unwrap().slots, 4);
+        assert_eq!(f.overflowed(), 7);
     }
 
     #[test]

@@ -53,6 +53,7 @@ use std::time::{Duration, Instant};
 use crate::error::BucketError;
 use crate::sync::{
     Arc, AtomicU64, CachePadded, Mutex, Ordering, exclusive_shard_count, fence, lock, spin_loop, thread_slot,
+    thread_slot_or_max,
 };
 
 /// Prometheus' default buckets, in seconds: 5 ms to 10 s.
@@ -281,12 +282,22 @@ impl Histogram {
     }
 
     /// Records one observation.
-    #[inline]
+    // Always inlined: the owned path is a few dozen instructions, and a call
+    // with its register saves costs as much again; the cold paths are
+    // separate functions.
+    #[inline(always)]
     pub fn observe(&self, v: f64) {
         let core = &*self.core;
-        let Some(shard) = core.owned.get(thread_slot()) else {
-            return self.observe_shared(v);
+        // No slot yet reads as out of range: the cold path assigns one.
+        let Some(shard) = core.owned.get(thread_slot_or_max()) else {
+            return self.observe_cold(v);
         };
+        self.observe_owned(shard, v);
+    }
+
+    #[inline(always)]
+    fn observe_owned(&self, shard: &Shard, v: f64) {
+        let core = &*self.core;
         if v.is_nan() {
             return reject_nan(&shard.nan, true);
         }
@@ -311,9 +322,17 @@ impl Histogram {
         seq.store(s.wrapping_add(2), Ordering::Release);
     }
 
-    /// The shared shard: several writers, so atomic read-modify-writes.
+    /// First observation on this thread, or a slot beyond the owned shards.
     #[cold]
     #[inline(never)]
+    fn observe_cold(&self, v: f64) {
+        match self.core.owned.get(thread_slot()) {
+            Some(shard) => self.observe_owned(shard, v),
+            None => self.observe_shared(v),
+        }
+    }
+
+    /// The shared shard: several writers, so atomic read-modify-writes.
     fn observe_shared(&self, v: f64) {
         let core = &*self.core;
         let shard = &core.shared;

@@ -97,6 +97,11 @@ pub(crate) enum LabelValues<'a> {
         value: fn(usize, usize) -> &'static str,
     },
     Strings(&'a [Box<str>]),
+    /// Values concatenated in `key`, value `i` ending at `ends[i]`.
+    Joined {
+        key: &'a str,
+        ends: &'a [u32],
+    },
     /// Every label has this value (the overflow series).
     Same(&'a str),
 }
@@ -137,6 +142,10 @@ impl<'a> Labels<'a> {
             LabelValues::None => return None,
             LabelValues::Typed { index, value } => value(index, j),
             LabelValues::Strings(v) => v.get(j)?,
+            LabelValues::Joined { key, ends } => {
+                let start = if j == 0 { 0 } else { *ends.get(j - 1)? as usize };
+                key.get(start..*ends.get(j)? as usize)?
+            }
             LabelValues::Same(v) => v,
         };
         Some((name, value))
@@ -196,6 +205,7 @@ pub trait Visitor {
 pub struct Scratch {
     pub(crate) counts: Vec<u64>,
     pub(crate) quantiles: Vec<(f64, f64)>,
+    pub(crate) order: Vec<u32>,
 }
 
 /// A metric handle that can be read as one sample.

@@ -1,7 +1,7 @@
 //! The single place that names std or loom synchronisation primitives.
 //!
 //! Owns: the atomics, `Arc`, `Mutex`, the spin hint, the per-thread slot
-//! index and the atomically swappable pointer used by string-labeled families.
+//! index and cache padding.
 //! Everything else in the crate imports them from here, so the same
 //! production code runs under the loom model checker when built with
 //! `RUSTFLAGS="--cfg hotmeter_loom"` and the `loom` feature.
@@ -15,12 +15,12 @@ compile_error!(
 );
 
 #[cfg(not(hotmeter_loom))]
-pub(crate) use std::sync::atomic::{AtomicI64, AtomicU64, Ordering, fence};
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering, fence};
 #[cfg(not(hotmeter_loom))]
 pub(crate) use std::sync::{Mutex, MutexGuard};
 
 #[cfg(hotmeter_loom)]
-pub(crate) use loom::sync::atomic::{AtomicI64, AtomicU64, Ordering, fence};
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering, fence};
 #[cfg(hotmeter_loom)]
 pub(crate) use loom::sync::{Mutex, MutexGuard};
 
@@ -66,6 +66,14 @@ pub(crate) fn thread_slot() -> usize {
     slot::get()
 }
 
+/// The calling thread's slot if it has one, else `usize::MAX`: for hot
+/// paths that treat "no slot yet" like "slot out of range" and go to a cold
+/// path, which then calls [`thread_slot`].
+#[inline(always)]
+pub(crate) fn thread_slot_or_max() -> usize {
+    slot::raw()
+}
+
 #[cfg(not(hotmeter_loom))]
 mod slot {
     use std::cell::Cell;
@@ -104,6 +112,11 @@ mod slot {
         }
     }
 
+    #[inline(always)]
+    pub(super) fn raw() -> usize {
+        SLOT.with(Cell::get)
+    }
+
     #[inline]
     pub(super) fn get() -> usize {
         SLOT.with(|s| {
@@ -140,6 +153,10 @@ mod slot {
 
     loom::thread_local! {
         static SLOT: Cell<usize> = Cell::new(usize::MAX);
+    }
+
+    pub(super) fn raw() -> usize {
+        SLOT.with(Cell::get)
     }
 
     pub(super) fn get() -> usize {
@@ -194,73 +211,6 @@ pub(crate) fn shard_count() -> usize {
     #[cfg(hotmeter_loom)]
     {
         2
-    }
-}
-
-/// An atomically replaceable `Arc<T>`: lock-free loads for readers.
-///
-/// Outside loom this is `arc_swap::ArcSwap`; under loom it is a loom mutex
-/// around an `Arc`, so models explore every interleaving of the code that
-/// uses it (arc-swap's own atomics are not loom-aware).
-#[derive(Debug)]
-pub(crate) struct ArcCell<T> {
-    #[cfg(not(hotmeter_loom))]
-    inner: arc_swap::ArcSwap<T>,
-    #[cfg(hotmeter_loom)]
-    inner: Mutex<Arc<T>>,
-}
-
-#[cfg(not(hotmeter_loom))]
-pub(crate) type ArcGuard<T> = arc_swap::Guard<std::sync::Arc<T>>;
-#[cfg(hotmeter_loom)]
-pub(crate) type ArcGuard<T> = Arc<T>;
-
-impl<T> ArcCell<T> {
-    pub(crate) fn new(value: Arc<T>) -> Self {
-        #[cfg(not(hotmeter_loom))]
-        {
-            Self { inner: arc_swap::ArcSwap::new(value) }
-        }
-        #[cfg(hotmeter_loom)]
-        {
-            Self { inner: Mutex::new(value) }
-        }
-    }
-
-    /// A cheap, lock-free view of the current value.
-    #[inline]
-    pub(crate) fn load(&self) -> ArcGuard<T> {
-        #[cfg(not(hotmeter_loom))]
-        {
-            self.inner.load()
-        }
-        #[cfg(hotmeter_loom)]
-        {
-            lock(&self.inner).clone()
-        }
-    }
-
-    /// A strong reference to the current value, for holding across calls.
-    pub(crate) fn load_full(&self) -> Arc<T> {
-        #[cfg(not(hotmeter_loom))]
-        {
-            self.inner.load_full()
-        }
-        #[cfg(hotmeter_loom)]
-        {
-            lock(&self.inner).clone()
-        }
-    }
-
-    pub(crate) fn store(&self, value: Arc<T>) {
-        #[cfg(not(hotmeter_loom))]
-        {
-            self.inner.store(value)
-        }
-        #[cfg(hotmeter_loom)]
-        {
-            *lock(&self.inner) = value;
-        }
     }
 }
 
