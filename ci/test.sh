@@ -10,6 +10,8 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}"
 
 suite_start=$(date +%s)
+results=$(mktemp)
+trap 'rm -f "$results"' EXIT
 step() {
     printf '\n==> [%4ss] %s\n' "$(( $(date +%s) - suite_start ))" "$*"
 }
@@ -27,10 +29,10 @@ step "cargo clippy (all targets, -D warnings)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo test (unit, stress, allocation, doc tests)"
-cargo test --workspace --locked
+cargo test --workspace --locked 2>&1 | tee -a "$results"
 
 step "loom models (LOOM_MAX_PREEMPTIONS=$LOOM_MAX_PREEMPTIONS)"
-RUSTFLAGS="--cfg hotmeter_loom" cargo test -p loom-tests --release --locked --target-dir target/loom
+RUSTFLAGS="--cfg hotmeter_loom" cargo test -p loom-tests --release --locked --target-dir target/loom 2>&1 | tee -a "$results"
 
 step "benchmarks compile (cargo bench --no-run)"
 cargo bench --workspace --no-run --locked
@@ -39,3 +41,5 @@ step "docs (-D warnings)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 
 step "all steps passed"
+# One closing line over every test binary above (unit, stress, doc, loom).
+awk '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed\n", p, f }' "$results"

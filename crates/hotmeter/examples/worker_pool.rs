@@ -63,7 +63,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     busy.inc();
                     let t = Instant::now();
                     // Synthetic work: a little hashing, sometimes more.
-                    let rounds = if n % 97 == 0 { 20_000 } else { 200 };
+                    let rounds = if n.is_multiple_of(97) { 20_000 } else { 200 };
                     let mut x = n;
                     for _ in 0..rounds {
                         x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
@@ -72,7 +72,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     let elapsed = t.elapsed();
                     latency.observe_duration(elapsed);
                     latency_window.observe_duration(elapsed);
-                    jobs.get(if x % 50 == 0 { Status::Error } else { Status::Success }).inc();
+                    jobs.get(if x.is_multiple_of(50) { Status::Error } else { Status::Success }).inc();
                     spaces[(n % 3) as usize].inc();
                     busy.dec();
                     n += WORKERS as u64;

@@ -205,7 +205,7 @@ struct Inner<M> {
     overflow: M,
     overflowed: AtomicU64,
     /// Series storage, never moved or freed while the family lives.
-    segments: [OnceLock<Box<[OnceLock<Series<M>>]>>; LEVELS],
+    segments: [OnceLock<Segment<M>>; LEVELS],
     /// Index generations; `current` names the live one. Older ones stay
     /// readable (a reader may still be probing one) and cost at most as much
     /// as the live one, since each doubles.
@@ -218,6 +218,9 @@ struct Inner<M> {
     /// Serialises inserts, removals and growth; never taken on the hit path.
     writers: Mutex<Writers>,
 }
+
+/// One storage segment: slots filled once, in order.
+type Segment<M> = Box<[OnceLock<Series<M>>]>;
 
 struct Writers {
     /// Slots used (distinct label sets ever inserted).

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use hotmeter::{Buckets, Counter, Family, Gauge, Histogram, IntGauge, Registry, SingleCounter, StringFamily};
+use hotmeter::{Buckets, Counter, Family, Histogram, Registry, SingleCounter, StringFamily};
 
 const THREADS: usize = 4;
 const OPS: u64 = 50_000;
