@@ -45,7 +45,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let latency_window = registry.summary(
         "job_duration_window_seconds",
         "Job time quantiles over the last minute.",
-        SummaryOpts { window: Duration::from_secs(60), ..SummaryOpts::default() },
+        SummaryOpts { window: Duration::from_secs(60), resolution: 1e-8, ..SummaryOpts::default() },
     )?;
     let busy = registry.int_gauge("busy_workers", "Workers processing a job right now.")?;
 

@@ -1,0 +1,32 @@
+//! The README's code, compiled and checked, so the README stays true.
+
+#[test]
+fn readme_five_lines_and_labels() -> Result<(), Box<dyn std::error::Error>> {
+    let registry = hotmeter::Registry::new();
+    let writes = registry.counter("checkpoint_writes_total", "Checkpoint writes.")?;
+    let latency =
+        registry.histogram("checkpoint_write_duration_seconds", "Write time.", hotmeter::Buckets::default())?;
+    writes.inc();
+    latency.observe(0.004);
+
+    hotmeter::label_enum! {
+        /// Outcome of a write.
+        pub enum Status: "status" { Success = "success", Error = "error" }
+    }
+    let by_status: hotmeter::Family<Status, hotmeter::Counter> =
+        registry.family(("writes_total", "Writes by outcome."), hotmeter::Counter::new)?;
+    by_status.get(Status::Error).inc();
+    let by_space = registry.string_family(
+        ("observations_total", "By memory space."),
+        &["memory_space"],
+        hotmeter::Counter::new,
+    )?;
+    by_space.with(&["tenant-a"], |c| c.inc())?;
+
+    let snap = registry.snapshot();
+    assert_eq!(snap.value("checkpoint_writes_total", &[]), Some(&hotmeter::OwnedValue::Counter(1)));
+    assert_eq!(snap.value("writes_total", &["error"]), Some(&hotmeter::OwnedValue::Counter(1)));
+    assert_eq!(snap.value("observations_total", &["tenant-a"]), Some(&hotmeter::OwnedValue::Counter(1)));
+    assert_eq!(latency.snapshot().count(), 1);
+    Ok(())
+}
