@@ -6,7 +6,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use hotmeter_benches::SPACES;
+use hotmeter_benches::{SPACES, install_metrics_recorder};
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 
 hotmeter::label_enum! {
@@ -72,15 +72,6 @@ struct PcStatusLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PcSpaceLabels {
     memory_space: String,
-}
-
-fn install_metrics_recorder() {
-    use std::sync::Once;
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
-        let _ = metrics::set_global_recorder(recorder);
-    });
 }
 
 fn typed_label(c: &mut Criterion) {

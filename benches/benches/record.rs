@@ -7,18 +7,9 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use hotmeter_benches::{contended, latency};
+use hotmeter_benches::{contended, install_metrics_recorder, latency};
 
 const DEFAULT_BUCKETS: [f64; 11] = hotmeter::DEFAULT_BUCKETS;
-
-fn install_metrics_recorder() {
-    use std::sync::Once;
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
-        let _ = metrics::set_global_recorder(recorder);
-    });
-}
 
 fn counter_inc(c: &mut Criterion) {
     install_metrics_recorder();

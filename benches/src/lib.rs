@@ -55,3 +55,13 @@ pub fn latency(i: u64) -> f64 {
     const V: [f64; 8] = [0.001, 0.004, 0.02, 0.07, 0.2, 0.6, 2.0, 8.0];
     V[(i & 7) as usize]
 }
+
+/// Installs the `metrics-exporter-prometheus` recorder as the global
+/// `metrics` recorder, once per process, so `metrics` peers record for real.
+pub fn install_metrics_recorder() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let _ = metrics::set_global_recorder(recorder);
+    });
+}

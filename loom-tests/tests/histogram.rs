@@ -32,11 +32,12 @@ fn snapshot_during_observe_is_consistent() {
     });
 }
 
-#[test]
-fn two_writers_one_reader() {
-    loom::model(|| {
+/// `writers` threads observe 1.0 once each while the main thread
+/// snapshots; afterwards the snapshot holds every observation.
+fn writers_and_reader(writers: usize) {
+    loom::model(move || {
         let h = hotmeter::Histogram::new(hotmeter::Buckets::new([0.5]).unwrap());
-        let ts: Vec<_> = (0..2)
+        let ts: Vec<_> = (0..writers)
             .map(|_| {
                 let w = h.clone();
                 thread::spawn(move || w.observe(1.0))
@@ -48,8 +49,13 @@ fn two_writers_one_reader() {
         }
         let s = h.snapshot();
         assert_consistent(&s);
-        assert_eq!(s.count(), 2);
+        assert_eq!(s.count(), writers as u64);
     });
+}
+
+#[test]
+fn two_writers_one_reader() {
+    writers_and_reader(2);
 }
 
 #[test]
@@ -69,22 +75,7 @@ fn two_readers_one_writer() {
 /// share one shard and race with compare-and-swap and `fetch_add`.
 #[test]
 fn shared_shard_writers_and_reader() {
-    loom::model(|| {
-        let h = hotmeter::Histogram::new(hotmeter::Buckets::new([0.5]).unwrap());
-        let ts: Vec<_> = (0..3)
-            .map(|_| {
-                let w = h.clone();
-                thread::spawn(move || w.observe(1.0))
-            })
-            .collect();
-        assert_consistent(&h.snapshot());
-        for t in ts {
-            t.join().unwrap();
-        }
-        let s = h.snapshot();
-        assert_consistent(&s);
-        assert_eq!(s.count(), 3);
-    });
+    writers_and_reader(3);
 }
 
 /// A histogram that adds the bucket and then the sum, with no hot/cold
