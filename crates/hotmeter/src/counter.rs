@@ -121,6 +121,68 @@ impl SingleCounter {
     }
 }
 
+/// A monotonically increasing `f64` counter, for accumulated amounts that
+/// are not whole numbers (CPU seconds, bytes as reported in fractions).
+///
+/// Only goes up; never resets. Negative, NaN and infinite increments are
+/// ignored (a counter must stay finite and monotonic). One cell, updated
+/// with a compare-and-swap loop: meant for values refreshed by one writer,
+/// such as a collect-on-scrape callback, not for contended hot paths.
+///
+/// # Examples
+/// ```
+/// let cpu = hotmeter::FloatCounter::new();
+/// cpu.inc_by(0.25);
+/// cpu.inc_by(-1.0); // ignored
+/// assert_eq!(cpu.get(), 0.25);
+/// ```
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct FloatCounter {
+    bits: Arc<AtomicU64>,
+}
+
+impl Default for FloatCounter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FloatCounter {
+    /// A new counter at `0.0`.
+    pub fn new() -> Self {
+        Self { bits: Arc::new(AtomicU64::new(0f64.to_bits())) }
+    }
+
+    /// Adds `v` if it is finite and not negative.
+    pub fn inc_by(&self, v: f64) {
+        if !(v.is_finite() && v >= 0.0) {
+            return;
+        }
+        let mut cur = self.bits.load(Ordering::Relaxed);
+        loop {
+            let new = (f64::from_bits(cur) + v).to_bits();
+            match self.bits.compare_exchange_weak(cur, new, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// Raises the value to `total` if that is larger (for mirroring a
+    /// monotonic total read from elsewhere, such as `/proc`).
+    pub fn set_max(&self, total: f64) {
+        if total.is_finite() {
+            self.bits.fetch_max(total.to_bits(), Ordering::Relaxed);
+        }
+    }
+
+    /// The current value.
+    pub fn get(&self) -> f64 {
+        f64::from_bits(self.bits.load(Ordering::Relaxed))
+    }
+}
+
 #[cfg(all(test, not(hotmeter_loom)))]
 mod tests {
     use super::*;

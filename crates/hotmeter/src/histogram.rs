@@ -583,8 +583,20 @@ impl HistogramSnapshot {
     }
 }
 
-/// `histogram_quantile` over per-bucket counts (last = `+Inf`).
-pub(crate) fn quantile_from_buckets(bounds: &[f64], counts: &[u64], q: f64) -> Option<f64> {
+/// Estimates the `q`-quantile from finite bucket `bounds` and per-bucket
+/// (not cumulative) `counts` whose last entry is the `+Inf` bucket, by linear
+/// interpolation inside the bucket, as PromQL's `histogram_quantile` does.
+/// `None` with no observations or a NaN `q`; the highest finite bound when
+/// the quantile falls in `+Inf`.
+///
+/// ```
+/// assert_eq!(hotmeter::histogram_quantile(&[1.0, 2.0], &[0, 10, 0], 0.5), Some(1.5));
+/// ```
+pub fn histogram_quantile(bounds: &[f64], counts: &[u64], q: f64) -> Option<f64> {
+    quantile_from_buckets(bounds, counts, q)
+}
+
+fn quantile_from_buckets(bounds: &[f64], counts: &[u64], q: f64) -> Option<f64> {
     let total: u64 = counts.iter().sum();
     if total == 0 || q.is_nan() {
         return None;

@@ -9,6 +9,7 @@
 //! |---|---|
 //! | [`Counter`] | monotonic `u64`, sharded across cache lines (the default) |
 //! | [`SingleCounter`] | monotonic `u64` in one cell, for large, quiet families |
+//! | [`FloatCounter`] | monotonic `f64` (CPU seconds), for one writer |
 //! | [`Gauge`], [`IntGauge`] | values that go up and down (`f64`, `i64`) |
 //! | [`Histogram`], [`Buckets`] | fixed-bucket distributions with consistent snapshots |
 //! | [`Summary`], [`SummaryOpts`] | sliding-window quantiles (P50…P99.9), HDR-backed |
@@ -81,11 +82,11 @@ mod snapshot;
 mod summary;
 mod sync;
 
-pub use counter::{Counter, SingleCounter};
+pub use counter::{Counter, FloatCounter, SingleCounter};
 pub use error::{BucketError, LabelCountError, NameError, NameErrorReason, NameKind, RegistryError, ShapeDifference};
 pub use family::{DEFAULT_CARDINALITY_LIMIT, Family, OVERFLOW_LABEL_VALUE, StringFamily};
 pub use gauge::{Gauge, IntGauge};
-pub use histogram::{Buckets, DEFAULT_BUCKETS, Histogram, HistogramSnapshot, HistogramTimer};
+pub use histogram::{Buckets, DEFAULT_BUCKETS, Histogram, HistogramSnapshot, HistogramTimer, histogram_quantile};
 pub use labels::LabelSet;
 pub use name::{validate_label_name, validate_metric_name};
 pub use registry::{OVERFLOW_METRIC, Opts, Registrable, Registry, RegistryBuilder, SummaryOrRegistryError};

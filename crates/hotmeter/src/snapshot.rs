@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use crate::histogram::quantile_from_buckets;
+use crate::histogram::histogram_quantile as quantile_from_buckets;
 
 /// The Prometheus type of a metric family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -163,6 +163,8 @@ impl<'a> Labels<'a> {
 pub enum Value<'a> {
     /// A counter total.
     Counter(u64),
+    /// A floating-point counter total.
+    FloatCounter(f64),
     /// A floating-point gauge.
     Gauge(f64),
     /// An integer gauge.
@@ -240,6 +242,13 @@ impl Metric for crate::SingleCounter {
     }
 }
 
+impl Metric for crate::FloatCounter {
+    const TYPE: MetricType = MetricType::Counter;
+    fn sample<'a>(&'a self, _: &'a mut Scratch) -> Value<'a> {
+        Value::FloatCounter(self.get())
+    }
+}
+
 impl Metric for crate::Gauge {
     const TYPE: MetricType = MetricType::Gauge;
     fn sample<'a>(&'a self, _: &'a mut Scratch) -> Value<'a> {
@@ -298,6 +307,8 @@ pub struct SeriesSnapshot {
 pub enum OwnedValue {
     /// Counter total.
     Counter(u64),
+    /// Float counter total.
+    FloatCounter(f64),
     /// Float gauge.
     Gauge(f64),
     /// Integer gauge.
@@ -345,6 +356,7 @@ impl From<&Value<'_>> for OwnedValue {
     fn from(v: &Value<'_>) -> Self {
         match *v {
             Value::Counter(c) => Self::Counter(c),
+            Value::FloatCounter(c) => Self::FloatCounter(c),
             Value::Gauge(g) => Self::Gauge(g),
             Value::IntGauge(g) => Self::IntGauge(g),
             Value::Histogram { bounds, counts, sum, count } => {

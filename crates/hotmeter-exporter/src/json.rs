@@ -1,0 +1,177 @@
+//! A JSON snapshot for people and scripts: every family with its labels and
+//! values; histograms with cumulative buckets and P50/P95/P99 estimates.
+//!
+//! Owns: the JSON encoding. Non-finite numbers are written as the strings
+//! `"NaN"`, `"+Inf"`, `"-Inf"` (JSON has no spelling for them). Must not:
+//! hold locks recording waits on.
+
+use hotmeter::{Desc, Labels, Registry, Value, Visitor, histogram_quantile};
+
+/// Content type of the JSON snapshot.
+pub const JSON_CONTENT_TYPE: &str = "application/json";
+
+/// Appends a JSON snapshot of `registry` to `out`.
+///
+/// ```
+/// let registry = hotmeter::Registry::new();
+/// registry.gauge("temperature_celsius", "Room \"temp\".")?.set(21.5);
+/// let mut out = Vec::new();
+/// hotmeter_exporter::encode_json(&registry, &mut out);
+/// assert_eq!(
+///     String::from_utf8(out).unwrap(),
+///     r#"{"families":[{"name":"temperature_celsius","help":"Room \"temp\".","type":"gauge","unit":null,"series":[{"labels":{},"value":21.5}]}]}"#
+/// );
+/// # Ok::<(), hotmeter::RegistryError>(())
+/// ```
+pub fn encode_json(registry: &Registry, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"families\":[");
+    let mut enc = JsonEncoder { out, families: 0, series: 0 };
+    registry.collect(&mut enc);
+    if enc.families > 0 {
+        enc.out.extend_from_slice(b"]}");
+    }
+    out.extend_from_slice(b"]}");
+}
+
+struct JsonEncoder<'a> {
+    out: &'a mut Vec<u8>,
+    families: usize,
+    series: usize,
+}
+
+impl Visitor for JsonEncoder<'_> {
+    fn family(&mut self, desc: &Desc) {
+        let out = &mut *self.out;
+        if self.families > 0 {
+            out.extend_from_slice(b"]},");
+        }
+        self.families += 1;
+        self.series = 0;
+        out.extend_from_slice(b"{\"name\":");
+        string(out, &desc.name);
+        out.extend_from_slice(b",\"help\":");
+        string(out, &desc.help);
+        out.extend_from_slice(b",\"type\":");
+        string(out, desc.kind.as_str());
+        out.extend_from_slice(b",\"unit\":");
+        match &desc.unit {
+            Some(u) => string(out, u.as_str()),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"series\":[");
+    }
+
+    fn sample(&mut self, labels: &Labels<'_>, value: &Value<'_>) {
+        let out = &mut *self.out;
+        if self.series > 0 {
+            out.push(b',');
+        }
+        self.series += 1;
+        out.extend_from_slice(b"{\"labels\":{");
+        for (i, (name, v)) in labels.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            string(out, name);
+            out.push(b':');
+            string(out, v);
+        }
+        out.push(b'}');
+        match *value {
+            Value::Counter(v) => {
+                out.extend_from_slice(b",\"value\":");
+                out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+            }
+            Value::IntGauge(v) => {
+                out.extend_from_slice(b",\"value\":");
+                out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+            }
+            Value::FloatCounter(v) | Value::Gauge(v) => {
+                out.extend_from_slice(b",\"value\":");
+                number(out, v);
+            }
+            Value::Histogram { bounds, counts, sum, count } => {
+                out.extend_from_slice(b",\"count\":");
+                out.extend_from_slice(itoa::Buffer::new().format(count).as_bytes());
+                out.extend_from_slice(b",\"sum\":");
+                number(out, sum);
+                out.extend_from_slice(b",\"buckets\":[");
+                let mut cumulative = 0u64;
+                for (i, &c) in counts.iter().enumerate() {
+                    cumulative += c;
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(b"{\"le\":");
+                    number(out, bounds.get(i).copied().unwrap_or(f64::INFINITY));
+                    out.extend_from_slice(b",\"count\":");
+                    out.extend_from_slice(itoa::Buffer::new().format(cumulative).as_bytes());
+                    out.push(b'}');
+                }
+                out.push(b']');
+                for (key, q) in [("p50", 0.5), ("p95", 0.95), ("p99", 0.99)] {
+                    out.extend_from_slice(b",\"");
+                    out.extend_from_slice(key.as_bytes());
+                    out.extend_from_slice(b"\":");
+                    match histogram_quantile(bounds, counts, q) {
+                        Some(v) => number(out, v),
+                        None => out.extend_from_slice(b"null"),
+                    }
+                }
+            }
+            Value::Summary { quantiles, sum, count } => {
+                out.extend_from_slice(b",\"count\":");
+                out.extend_from_slice(itoa::Buffer::new().format(count).as_bytes());
+                out.extend_from_slice(b",\"sum\":");
+                number(out, sum);
+                out.extend_from_slice(b",\"quantiles\":[");
+                for (i, &(q, v)) in quantiles.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(b"{\"quantile\":");
+                    number(out, q);
+                    out.extend_from_slice(b",\"value\":");
+                    number(out, v);
+                    out.push(b'}');
+                }
+                out.push(b']');
+            }
+            _ => out.extend_from_slice(b",\"value\":null"),
+        }
+        out.push(b'}');
+    }
+}
+
+/// A JSON number, or a string for NaN and the infinities.
+fn number(out: &mut Vec<u8>, v: f64) {
+    if v.is_finite() {
+        out.extend_from_slice(ryu::Buffer::new().format_finite(v).as_bytes());
+    } else {
+        out.push(b'"');
+        crate::text::write_f64(out, v);
+        out.push(b'"');
+    }
+}
+
+/// A JSON string with the escapes RFC 8259 requires.
+fn string(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    for c in s.chars() {
+        match c {
+            '"' => out.extend_from_slice(b"\\\""),
+            '\\' => out.extend_from_slice(b"\\\\"),
+            '\n' => out.extend_from_slice(b"\\n"),
+            '\r' => out.extend_from_slice(b"\\r"),
+            '\t' => out.extend_from_slice(b"\\t"),
+            c if (c as u32) < 0x20 => {
+                out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes());
+            }
+            c => {
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            }
+        }
+    }
+    out.push(b'"');
+}

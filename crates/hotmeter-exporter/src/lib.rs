@@ -1,0 +1,46 @@
+//! # hotmeter-exporter
+//!
+//! Turns a [`hotmeter::Registry`] into the formats Prometheus and its tools
+//! read, and serves them over HTTP.
+//!
+//! | item | what it is |
+//! |---|---|
+//! | [`encode_text`], [`TEXT_CONTENT_TYPE`] | Prometheus text format 0.0.4 |
+//! | [`encode_openmetrics`], [`OPENMETRICS_CONTENT_TYPE`], [`wants_openmetrics`] | OpenMetrics 1.0 text, by `Accept` negotiation |
+//! | [`encode_json`] | a JSON snapshot with quantile estimates |
+//! | [`register_process_metrics`] | `process_*` metrics from Linux `/proc` |
+//! | `server` (next) | the hardened HTTP server (hyper 1.x on tokio), loopback by default |
+//!
+//! ## Quick start
+//! ```
+//! let registry = hotmeter::Registry::new();
+//! let jobs = registry.counter("jobs_total", "Jobs run.")?;
+//! let depth = registry.int_gauge("queue_depth", "Jobs waiting.")?;
+//! jobs.inc();
+//! depth.set(7);
+//! let mut out = Vec::new();
+//! hotmeter_exporter::encode_text(&registry, &mut out);
+//! assert_eq!(
+//!     String::from_utf8(out).unwrap(),
+//!     concat!(
+//!         "# HELP jobs_total Jobs run.\n# TYPE jobs_total counter\njobs_total 1\n",
+//!         "# HELP queue_depth Jobs waiting.\n# TYPE queue_depth gauge\nqueue_depth 7\n",
+//!     )
+//! );
+//! # Ok::<(), hotmeter::RegistryError>(())
+//! ```
+//!
+//! ## Features
+//! None: the server is always built (hyper, tokio).
+
+#![forbid(unsafe_code)]
+
+mod json;
+mod openmetrics;
+mod process;
+mod text;
+
+pub use json::{JSON_CONTENT_TYPE, encode_json};
+pub use openmetrics::{OPENMETRICS_CONTENT_TYPE, encode_openmetrics, wants_openmetrics};
+pub use process::register_process_metrics;
+pub use text::{TEXT_CONTENT_TYPE, encode_text};

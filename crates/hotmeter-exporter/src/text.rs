@@ -1,0 +1,257 @@
+//! Prometheus text exposition format 0.0.4, and the encoder it shares with
+//! OpenMetrics 1.0 ([`crate::openmetrics`]).
+//!
+//! Owns: turning a [`hotmeter::Registry`] walk into exposition bytes:
+//! `# HELP`/`# TYPE` once per family, escaped label values, shortest
+//! round-trip floats spelled `+Inf`/`-Inf`/`NaN`, cumulative histogram
+//! buckets ending in `le="+Inf"`, summaries as `quantile` series. Writes
+//! into a caller-owned buffer and allocates nothing per series. Must not:
+//! hold any lock a recording thread could wait on (it only reads snapshots).
+//!
+//! Spec: <https://prometheus.io/docs/instrumenting/exposition_formats/#text-based-format>
+
+use hotmeter::{Desc, Labels, MetricType, Registry, Value, Visitor};
+
+/// Content type of the Prometheus text format.
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Appends the Prometheus text format of everything in `registry` to `out`.
+///
+/// ```
+/// let registry = hotmeter::Registry::new();
+/// let c = registry.counter("jobs_total", "Jobs run.")?;
+/// c.inc_by(3);
+/// let mut out = Vec::new();
+/// hotmeter_exporter::encode_text(&registry, &mut out);
+/// assert_eq!(
+///     String::from_utf8(out).unwrap(),
+///     "# HELP jobs_total Jobs run.\n# TYPE jobs_total counter\njobs_total 3\n"
+/// );
+/// # Ok::<(), hotmeter::RegistryError>(())
+/// ```
+pub fn encode_text(registry: &Registry, out: &mut Vec<u8>) {
+    registry.collect(&mut Encoder::new(out, Format::Text));
+}
+
+/// Which text dialect an [`Encoder`] writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Format {
+    /// Prometheus text 0.0.4.
+    Text,
+    /// OpenMetrics 1.0 text.
+    OpenMetrics,
+}
+
+/// A [`Visitor`] that writes one of the text formats.
+pub(crate) struct Encoder<'a> {
+    out: &'a mut Vec<u8>,
+    format: Format,
+    /// The current family's sample name stem (for OpenMetrics counters, the
+    /// name without `_total`).
+    stem_end: usize,
+    name: String,
+    kind: MetricType,
+}
+
+impl<'a> Encoder<'a> {
+    pub(crate) fn new(out: &'a mut Vec<u8>, format: Format) -> Self {
+        Self { out, format, stem_end: 0, name: String::new(), kind: MetricType::Gauge }
+    }
+
+    fn sample_line(&mut self, suffix: &str, labels: &Labels<'_>, extra: Option<(&str, f64)>, value: Num) {
+        let out = &mut *self.out;
+        out.extend_from_slice(&self.name.as_bytes()[..self.stem_end]);
+        out.extend_from_slice(suffix.as_bytes());
+        if !labels.is_empty() || extra.is_some() {
+            out.push(b'{');
+            let mut first = true;
+            for (name, value) in labels.iter() {
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                out.extend_from_slice(name.as_bytes());
+                out.extend_from_slice(b"=\"");
+                escape_label_value(out, value);
+                out.push(b'"');
+            }
+            if let Some((name, bound)) = extra {
+                if !first {
+                    out.push(b',');
+                }
+                out.extend_from_slice(name.as_bytes());
+                out.extend_from_slice(b"=\"");
+                write_f64(out, bound);
+                out.push(b'"');
+            }
+            out.push(b'}');
+        }
+        out.push(b' ');
+        match value {
+            Num::U(v) => out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes()),
+            Num::I(v) => out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes()),
+            Num::F(v) => write_f64(out, v),
+        }
+        out.push(b'\n');
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Num {
+    U(u64),
+    I(i64),
+    F(f64),
+}
+
+impl Visitor for Encoder<'_> {
+    fn family(&mut self, desc: &Desc) {
+        self.kind = desc.kind;
+        self.name.clear();
+        self.name.push_str(&desc.name);
+        self.stem_end = self.name.len();
+        // OpenMetrics names a counter family without `_total`; its sample
+        // gets the suffix back.
+        let family_end = match (self.format, desc.kind) {
+            (Format::OpenMetrics, MetricType::Counter) => {
+                let stem = desc.name.strip_suffix("_total").unwrap_or(&desc.name);
+                self.stem_end = stem.len();
+                stem.len()
+            }
+            _ => self.name.len(),
+        };
+        let family = &self.name[..family_end];
+        let out = &mut *self.out;
+        if !desc.help.is_empty() || self.format == Format::Text {
+            out.extend_from_slice(b"# HELP ");
+            out.extend_from_slice(family.as_bytes());
+            out.push(b' ');
+            escape_help(out, &desc.help, self.format);
+            out.push(b'\n');
+        }
+        out.extend_from_slice(b"# TYPE ");
+        out.extend_from_slice(family.as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(desc.kind.as_str().as_bytes());
+        out.push(b'\n');
+        if self.format == Format::OpenMetrics
+            && let Some(unit) = &desc.unit
+            // OpenMetrics requires the family name to end in `_<unit>`.
+            && family.strip_suffix(unit.as_str()).is_some_and(|rest| rest.ends_with('_'))
+        {
+            out.extend_from_slice(b"# UNIT ");
+            out.extend_from_slice(family.as_bytes());
+            out.push(b' ');
+            out.extend_from_slice(unit.as_str().as_bytes());
+            out.push(b'\n');
+        }
+    }
+
+    fn sample(&mut self, labels: &Labels<'_>, value: &Value<'_>) {
+        match *value {
+            Value::Counter(v) => {
+                let suffix = if self.format == Format::OpenMetrics { "_total" } else { "" };
+                self.sample_line(suffix, labels, None, Num::U(v));
+            }
+            Value::Gauge(v) => self.sample_line("", labels, None, Num::F(v)),
+            Value::IntGauge(v) => self.sample_line("", labels, None, Num::I(v)),
+            Value::Histogram { bounds, counts, sum, count } => {
+                let mut cumulative = 0u64;
+                for (i, &c) in counts.iter().enumerate() {
+                    cumulative += c;
+                    let le = bounds.get(i).copied().unwrap_or(f64::INFINITY);
+                    self.sample_line("_bucket", labels, Some(("le", le)), Num::U(cumulative));
+                }
+                self.sample_line("_sum", labels, None, Num::F(sum));
+                self.sample_line("_count", labels, None, Num::U(count));
+            }
+            Value::Summary { quantiles, sum, count } => {
+                for &(q, v) in quantiles {
+                    self.sample_line("", labels, Some(("quantile", q)), Num::F(v));
+                }
+                self.sample_line("_sum", labels, None, Num::F(sum));
+                self.sample_line("_count", labels, None, Num::U(count));
+            }
+            // `Value` is non-exhaustive: a kind this encoder does not know
+            // is skipped rather than written wrongly.
+            _ => {}
+        }
+    }
+}
+
+/// Writes `v` as Prometheus spells floats: shortest round-trip digits,
+/// `+Inf`, `-Inf`, `NaN`.
+pub(crate) fn write_f64(out: &mut Vec<u8>, v: f64) {
+    if v.is_nan() {
+        out.extend_from_slice(b"NaN");
+    } else if v == f64::INFINITY {
+        out.extend_from_slice(b"+Inf");
+    } else if v == f64::NEG_INFINITY {
+        out.extend_from_slice(b"-Inf");
+    } else {
+        out.extend_from_slice(ryu::Buffer::new().format_finite(v).as_bytes());
+    }
+}
+
+/// Label value escaping, the same in both formats: `\` `"` and line feed.
+pub(crate) fn escape_label_value(out: &mut Vec<u8>, value: &str) {
+    escape(out, value, true);
+}
+
+/// HELP escaping: `\` and line feed; OpenMetrics escapes `"` too.
+fn escape_help(out: &mut Vec<u8>, help: &str, format: Format) {
+    escape(out, help, format == Format::OpenMetrics);
+}
+
+fn escape(out: &mut Vec<u8>, s: &str, quotes: bool) {
+    let bytes = s.as_bytes();
+    let special = |b: u8| b == b'\\' || b == b'\n' || (quotes && b == b'"');
+    // Fast path: most values need no escaping.
+    if !bytes.iter().any(|&b| special(b)) {
+        out.extend_from_slice(bytes);
+        return;
+    }
+    for &b in bytes {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'"' if quotes => out.extend_from_slice(b"\\\""),
+            _ => out.push(b),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(v: f64) -> String {
+        let mut out = Vec::new();
+        write_f64(&mut out, v);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn floats() {
+        assert_eq!(f(f64::NAN), "NaN");
+        assert_eq!(f(f64::INFINITY), "+Inf");
+        assert_eq!(f(f64::NEG_INFINITY), "-Inf");
+        assert_eq!(f(0.005), "0.005");
+        assert_eq!(f(1.0), "1.0");
+        assert_eq!(f(-2.5), "-2.5");
+        assert_eq!(f(1e-9), "1e-9");
+        assert_eq!(f(0.1 + 0.2).parse::<f64>().unwrap(), 0.1 + 0.2);
+    }
+
+    #[test]
+    fn escaping() {
+        let mut out = Vec::new();
+        escape_label_value(&mut out, "a\\b\"c\nd");
+        assert_eq!(String::from_utf8(out).unwrap(), "a\\\\b\\\"c\\nd");
+        let mut out = Vec::new();
+        escape_help(&mut out, "say \"hi\"\\\n", Format::Text);
+        assert_eq!(String::from_utf8(out).unwrap(), "say \"hi\"\\\\\\n");
+        let mut out = Vec::new();
+        escape_help(&mut out, "say \"hi\"", Format::OpenMetrics);
+        assert_eq!(String::from_utf8(out).unwrap(), "say \\\"hi\\\"");
+    }
+}
