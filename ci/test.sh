@@ -22,6 +22,15 @@ if command -v rustup >/dev/null 2>&1; then
 fi
 cargo --version
 
+step "system packages (promtool, from Debian's prometheus)"
+if ! command -v promtool >/dev/null 2>&1; then
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+promtool --version 2>&1 | head -n 1
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

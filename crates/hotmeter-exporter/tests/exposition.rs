@@ -1,0 +1,272 @@
+//! Encoder output: exact golden text in both formats, `promtool check
+//! metrics` on a registry holding every kind of metric and every awkward
+//! input, and a round trip through an independent parser.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use hotmeter::{Buckets, Counter, Family, FloatCounter, Opts, Registry, StringFamily, Summary, SummaryOpts, Unit};
+use hotmeter_exporter::{encode_openmetrics, encode_text};
+use proptest::prelude::*;
+
+hotmeter::label_enum! {
+    /// Outcome.
+    pub enum Status: "status" { Success = "success", Error = "error" }
+}
+
+fn text(registry: &Registry) -> String {
+    let mut out = Vec::new();
+    encode_text(registry, &mut out);
+    String::from_utf8(out).expect("exposition is UTF-8")
+}
+
+fn openmetrics(registry: &Registry) -> String {
+    let mut out = Vec::new();
+    encode_openmetrics(registry, &mut out);
+    String::from_utf8(out).expect("exposition is UTF-8")
+}
+
+fn small_registry() -> Registry {
+    let r = Registry::builder().const_label("instance", "a").build().unwrap();
+    let writes: Family<Status, Counter> = r.family(("writes_total", "Writes by outcome."), Counter::new).unwrap();
+    writes.get(Status::Success).inc_by(5);
+    let h = r
+        .register(
+            Opts::new("write_duration_seconds", "Write \"latency\"\\ per\nwrite.").unit(Unit::SECONDS),
+            hotmeter::Histogram::new(Buckets::new([0.01, 0.1]).unwrap()),
+        )
+        .unwrap();
+    h.observe(0.005);
+    h.observe(0.05);
+    h.observe(5.0);
+    let g = r.gauge("temperature", "Odd values.").unwrap();
+    g.set(f64::NEG_INFINITY);
+    let s = r.string_family(("paths_total", "By path."), &["path"], Counter::new).unwrap();
+    s.with(&["C:\\dir\n\"x\""], |c| c.inc()).unwrap();
+    r
+}
+
+#[test]
+fn golden_prometheus_text() {
+    let expected = r#"# HELP hotmeter_label_overflow_total Lookups of new label sets routed to a family's overflow series because it reached its cardinality limit.
+# TYPE hotmeter_label_overflow_total counter
+hotmeter_label_overflow_total{instance="a",metric="paths_total"} 0
+# HELP paths_total By path.
+# TYPE paths_total counter
+paths_total{instance="a",path="C:\\dir\n\"x\""} 1
+# HELP temperature Odd values.
+# TYPE temperature gauge
+temperature{instance="a"} -Inf
+# HELP write_duration_seconds Write "latency"\\ per\nwrite.
+# TYPE write_duration_seconds histogram
+write_duration_seconds_bucket{instance="a",le="0.01"} 1
+write_duration_seconds_bucket{instance="a",le="0.1"} 2
+write_duration_seconds_bucket{instance="a",le="+Inf"} 3
+write_duration_seconds_sum{instance="a"} 5.055
+write_duration_seconds_count{instance="a"} 3
+# HELP writes_total Writes by outcome.
+# TYPE writes_total counter
+writes_total{instance="a",status="error"} 0
+writes_total{instance="a",status="success"} 5
+"#;
+    assert_eq!(text(&small_registry()), expected);
+}
+
+#[test]
+fn golden_openmetrics() {
+    let expected = r#"# HELP hotmeter_label_overflow Lookups of new label sets routed to a family's overflow series because it reached its cardinality limit.
+# TYPE hotmeter_label_overflow counter
+hotmeter_label_overflow_total{instance="a",metric="paths_total"} 0
+# HELP paths By path.
+# TYPE paths counter
+paths_total{instance="a",path="C:\\dir\n\"x\""} 1
+# HELP temperature Odd values.
+# TYPE temperature gauge
+temperature{instance="a"} -Inf
+# HELP write_duration_seconds Write \"latency\"\\ per\nwrite.
+# TYPE write_duration_seconds histogram
+# UNIT write_duration_seconds seconds
+write_duration_seconds_bucket{instance="a",le="0.01"} 1
+write_duration_seconds_bucket{instance="a",le="0.1"} 2
+write_duration_seconds_bucket{instance="a",le="+Inf"} 3
+write_duration_seconds_sum{instance="a"} 5.055
+write_duration_seconds_count{instance="a"} 3
+# HELP writes Writes by outcome.
+# TYPE writes counter
+writes_total{instance="a",status="error"} 0
+writes_total{instance="a",status="success"} 5
+# EOF
+"#;
+    assert_eq!(openmetrics(&small_registry()), expected);
+}
+
+/// Every metric kind, every awkward label value, NaN and infinities, and a
+/// family of 1,000 series.
+fn rich_registry() -> Registry {
+    let r = Registry::builder().namespace("hm").const_label("service", "exporter-test").build().unwrap();
+    hotmeter_exporter::register_process_metrics(&r).unwrap();
+    let c = r.counter("requests_total", "Requests served.").unwrap();
+    c.inc_by(42);
+    let fc = r
+        .register(Opts::new("busy_seconds_total", "Busy time.").unit(Unit::SECONDS), FloatCounter::new())
+        .unwrap();
+    fc.inc_by(1.25);
+    for (name, v) in [("nan_value", f64::NAN), ("pos_inf_value", f64::INFINITY), ("neg_inf_value", f64::NEG_INFINITY)]
+    {
+        r.gauge(name, "A special float.").unwrap().set(v);
+    }
+    r.int_gauge("queue_depth", "Items queued.").unwrap().set(-3);
+    let typed: Family<Status, Counter> = r.family(("writes_total", "Writes by outcome."), Counter::new).unwrap();
+    typed.get(Status::Error).inc();
+    let odd = r.string_family(("odd_labels_total", "Awkward label values."), &["value"], Counter::new).unwrap();
+    for v in ["", "quote\"", "back\\slash", "new\nline", "ünïcødé ✓", "{}=,\t"] {
+        odd.with(&[v], |c| c.inc()).unwrap();
+    }
+    let big = r.string_family(("tenant_observations_total", "Many series."), &["tenant"], Counter::new).unwrap();
+    for i in 0..1000 {
+        big.with(&[&format!("tenant-{i:04}")], |c| c.inc_by(i)).unwrap();
+    }
+    let h = r.histogram("latency_seconds", "Latency.", Buckets::default()).unwrap();
+    for i in 0..100 {
+        h.observe(i as f64 * 0.01);
+    }
+    h.observe(f64::NAN);
+    let hs = r
+        .string_family(("op_duration_seconds", "By op."), &["op"], || {
+            hotmeter::Histogram::new(Buckets::exponential(0.001, 2.0, 8).unwrap())
+        })
+        .unwrap();
+    hs.with(&["read"], |h| h.observe(0.003)).unwrap();
+    let s = r.register(Opts::new("rpc_duration_seconds", "RPC time."), Summary::new(SummaryOpts::default()).unwrap());
+    s.unwrap().observe(0.2);
+    r.register(Opts::new("idle_rpc_duration_seconds", "No data yet."), Summary::new(SummaryOpts::default()).unwrap())
+        .unwrap();
+    r
+}
+
+fn promtool() -> Option<String> {
+    let found = Command::new("promtool").arg("--version").output().is_ok();
+    if found {
+        return Some("promtool".into());
+    }
+    if std::env::var_os("HOTMETER_SKIP_PROMTOOL").is_some() {
+        eprintln!("promtool not installed and HOTMETER_SKIP_PROMTOOL set: skipping");
+        return None;
+    }
+    panic!("promtool is not installed: run `bash ci/test.sh` (it installs Debian's `prometheus`), or set HOTMETER_SKIP_PROMTOOL=1");
+}
+
+#[test]
+fn promtool_accepts_every_kind_and_awkward_input() {
+    let Some(promtool) = promtool() else { return };
+    let exposition = text(&rich_registry());
+    assert!(exposition.contains("hm_tenant_observations_total{service=\"exporter-test\",tenant=\"tenant-0999\"} 999"));
+    assert!(exposition.contains("hm_nan_value{service=\"exporter-test\"} NaN"));
+    assert!(exposition.contains("hm_odd_labels_total{service=\"exporter-test\",value=\"new\\nline\"} 1"));
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool runs");
+    child.stdin.take().expect("stdin").write_all(exposition.as_bytes()).expect("write to promtool");
+    let out = child.wait_with_output().expect("promtool finishes");
+    assert!(
+        out.status.success(),
+        "promtool rejected the exposition ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// An independent, strict parser for one text-format sample line:
+/// `name{l="v",...} value`, undoing the three escapes.
+fn parse_sample(line: &str) -> Option<(String, Vec<(String, String)>, String)> {
+    let (name_end, has_labels) = match line.find(['{', ' ']) {
+        Some(i) => (i, line.as_bytes()[i] == b'{'),
+        None => return None,
+    };
+    let name = line[..name_end].to_string();
+    let mut labels = Vec::new();
+    let mut rest = &line[name_end..];
+    if has_labels {
+        rest = &rest[1..];
+        loop {
+            if let Some(r) = rest.strip_prefix('}') {
+                rest = r;
+                break;
+            }
+            let eq = rest.find("=\"")?;
+            let label = rest[..eq].to_string();
+            let mut value = String::new();
+            let mut chars = rest[eq + 2..].char_indices();
+            let end = loop {
+                let (i, c) = chars.next()?;
+                match c {
+                    '\\' => match chars.next()?.1 {
+                        'n' => value.push('\n'),
+                        '\\' => value.push('\\'),
+                        '"' => value.push('"'),
+                        _ => return None,
+                    },
+                    '"' => break eq + 2 + i + 1,
+                    '\n' => return None,
+                    c => value.push(c),
+                }
+            };
+            labels.push((label, value));
+            rest = &rest[end..];
+            rest = rest.strip_prefix(',').unwrap_or(rest);
+        }
+    }
+    let value = rest.strip_prefix(' ')?.to_string();
+    Some((name, labels, value))
+}
+
+fn parse_value(s: &str) -> f64 {
+    match s {
+        "+Inf" => f64::INFINITY,
+        "-Inf" => f64::NEG_INFINITY,
+        "NaN" => f64::NAN,
+        s => s.parse().expect("a float"),
+    }
+}
+
+proptest! {
+    #[test]
+    fn round_trip_through_an_independent_parser(
+        name in "[a-zA-Z_:][a-zA-Z0-9_:]{0,20}",
+        label in "[a-zA-Z][a-zA-Z0-9_]{0,10}",
+        values in proptest::collection::btree_set("\\PC{0,12}|[\\\\\"\n]{1,4}", 1..6),
+        gauge in proptest::num::f64::ANY,
+        count in any::<u64>(),
+    ) {
+        let r = Registry::new();
+        let fam = r.register(Opts::new(format!("{name}_total"), "Round trip."), StringFamily::new(&[label.as_str()], Counter::new)).unwrap();
+        for v in &values {
+            fam.with(&[v.as_str()], |c| c.inc_by(count)).unwrap();
+        }
+        let g = r.gauge(&format!("{name}_gauge"), "Round trip.").unwrap();
+        g.set(gauge);
+        let exposition = text(&r);
+        let mut seen = std::collections::BTreeSet::new();
+        let mut gauge_seen = false;
+        for line in exposition.lines().filter(|l| !l.starts_with('#')) {
+            let (sample, labels, value) = parse_sample(line).expect("every sample line parses");
+            if sample == format!("{name}_gauge") {
+                let v = parse_value(&value);
+                prop_assert!(v == gauge || (v.is_nan() && gauge.is_nan()), "{} != {}", v, gauge);
+                gauge_seen = true;
+            } else if sample == format!("{name}_total") {
+                prop_assert_eq!(labels.len(), 1);
+                prop_assert_eq!(&labels[0].0, &label);
+                prop_assert_eq!(value.parse::<u64>().unwrap(), count);
+                seen.insert(labels[0].1.clone());
+            }
+        }
+        prop_assert!(gauge_seen);
+        prop_assert_eq!(seen, values);
+    }
+}
