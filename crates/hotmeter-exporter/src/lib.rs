@@ -9,7 +9,7 @@
 //! | [`encode_openmetrics`], [`OPENMETRICS_CONTENT_TYPE`], [`wants_openmetrics`] | OpenMetrics 1.0 text, by `Accept` negotiation |
 //! | [`encode_json`] | a JSON snapshot with quantile estimates |
 //! | [`register_process_metrics`] | `process_*` metrics from Linux `/proc` |
-//! | `server` (next) | the hardened HTTP server (hyper 1.x on tokio), loopback by default |
+//! | [`Exporter`], [`ServerHandle`], [`ThreadedServer`], [`MetricsService`], [`Limits`], [`Auth`] | the hardened HTTP server (hyper 1.x on tokio), loopback by default |
 //!
 //! ## Quick start
 //! ```
@@ -38,9 +38,11 @@
 mod json;
 mod openmetrics;
 mod process;
+mod server;
 mod text;
 
 pub use json::{JSON_CONTENT_TYPE, encode_json};
 pub use openmetrics::{OPENMETRICS_CONTENT_TYPE, encode_openmetrics, wants_openmetrics};
 pub use process::register_process_metrics;
+pub use server::{Auth, DEFAULT_LISTEN, Exporter, Limits, MetricsService, ServerHandle, ThreadedServer};
 pub use text::{TEXT_CONTENT_TYPE, encode_text};

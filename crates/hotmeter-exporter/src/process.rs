@@ -41,7 +41,8 @@ pub fn register_process_metrics(registry: &Registry) -> Result<(), RegistryError
     let vsize = registry.gauge("process_virtual_memory_bytes", "Virtual memory size in bytes.")?;
     let open_fds = registry.gauge("process_open_fds", "Number of open file descriptors.")?;
     let max_fds = registry.gauge("process_max_fds", "Maximum number of open file descriptors.")?;
-    let start = registry.gauge("process_start_time_seconds", "Start time of the process since unix epoch in seconds.")?;
+    let start =
+        registry.gauge("process_start_time_seconds", "Start time of the process since unix epoch in seconds.")?;
     let metrics = ProcessMetrics { cpu, rss, vsize, open_fds, max_fds, start };
     metrics.refresh();
     registry.on_collect(move || metrics.refresh());

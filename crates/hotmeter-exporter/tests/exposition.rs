@@ -107,12 +107,10 @@ fn rich_registry() -> Registry {
     hotmeter_exporter::register_process_metrics(&r).unwrap();
     let c = r.counter("requests_total", "Requests served.").unwrap();
     c.inc_by(42);
-    let fc = r
-        .register(Opts::new("busy_seconds_total", "Busy time.").unit(Unit::SECONDS), FloatCounter::new())
-        .unwrap();
+    let fc =
+        r.register(Opts::new("busy_seconds_total", "Busy time.").unit(Unit::SECONDS), FloatCounter::new()).unwrap();
     fc.inc_by(1.25);
-    for (name, v) in [("nan_value", f64::NAN), ("pos_inf_value", f64::INFINITY), ("neg_inf_value", f64::NEG_INFINITY)]
-    {
+    for (name, v) in [("nan_value", f64::NAN), ("pos_inf_value", f64::INFINITY), ("neg_inf_value", f64::NEG_INFINITY)] {
         r.gauge(name, "A special float.").unwrap().set(v);
     }
     r.int_gauge("queue_depth", "Items queued.").unwrap().set(-3);
@@ -139,7 +137,8 @@ fn rich_registry() -> Registry {
     hs.with(&["read"], |h| h.observe(0.003)).unwrap();
     let s = r.register(Opts::new("rpc_duration_seconds", "RPC time."), Summary::new(SummaryOpts::default()).unwrap());
     s.unwrap().observe(0.2);
-    r.register(Opts::new("idle_rpc_duration_seconds", "No data yet."), Summary::new(SummaryOpts::default()).unwrap())
+    let _idle = r
+        .register(Opts::new("idle_rpc_duration_seconds", "No data yet."), Summary::new(SummaryOpts::default()).unwrap())
         .unwrap();
     r
 }
@@ -153,7 +152,9 @@ fn promtool() -> Option<String> {
         eprintln!("promtool not installed and HOTMETER_SKIP_PROMTOOL set: skipping");
         return None;
     }
-    panic!("promtool is not installed: run `bash ci/test.sh` (it installs Debian's `prometheus`), or set HOTMETER_SKIP_PROMTOOL=1");
+    panic!(
+        "promtool is not installed: run `bash ci/test.sh` (it installs Debian's `prometheus`), or set HOTMETER_SKIP_PROMTOOL=1"
+    );
 }
 
 #[test]
@@ -181,9 +182,12 @@ fn promtool_accepts_every_kind_and_awkward_input() {
     );
 }
 
+/// One parsed sample line: name, label pairs, value text.
+type ParsedSample = (String, Vec<(String, String)>, String);
+
 /// An independent, strict parser for one text-format sample line:
 /// `name{l="v",...} value`, undoing the three escapes.
-fn parse_sample(line: &str) -> Option<(String, Vec<(String, String)>, String)> {
+fn parse_sample(line: &str) -> Option<ParsedSample> {
     let (name_end, has_labels) = match line.find(['{', ' ']) {
         Some(i) => (i, line.as_bytes()[i] == b'{'),
         None => return None,

@@ -1,0 +1,550 @@
+//! The HTTP server: hyper 1.x on tokio, loopback by default.
+//!
+//! Owns: routing (`/metrics`, `/metrics/json`, `/healthz`, `/readyz`, extra
+//! read-only routes), content negotiation and gzip, authentication, and the
+//! hardening limits (header size, body size, header read timeout,
+//! concurrent connections). Must not: touch recording paths; rendering reads
+//! the registry through [`hotmeter::Registry::collect`] on a blocking
+//! thread, so a large scrape never stalls the runtime's reactor.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+
+use crate::{
+    JSON_CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE, encode_json, encode_openmetrics, encode_text,
+    wants_openmetrics,
+};
+
+/// The default listen address: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9898";
+
+/// Hardening limits of the server. Build with
+/// `Limits { max_connections: 16, ..Limits::default() }`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Limits {
+    /// Largest request head (request line and headers) accepted; larger
+    /// ones get `431`. At least 8 KiB (hyper's minimum buffer). Default 16 KiB.
+    pub max_header_bytes: usize,
+    /// Largest declared request body; larger get `413`. Default 4 KiB
+    /// (every route is a GET).
+    pub max_body_bytes: u64,
+    /// Time a client has to send a complete request head, on a new or an
+    /// idle kept-alive connection. Default 10 s.
+    pub header_read_timeout: Duration,
+    /// Connections served at once; more are closed at once. Default 128.
+    pub max_connections: usize,
+    /// How long a graceful shutdown waits for in-flight requests. Default 5 s.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_header_bytes: 16 * 1024,
+            max_body_bytes: 4 * 1024,
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 128,
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Optional authentication of every route but `/healthz`.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Auth {
+    /// `Authorization: Bearer <token>`.
+    Bearer(String),
+    /// `Authorization: Basic base64(user:password)`, given here already
+    /// encoded as the header carries it.
+    BasicEncoded(String),
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the secret.
+        match self {
+            Self::Bearer(_) => f.write_str("Auth::Bearer(..)"),
+            Self::BasicEncoded(_) => f.write_str("Auth::BasicEncoded(..)"),
+        }
+    }
+}
+
+type RouteFn = Arc<dyn Fn() -> Vec<u8> + Send + Sync>;
+
+/// An extra read-only route: a path, its content type, and the function that
+/// renders its body (run on a blocking thread).
+#[derive(Clone)]
+struct Route {
+    path: String,
+    content_type: String,
+    render: RouteFn,
+}
+
+/// State shared by every connection.
+struct Shared {
+    registry: hotmeter::Registry,
+    limits: Limits,
+    auth: Option<Auth>,
+    routes: Vec<Route>,
+    ready: Arc<AtomicBool>,
+    /// Render buffer reused across scrapes.
+    buffer: Mutex<Vec<u8>>,
+}
+
+/// Builds and starts the metrics server.
+///
+/// ```no_run
+/// let registry = hotmeter::Registry::new();
+/// let requests = registry.counter("requests_total", "Requests served.")?;
+/// let server = hotmeter_exporter::Exporter::new(registry).start()?; // 127.0.0.1:9898
+/// server.set_ready(true);
+/// requests.inc();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[must_use]
+pub struct Exporter {
+    registry: hotmeter::Registry,
+    listen: SocketAddr,
+    limits: Limits,
+    auth: Option<Auth>,
+    routes: Vec<Route>,
+}
+
+impl std::fmt::Debug for Exporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Exporter")
+            .field("listen", &self.listen)
+            .field("limits", &self.limits)
+            .field("auth", &self.auth)
+            .field("routes", &self.routes.iter().map(|r| &r.path).collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Exporter {
+    /// An exporter for `registry` on [`DEFAULT_LISTEN`] (loopback only).
+    pub fn new(registry: hotmeter::Registry) -> Self {
+        Self {
+            registry,
+            listen: SocketAddr::from(([127, 0, 0, 1], 9898)),
+            limits: Limits::default(),
+            auth: None,
+            routes: Vec::new(),
+        }
+    }
+
+    /// Listens on `addr` instead (port 0 picks a free port). Nothing listens
+    /// beyond loopback unless an address like `0.0.0.0:9898` is given here.
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = addr;
+        self
+    }
+
+    /// Replaces the hardening limits.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Requires authentication on every route but `/healthz`.
+    pub fn auth(mut self, auth: Auth) -> Self {
+        self.auth = Some(auth);
+        self
+    }
+
+    /// Mounts an extra read-only `GET` route (e.g. `/slos`), rendered by
+    /// `render` on a blocking thread at each request.
+    pub fn route(
+        mut self,
+        path: impl Into<String>,
+        content_type: impl Into<String>,
+        render: impl Fn() -> Vec<u8> + Send + Sync + 'static,
+    ) -> Self {
+        self.routes.push(Route { path: path.into(), content_type: content_type.into(), render: Arc::new(render) });
+        self
+    }
+
+    fn shared(self) -> (Arc<Shared>, SocketAddr) {
+        let shared = Shared {
+            registry: self.registry,
+            limits: self.limits,
+            auth: self.auth,
+            routes: self.routes,
+            ready: Arc::new(AtomicBool::new(false)),
+            buffer: Mutex::new(Vec::new()),
+        };
+        (Arc::new(shared), self.listen)
+    }
+
+    /// A hyper service answering every route, to mount in your own server.
+    /// Readiness starts false; flip it with [`MetricsService::set_ready`].
+    pub fn service(self) -> MetricsService {
+        MetricsService { shared: self.shared().0 }
+    }
+
+    /// Binds and serves on the caller's tokio runtime; returns once bound.
+    pub async fn serve(self) -> io::Result<ServerHandle> {
+        let (shared, addr) = self.shared();
+        let listener = TcpListener::bind(addr).await?;
+        let local_addr = listener.local_addr()?;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let ready = shared.ready.clone();
+        let task = tokio::spawn(accept_loop(listener, shared, stop_rx));
+        Ok(ServerHandle { local_addr, ready, stop: stop_tx, task })
+    }
+
+    /// Starts a small dedicated runtime on its own thread and serves there:
+    /// for plain threaded programs. Returns once bound.
+    pub fn start(self) -> io::Result<ThreadedServer> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .max_blocking_threads(2)
+            .thread_name("hotmeter-exporter")
+            .enable_all()
+            .build()?;
+        let handle = runtime.block_on(self.serve())?;
+        Ok(ThreadedServer { handle: Some(handle), runtime: Some(runtime) })
+    }
+}
+
+/// A running server on the caller's runtime.
+#[derive(Debug)]
+pub struct ServerHandle {
+    local_addr: SocketAddr,
+    ready: Arc<AtomicBool>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ServerHandle {
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Sets what `/readyz` answers: `200` when ready, `503` until then.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Relaxed);
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to
+    /// [`Limits::shutdown_grace`]), and returns when the server is down.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// A running server on its own runtime thread; shut down on drop.
+#[derive(Debug)]
+pub struct ThreadedServer {
+    handle: Option<ServerHandle>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl ThreadedServer {
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.handle.as_ref().map_or(SocketAddr::from(([127, 0, 0, 1], 0)), ServerHandle::local_addr)
+    }
+
+    /// Sets what `/readyz` answers.
+    pub fn set_ready(&self, ready: bool) {
+        if let Some(h) = &self.handle {
+            h.set_ready(ready);
+        }
+    }
+
+    /// Graceful shutdown, blocking until the server is down.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        if let (Some(handle), Some(runtime)) = (self.handle.take(), self.runtime.take()) {
+            runtime.block_on(handle.shutdown());
+            runtime.shutdown_timeout(Duration::from_secs(1));
+        }
+    }
+}
+
+impl Drop for ThreadedServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let permits = Arc::new(Semaphore::new(shared.limits.max_connections.max(1)));
+    let max = shared.limits.max_connections.max(1) as u32;
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.changed() => break,
+        };
+        let Ok((stream, _peer)) = accepted else {
+            // Out of file descriptors and the like: back off briefly.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            // Over the connection cap: close at once.
+            drop(stream);
+            continue;
+        };
+        let service = MetricsService { shared: shared.clone() };
+        let mut stop = stop.clone();
+        let limits = shared.limits.clone();
+        tokio::spawn(async move {
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout)
+                .max_buf_size(limits.max_header_bytes.max(8192))
+                .serve_connection(TokioIo::new(stream), service);
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = stop.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(limits.shutdown_grace, conn).await;
+                }
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    // Wait for connections to drain (each holds a permit), up to the grace.
+    let _ = tokio::time::timeout(shared.limits.shutdown_grace + Duration::from_millis(100), permits.acquire_many(max))
+        .await;
+}
+
+/// The request handler as a hyper service: every route, negotiation, gzip,
+/// limits and authentication. Cheap to clone.
+#[derive(Clone)]
+pub struct MetricsService {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for MetricsService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsService").finish_non_exhaustive()
+    }
+}
+
+impl MetricsService {
+    /// Sets what `/readyz` answers.
+    pub fn set_ready(&self, ready: bool) {
+        self.shared.ready.store(ready, Ordering::Relaxed);
+    }
+}
+
+impl hyper::service::Service<Request<Incoming>> for MetricsService {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
+        let shared = self.shared.clone();
+        Box::pin(
+            async move { Ok(handle(shared, req.method().clone(), req.uri().path().to_owned(), req.headers()).await) },
+        )
+    }
+}
+
+fn plain(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r
+}
+
+/// The whole routing decision, given the parts of a request it needs.
+async fn handle(
+    shared: Arc<Shared>,
+    method: Method,
+    path: String,
+    headers: &hyper::HeaderMap,
+) -> Response<Full<Bytes>> {
+    let head = method == Method::HEAD;
+    if method != Method::GET && !head {
+        let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+        r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return r;
+    }
+    let declared_body = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared_body.is_some_and(|n| n > shared.limits.max_body_bytes) {
+        return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
+    }
+    if path == "/healthz" {
+        return strip(head, plain(StatusCode::OK, "ok\n"));
+    }
+    if let Some(auth) = &shared.auth
+        && !authorized(auth, headers)
+    {
+        let mut r = plain(StatusCode::UNAUTHORIZED, "unauthorized\n");
+        let challenge = match auth {
+            Auth::Bearer(_) => "Bearer realm=\"hotmeter\"",
+            Auth::BasicEncoded(_) => "Basic realm=\"hotmeter\"",
+        };
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        return r;
+    }
+    let response = match path.as_str() {
+        "/readyz" => {
+            if shared.ready.load(Ordering::Relaxed) {
+                plain(StatusCode::OK, "ready\n")
+            } else {
+                plain(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+            }
+        }
+        "/metrics" => {
+            let om = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(wants_openmetrics);
+            let gzip = headers.get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok()).is_some_and(accepts_gzip);
+            let content_type = if om { OPENMETRICS_CONTENT_TYPE } else { TEXT_CONTENT_TYPE };
+            let s = shared.clone();
+            let rendered = tokio::task::spawn_blocking(move || {
+                render(&s, |r, out| if om { encode_openmetrics(r, out) } else { encode_text(r, out) }, gzip)
+            })
+            .await;
+            match rendered {
+                Ok(body) => body_response(content_type, body, gzip),
+                Err(_) => plain(StatusCode::INTERNAL_SERVER_ERROR, "render failed\n"),
+            }
+        }
+        "/metrics/json" => {
+            let s = shared.clone();
+            match tokio::task::spawn_blocking(move || render(&s, encode_json, false)).await {
+                Ok(body) => body_response(JSON_CONTENT_TYPE, body, false),
+                Err(_) => plain(StatusCode::INTERNAL_SERVER_ERROR, "render failed\n"),
+            }
+        }
+        p => match shared.routes.iter().find(|r| r.path == p) {
+            Some(route) => {
+                let render = route.render.clone();
+                match tokio::task::spawn_blocking(move || render()).await {
+                    Ok(body) => {
+                        let mut r = Response::new(Full::new(Bytes::from(body)));
+                        if let Ok(v) = HeaderValue::from_str(&route.content_type) {
+                            r.headers_mut().insert(header::CONTENT_TYPE, v);
+                        }
+                        r
+                    }
+                    Err(_) => plain(StatusCode::INTERNAL_SERVER_ERROR, "render failed\n"),
+                }
+            }
+            None => plain(StatusCode::NOT_FOUND, "not found\n"),
+        },
+    };
+    strip(head, response)
+}
+
+/// Renders into the shared, reused buffer and returns the (optionally
+/// gzipped) bytes.
+fn render(shared: &Shared, encode: impl FnOnce(&hotmeter::Registry, &mut Vec<u8>), gzip: bool) -> Bytes {
+    let mut buf = shared.buffer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    buf.clear();
+    encode(&shared.registry, &mut buf);
+    if gzip {
+        use std::io::Write;
+        let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(buf.len() / 4), flate2::Compression::fast());
+        // Writing to a Vec cannot fail.
+        let _ = enc.write_all(&buf);
+        Bytes::from(enc.finish().unwrap_or_default())
+    } else {
+        Bytes::copy_from_slice(&buf)
+    }
+}
+
+fn body_response(content_type: &'static str, body: Bytes, gzip: bool) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body));
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if gzip {
+        r.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    r.headers_mut().insert(header::VARY, HeaderValue::from_static("Accept, Accept-Encoding"));
+    r
+}
+
+/// HEAD: the same headers (including the length), no body.
+fn strip(head: bool, r: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
+    if !head {
+        return r;
+    }
+    let (mut parts, body) = r.into_parts();
+    let len = http_body_util::BodyExt::boxed(body);
+    if let Some(n) = hyper::body::Body::size_hint(&len).exact()
+        && let Ok(v) = HeaderValue::from_str(&n.to_string())
+    {
+        parts.headers.insert(header::CONTENT_LENGTH, v);
+    }
+    Response::from_parts(parts, Full::new(Bytes::new()))
+}
+
+fn accepts_gzip(accept_encoding: &str) -> bool {
+    accept_encoding.split(',').any(|entry| {
+        let mut parts = entry.split(';').map(str::trim);
+        let coding = parts.next().unwrap_or("");
+        let q = parts.find_map(|p| p.strip_prefix("q=")).and_then(|q| q.parse::<f32>().ok()).unwrap_or(1.0);
+        coding.eq_ignore_ascii_case("gzip") && q > 0.0
+    })
+}
+
+fn authorized(auth: &Auth, headers: &hyper::HeaderMap) -> bool {
+    let Some(given) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let (scheme, expected) = match auth {
+        Auth::Bearer(t) => ("Bearer ", t),
+        Auth::BasicEncoded(b) => ("Basic ", b),
+    };
+    given.strip_prefix(scheme).is_some_and(|g| constant_time_eq(g.trim().as_bytes(), expected.as_bytes()))
+}
+
+/// Compares without an early exit on the first differing byte.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gzip_negotiation() {
+        assert!(accepts_gzip("gzip"));
+        assert!(accepts_gzip("br, gzip;q=0.5"));
+        assert!(!accepts_gzip("gzip;q=0"));
+        assert!(!accepts_gzip("identity"));
+    }
+
+    #[test]
+    fn auth_compare() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+        assert_eq!(format!("{:?}", Auth::Bearer("secret".into())), "Auth::Bearer(..)");
+    }
+
+    #[test]
+    fn default_listen_is_loopback() {
+        let e = Exporter::new(hotmeter::Registry::new());
+        assert!(e.listen.ip().is_loopback());
+        assert_eq!(e.listen.to_string(), DEFAULT_LISTEN);
+    }
+}

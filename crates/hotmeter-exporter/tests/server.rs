@@ -1,0 +1,178 @@
+//! The HTTP server end to end over real loopback sockets: headers,
+//! negotiation, gzip, 404/405, readiness, auth, limits, malformed and slow
+//! clients, graceful shutdown. Every client is bounded by timeouts.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use hotmeter_exporter::{Auth, Exporter, Limits};
+
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Sends raw bytes, reads until the server closes, parses one response.
+fn raw(addr: SocketAddr, request: &[u8]) -> Reply {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request).expect("send");
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").expect("a response head");
+    let head = String::from_utf8_lossy(&buf[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|c| c.parse().ok()).expect("status");
+    let headers =
+        lines.filter_map(|l| l.split_once(':').map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))).collect();
+    Reply { status, headers, body: buf[split + 4..].to_vec() }
+}
+
+fn get(addr: SocketAddr, path: &str, extra: &str) -> Reply {
+    raw(addr, format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{extra}\r\n").as_bytes())
+}
+
+fn registry() -> hotmeter::Registry {
+    let r = hotmeter::Registry::new();
+    r.counter("jobs_total", "Jobs run.").unwrap().inc_by(7);
+    r
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+#[test]
+fn routes_negotiation_gzip_and_errors() {
+    let rt = runtime();
+    let any_port: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let server = rt.block_on(Exporter::new(registry()).listen(any_port).serve()).unwrap();
+    let addr = server.local_addr();
+    assert!(addr.ip().is_loopback());
+
+    let r = get(addr, "/metrics", "");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("text/plain; version=0.0.4; charset=utf-8"));
+    assert_eq!(r.text(), "# HELP jobs_total Jobs run.\n# TYPE jobs_total counter\njobs_total 7\n");
+
+    let r = get(addr, "/metrics", "Accept: application/openmetrics-text; version=1.0.0\r\n");
+    assert_eq!(r.header("content-type"), Some("application/openmetrics-text; version=1.0.0; charset=utf-8"));
+    assert!(r.text().ends_with("jobs_total 7\n# EOF\n"), "{}", r.text());
+
+    let r = get(addr, "/metrics", "Accept-Encoding: gzip\r\n");
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    let mut plain = String::new();
+    flate2::read::GzDecoder::new(&r.body[..]).read_to_string(&mut plain).unwrap();
+    assert!(plain.contains("jobs_total 7\n"));
+
+    let r = get(addr, "/metrics/json", "");
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert!(r.text().contains("\"name\":\"jobs_total\""));
+
+    let r = raw(addr, b"HEAD /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 200);
+    assert!(r.body.is_empty());
+    let full_length = get(addr, "/metrics", "").body.len().to_string();
+    assert_eq!(r.header("content-length"), Some(full_length.as_str()));
+
+    assert_eq!(get(addr, "/nope", "").status, 404);
+    let r = raw(addr, b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("GET, HEAD"));
+    assert_eq!(get(addr, "/healthz", "").status, 200);
+
+    // Readiness flips.
+    assert_eq!(get(addr, "/readyz", "").status, 503);
+    server.set_ready(true);
+    assert_eq!(get(addr, "/readyz", "").status, 200);
+
+    // Malformed requests get an error, never a panic, and the server lives on.
+    let r = raw(addr, b"THIS IS NOT HTTP\r\n\r\n");
+    assert_eq!(r.status, 400);
+    let huge = format!("GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(64 * 1024));
+    let r = raw(addr, huge.as_bytes());
+    assert_eq!(r.status, 431);
+    let r = raw(addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 999999\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 413);
+    assert_eq!(get(addr, "/metrics", "").status, 200);
+
+    rt.block_on(server.shutdown());
+    assert!(TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_err(), "still listening after shutdown");
+}
+
+#[test]
+fn slow_client_times_out_without_blocking_a_concurrent_scrape() {
+    let limits = Limits { header_read_timeout: Duration::from_millis(300), ..Limits::default() };
+    let server = Exporter::new(registry()).listen("127.0.0.1:0".parse().unwrap()).limits(limits).start().unwrap();
+    let addr = server.local_addr();
+    // A client that sends half a request head and then nothing.
+    let mut slow = TcpStream::connect(addr).unwrap();
+    slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n").unwrap();
+    // A concurrent scrape is served at once.
+    let t = Instant::now();
+    assert_eq!(get(addr, "/metrics", "").status, 200);
+    assert!(t.elapsed() < Duration::from_secs(5));
+    // The slow client is cut off after the header read timeout.
+    slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = Vec::new();
+    let started = Instant::now();
+    let _ = slow.read_to_end(&mut buf);
+    assert!(started.elapsed() < Duration::from_secs(4), "slow client held the connection");
+    let head = String::from_utf8_lossy(&buf);
+    assert!(buf.is_empty() || head.starts_with("HTTP/1.1 408"), "{head}");
+    server.shutdown();
+}
+
+#[test]
+fn authentication_and_extra_routes() {
+    let server = Exporter::new(registry())
+        .listen("127.0.0.1:0".parse().unwrap())
+        .auth(Auth::Bearer("s3cret".into()))
+        .route("/slos", "application/json", || b"{\"total\":0}".to_vec())
+        .start()
+        .unwrap();
+    let addr = server.local_addr();
+    let r = get(addr, "/metrics", "");
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("www-authenticate"), Some("Bearer realm=\"hotmeter\""));
+    assert_eq!(get(addr, "/metrics", "Authorization: Bearer wrong\r\n").status, 401);
+    assert_eq!(get(addr, "/metrics", "Authorization: Bearer s3cret\r\n").status, 200);
+    assert_eq!(get(addr, "/healthz", "").status, 200, "liveness needs no credentials");
+    let r = get(addr, "/slos", "Authorization: Bearer s3cret\r\n");
+    assert_eq!((r.status, r.text().as_str()), (200, "{\"total\":0}"));
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    server.shutdown();
+}
+
+#[test]
+fn connection_cap_holds() {
+    let limits = Limits { max_connections: 2, header_read_timeout: Duration::from_secs(2), ..Limits::default() };
+    let server = Exporter::new(registry()).listen("127.0.0.1:0".parse().unwrap()).limits(limits).start().unwrap();
+    let addr = server.local_addr();
+    let _a = TcpStream::connect(addr).unwrap();
+    let _b = TcpStream::connect(addr).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    // A third connection is closed without a response while two are held.
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let _ = c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let mut buf = Vec::new();
+    let _ = c.read_to_end(&mut buf);
+    assert!(buf.is_empty(), "over the cap, got: {}", String::from_utf8_lossy(&buf));
+    drop((_a, _b));
+    // Once the held connections time out, service resumes.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(get(addr, "/metrics", "").status, 200);
+    server.shutdown();
+}
