@@ -137,7 +137,6 @@ impl Visitor for JsonEncoder<'_> {
                 }
                 out.push(b']');
             }
-            _ => out.extend_from_slice(b",\"value\":null"),
         }
         out.push(b'}');
     }

@@ -10,7 +10,7 @@
 //!
 //! Spec: <https://prometheus.io/docs/instrumenting/exposition_formats/#text-based-format>
 
-use hotmeter::{Desc, Labels, MetricType, Registry, Value, Visitor};
+use hotmeter::{Desc, Labels, MetricType, Registry, Value, Visitor, write_label_set};
 
 /// Content type of the Prometheus text format.
 pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -62,28 +62,20 @@ impl<'a> Encoder<'a> {
         let out = &mut *self.out;
         out.extend_from_slice(&self.name.as_bytes()[..self.stem_end]);
         out.extend_from_slice(suffix.as_bytes());
-        if !labels.is_empty() || extra.is_some() {
-            out.push(b'{');
-            let mut first = true;
-            for (name, value) in labels.iter() {
-                if !first {
-                    out.push(b',');
-                }
-                first = false;
-                out.extend_from_slice(name.as_bytes());
-                out.extend_from_slice(b"=\"");
-                escape_label_value(out, value);
-                out.push(b'"');
-            }
-            if let Some((name, bound)) = extra {
-                if !first {
-                    out.push(b',');
-                }
-                out.extend_from_slice(name.as_bytes());
-                out.extend_from_slice(b"=\"");
-                write_f64(out, bound);
-                out.push(b'"');
-            }
+        // The label set, open: `{a="x",b="y"` (cached per series by the core).
+        let start = out.len();
+        match labels.rendered() {
+            Some(rendered) => out.extend_from_slice(rendered),
+            None => write_label_set(out, labels),
+        }
+        let open = out.len() > start;
+        if let Some((name, bound)) = extra {
+            out.push(if open { b',' } else { b'{' });
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b"=\"");
+            write_f64(out, bound);
+            out.extend_from_slice(b"\"}");
+        } else if open {
             out.push(b'}');
         }
         out.push(b' ');
@@ -153,6 +145,10 @@ impl Visitor for Encoder<'_> {
                 self.sample_line(suffix, labels, None, Num::U(v));
             }
             Value::Gauge(v) => self.sample_line("", labels, None, Num::F(v)),
+            Value::FloatCounter(v) => {
+                let suffix = if self.format == Format::OpenMetrics { "_total" } else { "" };
+                self.sample_line(suffix, labels, None, Num::F(v));
+            }
             Value::IntGauge(v) => self.sample_line("", labels, None, Num::I(v)),
             Value::Histogram { bounds, counts, sum, count } => {
                 let mut cumulative = 0u64;
@@ -171,9 +167,6 @@ impl Visitor for Encoder<'_> {
                 self.sample_line("_sum", labels, None, Num::F(sum));
                 self.sample_line("_count", labels, None, Num::U(count));
             }
-            // `Value` is non-exhaustive: a kind this encoder does not know
-            // is skipped rather than written wrongly.
-            _ => {}
         }
     }
 }
@@ -190,11 +183,6 @@ pub(crate) fn write_f64(out: &mut Vec<u8>, v: f64) {
     } else {
         out.extend_from_slice(ryu::Buffer::new().format_finite(v).as_bytes());
     }
-}
-
-/// Label value escaping, the same in both formats: `\` `"` and line feed.
-pub(crate) fn escape_label_value(out: &mut Vec<u8>, value: &str) {
-    escape(out, value, true);
 }
 
 /// HELP escaping: `\` and line feed; OpenMetrics escapes `"` too.
@@ -245,7 +233,7 @@ mod tests {
     #[test]
     fn escaping() {
         let mut out = Vec::new();
-        escape_label_value(&mut out, "a\\b\"c\nd");
+        hotmeter::escape_label_value(&mut out, "a\\b\"c\nd");
         assert_eq!(String::from_utf8(out).unwrap(), "a\\\\b\\\"c\\nd");
         let mut out = Vec::new();
         escape_help(&mut out, "say \"hi\"\\\n", Format::Text);

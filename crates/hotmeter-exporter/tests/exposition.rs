@@ -163,6 +163,9 @@ fn promtool_accepts_every_kind_and_awkward_input() {
     let exposition = text(&rich_registry());
     assert!(exposition.contains("hm_tenant_observations_total{service=\"exporter-test\",tenant=\"tenant-0999\"} 999"));
     assert!(exposition.contains("hm_nan_value{service=\"exporter-test\"} NaN"));
+    assert!(exposition.contains("hm_busy_seconds_total{service=\"exporter-test\"} 1.25\n"));
+    assert!(exposition.contains("hm_queue_depth{service=\"exporter-test\"} -3\n"));
+    assert!(exposition.contains("hm_rpc_duration_seconds{service=\"exporter-test\",quantile=\"0.99\"}"));
     assert!(exposition.contains("hm_odd_labels_total{service=\"exporter-test\",value=\"new\\nline\"} 1"));
     let mut child = Command::new(promtool)
         .args(["check", "metrics"])

@@ -110,7 +110,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let labels: Vec<String> = series.labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
             let value = match &series.value {
                 OwnedValue::Counter(c) => c.to_string(),
-                OwnedValue::Gauge(g) => g.to_string(),
+                OwnedValue::Gauge(g) | OwnedValue::FloatCounter(g) => g.to_string(),
                 OwnedValue::IntGauge(g) => g.to_string(),
                 v @ OwnedValue::Histogram { count, sum, .. } => format!(
                     "count {count}, sum {sum:.6}, p50 ≈ {:.1} µs, p99 ≈ {:.1} µs",
@@ -122,7 +122,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         quantiles.iter().map(|(q, v)| format!("p{}={:.1}µs", q * 100.0, v * 1e6)).collect();
                     format!("count {count}, {}", q.join(" "))
                 }
-                other => format!("{other:?}"),
             };
             println!("    {{{}}} {value}", labels.join(", "));
         }

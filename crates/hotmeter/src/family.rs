@@ -12,7 +12,7 @@ use std::marker::PhantomData;
 
 use crate::error::LabelCountError;
 use crate::labels::LabelSet;
-use crate::snapshot::{Desc, LabelValues, Labels, Metric, Scratch, Visitor};
+use crate::snapshot::{Desc, LabelValues, Labels, Metric, RenderCache, Scratch, Visitor};
 use std::sync::OnceLock;
 
 use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering, lock};
@@ -41,7 +41,7 @@ pub trait Collect: Send + Sync + 'static {
 impl<M: Metric> Collect for M {
     fn collect(&self, desc: &Desc, scratch: &mut Scratch, visitor: &mut dyn Visitor) {
         let value = self.sample(scratch);
-        visitor.sample(&Labels { desc, values: LabelValues::None }, &value);
+        visitor.sample(&Labels { desc, values: LabelValues::None, rendered: None }, &value);
     }
     fn as_any(&self) -> &dyn Any {
         self
@@ -73,12 +73,19 @@ pub struct Family<L: LabelSet, M: Metric> {
     series: Arc<[M]>,
     /// Series indices sorted by label values, for deterministic scrapes.
     order: Arc<[u32]>,
+    /// Per series, its label set rendered for scrapes.
+    rendered: Arc<[RenderCache]>,
     _labels: PhantomData<fn(L)>,
 }
 
 impl<L: LabelSet, M: Metric> Clone for Family<L, M> {
     fn clone(&self) -> Self {
-        Self { series: self.series.clone(), order: self.order.clone(), _labels: PhantomData }
+        Self {
+            series: self.series.clone(),
+            order: self.order.clone(),
+            rendered: self.rendered.clone(),
+            _labels: PhantomData,
+        }
     }
 }
 
@@ -100,7 +107,8 @@ impl<L: LabelSet, M: Metric> Family<L, M> {
                 .find(|o| o.is_ne())
                 .unwrap_or(std::cmp::Ordering::Equal)
         });
-        Self { series, order: order.into(), _labels: PhantomData }
+        let rendered = (0..L::CARDINALITY).map(|_| RenderCache::default()).collect();
+        Self { series, order: order.into(), rendered, _labels: PhantomData }
     }
 
     /// The series for `labels`: an array index.
@@ -122,7 +130,9 @@ impl<L: LabelSet, M: Metric> Family<L, M> {
 impl<L: LabelSet, M: Metric> Collect for Family<L, M> {
     fn collect(&self, desc: &Desc, scratch: &mut Scratch, visitor: &mut dyn Visitor) {
         for &i in self.order.iter() {
-            let labels = Labels { desc, values: LabelValues::Typed { index: i as usize, value: L::label_value } };
+            let values = LabelValues::Typed { index: i as usize, value: L::label_value };
+            let rendered = self.rendered[i as usize].get(desc, values);
+            let labels = Labels { desc, values, rendered };
             let value = self.series[i as usize].sample(scratch);
             visitor.sample(&labels, &value);
         }
@@ -237,6 +247,8 @@ struct Series<M> {
     ends: Box<[u32]>,
     metric: M,
     removed: AtomicBool,
+    /// Its label set rendered for scrapes.
+    rendered: RenderCache,
 }
 
 impl<M> Series<M> {
@@ -249,7 +261,7 @@ impl<M> Series<M> {
                 Some(*end as u32)
             })
             .collect();
-        Self { hash, key: key.into(), ends, metric, removed: AtomicBool::new(false) }
+        Self { hash, key: key.into(), ends, metric, removed: AtomicBool::new(false), rendered: RenderCache::default() }
     }
 
     /// Whether this series' values are exactly `values`.
@@ -573,13 +585,14 @@ impl<M: Metric> Collect for StringFamily<M> {
             if s.removed.load(Ordering::Relaxed) {
                 continue;
             }
-            let labels = Labels { desc, values: LabelValues::Joined { key: &s.key, ends: &s.ends } };
+            let values = LabelValues::Joined { key: &s.key, ends: &s.ends };
+            let labels = Labels { desc, values, rendered: s.rendered.get(desc, values) };
             let value = s.metric.sample(scratch);
             visitor.sample(&labels, &value);
         }
         scratch.order = order;
         if self.overflowed() > 0 {
-            let labels = Labels { desc, values: LabelValues::Same(OVERFLOW_LABEL_VALUE) };
+            let labels = Labels { desc, values: LabelValues::Same(OVERFLOW_LABEL_VALUE), rendered: None };
             let value = inner.overflow.sample(scratch);
             visitor.sample(&labels, &value);
         }

@@ -92,6 +92,6 @@ pub use name::{validate_label_name, validate_metric_name};
 pub use registry::{OVERFLOW_METRIC, Opts, Registrable, Registry, RegistryBuilder, SummaryOrRegistryError};
 pub use snapshot::{
     Desc, FamilySnapshot, Labels, Metric, MetricType, OwnedValue, RegistrySnapshot, Scratch, SeriesSnapshot, Unit,
-    Value, Visitor,
+    Value, Visitor, escape_label_value, write_label_set,
 };
 pub use summary::{Summary, SummaryError, SummaryOpts};

@@ -483,7 +483,7 @@ impl Collect for OverflowCollector {
     fn collect(&self, desc: &Desc, _scratch: &mut Scratch, visitor: &mut dyn Visitor) {
         for (key, family) in lock(&self.families).iter() {
             let value = Value::Counter(family.overflowed().unwrap_or(0));
-            visitor.sample(&Labels { desc, values: LabelValues::Strings(key) }, &value);
+            visitor.sample(&Labels { desc, values: LabelValues::Strings(key), rendered: None }, &value);
         }
     }
     fn as_any(&self) -> &dyn std::any::Any {

@@ -111,6 +111,77 @@ pub(crate) enum LabelValues<'a> {
 pub struct Labels<'a> {
     pub(crate) desc: &'a Desc,
     pub(crate) values: LabelValues<'a>,
+    /// The label set in exposition syntax, cached per series.
+    pub(crate) rendered: Option<&'a [u8]>,
+}
+
+/// A series' cached label set in exposition syntax, tagged with the
+/// address of the [`Desc`] it was rendered for (a family registered in two
+/// registries with different constant labels is rendered per registry).
+#[derive(Debug, Default)]
+pub(crate) struct RenderCache(std::sync::OnceLock<(usize, Box<[u8]>)>);
+
+impl RenderCache {
+    /// The cached rendering for `desc`, rendering it on first use.
+    pub(crate) fn get<'a>(&'a self, desc: &Desc, values: LabelValues<'_>) -> Option<&'a [u8]> {
+        let id = desc as *const Desc as usize;
+        let (owner, bytes) = self.0.get_or_init(|| {
+            let mut out = Vec::new();
+            write_label_set(&mut out, &Labels { desc, values, rendered: None });
+            (id, out.into_boxed_slice())
+        });
+        (*owner == id).then_some(&**bytes)
+    }
+}
+
+/// Writes a series' label set as the Prometheus text and OpenMetrics
+/// formats both spell it: `{name="value",name="value"` with values escaped
+/// (`\` `\"` `\n`) and **without** the closing brace, so an encoder can
+/// append `le`/`quantile` before closing it. Writes nothing for a series
+/// without labels.
+///
+/// ```
+/// let r = hotmeter::Registry::builder().const_label("host", "a\"b").build()?;
+/// r.counter("c_total", "C.")?.inc();
+/// struct V(Vec<u8>);
+/// impl hotmeter::Visitor for V {
+///     fn family(&mut self, _: &hotmeter::Desc) {}
+///     fn sample(&mut self, labels: &hotmeter::Labels<'_>, _: &hotmeter::Value<'_>) {
+///         hotmeter::write_label_set(&mut self.0, labels);
+///     }
+/// }
+/// let mut v = V(Vec::new());
+/// r.collect(&mut v);
+/// assert_eq!(v.0, br#"{host="a\"b""#);
+/// # Ok::<(), hotmeter::RegistryError>(())
+/// ```
+pub fn write_label_set(out: &mut Vec<u8>, labels: &Labels<'_>) {
+    for (i, (name, value)) in labels.iter().enumerate() {
+        out.push(if i == 0 { b'{' } else { b',' });
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"=\"");
+        escape_label_value(out, value);
+        out.push(b'"');
+    }
+}
+
+/// Escapes a label value for the exposition formats: backslash, double
+/// quote and line feed.
+pub fn escape_label_value(out: &mut Vec<u8>, value: &str) {
+    let bytes = value.as_bytes();
+    // Fast path: most values need no escaping.
+    if !bytes.iter().any(|&b| matches!(b, b'\\' | b'"' | b'\n')) {
+        out.extend_from_slice(bytes);
+        return;
+    }
+    for &b in bytes {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            _ => out.push(b),
+        }
+    }
 }
 
 impl fmt::Debug for Labels<'_> {
@@ -155,11 +226,20 @@ impl<'a> Labels<'a> {
     pub fn iter(&self) -> impl Iterator<Item = (&'a str, &'a str)> + '_ {
         (0..self.len()).filter_map(|i| self.get(i))
     }
+
+    /// The label set as [`write_label_set`] writes it, when the series keeps
+    /// it cached (labeled families do, rendered at their first scrape);
+    /// `None` otherwise, and then the encoder renders it.
+    pub fn rendered(&self) -> Option<&'a [u8]> {
+        self.rendered
+    }
 }
 
 /// One sample, borrowed for the duration of a [`Visitor::sample`] call.
+///
+/// Deliberately exhaustive: a new kind of value must be a compile error in
+/// every encoder, never a sample silently skipped.
 #[derive(Clone, Copy, Debug, PartialEq)]
-#[non_exhaustive]
 pub enum Value<'a> {
     /// A counter total.
     Counter(u64),
@@ -303,7 +383,6 @@ pub struct SeriesSnapshot {
 
 /// An owned [`Value`].
 #[derive(Clone, Debug, PartialEq)]
-#[non_exhaustive]
 pub enum OwnedValue {
     /// Counter total.
     Counter(u64),

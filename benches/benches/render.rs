@@ -1,0 +1,300 @@
+//! Rendering a registry to Prometheus text, hotmeter beside its peers:
+//! 1,000 and 10,000 counter series and 1,000 histogram series (default
+//! buckets), each series `{memory_space="tenant-NNNNN"}` with a distinct
+//! value. Throughput is each implementation's own output bytes per second.
+//! Also: recording cost while another thread scrapes in a loop.
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use measured::metric::MetricFamilyEncoding;
+use measured::metric::name::MetricName;
+
+const BUCKETS: [f64; 11] = hotmeter::DEFAULT_BUCKETS;
+
+#[derive(measured::LabelGroup)]
+#[label(set = SpaceSet)]
+struct SpaceGroup<'a> {
+    #[label(dynamic_with = measured::lasso::ThreadedRodeo, default)]
+    memory_space: &'a str,
+}
+
+fn names(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("tenant-{i:05}")).collect()
+}
+
+fn value(i: usize) -> u64 {
+    (i as u64 * 7919) % 100_000
+}
+
+fn obs(i: usize, k: usize) -> f64 {
+    ((i * 31 + k * 17) % 1000) as f64 / 200.0
+}
+
+/// Per-series observations for the histogram scenario.
+const OBS_PER_SERIES: usize = 5;
+
+fn counters(c: &mut Criterion, n: usize) {
+    let spaces = names(n);
+    let mut g = c.benchmark_group(format!("render_text/counters/{n}_series"));
+
+    let hm = hotmeter::Registry::new();
+    let fam = hm
+        .register(
+            ("observations_total", "Observations."),
+            hotmeter::StringFamily::with_limit(&["memory_space"], n, hotmeter::SingleCounter::new),
+        )
+        .unwrap();
+    for (i, s) in spaces.iter().enumerate() {
+        fam.with(&[s], |c| c.inc_by(value(i))).unwrap();
+    }
+    let mut buf = Vec::new();
+    hotmeter_exporter::encode_text(&hm, &mut buf);
+    g.throughput(Throughput::Bytes(buf.len() as u64));
+    g.bench_function("hotmeter", |b| {
+        b.iter(|| {
+            buf.clear();
+            hotmeter_exporter::encode_text(&hm, &mut buf);
+            black_box(buf.len())
+        })
+    });
+
+    let pr = prometheus::Registry::new();
+    let cv =
+        prometheus::IntCounterVec::new(prometheus::Opts::new("observations_total", "Observations."), &["memory_space"])
+            .unwrap();
+    pr.register(Box::new(cv.clone())).unwrap();
+    for (i, s) in spaces.iter().enumerate() {
+        cv.with_label_values(&[s]).inc_by(value(i));
+    }
+    let mut out = Vec::new();
+    prometheus::Encoder::encode(&prometheus::TextEncoder::new(), &pr.gather(), &mut out).unwrap();
+    g.throughput(Throughput::Bytes(out.len() as u64));
+    g.bench_function("prometheus", |b| {
+        b.iter(|| {
+            out.clear();
+            prometheus::Encoder::encode(&prometheus::TextEncoder::new(), &pr.gather(), &mut out).unwrap();
+            black_box(out.len())
+        })
+    });
+
+    let mut pc = prometheus_client::registry::Registry::default();
+    let pf = prometheus_client::metrics::family::Family::<
+        Vec<(String, String)>,
+        prometheus_client::metrics::counter::Counter,
+    >::default();
+    pc.register("observations", "Observations.", pf.clone());
+    for (i, s) in spaces.iter().enumerate() {
+        pf.get_or_create(&vec![("memory_space".to_owned(), s.clone())]).inc_by(value(i));
+    }
+    let mut s = String::new();
+    prometheus_client::encoding::text::encode(&mut s, &pc).unwrap();
+    g.throughput(Throughput::Bytes(s.len() as u64));
+    g.bench_function("prometheus_client", |b| {
+        b.iter(|| {
+            s.clear();
+            prometheus_client::encoding::text::encode(&mut s, &pc).unwrap();
+            black_box(s.len())
+        })
+    });
+
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    metrics::with_local_recorder(&recorder, || {
+        for (i, s) in spaces.iter().enumerate() {
+            metrics::counter!("observations_total", "memory_space" => s.clone()).increment(value(i));
+        }
+    });
+    g.throughput(Throughput::Bytes(handle.render().len() as u64));
+    g.bench_function("metrics_exporter_prometheus", |b| b.iter(|| black_box(handle.render().len())));
+
+    let me = measured::CounterVec::with_label_set(SpaceSet::new());
+    for (i, s) in spaces.iter().enumerate() {
+        me.inc_by(SpaceGroup { memory_space: s }, value(i));
+    }
+    let render_measured = || {
+        let mut enc = measured::text::BufferedTextEncoder::new();
+        me.collect_family_into(MetricName::from_str("observations_total"), &mut enc).unwrap();
+        enc.finish()
+    };
+    g.throughput(Throughput::Bytes(render_measured().len() as u64));
+    g.bench_function("measured", |b| b.iter(|| black_box(render_measured().len())));
+
+    let ft = fast_telemetry::DynamicCounter::new(4);
+    for (i, s) in spaces.iter().enumerate() {
+        ft.add(&[("memory_space", s)], value(i) as isize);
+    }
+    let mut fs = String::new();
+    fast_telemetry::PrometheusExport::export_prometheus(&ft, &mut fs, "observations_total", "Observations.");
+    g.throughput(Throughput::Bytes(fs.len() as u64));
+    g.bench_function("fast_telemetry", |b| {
+        b.iter(|| {
+            fs.clear();
+            fast_telemetry::PrometheusExport::export_prometheus(&ft, &mut fs, "observations_total", "Observations.");
+            black_box(fs.len())
+        })
+    });
+    g.finish();
+}
+
+fn histograms(c: &mut Criterion, n: usize) {
+    let spaces = names(n);
+    let mut g = c.benchmark_group(format!("render_text/histograms/{n}_series"));
+
+    let hm = hotmeter::Registry::new();
+    let fam = hm
+        .register(
+            ("latency_seconds", "Latency."),
+            hotmeter::StringFamily::with_limit(&["memory_space"], n, hotmeter::Histogram::with_default_buckets),
+        )
+        .unwrap();
+    for (i, s) in spaces.iter().enumerate() {
+        fam.with(&[s], |h| (0..OBS_PER_SERIES).for_each(|k| h.observe(obs(i, k)))).unwrap();
+    }
+    let mut buf = Vec::new();
+    hotmeter_exporter::encode_text(&hm, &mut buf);
+    g.throughput(Throughput::Bytes(buf.len() as u64));
+    g.bench_function("hotmeter", |b| {
+        b.iter(|| {
+            buf.clear();
+            hotmeter_exporter::encode_text(&hm, &mut buf);
+            black_box(buf.len())
+        })
+    });
+
+    let pr = prometheus::Registry::new();
+    let hv =
+        prometheus::HistogramVec::new(prometheus::HistogramOpts::new("latency_seconds", "Latency."), &["memory_space"])
+            .unwrap();
+    pr.register(Box::new(hv.clone())).unwrap();
+    for (i, s) in spaces.iter().enumerate() {
+        let h = hv.with_label_values(&[s]);
+        (0..OBS_PER_SERIES).for_each(|k| h.observe(obs(i, k)));
+    }
+    let mut out = Vec::new();
+    prometheus::Encoder::encode(&prometheus::TextEncoder::new(), &pr.gather(), &mut out).unwrap();
+    g.throughput(Throughput::Bytes(out.len() as u64));
+    g.bench_function("prometheus", |b| {
+        b.iter(|| {
+            out.clear();
+            prometheus::Encoder::encode(&prometheus::TextEncoder::new(), &pr.gather(), &mut out).unwrap();
+            black_box(out.len())
+        })
+    });
+
+    let mut pc = prometheus_client::registry::Registry::default();
+    let pf = prometheus_client::metrics::family::Family::<
+        Vec<(String, String)>,
+        prometheus_client::metrics::histogram::Histogram,
+    >::new_with_constructor(|| prometheus_client::metrics::histogram::Histogram::new(BUCKETS));
+    pc.register("latency_seconds", "Latency.", pf.clone());
+    for (i, s) in spaces.iter().enumerate() {
+        let h = pf.get_or_create(&vec![("memory_space".to_owned(), s.clone())]);
+        (0..OBS_PER_SERIES).for_each(|k| h.observe(obs(i, k)));
+    }
+    let mut s = String::new();
+    prometheus_client::encoding::text::encode(&mut s, &pc).unwrap();
+    g.throughput(Throughput::Bytes(s.len() as u64));
+    g.bench_function("prometheus_client", |b| {
+        b.iter(|| {
+            s.clear();
+            prometheus_client::encoding::text::encode(&mut s, &pc).unwrap();
+            black_box(s.len())
+        })
+    });
+
+    let recorder =
+        metrics_exporter_prometheus::PrometheusBuilder::new().set_buckets(&BUCKETS).unwrap().build_recorder();
+    let handle = recorder.handle();
+    metrics::with_local_recorder(&recorder, || {
+        for (i, s) in spaces.iter().enumerate() {
+            let h = metrics::histogram!("latency_seconds", "memory_space" => s.clone());
+            (0..OBS_PER_SERIES).for_each(|k| h.record(obs(i, k)));
+        }
+    });
+    g.throughput(Throughput::Bytes(handle.render().len() as u64));
+    g.bench_function("metrics_exporter_prometheus", |b| b.iter(|| black_box(handle.render().len())));
+
+    let me = measured::HistogramVec::<SpaceSet, 11>::with_label_set_and_metadata(
+        SpaceSet::new(),
+        measured::metric::histogram::Thresholds::with_buckets(BUCKETS),
+    );
+    for (i, s) in spaces.iter().enumerate() {
+        (0..OBS_PER_SERIES).for_each(|k| me.observe(SpaceGroup { memory_space: s }, obs(i, k)));
+    }
+    let render_measured = || {
+        let mut enc = measured::text::BufferedTextEncoder::new();
+        me.collect_family_into(MetricName::from_str("latency_seconds"), &mut enc).unwrap();
+        enc.finish()
+    };
+    g.throughput(Throughput::Bytes(render_measured().len() as u64));
+    g.bench_function("measured", |b| b.iter(|| black_box(render_measured().len())));
+
+    let ft_bounds: Vec<u64> = BUCKETS.iter().map(|b| (b * 1e6) as u64).collect();
+    let ft = fast_telemetry::DynamicHistogram::new(&ft_bounds, 4);
+    for (i, s) in spaces.iter().enumerate() {
+        (0..OBS_PER_SERIES).for_each(|k| ft.record(&[("memory_space", s)], (obs(i, k) * 1e6) as u64));
+    }
+    let mut fs = String::new();
+    fast_telemetry::PrometheusExport::export_prometheus(&ft, &mut fs, "latency_us", "Latency.");
+    g.throughput(Throughput::Bytes(fs.len() as u64));
+    g.bench_function("fast_telemetry", |b| {
+        b.iter(|| {
+            fs.clear();
+            fast_telemetry::PrometheusExport::export_prometheus(&ft, &mut fs, "latency_us", "Latency.");
+            black_box(fs.len())
+        })
+    });
+    g.finish();
+}
+
+fn render(c: &mut Criterion) {
+    counters(c, 1_000);
+    counters(c, 10_000);
+    histograms(c, 1_000);
+}
+
+/// Recording on this thread while another thread renders the registry in a
+/// loop (the realistic worst case: a scraper with no pause), against the
+/// same recording with no scraper.
+fn record_during_scrape(c: &mut Criterion) {
+    let registry = hotmeter::Registry::new();
+    let counter = registry.counter("ops_total", "Ops.").unwrap();
+    let hist = registry.histogram("op_seconds", "Op time.", hotmeter::Buckets::default()).unwrap();
+    let fam = registry
+        .string_family(("by_space_total", "By space."), &["memory_space"], hotmeter::SingleCounter::new)
+        .unwrap();
+    for s in names(1000) {
+        fam.with(&[&s], |c| c.inc()).unwrap();
+    }
+    let mut i = 0u64;
+    let mut op = move || {
+        i = i.wrapping_add(1);
+        counter.inc();
+        hist.observe((black_box(i) & 7) as f64 * 0.01);
+    };
+    let mut g = c.benchmark_group("record_during_scrape/counter_inc_plus_observe");
+    g.bench_function("no_scrape", |b| b.iter(&mut op));
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let scraper = s.spawn(|| {
+            let mut buf = Vec::new();
+            let mut scrapes = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                buf.clear();
+                hotmeter_exporter::encode_text(&registry, &mut buf);
+                scrapes += 1;
+            }
+            scrapes
+        });
+        g.bench_function("scrape_loop_running", |b| b.iter(&mut op));
+        stop.store(true, Ordering::Relaxed);
+        let scrapes = scraper.join().unwrap_or(0);
+        eprintln!("record_during_scrape: the scraper rendered {scrapes} times meanwhile");
+    });
+    g.finish();
+}
+
+criterion_group!(benches, render, record_during_scrape);
+criterion_main!(benches);
