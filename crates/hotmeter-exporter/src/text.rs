@@ -51,15 +51,37 @@ pub(crate) struct Encoder<'a> {
     stem_end: usize,
     name: String,
     kind: MetricType,
+    /// Whether the family's main sample (a counter's or gauge's value) is
+    /// named exactly as the registered family name.
+    main_sample_is_family_name: bool,
 }
 
 impl<'a> Encoder<'a> {
     pub(crate) fn new(out: &'a mut Vec<u8>, format: Format) -> Self {
-        Self { out, format, stem_end: 0, name: String::new(), kind: MetricType::Gauge }
+        Self {
+            out,
+            format,
+            stem_end: 0,
+            name: String::new(),
+            kind: MetricType::Gauge,
+            main_sample_is_family_name: false,
+        }
     }
 
     fn sample_line(&mut self, suffix: &str, labels: &Labels<'_>, extra: Option<(&str, f64)>, value: Num) {
         let out = &mut *self.out;
+        // Fast path: the sample is named as the family, so the series' cached
+        // `name{labels} ` is the whole prefix.
+        if self.main_sample_is_family_name
+            && suffix.len() == self.name.len() - self.stem_end
+            && extra.is_none()
+            && let Some(prefix) = labels.rendered_sample_prefix()
+        {
+            out.extend_from_slice(prefix);
+            write_num(out, value);
+            out.push(b'\n');
+            return;
+        }
         out.extend_from_slice(&self.name.as_bytes()[..self.stem_end]);
         out.extend_from_slice(suffix.as_bytes());
         // The label set, open: `{a="x",b="y"` (cached per series by the core).
@@ -79,12 +101,16 @@ impl<'a> Encoder<'a> {
             out.push(b'}');
         }
         out.push(b' ');
-        match value {
-            Num::U(v) => out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes()),
-            Num::I(v) => out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes()),
-            Num::F(v) => write_f64(out, v),
-        }
+        write_num(out, value);
         out.push(b'\n');
+    }
+}
+
+fn write_num(out: &mut Vec<u8>, value: Num) {
+    match value {
+        Num::U(v) => out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes()),
+        Num::I(v) => out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes()),
+        Num::F(v) => write_f64(out, v),
     }
 }
 
@@ -110,6 +136,13 @@ impl Visitor for Encoder<'_> {
                 stem.len()
             }
             _ => self.name.len(),
+        };
+        // The counter sample is stem + `_total` in OpenMetrics: the family
+        // name itself when it was registered with `_total`.
+        self.main_sample_is_family_name = match (self.format, desc.kind) {
+            (Format::OpenMetrics, MetricType::Counter) => desc.name.ends_with("_total"),
+            (_, MetricType::Counter | MetricType::Gauge) => true,
+            _ => false,
         };
         let family = &self.name[..family_end];
         let out = &mut *self.out;

@@ -111,26 +111,38 @@ pub(crate) enum LabelValues<'a> {
 pub struct Labels<'a> {
     pub(crate) desc: &'a Desc,
     pub(crate) values: LabelValues<'a>,
-    /// The label set in exposition syntax, cached per series.
-    pub(crate) rendered: Option<&'a [u8]>,
+    /// The sample prefix in exposition syntax, cached per series.
+    pub(crate) rendered: Option<&'a Rendered>,
 }
 
-/// A series' cached label set in exposition syntax, tagged with the
-/// address of the [`Desc`] it was rendered for (a family registered in two
-/// registries with different constant labels is rendered per registry).
+/// A series' sample prefix, `name{a="x",b="y"} ` (or `name ` without
+/// labels), rendered once, with where its label set starts and ends.
+#[derive(Debug)]
+pub(crate) struct Rendered {
+    bytes: Box<[u8]>,
+    labels: std::ops::Range<usize>,
+}
+
+/// A series' cached [`Rendered`] prefix, tagged with the address of the
+/// [`Desc`] it was rendered for (a family registered in two registries with
+/// different constant labels is rendered per registry).
 #[derive(Debug, Default)]
-pub(crate) struct RenderCache(std::sync::OnceLock<(usize, Box<[u8]>)>);
+pub(crate) struct RenderCache(std::sync::OnceLock<(usize, Rendered)>);
 
 impl RenderCache {
     /// The cached rendering for `desc`, rendering it on first use.
-    pub(crate) fn get<'a>(&'a self, desc: &Desc, values: LabelValues<'_>) -> Option<&'a [u8]> {
+    pub(crate) fn get<'a>(&'a self, desc: &Desc, values: LabelValues<'_>) -> Option<&'a Rendered> {
         let id = desc as *const Desc as usize;
-        let (owner, bytes) = self.0.get_or_init(|| {
-            let mut out = Vec::new();
+        let (owner, rendered) = self.0.get_or_init(|| {
+            let mut out = Vec::with_capacity(desc.name.len() + 64);
+            out.extend_from_slice(desc.name.as_bytes());
+            let start = out.len();
             write_label_set(&mut out, &Labels { desc, values, rendered: None });
-            (id, out.into_boxed_slice())
+            let end = out.len();
+            out.extend_from_slice(if end > start { b"} " } else { b" " });
+            (id, Rendered { bytes: out.into_boxed_slice(), labels: start..end })
         });
-        (*owner == id).then_some(&**bytes)
+        (*owner == id).then_some(rendered)
     }
 }
 
@@ -227,11 +239,19 @@ impl<'a> Labels<'a> {
         (0..self.len()).filter_map(|i| self.get(i))
     }
 
-    /// The label set as [`write_label_set`] writes it, when the series keeps
-    /// it cached (labeled families do, rendered at their first scrape);
-    /// `None` otherwise, and then the encoder renders it.
+    /// The label set as [`write_label_set`] writes it (open, no closing
+    /// brace), when the series keeps it cached (labeled families do,
+    /// rendered at their first scrape); `None` otherwise, and then the
+    /// encoder renders it.
     pub fn rendered(&self) -> Option<&'a [u8]> {
-        self.rendered
+        self.rendered.and_then(|r| r.bytes.get(r.labels.clone()))
+    }
+
+    /// The whole sample prefix, `family_name{labels} ` (or `family_name `),
+    /// when cached: for samples named exactly as the family (counters,
+    /// gauges), an encoder writes this and the value.
+    pub fn rendered_sample_prefix(&self) -> Option<&'a [u8]> {
+        self.rendered.map(|r| &*r.bytes)
     }
 }
 
