@@ -54,6 +54,17 @@ pub(crate) struct Encoder<'a> {
     /// Whether the family's main sample (a counter's or gauge's value) is
     /// named exactly as the registered family name.
     main_sample_is_family_name: bool,
+    /// The `le` values of the last histogram layout seen, formatted.
+    le: LeCache,
+}
+
+/// Formatted `le` label values of one bucket layout, keyed by the address
+/// and length of its bounds (shared by every series of a family).
+#[derive(Default)]
+struct LeCache {
+    key: (usize, usize),
+    text: Vec<u8>,
+    ends: Vec<usize>,
 }
 
 impl<'a> Encoder<'a> {
@@ -65,10 +76,13 @@ impl<'a> Encoder<'a> {
             name: String::new(),
             kind: MetricType::Gauge,
             main_sample_is_family_name: false,
+            le: LeCache::default(),
         }
     }
 
-    fn sample_line(&mut self, suffix: &str, labels: &Labels<'_>, extra: Option<(&str, f64)>, value: Num) {
+    /// Writes one sample line. `extra` is a label the format adds (`le`,
+    /// `quantile`) with its value already formatted.
+    fn sample_line(&mut self, suffix: &str, labels: &Labels<'_>, extra: Option<(&str, &[u8])>, value: Num) {
         let out = &mut *self.out;
         // Fast path: the sample is named as the family, so the series' cached
         // `name{labels} ` is the whole prefix.
@@ -95,7 +109,7 @@ impl<'a> Encoder<'a> {
             out.push(if open { b',' } else { b'{' });
             out.extend_from_slice(name.as_bytes());
             out.extend_from_slice(b"=\"");
-            write_f64(out, bound);
+            out.extend_from_slice(bound);
             out.extend_from_slice(b"\"}");
         } else if open {
             out.push(b'}');
@@ -184,18 +198,34 @@ impl Visitor for Encoder<'_> {
             }
             Value::IntGauge(v) => self.sample_line("", labels, None, Num::I(v)),
             Value::Histogram { bounds, counts, sum, count } => {
-                let mut cumulative = 0u64;
-                for (i, &c) in counts.iter().enumerate() {
-                    cumulative += c;
-                    let le = bounds.get(i).copied().unwrap_or(f64::INFINITY);
-                    self.sample_line("_bucket", labels, Some(("le", le)), Num::U(cumulative));
+                // Bounds are shared by a family's series: format them once.
+                let key = (bounds.as_ptr() as usize, bounds.len());
+                let mut le = std::mem::take(&mut self.le);
+                if le.key != key {
+                    le.key = key;
+                    le.text.clear();
+                    le.ends.clear();
+                    for &b in bounds.iter().chain(std::iter::once(&f64::INFINITY)) {
+                        write_f64(&mut le.text, b);
+                        le.ends.push(le.text.len());
+                    }
                 }
+                let mut cumulative = 0u64;
+                let mut start = 0;
+                for (&c, &end) in counts.iter().zip(&le.ends) {
+                    cumulative += c;
+                    self.sample_line("_bucket", labels, Some(("le", &le.text[start..end])), Num::U(cumulative));
+                    start = end;
+                }
+                self.le = le;
                 self.sample_line("_sum", labels, None, Num::F(sum));
                 self.sample_line("_count", labels, None, Num::U(count));
             }
             Value::Summary { quantiles, sum, count } => {
                 for &(q, v) in quantiles {
-                    self.sample_line("", labels, Some(("quantile", q)), Num::F(v));
+                    let mut text = Vec::with_capacity(24);
+                    write_f64(&mut text, q);
+                    self.sample_line("", labels, Some(("quantile", &text)), Num::F(v));
                 }
                 self.sample_line("_sum", labels, None, Num::F(sum));
                 self.sample_line("_count", labels, None, Num::U(count));

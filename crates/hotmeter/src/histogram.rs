@@ -233,6 +233,9 @@ struct Core {
     owned: Box<[CachePadded<Shard>]>,
     /// Written by every thread whose slot is beyond `owned`.
     shared: CachePadded<Shard>,
+    /// Bit `i` set once owned shard `i` has been written: a snapshot reads
+    /// only those (a histogram is usually written by a few threads).
+    active: AtomicU64,
     /// The reader's memory of every half; the mutex serialises readers and
     /// is never touched by writers.
     reader: Mutex<ReaderCache>,
@@ -250,6 +253,8 @@ struct ReaderCache {
     sums: Vec<f64>,
     /// `[shard * 2 + half]`: an owned half's sequence when last read.
     seqs: Vec<u64>,
+    /// Per bucket, the sum of `counts` over every shard and half.
+    totals: Vec<u64>,
 }
 
 impl Histogram {
@@ -258,14 +263,19 @@ impl Histogram {
         let owned = exclusive_shard_count();
         let nb = buckets.bounds.len() + 1;
         let shards = owned + 1;
-        let reader =
-            ReaderCache { counts: vec![0; shards * 2 * nb], sums: vec![0.0; shards * 2], seqs: vec![0; shards * 2] };
+        let reader = ReaderCache {
+            counts: vec![0; shards * 2 * nb],
+            sums: vec![0.0; shards * 2],
+            seqs: vec![0; shards * 2],
+            totals: vec![0; nb],
+        };
         Self {
             core: Arc::new(Core {
                 bounds: buckets,
                 buckets: nb,
                 owned: (0..owned).map(|_| Shard::new(nb)).collect(),
                 shared: Shard::new(nb),
+                active: AtomicU64::new(0),
                 reader: Mutex::new(reader),
             }),
         }
@@ -289,15 +299,19 @@ impl Histogram {
     pub fn observe(&self, v: f64) {
         let core = &*self.core;
         // No slot yet reads as out of range: the cold path assigns one.
-        let Some(shard) = core.owned.get(thread_slot_or_max()) else {
+        let slot = thread_slot_or_max();
+        let Some(shard) = core.owned.get(slot) else {
             return self.observe_cold(v);
         };
-        self.observe_owned(shard, v);
+        self.observe_owned(slot, shard, v);
     }
 
     #[inline(always)]
-    fn observe_owned(&self, shard: &Shard, v: f64) {
+    fn observe_owned(&self, slot: usize, shard: &Shard, v: f64) {
         let core = &*self.core;
+        if core.active.load(Ordering::Relaxed) & (1 << slot) == 0 {
+            self.activate(slot);
+        }
         if v.is_nan() {
             return reject_nan(&shard.nan, true);
         }
@@ -326,10 +340,20 @@ impl Histogram {
     #[cold]
     #[inline(never)]
     fn observe_cold(&self, v: f64) {
-        match self.core.owned.get(thread_slot()) {
-            Some(shard) => self.observe_owned(shard, v),
+        let slot = thread_slot();
+        match self.core.owned.get(slot) {
+            Some(shard) => self.observe_owned(slot, shard, v),
             None => self.observe_shared(v),
         }
+    }
+
+    /// Marks owned shard `slot` as written, before its first write.
+    #[cold]
+    #[inline(never)]
+    fn activate(&self, slot: usize) {
+        // Release: a snapshot that sees the bit reads the shard from here on;
+        // the writes that follow are published by the seqlock as usual.
+        self.core.active.fetch_or(1 << slot, Ordering::Release);
     }
 
     /// The shared shard: several writers, so atomic read-modify-writes.
@@ -387,8 +411,22 @@ impl Histogram {
         let mut nan = 0u64;
         let mut cache = lock(&core.reader);
         let cache = &mut *cache;
-        for (i, shard) in core.owned.iter().enumerate() {
+        // Acquire: pairs with `activate`.
+        let mut active = core.active.load(Ordering::Acquire);
+        while active != 0 {
+            let i = active.trailing_zeros() as usize;
+            active &= active - 1;
+            let Some(shard) = core.owned.get(i) else { break };
             nan = nan.wrapping_add(shard.nan.load(Ordering::Relaxed));
+            // Unchanged since both halves were last read (both sequences as
+            // remembered; a writer mid-observation has an odd one): the
+            // remembered values are the shard's state, no flip needed.
+            // Untouched shards cost two loads.
+            if shard.seq[0].load(Ordering::Acquire) == cache.seqs[i * 2]
+                && shard.seq[1].load(Ordering::Acquire) == cache.seqs[i * 2 + 1]
+            {
+                continue;
+            }
             // Only readers flip, and we hold the reader lock: exact.
             let waiting = 1 - (shard.control.load(Ordering::Relaxed) >> 63) as usize;
             if shard.seq[waiting].load(Ordering::Acquire) != cache.seqs[i * 2 + waiting] {
@@ -401,14 +439,14 @@ impl Histogram {
         let i = core.owned.len();
         let shard = &core.shared;
         nan = nan.wrapping_add(shard.nan.load(Ordering::Relaxed));
-        let before = shard.control.fetch_add(HOT_BIT, Ordering::AcqRel);
-        cache.read_shared(shard, nb, i, before);
-
-        for chunk in cache.counts.chunks_exact(nb) {
-            for (total, &c) in counts.iter_mut().zip(chunk) {
-                *total = total.wrapping_add(c);
-            }
+        // Unchanged when no observation started since both halves were read.
+        let started = shard.control.load(Ordering::Acquire) & COUNT_MASK;
+        let seen = cache.counts[i * 2 * nb..(i + 1) * 2 * nb].iter().fold(0u64, |a, &c| a.wrapping_add(c));
+        if started != seen {
+            let before = shard.control.fetch_add(HOT_BIT, Ordering::AcqRel);
+            cache.read_shared(shard, nb, i, before);
         }
+        counts.copy_from_slice(&cache.totals);
         (cache.sums.iter().sum(), nan)
     }
 }
@@ -426,6 +464,12 @@ fn reject_nan(cell: &AtomicU64, owned: bool) {
 impl ReaderCache {
     /// Seqlock read of half `h` of owned shard number `i` into the cache.
     fn read_owned(&mut self, shard: &Shard, nb: usize, i: usize, h: usize) {
+        self.untally(nb, i, h);
+        self.read_owned_half(shard, nb, i, h);
+        self.tally(nb, i, h);
+    }
+
+    fn read_owned_half(&mut self, shard: &Shard, nb: usize, i: usize, h: usize) {
         let seq = &shard.seq[h];
         let counts = &mut self.counts[(i * 2 + h) * nb..][..nb];
         let mut spins = 0u32;
@@ -454,6 +498,27 @@ impl ReaderCache {
     /// started count minus the other half's (unchanged since it was last
     /// read), every writer counted as started has finished.
     fn read_shared(&mut self, shard: &Shard, nb: usize, i: usize, before: u64) {
+        let h = (before >> 63) as usize;
+        self.untally(nb, i, h);
+        self.read_shared_half(shard, nb, i, before);
+        self.tally(nb, i, h);
+    }
+
+    /// Removes half `h` of shard `i` from the totals (before re-reading it).
+    fn untally(&mut self, nb: usize, i: usize, h: usize) {
+        for (t, &c) in self.totals.iter_mut().zip(&self.counts[(i * 2 + h) * nb..][..nb]) {
+            *t = t.wrapping_sub(c);
+        }
+    }
+
+    /// Adds half `h` of shard `i` to the totals (after reading it).
+    fn tally(&mut self, nb: usize, i: usize, h: usize) {
+        for (t, &c) in self.totals.iter_mut().zip(&self.counts[(i * 2 + h) * nb..][..nb]) {
+            *t = t.wrapping_add(c);
+        }
+    }
+
+    fn read_shared_half(&mut self, shard: &Shard, nb: usize, i: usize, before: u64) {
         let h = (before >> 63) as usize;
         let other = (i * 2 + 1 - h) * nb;
         let other_count = self.counts[other..other + nb].iter().fold(0u64, |a, &c| a.wrapping_add(c));
