@@ -58,11 +58,11 @@ pub(crate) struct Encoder<'a> {
     le: LeCache,
 }
 
-/// Formatted `le` label values of one bucket layout, keyed by the address
-/// and length of its bounds (shared by every series of a family).
+/// Formatted `le` label values of the last bucket layout seen (the bounds
+/// are finite, so comparing them as floats is exact).
 #[derive(Default)]
 struct LeCache {
-    key: (usize, usize),
+    bounds: Vec<f64>,
     text: Vec<u8>,
     ends: Vec<usize>,
 }
@@ -198,11 +198,11 @@ impl Visitor for Encoder<'_> {
             }
             Value::IntGauge(v) => self.sample_line("", labels, None, Num::I(v)),
             Value::Histogram { bounds, counts, sum, count } => {
-                // Bounds are shared by a family's series: format them once.
-                let key = (bounds.as_ptr() as usize, bounds.len());
+                // A family's series share their bounds: format them once.
                 let mut le = std::mem::take(&mut self.le);
-                if le.key != key {
-                    le.key = key;
+                if le.bounds[..] != *bounds {
+                    le.bounds.clear();
+                    le.bounds.extend_from_slice(bounds);
                     le.text.clear();
                     le.ends.clear();
                     for &b in bounds.iter().chain(std::iter::once(&f64::INFINITY)) {

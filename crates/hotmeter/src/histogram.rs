@@ -128,9 +128,10 @@ impl Buckets {
 }
 
 impl Default for Buckets {
-    /// [`DEFAULT_BUCKETS`].
+    /// [`DEFAULT_BUCKETS`], one shared allocation for every histogram.
     fn default() -> Self {
-        Self { bounds: DEFAULT_BUCKETS.iter().copied().collect() }
+        static DEFAULT: std::sync::OnceLock<Arc<[f64]>> = std::sync::OnceLock::new();
+        Self { bounds: DEFAULT.get_or_init(|| DEFAULT_BUCKETS.iter().copied().collect()).clone() }
     }
 }
 
@@ -199,6 +200,9 @@ struct Shard {
     seq: [AtomicU64; 2],
     /// NaN observations dropped.
     nan: AtomicU64,
+    /// Owned shards: set (to 1) once the shard's bit is in `Core::active`;
+    /// on the shard's own line, so the writer's check costs nothing extra.
+    touched: AtomicU64,
     /// Per half, the sum's `f64` bits.
     sum: [AtomicU64; 2],
     /// Per half, one count per bucket: `[half * buckets + bucket]`, in
@@ -213,6 +217,7 @@ impl Shard {
             control: AtomicU64::new(0),
             seq: [AtomicU64::new(0), AtomicU64::new(0)],
             nan: AtomicU64::new(0),
+            touched: AtomicU64::new(0),
             sum: [AtomicU64::new(0f64.to_bits()), AtomicU64::new(0f64.to_bits())],
             counts: (0..chunks).map(|_| CachePadded(std::array::from_fn(|_| AtomicU64::new(0)))).collect(),
         })
@@ -309,8 +314,8 @@ impl Histogram {
     #[inline(always)]
     fn observe_owned(&self, slot: usize, shard: &Shard, v: f64) {
         let core = &*self.core;
-        if core.active.load(Ordering::Relaxed) & (1 << slot) == 0 {
-            self.activate(slot);
+        if shard.touched.load(Ordering::Relaxed) == 0 {
+            self.activate(slot, shard);
         }
         if v.is_nan() {
             return reject_nan(&shard.nan, true);
@@ -350,10 +355,11 @@ impl Histogram {
     /// Marks owned shard `slot` as written, before its first write.
     #[cold]
     #[inline(never)]
-    fn activate(&self, slot: usize) {
+    fn activate(&self, slot: usize, shard: &Shard) {
         // Release: a snapshot that sees the bit reads the shard from here on;
         // the writes that follow are published by the seqlock as usual.
         self.core.active.fetch_or(1 << slot, Ordering::Release);
+        shard.touched.store(1, Ordering::Relaxed);
     }
 
     /// The shared shard: several writers, so atomic read-modify-writes.
