@@ -200,9 +200,6 @@ struct Shard {
     seq: [AtomicU64; 2],
     /// NaN observations dropped.
     nan: AtomicU64,
-    /// Owned shards: set (to 1) once the shard's bit is in `Core::active`;
-    /// on the shard's own line, so the writer's check costs nothing extra.
-    touched: AtomicU64,
     /// Per half, the sum's `f64` bits.
     sum: [AtomicU64; 2],
     /// Per half, one count per bucket: `[half * buckets + bucket]`, in
@@ -217,7 +214,6 @@ impl Shard {
             control: AtomicU64::new(0),
             seq: [AtomicU64::new(0), AtomicU64::new(0)],
             nan: AtomicU64::new(0),
-            touched: AtomicU64::new(0),
             sum: [AtomicU64::new(0f64.to_bits()), AtomicU64::new(0f64.to_bits())],
             counts: (0..chunks).map(|_| CachePadded(std::array::from_fn(|_| AtomicU64::new(0)))).collect(),
         })
@@ -314,10 +310,8 @@ impl Histogram {
     #[inline(always)]
     fn observe_owned(&self, slot: usize, shard: &Shard, v: f64) {
         let core = &*self.core;
-        if shard.touched.load(Ordering::Relaxed) == 0 {
-            self.activate(slot, shard);
-        }
         if v.is_nan() {
+            self.activate(slot);
             return reject_nan(&shard.nan, true);
         }
         let bucket = bucket_index(&core.bounds.bounds, v);
@@ -329,6 +323,11 @@ impl Histogram {
         let h = (shard.control.load(Ordering::Relaxed) >> 63) as usize;
         let seq = &shard.seq[h];
         let s = seq.load(Ordering::Relaxed);
+        if s == 0 {
+            // This half's first write: make sure snapshots read this shard
+            // (once per half; the check reuses the value just loaded).
+            self.activate(slot);
+        }
         seq.store(s.wrapping_add(1), Ordering::Relaxed);
         // Release fence: the odd sequence is visible before any data store
         // below (a compiler barrier only, on x86).
@@ -355,11 +354,10 @@ impl Histogram {
     /// Marks owned shard `slot` as written, before its first write.
     #[cold]
     #[inline(never)]
-    fn activate(&self, slot: usize, shard: &Shard) {
+    fn activate(&self, slot: usize) {
         // Release: a snapshot that sees the bit reads the shard from here on;
         // the writes that follow are published by the seqlock as usual.
         self.core.active.fetch_or(1 << slot, Ordering::Release);
-        shard.touched.store(1, Ordering::Relaxed);
     }
 
     /// The shared shard: several writers, so atomic read-modify-writes.
