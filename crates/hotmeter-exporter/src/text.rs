@@ -56,6 +56,8 @@ pub(crate) struct Encoder<'a> {
     main_sample_is_family_name: bool,
     /// The `le` values of the last histogram layout seen, formatted.
     le: LeCache,
+    /// The current histogram series' `name_bucket{labels,le="`.
+    bucket_prefix: Vec<u8>,
 }
 
 /// Formatted `le` label values of the last bucket layout seen (the bounds
@@ -77,6 +79,7 @@ impl<'a> Encoder<'a> {
             kind: MetricType::Gauge,
             main_sample_is_family_name: false,
             le: LeCache::default(),
+            bucket_prefix: Vec::new(),
         }
     }
 
@@ -205,19 +208,39 @@ impl Visitor for Encoder<'_> {
                     le.bounds.extend_from_slice(bounds);
                     le.text.clear();
                     le.ends.clear();
+                    // Each entry is the rest of a bucket line up to its value:
+                    // `0.005"} `.
                     for &b in bounds.iter().chain(std::iter::once(&f64::INFINITY)) {
                         write_f64(&mut le.text, b);
+                        le.text.extend_from_slice(b"\"} ");
                         le.ends.push(le.text.len());
                     }
                 }
+                // `name_bucket{labels,le="` once per series, then per bucket:
+                // that prefix, the cached bound, the count.
+                let mut prefix = std::mem::take(&mut self.bucket_prefix);
+                prefix.clear();
+                prefix.extend_from_slice(&self.name.as_bytes()[..self.stem_end]);
+                prefix.extend_from_slice(b"_bucket");
+                let before = prefix.len();
+                match labels.rendered() {
+                    Some(rendered) => prefix.extend_from_slice(rendered),
+                    None => write_label_set(&mut prefix, labels),
+                }
+                prefix.extend_from_slice(if prefix.len() > before { b",le=\"" } else { b"{le=\"" });
                 let mut cumulative = 0u64;
                 let mut start = 0;
                 for (&c, &end) in counts.iter().zip(&le.ends) {
                     cumulative += c;
-                    self.sample_line("_bucket", labels, Some(("le", &le.text[start..end])), Num::U(cumulative));
+                    let out = &mut *self.out;
+                    out.extend_from_slice(&prefix);
+                    out.extend_from_slice(&le.text[start..end]);
+                    write_num(out, Num::U(cumulative));
+                    out.push(b'\n');
                     start = end;
                 }
                 self.le = le;
+                self.bucket_prefix = prefix;
                 self.sample_line("_sum", labels, None, Num::F(sum));
                 self.sample_line("_count", labels, None, Num::U(count));
             }
