@@ -24,6 +24,13 @@ fn names(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("tenant-{i:05}")).collect()
 }
 
+/// Every implementation must really render all `n` series (one line each
+/// carrying `memory_space=`), or the comparison is void.
+fn assert_series(name: &str, text: &[u8], n: usize, lines_per_series: usize) {
+    let found = text.split(|&b| b == b'\n').filter(|l| l.windows(13).any(|w| w == b"memory_space=")).count();
+    assert!(found >= n * lines_per_series, "{name} rendered {found} series lines, expected {}", n * lines_per_series);
+}
+
 fn value(i: usize) -> u64 {
     (i as u64 * 7919) % 100_000
 }
@@ -37,6 +44,7 @@ const OBS_PER_SERIES: usize = 5;
 
 fn counters(c: &mut Criterion, n: usize) {
     let spaces = names(n);
+    let lines = 1;
     let mut g = c.benchmark_group(format!("render_text/counters/{n}_series"));
 
     let hm = hotmeter::Registry::new();
@@ -51,6 +59,7 @@ fn counters(c: &mut Criterion, n: usize) {
     }
     let mut buf = Vec::new();
     hotmeter_exporter::encode_text(&hm, &mut buf);
+    assert_series("hotmeter", &buf, n, lines);
     g.throughput(Throughput::Bytes(buf.len() as u64));
     g.bench_function("hotmeter", |b| {
         b.iter(|| {
@@ -70,6 +79,7 @@ fn counters(c: &mut Criterion, n: usize) {
     }
     let mut out = Vec::new();
     prometheus::Encoder::encode(&prometheus::TextEncoder::new(), &pr.gather(), &mut out).unwrap();
+    assert_series("prometheus", &out, n, lines);
     g.throughput(Throughput::Bytes(out.len() as u64));
     g.bench_function("prometheus", |b| {
         b.iter(|| {
@@ -90,6 +100,7 @@ fn counters(c: &mut Criterion, n: usize) {
     }
     let mut s = String::new();
     prometheus_client::encoding::text::encode(&mut s, &pc).unwrap();
+    assert_series("prometheus_client", s.as_bytes(), n, lines);
     g.throughput(Throughput::Bytes(s.len() as u64));
     g.bench_function("prometheus_client", |b| {
         b.iter(|| {
@@ -106,6 +117,7 @@ fn counters(c: &mut Criterion, n: usize) {
             metrics::counter!("observations_total", "memory_space" => s.clone()).increment(value(i));
         }
     });
+    assert_series("metrics_exporter_prometheus", handle.render().as_bytes(), n, lines);
     g.throughput(Throughput::Bytes(handle.render().len() as u64));
     g.bench_function("metrics_exporter_prometheus", |b| b.iter(|| black_box(handle.render().len())));
 
@@ -118,15 +130,18 @@ fn counters(c: &mut Criterion, n: usize) {
         me.collect_family_into(MetricName::from_str("observations_total"), &mut enc).unwrap();
         enc.finish()
     };
+    assert_series("measured", &render_measured(), n, lines);
     g.throughput(Throughput::Bytes(render_measured().len() as u64));
     g.bench_function("measured", |b| b.iter(|| black_box(render_measured().len())));
 
-    let ft = fast_telemetry::DynamicCounter::new(4);
+    // Its default cap is 2,000 series: raise it, or 10,000 would not render.
+    let ft = fast_telemetry::DynamicCounter::with_max_series(4, n);
     for (i, s) in spaces.iter().enumerate() {
         ft.add(&[("memory_space", s)], value(i) as isize);
     }
     let mut fs = String::new();
     fast_telemetry::PrometheusExport::export_prometheus(&ft, &mut fs, "observations_total", "Observations.");
+    assert_series("fast_telemetry", fs.as_bytes(), n, lines);
     g.throughput(Throughput::Bytes(fs.len() as u64));
     g.bench_function("fast_telemetry", |b| {
         b.iter(|| {
@@ -140,6 +155,8 @@ fn counters(c: &mut Criterion, n: usize) {
 
 fn histograms(c: &mut Criterion, n: usize) {
     let spaces = names(n);
+    // 12 buckets, sum and count.
+    let lines = 14;
     let mut g = c.benchmark_group(format!("render_text/histograms/{n}_series"));
 
     let hm = hotmeter::Registry::new();
@@ -154,6 +171,7 @@ fn histograms(c: &mut Criterion, n: usize) {
     }
     let mut buf = Vec::new();
     hotmeter_exporter::encode_text(&hm, &mut buf);
+    assert_series("hotmeter", &buf, n, lines);
     g.throughput(Throughput::Bytes(buf.len() as u64));
     g.bench_function("hotmeter", |b| {
         b.iter(|| {
@@ -174,6 +192,7 @@ fn histograms(c: &mut Criterion, n: usize) {
     }
     let mut out = Vec::new();
     prometheus::Encoder::encode(&prometheus::TextEncoder::new(), &pr.gather(), &mut out).unwrap();
+    assert_series("prometheus", &out, n, lines);
     g.throughput(Throughput::Bytes(out.len() as u64));
     g.bench_function("prometheus", |b| {
         b.iter(|| {
@@ -195,6 +214,7 @@ fn histograms(c: &mut Criterion, n: usize) {
     }
     let mut s = String::new();
     prometheus_client::encoding::text::encode(&mut s, &pc).unwrap();
+    assert_series("prometheus_client", s.as_bytes(), n, lines);
     g.throughput(Throughput::Bytes(s.len() as u64));
     g.bench_function("prometheus_client", |b| {
         b.iter(|| {
@@ -213,6 +233,7 @@ fn histograms(c: &mut Criterion, n: usize) {
             (0..OBS_PER_SERIES).for_each(|k| h.record(obs(i, k)));
         }
     });
+    assert_series("metrics_exporter_prometheus", handle.render().as_bytes(), n, lines);
     g.throughput(Throughput::Bytes(handle.render().len() as u64));
     g.bench_function("metrics_exporter_prometheus", |b| b.iter(|| black_box(handle.render().len())));
 
@@ -228,16 +249,18 @@ fn histograms(c: &mut Criterion, n: usize) {
         me.collect_family_into(MetricName::from_str("latency_seconds"), &mut enc).unwrap();
         enc.finish()
     };
+    assert_series("measured", &render_measured(), n, lines);
     g.throughput(Throughput::Bytes(render_measured().len() as u64));
     g.bench_function("measured", |b| b.iter(|| black_box(render_measured().len())));
 
     let ft_bounds: Vec<u64> = BUCKETS.iter().map(|b| (b * 1e6) as u64).collect();
-    let ft = fast_telemetry::DynamicHistogram::new(&ft_bounds, 4);
+    let ft = fast_telemetry::DynamicHistogram::with_limits(&ft_bounds, 4, n);
     for (i, s) in spaces.iter().enumerate() {
         (0..OBS_PER_SERIES).for_each(|k| ft.record(&[("memory_space", s)], (obs(i, k) * 1e6) as u64));
     }
     let mut fs = String::new();
     fast_telemetry::PrometheusExport::export_prometheus(&ft, &mut fs, "latency_us", "Latency.");
+    assert_series("fast_telemetry", fs.as_bytes(), n, lines);
     g.throughput(Throughput::Bytes(fs.len() as u64));
     g.bench_function("fast_telemetry", |b| {
         b.iter(|| {
