@@ -176,3 +176,19 @@ fn connection_cap_holds() {
     assert_eq!(get(addr, "/metrics", "").status, 200);
     server.shutdown();
 }
+
+/// The README's exposure snippet, on port 0 instead of 9898 so tests never
+/// collide with a running demo.
+#[test]
+fn readme_snippet_serves() -> Result<(), Box<dyn std::error::Error>> {
+    let registry = hotmeter::Registry::new();
+    let writes = registry.counter("checkpoint_writes_total", "Checkpoint writes.")?;
+    writes.inc();
+    let server = hotmeter_exporter::Exporter::new(registry.clone()).listen("127.0.0.1:0".parse()?).start()?;
+    server.set_ready(true);
+    let addr = server.local_addr();
+    assert_eq!(get(addr, "/readyz", "").status, 200);
+    assert!(get(addr, "/metrics", "").text().contains("checkpoint_writes_total 1\n"));
+    server.shutdown();
+    Ok(())
+}

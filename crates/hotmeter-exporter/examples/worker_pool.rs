@@ -1,13 +1,16 @@
-//! A small instrumented worker pool: the runnable example until the
-//! `hotmeter-demo` pipeline lands.
+//! A small instrumented worker pool served over HTTP: the runnable example
+//! until the `hotmeter-demo` pipeline lands.
 //!
 //! Four workers process synthetic jobs, recording through a typed-label
-//! family, a string-label family, a histogram and a summary; the main thread
-//! prints one live status line per second read from the same registry a
-//! scrape would read, then a final table of every series.
+//! family, a string-label family, a histogram and a summary; the exporter
+//! serves them (with process metrics) on `127.0.0.1:9898` while it runs; the
+//! main thread prints one live status line per second, read from the same
+//! registry a scrape reads, then a final table of every series.
 //!
 //! ```text
-//! cargo run --release -p hotmeter --example worker_pool -- [SECONDS]   (default 5, at most 3600)
+//! cargo run --release -p hotmeter-exporter --example worker_pool -- [SECONDS] [ADDR]
+//!     SECONDS  how long to run, 1..=3600 (default 5)
+//!     ADDR     where to serve /metrics (default 127.0.0.1:9898; port 0 picks one)
 //! ```
 
 use std::io::Write;
@@ -25,12 +28,24 @@ const WORKERS: usize = 4;
 const SPACES: [&str; 3] = ["tenant-a", "tenant-b", "tenant-c"];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    const USAGE: &str =
+        "usage: worker_pool [SECONDS] [ADDR]   (SECONDS: 1 to 3600, default 5; ADDR default 127.0.0.1:9898)";
     let seconds: u64 = match std::env::args().nth(1) {
         None => 5,
         Some(s) => match s.parse() {
             Ok(n) if (1..=3600).contains(&n) => n,
             _ => {
-                eprintln!("usage: worker_pool [SECONDS]   (a whole number from 1 to 3600, default 5); got {s:?}");
+                eprintln!("{USAGE}\nSECONDS must be a whole number from 1 to 3600; got {s:?}");
+                std::process::exit(2);
+            }
+        },
+    };
+    let listen: std::net::SocketAddr = match std::env::args().nth(2) {
+        None => hotmeter_exporter::DEFAULT_LISTEN.parse()?,
+        Some(a) => match a.parse() {
+            Ok(addr) => addr,
+            Err(_) => {
+                eprintln!("{USAGE}\nADDR must be IP:PORT, e.g. 127.0.0.1:9898; got {a:?}");
                 std::process::exit(2);
             }
         },
@@ -48,6 +63,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         SummaryOpts { window: Duration::from_secs(60), resolution: 1e-8, ..SummaryOpts::default() },
     )?;
     let busy = registry.int_gauge("busy_workers", "Workers processing a job right now.")?;
+    hotmeter_exporter::register_process_metrics(&registry)?;
+    let server = match hotmeter_exporter::Exporter::new(registry.clone()).listen(listen).start() {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("cannot serve metrics on {listen}: {e} (pass another ADDR, e.g. 127.0.0.1:0)");
+            std::process::exit(1);
+        }
+    };
+    server.set_ready(true);
+    println!("serving http://{}/metrics (also /metrics/json, /healthz, /readyz) for {seconds} s", server.local_addr());
 
     let stop = AtomicBool::new(false);
     let started = Instant::now();
@@ -102,6 +127,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         stop.store(true, Ordering::Relaxed);
     });
     println!();
+    server.shutdown();
 
     println!("\nfinal snapshot ({} families):", registry.snapshot().families.len());
     for family in registry.snapshot().families {
