@@ -18,7 +18,9 @@ const TICKS_PER_SECOND: f64 = 100.0;
 const PAGE_SIZE: f64 = 4096.0;
 
 /// Registers the process metrics in `registry` and refreshes them at every
-/// scrape.
+/// scrape. In a registry with a namespace they are prefixed like every
+/// other metric (as client_golang's process collector does with its
+/// namespace option); use an un-namespaced registry for the bare names.
 ///
 /// ```
 /// let registry = hotmeter::Registry::new();
