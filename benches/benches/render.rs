@@ -42,6 +42,80 @@ fn obs(i: usize, k: usize) -> f64 {
 /// Per-series observations for the histogram scenario.
 const OBS_PER_SERIES: usize = 5;
 
+type Group<'a> = criterion::BenchmarkGroup<'a, criterion::measurement::WallTime>;
+
+/// Checks the first render, sets the throughput to its size, and times
+/// `render`, which appends to a buffer it is handed cleared each time (for
+/// peers that return their own string, it returns that string's length and
+/// leaves the buffer alone, so no copy is added to their cost).
+fn bench_render(
+    g: &mut Group<'_>,
+    name: &str,
+    n: usize,
+    lines: usize,
+    first: &[u8],
+    mut render: impl FnMut(&mut Vec<u8>) -> usize,
+) {
+    assert_series(name, first, n, lines);
+    g.throughput(Throughput::Bytes(first.len() as u64));
+    let mut buf = Vec::new();
+    g.bench_function(name, |b| {
+        b.iter(|| {
+            buf.clear();
+            black_box(render(&mut buf))
+        })
+    });
+}
+
+fn hotmeter_text(r: &hotmeter::Registry, out: &mut Vec<u8>) -> usize {
+    hotmeter_exporter::encode_text(r, out);
+    out.len()
+}
+
+fn prometheus_text(r: &prometheus::Registry, out: &mut Vec<u8>) -> usize {
+    prometheus::Encoder::encode(&prometheus::TextEncoder::new(), &r.gather(), out).unwrap();
+    out.len()
+}
+
+fn prometheus_client_text(r: &prometheus_client::registry::Registry, s: &mut String) -> usize {
+    s.clear();
+    prometheus_client::encoding::text::encode(s, r).unwrap();
+    s.len()
+}
+
+fn fast_telemetry_text(m: &dyn fast_telemetry::PrometheusExport, name: &str, s: &mut String) -> usize {
+    s.clear();
+    m.export_prometheus(s, name, "Help.");
+    s.len()
+}
+
+/// The renders both scenarios share, given each peer's populated registry.
+struct Peers {
+    hm: hotmeter::Registry,
+    pr: prometheus::Registry,
+    pc: prometheus_client::registry::Registry,
+    mx: metrics_exporter_prometheus::PrometheusHandle,
+}
+
+impl Peers {
+    fn bench(&self, g: &mut Group<'_>, n: usize, lines: usize) {
+        let mut first = Vec::new();
+        hotmeter_text(&self.hm, &mut first);
+        bench_render(g, "hotmeter", n, lines, &first, |out| hotmeter_text(&self.hm, out));
+        first.clear();
+        prometheus_text(&self.pr, &mut first);
+        bench_render(g, "prometheus", n, lines, &first, |out| prometheus_text(&self.pr, out));
+        let mut s = String::new();
+        prometheus_client_text(&self.pc, &mut s);
+        bench_render(g, "prometheus_client", n, lines, &s.clone().into_bytes(), |_| {
+            prometheus_client_text(&self.pc, &mut s)
+        });
+        bench_render(g, "metrics_exporter_prometheus", n, lines, self.mx.render().as_bytes(), |_| {
+            self.mx.render().len()
+        });
+    }
+}
+
 fn counters(c: &mut Criterion, n: usize) {
     let spaces = names(n);
     let lines = 1;
@@ -54,101 +128,43 @@ fn counters(c: &mut Criterion, n: usize) {
             hotmeter::StringFamily::with_limit(&["memory_space"], n, hotmeter::SingleCounter::new),
         )
         .unwrap();
-    for (i, s) in spaces.iter().enumerate() {
-        fam.with(&[s], |c| c.inc_by(value(i))).unwrap();
-    }
-    let mut buf = Vec::new();
-    hotmeter_exporter::encode_text(&hm, &mut buf);
-    assert_series("hotmeter", &buf, n, lines);
-    g.throughput(Throughput::Bytes(buf.len() as u64));
-    g.bench_function("hotmeter", |b| {
-        b.iter(|| {
-            buf.clear();
-            hotmeter_exporter::encode_text(&hm, &mut buf);
-            black_box(buf.len())
-        })
-    });
-
     let pr = prometheus::Registry::new();
     let cv =
         prometheus::IntCounterVec::new(prometheus::Opts::new("observations_total", "Observations."), &["memory_space"])
             .unwrap();
     pr.register(Box::new(cv.clone())).unwrap();
-    for (i, s) in spaces.iter().enumerate() {
-        cv.with_label_values(&[s]).inc_by(value(i));
-    }
-    let mut out = Vec::new();
-    prometheus::Encoder::encode(&prometheus::TextEncoder::new(), &pr.gather(), &mut out).unwrap();
-    assert_series("prometheus", &out, n, lines);
-    g.throughput(Throughput::Bytes(out.len() as u64));
-    g.bench_function("prometheus", |b| {
-        b.iter(|| {
-            out.clear();
-            prometheus::Encoder::encode(&prometheus::TextEncoder::new(), &pr.gather(), &mut out).unwrap();
-            black_box(out.len())
-        })
-    });
-
     let mut pc = prometheus_client::registry::Registry::default();
     let pf = prometheus_client::metrics::family::Family::<
         Vec<(String, String)>,
         prometheus_client::metrics::counter::Counter,
     >::default();
     pc.register("observations", "Observations.", pf.clone());
-    for (i, s) in spaces.iter().enumerate() {
-        pf.get_or_create(&vec![("memory_space".to_owned(), s.clone())]).inc_by(value(i));
-    }
-    let mut s = String::new();
-    prometheus_client::encoding::text::encode(&mut s, &pc).unwrap();
-    assert_series("prometheus_client", s.as_bytes(), n, lines);
-    g.throughput(Throughput::Bytes(s.len() as u64));
-    g.bench_function("prometheus_client", |b| {
-        b.iter(|| {
-            s.clear();
-            prometheus_client::encoding::text::encode(&mut s, &pc).unwrap();
-            black_box(s.len())
-        })
-    });
-
     let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
-    let handle = recorder.handle();
-    metrics::with_local_recorder(&recorder, || {
-        for (i, s) in spaces.iter().enumerate() {
-            metrics::counter!("observations_total", "memory_space" => s.clone()).increment(value(i));
-        }
-    });
-    assert_series("metrics_exporter_prometheus", handle.render().as_bytes(), n, lines);
-    g.throughput(Throughput::Bytes(handle.render().len() as u64));
-    g.bench_function("metrics_exporter_prometheus", |b| b.iter(|| black_box(handle.render().len())));
-
     let me = measured::CounterVec::with_label_set(SpaceSet::new());
+    // Its default cap is 2,000 series: raise it, or 10,000 would not render.
+    let ft = fast_telemetry::DynamicCounter::with_max_series(4, n);
     for (i, s) in spaces.iter().enumerate() {
+        fam.with(&[s], |c| c.inc_by(value(i))).unwrap();
+        cv.with_label_values(&[s]).inc_by(value(i));
+        pf.get_or_create(&vec![("memory_space".to_owned(), s.clone())]).inc_by(value(i));
+        metrics::with_local_recorder(&recorder, || {
+            metrics::counter!("observations_total", "memory_space" => s.clone()).increment(value(i))
+        });
         me.inc_by(SpaceGroup { memory_space: s }, value(i));
+        ft.add(&[("memory_space", s)], value(i) as isize);
     }
+    Peers { hm, pr, pc, mx: recorder.handle() }.bench(&mut g, n, lines);
+
     let render_measured = || {
         let mut enc = measured::text::BufferedTextEncoder::new();
         me.collect_family_into(MetricName::from_str("observations_total"), &mut enc).unwrap();
         enc.finish()
     };
-    assert_series("measured", &render_measured(), n, lines);
-    g.throughput(Throughput::Bytes(render_measured().len() as u64));
-    g.bench_function("measured", |b| b.iter(|| black_box(render_measured().len())));
-
-    // Its default cap is 2,000 series: raise it, or 10,000 would not render.
-    let ft = fast_telemetry::DynamicCounter::with_max_series(4, n);
-    for (i, s) in spaces.iter().enumerate() {
-        ft.add(&[("memory_space", s)], value(i) as isize);
-    }
+    bench_render(&mut g, "measured", n, lines, &render_measured(), |_| render_measured().len());
     let mut fs = String::new();
-    fast_telemetry::PrometheusExport::export_prometheus(&ft, &mut fs, "observations_total", "Observations.");
-    assert_series("fast_telemetry", fs.as_bytes(), n, lines);
-    g.throughput(Throughput::Bytes(fs.len() as u64));
-    g.bench_function("fast_telemetry", |b| {
-        b.iter(|| {
-            fs.clear();
-            fast_telemetry::PrometheusExport::export_prometheus(&ft, &mut fs, "observations_total", "Observations.");
-            black_box(fs.len())
-        })
+    fast_telemetry_text(&ft, "observations_total", &mut fs);
+    bench_render(&mut g, "fast_telemetry", n, lines, &fs.clone().into_bytes(), |_| {
+        fast_telemetry_text(&ft, "observations_total", &mut fs)
     });
     g.finish();
 }
@@ -166,108 +182,54 @@ fn histograms(c: &mut Criterion, n: usize) {
             hotmeter::StringFamily::with_limit(&["memory_space"], n, hotmeter::Histogram::with_default_buckets),
         )
         .unwrap();
-    for (i, s) in spaces.iter().enumerate() {
-        fam.with(&[s], |h| (0..OBS_PER_SERIES).for_each(|k| h.observe(obs(i, k)))).unwrap();
-    }
-    let mut buf = Vec::new();
-    hotmeter_exporter::encode_text(&hm, &mut buf);
-    assert_series("hotmeter", &buf, n, lines);
-    g.throughput(Throughput::Bytes(buf.len() as u64));
-    g.bench_function("hotmeter", |b| {
-        b.iter(|| {
-            buf.clear();
-            hotmeter_exporter::encode_text(&hm, &mut buf);
-            black_box(buf.len())
-        })
-    });
-
     let pr = prometheus::Registry::new();
     let hv =
         prometheus::HistogramVec::new(prometheus::HistogramOpts::new("latency_seconds", "Latency."), &["memory_space"])
             .unwrap();
     pr.register(Box::new(hv.clone())).unwrap();
-    for (i, s) in spaces.iter().enumerate() {
-        let h = hv.with_label_values(&[s]);
-        (0..OBS_PER_SERIES).for_each(|k| h.observe(obs(i, k)));
-    }
-    let mut out = Vec::new();
-    prometheus::Encoder::encode(&prometheus::TextEncoder::new(), &pr.gather(), &mut out).unwrap();
-    assert_series("prometheus", &out, n, lines);
-    g.throughput(Throughput::Bytes(out.len() as u64));
-    g.bench_function("prometheus", |b| {
-        b.iter(|| {
-            out.clear();
-            prometheus::Encoder::encode(&prometheus::TextEncoder::new(), &pr.gather(), &mut out).unwrap();
-            black_box(out.len())
-        })
-    });
-
     let mut pc = prometheus_client::registry::Registry::default();
     let pf = prometheus_client::metrics::family::Family::<
         Vec<(String, String)>,
         prometheus_client::metrics::histogram::Histogram,
     >::new_with_constructor(|| prometheus_client::metrics::histogram::Histogram::new(BUCKETS));
     pc.register("latency_seconds", "Latency.", pf.clone());
-    for (i, s) in spaces.iter().enumerate() {
-        let h = pf.get_or_create(&vec![("memory_space".to_owned(), s.clone())]);
-        (0..OBS_PER_SERIES).for_each(|k| h.observe(obs(i, k)));
-    }
-    let mut s = String::new();
-    prometheus_client::encoding::text::encode(&mut s, &pc).unwrap();
-    assert_series("prometheus_client", s.as_bytes(), n, lines);
-    g.throughput(Throughput::Bytes(s.len() as u64));
-    g.bench_function("prometheus_client", |b| {
-        b.iter(|| {
-            s.clear();
-            prometheus_client::encoding::text::encode(&mut s, &pc).unwrap();
-            black_box(s.len())
-        })
-    });
-
     let recorder =
         metrics_exporter_prometheus::PrometheusBuilder::new().set_buckets(&BUCKETS).unwrap().build_recorder();
-    let handle = recorder.handle();
-    metrics::with_local_recorder(&recorder, || {
-        for (i, s) in spaces.iter().enumerate() {
-            let h = metrics::histogram!("latency_seconds", "memory_space" => s.clone());
-            (0..OBS_PER_SERIES).for_each(|k| h.record(obs(i, k)));
-        }
-    });
-    assert_series("metrics_exporter_prometheus", handle.render().as_bytes(), n, lines);
-    g.throughput(Throughput::Bytes(handle.render().len() as u64));
-    g.bench_function("metrics_exporter_prometheus", |b| b.iter(|| black_box(handle.render().len())));
-
     let me = measured::HistogramVec::<SpaceSet, 11>::with_label_set_and_metadata(
         SpaceSet::new(),
         measured::metric::histogram::Thresholds::with_buckets(BUCKETS),
     );
+    let ft_bounds: Vec<u64> = BUCKETS.iter().map(|b| (b * 1e6) as u64).collect();
+    let ft = fast_telemetry::DynamicHistogram::with_limits(&ft_bounds, 4, n);
     for (i, s) in spaces.iter().enumerate() {
-        (0..OBS_PER_SERIES).for_each(|k| me.observe(SpaceGroup { memory_space: s }, obs(i, k)));
+        let prh = hv.with_label_values(&[s]);
+        let pch = pf.get_or_create(&vec![("memory_space".to_owned(), s.clone())]);
+        let mxh = metrics::with_local_recorder(
+            &recorder,
+            || metrics::histogram!("latency_seconds", "memory_space" => s.clone()),
+        );
+        for k in 0..OBS_PER_SERIES {
+            let v = obs(i, k);
+            fam.with(&[s], |h| h.observe(v)).unwrap();
+            prh.observe(v);
+            pch.observe(v);
+            mxh.record(v);
+            me.observe(SpaceGroup { memory_space: s }, v);
+            ft.record(&[("memory_space", s)], (v * 1e6) as u64);
+        }
     }
+    Peers { hm, pr, pc, mx: recorder.handle() }.bench(&mut g, n, lines);
+
     let render_measured = || {
         let mut enc = measured::text::BufferedTextEncoder::new();
         me.collect_family_into(MetricName::from_str("latency_seconds"), &mut enc).unwrap();
         enc.finish()
     };
-    assert_series("measured", &render_measured(), n, lines);
-    g.throughput(Throughput::Bytes(render_measured().len() as u64));
-    g.bench_function("measured", |b| b.iter(|| black_box(render_measured().len())));
-
-    let ft_bounds: Vec<u64> = BUCKETS.iter().map(|b| (b * 1e6) as u64).collect();
-    let ft = fast_telemetry::DynamicHistogram::with_limits(&ft_bounds, 4, n);
-    for (i, s) in spaces.iter().enumerate() {
-        (0..OBS_PER_SERIES).for_each(|k| ft.record(&[("memory_space", s)], (obs(i, k) * 1e6) as u64));
-    }
+    bench_render(&mut g, "measured", n, lines, &render_measured(), |_| render_measured().len());
     let mut fs = String::new();
-    fast_telemetry::PrometheusExport::export_prometheus(&ft, &mut fs, "latency_us", "Latency.");
-    assert_series("fast_telemetry", fs.as_bytes(), n, lines);
-    g.throughput(Throughput::Bytes(fs.len() as u64));
-    g.bench_function("fast_telemetry", |b| {
-        b.iter(|| {
-            fs.clear();
-            fast_telemetry::PrometheusExport::export_prometheus(&ft, &mut fs, "latency_us", "Latency.");
-            black_box(fs.len())
-        })
+    fast_telemetry_text(&ft, "latency_us", &mut fs);
+    bench_render(&mut g, "fast_telemetry", n, lines, &fs.clone().into_bytes(), |_| {
+        fast_telemetry_text(&ft, "latency_us", &mut fs)
     });
     g.finish();
 }

@@ -271,25 +271,21 @@ pub(crate) fn write_f64(out: &mut Vec<u8>, v: f64) {
     }
 }
 
-/// HELP escaping: `\` and line feed; OpenMetrics escapes `"` too.
+/// HELP escaping: `\` and line feed in the text format; OpenMetrics
+/// escapes `"` too, exactly as label values are escaped.
 fn escape_help(out: &mut Vec<u8>, help: &str, format: Format) {
-    escape(out, help, format == Format::OpenMetrics);
-}
-
-fn escape(out: &mut Vec<u8>, s: &str, quotes: bool) {
-    let bytes = s.as_bytes();
-    let special = |b: u8| b == b'\\' || b == b'\n' || (quotes && b == b'"');
-    // Fast path: most values need no escaping.
-    if !bytes.iter().any(|&b| special(b)) {
-        out.extend_from_slice(bytes);
-        return;
+    if format == Format::OpenMetrics {
+        return hotmeter::escape_label_value(out, help);
     }
-    for &b in bytes {
-        match b {
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'"' if quotes => out.extend_from_slice(b"\\\""),
-            _ => out.push(b),
+    for (i, part) in help.split('\n').enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b"\\n");
+        }
+        for (j, piece) in part.split('\\').enumerate() {
+            if j > 0 {
+                out.extend_from_slice(b"\\\\");
+            }
+            out.extend_from_slice(piece.as_bytes());
         }
     }
 }
