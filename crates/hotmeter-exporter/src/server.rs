@@ -278,8 +278,17 @@ impl ThreadedServer {
 
     fn stop(&mut self) {
         if let (Some(handle), Some(runtime)) = (self.handle.take(), self.runtime.take()) {
-            runtime.block_on(handle.shutdown());
-            runtime.shutdown_timeout(Duration::from_secs(1));
+            let stop = move || {
+                runtime.block_on(handle.shutdown());
+                runtime.shutdown_timeout(Duration::from_secs(1));
+            };
+            // Blocking on a runtime from inside another one panics: when
+            // dropped in async code, shut down from a plain thread instead.
+            if tokio::runtime::Handle::try_current().is_ok() {
+                let _ = std::thread::spawn(stop).join();
+            } else {
+                stop();
+            }
         }
     }
 }

@@ -192,3 +192,12 @@ fn readme_snippet_serves() -> Result<(), Box<dyn std::error::Error>> {
     server.shutdown();
     Ok(())
 }
+
+/// A threaded server dropped inside async code shuts down without panicking.
+#[test]
+fn threaded_server_dropped_in_async_code() {
+    let server = Exporter::new(registry()).listen("127.0.0.1:0".parse().unwrap()).start().unwrap();
+    let addr = server.local_addr();
+    runtime().block_on(async move { drop(server) });
+    assert!(TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_err(), "still listening after drop");
+}
