@@ -391,7 +391,9 @@ impl Registry {
     /// Adds a callback run at the start of every scrape, before any value
     /// is read: the place to refresh gauges from a queue or database. It runs
     /// on the scraping thread with no registry lock held, so it may register
-    /// metrics; a slow callback delays the scrape, never the workers.
+    /// metrics; a slow callback delays the scrape, never the workers. It
+    /// must not scrape the same registry itself (`collect`/`snapshot`):
+    /// scrapes of one registry are serialised, so that would wait for ever.
     pub fn on_collect(&self, callback: impl Fn() + Send + Sync + 'static) {
         lock(&self.inner.callbacks).push(Arc::new(callback));
     }
