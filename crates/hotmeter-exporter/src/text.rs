@@ -163,7 +163,7 @@ impl Visitor for Encoder<'_> {
         };
         let family = &self.name[..family_end];
         let out = &mut *self.out;
-        if !desc.help.is_empty() || self.format == Format::Text {
+        if !desc.help.is_empty() {
             out.extend_from_slice(b"# HELP ");
             out.extend_from_slice(family.as_bytes());
             out.push(b' ');

@@ -408,7 +408,10 @@ impl<M: Metric> StringFamily<M> {
         {
             return Ok(f(&series.metric));
         }
-        Ok(self.miss(hash, values, f))
+        Ok(match self.miss(hash, values) {
+            Some(metric) => f(metric),
+            None => self.route_to_overflow(f),
+        })
     }
 
     /// A handle to the series for `values` (created on first use), to keep
@@ -423,13 +426,16 @@ impl<M: Metric> StringFamily<M> {
         if values.len() == expected { Ok(()) } else { Err(LabelCountError { expected, got: values.len() }) }
     }
 
+    /// Finds or inserts the series for `values` under the writers' lock;
+    /// `None` when it would exceed the limit (the caller routes to the
+    /// overflow series or not).
     #[cold]
     #[inline(never)]
-    fn miss<R>(&self, hash: u64, values: &[&str], f: impl FnOnce(&M) -> R) -> R {
+    fn miss(&self, hash: u64, values: &[&str]) -> Option<&M> {
         let inner = &*self.inner;
         // Full already: no lock needed to know the answer.
         if inner.live.load(Ordering::Relaxed) >= inner.limit {
-            return self.route_to_overflow(f);
+            return None;
         }
         let mut w = lock(&inner.writers);
         // Another thread may have inserted it (or a newer generation may
@@ -437,17 +443,15 @@ impl<M: Metric> StringFamily<M> {
         if let Some(series) = inner.find(inner.current.load(Ordering::Relaxed), hash, values) {
             if series.removed.load(Ordering::Relaxed) {
                 if inner.live.load(Ordering::Relaxed) >= inner.limit {
-                    drop(w);
-                    return self.route_to_overflow(f);
+                    return None;
                 }
                 series.removed.store(false, Ordering::Relaxed);
                 inner.live.fetch_add(1, Ordering::Relaxed);
             }
-            return f(&series.metric);
+            return Some(&series.metric);
         }
         if inner.live.load(Ordering::Relaxed) >= inner.limit || w.slots >= 2 * inner.limit {
-            drop(w);
-            return self.route_to_overflow(f);
+            return None;
         }
         let slot = w.slots;
         let (k, off) = slot_position(slot);
@@ -462,10 +466,37 @@ impl<M: Metric> StringFamily<M> {
         // Release: scrapes that see the count see the slot.
         inner.published.store(w.slots, Ordering::Release);
         drop(w);
-        match inner.slot(slot) {
-            Some(series) => f(&series.metric),
-            None => self.route_to_overflow(f),
+        inner.slot(slot).map(|series| &series.metric)
+    }
+
+    /// As [`with`](Self::with), but a label set that would go to the
+    /// overflow series gives `Ok(None)` instead (and is not counted as
+    /// overflow): for callers that keep their own fallback, such as caches.
+    #[inline]
+    pub fn with_within_limit<R>(&self, values: &[&str], f: impl FnOnce(&M) -> R) -> Result<Option<R>, LabelCountError> {
+        self.with_hash_within_limit(hash_values(values), values, f)
+    }
+
+    /// As [`with_within_limit`](Self::with_within_limit) with a hash the
+    /// caller already has (e.g. a `metrics::Key`'s). Every call on one
+    /// family must use the same function of the values, and never mix with
+    /// the other methods, whose hash differs; values are still compared
+    /// exactly, so collisions cost time, never correctness.
+    #[inline]
+    pub fn with_hash_within_limit<R>(
+        &self,
+        hash: u64,
+        values: &[&str],
+        f: impl FnOnce(&M) -> R,
+    ) -> Result<Option<R>, LabelCountError> {
+        self.check_len(values)?;
+        let inner = &*self.inner;
+        if let Some(series) = inner.find(inner.current.load(Ordering::Acquire), hash, values)
+            && !series.removed.load(Ordering::Relaxed)
+        {
+            return Ok(Some(f(&series.metric)));
         }
+        Ok(self.miss(hash, values).map(f))
     }
 
     /// Adds `slot` to the live index, growing it into the next generation
