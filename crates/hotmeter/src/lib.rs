@@ -16,6 +16,7 @@
 //! | [`Family`], [`LabelSet`], [`label_enum!`] | typed labels: a lookup is an array index |
 //! | [`StringFamily`] | runtime string labels with a cardinality cap and overflow series |
 //! | [`Registry`], [`Opts`] | names, help, units, validation, collect-on-scrape callbacks |
+//! | [`Instrumented`], [`Outcome`], [`Call`] | one-line instrumentation of a sync or async function |
 //! | [`Visitor`], [`Value`], [`Labels`], [`RegistrySnapshot`] | the read side encoders use |
 //!
 //! ## Quick start
@@ -75,6 +76,7 @@ mod error;
 mod family;
 mod gauge;
 mod histogram;
+mod instrument;
 mod labels;
 mod name;
 mod registry;
@@ -87,6 +89,7 @@ pub use error::{BucketError, LabelCountError, NameError, NameErrorReason, NameKi
 pub use family::{DEFAULT_CARDINALITY_LIMIT, Family, OVERFLOW_LABEL_VALUE, StringFamily};
 pub use gauge::{Gauge, IntGauge};
 pub use histogram::{Buckets, DEFAULT_BUCKETS, Histogram, HistogramSnapshot, HistogramTimer, histogram_quantile};
+pub use instrument::{Call, Instrumented, Outcome};
 pub use labels::LabelSet;
 pub use name::{validate_label_name, validate_metric_name};
 pub use registry::{OVERFLOW_METRIC, Opts, Registrable, Registry, RegistryBuilder, SummaryOrRegistryError};
