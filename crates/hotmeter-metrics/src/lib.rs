@@ -184,6 +184,9 @@ struct Inner {
     histogram_handles: HandleCache<metrics::Histogram>,
 }
 
+/// Help text of a facade metric recorded before (or without) a `describe_*`.
+pub const UNDESCRIBED: &str = "Recorded through the metrics facade; no description was given.";
+
 /// Keys with at most this many labels are served from the handle cache.
 const CACHED_LABELS: usize = 8;
 
@@ -334,7 +337,8 @@ impl HotmeterRecorder {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(name)
             .cloned()
-            .unwrap_or((None, String::new()));
+            // Prometheus tooling flags families without help text.
+            .unwrap_or((None, UNDESCRIBED.to_owned()));
         let mut opts = hotmeter::Opts::new(export_name.clone(), help);
         if let Some(unit) = unit.and_then(|u| hotmeter_unit(&export_name, u)) {
             opts = opts.unit(unit);

@@ -41,12 +41,14 @@ hotmeter_label_overflow_total{metric="requests_total"} 0
 # TYPE hotmeter_metrics_dropped_total counter
 # HELP hotmeter_metrics_sanitized_names_total Facade metric or label names rewritten to be valid.
 # TYPE hotmeter_metrics_sanitized_names_total counter
+# HELP io_size_bytes Recorded through the metrics facade; no description was given.
 # TYPE io_size_bytes histogram
 io_size_bytes_bucket{le="100.0"} 0
 io_size_bytes_bucket{le="1000.0"} 1
 io_size_bytes_bucket{le="+Inf"} 1
 io_size_bytes_sum 512.0
 io_size_bytes_count 1
+# HELP queue_depth Recorded through the metrics facade; no description was given.
 # TYPE queue_depth gauge
 queue_depth 2.5
 # HELP request_duration_seconds Request time.
@@ -125,4 +127,42 @@ fn invalid_names_are_sanitised_and_counted_conflicts_dropped_and_counted() {
     assert_eq!(snap.value("hotmeter_metrics_sanitized_names_total", &["label"]), Some(&OwnedValue::Counter(1)));
     assert_eq!(snap.value("jobs_total", &["1"]), Some(&OwnedValue::Counter(1)));
     assert_eq!(snap.value("hotmeter_metrics_dropped_total", &["conflict"]), Some(&OwnedValue::Counter(2)));
+}
+
+#[test]
+fn promtool_accepts_facade_output() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    if Command::new("promtool").arg("--version").output().is_err() {
+        assert!(
+            std::env::var_os("HOTMETER_SKIP_PROMTOOL").is_some(),
+            "promtool is not installed: run `bash ci/test.sh` (it installs Debian's `prometheus`), or set HOTMETER_SKIP_PROMTOOL=1"
+        );
+        return;
+    }
+    let registry = Registry::new();
+    let recorder = HotmeterRecorder::new(registry.clone());
+    metrics::with_local_recorder(&recorder, || {
+        metrics::describe_counter!("jobs_total", "Jobs run.");
+        metrics::counter!("jobs_total", "queue" => "high \"prio\"\n").increment(3);
+        metrics::counter!("http.requests_total", "code" => "200").increment(1);
+        metrics::gauge!("queue_depth", "queue" => "low").set(f64::NAN);
+        metrics::histogram!("write_seconds").record(0.3);
+    });
+    let exposition = text(&registry);
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool runs");
+    child.stdin.take().expect("stdin").write_all(exposition.as_bytes()).expect("write");
+    let out = child.wait_with_output().expect("promtool finishes");
+    assert!(
+        out.status.success(),
+        "promtool rejected:\n{exposition}\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
