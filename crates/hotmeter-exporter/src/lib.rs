@@ -9,6 +9,7 @@
 //! | [`encode_openmetrics`], [`OPENMETRICS_CONTENT_TYPE`], [`wants_openmetrics`] | OpenMetrics 1.0 text, by `Accept` negotiation |
 //! | [`encode_json`] | a JSON snapshot with quantile estimates |
 //! | [`register_process_metrics`] | `process_*` metrics from Linux `/proc` |
+//! | [`promtool::check_metrics`] | runs `promtool check metrics` on exposition, for tests |
 //! | [`Exporter`], [`ServerHandle`], [`ThreadedServer`], [`MetricsService`], [`Limits`], [`Auth`] | the hardened HTTP server (hyper 1.x on tokio), loopback by default |
 //!
 //! ## Quick start
@@ -38,6 +39,7 @@
 mod json;
 mod openmetrics;
 mod process;
+pub mod promtool;
 mod server;
 mod text;
 

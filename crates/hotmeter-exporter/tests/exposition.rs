@@ -2,9 +2,6 @@
 //! metrics` on a registry holding every kind of metric and every awkward
 //! input, and a round trip through an independent parser.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use hotmeter::{Buckets, Counter, Family, FloatCounter, Opts, Registry, StringFamily, Summary, SummaryOpts, Unit};
 use hotmeter_exporter::{encode_openmetrics, encode_text};
 use proptest::prelude::*;
@@ -143,23 +140,22 @@ fn rich_registry() -> Registry {
     r
 }
 
-fn promtool() -> Option<String> {
-    let found = Command::new("promtool").arg("--version").output().is_ok();
-    if found {
-        return Some("promtool".into());
+/// `promtool check metrics` on `exposition`; a missing promtool fails the
+/// test unless HOTMETER_SKIP_PROMTOOL is set.
+fn assert_promtool_accepts(exposition: &str) {
+    match hotmeter_exporter::promtool::check_metrics(exposition.as_bytes()) {
+        Ok(()) => {}
+        Err(hotmeter_exporter::promtool::PromtoolError::NotInstalled)
+            if std::env::var_os("HOTMETER_SKIP_PROMTOOL").is_some() =>
+        {
+            eprintln!("promtool not installed and HOTMETER_SKIP_PROMTOOL set: skipping");
+        }
+        Err(e) => panic!("{e}\n(run `bash ci/test.sh`, which installs Debian's `prometheus`)"),
     }
-    if std::env::var_os("HOTMETER_SKIP_PROMTOOL").is_some() {
-        eprintln!("promtool not installed and HOTMETER_SKIP_PROMTOOL set: skipping");
-        return None;
-    }
-    panic!(
-        "promtool is not installed: run `bash ci/test.sh` (it installs Debian's `prometheus`), or set HOTMETER_SKIP_PROMTOOL=1"
-    );
 }
 
 #[test]
 fn promtool_accepts_every_kind_and_awkward_input() {
-    let Some(promtool) = promtool() else { return };
     let exposition = text(&rich_registry());
     assert!(exposition.contains("hm_tenant_observations_total{service=\"exporter-test\",tenant=\"tenant-0999\"} 999"));
     assert!(exposition.contains("hm_nan_value{service=\"exporter-test\"} NaN"));
@@ -167,22 +163,21 @@ fn promtool_accepts_every_kind_and_awkward_input() {
     assert!(exposition.contains("hm_queue_depth{service=\"exporter-test\"} -3\n"));
     assert!(exposition.contains("hm_rpc_duration_seconds{service=\"exporter-test\",quantile=\"0.99\"}"));
     assert!(exposition.contains("hm_odd_labels_total{service=\"exporter-test\",value=\"new\\nline\"} 1"));
-    let mut child = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool runs");
-    child.stdin.take().expect("stdin").write_all(exposition.as_bytes()).expect("write to promtool");
-    let out = child.wait_with_output().expect("promtool finishes");
-    assert!(
-        out.status.success(),
-        "promtool rejected the exposition ({}):\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_promtool_accepts(&exposition);
+}
+
+#[test]
+fn promtool_rejects_what_it_should() {
+    // The check can fail: a counter without `_total` is a lint error.
+    let bad = "# HELP c Bad.\n# TYPE c counter\nc 1\n";
+    match hotmeter_exporter::promtool::check_metrics(bad.as_bytes()) {
+        Err(hotmeter_exporter::promtool::PromtoolError::Rejected { stderr, .. }) => {
+            assert!(stderr.contains("c"), "{stderr}")
+        }
+        Err(hotmeter_exporter::promtool::PromtoolError::NotInstalled)
+            if std::env::var_os("HOTMETER_SKIP_PROMTOOL").is_some() => {}
+        other => panic!("expected a rejection, got {other:?}"),
+    }
 }
 
 /// One parsed sample line: name, label pairs, value text.
