@@ -57,7 +57,9 @@
 //! ## Guarantees
 //! - Recording methods return `()`, never fail, and never allocate, lock or
 //!   make a syscall ([`Summary`] locks only its own thread slot's shard and
-//!   reads the monotonic clock).
+//!   reads the monotonic clock; the first use of a new label set in a
+//!   [`StringFamily`] takes its documented cold path, a mutex and one
+//!   allocation).
 //! - A [`Histogram`] snapshot's count equals the sum of its buckets and its
 //!   sum belongs to exactly those observations (see the `histogram` module).
 //! - Bad input at the edges is a typed error: [`RegistryError`],
