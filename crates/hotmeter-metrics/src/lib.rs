@@ -217,18 +217,36 @@ impl<H: Clone + Send + Sync + 'static> HandleCache<H> {
     /// many labels, or beyond the cache's limit, call `make` every time.
     #[inline]
     fn get(&self, key: &Key, make: impl FnOnce() -> H) -> H {
-        let n = key.labels().len();
-        let Some(cache) = self.by_label_count.get(n) else { return make() };
-        let mut parts = [""; 1 + 2 * CACHED_LABELS];
+        // An array of exactly the key's parts, so nothing is zeroed that
+        // is not used.
+        match key.labels().len() {
+            0 => self.lookup::<1>(key, make),
+            1 => self.lookup::<3>(key, make),
+            2 => self.lookup::<5>(key, make),
+            3 => self.lookup::<7>(key, make),
+            4 => self.lookup::<9>(key, make),
+            5 => self.lookup::<11>(key, make),
+            6 => self.lookup::<13>(key, make),
+            7 => self.lookup::<15>(key, make),
+            8 => self.lookup::<17>(key, make),
+            _ => make(),
+        }
+    }
+
+    /// `N` = 1 + 2 × the key's label count.
+    #[inline(always)]
+    fn lookup<const N: usize>(&self, key: &Key, make: impl FnOnce() -> H) -> H {
+        let Some(cache) = self.by_label_count.get(N / 2) else { return make() };
+        let mut parts = [""; N];
         parts[0] = key.name();
-        for (i, l) in key.labels().enumerate() {
+        for (i, l) in key.labels().enumerate().take(N / 2) {
             parts[1 + 2 * i] = l.key();
             parts[2 + 2 * i] = l.value();
         }
         let mut make = Some(make);
         // The facade hashed the key already (at compile time for static
         // keys); this cache is only ever searched with that hash.
-        let found = cache.with_hash_within_limit(key.get_hash(), &parts[..1 + 2 * n], |entry| {
+        let found = cache.with_hash_within_limit(key.get_hash(), &parts, |entry| {
             entry.0.get_or_init(|| make.take().map_or_else(|| unreachable!("make is taken once"), |m| m())).clone()
         });
         match (found, make) {
