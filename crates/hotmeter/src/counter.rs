@@ -159,14 +159,7 @@ impl FloatCounter {
         if !(v.is_finite() && v >= 0.0) {
             return;
         }
-        let mut cur = self.bits.load(Ordering::Relaxed);
-        loop {
-            let new = (f64::from_bits(cur) + v).to_bits();
-            match self.bits.compare_exchange_weak(cur, new, Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => return,
-                Err(actual) => cur = actual,
-            }
-        }
+        crate::gauge::add_f64(&self.bits, v);
     }
 
     /// Raises the value to `total` if that is larger (for mirroring a

@@ -47,14 +47,7 @@ impl Gauge {
     /// Adds `delta` (may be negative).
     #[inline]
     pub fn add(&self, delta: f64) {
-        let mut cur = self.bits.load(Ordering::Relaxed);
-        loop {
-            let new = (f64::from_bits(cur) + delta).to_bits();
-            match self.bits.compare_exchange_weak(cur, new, Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => return,
-                Err(actual) => cur = actual,
-            }
-        }
+        add_f64(&self.bits, delta);
     }
 
     /// Subtracts `delta`.
@@ -84,6 +77,21 @@ impl Gauge {
 impl Default for Gauge {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// Adds `delta` to the `f64` stored as bits in `cell`: a compare-and-swap
+/// loop, Relaxed (the cell publishes only its own value). The one f64 add
+/// of the crate: gauges, histogram sums and float counters use it.
+#[inline]
+pub(crate) fn add_f64(cell: &AtomicU64, delta: f64) {
+    let mut cur = cell.load(Ordering::Relaxed);
+    loop {
+        let new = (f64::from_bits(cur) + delta).to_bits();
+        match cell.compare_exchange_weak(cur, new, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return,
+            Err(actual) => cur = actual,
+        }
     }
 }
 

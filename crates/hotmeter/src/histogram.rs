@@ -51,6 +51,7 @@
 use std::time::{Duration, Instant};
 
 use crate::error::BucketError;
+use crate::gauge::add_f64;
 use crate::sync::{
     Arc, AtomicU64, CachePadded, Mutex, Ordering, exclusive_shard_count, fence, lock, spin_loop, thread_slot,
     thread_slot_or_max,
@@ -558,18 +559,6 @@ fn backoff(spins: &mut u32) {
         std::thread::yield_now();
         #[cfg(hotmeter_loom)]
         spin_loop();
-    }
-}
-
-#[inline]
-fn add_f64(cell: &AtomicU64, v: f64) {
-    let mut cur = cell.load(Ordering::Relaxed);
-    loop {
-        let new = (f64::from_bits(cur) + v).to_bits();
-        match cell.compare_exchange_weak(cur, new, Ordering::Relaxed, Ordering::Relaxed) {
-            Ok(_) => return,
-            Err(actual) => cur = actual,
-        }
     }
 }
 
