@@ -1,0 +1,82 @@
+//! Fault injection: fail a chosen fraction of writes, to test alerts.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::{Checkpoint, CheckpointError, CheckpointStore};
+
+/// Fails a fraction of `put`s with [`CheckpointError::Injected`] before they
+/// reach the inner store (so a failed write stores nothing); reads pass
+/// through. The choice is deterministic for a seed: write `n` fails when a
+/// hash of `(seed, n)` falls below `rate`, so over many writes the failed
+/// fraction converges on `rate`.
+#[derive(Debug)]
+pub struct FaultInjectingStore<S> {
+    inner: S,
+    threshold: u64,
+    seed: u64,
+    writes: AtomicU64,
+    injected: AtomicU64,
+}
+
+/// A fault rate outside 0..=1 (or NaN).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct InvalidFaultRate(pub f64);
+
+impl std::fmt::Display for InvalidFaultRate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "fault rate must be between 0 and 1; got {}", self.0)
+    }
+}
+
+impl std::error::Error for InvalidFaultRate {}
+
+fn mix(mut z: u64) -> u64 {
+    // splitmix64's finaliser: a well-spread hash of the write number.
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+impl<S: CheckpointStore> FaultInjectingStore<S> {
+    /// Fails about `rate` (0 to 1) of writes, chosen by `seed`.
+    pub fn new(inner: S, rate: f64, seed: u64) -> Result<Self, InvalidFaultRate> {
+        if !(0.0..=1.0).contains(&rate) {
+            return Err(InvalidFaultRate(rate));
+        }
+        let threshold = if rate >= 1.0 { u64::MAX } else { (rate * u64::MAX as f64) as u64 };
+        Ok(FaultInjectingStore { inner, threshold, seed, writes: AtomicU64::new(0), injected: AtomicU64::new(0) })
+    }
+
+    /// Faults injected so far.
+    pub fn injected(&self) -> u64 {
+        self.injected.load(Ordering::Relaxed)
+    }
+
+    /// The store underneath.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl<S: CheckpointStore> CheckpointStore for FaultInjectingStore<S> {
+    fn put(&self, thread_id: &str, state: &[u8]) -> Result<i64, CheckpointError> {
+        let n = self.writes.fetch_add(1, Ordering::Relaxed);
+        if self.threshold > 0 && mix(self.seed ^ mix(n)) <= self.threshold {
+            self.injected.fetch_add(1, Ordering::Relaxed);
+            return Err(CheckpointError::Injected { write: n });
+        }
+        self.inner.put(thread_id, state)
+    }
+
+    fn get(&self, thread_id: &str) -> Result<Option<Checkpoint>, CheckpointError> {
+        self.inner.get(thread_id)
+    }
+
+    fn list(&self, thread_id: &str, limit: usize) -> Result<Vec<Checkpoint>, CheckpointError> {
+        self.inner.list(thread_id, limit)
+    }
+
+    fn file_size_bytes(&self) -> Option<u64> {
+        self.inner.file_size_bytes()
+    }
+}

@@ -1,0 +1,111 @@
+//! Checkpoint stores: durable snapshots of a worker's or agent thread's
+//! state, keyed by thread id.
+//!
+//! Owns: the [`CheckpointStore`] trait (put / get / list, as an agent
+//! framework's checkpointer has), its SQLite implementation
+//! ([`SqliteStore`]), the instrumenting wrapper ([`MonitoredStore`]), a
+//! fault injector for testing alerts ([`FaultInjectingStore`]) and the async
+//! adapter ([`AsyncCheckpointStore`]). Must not: swallow an error — every
+//! failure reaches the caller unchanged, and the monitor counts it.
+
+mod fault;
+mod monitored;
+mod sqlite;
+
+use std::fmt;
+
+pub use fault::{FaultInjectingStore, InvalidFaultRate};
+pub use monitored::{AsyncCheckpointStore, MonitoredStore};
+pub use sqlite::{Durability, SqliteStore};
+
+/// One stored checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The thread (worker, agent conversation, ...) it belongs to.
+    pub thread_id: String,
+    /// Its id, increasing within the store: later checkpoints have larger ids.
+    pub checkpoint_id: i64,
+    /// When it was written, in milliseconds since the Unix epoch.
+    pub created_at_ms: i64,
+    /// The state, opaque bytes.
+    pub state: Vec<u8>,
+}
+
+/// Longest thread id accepted, in bytes.
+pub const MAX_THREAD_ID: usize = 256;
+
+/// Why a checkpoint operation failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum CheckpointError {
+    /// The thread id is empty or longer than [`MAX_THREAD_ID`] bytes.
+    InvalidThreadId {
+        /// The id given.
+        thread_id: String,
+    },
+    /// The database failed (I/O, full disk, locked, corrupt...).
+    Sqlite(rusqlite::Error),
+    /// A fault injected by [`FaultInjectingStore`].
+    Injected {
+        /// The write's sequence number in the injector.
+        write: u64,
+    },
+    /// The blocking task running an async call panicked or was cancelled.
+    Task(tokio::task::JoinError),
+}
+
+impl fmt::Display for CheckpointError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CheckpointError::InvalidThreadId { thread_id } => {
+                write!(f, "invalid thread id {thread_id:?}: must be 1 to {MAX_THREAD_ID} bytes")
+            }
+            CheckpointError::Sqlite(_) => f.write_str("checkpoint database error"),
+            CheckpointError::Injected { write } => write!(f, "injected checkpoint write fault (write #{write})"),
+            CheckpointError::Task(_) => f.write_str("checkpoint task failed"),
+        }
+    }
+}
+
+impl std::error::Error for CheckpointError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            CheckpointError::Sqlite(e) => Some(e),
+            CheckpointError::Task(e) => Some(e),
+            CheckpointError::InvalidThreadId { .. } | CheckpointError::Injected { .. } => None,
+        }
+    }
+}
+
+impl From<rusqlite::Error> for CheckpointError {
+    fn from(e: rusqlite::Error) -> Self {
+        CheckpointError::Sqlite(e)
+    }
+}
+
+pub(crate) fn validate_thread_id(thread_id: &str) -> Result<(), CheckpointError> {
+    if thread_id.is_empty() || thread_id.len() > MAX_THREAD_ID {
+        return Err(CheckpointError::InvalidThreadId { thread_id: thread_id.to_owned() });
+    }
+    Ok(())
+}
+
+/// A store of checkpoints keyed by thread id. Implementations are blocking
+/// and shareable between threads; [`AsyncCheckpointStore`] runs them from
+/// async code.
+pub trait CheckpointStore: Send + Sync + 'static {
+    /// Writes a new checkpoint for `thread_id` and returns its id. When this
+    /// returns `Ok`, the checkpoint is stored with the store's durability.
+    fn put(&self, thread_id: &str, state: &[u8]) -> Result<i64, CheckpointError>;
+
+    /// The latest checkpoint of `thread_id`, if it has any.
+    fn get(&self, thread_id: &str) -> Result<Option<Checkpoint>, CheckpointError>;
+
+    /// Up to `limit` checkpoints of `thread_id`, newest first.
+    fn list(&self, thread_id: &str, limit: usize) -> Result<Vec<Checkpoint>, CheckpointError>;
+
+    /// Bytes the store occupies on disk, if it is file-backed.
+    fn file_size_bytes(&self) -> Option<u64> {
+        None
+    }
+}

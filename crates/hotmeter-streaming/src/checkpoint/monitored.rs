@@ -1,0 +1,150 @@
+//! Instrumentation for any checkpoint store, blocking or async.
+
+use std::sync::{Arc, Weak};
+use std::time::Instant;
+
+use hotmeter::{Registry, RegistryError};
+
+use super::{Checkpoint, CheckpointError, CheckpointStore};
+use crate::metrics::{CheckpointMetrics, WriteStatus};
+
+/// Wraps a [`CheckpointStore`] and records every write:
+/// `checkpoint_writes_total{status}`, `checkpoint_write_duration_seconds`
+/// (failed writes included) and, at each scrape, `checkpoint_store_file_size_bytes`.
+///
+/// Errors are counted and returned unchanged. Reads (`get`, `list`) pass
+/// through unrecorded. Cloning shares the store and its metrics.
+///
+/// ```
+/// use hotmeter_streaming::{CheckpointStore, MonitoredStore, SqliteStore};
+/// let dir = tempfile::tempdir()?;
+/// let registry = hotmeter::Registry::new();
+/// let store = MonitoredStore::new(SqliteStore::open(dir.path().join("c.db"))?, &registry)?;
+/// store.put("worker-0", b"state")?;
+/// assert!(store.put("", b"state").is_err()); // counted, and handed back
+/// let snap = registry.snapshot();
+/// assert_eq!(snap.value("checkpoint_writes_total", &["success"]), Some(&hotmeter::OwnedValue::Counter(1)));
+/// assert_eq!(snap.value("checkpoint_writes_total", &["error"]), Some(&hotmeter::OwnedValue::Counter(1)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct MonitoredStore<S> {
+    store: Arc<S>,
+    metrics: CheckpointMetrics,
+}
+
+impl<S> Clone for MonitoredStore<S> {
+    fn clone(&self) -> Self {
+        MonitoredStore { store: self.store.clone(), metrics: self.metrics.clone() }
+    }
+}
+
+impl<S: CheckpointStore> MonitoredStore<S> {
+    /// Registers the checkpoint metrics on `registry` (or finds them, so
+    /// several monitored stores can share one registry) and wraps `store`.
+    pub fn new(store: S, registry: &Registry) -> Result<Self, RegistryError> {
+        let metrics = CheckpointMetrics::register(registry)?;
+        let store = Arc::new(store);
+        let weak: Weak<S> = Arc::downgrade(&store);
+        let gauge = metrics.file_size.clone();
+        registry.on_collect(move || {
+            if let Some(size) = weak.upgrade().and_then(|s| s.file_size_bytes()) {
+                gauge.set(i64::try_from(size).unwrap_or(i64::MAX));
+            }
+        });
+        if let Some(size) = store.file_size_bytes() {
+            metrics.file_size.set(i64::try_from(size).unwrap_or(i64::MAX));
+        }
+        Ok(MonitoredStore { store, metrics })
+    }
+
+    /// The wrapped store.
+    pub fn inner(&self) -> &S {
+        &self.store
+    }
+
+    /// Successful writes recorded so far (the `status="success"` series).
+    pub fn successes(&self) -> u64 {
+        self.metrics.writes.get(WriteStatus::Success).get()
+    }
+
+    /// Failed writes recorded so far (the `status="error"` series).
+    pub fn errors(&self) -> u64 {
+        self.metrics.writes.get(WriteStatus::Error).get()
+    }
+
+    /// The same store, for async callers.
+    pub fn into_async(self) -> AsyncCheckpointStore<S> {
+        AsyncCheckpointStore { inner: self }
+    }
+}
+
+impl<S: CheckpointStore> CheckpointStore for MonitoredStore<S> {
+    fn put(&self, thread_id: &str, state: &[u8]) -> Result<i64, CheckpointError> {
+        let started = Instant::now();
+        let result = self.store.put(thread_id, state);
+        self.metrics.duration.observe_duration(started.elapsed());
+        let status = if result.is_ok() { WriteStatus::Success } else { WriteStatus::Error };
+        self.metrics.writes.get(status).inc();
+        result
+    }
+
+    fn get(&self, thread_id: &str) -> Result<Option<Checkpoint>, CheckpointError> {
+        self.store.get(thread_id)
+    }
+
+    fn list(&self, thread_id: &str, limit: usize) -> Result<Vec<Checkpoint>, CheckpointError> {
+        self.store.list(thread_id, limit)
+    }
+
+    fn file_size_bytes(&self) -> Option<u64> {
+        self.store.file_size_bytes()
+    }
+}
+
+/// A [`MonitoredStore`] for async code: each call runs on tokio's blocking
+/// pool (`spawn_blocking`), so a durable commit never stalls the reactor.
+/// Must be called from within a tokio runtime.
+#[derive(Debug)]
+pub struct AsyncCheckpointStore<S> {
+    inner: MonitoredStore<S>,
+}
+
+impl<S> Clone for AsyncCheckpointStore<S> {
+    fn clone(&self) -> Self {
+        AsyncCheckpointStore { inner: self.inner.clone() }
+    }
+}
+
+impl<S: CheckpointStore> AsyncCheckpointStore<S> {
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&MonitoredStore<S>) -> Result<T, CheckpointError> + Send + 'static,
+    ) -> Result<T, CheckpointError> {
+        let store = self.inner.clone();
+        tokio::task::spawn_blocking(move || f(&store)).await.map_err(CheckpointError::Task)?
+    }
+
+    /// [`CheckpointStore::put`], off the async threads; recorded like a blocking put.
+    pub async fn put(&self, thread_id: impl Into<String>, state: Vec<u8>) -> Result<i64, CheckpointError> {
+        let thread_id = thread_id.into();
+        self.blocking(move |s| s.put(&thread_id, &state)).await
+    }
+
+    /// [`CheckpointStore::get`], off the async threads.
+    pub async fn get(&self, thread_id: impl Into<String>) -> Result<Option<Checkpoint>, CheckpointError> {
+        let thread_id = thread_id.into();
+        self.blocking(move |s| s.get(&thread_id)).await
+    }
+
+    /// [`CheckpointStore::list`], off the async threads.
+    pub async fn list(&self, thread_id: impl Into<String>, limit: usize) -> Result<Vec<Checkpoint>, CheckpointError> {
+        let thread_id = thread_id.into();
+        self.blocking(move |s| s.list(&thread_id, limit)).await
+    }
+
+    /// The blocking store underneath.
+    pub fn blocking_store(&self) -> &MonitoredStore<S> {
+        &self.inner
+    }
+}

@@ -1,0 +1,77 @@
+//! An instrumented streaming pipeline: where capacity problems show first.
+//!
+//! `hotmeter-streaming` is the first real customer of the hotmeter core. It
+//! records through the same public API any user has, and it instruments the
+//! parts of a streaming memory system that hit their ceiling first:
+//!
+//! | part | type | what it tells you |
+//! |---|---|---|
+//! | observation queue | [`ObservationQueue`] | depth per priority lane, rejections by reason |
+//! | worker pool | [`WorkerPool`], [`BatchHandler`] | batches, failures, work stealing, utilisation, end-to-end latency |
+//! | backpressure | [`BackpressureMonitor`], [`BackpressureState`] | state 0-3 with hysteresis, activations, load shedding |
+//! | checkpoint store | [`CheckpointStore`], [`SqliteStore`], [`MonitoredStore`] | write rate, errors, write latency, file size |
+//! | recall | [`RecallIndex`] | read latency against what was stored |
+//!
+//! Every metric name lives in one place, [`metrics`], with its labels and
+//! help text. With a registry namespace (`Registry::builder().namespace("engram")`)
+//! the names become `engram_streaming_...` and `engram_checkpoint_...`.
+//!
+//! # Quick start
+//! ```
+//! use std::sync::Arc;
+//! use hotmeter_streaming::{BatchContext, BatchFailure, BatchHandler, Observation, PoolConfig, Priority, WorkerPool};
+//!
+//! #[derive(Debug)]
+//! struct Sum(std::sync::atomic::AtomicU64);
+//! impl BatchHandler for Sum {
+//!     fn handle(&self, _ctx: &BatchContext, batch: &[Observation]) -> Result<(), BatchFailure> {
+//!         for o in batch {
+//!             self.0.fetch_add(o.key, std::sync::atomic::Ordering::Relaxed);
+//!         }
+//!         Ok(())
+//!     }
+//! }
+//!
+//! let registry = hotmeter::Registry::new();
+//! let handler = Arc::new(Sum(Default::default()));
+//! let pool = WorkerPool::start(PoolConfig { workers: 2, ..PoolConfig::default() }, &registry, handler.clone())?;
+//! let space = pool.memory_space("tenant-a")?;
+//! for key in 1..=100 {
+//!     pool.submit(&space, Priority::Normal, key, Vec::new())?;
+//! }
+//! let report = pool.shutdown(hotmeter_streaming::Shutdown::Drain);
+//! assert_eq!(report.processed, 100);
+//! assert_eq!(handler.0.load(std::sync::atomic::Ordering::Relaxed), 5050);
+//! let snap = registry.snapshot();
+//! assert_eq!(
+//!     snap.value("streaming_observations_total", &["tenant-a", "normal"]),
+//!     Some(&hotmeter::OwnedValue::Counter(100))
+//! );
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## Features
+//! None: SQLite is always bundled (rusqlite's `bundled`), so nothing needs to
+//! be installed on the host.
+#![forbid(unsafe_code)]
+
+mod backpressure;
+pub mod checkpoint;
+pub mod metrics;
+mod observation;
+mod pool;
+mod queue;
+mod recall;
+
+pub use backpressure::{BackpressureMonitor, BackpressureState, BackpressureThresholds, ThresholdError, Transition};
+pub use checkpoint::{
+    AsyncCheckpointStore, Checkpoint, CheckpointError, CheckpointStore, Durability, FaultInjectingStore,
+    InvalidFaultRate, MonitoredStore, SqliteStore,
+};
+pub use observation::{MAX_SPACE_NAME, MemorySpace, Observation, Priority, SpaceError};
+pub use pool::{
+    BatchContext, BatchFailure, BatchHandler, FailureKind, PoolConfig, PoolError, PoolStats, Session, Shutdown,
+    ShutdownReport, WorkerPool,
+};
+pub use queue::{EnqueueError, ObservationQueue, QueueConfig, RejectReason};
+pub use recall::RecallIndex;

@@ -1,0 +1,267 @@
+//! Every metric the streaming layer exports: names, labels, help, buckets.
+//!
+//! Owns: registration on a [`Registry`] and the handles recording code
+//! keeps. One name, one place: dashboards, alert rules and tests refer to
+//! the constants here. Must not: decide anything (the queue, pool and
+//! monitor do) or look a label set up on a hot path — callers resolve
+//! handles once per memory space or worker and keep them.
+//!
+//! Labels with fixed cardinality (`priority`, `status`, `level`, `reason`,
+//! `error_type`) come from typed label enums; a family keyed by one of them
+//! alone is a typed [`Family`]. Where such a label is paired with an open
+//! one (`memory_space`, `worker_id`), the family is string-keyed and the
+//! typed values index an array of handles resolved when the space or
+//! worker is created, so recording is still an array index.
+
+use hotmeter::{Buckets, Counter, Family, Gauge, Histogram, IntGauge, Registry, RegistryError, StringFamily};
+
+use crate::backpressure::BackpressureState;
+use crate::observation::Priority;
+use crate::pool::FailureKind;
+use crate::queue::RejectReason;
+
+/// `streaming_observations_total{memory_space,priority}`: observations accepted into the queue.
+pub const OBSERVATIONS: &str = "streaming_observations_total";
+/// `streaming_observations_processed_total{memory_space}`: observations a worker finished (batch succeeded or failed).
+pub const OBSERVATIONS_PROCESSED: &str = "streaming_observations_processed_total";
+/// `streaming_observations_rejected_total{memory_space,reason}`: observations refused at enqueue.
+pub const OBSERVATIONS_REJECTED: &str = "streaming_observations_rejected_total";
+/// `streaming_backpressure_activations_total{memory_space,level}`: upward state transitions.
+pub const BACKPRESSURE_ACTIVATIONS: &str = "streaming_backpressure_activations_total";
+/// `streaming_batches_processed_total{worker_id}`: batches handled, failed ones included.
+pub const BATCHES_PROCESSED: &str = "streaming_batches_processed_total";
+/// `streaming_batch_failures_total{worker_id,error_type}`: batches whose handler failed.
+pub const BATCH_FAILURES: &str = "streaming_batch_failures_total";
+/// `streaming_work_stolen_total{worker_id}`: observations a worker stole from another's deque.
+pub const WORK_STOLEN: &str = "streaming_work_stolen_total";
+/// `streaming_queue_depth{priority}`: observations waiting in each lane.
+pub const QUEUE_DEPTH: &str = "streaming_queue_depth";
+/// `streaming_queue_capacity{priority}`: each lane's capacity (for utilisation rules).
+pub const QUEUE_CAPACITY: &str = "streaming_queue_capacity";
+/// `streaming_worker_utilization{worker_id}`: percent of the last second a worker was busy.
+pub const WORKER_UTILIZATION: &str = "streaming_worker_utilization";
+/// `streaming_worker_up{worker_id}`: 1 while the worker thread runs.
+pub const WORKER_UP: &str = "streaming_worker_up";
+/// `streaming_active_sessions_total`: open sessions (a gauge, named as the issue specifies).
+pub const ACTIVE_SESSIONS: &str = "streaming_active_sessions_total";
+/// `streaming_backpressure_state{memory_space}`: 0 normal, 1 warning, 2 critical, 3 overloaded.
+pub const BACKPRESSURE_STATE: &str = "streaming_backpressure_state";
+/// `streaming_queue_memory_bytes`: queued observations' slots plus payloads.
+pub const QUEUE_MEMORY: &str = "streaming_queue_memory_bytes";
+/// `streaming_observation_latency_seconds{memory_space}`: enqueue to processed.
+pub const OBSERVATION_LATENCY: &str = "streaming_observation_latency_seconds";
+/// `streaming_recall_latency_seconds{memory_space}`: one recall query.
+pub const RECALL_LATENCY: &str = "streaming_recall_latency_seconds";
+/// `streaming_batch_size{worker_id}`: observations per batch (a count).
+pub const BATCH_SIZE: &str = "streaming_batch_size";
+/// `streaming_queue_wait_time_seconds{priority}`: enqueue to taken by a worker.
+pub const QUEUE_WAIT: &str = "streaming_queue_wait_time_seconds";
+/// `checkpoint_writes_total{status}`: checkpoint writes, `success` or `error`.
+pub const CHECKPOINT_WRITES: &str = "checkpoint_writes_total";
+/// `checkpoint_write_duration_seconds`: one checkpoint write, success or error.
+pub const CHECKPOINT_WRITE_DURATION: &str = "checkpoint_write_duration_seconds";
+/// `checkpoint_store_file_size_bytes`: database file plus write-ahead log.
+pub const CHECKPOINT_FILE_SIZE: &str = "checkpoint_store_file_size_bytes";
+
+/// Buckets of `checkpoint_write_duration_seconds`, as the alert rules expect.
+pub const CHECKPOINT_WRITE_BUCKETS: [f64; 9] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
+
+hotmeter::label_enum! {
+    /// Outcome of a checkpoint write.
+    pub enum WriteStatus: "status" { Success = "success", Error = "error" }
+}
+
+fn latency_buckets() -> Buckets {
+    // 50 µs to ~13 s: queue waits and end-to-end latency of in-memory work
+    // are sub-millisecond; durable commits and backlogs reach seconds.
+    Buckets::exponential(0.000_05, 2.0, 19).expect("valid constant buckets")
+}
+
+fn recall_buckets() -> Buckets {
+    Buckets::exponential(0.000_001, 4.0, 12).expect("valid constant buckets")
+}
+
+fn batch_size_buckets() -> Buckets {
+    Buckets::exponential(1.0, 2.0, 11).expect("valid constant buckets")
+}
+
+/// The pipeline's registered families. Cloning shares them.
+#[derive(Clone, Debug)]
+pub(crate) struct PipelineMetrics {
+    observations: StringFamily<Counter>,
+    processed: StringFamily<Counter>,
+    rejected: StringFamily<Counter>,
+    activations: StringFamily<Counter>,
+    state: StringFamily<IntGauge>,
+    latency: StringFamily<Histogram>,
+    recall: StringFamily<Histogram>,
+    batches: StringFamily<Counter>,
+    failures: StringFamily<Counter>,
+    stolen: StringFamily<Counter>,
+    utilization: StringFamily<Gauge>,
+    worker_up: StringFamily<IntGauge>,
+    batch_size: StringFamily<Histogram>,
+    pub(crate) queue_depth: Family<Priority, IntGauge>,
+    pub(crate) queue_capacity: Family<Priority, IntGauge>,
+    pub(crate) queue_wait: Family<Priority, Histogram>,
+    pub(crate) sessions: IntGauge,
+    pub(crate) queue_memory: IntGauge,
+}
+
+/// Handles for one memory space, resolved once when the space is added.
+#[derive(Debug)]
+pub(crate) struct SpaceMetrics {
+    pub(crate) observations: [Counter; 3],
+    pub(crate) processed: Counter,
+    pub(crate) rejected: [Counter; RejectReason::ALL.len()],
+    pub(crate) activations: [Counter; 3],
+    pub(crate) state: IntGauge,
+    pub(crate) latency: Histogram,
+    pub(crate) recall: Histogram,
+}
+
+/// Handles for one worker, resolved once when the pool starts.
+#[derive(Debug)]
+pub(crate) struct WorkerMetrics {
+    pub(crate) batches: Counter,
+    pub(crate) failures: [Counter; FailureKind::ALL.len()],
+    pub(crate) stolen: Counter,
+    pub(crate) utilization: Gauge,
+    pub(crate) up: IntGauge,
+    pub(crate) batch_size: Histogram,
+}
+
+fn handle<M: hotmeter::Metric>(family: &StringFamily<M>, values: &[&str]) -> M {
+    family.get(values).expect("label count fixed by the registration above")
+}
+
+impl PipelineMetrics {
+    pub(crate) fn register(registry: &Registry) -> Result<Self, RegistryError> {
+        let r = registry;
+        let space = &["memory_space"];
+        let worker = &["worker_id"];
+        Ok(PipelineMetrics {
+            observations: r.string_family(
+                (OBSERVATIONS, "Observations accepted into the queue, by memory space and priority."),
+                &["memory_space", "priority"],
+                Counter::new,
+            )?,
+            processed: r.string_family(
+                (OBSERVATIONS_PROCESSED, "Observations finished by a worker (their batch succeeded or failed)."),
+                space,
+                Counter::new,
+            )?,
+            rejected: r.string_family(
+                (OBSERVATIONS_REJECTED, "Observations refused at enqueue, by reason; each was handed back to its caller."),
+                &["memory_space", "reason"],
+                Counter::new,
+            )?,
+            activations: r.string_family(
+                (
+                    BACKPRESSURE_ACTIVATIONS,
+                    "Backpressure state rises, by the level entered, attributed to the memory space that submitted most since the last check.",
+                ),
+                &["memory_space", "level"],
+                Counter::new,
+            )?,
+            state: r.string_family(
+                (BACKPRESSURE_STATE, "Backpressure state applied to this memory space: 0 normal, 1 warning, 2 critical, 3 overloaded."),
+                space,
+                IntGauge::new,
+            )?,
+            latency: r.string_family(
+                (OBSERVATION_LATENCY, "Time from enqueue to the end of the batch that processed the observation."),
+                space,
+                || Histogram::new(latency_buckets()),
+            )?,
+            recall: r.string_family(
+                (RECALL_LATENCY, "Time to answer one recall query against stored observations."),
+                space,
+                || Histogram::new(recall_buckets()),
+            )?,
+            batches: r.string_family(
+                (BATCHES_PROCESSED, "Batches a worker handled, failed ones included."),
+                worker,
+                Counter::new,
+            )?,
+            failures: r.string_family(
+                (BATCH_FAILURES, "Batches whose handler returned an error or panicked, by error type."),
+                &["worker_id", "error_type"],
+                Counter::new,
+            )?,
+            stolen: r.string_family(
+                (WORK_STOLEN, "Observations a worker stole from another worker's deque."),
+                worker,
+                Counter::new,
+            )?,
+            utilization: r.string_family(
+                (WORKER_UTILIZATION, "Percent of the last measured second the worker spent handling batches."),
+                worker,
+                Gauge::new,
+            )?,
+            worker_up: r.string_family((WORKER_UP, "1 while the worker thread runs, 0 after it stopped."), worker, IntGauge::new)?,
+            batch_size: r.string_family(
+                (BATCH_SIZE, "Observations per batch (a count, not bytes)."),
+                worker,
+                || Histogram::new(batch_size_buckets()),
+            )?,
+            queue_depth: r.family((QUEUE_DEPTH, "Observations waiting in each priority lane."), IntGauge::new)?,
+            queue_capacity: r.family((QUEUE_CAPACITY, "Capacity of each priority lane."), IntGauge::new)?,
+            queue_wait: r.family(
+                (QUEUE_WAIT, "Time from enqueue until a worker took the observation, by priority."),
+                || Histogram::new(latency_buckets()),
+            )?,
+            sessions: r.int_gauge(ACTIVE_SESSIONS, "Sessions currently open (a gauge; the name is kept for compatibility).")?,
+            queue_memory: r.int_gauge(QUEUE_MEMORY, "Bytes held by queued observations: their slots plus payloads.")?,
+        })
+    }
+
+    pub(crate) fn space(&self, name: &str) -> SpaceMetrics {
+        SpaceMetrics {
+            observations: std::array::from_fn(|i| handle(&self.observations, &[name, Priority::ALL[i].as_str()])),
+            processed: handle(&self.processed, &[name]),
+            rejected: std::array::from_fn(|i| handle(&self.rejected, &[name, RejectReason::ALL[i].as_str()])),
+            activations: [BackpressureState::Warning, BackpressureState::Critical, BackpressureState::Overloaded]
+                .map(|l| handle(&self.activations, &[name, l.as_str()])),
+            state: handle(&self.state, &[name]),
+            latency: handle(&self.latency, &[name]),
+            recall: handle(&self.recall, &[name]),
+        }
+    }
+
+    pub(crate) fn worker(&self, id: usize) -> WorkerMetrics {
+        let id = id.to_string();
+        let id = id.as_str();
+        WorkerMetrics {
+            batches: handle(&self.batches, &[id]),
+            failures: std::array::from_fn(|i| handle(&self.failures, &[id, FailureKind::ALL[i].as_str()])),
+            stolen: handle(&self.stolen, &[id]),
+            utilization: handle(&self.utilization, &[id]),
+            up: handle(&self.worker_up, &[id]),
+            batch_size: handle(&self.batch_size, &[id]),
+        }
+    }
+}
+
+/// Handles of the checkpoint-store metrics.
+#[derive(Clone, Debug)]
+pub(crate) struct CheckpointMetrics {
+    pub(crate) writes: Family<WriteStatus, Counter>,
+    pub(crate) duration: Histogram,
+    pub(crate) file_size: IntGauge,
+}
+
+impl CheckpointMetrics {
+    pub(crate) fn register(registry: &Registry) -> Result<Self, RegistryError> {
+        Ok(CheckpointMetrics {
+            writes: registry.family((CHECKPOINT_WRITES, "Checkpoint writes, by outcome."), Counter::new)?,
+            duration: registry.histogram(
+                CHECKPOINT_WRITE_DURATION,
+                "Time to write one checkpoint, including a durable commit; failed writes included.",
+                Buckets::new(CHECKPOINT_WRITE_BUCKETS).expect("valid constant buckets"),
+            )?,
+            file_size: registry
+                .int_gauge(CHECKPOINT_FILE_SIZE, "Size of the checkpoint database: main file plus write-ahead log.")?,
+        })
+    }
+}

@@ -1,0 +1,678 @@
+//! The worker pool: N threads with work stealing, adaptive batches, a
+//! backpressure monitor, and a shutdown that loses nothing.
+//!
+//! Owns: worker threads and their local deques (crossbeam-deque), memory
+//! space registration, sessions, and the monitor thread that turns queue
+//! utilisation into a [`BackpressureState`]. Must not: hold a lock while a
+//! handler runs, or let an observation leave except through a handler or
+//! back to the caller ([`Shutdown::HandBack`], [`EnqueueError`]).
+//!
+//! ```text
+//!  submit ──► [high | normal | low] lanes ──claim (≤ 2 × batch)──► worker deque ──pop batch──► handler
+//!                       ▲                                          │  ▲
+//!                       └─ monitor: utilisation → state ─┐         │  └── idle workers steal half
+//!                                        shedding ◄──────┘         ▼
+//!                                                      latency, batch size, utilisation
+//! ```
+//! Batch size adapts to the backlog: `clamp(queued / workers, min_batch, max_batch)`.
+
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_deque::{Steal, Stealer, Worker as Deque};
+use crossbeam_utils::sync::Parker;
+use hotmeter::{Counter, LabelSet, Registry, RegistryError};
+
+use crate::backpressure::{BackpressureMonitor, BackpressureState, BackpressureThresholds, ThresholdError};
+use crate::metrics::{PipelineMetrics, WorkerMetrics};
+use crate::observation::{MemorySpace, Observation, Priority, SpaceError, SpaceShared, validate_space_name};
+use crate::queue::{EnqueueError, ObservationQueue, QueueConfig};
+
+hotmeter::label_enum! {
+    /// Why a batch failed, exported as the `error_type` label.
+    pub enum FailureKind: "error_type" {
+        /// Writing the checkpoint failed.
+        Checkpoint = "checkpoint",
+        /// Processing the observations failed.
+        Processing = "processing",
+        /// The handler panicked; the worker caught it and went on.
+        Panic = "panic",
+    }
+}
+
+/// A handler's error for one batch: its kind (a bounded label) and cause.
+#[derive(Debug)]
+pub struct BatchFailure {
+    kind: FailureKind,
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl BatchFailure {
+    /// A failure of this kind caused by `source`.
+    pub fn new(kind: FailureKind, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        BatchFailure { kind, source: source.into() }
+    }
+
+    /// Its kind.
+    pub fn kind(&self) -> FailureKind {
+        self.kind
+    }
+}
+
+impl fmt::Display for BatchFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "batch failed ({}): {}", self.kind.as_str(), self.source)
+    }
+}
+
+impl std::error::Error for BatchFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.source)
+    }
+}
+
+/// What a worker knows about the batch it hands to the handler.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchContext {
+    /// The worker, `0..workers`.
+    pub worker_id: usize,
+    /// This worker's batch number, from 0.
+    pub batch_seq: u64,
+}
+
+/// The work a pool does with each batch.
+///
+/// A handler runs on a worker thread with no pool lock held. A returned
+/// error or a panic fails the batch: it is counted in
+/// `streaming_batch_failures_total{error_type}` and its observations still
+/// count as processed (they were handled, unsuccessfully), so that
+/// processed + rejected + handed back always equals submitted.
+pub trait BatchHandler: Send + Sync + 'static {
+    /// Handles one batch (1 to `max_batch` observations).
+    fn handle(&self, ctx: &BatchContext, batch: &[Observation]) -> Result<(), BatchFailure>;
+}
+
+/// How the pool is built.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// Worker threads (default: available parallelism).
+    pub workers: usize,
+    /// Lane capacities and payload limit.
+    pub queue: QueueConfig,
+    /// Smallest batch a worker takes when work is waiting (default 1).
+    pub min_batch: usize,
+    /// Largest batch (default 64).
+    pub max_batch: usize,
+    /// When backpressure states are entered and left.
+    pub backpressure: BackpressureThresholds,
+    /// How often the monitor reads utilisation (default 5 ms).
+    pub monitor_interval: Duration,
+    /// How many memory spaces may be registered (default 64): the bound on
+    /// the `memory_space` label.
+    pub max_memory_spaces: usize,
+    /// Record metrics (default true). `false` exists to measure what
+    /// recording costs the pipeline; nothing else changes.
+    pub record: bool,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig {
+            workers: std::thread::available_parallelism().map_or(2, usize::from),
+            queue: QueueConfig::default(),
+            min_batch: 1,
+            max_batch: 64,
+            backpressure: BackpressureThresholds::default(),
+            monitor_interval: Duration::from_millis(5),
+            max_memory_spaces: 64,
+            record: true,
+        }
+    }
+}
+
+/// Why a pool could not start.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum PoolError {
+    /// A setting is out of range.
+    InvalidConfig {
+        /// Which setting.
+        setting: &'static str,
+        /// What it must be.
+        requirement: &'static str,
+    },
+    /// Backpressure thresholds are inconsistent.
+    Thresholds(ThresholdError),
+    /// The metrics could not be registered (a name is taken by another shape).
+    Registry(RegistryError),
+    /// A thread could not be spawned.
+    Spawn(std::io::Error),
+}
+
+impl fmt::Display for PoolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PoolError::InvalidConfig { setting, requirement } => {
+                write!(f, "invalid pool setting {setting}: {requirement}")
+            }
+            PoolError::Thresholds(_) => f.write_str("invalid backpressure thresholds"),
+            PoolError::Registry(_) => f.write_str("cannot register the pipeline's metrics"),
+            PoolError::Spawn(_) => f.write_str("cannot spawn a pool thread"),
+        }
+    }
+}
+
+impl std::error::Error for PoolError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            PoolError::InvalidConfig { .. } => None,
+            PoolError::Thresholds(e) => Some(e),
+            PoolError::Registry(e) => Some(e),
+            PoolError::Spawn(e) => Some(e),
+        }
+    }
+}
+
+/// How [`WorkerPool::shutdown`] treats queued work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shutdown {
+    /// Process everything already accepted, then stop.
+    Drain,
+    /// Finish the batches in hand, then return everything still queued to
+    /// the caller in [`ShutdownReport::handed_back`].
+    HandBack,
+}
+
+/// What a shutdown did.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct ShutdownReport {
+    /// Observations processed over the pool's life.
+    pub processed: u64,
+    /// Accepted observations returned unprocessed (only with [`Shutdown::HandBack`]).
+    pub handed_back: Vec<Observation>,
+    /// Batches handled over the pool's life, failed ones included.
+    pub batches: u64,
+    /// Batches that failed.
+    pub failed_batches: u64,
+}
+
+/// Lifetime totals of a running pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PoolStats {
+    /// Observations processed.
+    pub processed: u64,
+    /// Batches handled.
+    pub batches: u64,
+    /// Batches that failed.
+    pub failed_batches: u64,
+}
+
+struct Shared {
+    queue: ObservationQueue,
+    metrics: PipelineMetrics,
+    config: PoolConfig,
+    spaces: Mutex<Vec<MemorySpace>>,
+    handback: AtomicBool,
+    stop_monitor: AtomicBool,
+    processed: Counter,
+    batches: Counter,
+    failed: Counter,
+}
+
+/// A pool of workers draining an [`ObservationQueue`] through a
+/// [`BatchHandler`]. See the module docs for the flow.
+pub struct WorkerPool {
+    shared: Arc<Shared>,
+    workers: Vec<JoinHandle<Vec<Observation>>>,
+    monitor: Option<(JoinHandle<()>, crossbeam_utils::sync::Unparker)>,
+}
+
+impl fmt::Debug for WorkerPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkerPool")
+            .field("workers", &self.workers.len())
+            .field("queued", &self.shared.queue.total_len())
+            .field("state", &self.shared.queue.state())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WorkerPool {
+    /// Registers the pipeline metrics on `registry` and starts the workers
+    /// and the monitor.
+    pub fn start<H: BatchHandler>(config: PoolConfig, registry: &Registry, handler: Arc<H>) -> Result<Self, PoolError> {
+        let invalid = |setting, requirement| Err(PoolError::InvalidConfig { setting, requirement });
+        if !(1..=1024).contains(&config.workers) {
+            return invalid("workers", "1 to 1024");
+        }
+        if config.min_batch == 0 || config.max_batch < config.min_batch {
+            return invalid("min_batch/max_batch", "1 <= min_batch <= max_batch");
+        }
+        if Priority::ALL.iter().any(|&p| config.queue.capacity(p) == 0) {
+            return invalid("queue", "every lane needs a capacity of at least 1");
+        }
+        if config.monitor_interval.is_zero() {
+            return invalid("monitor_interval", "greater than zero");
+        }
+        if !(1..=usize::from(u16::MAX)).contains(&config.max_memory_spaces) {
+            return invalid("max_memory_spaces", "1 to 65535");
+        }
+        let monitor = BackpressureMonitor::new(config.backpressure).map_err(PoolError::Thresholds)?;
+        let metrics = PipelineMetrics::register(registry).map_err(PoolError::Registry)?;
+        for &p in Priority::ALL {
+            metrics.queue_capacity.get(p).set(config.queue.capacity(p) as i64);
+        }
+
+        let deques: Vec<Deque<Observation>> = (0..config.workers).map(|_| Deque::new_fifo()).collect();
+        let stealers: Arc<[Stealer<Observation>]> = deques.iter().map(Deque::stealer).collect();
+        let parkers: Vec<Parker> = (0..config.workers).map(|_| Parker::new()).collect();
+        let unparkers = parkers.iter().map(|p| p.unparker().clone()).collect();
+        let shared = Arc::new(Shared {
+            queue: ObservationQueue::new(config.queue, unparkers, config.record),
+            metrics,
+            config,
+            spaces: Mutex::new(Vec::new()),
+            handback: AtomicBool::new(false),
+            stop_monitor: AtomicBool::new(false),
+            processed: Counter::new(),
+            batches: Counter::new(),
+            failed: Counter::new(),
+        });
+
+        let weak = Arc::downgrade(&shared);
+        registry.on_collect(move || {
+            if let Some(shared) = Weak::upgrade(&weak) {
+                shared.publish_queue_gauges();
+            }
+        });
+
+        let mut pool = WorkerPool { shared: shared.clone(), workers: Vec::new(), monitor: None };
+        for (id, (deque, parker)) in deques.into_iter().zip(parkers).enumerate() {
+            let (shared, stealers, handler) = (shared.clone(), stealers.clone(), handler.clone());
+            let spawned = std::thread::Builder::new()
+                .name(format!("hotmeter-worker-{id}"))
+                .spawn(move || run_worker(id, &shared, deque, &stealers, &parker, &*handler));
+            match spawned {
+                Ok(h) => pool.workers.push(h),
+                Err(e) => {
+                    pool.stop(Shutdown::HandBack);
+                    return Err(PoolError::Spawn(e));
+                }
+            }
+        }
+        let parker = Parker::new();
+        let unparker = parker.unparker().clone();
+        let monitor_shared = shared.clone();
+        match std::thread::Builder::new()
+            .name("hotmeter-backpressure".into())
+            .spawn(move || run_monitor(&monitor_shared, monitor, &parker))
+        {
+            Ok(h) => pool.monitor = Some((h, unparker)),
+            Err(e) => {
+                pool.stop(Shutdown::HandBack);
+                return Err(PoolError::Spawn(e));
+            }
+        }
+        Ok(pool)
+    }
+
+    /// Registers (or finds) the memory space `name`. Names are validated and
+    /// their number is capped by [`PoolConfig::max_memory_spaces`].
+    pub fn memory_space(&self, name: &str) -> Result<MemorySpace, SpaceError> {
+        validate_space_name(name)?;
+        let mut spaces = self.shared.spaces.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(s) = spaces.iter().find(|s| s.name() == name) {
+            return Ok(s.clone());
+        }
+        let limit = self.shared.config.max_memory_spaces;
+        if spaces.len() >= limit {
+            return Err(SpaceError::TooMany { name: name.to_owned(), limit });
+        }
+        let space = MemorySpace {
+            inner: Arc::new(SpaceShared {
+                id: spaces.len() as u16,
+                name: name.into(),
+                metrics: self.shared.metrics.space(name),
+            }),
+        };
+        space.metrics().state.set(i64::from(self.shared.queue.state().value()));
+        spaces.push(space.clone());
+        Ok(space)
+    }
+
+    /// Submits one observation. On refusal (lane full, shed by
+    /// backpressure, payload too large, shutting down) the observation comes
+    /// back inside the error, already counted as rejected.
+    pub fn submit(
+        &self,
+        space: &MemorySpace,
+        priority: Priority,
+        key: u64,
+        payload: Vec<u8>,
+    ) -> Result<(), EnqueueError> {
+        self.shared.submit(space, priority, key, payload)
+    }
+
+    /// Opens a session: a client stream submitting to one memory space,
+    /// counted in `streaming_active_sessions_total` until dropped.
+    pub fn session(&self, space: &MemorySpace) -> Session {
+        if self.shared.config.record {
+            self.shared.metrics.sessions.inc();
+        }
+        Session { shared: self.shared.clone(), space: space.clone() }
+    }
+
+    /// The queue, to read depth, utilisation and state.
+    pub fn queue(&self) -> &ObservationQueue {
+        &self.shared.queue
+    }
+
+    /// Lifetime totals so far.
+    pub fn stats(&self) -> PoolStats {
+        self.shared.stats()
+    }
+
+    /// The backpressure state submissions are judged by now; the monitor
+    /// thread updates it every [`PoolConfig::monitor_interval`].
+    pub fn backpressure_state(&self) -> BackpressureState {
+        self.shared.queue.state()
+    }
+
+    /// Stops accepting work (later submissions are rejected as `shutdown`),
+    /// then drains or hands back what was accepted, and joins every thread.
+    pub fn shutdown(mut self, mode: Shutdown) -> ShutdownReport {
+        self.stop(mode)
+    }
+
+    fn stop(&mut self, mode: Shutdown) -> ShutdownReport {
+        let shared = &self.shared;
+        shared.queue.close();
+        if mode == Shutdown::HandBack {
+            shared.handback.store(true, Ordering::Release);
+        }
+        shared.queue.wake_all();
+        let mut handed_back = Vec::new();
+        for h in self.workers.drain(..) {
+            match h.join() {
+                Ok(left) => handed_back.extend(left),
+                // run_worker catches handler panics; a panic here is a bug in
+                // the pool itself, and its deque's items are lost with it.
+                Err(p) => std::panic::resume_unwind(p),
+            }
+        }
+        while let Some(obs) = shared.queue.pop() {
+            handed_back.push(obs);
+        }
+        if let Some((h, unparker)) = self.monitor.take() {
+            shared.stop_monitor.store(true, Ordering::Release);
+            unparker.unpark();
+            let _ = h.join();
+        }
+        shared.publish_queue_gauges();
+        let stats = shared.stats();
+        ShutdownReport {
+            processed: stats.processed,
+            handed_back,
+            batches: stats.batches,
+            failed_batches: stats.failed_batches,
+        }
+    }
+}
+
+impl Drop for WorkerPool {
+    fn drop(&mut self) {
+        if !self.workers.is_empty() || self.monitor.is_some() {
+            let report = self.stop(Shutdown::Drain);
+            debug_assert!(report.handed_back.is_empty());
+        }
+    }
+}
+
+/// One client stream submitting to a memory space; counted in
+/// `streaming_active_sessions_total` while it lives.
+pub struct Session {
+    shared: Arc<Shared>,
+    space: MemorySpace,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session").field("space", &self.space).finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// Submits one observation to this session's memory space; see
+    /// [`WorkerPool::submit`].
+    pub fn submit(&self, priority: Priority, key: u64, payload: Vec<u8>) -> Result<(), EnqueueError> {
+        self.shared.submit(&self.space, priority, key, payload)
+    }
+
+    /// The session's memory space.
+    pub fn space(&self) -> &MemorySpace {
+        &self.space
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if self.shared.config.record {
+            self.shared.metrics.sessions.dec();
+        }
+    }
+}
+
+impl Shared {
+    fn submit(&self, space: &MemorySpace, priority: Priority, key: u64, payload: Vec<u8>) -> Result<(), EnqueueError> {
+        let obs = Observation { space: space.clone(), priority, key, payload, enqueued_at: Instant::now() };
+        self.queue.push(space, obs)
+    }
+
+    fn stats(&self) -> PoolStats {
+        PoolStats { processed: self.processed.get(), batches: self.batches.get(), failed_batches: self.failed.get() }
+    }
+
+    fn publish_queue_gauges(&self) {
+        if !self.config.record {
+            return;
+        }
+        for &p in Priority::ALL {
+            self.metrics.queue_depth.get(p).set(self.queue.len(p) as i64);
+        }
+        self.metrics.queue_memory.set(i64::try_from(self.queue.memory_bytes()).unwrap_or(i64::MAX));
+    }
+
+    fn batch_target(&self) -> usize {
+        let c = &self.config;
+        (self.queue.total_len() / c.workers).clamp(c.min_batch, c.max_batch)
+    }
+}
+
+fn run_monitor(shared: &Shared, mut monitor: BackpressureMonitor, parker: &Parker) {
+    let mut accepted_at_last_tick: Vec<u64> = Vec::new();
+    while !shared.stop_monitor.load(Ordering::Acquire) {
+        let spaces: Vec<MemorySpace> = shared.spaces.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let accepted: Vec<u64> =
+            spaces.iter().map(|s| s.metrics().observations.iter().map(Counter::get).sum()).collect();
+        if let Some(t) = monitor.update(shared.queue.utilization()) {
+            shared.queue.set_state(t.to);
+            if shared.config.record {
+                for s in &spaces {
+                    s.metrics().state.set(i64::from(t.to.value()));
+                }
+                if t.is_activation() {
+                    // Attribute the rise to the space that submitted most
+                    // since the last check (the first space on a tie).
+                    let top = (0..spaces.len()).max_by_key(|&i| {
+                        (accepted[i] - accepted_at_last_tick.get(i).copied().unwrap_or(0), usize::MAX - i)
+                    });
+                    if let Some(i) = top {
+                        spaces[i].metrics().activations[t.to.index() - 1].inc();
+                    }
+                }
+            }
+        }
+        accepted_at_last_tick = accepted;
+        shared.publish_queue_gauges();
+        parker.park_timeout(shared.config.monitor_interval);
+    }
+}
+
+/// How long an idle worker sleeps before looking again, when no submission
+/// woke it.
+const IDLE_PARK: Duration = Duration::from_millis(1);
+/// How often a worker publishes its utilisation.
+const UTILIZATION_WINDOW: Duration = Duration::from_secs(1);
+
+struct Utilization {
+    since: Instant,
+    busy: Duration,
+}
+
+impl Utilization {
+    fn tick(&mut self, now: Instant, gauge: Option<&WorkerMetrics>) {
+        let elapsed = now.saturating_duration_since(self.since);
+        if elapsed >= UTILIZATION_WINDOW {
+            if let Some(m) = gauge {
+                m.utilization.set(100.0 * self.busy.as_secs_f64() / elapsed.as_secs_f64());
+            }
+            self.since = now;
+            self.busy = Duration::ZERO;
+        }
+    }
+}
+
+fn run_worker(
+    id: usize,
+    shared: &Shared,
+    local: Deque<Observation>,
+    stealers: &[Stealer<Observation>],
+    parker: &Parker,
+    handler: &dyn BatchHandler,
+) -> Vec<Observation> {
+    let m = shared.config.record.then(|| shared.metrics.worker(id));
+    if let Some(m) = &m {
+        m.up.set(1);
+    }
+    let queue = &shared.queue;
+    let mut batch: Vec<Observation> = Vec::with_capacity(shared.config.max_batch);
+    let mut util = Utilization { since: Instant::now(), busy: Duration::ZERO };
+    let mut seq = 0u64;
+    loop {
+        if shared.handback.load(Ordering::Acquire) {
+            break;
+        }
+        let target = shared.batch_target();
+        if local.is_empty() {
+            claim(shared, &local, 2 * target);
+        }
+        while batch.len() < target {
+            match local.pop() {
+                Some(o) => batch.push(o),
+                None => break,
+            }
+        }
+        if batch.is_empty() {
+            if let Some(o) = steal(id, stealers, &local, target) {
+                let n = 1 + local.len() as u64;
+                if let Some(m) = &m {
+                    m.stolen.inc_by(n);
+                }
+                batch.push(o);
+            }
+        }
+        if batch.is_empty() {
+            if queue.is_closed() && queue.is_empty() {
+                break;
+            }
+            let idle = queue.idle_workers();
+            idle.fetch_add(1, Ordering::SeqCst);
+            if queue.is_empty() {
+                parker.park_timeout(IDLE_PARK);
+            }
+            idle.fetch_sub(1, Ordering::SeqCst);
+            util.tick(Instant::now(), m.as_ref());
+            continue;
+        }
+
+        let ctx = BatchContext { worker_id: id, batch_seq: seq };
+        seq += 1;
+        let started = Instant::now();
+        let outcome = match catch_unwind(AssertUnwindSafe(|| handler.handle(&ctx, &batch))) {
+            Ok(Ok(())) => None,
+            Ok(Err(failure)) => Some(failure.kind()),
+            Err(_panic) => Some(FailureKind::Panic),
+        };
+        let done = Instant::now();
+        let n = batch.len() as u64;
+        if let Some(m) = &m {
+            for o in &batch {
+                let sm = o.space.metrics();
+                sm.latency.observe_duration(done.saturating_duration_since(o.enqueued_at));
+                sm.processed.inc();
+            }
+            m.batches.inc();
+            m.batch_size.observe(n as f64);
+            if let Some(kind) = outcome {
+                m.failures[kind.index()].inc();
+            }
+        }
+        batch.clear();
+        shared.processed.inc_by(n);
+        shared.batches.inc();
+        if outcome.is_some() {
+            shared.failed.inc();
+        }
+        util.busy += done.saturating_duration_since(started);
+        util.tick(done, m.as_ref());
+    }
+    if let Some(m) = &m {
+        m.up.set(0);
+        m.utilization.set(0.0);
+    }
+    let mut left = Vec::new();
+    while let Some(o) = local.pop() {
+        left.push(o);
+    }
+    left
+}
+
+/// Moves up to `max` observations from the lanes into the worker's deque,
+/// recording how long each waited.
+fn claim(shared: &Shared, local: &Deque<Observation>, max: usize) {
+    let mut now = None;
+    for _ in 0..max {
+        let Some(o) = shared.queue.pop() else { break };
+        if shared.config.record {
+            let now = *now.get_or_insert_with(Instant::now);
+            shared.metrics.queue_wait.get(o.priority).observe_duration(now.saturating_duration_since(o.enqueued_at));
+        }
+        local.push(o);
+    }
+}
+
+fn steal(
+    id: usize,
+    stealers: &[Stealer<Observation>],
+    local: &Deque<Observation>,
+    limit: usize,
+) -> Option<Observation> {
+    let n = stealers.len();
+    for k in 1..n {
+        let victim = &stealers[(id + k) % n];
+        loop {
+            match victim.steal_batch_with_limit_and_pop(local, limit.max(1)) {
+                Steal::Success(o) => return Some(o),
+                Steal::Empty => break,
+                Steal::Retry => continue,
+            }
+        }
+    }
+    None
+}

@@ -1,0 +1,79 @@
+//! Recall: read queries against what the pipeline stored, timed.
+//!
+//! Owns: a bounded in-memory index of the latest observations per memory
+//! space, and `streaming_recall_latency_seconds{memory_space}`. Must not:
+//! grow without bound (each space keeps its newest `capacity` keys).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Mutex, PoisonError};
+use std::time::Instant;
+
+use crate::observation::{MemorySpace, Observation};
+
+#[derive(Debug, Default)]
+struct SpaceIndex {
+    by_key: HashMap<u64, Vec<u8>>,
+    order: VecDeque<u64>,
+}
+
+/// The newest observations of each memory space, by key. One mutex per
+/// space, so recalls in one space never wait on writes to another.
+#[derive(Debug)]
+pub struct RecallIndex {
+    capacity: usize,
+    spaces: Mutex<Vec<std::sync::Arc<Mutex<SpaceIndex>>>>,
+}
+
+impl RecallIndex {
+    /// An index keeping the newest `capacity` keys of each space (at least 1).
+    pub fn new(capacity: usize) -> Self {
+        RecallIndex { capacity: capacity.max(1), spaces: Mutex::new(Vec::new()) }
+    }
+
+    fn space(&self, space: &MemorySpace) -> std::sync::Arc<Mutex<SpaceIndex>> {
+        let mut spaces = self.spaces.lock().unwrap_or_else(PoisonError::into_inner);
+        let i = space.index();
+        if spaces.len() <= i {
+            spaces.resize_with(i + 1, Default::default);
+        }
+        spaces[i].clone()
+    }
+
+    /// Stores (or replaces) the observation's payload under its key.
+    pub fn insert(&self, obs: &Observation) {
+        let space = self.space(&obs.space);
+        let mut idx = space.lock().unwrap_or_else(PoisonError::into_inner);
+        if idx.by_key.insert(obs.key, obs.payload.clone()).is_none() {
+            idx.order.push_back(obs.key);
+            while idx.order.len() > self.capacity {
+                if let Some(old) = idx.order.pop_front() {
+                    idx.by_key.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// Looks `key` up in `space`, recording the time taken in
+    /// `streaming_recall_latency_seconds`. `None` when the key was never
+    /// stored or has aged out.
+    pub fn recall(&self, space: &MemorySpace, key: u64) -> Option<Vec<u8>> {
+        let started = Instant::now();
+        let found = {
+            let idx = self.space(space);
+            let idx = idx.lock().unwrap_or_else(PoisonError::into_inner);
+            idx.by_key.get(&key).cloned()
+        };
+        space.metrics().recall.observe_duration(started.elapsed());
+        found
+    }
+
+    /// Keys held for `space`.
+    pub fn len(&self, space: &MemorySpace) -> usize {
+        self.space(space).lock().unwrap_or_else(PoisonError::into_inner).order.len()
+    }
+
+    /// Whether nothing is held for `space`.
+    pub fn is_empty(&self, space: &MemorySpace) -> bool {
+        self.len(space) == 0
+    }
+}
