@@ -227,8 +227,17 @@ struct Shared {
 
 /// A pool of workers draining an [`ObservationQueue`] through a
 /// [`BatchHandler`]. See the module docs for the flow.
+///
+/// Share it between submitting threads by reference or in an `Arc`;
+/// [`shutdown`](Self::shutdown) takes `&self`, so any holder can stop it
+/// while others are still submitting (they get `shutdown` refusals).
 pub struct WorkerPool {
     shared: Arc<Shared>,
+    threads: Mutex<Threads>,
+}
+
+#[derive(Default)]
+struct Threads {
     workers: Vec<JoinHandle<Vec<Observation>>>,
     monitor: Option<(JoinHandle<()>, crossbeam_utils::sync::Unparker)>,
 }
@@ -236,7 +245,7 @@ pub struct WorkerPool {
 impl fmt::Debug for WorkerPool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WorkerPool")
-            .field("workers", &self.workers.len())
+            .field("workers", &self.shared.config.workers)
             .field("queued", &self.shared.queue.total_len())
             .field("state", &self.shared.queue.state())
             .finish_non_exhaustive()
@@ -292,14 +301,14 @@ impl WorkerPool {
             }
         });
 
-        let mut pool = WorkerPool { shared: shared.clone(), workers: Vec::new(), monitor: None };
+        let pool = WorkerPool { shared: shared.clone(), threads: Mutex::new(Threads::default()) };
         for (id, (deque, parker)) in deques.into_iter().zip(parkers).enumerate() {
             let (shared, stealers, handler) = (shared.clone(), stealers.clone(), handler.clone());
             let spawned = std::thread::Builder::new()
                 .name(format!("hotmeter-worker-{id}"))
                 .spawn(move || run_worker(id, &shared, deque, &stealers, &parker, &*handler));
             match spawned {
-                Ok(h) => pool.workers.push(h),
+                Ok(h) => pool.threads().workers.push(h),
                 Err(e) => {
                     pool.stop(Shutdown::HandBack);
                     return Err(PoolError::Spawn(e));
@@ -313,7 +322,7 @@ impl WorkerPool {
             .name("hotmeter-backpressure".into())
             .spawn(move || run_monitor(&monitor_shared, monitor, &parker))
         {
-            Ok(h) => pool.monitor = Some((h, unparker)),
+            Ok(h) => pool.threads().monitor = Some((h, unparker)),
             Err(e) => {
                 pool.stop(Shutdown::HandBack);
                 return Err(PoolError::Spawn(e));
@@ -386,19 +395,27 @@ impl WorkerPool {
 
     /// Stops accepting work (later submissions are rejected as `shutdown`),
     /// then drains or hands back what was accepted, and joins every thread.
-    pub fn shutdown(mut self, mode: Shutdown) -> ShutdownReport {
+    /// Calling it again (or dropping the pool) afterwards does nothing more
+    /// and reports the same totals with nothing handed back.
+    pub fn shutdown(&self, mode: Shutdown) -> ShutdownReport {
         self.stop(mode)
     }
 
-    fn stop(&mut self, mode: Shutdown) -> ShutdownReport {
+    fn threads(&self) -> std::sync::MutexGuard<'_, Threads> {
+        self.threads.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn stop(&self, mode: Shutdown) -> ShutdownReport {
         let shared = &self.shared;
+        // Held throughout, so concurrent shutdowns run one after the other.
+        let mut threads = self.threads();
         shared.queue.close();
         if mode == Shutdown::HandBack {
             shared.handback.store(true, Ordering::Release);
         }
         shared.queue.wake_all();
         let mut handed_back = Vec::new();
-        for h in self.workers.drain(..) {
+        for h in threads.workers.drain(..) {
             match h.join() {
                 Ok(left) => handed_back.extend(left),
                 // run_worker catches handler panics; a panic here is a bug in
@@ -409,7 +426,7 @@ impl WorkerPool {
         while let Some(obs) = shared.queue.pop() {
             handed_back.push(obs);
         }
-        if let Some((h, unparker)) = self.monitor.take() {
+        if let Some((h, unparker)) = threads.monitor.take() {
             shared.stop_monitor.store(true, Ordering::Release);
             unparker.unpark();
             let _ = h.join();
@@ -427,10 +444,8 @@ impl WorkerPool {
 
 impl Drop for WorkerPool {
     fn drop(&mut self) {
-        if !self.workers.is_empty() || self.monitor.is_some() {
-            let report = self.stop(Shutdown::Drain);
-            debug_assert!(report.handed_back.is_empty());
-        }
+        let report = self.stop(Shutdown::Drain);
+        debug_assert!(report.handed_back.is_empty());
     }
 }
 
@@ -578,14 +593,14 @@ fn run_worker(
                 None => break,
             }
         }
-        if batch.is_empty() {
-            if let Some(o) = steal(id, stealers, &local, target) {
-                let n = 1 + local.len() as u64;
-                if let Some(m) = &m {
-                    m.stolen.inc_by(n);
-                }
-                batch.push(o);
+        if batch.is_empty()
+            && let Some(o) = steal(id, stealers, &local, target)
+        {
+            let n = 1 + local.len() as u64;
+            if let Some(m) = &m {
+                m.stolen.inc_by(n);
             }
+            batch.push(o);
         }
         if batch.is_empty() {
             if queue.is_closed() && queue.is_empty() {
