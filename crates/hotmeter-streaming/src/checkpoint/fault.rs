@@ -6,9 +6,9 @@ use super::{Checkpoint, CheckpointError, CheckpointStore};
 
 /// Fails a fraction of `put`s with [`CheckpointError::Injected`] before they
 /// reach the inner store (so a failed write stores nothing); reads pass
-/// through. The choice is deterministic for a seed: write `n` fails when a
-/// hash of `(seed, n)` falls below `rate`, so over many writes the failed
-/// fraction converges on `rate`.
+/// through. The choice is deterministic for a seed: write `n` fails when the
+/// `n`-th draw of a splitmix64 sequence falls below `rate`, so the failures
+/// are independent draws and their fraction converges on `rate`.
 #[derive(Debug)]
 pub struct FaultInjectingStore<S> {
     inner: S,
@@ -61,7 +61,9 @@ impl<S: CheckpointStore> FaultInjectingStore<S> {
 impl<S: CheckpointStore> CheckpointStore for FaultInjectingStore<S> {
     fn put(&self, thread_id: &str, state: &[u8]) -> Result<i64, CheckpointError> {
         let n = self.writes.fetch_add(1, Ordering::Relaxed);
-        if self.threshold > 0 && mix(self.seed ^ mix(n)) <= self.threshold {
+        // splitmix64: the n-th output of the sequence started at `seed`.
+        let draw = mix(self.seed.wrapping_add(n.wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15)));
+        if self.threshold > 0 && draw <= self.threshold {
             self.injected.fetch_add(1, Ordering::Relaxed);
             return Err(CheckpointError::Injected { write: n });
         }
@@ -78,5 +80,38 @@ impl<S: CheckpointStore> CheckpointStore for FaultInjectingStore<S> {
 
     fn file_size_bytes(&self) -> Option<u64> {
         self.inner.file_size_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Accepting;
+
+    impl CheckpointStore for Accepting {
+        fn put(&self, _: &str, _: &[u8]) -> Result<i64, CheckpointError> {
+            Ok(1)
+        }
+        fn get(&self, _: &str) -> Result<Option<Checkpoint>, CheckpointError> {
+            Ok(None)
+        }
+        fn list(&self, _: &str, _: usize) -> Result<Vec<Checkpoint>, CheckpointError> {
+            Ok(Vec::new())
+        }
+    }
+
+    #[test]
+    fn the_failed_fraction_converges_on_the_rate() {
+        for (rate, seed) in [(0.05, 0x5eed), (0.02, 1), (0.5, 2)] {
+            let store = FaultInjectingStore::new(Accepting, rate, seed).unwrap();
+            let n = 20_000;
+            let failed = (0..n).filter(|_| store.put("t", b"").is_err()).count();
+            assert_eq!(failed as u64, store.injected());
+            let fraction = failed as f64 / n as f64;
+            // Binomial standard deviation at n = 20,000 is at most 0.0036.
+            assert!((fraction - rate).abs() < 0.015, "rate {rate}: got {fraction}");
+        }
     }
 }

@@ -1,0 +1,332 @@
+//! `hotmeter-demo`: the main job. A real instrumented pipeline you can run,
+//! watch and scrape.
+//!
+//! ```text
+//!  generator ──submit──► ObservationQueue ──► WorkerPool ──► DemoHandler ──► MonitoredStore ──► SQLite file
+//!  (--rate, 3 spaces,        (3 lanes,         (--workers,     (recall index,    (--error-rate
+//!   3 priorities)             backpressure)     stealing)       1 checkpoint       fault injection)
+//!                                                               per batch)
+//!  recall thread ──► RecallIndex                      registry ──► exporter on --listen (/metrics)
+//!  main thread: one status line per second from registry snapshots; summary at the end
+//! ```
+//! Run `hotmeter-demo --help` for the options.
+
+mod cli;
+mod status;
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use hotmeter::Registry;
+use hotmeter_streaming::{
+    BatchContext, BatchFailure, BatchHandler, CheckpointStore, FailureKind, FaultInjectingStore, MonitoredStore,
+    Observation, PoolConfig, Priority, RecallIndex, Shutdown, SqliteStore, WorkerPool,
+};
+
+use crate::cli::{Command, Options};
+use crate::status::{Names, Tally, Window};
+
+type Store = MonitoredStore<FaultInjectingStore<SqliteStore>>;
+
+/// Stores each observation in the recall index, then writes one checkpoint
+/// of the worker's progress per batch.
+#[derive(Debug)]
+struct DemoHandler {
+    store: Store,
+    recall: Arc<RecallIndex>,
+}
+
+impl BatchHandler for DemoHandler {
+    fn handle(&self, ctx: &BatchContext, batch: &[Observation]) -> Result<(), BatchFailure> {
+        for o in batch {
+            self.recall.insert(o);
+        }
+        let last = batch.last().map_or(0, |o| o.key);
+        let state = format!(
+            "{{\"worker\":{},\"batch\":{},\"observations\":{},\"last_key\":{last}}}",
+            ctx.worker_id,
+            ctx.batch_seq,
+            batch.len()
+        );
+        self.store
+            .put(&format!("worker-{}", ctx.worker_id), state.as_bytes())
+            .map(drop)
+            .map_err(|e| BatchFailure::new(FailureKind::Checkpoint, e))
+    }
+}
+
+/// xorshift64*: a small, fast, seeded generator for synthetic traffic.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Uniform in 0..n.
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+const SPACES: [(&str, u64); 3] = [("tenant-a", 50), ("tenant-b", 30), ("tenant-c", 20)];
+
+#[derive(Debug, Default)]
+struct Traffic {
+    submitted: AtomicU64,
+    rejected: AtomicU64,
+}
+
+fn main() -> ExitCode {
+    match cli::parse(std::env::args_os().skip(1)) {
+        Ok(Command::Help) => {
+            println!("{}", cli::usage());
+            ExitCode::SUCCESS
+        }
+        Ok(Command::Run(options)) => match run(&options) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                let mut msg = format!("hotmeter-demo: {e}");
+                let mut source = std::error::Error::source(&e);
+                while let Some(s) = source {
+                    msg.push_str(&format!(": {s}"));
+                    source = s.source();
+                }
+                eprintln!("{msg}");
+                ExitCode::FAILURE
+            }
+        },
+        Err(e) => {
+            eprintln!("hotmeter-demo: {e}\nRun `hotmeter-demo --help` for the options and their defaults.");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// An error with a line of context for the person running the demo.
+#[derive(Debug)]
+struct Failed {
+    what: String,
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.what)
+    }
+}
+
+impl std::error::Error for Failed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.source)
+    }
+}
+
+fn context<T, E: Into<Box<dyn std::error::Error + Send + Sync>>>(
+    r: Result<T, E>,
+    what: impl FnOnce() -> String,
+) -> Result<T, Failed> {
+    r.map_err(|e| Failed { what: what(), source: e.into() })
+}
+
+/// Sets `stop` on Ctrl-C (SIGINT) or SIGTERM.
+fn stop_on_signal(stop: Arc<AtomicBool>) {
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_io().build() else { return };
+            rt.block_on(async {
+                #[cfg(unix)]
+                {
+                    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                        Ok(s) => s,
+                        Err(_) => return,
+                    };
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = term.recv() => {}
+                    }
+                }
+                #[cfg(not(unix))]
+                let _ = tokio::signal::ctrl_c().await;
+            });
+            stop.store(true, Ordering::Release);
+        })
+        .expect("spawn the signal thread");
+}
+
+fn run(o: &Options) -> Result<(), Failed> {
+    let names = Names::new(o.namespace.as_deref());
+    let mut builder = Registry::builder();
+    if let Some(ns) = &o.namespace {
+        builder = builder.namespace(ns.clone());
+    }
+    let registry = context(builder.build(), || "cannot build the registry".into())?;
+    context(hotmeter_exporter::register_process_metrics(&registry), || "cannot register process metrics".into())?;
+
+    let sqlite = context(SqliteStore::open_with(&o.db, o.sync), || format!("cannot open {}", o.db.display()))?;
+    let faulty = context(FaultInjectingStore::new(sqlite, o.error_rate, 0x5eed), || "bad --error-rate".into())?;
+    let store = context(MonitoredStore::new(faulty, &registry), || "cannot register checkpoint metrics".into())?;
+    let rows_before = context(store.inner().inner().count(), || "cannot read the checkpoint table".into())?;
+    let recall = Arc::new(RecallIndex::new(10_000));
+    let handler = Arc::new(DemoHandler { store: store.clone(), recall: recall.clone() });
+    let config = PoolConfig { workers: o.workers, ..PoolConfig::default() };
+    let pool = context(WorkerPool::start(config, &registry, handler), || "cannot start the worker pool".into())?;
+    let spaces = SPACES
+        .iter()
+        .map(|(name, _)| pool.memory_space(name))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Failed { what: "cannot add memory spaces".into(), source: e.into() })?;
+
+    let server = context(hotmeter_exporter::Exporter::new(registry.clone()).listen(o.listen).start(), || {
+        format!("cannot serve metrics on {} (pass --listen with another address, e.g. 127.0.0.1:0)", o.listen)
+    })?;
+    server.set_ready(true);
+    println!("serving http://{}/metrics", server.local_addr());
+    println!(
+        "pipeline: {} obs/s over {} memory spaces, {} workers, checkpoints in {} (sync {}), error injection {}%",
+        o.rate,
+        spaces.len(),
+        o.workers,
+        o.db.display(),
+        match o.sync {
+            hotmeter_streaming::Durability::Full => "full",
+            _ => "normal",
+        },
+        o.error_rate * 100.0
+    );
+    match o.duration {
+        Some(d) => println!("running for {:.1} s (Ctrl-C stops early)", d.as_secs_f64()),
+        None => println!("running until Ctrl-C"),
+    }
+    let _ = std::io::stdout().flush();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    stop_on_signal(stop.clone());
+    let traffic = Traffic::default();
+    let started = Instant::now();
+    let deadline = o.duration.map(|d| started + d);
+    let generating = AtomicBool::new(true);
+
+    std::thread::scope(|s| {
+        // Generator: paced to --rate in 1 ms steps; one session per space.
+        s.spawn(|| {
+            let sessions: Vec<_> = spaces.iter().map(|sp| pool.session(sp)).collect();
+            let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+            let mut sent = 0u64;
+            let begin = Instant::now();
+            while generating.load(Ordering::Acquire) {
+                let due = (begin.elapsed().as_secs_f64() * o.rate) as u64;
+                while sent < due {
+                    let mut pick = rng.below(100);
+                    let space = SPACES.iter().position(|&(_, w)| {
+                        pick < w || {
+                            pick -= w;
+                            false
+                        }
+                    });
+                    let priority = match rng.below(10) {
+                        0 => Priority::High,
+                        1 | 2 => Priority::Low,
+                        _ => Priority::Normal,
+                    };
+                    let payload = vec![b'x'; 32 + rng.below(224) as usize];
+                    traffic.submitted.fetch_add(1, Ordering::Relaxed);
+                    if sessions[space.unwrap_or(0)].submit(priority, sent, payload).is_err() {
+                        // Counted in streaming_observations_rejected_total by the queue.
+                        traffic.rejected.fetch_add(1, Ordering::Relaxed);
+                    }
+                    sent += 1;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        });
+        // Recall: 20 queries a second against recently stored keys.
+        s.spawn(|| {
+            let mut rng = Rng(0x1234_5678_9abc_def1);
+            while generating.load(Ordering::Acquire) {
+                let space = &spaces[rng.below(spaces.len() as u64) as usize];
+                let newest = traffic.submitted.load(Ordering::Relaxed);
+                let _ = recall.recall(space, newest.saturating_sub(rng.below(1000)));
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+
+        // Status: one line per second, from registry snapshots.
+        let tty = std::io::stdout().is_terminal();
+        let mut before = Tally::read(&registry.snapshot(), &names);
+        let mut last = Instant::now();
+        loop {
+            let next = last + Duration::from_secs(1);
+            while Instant::now() < next {
+                if stop.load(Ordering::Acquire) || deadline.is_some_and(|d| Instant::now() >= d) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let now_t = Instant::now();
+            let now = Tally::read(&registry.snapshot(), &names);
+            let window = Window::between(&before, &now, now_t - last);
+            let text = status::line(started.elapsed(), &window, &now);
+            if tty {
+                print!("\r{text}");
+            } else {
+                println!("{text}");
+            }
+            let _ = std::io::stdout().flush();
+            before = now;
+            last = now_t;
+            if stop.load(Ordering::Acquire) || deadline.is_some_and(|d| Instant::now() >= d) {
+                break;
+            }
+        }
+        if tty {
+            println!();
+        }
+        println!("stopping: submission stopped, draining queued work...");
+        generating.store(false, Ordering::Release);
+    });
+
+    let report = pool.shutdown(Shutdown::Drain);
+    let elapsed = started.elapsed();
+    let end = Tally::read(&registry.snapshot(), &names);
+    let rows = context(store.inner().inner().count(), || "cannot count checkpoints".into())? - rows_before;
+    let submitted = traffic.submitted.load(Ordering::Relaxed);
+    let rejected = traffic.rejected.load(Ordering::Relaxed);
+    let whole = Window::between(&Tally::default(), &end, elapsed);
+    let ms = |q| end.write_quantile(q).map_or("-".to_owned(), |s| format!("{:.2} ms", s * 1e3));
+    println!("summary after {:.1} s:", elapsed.as_secs_f64());
+    println!(
+        "  observations  submitted {submitted}, processed {}, rejected {rejected} -> {}",
+        report.processed,
+        if report.processed + rejected == submitted { "all accounted for" } else { "MISMATCH" }
+    );
+    println!("  batches       {} ({} failed)", report.batches, report.failed_batches);
+    println!(
+        "  checkpoints   {} written, {} failed ({:.2}% errors), {:.1} writes/s, {rows} new rows in {}",
+        end.writes_ok,
+        end.writes_err,
+        whole.error_percent,
+        whole.writes_per_sec,
+        o.db.display()
+    );
+    println!("  write latency p50 {}, p99 {}; database {:.1} KiB", ms(0.5), ms(0.99), end.file_size as f64 / 1024.0);
+    server.shutdown();
+    if report.processed + rejected != submitted || rows != end.writes_ok {
+        return Err(Failed {
+            what: "accounting mismatch".into(),
+            source: format!(
+                "processed {} + rejected {rejected} vs submitted {submitted}; rows {rows} vs successful writes {}",
+                report.processed, end.writes_ok
+            )
+            .into(),
+        });
+    }
+    Ok(())
+}

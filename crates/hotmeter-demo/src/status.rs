@@ -1,0 +1,198 @@
+//! The live status line and the final summary, read from registry snapshots.
+//!
+//! Owns: turning two snapshots into per-second figures. Must not: keep its
+//! own counts — what the terminal says is what a scrape of the same
+//! registry says (the figures come from the same snapshot an encoder reads).
+
+use std::time::Duration;
+
+use hotmeter::{OwnedValue, RegistrySnapshot};
+use hotmeter_streaming::metrics as m;
+
+/// Full metric names under an optional namespace.
+#[derive(Debug, Clone)]
+pub(crate) struct Names {
+    namespace: Option<String>,
+}
+
+impl Names {
+    pub(crate) fn new(namespace: Option<&str>) -> Self {
+        Names { namespace: namespace.map(str::to_owned) }
+    }
+
+    pub(crate) fn full(&self, base: &str) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{ns}_{base}"),
+            None => base.to_owned(),
+        }
+    }
+}
+
+/// Totals read from one snapshot.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Tally {
+    pub(crate) writes_ok: u64,
+    pub(crate) writes_err: u64,
+    pub(crate) write_bounds: Vec<f64>,
+    pub(crate) write_counts: Vec<u64>,
+    pub(crate) accepted: u64,
+    pub(crate) processed: u64,
+    pub(crate) rejected: u64,
+    pub(crate) depth: [i64; 3],
+    pub(crate) state: i64,
+    pub(crate) sessions: i64,
+    pub(crate) file_size: i64,
+}
+
+fn counters(snap: &RegistrySnapshot, name: &str) -> u64 {
+    snap.family(name)
+        .map_or(0, |f| f.series.iter().map(|s| if let OwnedValue::Counter(n) = s.value { n } else { 0 }).sum())
+}
+
+fn int_gauge(snap: &RegistrySnapshot, name: &str, labels: &[&str]) -> i64 {
+    match snap.value(name, labels) {
+        Some(OwnedValue::IntGauge(v)) => *v,
+        _ => 0,
+    }
+}
+
+impl Tally {
+    pub(crate) fn read(snap: &RegistrySnapshot, names: &Names) -> Tally {
+        let writes = names.full(m::CHECKPOINT_WRITES);
+        let count = |status| match snap.value(&writes, &[status]) {
+            Some(OwnedValue::Counter(n)) => *n,
+            _ => 0,
+        };
+        let (write_bounds, write_counts) = match snap.value(&names.full(m::CHECKPOINT_WRITE_DURATION), &[]) {
+            Some(OwnedValue::Histogram { bounds, counts, .. }) => (bounds.clone(), counts.clone()),
+            _ => (Vec::new(), Vec::new()),
+        };
+        let depth_name = names.full(m::QUEUE_DEPTH);
+        let state = snap.family(&names.full(m::BACKPRESSURE_STATE)).map_or(0, |f| {
+            f.series
+                .iter()
+                .filter_map(|s| if let OwnedValue::IntGauge(v) = s.value { Some(v) } else { None })
+                .max()
+                .unwrap_or(0)
+        });
+        Tally {
+            writes_ok: count("success"),
+            writes_err: count("error"),
+            write_bounds,
+            write_counts,
+            accepted: counters(snap, &names.full(m::OBSERVATIONS)),
+            processed: counters(snap, &names.full(m::OBSERVATIONS_PROCESSED)),
+            rejected: counters(snap, &names.full(m::OBSERVATIONS_REJECTED)),
+            depth: ["high", "normal", "low"].map(|p| int_gauge(snap, &depth_name, &[p])),
+            state,
+            sessions: int_gauge(snap, &names.full(m::ACTIVE_SESSIONS), &[]),
+            file_size: int_gauge(snap, &names.full(m::CHECKPOINT_FILE_SIZE), &[]),
+        }
+    }
+
+    pub(crate) fn writes(&self) -> u64 {
+        self.writes_ok + self.writes_err
+    }
+
+    /// P-quantile of write latency over all writes so far, in seconds.
+    pub(crate) fn write_quantile(&self, q: f64) -> Option<f64> {
+        hotmeter::histogram_quantile(&self.write_bounds, &self.write_counts, q)
+    }
+}
+
+/// Rates between two tallies `elapsed` apart.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Window {
+    pub(crate) writes_per_sec: f64,
+    pub(crate) error_percent: f64,
+    pub(crate) p99_write: Option<f64>,
+    pub(crate) processed_per_sec: f64,
+    pub(crate) rejected: u64,
+}
+
+impl Window {
+    pub(crate) fn between(before: &Tally, now: &Tally, elapsed: Duration) -> Window {
+        let secs = elapsed.as_secs_f64().max(1e-9);
+        let writes = now.writes().saturating_sub(before.writes());
+        let errors = now.writes_err.saturating_sub(before.writes_err);
+        let window_counts: Vec<u64> = if before.write_counts.len() == now.write_counts.len() {
+            now.write_counts.iter().zip(&before.write_counts).map(|(a, b)| a.saturating_sub(*b)).collect()
+        } else {
+            now.write_counts.clone()
+        };
+        Window {
+            writes_per_sec: writes as f64 / secs,
+            error_percent: if writes == 0 { 0.0 } else { 100.0 * errors as f64 / writes as f64 },
+            p99_write: hotmeter::histogram_quantile(&now.write_bounds, &window_counts, 0.99),
+            processed_per_sec: now.processed.saturating_sub(before.processed) as f64 / secs,
+            rejected: now.rejected.saturating_sub(before.rejected),
+        }
+    }
+}
+
+const STATES: [&str; 4] = ["normal", "warning", "critical", "overloaded"];
+
+pub(crate) fn state_name(v: i64) -> &'static str {
+    usize::try_from(v).ok().and_then(|i| STATES.get(i)).copied().unwrap_or("unknown")
+}
+
+/// One status line (no line ending).
+pub(crate) fn line(uptime: Duration, w: &Window, now: &Tally) -> String {
+    let p99 = match w.p99_write {
+        Some(s) => format!("{:>7.1} ms", s * 1e3),
+        None => "     -    ".to_owned(),
+    };
+    format!(
+        "[{:>5}s] writes/s {:>6.1} | errors {:>5.2}% | p99 write {p99} | obs/s {:>7.1} | queue h/n/l {}/{}/{} | backpressure {} | rejected/s {}",
+        uptime.as_secs(),
+        w.writes_per_sec,
+        w.error_percent,
+        w.processed_per_sec,
+        now.depth[0],
+        now.depth[1],
+        now.depth[2],
+        state_name(now.state),
+        w.rejected,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_window_is_the_difference_of_two_tallies() {
+        let before = Tally {
+            writes_ok: 100,
+            writes_err: 0,
+            write_bounds: vec![0.001, 0.01],
+            write_counts: vec![100, 0, 0],
+            processed: 100,
+            ..Tally::default()
+        };
+        let now = Tally {
+            writes_ok: 180,
+            writes_err: 20,
+            write_bounds: vec![0.001, 0.01],
+            write_counts: vec![100, 100, 0],
+            processed: 300,
+            rejected: 3,
+            depth: [1, 2, 3],
+            state: 2,
+            ..Tally::default()
+        };
+        let w = Window::between(&before, &now, Duration::from_secs(2));
+        assert_eq!(w.writes_per_sec, 50.0);
+        assert_eq!(w.error_percent, 20.0);
+        assert_eq!(w.processed_per_sec, 100.0);
+        // All 100 writes in this window fell in (1 ms, 10 ms]: P99 is in there.
+        let p99 = w.p99_write.unwrap();
+        assert!(p99 > 0.001 && p99 <= 0.01, "{p99}");
+        let text = line(Duration::from_secs(7), &w, &now);
+        assert!(text.contains("writes/s   50.0"), "{text}");
+        assert!(text.contains("errors 20.00%"), "{text}");
+        assert!(text.contains("queue h/n/l 1/2/3"), "{text}");
+        assert!(text.contains("backpressure critical"), "{text}");
+        assert_eq!(state_name(9), "unknown");
+    }
+}
