@@ -1,5 +1,5 @@
-//! A small instrumented worker pool served over HTTP: the runnable example
-//! until the `hotmeter-demo` pipeline lands.
+//! A small instrumented worker pool served over HTTP: the exporter and the
+//! core's metric kinds in one file (the full pipeline is `hotmeter-demo`).
 //!
 //! Four workers process synthetic jobs, recording through a typed-label
 //! family, a string-label family, a histogram and a summary; the exporter

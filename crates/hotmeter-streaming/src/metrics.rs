@@ -72,9 +72,11 @@ hotmeter::label_enum! {
 }
 
 fn latency_buckets() -> Buckets {
-    // 50 µs to ~13 s: queue waits and end-to-end latency of in-memory work
-    // are sub-millisecond; durable commits and backlogs reach seconds.
-    Buckets::exponential(0.000_05, 2.0, 19).expect("valid constant buckets")
+    // 100 µs to 3.3 s in 16 doublings: queue waits and end-to-end latency of
+    // in-memory work are sub-millisecond, durable commits and backlogs reach
+    // seconds. Sixteen bounds keep the bucket search linear (the core's
+    // cut-over), which is what this per-observation histogram can afford.
+    Buckets::exponential(0.000_1, 2.0, 16).expect("valid constant buckets")
 }
 
 fn recall_buckets() -> Buckets {

@@ -6,8 +6,8 @@
 //! the caller hands in.
 
 use std::fmt;
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use crate::metrics::SpaceMetrics;
 
@@ -29,8 +29,35 @@ pub struct Observation {
     pub key: u64,
     /// The caller's bytes; counted in `streaming_queue_memory_bytes` while queued.
     pub payload: Vec<u8>,
-    /// When the queue accepted it; latency and queue wait are measured from here.
-    pub enqueued_at: Instant,
+    /// When it was submitted, in nanoseconds since [`epoch`]: workers
+    /// measure queue wait and latency with one integer subtraction each
+    /// instead of two `Instant` subtractions per observation.
+    pub(crate) enqueued_ns: u64,
+}
+
+impl Observation {
+    /// When it was submitted; latency and queue wait are measured from here.
+    pub fn enqueued_at(&self) -> Instant {
+        epoch() + Duration::from_nanos(self.enqueued_ns)
+    }
+}
+
+/// The process-wide instant that observation timestamps count from.
+pub(crate) fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// Nanoseconds since [`epoch`] (saturating after 584 years).
+#[inline]
+pub(crate) fn now_ns() -> u64 {
+    u64::try_from(epoch().elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Seconds between two [`now_ns`] stamps, 0 if `later` is not later.
+#[inline]
+pub(crate) fn seconds_between(earlier: u64, later: u64) -> f64 {
+    later.saturating_sub(earlier) as f64 * 1e-9
 }
 
 /// A registered memory space: a cheap handle naming a tenant or namespace of

@@ -21,7 +21,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_deque::{Steal, Stealer, Worker as Deque};
 use crossbeam_utils::sync::Parker;
@@ -29,7 +29,9 @@ use hotmeter::{Counter, LabelSet, Registry, RegistryError};
 
 use crate::backpressure::{BackpressureMonitor, BackpressureState, BackpressureThresholds, ThresholdError};
 use crate::metrics::{PipelineMetrics, WorkerMetrics};
-use crate::observation::{MemorySpace, Observation, Priority, SpaceError, SpaceShared, validate_space_name};
+use crate::observation::{
+    MemorySpace, Observation, Priority, SpaceError, SpaceShared, now_ns, seconds_between, validate_space_name,
+};
 use crate::queue::{EnqueueError, ObservationQueue, QueueConfig};
 
 hotmeter::label_enum! {
@@ -485,7 +487,7 @@ impl Drop for Session {
 
 impl Shared {
     fn submit(&self, space: &MemorySpace, priority: Priority, key: u64, payload: Vec<u8>) -> Result<(), EnqueueError> {
-        let obs = Observation { space: space.clone(), priority, key, payload, enqueued_at: Instant::now() };
+        let obs = Observation { space: space.clone(), priority, key, payload, enqueued_ns: now_ns() };
         self.queue.push(space, obs)
     }
 
@@ -545,20 +547,21 @@ const IDLE_PARK: Duration = Duration::from_millis(1);
 /// How often a worker publishes its utilisation.
 const UTILIZATION_WINDOW: Duration = Duration::from_secs(1);
 
+/// Busy time within the current utilisation window, in [`now_ns`] units.
 struct Utilization {
-    since: Instant,
-    busy: Duration,
+    since_ns: u64,
+    busy_ns: u64,
 }
 
 impl Utilization {
-    fn tick(&mut self, now: Instant, gauge: Option<&WorkerMetrics>) {
-        let elapsed = now.saturating_duration_since(self.since);
-        if elapsed >= UTILIZATION_WINDOW {
+    fn tick(&mut self, now_ns: u64, gauge: Option<&WorkerMetrics>) {
+        let elapsed = now_ns.saturating_sub(self.since_ns);
+        if elapsed >= UTILIZATION_WINDOW.as_nanos() as u64 {
             if let Some(m) = gauge {
-                m.utilization.set(100.0 * self.busy.as_secs_f64() / elapsed.as_secs_f64());
+                m.utilization.set((100.0 * self.busy_ns as f64 / elapsed as f64).min(100.0));
             }
-            self.since = now;
-            self.busy = Duration::ZERO;
+            self.since_ns = now_ns;
+            self.busy_ns = 0;
         }
     }
 }
@@ -577,7 +580,7 @@ fn run_worker(
     }
     let queue = &shared.queue;
     let mut batch: Vec<Observation> = Vec::with_capacity(shared.config.max_batch);
-    let mut util = Utilization { since: Instant::now(), busy: Duration::ZERO };
+    let mut util = Utilization { since_ns: now_ns(), busy_ns: 0 };
     let mut seq = 0u64;
     loop {
         if shared.handback.load(Ordering::Acquire) {
@@ -612,24 +615,24 @@ fn run_worker(
                 parker.park_timeout(IDLE_PARK);
             }
             idle.fetch_sub(1, Ordering::SeqCst);
-            util.tick(Instant::now(), m.as_ref());
+            util.tick(now_ns(), m.as_ref());
             continue;
         }
 
         let ctx = BatchContext { worker_id: id, batch_seq: seq };
         seq += 1;
-        let started = Instant::now();
+        let started = now_ns();
         let outcome = match catch_unwind(AssertUnwindSafe(|| handler.handle(&ctx, &batch))) {
             Ok(Ok(())) => None,
             Ok(Err(failure)) => Some(failure.kind()),
             Err(_panic) => Some(FailureKind::Panic),
         };
-        let done = Instant::now();
+        let done = now_ns();
         let n = batch.len() as u64;
         if let Some(m) = &m {
             for o in &batch {
                 let sm = o.space.metrics();
-                sm.latency.observe_duration(done.saturating_duration_since(o.enqueued_at));
+                sm.latency.observe(seconds_between(o.enqueued_ns, done));
                 sm.processed.inc();
             }
             m.batches.inc();
@@ -644,7 +647,7 @@ fn run_worker(
         if outcome.is_some() {
             shared.failed.inc();
         }
-        util.busy += done.saturating_duration_since(started);
+        util.busy_ns += done.saturating_sub(started);
         util.tick(done, m.as_ref());
     }
     if let Some(m) = &m {
@@ -665,8 +668,8 @@ fn claim(shared: &Shared, local: &Deque<Observation>, max: usize) {
     for _ in 0..max {
         let Some(o) = shared.queue.pop() else { break };
         if shared.config.record {
-            let now = *now.get_or_insert_with(Instant::now);
-            shared.metrics.queue_wait.get(o.priority).observe_duration(now.saturating_duration_since(o.enqueued_at));
+            let now = *now.get_or_insert_with(now_ns);
+            shared.metrics.queue_wait.get(o.priority).observe(seconds_between(o.enqueued_ns, now));
         }
         local.push(o);
     }
