@@ -21,8 +21,8 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hotmeter_streaming::{
-    BackpressureThresholds, BatchContext, BatchFailure, BatchHandler, CheckpointStore, Durability, Observation, PoolConfig, Priority,
-    MonitoredStore, QueueConfig, RecallIndex, SqliteStore, WorkerPool,
+    BackpressureThresholds, BatchContext, BatchFailure, BatchHandler, CheckpointStore, Durability, MonitoredStore,
+    Observation, PoolConfig, Priority, QueueConfig, RecallIndex, SqliteStore, WorkerPool,
 };
 
 const PER_RUN: u64 = 20_000;
@@ -34,8 +34,6 @@ enum Work {
     /// checkpoint per batch (monitored only when recording).
     Checkpoint(RecallIndex, Box<dyn CheckpointStore>),
 }
-
-
 
 /// The work, behind a gate the bench closes to build a backlog.
 struct Handler {
@@ -58,7 +56,9 @@ impl BatchHandler for Handler {
             Work::Checkpoint(idx, store) => {
                 batch.iter().for_each(|o| idx.insert(o));
                 let last = batch.last().map_or(0, |o| o.key);
-                store.put("worker-0", format!("{{\"observations\":{},\"last_key\":{last}}}", batch.len()).as_bytes()).unwrap();
+                store
+                    .put("worker-0", format!("{{\"observations\":{},\"last_key\":{last}}}", batch.len()).as_bytes())
+                    .unwrap();
             }
         }
         Ok(())
@@ -120,7 +120,12 @@ fn pipeline(c: &mut Criterion) {
                 record,
                 queue: QueueConfig { high: PER_RUN as usize, ..QueueConfig::default() },
                 // A full lane is the scenario here, not an emergency.
-                backpressure: BackpressureThresholds { warning: 0.97, critical: 0.98, overloaded: 0.99, hysteresis: 0.1 },
+                backpressure: BackpressureThresholds {
+                    warning: 0.97,
+                    critical: 0.98,
+                    overloaded: 0.99,
+                    hysteresis: 0.1,
+                },
                 ..PoolConfig::default()
             };
             let handler = Arc::new(Handler { work, hold: AtomicBool::new(false), held: AtomicBool::new(false) });
@@ -140,7 +145,9 @@ fn checkpoint_write(c: &mut Criterion) {
     let mut g = c.benchmark_group("checkpoint_write/sqlite_wal/1writer");
     g.sample_size(20);
     g.measurement_time(Duration::from_secs(5));
-    for (name, durability) in [("hotmeter_sqlite_sync_full", Durability::Full), ("hotmeter_sqlite_sync_normal", Durability::Normal)] {
+    for (name, durability) in
+        [("hotmeter_sqlite_sync_full", Durability::Full), ("hotmeter_sqlite_sync_normal", Durability::Normal)]
+    {
         let store = SqliteStore::open_with(dir.path().join(format!("{name}.db")), durability).unwrap();
         let state = vec![b's'; 96];
         g.bench_function(name, |b| b.iter(|| store.put("worker-0", &state).unwrap()));
