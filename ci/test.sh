@@ -22,14 +22,31 @@ if command -v rustup >/dev/null 2>&1; then
 fi
 cargo --version
 
-step "system packages (promtool, from Debian's prometheus)"
-if ! command -v promtool >/dev/null 2>&1; then
+step "system packages (Debian's prometheus, with promtool, and prometheus-alertmanager)"
+if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus-alertmanager >/dev/null 2>&1; then
     SUDO=""
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    # Install without starting the packaged services: the tests start their
+    # own on loopback, and nothing should listen on all interfaces.
+    made_policy=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+        $SUDO chmod +x /usr/sbin/policy-rc.d
+        made_policy=1
+    fi
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+        prometheus prometheus-alertmanager >/dev/null
+    [ -z "$made_policy" ] || $SUDO rm -f /usr/sbin/policy-rc.d
 fi
 promtool --version 2>&1 | head -n 1
+prometheus-alertmanager --version 2>&1 | head -n 1
+
+step "alert rules, their unit tests and the local stack's configs (promtool, amtool)"
+promtool check rules alerts/*.yml
+promtool test rules alerts/tests/*.yml
+promtool check config deploy/prometheus.yml
+amtool check-config deploy/alertmanager.yml
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -37,7 +54,7 @@ cargo fmt --all -- --check
 step "cargo clippy (all targets, -D warnings)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "cargo test (unit, stress, allocation, doc tests)"
+step "cargo test (unit, stress, allocation, doc tests; the demo scraped by a real Prometheus)"
 cargo test --workspace --locked 2>&1 | tee -a "$results"
 
 step "loom models (LOOM_MAX_PREEMPTIONS=$LOOM_MAX_PREEMPTIONS)"

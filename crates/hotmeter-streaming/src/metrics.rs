@@ -32,7 +32,8 @@ pub const BACKPRESSURE_ACTIVATIONS: &str = "streaming_backpressure_activations_t
 pub const BATCHES_PROCESSED: &str = "streaming_batches_processed_total";
 /// `streaming_batch_failures_total{worker_id,error_type}`: batches whose handler failed.
 pub const BATCH_FAILURES: &str = "streaming_batch_failures_total";
-/// `streaming_work_stolen_total{worker_id}`: observations a worker stole from another's deque.
+/// `streaming_work_stolen_total{worker_id}`: steals by this worker from another's deque; each moves up
+/// to one batch of observations, so the ratio to batches is the share of batches fed by stealing.
 pub const WORK_STOLEN: &str = "streaming_work_stolen_total";
 /// `streaming_queue_depth{priority}`: observations waiting in each lane.
 pub const QUEUE_DEPTH: &str = "streaming_queue_depth";
@@ -192,7 +193,7 @@ impl PipelineMetrics {
                 Counter::new,
             )?,
             stolen: r.string_family(
-                (WORK_STOLEN, "Observations a worker stole from another worker's deque."),
+                (WORK_STOLEN, "Times this worker stole work (up to one batch) from another worker's deque."),
                 worker,
                 Counter::new,
             )?,

@@ -599,9 +599,10 @@ fn run_worker(
         if batch.is_empty()
             && let Some(o) = steal(id, stealers, &local, target)
         {
-            let n = 1 + local.len() as u64;
+            // One steal moves up to a batch's worth (`target`) into this
+            // worker's deque: it feeds about one batch.
             if let Some(m) = &m {
-                m.stolen.inc_by(n);
+                m.stolen.inc();
             }
             batch.push(o);
         }

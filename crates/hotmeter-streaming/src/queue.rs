@@ -236,7 +236,7 @@ impl ObservationQueue {
         }
     }
 
-    /// Whether [`close`](Self::close) has run.
+    /// Whether the pool has closed the queue for shutdown.
     pub fn is_closed(&self) -> bool {
         *self.gate[0].read().unwrap_or_else(PoisonError::into_inner)
     }

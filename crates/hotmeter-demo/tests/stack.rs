@@ -1,0 +1,416 @@
+//! The real loop, end to end: the demo with injected write failures, a real
+//! Prometheus scraping it and evaluating a test copy of `alerts/*.yml`
+//! (only `for:` shortened), a real Alertmanager, and a webhook receiver
+//! written here. A second demo with no injected failures runs beside it,
+//! scraped by a second Prometheus, and must not alert. Everything listens on
+//! loopback; every process is killed when the test ends, pass or fail.
+//!
+//! Needs Debian's `prometheus` and `prometheus-alertmanager` (the test
+//! command installs them). Without them this test fails and says so, unless
+//! `HOTMETER_SKIP_STACK=1`.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const DEMO: &str = env!("CARGO_BIN_EXE_hotmeter-demo");
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+/// Injected failure rate, and how far the measured rate may stray from it:
+/// at ~100 writes/s over >= 20 s the binomial standard deviation is under
+/// 0.005, so 0.02 is four standard deviations.
+const ERROR_RATE: f64 = 0.05;
+const ERROR_TOLERANCE: f64 = 0.02;
+
+/// Child processes, killed (and reaped) on drop, including on panic.
+#[derive(Default)]
+struct Procs(Vec<(String, Child)>);
+
+impl Procs {
+    fn spawn(&mut self, name: &str, cmd: &mut Command) -> &mut Child {
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        self.0.push((name.to_owned(), child));
+        &mut self.0.last_mut().unwrap().1
+    }
+}
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Percent-encodes a query-string value.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// GET over HTTP/1.0 (so the body ends at close, never chunked); returns (status, body).
+fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw)?;
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    Ok((status, body.to_owned()))
+}
+
+/// An instant PromQL query; returns the result vector.
+fn query(prom: &str, q: &str) -> Vec<Value> {
+    let (status, body) = http_get(prom, &format!("/api/v1/query?query={}", encode(q))).expect("query Prometheus");
+    assert_eq!(status, 200, "query {q}: {body}");
+    let v: Value = serde_json::from_str(&body).expect("JSON from Prometheus");
+    assert_eq!(v["status"], "success", "{q}: {body}");
+    v["data"]["result"].as_array().cloned().unwrap_or_default()
+}
+
+fn scalar(prom: &str, q: &str) -> Option<f64> {
+    query(prom, q).first().and_then(|s| s["value"][1].as_str()).and_then(|v| v.parse().ok())
+}
+
+/// Polls `check` every 250 ms until it returns `Some`, or panics after `limit`.
+fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// A webhook receiver: stores every POST body.
+fn webhook() -> (u16, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let store = got.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { continue };
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut reader = BufReader::new(conn);
+            let mut length = 0usize;
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                line.clear();
+            }
+            let mut body = vec![0; length.min(1 << 20)];
+            if reader.read_exact(&mut body).is_ok() {
+                store.lock().unwrap().push(String::from_utf8_lossy(&body).into_owned());
+            }
+            let _ = reader.get_mut().write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    (port, got)
+}
+
+/// Starts the demo; returns its metrics address once it serves.
+fn start_demo(procs: &mut Procs, name: &str, db: &Path, error_rate: f64) -> String {
+    let child = procs.spawn(
+        name,
+        Command::new(DEMO)
+            .args(["--listen", "127.0.0.1:0", "--rate", "100", "--duration", "10m", "--error-rate"])
+            .arg(error_rate.to_string())
+            .arg("--db")
+            .arg(db)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit()),
+    );
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line); // keep draining after the address is read
+        }
+    });
+    loop {
+        let line = rx.recv_timeout(Duration::from_secs(60)).expect("the demo printed its address");
+        if let Some(rest) = line.strip_prefix("serving http://") {
+            return rest.trim_end_matches("/metrics").to_owned();
+        }
+    }
+}
+
+/// The test copy of the rules: identical expressions, `for:` shortened to 5 s.
+fn test_rules(dir: &Path) -> Vec<PathBuf> {
+    ["checkpoints.yml", "streaming.yml"]
+        .iter()
+        .map(|f| {
+            let text = std::fs::read_to_string(Path::new(ROOT).join("alerts").join(f)).unwrap();
+            let short: String = text
+                .lines()
+                .map(|l| {
+                    if l.trim_start().starts_with("for:") {
+                        l.split("for:").next().unwrap().to_owned() + "for: 5s"
+                    } else {
+                        l.to_owned()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            assert!(short.contains("for: 5s"), "{f} has for: clauses");
+            let path = dir.join(f);
+            std::fs::write(&path, short).unwrap();
+            path
+        })
+        .collect()
+}
+
+fn start_prometheus(procs: &mut Procs, dir: &Path, name: &str, target: &str, am: &str, rules: &[PathBuf]) -> String {
+    let port = free_port();
+    let config = dir.join(format!("{name}.yml"));
+    let rule_list: Vec<String> = rules.iter().map(|r| format!("  - {}", r.display())).collect();
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n  external_labels:\n    stack: {name}\n\
+             rule_files:\n{}\n\
+             alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['{am}']\n\
+             scrape_configs:\n  - job_name: hotmeter-demo\n    static_configs:\n      - targets: ['{target}']\n",
+            rule_list.join("\n")
+        ),
+    )
+    .unwrap();
+    let addr = format!("127.0.0.1:{port}");
+    procs.spawn(
+        name,
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.join(format!("{name}-data")).display()))
+            .arg("--storage.tsdb.retention.time=7d")
+            .arg(format!("--web.listen-address={addr}"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join(format!("{name}.log"))).unwrap()),
+    );
+    wait_for(&format!("{name} ready"), Duration::from_secs(60), || {
+        http_get(&addr, "/-/ready").ok().filter(|(s, _)| *s == 200).map(|_| ())
+    });
+    addr
+}
+
+/// Every `expr` of every panel of both dashboards.
+fn dashboard_exprs() -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for file in ["checkpoint-writes.json", "streaming-infrastructure.json"] {
+        let text = std::fs::read_to_string(Path::new(ROOT).join("dashboards").join(file)).unwrap();
+        let board: Value = serde_json::from_str(&text).unwrap();
+        for panel in board["panels"].as_array().unwrap() {
+            for target in panel["targets"].as_array().into_iter().flatten() {
+                let expr = target["expr"].as_str().unwrap().to_owned();
+                out.push((file.to_owned(), panel["title"].as_str().unwrap().to_owned(), expr));
+            }
+        }
+    }
+    out
+}
+
+/// Metric names (not recording rules) a PromQL text refers to.
+fn metric_names(promql: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let bytes = promql.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let starts = |p: &str| {
+            promql[i..].starts_with(p)
+                && (i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_' || bytes[i - 1] == b':'))
+        };
+        if starts("streaming_") || starts("checkpoint_") {
+            let end = promql[i..]
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+                .map_or(promql.len(), |e| i + e);
+            names.insert(promql[i..end].to_owned());
+            i = end;
+        } else {
+            i += 1;
+        }
+    }
+    names
+}
+
+#[test]
+fn a_failing_write_becomes_a_delivered_alert() {
+    if std::env::var_os("HOTMETER_SKIP_STACK").is_some() {
+        eprintln!("HOTMETER_SKIP_STACK set: skipping the Prometheus/Alertmanager test");
+        return;
+    }
+    for bin in ["prometheus", "prometheus-alertmanager"] {
+        let found = Command::new(bin).arg("--version").output().is_ok();
+        assert!(
+            found,
+            "`{bin}` not found: install Debian's prometheus and prometheus-alertmanager, or set HOTMETER_SKIP_STACK=1"
+        );
+    }
+    let started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let mut procs = Procs::default();
+    let (hook_port, notifications) = webhook();
+
+    // Alertmanager: loopback only, clustering off, fast grouping.
+    let am = format!("127.0.0.1:{}", free_port());
+    let am_config = dir.path().join("alertmanager.yml");
+    std::fs::write(
+        &am_config,
+        format!(
+            "route:\n  receiver: hook\n  group_by: [alertname, stack]\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n\
+             receivers:\n  - name: hook\n    webhook_configs:\n      - url: http://127.0.0.1:{hook_port}/hook\n"
+        ),
+    )
+    .unwrap();
+    procs.spawn(
+        "alertmanager",
+        Command::new("prometheus-alertmanager")
+            .arg(format!("--config.file={}", am_config.display()))
+            .arg(format!("--storage.path={}", dir.path().join("am-data").display()))
+            .arg(format!("--web.listen-address={am}"))
+            .arg("--cluster.listen-address=")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("alertmanager.log")).unwrap()),
+    );
+    wait_for("alertmanager ready", Duration::from_secs(60), || {
+        http_get(&am, "/-/ready").ok().filter(|(s, _)| *s == 200).map(|_| ())
+    });
+
+    let faulty_demo = start_demo(&mut procs, "demo (faulty)", &dir.path().join("faulty.db"), ERROR_RATE);
+    let clean_demo = start_demo(&mut procs, "demo (clean)", &dir.path().join("clean.db"), 0.0);
+    let rules = test_rules(dir.path());
+    let prom = start_prometheus(&mut procs, dir.path(), "faulty", &faulty_demo, &am, &rules);
+    let clean_prom = start_prometheus(&mut procs, dir.path(), "clean", &clean_demo, &am, &rules);
+
+    // The target is up.
+    for p in [&prom, &clean_prom] {
+        wait_for("the demo target up", Duration::from_secs(60), || {
+            (scalar(p, "up{job=\"hotmeter-demo\"}") == Some(1.0)).then_some(())
+        });
+    }
+
+    // Every metric any rule or panel names is one the demo really emits.
+    let (_, scrape) = http_get(&faulty_demo, "/metrics").unwrap();
+    let emitted: BTreeSet<&str> =
+        scrape.lines().filter_map(|l| l.strip_prefix("# TYPE ")).filter_map(|l| l.split(' ').next()).collect();
+    let mut referenced = BTreeSet::new();
+    for f in ["checkpoints.yml", "streaming.yml"] {
+        referenced.extend(metric_names(&std::fs::read_to_string(Path::new(ROOT).join("alerts").join(f)).unwrap()));
+    }
+    for (_, _, expr) in dashboard_exprs() {
+        referenced.extend(metric_names(&expr));
+    }
+    assert!(referenced.len() >= 15, "found {referenced:?}");
+    for name in &referenced {
+        let family = ["_bucket", "_count", "_sum"].iter().find_map(|s| name.strip_suffix(s)).unwrap_or(name);
+        assert!(emitted.contains(family), "{name} is used by a rule or panel but the demo does not emit {family}");
+    }
+
+    // HighErrorRate goes pending, then firing (polled every 250 ms: `for` is 5 s).
+    let state = |p: &str| -> Option<String> {
+        query(p, "ALERTS{alertname=\"HighErrorRate\"}")
+            .iter()
+            .filter_map(|s| s["metric"]["alertstate"].as_str().map(str::to_owned))
+            .max() // "pending" > "firing" alphabetically: prefer reporting pending while both could show
+    };
+    wait_for("HighErrorRate pending", Duration::from_secs(90), || {
+        (state(&prom).as_deref() == Some("pending")).then_some(())
+    });
+    wait_for("HighErrorRate firing", Duration::from_secs(60), || {
+        (state(&prom).as_deref() == Some("firing")).then_some(())
+    });
+    // ... and Alertmanager delivers it to the webhook.
+    let delivered = wait_for("the webhook notified of HighErrorRate", Duration::from_secs(60), || {
+        notifications
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|b| b.contains("\"HighErrorRate\"") && b.contains("\"faulty\""))
+            .cloned()
+    });
+    let delivered: Value = serde_json::from_str(&delivered).unwrap();
+    let alert =
+        delivered["alerts"].as_array().unwrap().iter().find(|a| a["labels"]["alertname"] == "HighErrorRate").unwrap();
+    assert_eq!(alert["status"], "firing");
+    assert_eq!(alert["labels"]["severity"], "warning");
+    assert!(alert["annotations"]["runbook_url"].as_str().unwrap().ends_with("operations.md#higherrorrate"));
+
+    // Let rates settle over >= 20 s of data, then every panel expression returns data.
+    std::thread::sleep(Duration::from_secs(20).saturating_sub(started.elapsed().min(Duration::from_secs(20))));
+    for (file, title, expr) in dashboard_exprs() {
+        let result = wait_for(&format!("data for {file} / {title}: {expr}"), Duration::from_secs(30), || {
+            let r = query(&prom, &expr);
+            (!r.is_empty()).then_some(r)
+        });
+        assert!(!result.is_empty());
+    }
+
+    // The error-rate query reads the injected rate, within the stated tolerance.
+    let err = scalar(
+        &prom,
+        "sum(rate(checkpoint_writes_total{status=\"error\"}[5m])) / (sum(rate(checkpoint_writes_total[5m])) > 0)",
+    )
+    .expect("an error ratio");
+    assert!((err - ERROR_RATE).abs() <= ERROR_TOLERANCE, "measured error ratio {err}, injected {ERROR_RATE}");
+
+    // The write-rate query agrees with the demo's own count: Prometheus'
+    // latest total equals what the demo served at that scrape, so it lies
+    // between two direct reads taken around the query.
+    let direct = |addr: &str| -> f64 {
+        let (_, body) = http_get(addr, "/metrics").unwrap();
+        body.lines()
+            .filter(|l| l.starts_with("checkpoint_writes_total{"))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .sum()
+    };
+    let before = direct(&faulty_demo);
+    std::thread::sleep(Duration::from_secs(2)); // at least one scrape after `before`
+    let scraped = scalar(&prom, "sum(checkpoint_writes_total)").unwrap();
+    let after = direct(&faulty_demo);
+    assert!(before <= scraped && scraped <= after, "Prometheus total {scraped} outside the demo's [{before}, {after}]");
+    // And the rate Prometheus computes matches the demo's own rate over a window.
+    let window = 10.0;
+    let t0 = direct(&faulty_demo);
+    std::thread::sleep(Duration::from_secs_f64(window));
+    let own_rate = (direct(&faulty_demo) - t0) / window;
+    let prom_rate = scalar(&prom, "sum(rate(checkpoint_writes_total[10s]))").unwrap();
+    assert!((prom_rate - own_rate).abs() <= 0.15 * own_rate, "Prometheus {prom_rate}/s vs the demo's {own_rate}/s");
+
+    // With no injected failures, nothing fires: by now the clean stack has
+    // evaluated the rules for far longer than `for`.
+    assert!(started.elapsed() > Duration::from_secs(20));
+    assert_eq!(state(&clean_prom), None, "HighErrorRate must not even be pending without failures");
+    assert_eq!(scalar(&clean_prom, "sum(checkpoint_writes_total{status=\"error\"})"), Some(0.0));
+    assert!(scalar(&clean_prom, "sum(checkpoint_writes_total)").unwrap() > 100.0, "the clean demo wrote");
+    let clean_notified =
+        notifications.lock().unwrap().iter().any(|b| b.contains("\"HighErrorRate\"") && b.contains("\"clean\""));
+    assert!(!clean_notified, "the clean stack must not notify HighErrorRate");
+
+    // The running Prometheus keeps seven days of history.
+    let (_, flags) = http_get(&prom, "/api/v1/status/flags").unwrap();
+    let flags: Value = serde_json::from_str(&flags).unwrap();
+    // Prometheus prints durations in its largest whole unit: 7d reads back as 1w.
+    let retention = flags["data"]["storage.tsdb.retention.time"].as_str().unwrap_or_default().to_owned();
+    assert!(["7d", "1w", "168h"].contains(&retention.as_str()), "retention flag {retention:?}");
+
+    eprintln!("stack test took {:.1} s", started.elapsed().as_secs_f64());
+}
