@@ -11,6 +11,7 @@
 //! | backpressure | [`BackpressureMonitor`], [`BackpressureState`] | state 0-3 with hysteresis, activations, load shedding |
 //! | checkpoint store | [`CheckpointStore`], [`SqliteStore`], [`MonitoredStore`] | write rate, errors, write latency, file size |
 //! | recall | [`RecallIndex`] | read latency against what was stored |
+//! | migration decision | [`decision`] | whether a single SQLite file is still enough, from in-process counters or Prometheus, logged for audit |
 //!
 //! Every metric name lives in one place, [`metrics`], with its labels and
 //! help text. With a registry namespace (`Registry::builder().namespace("engram")`)
@@ -57,6 +58,7 @@
 
 mod backpressure;
 pub mod checkpoint;
+pub mod decision;
 pub mod metrics;
 mod observation;
 mod pool;
