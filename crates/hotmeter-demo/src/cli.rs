@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use hotmeter_streaming::Durability;
+use hotmeter_streaming::decision::{Deployment, MigrationThresholds};
 
 /// Everything `hotmeter-demo` can be told.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,6 +22,29 @@ pub(crate) struct Options {
     pub(crate) listen: SocketAddr,
     pub(crate) namespace: Option<String>,
     pub(crate) sync: Durability,
+    /// How often the running demo logs a migration decision (None: never).
+    pub(crate) decide_every: Option<Duration>,
+    pub(crate) decision_log: PathBuf,
+    pub(crate) deployment: Deployment,
+    pub(crate) thresholds: MigrationThresholds,
+}
+
+/// `hotmeter-demo decide`: where the inputs come from.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Source {
+    /// Run the pipeline for `window` and decide from its own counters.
+    InProcess,
+    /// Ask the Prometheus server at this URL.
+    Prometheus(String),
+}
+
+/// Everything `hotmeter-demo decide` can be told.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct DecideOptions {
+    pub(crate) run: Options,
+    pub(crate) source: Source,
+    /// In process: how long to run; Prometheus: the rate window.
+    pub(crate) window: Duration,
 }
 
 pub(crate) const DEFAULT_RATE: f64 = 50.0;
@@ -37,6 +61,10 @@ impl Default for Options {
             listen: hotmeter_exporter::DEFAULT_LISTEN.parse().expect("valid default address"),
             namespace: None,
             sync: Durability::Full,
+            decide_every: Some(Duration::from_secs(30)),
+            decision_log: std::env::temp_dir().join("hotmeter-decisions.jsonl"),
+            deployment: Deployment::SingleServer,
+            thresholds: MigrationThresholds::default(),
         }
     }
 }
@@ -45,7 +73,9 @@ impl Default for Options {
 #[derive(Debug, PartialEq)]
 pub(crate) enum Command {
     Run(Options),
+    Decide(DecideOptions),
     Help,
+    DecideHelp,
 }
 
 /// A command line that cannot be run.
@@ -95,17 +125,65 @@ OPTIONS:
     --listen ADDR      where to serve /metrics, IP:PORT; port 0 picks a free one (default {listen})
     --namespace NAME   prefix every metric name with NAME_, e.g. engram (default: none)
     --sync MODE        SQLite commit durability: full (fsync every commit) or normal (default full)
+{decision_options}
     -h, --help         print this help
 
 Stop with Ctrl-C (or --duration): submission stops, queued work is drained,
-and a summary is printed.",
+and a summary is printed. `hotmeter-demo decide --help` explains the
+migration decision command.",
         rate = DEFAULT_RATE,
         workers = DEFAULT_WORKERS,
         db = d.db.display(),
         listen = d.listen,
+        decision_options = decision_options(),
     )
 }
 
+fn decision_options() -> String {
+    let d = Options::default();
+    let t = MigrationThresholds::default();
+    format!(
+        "\
+    --decide-every TIME   log a migration decision this often, from the last 5 minutes; 0 turns it off (default 30s)
+    --decision-log PATH   append decisions to this JSON-lines file (default {log})
+    --deployment KIND     single-server or multi-server, an input of the decision (default single-server)
+    --max-error-percent P migrate now above P% failed writes (default {err})
+    --migrate-writes N    migrate now above N writes/s (default {migrate})
+    --plan-writes N       plan a migration above N writes/s (default {plan})
+    --plan-file-size B    plan a migration above B bytes of database (default {size})",
+        log = d.decision_log.display(),
+        err = t.error_rate_percent(),
+        migrate = t.migrate_writes_per_second(),
+        plan = t.plan_writes_per_second(),
+        size = t.plan_file_size_bytes(),
+    )
+}
+
+pub(crate) fn decide_usage() -> String {
+    format!(
+        "\
+hotmeter-demo decide: measure checkpoint writes and decide whether a single
+SQLite file is still enough (MIGRATE NOW / PLAN MIGRATION / SQLITE SUFFICIENT).
+
+USAGE:
+    hotmeter-demo decide [OPTIONS]
+
+SOURCES:
+    --source in-process   run the pipeline for --window and decide from its own counters (the default;
+                          takes the pipeline options of `hotmeter-demo --help`: --rate, --error-rate, --db, ...)
+    --source prometheus   ask a Prometheus server that scrapes the demo (rates over --window)
+    --prometheus URL      the server (default http://127.0.0.1:9090)
+    --window TIME         in-process: how long to measure (default 10s); prometheus: the rate window (default 5m)
+
+DECISION:
+{decision_options}
+
+Prints the measured inputs and the decision, and appends it to the decision log.
+Exits 0 with a decision, 1 when the inputs cannot be had (a Prometheus that is
+down, slow or without data is an error, never a silent \"sufficient\"), 2 on bad options.",
+        decision_options = decision_options()
+    )
+}
 fn parse_duration(s: &str) -> Option<Duration> {
     let (num, unit) = match s.char_indices().last()? {
         (i, 's') => (&s[..i], 1.0),
@@ -119,8 +197,19 @@ fn parse_duration(s: &str) -> Option<Duration> {
 
 /// Parses the arguments after the program name.
 pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, CliError> {
+    let mut args = args.into_iter().peekable();
+    let decide = args.peek().is_some_and(|a| a == "decide");
+    if decide {
+        args.next();
+    }
     let mut o = Options::default();
-    let mut args = args.into_iter();
+    let mut source_name = "in-process".to_owned();
+    let mut url = "http://127.0.0.1:9090".to_owned();
+    let mut window: Option<Duration> = None;
+    let (mut err_pct, mut migrate, mut plan, mut size) = {
+        let t = MigrationThresholds::default();
+        (t.error_rate_percent(), t.migrate_writes_per_second(), t.plan_writes_per_second(), t.plan_file_size_bytes())
+    };
     while let Some(arg) = args.next() {
         let arg = arg.into_string().map_err(CliError::NotUnicode)?;
         let (name, inline) = match arg.split_once('=') {
@@ -128,32 +217,39 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command,
             _ => (arg.clone(), None),
         };
         if name == "-h" || name == "--help" {
-            return Ok(Command::Help);
+            return Ok(if decide { Command::DecideHelp } else { Command::Help });
         }
-        let option: &'static str = match name.as_str() {
-            "--rate" => "--rate",
-            "--workers" => "--workers",
-            "--duration" => "--duration",
-            "--db" => "--db",
-            "--error-rate" => "--error-rate",
-            "--listen" => "--listen",
-            "--namespace" => "--namespace",
-            "--sync" => "--sync",
-            _ => return Err(CliError::Unknown(arg)),
+        const RUN: &[&str] = &[
+            "--rate",
+            "--workers",
+            "--duration",
+            "--db",
+            "--error-rate",
+            "--listen",
+            "--namespace",
+            "--sync",
+            "--decide-every",
+            "--decision-log",
+            "--deployment",
+            "--max-error-percent",
+            "--migrate-writes",
+            "--plan-writes",
+            "--plan-file-size",
+        ];
+        const DECIDE: &[&str] = &["--source", "--prometheus", "--window"];
+        let Some(option) = RUN.iter().chain(if decide { DECIDE } else { &[] }).find(|o| **o == name).copied() else {
+            return Err(CliError::Unknown(arg));
         };
         let value = match inline {
             Some(v) => v,
             None => args.next().ok_or(CliError::MissingValue(option))?.into_string().map_err(CliError::NotUnicode)?,
         };
         let bad = |expected| CliError::BadValue { option, value: value.clone(), expected };
+        let number = |lo: f64, hi: f64, expected| {
+            value.parse::<f64>().ok().filter(|v| (lo..=hi).contains(v)).ok_or_else(|| bad(expected))
+        };
         match option {
-            "--rate" => {
-                o.rate = value
-                    .parse()
-                    .ok()
-                    .filter(|r: &f64| (0.1..=1_000_000.0).contains(r))
-                    .ok_or_else(|| bad("a number from 0.1 to 1000000"))?;
-            }
+            "--rate" => o.rate = number(0.1, 1_000_000.0, "a number from 0.1 to 1000000")?,
             "--workers" => {
                 o.workers = value
                     .parse()
@@ -167,23 +263,20 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command,
                         .ok_or_else(|| bad("a positive time such as 30, 30s, 5m or 1h (at most 30 days)"))?,
                 );
             }
-            "--db" => {
+            "--db" | "--decision-log" => {
                 if value.is_empty() {
                     return Err(bad("a file path"));
                 }
-                o.db = PathBuf::from(&value);
+                if option == "--db" {
+                    o.db = PathBuf::from(&value);
+                } else {
+                    o.decision_log = PathBuf::from(&value);
+                }
             }
-            "--error-rate" => {
-                o.error_rate = value
-                    .parse()
-                    .ok()
-                    .filter(|r: &f64| (0.0..=1.0).contains(r))
-                    .ok_or_else(|| bad("a fraction from 0 to 1, e.g. 0.05"))?;
-            }
+            "--error-rate" => o.error_rate = number(0.0, 1.0, "a fraction from 0 to 1, e.g. 0.05")?,
             "--listen" => o.listen = value.parse().map_err(|_| bad("IP:PORT, e.g. 127.0.0.1:9898"))?,
             "--namespace" => {
-                let ok = !value.is_empty()
-                    && value.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                let ok = value.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
                     && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
                 if !ok {
                     return Err(bad("a metric name prefix: letters, digits and _, not starting with a digit"));
@@ -197,10 +290,47 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command,
                     _ => return Err(bad("full or normal")),
                 };
             }
-            _ => unreachable!("every option above is matched"),
+            "--decide-every" => {
+                o.decide_every = if value == "0" {
+                    None
+                } else {
+                    Some(parse_duration(&value).ok_or_else(|| bad("a time such as 30s or 5m, or 0 for never"))?)
+                };
+            }
+            "--deployment" => o.deployment = value.parse().map_err(|_| bad("single-server or multi-server"))?,
+            "--max-error-percent" => err_pct = number(0.0, 100.0, "a percentage from 0 to 100")?,
+            "--migrate-writes" => migrate = number(0.0, f64::MAX, "a number of writes per second >= 0")?,
+            "--plan-writes" => plan = number(0.0, f64::MAX, "a number of writes per second >= 0")?,
+            "--plan-file-size" => size = value.parse().map_err(|_| bad("a whole number of bytes"))?,
+            "--source" => {
+                if !["in-process", "prometheus"].contains(&value.as_str()) {
+                    return Err(bad("in-process or prometheus"));
+                }
+                source_name = value;
+            }
+            "--prometheus" => {
+                hotmeter_streaming::decision::PrometheusSource::new(&value)
+                    .map_err(|_| bad("an http:// URL with a port, e.g. http://127.0.0.1:9090"))?;
+                url = value;
+            }
+            "--window" => window = Some(parse_duration(&value).ok_or_else(|| bad("a time such as 10s or 5m"))?),
+            _ => unreachable!("every listed option is matched"),
         }
     }
-    Ok(Command::Run(o))
+    o.thresholds = MigrationThresholds::new(err_pct, migrate, plan, size).map_err(|_| CliError::BadValue {
+        option: "--plan-writes",
+        value: plan.to_string(),
+        expected: "at most --migrate-writes",
+    })?;
+    if !decide {
+        return Ok(Command::Run(o));
+    }
+    let source = if source_name == "prometheus" { Source::Prometheus(url) } else { Source::InProcess };
+    let window = window.unwrap_or(match source {
+        Source::InProcess => Duration::from_secs(10),
+        Source::Prometheus(_) => Duration::from_secs(300),
+    });
+    Ok(Command::Decide(DecideOptions { run: o, source, window }))
 }
 
 #[cfg(test)]
@@ -272,5 +402,37 @@ mod tests {
             }
         }
         assert!(usage().contains("--error-rate R"));
+        assert_eq!(run(&["--source", "prometheus"]), Err(CliError::Unknown("--source".into())), "decide-only");
+        assert!(matches!(run(&["--plan-writes", "200"]), Err(CliError::BadValue { .. })), "plan above migrate");
+    }
+
+    #[test]
+    fn decide_subcommand() {
+        let Ok(Command::Decide(d)) = run(&["decide"]) else { panic!("decide parses") };
+        assert_eq!((d.source, d.window), (Source::InProcess, Duration::from_secs(10)));
+        let Ok(Command::Decide(d)) = run(&[
+            "decide",
+            "--source",
+            "prometheus",
+            "--prometheus",
+            "http://127.0.0.1:9091",
+            "--deployment",
+            "multi-server",
+            "--max-error-percent",
+            "2",
+            "--window",
+            "1m",
+        ]) else {
+            panic!("decide parses")
+        };
+        assert_eq!(d.source, Source::Prometheus("http://127.0.0.1:9091".into()));
+        assert_eq!(d.window, Duration::from_secs(60));
+        assert_eq!(d.run.deployment, Deployment::MultiServer);
+        assert_eq!(d.run.thresholds.error_rate_percent(), 2.0);
+        assert_eq!(run(&["decide", "--help"]), Ok(Command::DecideHelp));
+        assert!(matches!(run(&["decide", "--source", "psychic"]), Err(CliError::BadValue { option: "--source", .. })));
+        assert!(matches!(run(&["decide", "--prometheus", "localhost"]), Err(CliError::BadValue { .. })));
+        assert!(decide_usage().contains("--source prometheus"));
+        assert!(matches!(run(&["--decide-every", "0"]), Ok(Command::Run(o)) if o.decide_every.is_none()));
     }
 }

@@ -26,6 +26,8 @@ use hotmeter_streaming::{
     Observation, PoolConfig, Priority, RecallIndex, Shutdown, SqliteStore, WorkerPool,
 };
 
+use hotmeter_streaming::decision::{DecisionLog, WriteWindow};
+
 use crate::cli::{Command, Options};
 use crate::status::{Names, Tally, Window};
 
@@ -89,24 +91,92 @@ fn main() -> ExitCode {
             println!("{}", cli::usage());
             ExitCode::SUCCESS
         }
-        Ok(Command::Run(options)) => match run(&options) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                let mut msg = format!("hotmeter-demo: {e}");
-                let mut source = std::error::Error::source(&e);
-                while let Some(s) = source {
-                    msg.push_str(&format!(": {s}"));
-                    source = s.source();
-                }
-                eprintln!("{msg}");
-                ExitCode::FAILURE
-            }
-        },
+        Ok(Command::DecideHelp) => {
+            println!("{}", cli::decide_usage());
+            ExitCode::SUCCESS
+        }
+        Ok(Command::Run(options)) => report(run(&options, Mode::Serve).map(drop)),
+        Ok(Command::Decide(options)) => report(decide(&options)),
         Err(e) => {
             eprintln!("hotmeter-demo: {e}\nRun `hotmeter-demo --help` for the options and their defaults.");
             ExitCode::from(2)
         }
     }
+}
+
+/// Prints an error with its chain of causes; the exit code says which.
+fn report(result: Result<(), Failed>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let mut msg = format!("hotmeter-demo: {e}");
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                msg.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            eprintln!("{msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// How `run` presents itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// The main job: serve metrics, print status lines and a summary.
+    Serve,
+    /// Measuring for `decide`: no server, no status lines.
+    Measure,
+}
+
+/// What a run wrote, for `decide`.
+#[derive(Debug)]
+struct RunSummary {
+    writes_ok: u64,
+    writes_err: u64,
+    elapsed: Duration,
+    file_size: u64,
+}
+
+/// `hotmeter-demo decide`: measure (in process or from Prometheus), decide,
+/// print, log.
+fn decide(d: &cli::DecideOptions) -> Result<(), Failed> {
+    use hotmeter_streaming::decision::{DecisionLog, MigrationMetrics, PrometheusSource, should_migrate};
+    let o = &d.run;
+    let log = context(DecisionLog::open(&o.decision_log), || "cannot open the decision log".into())?;
+    let (source, metrics) = match &d.source {
+        cli::Source::InProcess => {
+            let run_opts = Options { duration: Some(d.window), ..o.clone() };
+            println!(
+                "measuring in process for {:.0} s: {} obs/s, {} workers, error injection {}%...",
+                d.window.as_secs_f64(),
+                o.rate,
+                o.workers,
+                o.error_rate * 100.0
+            );
+            let s = run(&run_opts, Mode::Measure)?;
+            let total = s.writes_ok + s.writes_err;
+            let pct = if total == 0 { 0.0 } else { 100.0 * s.writes_err as f64 / total as f64 };
+            let wps = total as f64 / s.elapsed.as_secs_f64().max(1e-9);
+            let m =
+                context(MigrationMetrics::new(pct, wps, o.deployment, s.file_size), || "invalid measurement".into())?;
+            ("in-process", m)
+        }
+        cli::Source::Prometheus(url) => {
+            let src = context(PrometheusSource::new(url), || "bad --prometheus".into())?
+                .window(&format!("{}s", d.window.as_secs().max(1)))
+                .namespace(o.namespace.as_deref());
+            let m = context(src.fetch(o.deployment), || format!("cannot get the decision's inputs from {url}"))?;
+            ("prometheus", m)
+        }
+    };
+    let decision = should_migrate(&metrics, &o.thresholds);
+    println!("{}", metrics.summary());
+    println!("{}", decision.report());
+    context(log.append(source, &metrics, &o.thresholds, &decision), || "cannot log the decision".into())?;
+    println!("(logged to {})", o.decision_log.display());
+    Ok(())
 }
 
 /// An error with a line of context for the person running the demo.
@@ -161,7 +231,7 @@ fn stop_on_signal(stop: Arc<AtomicBool>) {
         .expect("spawn the signal thread");
 }
 
-fn run(o: &Options) -> Result<(), Failed> {
+fn run(o: &Options, mode: Mode) -> Result<RunSummary, Failed> {
     let names = Names::new(o.namespace.as_deref());
     let mut builder = Registry::builder();
     if let Some(ns) = &o.namespace {
@@ -184,28 +254,40 @@ fn run(o: &Options) -> Result<(), Failed> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| Failed { what: "cannot add memory spaces".into(), source: e.into() })?;
 
-    let server = context(hotmeter_exporter::Exporter::new(registry.clone()).listen(o.listen).start(), || {
-        format!("cannot serve metrics on {} (pass --listen with another address, e.g. 127.0.0.1:0)", o.listen)
-    })?;
-    server.set_ready(true);
-    println!("serving http://{}/metrics", server.local_addr());
-    println!(
-        "pipeline: {} obs/s over {} memory spaces, {} workers, checkpoints in {} (sync {}), error injection {}%",
-        o.rate,
-        spaces.len(),
-        o.workers,
-        o.db.display(),
-        match o.sync {
-            hotmeter_streaming::Durability::Full => "full",
-            _ => "normal",
-        },
-        o.error_rate * 100.0
-    );
-    match o.duration {
-        Some(d) => println!("running for {:.1} s (Ctrl-C stops early)", d.as_secs_f64()),
-        None => println!("running until Ctrl-C"),
-    }
-    let _ = std::io::stdout().flush();
+    let server = if mode == Mode::Serve {
+        let server = context(hotmeter_exporter::Exporter::new(registry.clone()).listen(o.listen).start(), || {
+            format!("cannot serve metrics on {} (pass --listen with another address, e.g. 127.0.0.1:0)", o.listen)
+        })?;
+        server.set_ready(true);
+        println!("serving http://{}/metrics", server.local_addr());
+        println!(
+            "pipeline: {} obs/s over {} memory spaces, {} workers, checkpoints in {} (sync {}), error injection {}%",
+            o.rate,
+            spaces.len(),
+            o.workers,
+            o.db.display(),
+            match o.sync {
+                hotmeter_streaming::Durability::Full => "full",
+                _ => "normal",
+            },
+            o.error_rate * 100.0
+        );
+        match o.duration {
+            Some(d) => println!("running for {:.1} s (Ctrl-C stops early)", d.as_secs_f64()),
+            None => println!("running until Ctrl-C"),
+        }
+        let _ = std::io::stdout().flush();
+        Some(server)
+    } else {
+        None
+    };
+    let decisions = match (mode, o.decide_every) {
+        (Mode::Serve, Some(every)) => Some((
+            context(DecisionLog::open(&o.decision_log), || "cannot open the decision log (--decision-log)".into())?,
+            every,
+        )),
+        _ => None,
+    };
 
     let stop = Arc::new(AtomicBool::new(false));
     stop_on_signal(stop.clone());
@@ -258,10 +340,14 @@ fn run(o: &Options) -> Result<(), Failed> {
             }
         });
 
-        // Status: one line per second, from registry snapshots.
-        let tty = std::io::stdout().is_terminal();
+        // Status: one line per second, from registry snapshots; a migration
+        // decision every --decide-every, from the same counters.
+        let tty = mode == Mode::Serve && std::io::stdout().is_terminal();
         let mut before = Tally::read(&registry.snapshot(), &names);
         let mut last = Instant::now();
+        let mut window = WriteWindow::new(DECISION_WINDOW.as_secs() as usize + 2);
+        window.push(last, before.writes_ok, before.writes_err);
+        let mut next_decision = decisions.as_ref().map(|(_, every)| started + *every);
         loop {
             let next = last + Duration::from_secs(1);
             while Instant::now() < next {
@@ -272,14 +358,28 @@ fn run(o: &Options) -> Result<(), Failed> {
             }
             let now_t = Instant::now();
             let now = Tally::read(&registry.snapshot(), &names);
-            let window = Window::between(&before, &now, now_t - last);
-            let text = status::line(started.elapsed(), &window, &now);
-            if tty {
-                print!("\r{text}");
-            } else {
-                println!("{text}");
+            window.push(now_t, now.writes_ok, now.writes_err);
+            if mode == Mode::Serve {
+                let w = Window::between(&before, &now, now_t - last);
+                let text = status::line(started.elapsed(), &w, &now);
+                if tty {
+                    print!("\r{text}");
+                } else {
+                    println!("{text}");
+                }
+                let _ = std::io::stdout().flush();
             }
-            let _ = std::io::stdout().flush();
+            if let (Some((log, every)), Some(due)) = (&decisions, next_decision)
+                && now_t >= due
+            {
+                next_decision = Some(due + *every);
+                let line = decide_in_process(&window, o, store.inner().file_size_bytes().unwrap_or(0), log);
+                if tty {
+                    print!("\r{line}\n");
+                } else {
+                    println!("{line}");
+                }
+            }
             before = now;
             last = now_t;
             if stop.load(Ordering::Acquire) || deadline.is_some_and(|d| Instant::now() >= d) {
@@ -289,7 +389,9 @@ fn run(o: &Options) -> Result<(), Failed> {
         if tty {
             println!();
         }
-        println!("stopping: submission stopped, draining queued work...");
+        if mode == Mode::Serve {
+            println!("stopping: submission stopped, draining queued work...");
+        }
         generating.store(false, Ordering::Release);
     });
 
@@ -301,23 +403,32 @@ fn run(o: &Options) -> Result<(), Failed> {
     let rejected = traffic.rejected.load(Ordering::Relaxed);
     let whole = Window::between(&Tally::default(), &end, elapsed);
     let ms = |q| end.write_quantile(q).map_or("-".to_owned(), |s| format!("{:.2} ms", s * 1e3));
-    println!("summary after {:.1} s:", elapsed.as_secs_f64());
-    println!(
-        "  observations  submitted {submitted}, processed {}, rejected {rejected} -> {}",
-        report.processed,
-        if report.processed + rejected == submitted { "all accounted for" } else { "MISMATCH" }
-    );
-    println!("  batches       {} ({} failed)", report.batches, report.failed_batches);
-    println!(
-        "  checkpoints   {} written, {} failed ({:.2}% errors), {:.1} writes/s, {rows} new rows in {}",
-        end.writes_ok,
-        end.writes_err,
-        whole.error_percent,
-        whole.writes_per_sec,
-        o.db.display()
-    );
-    println!("  write latency p50 {}, p99 {}; database {:.1} KiB", ms(0.5), ms(0.99), end.file_size as f64 / 1024.0);
-    server.shutdown();
+    if mode == Mode::Serve {
+        println!("summary after {:.1} s:", elapsed.as_secs_f64());
+        println!(
+            "  observations  submitted {submitted}, processed {}, rejected {rejected} -> {}",
+            report.processed,
+            if report.processed + rejected == submitted { "all accounted for" } else { "MISMATCH" }
+        );
+        println!("  batches       {} ({} failed)", report.batches, report.failed_batches);
+        println!(
+            "  checkpoints   {} written, {} failed ({:.2}% errors), {:.1} writes/s, {rows} new rows in {}",
+            end.writes_ok,
+            end.writes_err,
+            whole.error_percent,
+            whole.writes_per_sec,
+            o.db.display()
+        );
+        println!(
+            "  write latency p50 {}, p99 {}; database {:.1} KiB",
+            ms(0.5),
+            ms(0.99),
+            end.file_size as f64 / 1024.0
+        );
+    }
+    if let Some(server) = server {
+        server.shutdown();
+    }
     if report.processed + rejected != submitted || rows != end.writes_ok {
         return Err(Failed {
             what: "accounting mismatch".into(),
@@ -328,5 +439,39 @@ fn run(o: &Options) -> Result<(), Failed> {
             .into(),
         });
     }
-    Ok(())
+    Ok(RunSummary {
+        writes_ok: end.writes_ok,
+        writes_err: end.writes_err,
+        elapsed,
+        file_size: store.inner().file_size_bytes().unwrap_or(0),
+    })
+}
+
+/// How far back the running demo's periodic decisions look.
+const DECISION_WINDOW: Duration = Duration::from_secs(300);
+
+/// One periodic decision from the in-process window: logged, and returned
+/// as a line for the terminal.
+fn decide_in_process(window: &WriteWindow, o: &Options, file_size: u64, log: &DecisionLog) -> String {
+    use hotmeter_streaming::decision::{MigrationMetrics, should_migrate};
+    let Some((wps, pct)) = window.rates(DECISION_WINDOW) else {
+        return "decision: not enough data yet".to_owned();
+    };
+    let metrics = match MigrationMetrics::new(pct, wps, o.deployment, file_size) {
+        Ok(m) => m,
+        Err(e) => return format!("decision: skipped ({e})"),
+    };
+    let d = should_migrate(&metrics, &o.thresholds);
+    let logged = match log.append("in-process", &metrics, &o.thresholds, &d) {
+        Ok(()) => String::new(),
+        Err(e) => format!(" [not logged: {e}]"),
+    };
+    let why = d.reasons.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+    format!(
+        "decision: {} ({:.1} writes/s, {:.2}% errors{}){logged}",
+        d.verdict,
+        wps,
+        pct,
+        if why.is_empty() { String::new() } else { format!("; {why}") }
+    )
 }

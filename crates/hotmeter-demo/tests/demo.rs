@@ -284,3 +284,44 @@ fn bad_options_exit_non_zero_with_a_message_and_help_lists_defaults() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot serve metrics"));
 }
+
+#[test]
+fn decide_in_process_with_two_percent_errors_says_migrate_now_and_logs_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("decisions.jsonl");
+    let out = Command::new(DEMO)
+        .args(["decide", "--rate", "500", "--error-rate", "0.02", "--window", "5"])
+        .arg("--db")
+        .arg(dir.path().join("d.db"))
+        .arg("--decision-log")
+        .arg(&log)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let inputs = stdout.lines().find(|l| l.starts_with("Error rate: ")).expect("the inputs line");
+    assert!(
+        inputs.contains("Throughput: ") && inputs.contains("writes/sec") && inputs.contains("File size: "),
+        "{inputs}"
+    );
+    assert!(stdout.contains("Decision: MIGRATE NOW"), "{stdout}");
+    assert!(stdout.contains("MIGRATE NOW - Write errors >1%"), "{stdout}");
+    assert!(stdout.contains("Justification: "), "{stdout}");
+    let entry: serde_json::Value = serde_json::from_str(std::fs::read_to_string(&log).unwrap().trim()).unwrap();
+    assert_eq!(entry["source"], "in-process");
+    assert_eq!(entry["verdict"], "MIGRATE NOW");
+    let pct = entry["inputs"]["error_rate_percent"].as_f64().unwrap();
+    assert!((1.0..3.0).contains(&pct), "measured {pct}% with 2% injected");
+
+    // A Prometheus that is down is an error, exit 1, nothing logged.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let out = Command::new(DEMO)
+        .args(["decide", "--source", "prometheus", "--prometheus", &format!("http://127.0.0.1:{port}")])
+        .arg("--decision-log")
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach Prometheus"));
+    assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 1);
+}
