@@ -134,7 +134,17 @@ fn start_demo(procs: &mut Procs, name: &str, db: &Path, error_rate: f64) -> Stri
     let child = procs.spawn(
         name,
         Command::new(DEMO)
-            .args(["--listen", "127.0.0.1:0", "--rate", "100", "--duration", "10m", "--decide-every", "0", "--error-rate"])
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--rate",
+                "100",
+                "--duration",
+                "10m",
+                "--decide-every",
+                "0",
+                "--error-rate",
+            ])
             .arg(error_rate.to_string())
             .arg("--db")
             .arg(db)

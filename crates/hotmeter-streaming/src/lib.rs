@@ -11,6 +11,8 @@
 //! | backpressure | [`BackpressureMonitor`], [`BackpressureState`] | state 0-3 with hysteresis, activations, load shedding |
 //! | checkpoint store | [`CheckpointStore`], [`SqliteStore`], [`MonitoredStore`] | write rate, errors, write latency, file size |
 //! | recall | [`RecallIndex`] | read latency against what was stored |
+//! | SLOs | [`slo`] | objectives evaluated in process, and the Prometheus burn-rate rules generated from them |
+//! | trace continuity | [`trace`] | which stages a trace passed, incomplete traces by missing stage |
 //! | migration decision | [`decision`] | whether a single SQLite file is still enough, from in-process counters or Prometheus, logged for audit |
 //!
 //! Every metric name lives in one place, [`metrics`], with its labels and
@@ -64,6 +66,8 @@ mod observation;
 mod pool;
 mod queue;
 mod recall;
+pub mod slo;
+pub mod trace;
 
 pub use backpressure::{BackpressureMonitor, BackpressureState, BackpressureThresholds, ThresholdError, Transition};
 pub use checkpoint::{
