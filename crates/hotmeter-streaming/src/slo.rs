@@ -252,14 +252,17 @@ fn merged(snap: &RegistrySnapshot, name: &str) -> Option<Merged> {
     out
 }
 
+/// One recorded snapshot: when, (good, total) per SLO, and merged bucket
+/// counts per latency SLO.
+type Sample = (Instant, Vec<(f64, f64)>, Vec<Option<Merged>>);
+
 /// Evaluates SLOs from registry snapshots fed to it over time. Memory is
 /// bounded: samples older than the longest window are dropped.
 #[derive(Debug)]
 pub struct SloTracker {
     slos: Vec<Slo>,
     prefix: String,
-    /// (when, (good, total) per SLO, merged bucket counts per latency SLO).
-    samples: VecDeque<(Instant, Vec<(f64, f64)>, Vec<Option<Merged>>)>,
+    samples: VecDeque<Sample>,
 }
 
 impl SloTracker {
