@@ -74,6 +74,8 @@ impl Default for Options {
 pub(crate) enum Command {
     Run(Options),
     Decide(DecideOptions),
+    /// Print the Prometheus rules generated from the demo's SLOs.
+    SloRules,
     Help,
     DecideHelp,
 }
@@ -129,8 +131,13 @@ OPTIONS:
     -h, --help         print this help
 
 Stop with Ctrl-C (or --duration): submission stops, queued work is drained,
-and a summary is printed. `hotmeter-demo decide --help` explains the
-migration decision command.",
+and a summary is printed. While it runs, GET /slos on the same address
+returns the SLO report as JSON.
+
+OTHER COMMANDS:
+    hotmeter-demo decide [OPTIONS]   measure and print the migration decision (see `decide --help`)
+    hotmeter-demo slo-rules          print the Prometheus rules generated from the demo's SLOs
+                                     (the source of alerts/slo.yml)",
         rate = DEFAULT_RATE,
         workers = DEFAULT_WORKERS,
         db = d.db.display(),
@@ -198,6 +205,13 @@ fn parse_duration(s: &str) -> Option<Duration> {
 /// Parses the arguments after the program name.
 pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, CliError> {
     let mut args = args.into_iter().peekable();
+    if args.peek().is_some_and(|a| a == "slo-rules") {
+        args.next();
+        return match args.next() {
+            None => Ok(Command::SloRules),
+            Some(extra) => Err(CliError::Unknown(extra.to_string_lossy().into_owned())),
+        };
+    }
     let decide = args.peek().is_some_and(|a| a == "decide");
     if decide {
         args.next();

@@ -12,12 +12,13 @@
 //! Run `hotmeter-demo --help` for the options.
 
 mod cli;
+mod slos;
 mod status;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use hotmeter::Registry;
@@ -27,6 +28,8 @@ use hotmeter_streaming::{
 };
 
 use hotmeter_streaming::decision::{DecisionLog, WriteWindow};
+use hotmeter_streaming::slo::SloTracker;
+use hotmeter_streaming::trace::TraceTracker;
 
 use crate::cli::{Command, Options};
 use crate::status::{Names, Tally, Window};
@@ -39,13 +42,43 @@ type Store = MonitoredStore<FaultInjectingStore<SqliteStore>>;
 struct DemoHandler {
     store: Store,
     recall: Arc<RecallIndex>,
+    traces: Arc<TraceTracker>,
+}
+
+/// The pipeline's stages, as the trace tracker knows them.
+const STAGES: [&str; 4] = ["generate", "enqueue", "process", "checkpoint_write"];
+/// One observation in this many is traced (its key is a multiple of it).
+const TRACE_EVERY: u64 = 10;
+
+fn trace_id(key: u64) -> Option<String> {
+    key.is_multiple_of(TRACE_EVERY).then(|| format!("{key:016x}"))
 }
 
 impl BatchHandler for DemoHandler {
     fn handle(&self, ctx: &BatchContext, batch: &[Observation]) -> Result<(), BatchFailure> {
         for o in batch {
             self.recall.insert(o);
+            if let Some(id) = trace_id(o.key) {
+                let _ = self.traces.record(&id, "process");
+            }
         }
+        let result = self.write_checkpoint(ctx, batch);
+        // A trace ends here: complete, or counted with its missing stages
+        // (a failed checkpoint write leaves `checkpoint_write` missing).
+        for o in batch {
+            if let Some(id) = trace_id(o.key) {
+                if result.is_ok() {
+                    let _ = self.traces.record(&id, "checkpoint_write");
+                }
+                let _ = self.traces.validate(&id, &STAGES);
+            }
+        }
+        result
+    }
+}
+
+impl DemoHandler {
+    fn write_checkpoint(&self, ctx: &BatchContext, batch: &[Observation]) -> Result<(), BatchFailure> {
         let last = batch.last().map_or(0, |o| o.key);
         let state = format!(
             "{{\"worker\":{},\"batch\":{},\"observations\":{},\"last_key\":{last}}}",
@@ -89,6 +122,10 @@ fn main() -> ExitCode {
     match cli::parse(std::env::args_os().skip(1)) {
         Ok(Command::Help) => {
             println!("{}", cli::usage());
+            ExitCode::SUCCESS
+        }
+        Ok(Command::SloRules) => {
+            print!("{}", hotmeter_streaming::slo::prometheus_rules(&slos::definitions(), None, slos::RUNBOOK));
             ExitCode::SUCCESS
         }
         Ok(Command::DecideHelp) => {
@@ -245,7 +282,14 @@ fn run(o: &Options, mode: Mode) -> Result<RunSummary, Failed> {
     let store = context(MonitoredStore::new(faulty, &registry), || "cannot register checkpoint metrics".into())?;
     let rows_before = context(store.inner().inner().count(), || "cannot read the checkpoint table".into())?;
     let recall = Arc::new(RecallIndex::new(10_000));
-    let handler = Arc::new(DemoHandler { store: store.clone(), recall: recall.clone() });
+    let traces = Arc::new(context(TraceTracker::new(&registry, &STAGES, Duration::from_secs(60), 100_000), || {
+        "cannot register trace metrics".into()
+    })?);
+    let handler = Arc::new(DemoHandler { store: store.clone(), recall: recall.clone(), traces: traces.clone() });
+    let slo_defs = slos::definitions();
+    let slo_tracker = Arc::new(Mutex::new(context(SloTracker::new(slo_defs.clone(), o.namespace.as_deref()), || {
+        "invalid SLO definitions".into()
+    })?));
     let config = PoolConfig { workers: o.workers, ..PoolConfig::default() };
     let pool = context(WorkerPool::start(config, &registry, handler), || "cannot start the worker pool".into())?;
     let spaces = SPACES
@@ -255,7 +299,13 @@ fn run(o: &Options, mode: Mode) -> Result<RunSummary, Failed> {
         .map_err(|e| Failed { what: "cannot add memory spaces".into(), source: e.into() })?;
 
     let server = if mode == Mode::Serve {
-        let server = context(hotmeter_exporter::Exporter::new(registry.clone()).listen(o.listen).start(), || {
+        let report_slos = slo_tracker.clone();
+        let exporter = hotmeter_exporter::Exporter::new(registry.clone()).listen(o.listen).route(
+            "/slos",
+            "application/json",
+            move || report_slos.lock().unwrap_or_else(PoisonError::into_inner).report().to_json(&slo_defs).into_bytes(),
+        );
+        let server = context(exporter.start(), || {
             format!("cannot serve metrics on {} (pass --listen with another address, e.g. 127.0.0.1:0)", o.listen)
         })?;
         server.set_ready(true);
@@ -320,9 +370,20 @@ fn run(o: &Options, mode: Mode) -> Result<RunSummary, Failed> {
                     };
                     let payload = vec![b'x'; 32 + rng.below(224) as usize];
                     traffic.submitted.fetch_add(1, Ordering::Relaxed);
+                    let id = trace_id(sent);
+                    if let Some(id) = &id {
+                        // Both before submitting: once accepted, a worker may finish
+                        // (and validate) the trace before `submit` even returns.
+                        let _ = traces.record(id, "generate");
+                        let _ = traces.record(id, "enqueue");
+                    }
                     if sessions[space.unwrap_or(0)].submit(priority, sent, payload).is_err() {
-                        // Counted in streaming_observations_rejected_total by the queue.
+                        // Counted in streaming_observations_rejected_total by the queue;
+                        // its trace ends here, without `process` and `checkpoint_write`.
                         traffic.rejected.fetch_add(1, Ordering::Relaxed);
+                        if let Some(id) = &id {
+                            let _ = traces.validate(id, &STAGES);
+                        }
                     }
                     sent += 1;
                 }
@@ -357,11 +418,22 @@ fn run(o: &Options, mode: Mode) -> Result<RunSummary, Failed> {
                 std::thread::sleep(Duration::from_millis(20));
             }
             let now_t = Instant::now();
-            let now = Tally::read(&registry.snapshot(), &names);
+            let snap = registry.snapshot();
+            let now = Tally::read(&snap, &names);
             window.push(now_t, now.writes_ok, now.writes_err);
+            let slo_report = {
+                let mut tracker = slo_tracker.lock().unwrap_or_else(PoisonError::into_inner);
+                tracker.record(now_t, &snap);
+                tracker.report()
+            };
             if mode == Mode::Serve {
                 let w = Window::between(&before, &now, now_t - last);
-                let text = status::line(started.elapsed(), &w, &now);
+                let text = format!(
+                    "{} | SLOs {}/{} met",
+                    status::line(started.elapsed(), &w, &now),
+                    slo_report.met(),
+                    slo_report.total()
+                );
                 if tty {
                     print!("\r{text}");
                 } else {

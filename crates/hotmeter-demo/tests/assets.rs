@@ -45,7 +45,7 @@ fn every_alert_is_labelled_annotated_documented_and_tested() {
     let headings: BTreeSet<String> =
         runbook.lines().filter_map(|l| l.strip_prefix("## ")).map(|h| h.trim().to_ascii_lowercase()).collect();
     let mut tested: BTreeMap<String, (usize, usize)> = BTreeMap::new(); // alert -> (firing checks, silent checks)
-    for file in ["alerts/tests/checkpoints_test.yml", "alerts/tests/streaming_test.yml"] {
+    for file in ["alerts/tests/checkpoints_test.yml", "alerts/tests/streaming_test.yml", "alerts/tests/slo_test.yml"] {
         let json: String = read(file).lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>().join("\n");
         let doc: Value = serde_json::from_str(&json).unwrap();
         for test in doc["tests"].as_array().unwrap() {
@@ -61,7 +61,7 @@ fn every_alert_is_labelled_annotated_documented_and_tested() {
     }
 
     let mut all = BTreeSet::new();
-    for file in ["alerts/checkpoints.yml", "alerts/streaming.yml"] {
+    for file in ["alerts/checkpoints.yml", "alerts/streaming.yml", "alerts/slo.yml"] {
         for (name, body) in alerts(file) {
             for field in ["severity:", "summary:", "description:", "runbook_url:"] {
                 assert!(body.contains(field), "{name} in {file} has no {field}");
@@ -93,6 +93,9 @@ fn every_alert_is_labelled_annotated_documented_and_tested() {
         "StreamingBatchFailures",
         "StreamingLowThroughput",
         "StreamingExcessiveWorkStealing",
+        "CheckpointAvailabilityErrorBudgetFastBurn",
+        "CheckpointAvailabilityErrorBudgetSlowBurn",
+        "ObservationLatencyErrorBudgetFastBurn",
     ] {
         assert!(all.contains(required), "missing alert {required}");
     }

@@ -325,3 +325,65 @@ fn decide_in_process_with_two_percent_errors_says_migrate_now_and_logs_it() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach Prometheus"));
     assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 1);
 }
+
+#[test]
+fn slos_are_served_and_failed_checkpoints_leave_incomplete_traces() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("slo.db");
+    let mut demo = Demo::start(&[
+        "--duration",
+        "3",
+        "--listen",
+        "127.0.0.1:0",
+        "--db",
+        db.to_str().unwrap(),
+        "--rate",
+        "200",
+        "--error-rate",
+        "0.5",
+        "--decide-every",
+        "0",
+    ]);
+    let addr = demo.addr();
+    demo.wait_for("[    2s]");
+    let line = demo.seen.last().unwrap().clone();
+    assert!(line.contains("| SLOs ") && line.contains(" met"), "{line}");
+
+    // GET /slos: the report as JSON, from the same counters.
+    let mut s = TcpStream::connect(&addr).unwrap();
+    write!(s, "GET /slos HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200") && head.contains("application/json"), "{head}");
+    let report: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(report["total"], 3);
+    assert_eq!(report["met"].as_u64().unwrap() + report["violated"].as_u64().unwrap(), 3);
+    let slos = report["slos"].as_array().unwrap();
+    let availability = slos.iter().find(|s| s["name"] == "checkpoint-availability").unwrap();
+    // Half the writes fail: far below 99.5%, budget overspent.
+    assert_eq!(availability["met"], false, "{availability}");
+    assert!(availability["sli"].as_f64().unwrap() < 0.8);
+    assert!(availability["error_budget_remaining"].as_f64().unwrap() < 0.0);
+    assert!(slos.iter().all(|s| s["events"].as_f64().unwrap() > 0.0), "{slos:?}");
+
+    // Traces: only the checkpoint stage goes missing.
+    let s = samples(&scrape(&addr));
+    assert!(get(&s, "trace_incomplete_total{missing_stage=\"checkpoint_write\"}") > 0.0);
+    for stage in ["generate", "enqueue", "process"] {
+        assert_eq!(get(&s, &format!("trace_incomplete_total{{missing_stage=\"{stage}\"}}")), 0.0, "{stage}");
+    }
+    assert!(demo.wait().success());
+}
+
+#[test]
+fn slo_rules_file_is_generated_from_the_definitions() {
+    let out = Command::new(DEMO).arg("slo-rules").output().unwrap();
+    assert!(out.status.success());
+    let generated = String::from_utf8(out.stdout).unwrap();
+    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../alerts/slo.yml")).unwrap();
+    assert!(
+        generated == committed,
+        "alerts/slo.yml is stale: run `cargo run -p hotmeter-demo -- slo-rules > alerts/slo.yml`"
+    );
+}

@@ -168,7 +168,7 @@ fn start_demo(procs: &mut Procs, name: &str, db: &Path, error_rate: f64) -> Stri
 
 /// The test copy of the rules: identical expressions, `for:` shortened to 5 s.
 fn test_rules(dir: &Path) -> Vec<PathBuf> {
-    ["checkpoints.yml", "streaming.yml"]
+    ["checkpoints.yml", "streaming.yml", "slo.yml"]
         .iter()
         .map(|f| {
             let text = std::fs::read_to_string(Path::new(ROOT).join("alerts").join(f)).unwrap();
@@ -323,7 +323,7 @@ fn a_failing_write_becomes_a_delivered_alert() {
     let emitted: BTreeSet<&str> =
         scrape.lines().filter_map(|l| l.strip_prefix("# TYPE ")).filter_map(|l| l.split(' ').next()).collect();
     let mut referenced = BTreeSet::new();
-    for f in ["checkpoints.yml", "streaming.yml"] {
+    for f in ["checkpoints.yml", "streaming.yml", "slo.yml"] {
         referenced.extend(metric_names(&std::fs::read_to_string(Path::new(ROOT).join("alerts").join(f)).unwrap()));
     }
     for (_, _, expr) in dashboard_exprs() {
@@ -373,6 +373,18 @@ fn a_failing_write_becomes_a_delivered_alert() {
         });
         assert!(!result.is_empty());
     }
+
+    // The generated SLO rules evaluate against real data (their `le`
+    // strings match the exposition's): every 5m error ratio has a sample,
+    // and checkpoint availability reads the injected failure rate.
+    for slo in ["checkpoint_availability", "checkpoint_write_latency", "observation_latency"] {
+        wait_for(&format!("slo:{slo}:error_ratio:rate5m"), Duration::from_secs(30), || {
+            scalar(&prom, &format!("slo:{slo}:error_ratio:rate5m")).filter(|v| v.is_finite())
+        });
+    }
+    let availability_errors = scalar(&prom, "slo:checkpoint_availability:error_ratio:rate5m").unwrap();
+    assert!((availability_errors - ERROR_RATE).abs() <= ERROR_TOLERANCE, "{availability_errors}");
+    assert!(scalar(&prom, "slo:checkpoint_write_latency:error_ratio:rate5m").unwrap() < 0.5, "writes are fast here");
 
     // The error-rate query reads the injected rate, within the stated tolerance.
     let err = scalar(

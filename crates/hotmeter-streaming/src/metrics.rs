@@ -72,6 +72,12 @@ hotmeter::label_enum! {
     pub enum WriteStatus: "status" { Success = "success", Error = "error" }
 }
 
+/// Bucket bounds of `streaming_observation_latency_seconds` and
+/// `streaming_queue_wait_time_seconds`: 100 µs doubling to 3.28 s.
+pub fn latency_bounds() -> Vec<f64> {
+    latency_buckets().bounds().to_vec()
+}
+
 fn latency_buckets() -> Buckets {
     // 100 µs to 3.3 s in 16 doublings: queue waits and end-to-end latency of
     // in-memory work are sub-millisecond, durable commits and backlogs reach
