@@ -130,6 +130,21 @@ fn histogram_observe(c: &mut Criterion) {
     g.bench_function("fast_telemetry", |b| b.iter(|| ft.record(micros(next()))));
     g.finish();
 
+    // Exemplars: the same observation carrying a trace id. prometheus-client
+    // is the only peer that keeps exemplars on histograms.
+    let trace = hotmeter::TraceId::new("4bf92f3577b34da6a3ce929d0e0e4736").unwrap();
+    let pcx = prometheus_client::metrics::exemplar::HistogramWithExemplars::<Vec<(String, String)>>::new(
+        hotmeter::DEFAULT_BUCKETS.iter().copied(),
+    );
+    let pc_label = vec![("trace_id".to_owned(), "4bf92f3577b34da6a3ce929d0e0e4736".to_owned())];
+    let mut g = c.benchmark_group("histogram_observe_exemplar/1thread");
+    g.bench_function("hotmeter_without_exemplar", |b| b.iter(|| hm.observe(latency(next()))));
+    g.bench_function("hotmeter_with_exemplar", |b| b.iter(|| hm.observe_with_exemplar(latency(next()), &trace)));
+    g.bench_function("prometheus_client_with_exemplar", |b| {
+        b.iter(|| pcx.observe(latency(next()), Some(pc_label.clone()), None))
+    });
+    g.finish();
+
     let mut g = c.benchmark_group("histogram_observe/2threads");
     g.bench_function("floor_search_plus_atomic_add", |b| {
         b.iter_custom(|n| contended(2, n, |i| floor.observe(latency(i))))

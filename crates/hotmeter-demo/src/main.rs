@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use hotmeter::Registry;
+use hotmeter::{Registry, TraceId};
 use hotmeter_streaming::{
     BatchContext, BatchFailure, BatchHandler, CheckpointStore, FailureKind, FaultInjectingStore, MonitoredStore,
     Observation, PoolConfig, Priority, RecallIndex, Shutdown, SqliteStore, WorkerPool,
@@ -86,8 +86,11 @@ impl DemoHandler {
             ctx.batch_seq,
             batch.len()
         );
+        // The batch's first traced observation lends its trace to the write's
+        // latency, as an exemplar: a slow write bucket links to a trace.
+        let trace = batch.iter().find_map(|o| trace_id(o.key)).and_then(|id| TraceId::new(&id).ok());
         self.store
-            .put(&format!("worker-{}", ctx.worker_id), state.as_bytes())
+            .put_traced(&format!("worker-{}", ctx.worker_id), state.as_bytes(), trace.as_ref())
             .map(drop)
             .map_err(|e| BatchFailure::new(FailureKind::Checkpoint, e))
     }

@@ -213,6 +213,7 @@ fn start_prometheus(procs: &mut Procs, dir: &Path, name: &str, target: &str, am:
             .arg(format!("--config.file={}", config.display()))
             .arg(format!("--storage.tsdb.path={}", dir.join(format!("{name}-data")).display()))
             .arg("--storage.tsdb.retention.time=7d")
+            .arg("--enable-feature=exemplar-storage")
             .arg(format!("--web.listen-address={addr}"))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join(format!("{name}.log"))).unwrap()),
@@ -459,6 +460,29 @@ fn a_failing_write_becomes_a_delivered_alert() {
     assert_eq!(logged.lines().count(), 2, "two decisions logged, the failed one not");
     let first: Value = serde_json::from_str(logged.lines().next().unwrap()).unwrap();
     assert_eq!((first["source"].as_str(), first["verdict"].as_str()), (Some("prometheus"), Some("MIGRATE NOW")));
+
+    // Exemplars: Prometheus scraped OpenMetrics and stored the trace ids the
+    // demo attached to checkpoint write latencies.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let exemplars = wait_for("exemplars of checkpoint_write_duration_seconds", Duration::from_secs(30), || {
+        let path = format!(
+            "/api/v1/query_exemplars?query={}&start={}&end={}",
+            encode("checkpoint_write_duration_seconds_bucket"),
+            now - 600,
+            now + 60
+        );
+        let (status, body) = http_get(&prom, &path).ok()?;
+        let v: Value = serde_json::from_str(&body).ok()?;
+        let found: Vec<Value> = v["data"]
+            .as_array()?
+            .iter()
+            .flat_map(|series| series["exemplars"].as_array().cloned().unwrap_or_default())
+            .collect();
+        (status == 200 && !found.is_empty()).then_some(found)
+    });
+    let trace = exemplars[0]["labels"]["trace_id"].as_str().expect("a trace_id label");
+    assert_eq!(trace.len(), 16, "the demo's 16-hex-digit trace ids: {trace}");
+    assert!(trace.chars().all(|c| c.is_ascii_hexdigit()), "{trace}");
 
     // The running Prometheus keeps seven days of history.
     let (_, flags) = http_get(&prom, "/api/v1/status/flags").unwrap();

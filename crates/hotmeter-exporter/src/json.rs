@@ -90,7 +90,7 @@ impl Visitor for JsonEncoder<'_> {
                 out.extend_from_slice(b",\"value\":");
                 number(out, v);
             }
-            Value::Histogram { bounds, counts, sum, count } => {
+            Value::Histogram { bounds, counts, sum, count, exemplars: _ } => {
                 out.extend_from_slice(b",\"count\":");
                 out.extend_from_slice(itoa::Buffer::new().format(count).as_bytes());
                 out.extend_from_slice(b",\"sum\":");

@@ -200,7 +200,7 @@ impl Visitor for Encoder<'_> {
                 self.sample_line(suffix, labels, None, Num::F(v));
             }
             Value::IntGauge(v) => self.sample_line("", labels, None, Num::I(v)),
-            Value::Histogram { bounds, counts, sum, count } => {
+            Value::Histogram { bounds, counts, sum, count, exemplars } => {
                 // A family's series share their bounds: format them once.
                 let mut le = std::mem::take(&mut self.le);
                 if le.bounds[..] != *bounds {
@@ -230,12 +230,17 @@ impl Visitor for Encoder<'_> {
                 prefix.extend_from_slice(if prefix.len() > before { b",le=\"" } else { b"{le=\"" });
                 let mut cumulative = 0u64;
                 let mut start = 0;
-                for (&c, &end) in counts.iter().zip(&le.ends) {
+                // OpenMetrics 1.0 carries exemplars on bucket lines; text 0.0.4 cannot.
+                let exemplars = if self.format == Format::OpenMetrics { exemplars } else { &[] };
+                for (i, (&c, &end)) in counts.iter().zip(&le.ends).enumerate() {
                     cumulative += c;
                     let out = &mut *self.out;
                     out.extend_from_slice(&prefix);
                     out.extend_from_slice(&le.text[start..end]);
                     write_num(out, Num::U(cumulative));
+                    if let Some(Some(e)) = exemplars.get(i) {
+                        write_exemplar(out, e);
+                    }
                     out.push(b'\n');
                     start = end;
                 }
@@ -255,6 +260,17 @@ impl Visitor for Encoder<'_> {
             }
         }
     }
+}
+
+/// ` # {trace_id="..."} value timestamp`: an OpenMetrics exemplar.
+fn write_exemplar(out: &mut Vec<u8>, e: &hotmeter::Exemplar) {
+    out.extend_from_slice(b" # {trace_id=\"");
+    hotmeter::escape_label_value(out, e.trace_id.as_str());
+    out.extend_from_slice(b"\"} ");
+    write_f64(out, e.value);
+    out.push(b' ');
+    // Milliseconds are what Prometheus keeps of an exemplar's time.
+    write_f64(out, (e.timestamp * 1e3).round() / 1e3);
 }
 
 /// Writes `v` as Prometheus spells floats: shortest round-trip digits,

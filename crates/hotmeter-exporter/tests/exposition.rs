@@ -272,3 +272,32 @@ proptest! {
         prop_assert_eq!(seen, values);
     }
 }
+
+#[test]
+fn exemplars_ride_on_openmetrics_bucket_lines_only() {
+    let registry = Registry::new();
+    let h = registry.histogram("write_seconds", "Writes.", hotmeter::Buckets::new([0.1, 1.0]).unwrap()).unwrap();
+    h.observe(0.05);
+    h.observe_with_exemplar(0.5, &hotmeter::TraceId::new("4bf92f35\"77b3\\4da6").unwrap());
+    h.observe_with_exemplar(f64::NAN, &hotmeter::TraceId::new("nan-trace").unwrap());
+
+    let om = openmetrics(&registry);
+    let bucket = om.lines().find(|l| l.starts_with("write_seconds_bucket{le=\"1.0\"}")).unwrap();
+    let (sample, exemplar) = bucket.split_once(" # ").expect("an exemplar on the bucket holding 0.5");
+    assert_eq!(sample, "write_seconds_bucket{le=\"1.0\"} 2");
+    // The id is escaped like any label value; then value and timestamp.
+    let rest =
+        exemplar.strip_prefix("{trace_id=\"4bf92f35\\\"77b3\\\\4da6\"} 0.5 ").unwrap_or_else(|| panic!("{exemplar}"));
+    let ts: f64 = rest.parse().unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    assert!((now - ts).abs() < 60.0, "timestamp {ts} vs now {now}");
+    assert!(!om.contains("nan-trace"), "NaN is not recorded, so it has no exemplar");
+    assert_eq!(om.matches(" # {").count(), 1, "{om}");
+    let low = om.lines().find(|l| l.starts_with("write_seconds_bucket{le=\"0.1\"}")).unwrap();
+    assert_eq!(low, "write_seconds_bucket{le=\"0.1\"} 1");
+
+    // Text 0.0.4 has no exemplar syntax: none appear, and promtool accepts it.
+    let plain = text(&registry);
+    assert!(plain.lines().all(|l| !l.contains(" # ")), "{plain}");
+    assert_promtool_accepts(&plain);
+}

@@ -50,6 +50,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::exemplar::{Exemplar, ExemplarSlots, TraceId, now_unix_seconds};
+
 use crate::error::BucketError;
 use crate::gauge::add_f64;
 use crate::sync::{
@@ -241,6 +243,9 @@ struct Core {
     /// The reader's memory of every half; the mutex serialises readers and
     /// is never touched by writers.
     reader: Mutex<ReaderCache>,
+    /// One exemplar per bucket, created by the first exemplar recorded:
+    /// histograms that never get one pay nothing.
+    exemplars: std::sync::OnceLock<ExemplarSlots>,
 }
 
 /// Per shard (owned ones, then the shared one) and half, the bucket counts
@@ -279,6 +284,7 @@ impl Histogram {
                 shared: Shard::new(nb),
                 active: AtomicU64::new(0),
                 reader: Mutex::new(reader),
+                exemplars: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -376,6 +382,49 @@ impl Histogram {
         add_f64(&shard.sum[h], v);
         // Release: the completion mark; publishes the sum above.
         shard.count(h * core.buckets + bucket).fetch_add(1, Ordering::Release);
+    }
+
+    /// Records one observation and keeps `trace` as its bucket's exemplar
+    /// (newest wins; emitted in OpenMetrics output). The observation is
+    /// recorded exactly as [`observe`](Self::observe) records it; the
+    /// exemplar costs a clock read and an uncontended `try_lock`, and is
+    /// skipped, never waited for, while a scrape reads that bucket's slot.
+    /// NaN is not recorded and gets no exemplar.
+    ///
+    /// ```
+    /// let h = hotmeter::Histogram::new(hotmeter::Buckets::new([0.1, 1.0])?);
+    /// let trace = hotmeter::TraceId::new("4bf92f3577b34da6")?;
+    /// h.observe_with_exemplar(0.5, &trace);
+    /// let e = h.exemplars()[1].expect("the (0.1, 1] bucket has one");
+    /// assert_eq!((e.trace_id.as_str(), e.value), ("4bf92f3577b34da6", 0.5));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn observe_with_exemplar(&self, v: f64, trace: &TraceId) {
+        self.observe(v);
+        if v.is_nan() {
+            return;
+        }
+        let core = &*self.core;
+        let slots = core.exemplars.get_or_init(|| ExemplarSlots::new(core.buckets));
+        slots.offer(
+            bucket_index(&core.bounds.bounds, v),
+            Exemplar { trace_id: *trace, value: v, timestamp: now_unix_seconds() },
+        );
+    }
+
+    /// The current exemplar of each bucket (`+Inf` last); empty if none was
+    /// ever recorded.
+    pub fn exemplars(&self) -> Vec<Option<Exemplar>> {
+        let mut out = Vec::new();
+        self.exemplars_into(&mut out);
+        out
+    }
+
+    pub(crate) fn exemplars_into(&self, out: &mut Vec<Option<Exemplar>>) {
+        match self.core.exemplars.get() {
+            Some(slots) => slots.read_into(out),
+            None => out.clear(),
+        }
     }
 
     /// Records a duration, in seconds.

@@ -75,6 +75,7 @@
 
 mod counter;
 mod error;
+mod exemplar;
 mod family;
 mod gauge;
 mod histogram;
@@ -88,6 +89,7 @@ mod sync;
 
 pub use counter::{Counter, FloatCounter, SingleCounter};
 pub use error::{BucketError, LabelCountError, NameError, NameErrorReason, NameKind, RegistryError, ShapeDifference};
+pub use exemplar::{Exemplar, MAX_TRACE_ID, TraceId, TraceIdError};
 pub use family::{DEFAULT_CARDINALITY_LIMIT, Family, OVERFLOW_LABEL_VALUE, StringFamily};
 pub use gauge::{Gauge, IntGauge};
 pub use histogram::{Buckets, DEFAULT_BUCKETS, Histogram, HistogramSnapshot, HistogramTimer, histogram_quantile};

@@ -279,6 +279,9 @@ pub enum Value<'a> {
         sum: f64,
         /// Number of observations (`== counts.iter().sum()`).
         count: u64,
+        /// The exemplar of each bucket (`+Inf` last), or empty when the
+        /// histogram never recorded one. Only OpenMetrics carries them.
+        exemplars: &'a [Option<crate::Exemplar>],
     },
     /// A summary read.
     Summary {
@@ -306,6 +309,7 @@ pub trait Visitor {
 #[derive(Debug, Default)]
 pub struct Scratch {
     pub(crate) counts: Vec<u64>,
+    pub(crate) exemplars: Vec<Option<crate::Exemplar>>,
     pub(crate) quantiles: Vec<(f64, f64)>,
     pub(crate) order: Vec<u32>,
 }
@@ -366,9 +370,17 @@ impl Metric for crate::IntGauge {
 impl Metric for crate::Histogram {
     const TYPE: MetricType = MetricType::Histogram;
     fn sample<'a>(&'a self, scratch: &'a mut Scratch) -> Value<'a> {
+        // Exemplars first: each is at least as old as the counts read after it.
+        self.exemplars_into(&mut scratch.exemplars);
         let (sum, _nan) = self.snapshot_into(&mut scratch.counts);
         let counts = &scratch.counts[..];
-        Value::Histogram { bounds: self.buckets().bounds(), counts, sum, count: counts.iter().sum() }
+        Value::Histogram {
+            bounds: self.buckets().bounds(),
+            counts,
+            sum,
+            count: counts.iter().sum(),
+            exemplars: &scratch.exemplars,
+        }
     }
     fn same_layout(&self, other: &Self) -> bool {
         self.buckets() == other.buckets()
@@ -458,7 +470,7 @@ impl From<&Value<'_>> for OwnedValue {
             Value::FloatCounter(c) => Self::FloatCounter(c),
             Value::Gauge(g) => Self::Gauge(g),
             Value::IntGauge(g) => Self::IntGauge(g),
-            Value::Histogram { bounds, counts, sum, count } => {
+            Value::Histogram { bounds, counts, sum, count, exemplars: _ } => {
                 Self::Histogram { bounds: bounds.to_vec(), counts: counts.to_vec(), sum, count }
             }
             Value::Summary { quantiles, sum, count } => Self::Summary { quantiles: quantiles.to_vec(), sum, count },

@@ -3,7 +3,7 @@
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
-use hotmeter::{Registry, RegistryError};
+use hotmeter::{Registry, RegistryError, TraceId};
 
 use super::{Checkpoint, CheckpointError, CheckpointStore};
 use crate::metrics::{CheckpointMetrics, WriteStatus};
@@ -79,14 +79,27 @@ impl<S: CheckpointStore> MonitoredStore<S> {
     }
 }
 
-impl<S: CheckpointStore> CheckpointStore for MonitoredStore<S> {
-    fn put(&self, thread_id: &str, state: &[u8]) -> Result<i64, CheckpointError> {
+impl<S: CheckpointStore> MonitoredStore<S> {
+    /// [`put`](CheckpointStore::put), with the write's duration carrying
+    /// `trace` as its exemplar: the OpenMetrics output then links the
+    /// latency bucket this write fell in to that trace.
+    pub fn put_traced(&self, thread_id: &str, state: &[u8], trace: Option<&TraceId>) -> Result<i64, CheckpointError> {
         let started = Instant::now();
         let result = self.store.put(thread_id, state);
-        self.metrics.duration.observe_duration(started.elapsed());
+        let seconds = started.elapsed().as_secs_f64();
+        match trace {
+            Some(t) => self.metrics.duration.observe_with_exemplar(seconds, t),
+            None => self.metrics.duration.observe(seconds),
+        }
         let status = if result.is_ok() { WriteStatus::Success } else { WriteStatus::Error };
         self.metrics.writes.get(status).inc();
         result
+    }
+}
+
+impl<S: CheckpointStore> CheckpointStore for MonitoredStore<S> {
+    fn put(&self, thread_id: &str, state: &[u8]) -> Result<i64, CheckpointError> {
+        self.put_traced(thread_id, state, None)
     }
 
     fn get(&self, thread_id: &str) -> Result<Option<Checkpoint>, CheckpointError> {
