@@ -145,6 +145,12 @@ fn histogram_observe(c: &mut Criterion) {
     });
     g.finish();
 
+    let traced = hotmeter::TracedCounter::new();
+    let mut g = c.benchmark_group("counter_inc_exemplar/1thread");
+    g.bench_function("hotmeter_without_exemplar", |b| b.iter(|| traced.inc()));
+    g.bench_function("hotmeter_with_exemplar", |b| b.iter(|| traced.inc_with_exemplar(1, &trace)));
+    g.finish();
+
     let mut g = c.benchmark_group("histogram_observe/2threads");
     g.bench_function("floor_search_plus_atomic_add", |b| {
         b.iter_custom(|n| contended(2, n, |i| floor.observe(latency(i))))

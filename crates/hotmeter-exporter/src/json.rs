@@ -78,7 +78,7 @@ impl Visitor for JsonEncoder<'_> {
         }
         out.push(b'}');
         match *value {
-            Value::Counter(v) => {
+            Value::Counter(v) | Value::TracedCounter { total: v, .. } => {
                 out.extend_from_slice(b",\"value\":");
                 out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
             }

@@ -194,6 +194,16 @@ impl Visitor for Encoder<'_> {
                 let suffix = if self.format == Format::OpenMetrics { "_total" } else { "" };
                 self.sample_line(suffix, labels, None, Num::U(v));
             }
+            Value::TracedCounter { total, exemplar } => {
+                let om = self.format == Format::OpenMetrics;
+                self.sample_line(if om { "_total" } else { "" }, labels, None, Num::U(total));
+                if let (true, Some(e)) = (om, exemplar) {
+                    // Before the line's newline: `name_total 5 # {trace_id="..."} 1 ts`.
+                    self.out.pop();
+                    write_exemplar(self.out, &e);
+                    self.out.push(b'\n');
+                }
+            }
             Value::Gauge(v) => self.sample_line("", labels, None, Num::F(v)),
             Value::FloatCounter(v) => {
                 let suffix = if self.format == Format::OpenMetrics { "_total" } else { "" };

@@ -301,3 +301,21 @@ fn exemplars_ride_on_openmetrics_bucket_lines_only() {
     assert!(plain.lines().all(|l| !l.contains(" # ")), "{plain}");
     assert_promtool_accepts(&plain);
 }
+
+#[test]
+fn counter_exemplars_ride_on_the_openmetrics_total_line() {
+    let registry = Registry::new();
+    let errors = registry
+        .register(hotmeter::Opts::new("write_errors_total", "Failed writes."), hotmeter::TracedCounter::new())
+        .unwrap();
+    errors.inc();
+    errors.inc_with_exemplar(1, &hotmeter::TraceId::new("trace-1").unwrap());
+    let om = openmetrics(&registry);
+    let line = om.lines().find(|l| l.starts_with("write_errors_total ")).unwrap();
+    let rest =
+        line.strip_prefix("write_errors_total 2 # {trace_id=\"trace-1\"} 1.0 ").unwrap_or_else(|| panic!("{line}"));
+    assert!(rest.parse::<f64>().unwrap() > 1.7e9, "a Unix timestamp: {rest}");
+    let plain = text(&registry);
+    assert!(plain.contains("\nwrite_errors_total 2\n"), "{plain}");
+    assert_promtool_accepts(&plain);
+}

@@ -87,7 +87,7 @@ mod snapshot;
 mod summary;
 mod sync;
 
-pub use counter::{Counter, FloatCounter, SingleCounter};
+pub use counter::{Counter, FloatCounter, SingleCounter, TracedCounter};
 pub use error::{BucketError, LabelCountError, NameError, NameErrorReason, NameKind, RegistryError, ShapeDifference};
 pub use exemplar::{Exemplar, MAX_TRACE_ID, TraceId, TraceIdError};
 pub use family::{DEFAULT_CARDINALITY_LIMIT, Family, OVERFLOW_LABEL_VALUE, StringFamily};

@@ -263,6 +263,14 @@ impl<'a> Labels<'a> {
 pub enum Value<'a> {
     /// A counter total.
     Counter(u64),
+    /// A counter total with its latest exemplar, if any (OpenMetrics only
+    /// carries the exemplar).
+    TracedCounter {
+        /// The total.
+        total: u64,
+        /// The latest increment that carried a trace id.
+        exemplar: Option<crate::Exemplar>,
+    },
     /// A floating-point counter total.
     FloatCounter(f64),
     /// A floating-point gauge.
@@ -343,6 +351,15 @@ impl Metric for crate::SingleCounter {
     const TYPE: MetricType = MetricType::Counter;
     fn sample<'a>(&'a self, _: &'a mut Scratch) -> Value<'a> {
         Value::Counter(self.get())
+    }
+}
+
+impl Metric for crate::TracedCounter {
+    const TYPE: MetricType = MetricType::Counter;
+    fn sample<'a>(&'a self, _: &'a mut Scratch) -> Value<'a> {
+        // The exemplar first: it is at least as old as the total read after it.
+        let exemplar = self.exemplar();
+        Value::TracedCounter { total: self.get(), exemplar }
     }
 }
 
@@ -466,7 +483,7 @@ impl OwnedValue {
 impl From<&Value<'_>> for OwnedValue {
     fn from(v: &Value<'_>) -> Self {
         match *v {
-            Value::Counter(c) => Self::Counter(c),
+            Value::Counter(c) | Value::TracedCounter { total: c, .. } => Self::Counter(c),
             Value::FloatCounter(c) => Self::FloatCounter(c),
             Value::Gauge(g) => Self::Gauge(g),
             Value::IntGauge(g) => Self::IntGauge(g),

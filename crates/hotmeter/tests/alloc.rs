@@ -70,6 +70,7 @@ fn recording_never_allocates() {
     // ones are copies into them.
     let trace = hotmeter::TraceId::new("4bf92f3577b34da6a3ce929d0e0e4736").unwrap();
     large.observe_with_exemplar(0.1, &trace);
+    let traced = hotmeter::TracedCounter::new();
 
     let n = allocations_during(|| {
         for i in 0..10_000u64 {
@@ -86,6 +87,8 @@ fn recording_never_allocates() {
             small.observe(f64::INFINITY);
             large.observe(i as f64 * 1e-5);
             large.observe_with_exemplar(i as f64 * 1e-5, &trace);
+            traced.inc();
+            traced.inc_with_exemplar(2, &trace);
             summary.observe(i as f64 * 1e-4);
             typed.get(if i % 2 == 0 { Status::Success } else { Status::Error }).inc();
             strings.with(&["tenant-a", "write"], |c| c.inc()).unwrap();
