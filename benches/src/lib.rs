@@ -1,7 +1,10 @@
 //! Shared helpers for the criterion benchmarks in `benches/`: hotmeter
 //! beside its peers, in one process, so ratios are comparable.
 //!
-//! Owns: the contended-run harness. Must not: contain metric logic.
+//! Owns: the contended-run harness and the pipeline rig. Must not:
+//! contain metric logic.
+
+pub mod pipeline;
 
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
