@@ -83,17 +83,23 @@ impl Drop for Demo {
     }
 }
 
-fn scrape(addr: &str) -> String {
+/// `GET path` over HTTP/1.1 with `Connection: close`; returns (head, body).
+fn http_get(addr: &str, path: &str) -> (String, String) {
     let mut s = TcpStream::connect(addr).expect("connect to the demo's exporter");
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
     let mut response = String::new();
     s.read_to_string(&mut response).unwrap();
     let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    (head.to_owned(), body.to_owned())
+}
+
+fn scrape(addr: &str) -> String {
+    let (head, body) = http_get(addr, "/metrics");
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(head.contains("text/plain; version=0.0.4"), "{head}");
     assert!(!head.to_ascii_lowercase().contains("transfer-encoding: chunked"), "{head}");
-    body.to_owned()
+    body
 }
 
 /// `name{labels}` → value, for every sample line.
@@ -350,13 +356,9 @@ fn slos_are_served_and_failed_checkpoints_leave_incomplete_traces() {
     assert!(line.contains("| SLOs ") && line.contains(" met"), "{line}");
 
     // GET /slos: the report as JSON, from the same counters.
-    let mut s = TcpStream::connect(&addr).unwrap();
-    write!(s, "GET /slos HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
-    let mut response = String::new();
-    s.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let (head, body) = http_get(&addr, "/slos");
     assert!(head.starts_with("HTTP/1.1 200") && head.contains("application/json"), "{head}");
-    let report: serde_json::Value = serde_json::from_str(body).unwrap();
+    let report: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(report["total"], 3);
     assert_eq!(report["met"].as_u64().unwrap() + report["violated"].as_u64().unwrap(), 3);
     let slos = report["slos"].as_array().unwrap();
