@@ -12,16 +12,24 @@ use std::time::{Duration, Instant};
 const DEMO: &str = env!("CARGO_BIN_EXE_hotmeter-demo");
 
 /// A running demo whose stdout lines arrive on a channel; killed on drop.
+/// It listens on an ephemeral loopback port and keeps its database in a
+/// temporary directory of its own.
 struct Demo {
     child: Child,
     lines: mpsc::Receiver<String>,
     seen: Vec<String>,
+    /// Removed after `drop` has stopped the process.
+    _dir: tempfile::TempDir,
 }
 
 impl Demo {
+    /// Starts the demo with `args` plus `--listen 127.0.0.1:0 --db <temp>/demo.db`.
     fn start(args: &[&str]) -> Demo {
+        let dir = tempfile::tempdir().unwrap();
         let mut child = Command::new(DEMO)
             .args(args)
+            .args(["--listen", "127.0.0.1:0", "--db"])
+            .arg(dir.path().join("demo.db"))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -35,7 +43,7 @@ impl Demo {
                 }
             }
         });
-        Demo { child, lines, seen: Vec::new() }
+        Demo { child, lines, seen: Vec::new(), _dir: dir }
     }
 
     /// Waits (at most 60 s) for a line containing `needle`; returns it.
@@ -124,22 +132,7 @@ fn get(samples: &HashMap<String, f64>, series: &str) -> f64 {
 
 #[test]
 fn the_demo_serves_every_streaming_metric_with_plausible_values() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("demo.db");
-    let mut demo = Demo::start(&[
-        "--duration",
-        "5",
-        "--listen",
-        "127.0.0.1:0",
-        "--db",
-        db.to_str().unwrap(),
-        "--rate",
-        "200",
-        "--error-rate",
-        "0.05",
-        "--workers",
-        "3",
-    ]);
+    let mut demo = Demo::start(&["--duration", "5", "--rate", "200", "--error-rate", "0.05", "--workers", "3"]);
     let addr = demo.addr();
     assert!(addr.starts_with("127.0.0.1:"), "{addr}");
     // Let a few status lines go by, so utilisation windows have closed.
@@ -242,18 +235,7 @@ fn the_demo_serves_every_streaming_metric_with_plausible_values() {
 
 #[test]
 fn a_namespace_prefixes_every_pipeline_metric() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("ns.db");
-    let mut demo = Demo::start(&[
-        "--duration",
-        "2",
-        "--listen",
-        "127.0.0.1:0",
-        "--db",
-        db.to_str().unwrap(),
-        "--namespace",
-        "engram",
-    ]);
+    let mut demo = Demo::start(&["--duration", "2", "--namespace", "engram"]);
     let addr = demo.addr();
     demo.wait_for("[    1s]");
     let body = scrape(&addr);
@@ -334,22 +316,7 @@ fn decide_in_process_with_two_percent_errors_says_migrate_now_and_logs_it() {
 
 #[test]
 fn slos_are_served_and_failed_checkpoints_leave_incomplete_traces() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("slo.db");
-    let mut demo = Demo::start(&[
-        "--duration",
-        "3",
-        "--listen",
-        "127.0.0.1:0",
-        "--db",
-        db.to_str().unwrap(),
-        "--rate",
-        "200",
-        "--error-rate",
-        "0.5",
-        "--decide-every",
-        "0",
-    ]);
+    let mut demo = Demo::start(&["--duration", "3", "--rate", "200", "--error-rate", "0.5", "--decide-every", "0"]);
     let addr = demo.addr();
     demo.wait_for("[    2s]");
     let line = demo.seen.last().unwrap().clone();
