@@ -95,7 +95,7 @@ pub use gauge::{Gauge, IntGauge};
 pub use histogram::{Buckets, DEFAULT_BUCKETS, Histogram, HistogramSnapshot, HistogramTimer, histogram_quantile};
 pub use instrument::{Call, Instrumented, Outcome};
 pub use labels::LabelSet;
-pub use name::{validate_label_name, validate_metric_name};
+pub use name::{full_name, validate_label_name, validate_metric_name};
 pub use registry::{OVERFLOW_METRIC, Opts, Registrable, Registry, RegistryBuilder, SummaryOrRegistryError};
 pub use snapshot::{
     Desc, FamilySnapshot, Labels, Metric, MetricType, OwnedValue, RegistrySnapshot, Scratch, SeriesSnapshot, Unit,

@@ -2,7 +2,7 @@
 //!
 //! Owns: the Prometheus naming rules (metric names `[a-zA-Z_:][a-zA-Z0-9_:]*`,
 //! label names `[a-zA-Z_][a-zA-Z0-9_]*`, no `__` prefix on label names) and
-//! the reserved label names. Must not: allocate on success.
+//! the reserved label names. Must not: allocate on success (validation).
 
 use crate::error::{NameError, NameErrorReason};
 
@@ -24,6 +24,28 @@ pub fn validate_metric_name(name: &str) -> Result<(), NameError> {
         return Err(NameError::metric(name, NameErrorReason::BadChar(char_at(name, pos))));
     }
     Ok(())
+}
+
+/// The exposed name of `name` under an optional registry namespace: the one
+/// place that spells the prefix rule (`{namespace}_{name}`), for every crate
+/// that has to know what a [`Registry`](crate::Registry) built with
+/// `.namespace(..)` will expose (generated rules, PromQL queries, status lines).
+///
+/// ```
+/// assert_eq!(hotmeter::full_name(Some("engram"), "streaming_batches_total"), "engram_streaming_batches_total");
+/// assert_eq!(hotmeter::full_name(None, "up"), "up");
+/// ```
+pub fn full_name(namespace: Option<&str>, name: &str) -> String {
+    match namespace {
+        Some(ns) => {
+            let mut full = String::with_capacity(ns.len() + 1 + name.len());
+            full.push_str(ns);
+            full.push('_');
+            full.push_str(name);
+            full
+        }
+        None => name.to_owned(),
+    }
 }
 
 /// Checks a label name against `[a-zA-Z_][a-zA-Z0-9_]*` and rejects the

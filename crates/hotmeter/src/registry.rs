@@ -262,10 +262,7 @@ impl Registry {
     }
 
     fn full_name(&self, name: &str) -> String {
-        match &self.inner.namespace {
-            Some(ns) => format!("{ns}_{name}"),
-            None => name.to_owned(),
-        }
+        crate::name::full_name(self.inner.namespace.as_deref(), name)
     }
 
     /// Registers `metric` under `opts`, or returns the handle registered
