@@ -164,8 +164,27 @@ impl FloatCounter {
 
     /// Raises the value to `total` if that is larger (for mirroring a
     /// monotonic total read from elsewhere, such as `/proc`).
+    ///
+    /// Ignored, like a negative increment: NaN, infinities, negative values
+    /// and `-0.0` (a counter never goes down, and it is always finite and
+    /// at least `+0.0`).
+    ///
+    /// ```
+    /// let c = hotmeter::FloatCounter::new();
+    /// c.set_max(5.0);
+    /// c.set_max(-1.0); // ignored
+    /// c.set_max(f64::NAN); // ignored
+    /// assert_eq!(c.get(), 5.0);
+    /// c.set_max(10.0);
+    /// assert_eq!(c.get(), 10.0);
+    /// ```
     pub fn set_max(&self, total: f64) {
-        if total.is_finite() {
+        // The stored value is always finite and >= +0.0, and the IEEE 754
+        // bit patterns of finite non-negative doubles order exactly as the
+        // values do: one integer `fetch_max` is a float max for them. Any
+        // other input (negative, -0.0, NaN, infinite) would compare as a
+        // huge integer, so it never reaches the `fetch_max`.
+        if total.is_finite() && total > 0.0 {
             self.bits.fetch_max(total.to_bits(), Ordering::Relaxed);
         }
     }
@@ -179,6 +198,31 @@ impl FloatCounter {
 #[cfg(all(test, not(hotmeter_loom)))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn float_set_max_ignores_negatives_signed_zero_and_non_finite() {
+        let c = FloatCounter::new();
+        c.set_max(5.0);
+        c.set_max(-1.0);
+        assert_eq!(c.get(), 5.0, "a negative total is ignored");
+        c.set_max(10.0);
+        assert_eq!(c.get(), 10.0, "a larger total still raises it after a negative one");
+        c.set_max(-0.0);
+        assert_eq!(c.get().to_bits(), 10f64.to_bits(), "-0.0 is ignored");
+        c.set_max(11.0);
+        assert_eq!(c.get(), 11.0);
+        for bad in [f64::NAN, -f64::NAN, f64::INFINITY, f64::NEG_INFINITY, f64::MIN] {
+            c.set_max(bad);
+            assert_eq!(c.get(), 11.0, "{bad} is ignored");
+        }
+        c.set_max(3.0);
+        assert_eq!(c.get(), 11.0, "a smaller total does not lower it");
+        let fresh = FloatCounter::new();
+        fresh.set_max(-0.0);
+        assert_eq!(fresh.get().to_bits(), 0f64.to_bits(), "a fresh counter stays at +0.0");
+        fresh.set_max(f64::MIN_POSITIVE);
+        assert_eq!(fresh.get(), f64::MIN_POSITIVE);
+    }
 
     #[test]
     fn shards_are_a_power_of_two_and_padded() {
