@@ -319,3 +319,30 @@ fn counter_exemplars_ride_on_the_openmetrics_total_line() {
     assert!(plain.contains("\nwrite_errors_total 2\n"), "{plain}");
     assert_promtool_accepts(&plain);
 }
+
+/// A re-registration under another name never prints the old name: the
+/// per-series render cache is keyed by a registration identity that is
+/// never reused, not by the address of a description (the allocator
+/// readily hands the freed address to the next registration).
+#[test]
+fn re_registration_under_a_new_name_never_prints_the_old_one() {
+    fn check<M: hotmeter::Registrable + Clone>(family: M, line_a: &str, line_b: &str) {
+        for format in [text, openmetrics] {
+            let r = Registry::new();
+            r.register(("a_total", "A."), family.clone()).unwrap();
+            let first = format(&r);
+            assert!(first.contains(line_a), "{first}");
+            assert!(r.unregister("a_total"));
+            r.register(("b_total", "A."), family.clone()).unwrap();
+            let second = format(&r);
+            assert!(second.contains(line_b), "{second}");
+            assert!(!second.contains("a_total"), "stale name after re-registration:\n{second}");
+        }
+    }
+    let by_id: StringFamily<Counter> = StringFamily::new(&["id"], Counter::new);
+    by_id.with(&["x"], |c| c.inc()).unwrap();
+    check(by_id, "\na_total{id=\"x\"} 1\n", "\nb_total{id=\"x\"} 1\n");
+    let typed: Family<Status, Counter> = Family::new(Counter::new);
+    typed.get(Status::Error).inc();
+    check(typed, "\na_total{status=\"error\"} 1\n", "\nb_total{status=\"error\"} 1\n");
+}

@@ -13,9 +13,8 @@ use std::marker::PhantomData;
 use crate::error::LabelCountError;
 use crate::labels::LabelSet;
 use crate::snapshot::{Desc, LabelValues, Labels, Metric, RenderCache, Scratch, Visitor};
-use std::sync::OnceLock;
 
-use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering, lock};
+use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, Mutex, OnceLock, Ordering, lock};
 
 /// Label value of the series that collects label sets beyond a
 /// [`StringFamily`]'s cardinality limit (every label gets this value).

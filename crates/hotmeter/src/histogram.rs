@@ -133,7 +133,7 @@ impl Buckets {
 impl Default for Buckets {
     /// [`DEFAULT_BUCKETS`], one shared allocation for every histogram.
     fn default() -> Self {
-        static DEFAULT: std::sync::OnceLock<Arc<[f64]>> = std::sync::OnceLock::new();
+        static DEFAULT: crate::sync::StaticOnceLock<Arc<[f64]>> = crate::sync::StaticOnceLock::new();
         Self { bounds: DEFAULT.get_or_init(|| DEFAULT_BUCKETS.iter().copied().collect()).clone() }
     }
 }
@@ -245,7 +245,7 @@ struct Core {
     reader: Mutex<ReaderCache>,
     /// One exemplar per bucket, created by the first exemplar recorded:
     /// histograms that never get one pay nothing.
-    exemplars: std::sync::OnceLock<ExemplarSlots>,
+    exemplars: crate::sync::OnceLock<ExemplarSlots>,
 }
 
 /// Per shard (owned ones, then the shared one) and half, the bucket counts
@@ -284,7 +284,7 @@ impl Histogram {
                 shared: Shard::new(nb),
                 active: AtomicU64::new(0),
                 reader: Mutex::new(reader),
-                exemplars: std::sync::OnceLock::new(),
+                exemplars: crate::sync::OnceLock::new(),
             }),
         }
     }

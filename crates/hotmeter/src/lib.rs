@@ -102,3 +102,13 @@ pub use snapshot::{
     Value, Visitor, escape_label_value, write_label_set,
 };
 pub use summary::{Summary, SummaryError, SummaryOpts};
+
+/// Hooks for the loom models only (`--cfg hotmeter_loom` builds): not API.
+#[cfg(hotmeter_loom)]
+#[doc(hidden)]
+pub mod __loom {
+    /// The calling thread's slot, from the real allocator.
+    pub fn thread_slot() -> usize {
+        crate::sync::loom_thread_slot()
+    }
+}

@@ -280,7 +280,7 @@ impl Registry {
             const_labels.iter().map(|(n, _)| n.as_str()).chain(label_names.iter().map(String::as_str)),
             kind,
         )?;
-        let desc = Desc { name: name.clone(), help: opts.help, unit: opts.unit, kind, const_labels, label_names };
+        let desc = Desc::new(name.clone(), opts.help, opts.unit, kind, const_labels, label_names);
 
         let mut families = lock(&self.inner.families);
         if let Some(existing) = families.get(&name) {
@@ -291,14 +291,14 @@ impl Registry {
             self.inner.overflow.track(&name, collect.clone());
             let overflow_name = self.full_name(OVERFLOW_METRIC);
             families.entry(overflow_name.clone()).or_insert_with(|| Entry {
-                desc: Arc::new(Desc {
-                    name: overflow_name,
-                    help: "Lookups of new label sets routed to a family's overflow series because it reached its cardinality limit.".into(),
-                    unit: None,
-                    kind: MetricType::Counter,
-                    const_labels: self.inner.const_labels.clone(),
-                    label_names: vec!["metric".into()],
-                }),
+                desc: Arc::new(Desc::new(
+                    overflow_name,
+                    "Lookups of new label sets routed to a family's overflow series because it reached its cardinality limit.".into(),
+                    None,
+                    MetricType::Counter,
+                    self.inner.const_labels.clone(),
+                    vec!["metric".into()],
+                )),
                 collect: self.inner.overflow.clone(),
             });
         }

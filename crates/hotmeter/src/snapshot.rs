@@ -8,6 +8,8 @@
 
 use std::fmt;
 
+use crate::sync::OnceLock;
+
 use crate::histogram::histogram_quantile as quantile_from_buckets;
 
 /// The Prometheus type of a metric family.
@@ -71,9 +73,15 @@ impl Unit {
 
 /// Everything that describes a metric family: full name (namespace
 /// included), help, unit, type, label names (constant labels first).
-#[derive(Clone, Debug, PartialEq)]
+///
+/// Equality compares what a scrape shows, not the registration identity.
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Desc {
+    /// This registration's identity, never reused in the process: what
+    /// per-series render caches are keyed by (an address could be reused by
+    /// the next registration after an `unregister`).
+    pub(crate) id: u64,
     /// The full metric name.
     pub name: String,
     /// Help text (unescaped).
@@ -86,6 +94,31 @@ pub struct Desc {
     pub const_labels: Vec<(String, String)>,
     /// The family's own label names, in declaration order.
     pub label_names: Vec<String>,
+}
+
+impl PartialEq for Desc {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+            && self.help == other.help
+            && self.unit == other.unit
+            && self.kind == other.kind
+            && self.const_labels == other.const_labels
+            && self.label_names == other.label_names
+    }
+}
+
+impl Desc {
+    /// A description with a fresh registration identity.
+    pub(crate) fn new(
+        name: String,
+        help: String,
+        unit: Option<Unit>,
+        kind: MetricType,
+        const_labels: Vec<(String, String)>,
+        label_names: Vec<String>,
+    ) -> Self {
+        Self { id: crate::sync::next_registration_id(), name, help, unit, kind, const_labels, label_names }
+    }
 }
 
 /// The values of one series' variable labels.
@@ -123,16 +156,18 @@ pub(crate) struct Rendered {
     labels: std::ops::Range<usize>,
 }
 
-/// A series' cached [`Rendered`] prefix, tagged with the address of the
-/// [`Desc`] it was rendered for (a family registered in two registries with
-/// different constant labels is rendered per registry).
+/// A series' cached [`Rendered`] prefix, tagged with the registration
+/// identity ([`Desc`]'s `id`) it was rendered for. Any other registration
+/// of the same handle (a second registry with other constant labels, or a
+/// re-registration under a new name after `unregister`) gets `None` and
+/// renders on the encoder's slow path: never a stale name.
 #[derive(Debug, Default)]
-pub(crate) struct RenderCache(std::sync::OnceLock<(usize, Rendered)>);
+pub(crate) struct RenderCache(OnceLock<(u64, Rendered)>);
 
 impl RenderCache {
     /// The cached rendering for `desc`, rendering it on first use.
     pub(crate) fn get<'a>(&'a self, desc: &Desc, values: LabelValues<'_>) -> Option<&'a Rendered> {
-        let id = desc as *const Desc as usize;
+        let id = desc.id;
         let (owner, rendered) = self.0.get_or_init(|| {
             let mut out = Vec::with_capacity(desc.name.len() + 64);
             out.extend_from_slice(desc.name.as_bytes());

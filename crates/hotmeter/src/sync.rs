@@ -74,10 +74,54 @@ pub(crate) fn thread_slot_or_max() -> usize {
     slot::raw()
 }
 
-#[cfg(not(hotmeter_loom))]
+/// The thread-slot allocator: each live thread holds a distinct number, the
+/// lowest free one when it asks, and gives it back when it exits. The same
+/// code runs in production (a `static` and std thread-locals) and under
+/// loom (a loom `lazy_static!` and loom thread-locals, whose destructors
+/// loom runs at thread exit), so the models check slot reuse itself.
+pub(crate) struct SlotAllocator {
+    slots: Mutex<Slots>,
+}
+
+struct Slots {
+    /// Numbers handed out so far (the next new one).
+    next: usize,
+    /// Numbers given back by threads that exited.
+    free: Vec<usize>,
+}
+
+impl SlotAllocator {
+    #[cfg(not(hotmeter_loom))]
+    const fn new() -> Self {
+        Self { slots: Mutex::new(Slots { next: 0, free: Vec::new() }) }
+    }
+
+    #[cfg(hotmeter_loom)]
+    fn new() -> Self {
+        Self { slots: Mutex::new(Slots { next: 0, free: Vec::new() }) }
+    }
+
+    /// The lowest free number, so live threads stay densely numbered.
+    fn acquire(&self) -> usize {
+        let mut slots = lock(&self.slots);
+        match slots.free.iter().enumerate().min_by_key(|&(_, &v)| v).map(|(i, _)| i) {
+            Some(i) => slots.free.swap_remove(i),
+            None => {
+                slots.next += 1;
+                slots.next - 1
+            }
+        }
+    }
+
+    /// Gives `slot` back for the next thread.
+    fn release(&self, slot: usize) {
+        lock(&self.slots).free.push(slot);
+    }
+}
+
 mod slot {
+    use super::SlotAllocator;
     use std::cell::Cell;
-    use std::sync::Mutex;
 
     /// Not assigned yet.
     const UNASSIGNED: usize = usize::MAX;
@@ -85,13 +129,10 @@ mod slot {
     /// (from another thread-local's destructor) uses the shared shard.
     const RELEASED: usize = usize::MAX >> 1;
 
-    struct Slots {
-        next: usize,
-        free: Vec<usize>,
-    }
+    #[cfg(not(hotmeter_loom))]
+    static SLOTS: SlotAllocator = SlotAllocator::new();
 
-    static SLOTS: Mutex<Slots> = Mutex::new(Slots { next: 0, free: Vec::new() });
-
+    #[cfg(not(hotmeter_loom))]
     thread_local! {
         // `const` initialiser and no destructor: the hot-path access is one
         // thread-pointer relative load, with no lazy-init check.
@@ -100,14 +141,27 @@ mod slot {
         static RELEASE: Release = const { Release };
     }
 
+    #[cfg(hotmeter_loom)]
+    loom::lazy_static! {
+        static ref SLOTS: SlotAllocator = SlotAllocator::new();
+    }
+
+    #[cfg(hotmeter_loom)]
+    loom::thread_local! {
+        static SLOT: Cell<usize> = Cell::new(UNASSIGNED);
+    }
+    #[cfg(hotmeter_loom)]
+    loom::thread_local! {
+        static RELEASE: Release = Release;
+    }
+
     struct Release;
 
     impl Drop for Release {
         fn drop(&mut self) {
             let slot = SLOT.with(|s| s.replace(RELEASED));
             if slot < RELEASED {
-                let mut slots = SLOTS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                slots.free.push(slot);
+                SLOTS.release(slot);
             }
         }
     }
@@ -128,17 +182,7 @@ mod slot {
     #[cold]
     #[inline(never)]
     fn assign(s: &Cell<usize>) -> usize {
-        let v = {
-            let mut slots = SLOTS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            // Lowest free slot first, so live threads stay densely numbered.
-            match slots.free.iter().enumerate().min_by_key(|&(_, &v)| v).map(|(i, _)| i) {
-                Some(i) => slots.free.swap_remove(i),
-                None => {
-                    slots.next += 1;
-                    slots.next - 1
-                }
-            }
-        };
+        let v = SLOTS.acquire();
         s.set(v);
         // If the thread is already being torn down the destructor cannot be
         // registered: then never hand the slot back (it leaks one number).
@@ -147,33 +191,89 @@ mod slot {
     }
 }
 
+/// A number unique in this process, for registration identities (see
+/// `Desc`). std's atomic even under loom: it is a process-wide counter that
+/// no model checks (loom atomics cannot live in a `static`), and uniqueness
+/// needs nothing but the read-modify-write.
+pub(crate) fn next_registration_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Process-wide immutable data computed once (default bucket bounds, the
+/// shard count): std's `OnceLock` in every build, since loom objects cannot
+/// live in a `static` and this data is never raced on by the structures
+/// the models check. Shared structures use [`OnceLock`], which loom sees.
+pub(crate) type StaticOnceLock<T> = std::sync::OnceLock<T>;
+
+/// Once-initialised storage inside shared structures (string-family
+/// segments and index generations, render caches, exemplar slots).
+#[cfg(not(hotmeter_loom))]
+pub(crate) use std::sync::OnceLock;
+
 #[cfg(hotmeter_loom)]
-mod slot {
-    use std::cell::Cell;
+pub(crate) use loom_once::OnceLock;
 
-    loom::thread_local! {
-        static SLOT: Cell<usize> = Cell::new(usize::MAX);
+#[cfg(hotmeter_loom)]
+mod loom_once {
+    /// `std::sync::OnceLock` as loom sees it: a loom mutex guards the slot,
+    /// so a model explores every interleaving of initialisation and reads
+    /// with the same acquire/release edges std gives (`get` acquires what
+    /// `set` released). The value is leaked so `get` can hand out a
+    /// reference that outlives the guard; loom models are small.
+    pub(crate) struct OnceLock<T: 'static> {
+        slot: loom::sync::Mutex<Option<&'static T>>,
     }
 
-    pub(super) fn raw() -> usize {
-        SLOT.with(Cell::get)
-    }
+    impl<T: 'static> OnceLock<T> {
+        pub(crate) fn new() -> Self {
+            Self { slot: loom::sync::Mutex::new(None) }
+        }
 
-    pub(super) fn get() -> usize {
-        SLOT.with(|s| {
-            let v = s.get();
-            if v != usize::MAX {
-                return v;
+        pub(crate) fn get(&self) -> Option<&T> {
+            *super::lock(&self.slot)
+        }
+
+        pub(crate) fn set(&self, value: T) -> Result<(), T> {
+            let mut slot = super::lock(&self.slot);
+            if slot.is_some() {
+                return Err(value);
             }
-            // loom numbers a model's live threads densely from 0 (its main
-            // thread), which is what the real allocator gives too. Its
-            // ThreadId only shows that number through Debug: "ThreadId(N)".
-            let id = format!("{:?}", loom::thread::current().id());
-            let v = id.trim_start_matches("ThreadId(").trim_end_matches(')').parse().unwrap_or(0);
-            s.set(v);
-            v
-        })
+            *slot = Some(Box::leak(Box::new(value)));
+            Ok(())
+        }
+
+        pub(crate) fn get_or_init(&self, init: impl FnOnce() -> T) -> &T {
+            let mut slot = super::lock(&self.slot);
+            match *slot {
+                Some(v) => v,
+                None => {
+                    let v: &'static T = Box::leak(Box::new(init()));
+                    *slot = Some(v);
+                    v
+                }
+            }
+        }
     }
+
+    impl<T: 'static> Default for OnceLock<T> {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
+    impl<T: std::fmt::Debug + 'static> std::fmt::Debug for OnceLock<T> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_tuple("OnceLock").field(&self.get()).finish()
+        }
+    }
+}
+
+/// Test hooks for the loom models only: the calling thread's slot, from the
+/// real allocator.
+#[cfg(hotmeter_loom)]
+pub(crate) fn loom_thread_slot() -> usize {
+    slot::get()
 }
 
 /// How many histogram shards are owned by a single thread slot each;
@@ -201,8 +301,7 @@ pub(crate) fn exclusive_shard_count() -> usize {
 pub(crate) fn shard_count() -> usize {
     #[cfg(not(hotmeter_loom))]
     {
-        use std::sync::OnceLock;
-        static SHARDS: OnceLock<usize> = OnceLock::new();
+        static SHARDS: StaticOnceLock<usize> = StaticOnceLock::new();
         *SHARDS.get_or_init(|| {
             let cores = std::thread::available_parallelism().map_or(4, |n| n.get());
             (cores * 2).next_power_of_two().clamp(2, 64)
