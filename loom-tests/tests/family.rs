@@ -1,5 +1,8 @@
-//! String-labeled family insert races: two threads creating the same label
-//! set get the same series, and the cardinality limit holds under a race.
+//! String-labeled family races, on the real code: two threads creating the
+//! same label set get the same series; the cardinality limit holds; an
+//! existing (or revived) label set never lands in the overflow series at the
+//! limit; the index grows past its first generation while read; `remove`
+//! and `clear` race lookups without losing an increment.
 #![cfg(hotmeter_loom)]
 
 use loom::sync::{Arc, Mutex};
@@ -20,6 +23,113 @@ fn same_label_set_same_series() {
         }
         assert_eq!(f.len(), 1);
         assert_eq!(f.get(&["a"]).unwrap().get(), 2);
+        assert_eq!(f.overflowed(), 0);
+    });
+}
+
+/// At a limit of 1, a thread whose lookup missed just before the other
+/// inserted the same label set (filling the family) must still find it.
+#[test]
+fn an_existing_label_set_never_overflows_at_the_limit() {
+    loom::model(|| {
+        let f = hotmeter::StringFamily::with_limit(&["space"], 1, hotmeter::SingleCounter::new);
+        let ts: Vec<_> = (0..2)
+            .map(|_| {
+                let f = f.clone();
+                thread::spawn(move || f.with(&["a"], |c| c.inc()).unwrap())
+            })
+            .collect();
+        for t in ts {
+            t.join().unwrap();
+        }
+        assert_eq!(f.overflowed(), 0, "an increment of an existing series went to overflow");
+        assert_eq!(f.get(&["a"]).unwrap().get(), 2);
+    });
+}
+
+/// The same for a removed label set that both threads bring back at the
+/// limit: the one that revives it fills the family, the other must follow.
+#[test]
+fn a_revived_label_set_never_overflows_at_the_limit() {
+    loom::model(|| {
+        let f = hotmeter::StringFamily::with_limit(&["space"], 1, hotmeter::SingleCounter::new);
+        f.with(&["a"], |c| c.inc()).unwrap();
+        assert!(f.remove(&["a"]));
+        let ts: Vec<_> = (0..2)
+            .map(|_| {
+                let f = f.clone();
+                thread::spawn(move || f.with(&["a"], |c| c.inc()).unwrap())
+            })
+            .collect();
+        for t in ts {
+            t.join().unwrap();
+        }
+        assert_eq!(f.overflowed(), 0, "an increment of a revived series went to overflow");
+        assert_eq!(f.get(&["a"]).unwrap().get(), 3);
+        assert_eq!(f.len(), 1);
+    });
+}
+
+/// The 17th label set grows the index into its second generation (32
+/// buckets kept at most half full) while another thread looks up an old
+/// label set and the new one.
+#[test]
+fn index_grows_past_its_first_generation_while_read() {
+    const KEYS: [&str; 17] = ["k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8", "k9", "k10", "k11", "k12", "k13", "k14", "k15", "k16"];
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(1);
+    builder.check(|| {
+        let f = hotmeter::StringFamily::with_limit(&["id"], 64, hotmeter::SingleCounter::new);
+        for k in &KEYS[..16] {
+            f.with(&[k], |c| c.inc()).unwrap();
+        }
+        let g = f.clone();
+        let grower = thread::spawn(move || g.with(&[KEYS[16]], |c| c.inc()).unwrap());
+        f.with(&[KEYS[3]], |c| c.inc()).unwrap();
+        f.with(&[KEYS[16]], |c| c.inc()).unwrap();
+        grower.join().unwrap();
+        assert_eq!(f.overflowed(), 0);
+        assert_eq!(f.len(), 17);
+        assert_eq!(f.get(&[KEYS[3]]).unwrap().get(), 2);
+        assert_eq!(f.get(&[KEYS[16]]).unwrap().get(), 2, "the grower's series and the reader's are one");
+        assert_eq!(f.get(&[KEYS[15]]).unwrap().get(), 1);
+    });
+}
+
+/// `remove` racing a lookup-and-increment of the same label set: whichever
+/// wins, the series keeps every increment (a removed set that comes back
+/// resumes its value) and nothing goes to overflow.
+#[test]
+fn remove_racing_a_lookup_loses_nothing() {
+    loom::model(|| {
+        let f = hotmeter::StringFamily::with_limit(&["id"], 2, hotmeter::SingleCounter::new);
+        f.with(&["a"], |c| c.inc()).unwrap();
+        let r = f.clone();
+        let remover = thread::spawn(move || r.remove(&["a"]));
+        f.with(&["a"], |c| c.inc()).unwrap();
+        let removed = remover.join().unwrap();
+        assert!(removed, "the series was live when remove ran");
+        assert!(f.len() <= 1);
+        assert_eq!(f.overflowed(), 0);
+        assert_eq!(f.get(&["a"]).unwrap().get(), 2, "an increment was lost");
+    });
+}
+
+/// `clear` racing the insert of a new label set at a limit of 1: the new
+/// increment lands in its series or, if the family was still full, in the
+/// overflow series, and is counted there; never lost.
+#[test]
+fn clear_racing_an_insert_accounts_for_every_increment() {
+    loom::model(|| {
+        let f = hotmeter::StringFamily::with_limit(&["id"], 1, hotmeter::SingleCounter::new);
+        f.with(&["a"], |c| c.inc()).unwrap();
+        let c = f.clone();
+        let clearer = thread::spawn(move || c.clear());
+        f.with(&["b"], |c| c.inc()).unwrap();
+        clearer.join().unwrap();
+        assert!(f.len() <= 1);
+        let in_series = if f.overflowed() == 0 { f.get(&["b"]).unwrap().get() } else { 0 };
+        assert_eq!(in_series + f.overflowed(), 1, "the increment of b is neither in its series nor in overflow");
     });
 }
 
@@ -64,7 +174,7 @@ fn typed_family_is_an_index() {
 /// A get-or-create that checks, then inserts under the lock without
 /// checking again: loom must find the two threads creating two series.
 #[test]
-#[should_panic]
+#[should_panic(expected = "two series for one label set")]
 fn insert_without_recheck_is_caught() {
     loom::model(|| {
         let map: Arc<Mutex<Vec<(&'static str, Arc<()>)>>> = Arc::new(Mutex::new(Vec::new()));

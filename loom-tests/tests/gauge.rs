@@ -52,7 +52,7 @@ fn int_gauge_inc_dec() {
 
 /// An f64 add done as load, add, store: loom must find the lost update.
 #[test]
-#[should_panic]
+#[should_panic(expected = "lost gauge add")]
 fn racy_gauge_add_is_caught() {
     loom::model(|| {
         let bits = Arc::new(AtomicU64::new(0f64.to_bits()));
@@ -68,6 +68,6 @@ fn racy_gauge_add_is_caught() {
         for h in hs {
             h.join().unwrap();
         }
-        assert_eq!(f64::from_bits(bits.load(Ordering::Relaxed)), 2.0);
+        assert_eq!(f64::from_bits(bits.load(Ordering::Relaxed)), 2.0, "lost gauge add");
     });
 }

@@ -207,7 +207,7 @@ const INDEX0: usize = 32;
 /// Enough segments and generations for any limit up to 2^26.
 const LEVELS: usize = 28;
 
-struct Inner<M> {
+struct Inner<M: 'static> {
     label_names: Box<[Box<str>]>,
     make: Box<dyn Fn() -> M + Send + Sync>,
     limit: usize,
@@ -334,7 +334,7 @@ fn hash_values(values: &[&str]) -> u64 {
     foldhash::fast::FixedState::with_seed(0x6d65_7465_7268_6f74).hash_one(values)
 }
 
-impl<M> Inner<M> {
+impl<M: 'static> Inner<M> {
     #[inline(always)]
     fn slot(&self, i: usize) -> Option<&Series<M>> {
         let (k, off) = slot_position(i);
@@ -432,9 +432,19 @@ impl<M: Metric> StringFamily<M> {
     #[inline(never)]
     fn miss(&self, hash: u64, values: &[&str]) -> Option<&M> {
         let inner = &*self.inner;
-        // Full already: no lock needed to know the answer.
-        if inner.live.load(Ordering::Relaxed) >= inner.limit {
-            return None;
+        // Full already: no lock needed to know the answer, but only after
+        // looking the label set up again. Our lock-free lookup may have
+        // missed just before another thread inserted (or revived) this very
+        // label set and so filled the family; that series is ours, not the
+        // overflow's. Acquire pairs with the Release increment of `live` by
+        // that writer (writers are serialised by the lock, so every earlier
+        // insert or revival happens-before the count we read): the index
+        // word and the `removed` flag it wrote are visible to this lookup.
+        if inner.live.load(Ordering::Acquire) >= inner.limit {
+            return inner
+                .find(inner.current.load(Ordering::Acquire), hash, values)
+                .filter(|series| !series.removed.load(Ordering::Relaxed))
+                .map(|series| &series.metric);
         }
         let mut w = lock(&inner.writers);
         // Another thread may have inserted it (or a newer generation may
@@ -445,7 +455,8 @@ impl<M: Metric> StringFamily<M> {
                     return None;
                 }
                 series.removed.store(false, Ordering::Relaxed);
-                inner.live.fetch_add(1, Ordering::Relaxed);
+                // Release: publishes the revival to the unlocked full check.
+                inner.live.fetch_add(1, Ordering::Release);
             }
             return Some(&series.metric);
         }
@@ -459,7 +470,8 @@ impl<M: Metric> StringFamily<M> {
         let _ = segment[off].set(series);
         w.slots += 1;
         self.publish(&mut w, slot, hash);
-        inner.live.fetch_add(1, Ordering::Relaxed);
+        // Release: publishes the new index word to the unlocked full check.
+        inner.live.fetch_add(1, Ordering::Release);
         let at = w.sorted.partition_point(|&j| inner.slot(j as usize).is_some_and(|s| s.cmp_values(values).is_lt()));
         w.sorted.insert(at, slot as u32);
         // Release: scrapes that see the count see the slot.

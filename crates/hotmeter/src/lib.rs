@@ -107,8 +107,30 @@ pub use summary::{Summary, SummaryError, SummaryOpts};
 #[cfg(hotmeter_loom)]
 #[doc(hidden)]
 pub mod __loom {
-    /// The calling thread's slot, from the real allocator.
-    pub fn thread_slot() -> usize {
-        crate::sync::loom_thread_slot()
+    /// The real thread-slot allocator, on an instance of the model's own.
+    #[derive(Default)]
+    pub struct SlotAllocator(Option<crate::sync::SlotAllocator>);
+
+    impl std::fmt::Debug for SlotAllocator {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("SlotAllocator")
+        }
+    }
+
+    impl SlotAllocator {
+        /// A fresh allocator (create it inside the model).
+        pub fn new() -> Self {
+            Self(Some(crate::sync::SlotAllocator::new()))
+        }
+        /// What a thread's first recording does.
+        pub fn acquire(&self) -> usize {
+            self.0.as_ref().map_or(usize::MAX, crate::sync::SlotAllocator::acquire)
+        }
+        /// What a thread's exit does.
+        pub fn release(&self, slot: usize) {
+            if let Some(a) = &self.0 {
+                a.release(slot);
+            }
+        }
     }
 }

@@ -75,10 +75,12 @@ pub(crate) fn thread_slot_or_max() -> usize {
 }
 
 /// The thread-slot allocator: each live thread holds a distinct number, the
-/// lowest free one when it asks, and gives it back when it exits. The same
-/// code runs in production (a `static` and std thread-locals) and under
-/// loom (a loom `lazy_static!` and loom thread-locals, whose destructors
-/// loom runs at thread exit), so the models check slot reuse itself.
+/// lowest free one when it asks, and gives it back when it exits (a
+/// thread-local destructor calls [`release`](Self::release)). Production
+/// uses one `static` instance; the loom models run this same code on an
+/// instance of their own (loom's `lazy_static!` cannot be reached from
+/// thread-local destructors at the end of a model's execution), releasing
+/// explicitly where a thread would exit.
 pub(crate) struct SlotAllocator {
     slots: Mutex<Slots>,
 }
@@ -97,12 +99,12 @@ impl SlotAllocator {
     }
 
     #[cfg(hotmeter_loom)]
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self { slots: Mutex::new(Slots { next: 0, free: Vec::new() }) }
     }
 
     /// The lowest free number, so live threads stay densely numbered.
-    fn acquire(&self) -> usize {
+    pub(crate) fn acquire(&self) -> usize {
         let mut slots = lock(&self.slots);
         match slots.free.iter().enumerate().min_by_key(|&(_, &v)| v).map(|(i, _)| i) {
             Some(i) => slots.free.swap_remove(i),
@@ -114,11 +116,12 @@ impl SlotAllocator {
     }
 
     /// Gives `slot` back for the next thread.
-    fn release(&self, slot: usize) {
+    pub(crate) fn release(&self, slot: usize) {
         lock(&self.slots).free.push(slot);
     }
 }
 
+#[cfg(not(hotmeter_loom))]
 mod slot {
     use super::SlotAllocator;
     use std::cell::Cell;
@@ -129,38 +132,27 @@ mod slot {
     /// (from another thread-local's destructor) uses the shared shard.
     const RELEASED: usize = usize::MAX >> 1;
 
-    #[cfg(not(hotmeter_loom))]
     static SLOTS: SlotAllocator = SlotAllocator::new();
 
-    #[cfg(not(hotmeter_loom))]
     thread_local! {
         // `const` initialiser and no destructor: the hot-path access is one
         // thread-pointer relative load, with no lazy-init check.
         static SLOT: Cell<usize> = const { Cell::new(UNASSIGNED) };
-        // Touched once, on assignment, so its destructor gives the slot back.
-        static RELEASE: Release = const { Release };
+        // Set once, on assignment, so its destructor gives the slot back.
+        static RELEASE: Release = const { Release(Cell::new(UNASSIGNED)) };
     }
 
-    #[cfg(hotmeter_loom)]
-    loom::lazy_static! {
-        static ref SLOTS: SlotAllocator = SlotAllocator::new();
-    }
-
-    #[cfg(hotmeter_loom)]
-    loom::thread_local! {
-        static SLOT: Cell<usize> = Cell::new(UNASSIGNED);
-    }
-    #[cfg(hotmeter_loom)]
-    loom::thread_local! {
-        static RELEASE: Release = Release;
-    }
-
-    struct Release;
+    /// Holds its own copy of the slot number: thread-locals are destroyed
+    /// in no particular order, so `SLOT` may be gone when this runs.
+    struct Release(Cell<usize>);
 
     impl Drop for Release {
         fn drop(&mut self) {
-            let slot = SLOT.with(|s| s.replace(RELEASED));
+            let slot = self.0.replace(RELEASED);
             if slot < RELEASED {
+                // Later recording on this thread (from another thread-local's
+                // destructor) must not use the slot it no longer holds.
+                let _ = SLOT.try_with(|s| s.set(RELEASED));
                 SLOTS.release(slot);
             }
         }
@@ -186,8 +178,38 @@ mod slot {
         s.set(v);
         // If the thread is already being torn down the destructor cannot be
         // registered: then never hand the slot back (it leaks one number).
-        let _ = RELEASE.try_with(|_| ());
+        let _ = RELEASE.try_with(|r| r.0.set(v));
         v
+    }
+}
+
+#[cfg(hotmeter_loom)]
+mod slot {
+    use std::cell::Cell;
+
+    loom::thread_local! {
+        static SLOT: Cell<usize> = Cell::new(usize::MAX);
+    }
+
+    pub(super) fn raw() -> usize {
+        SLOT.with(Cell::get)
+    }
+
+    pub(super) fn get() -> usize {
+        SLOT.with(|s| {
+            let v = s.get();
+            if v != usize::MAX {
+                return v;
+            }
+            // loom numbers a model's live threads densely from 0 (its main
+            // thread), as the real allocator numbers live threads (whose
+            // reuse the `slots` model checks on `SlotAllocator` itself).
+            // Its ThreadId only shows that number through Debug.
+            let id = format!("{:?}", loom::thread::current().id());
+            let v = id.trim_start_matches("ThreadId(").trim_end_matches(')').parse().unwrap_or(0);
+            s.set(v);
+            v
+        })
     }
 }
 
@@ -267,13 +289,6 @@ mod loom_once {
             f.debug_tuple("OnceLock").field(&self.get()).finish()
         }
     }
-}
-
-/// Test hooks for the loom models only: the calling thread's slot, from the
-/// real allocator.
-#[cfg(hotmeter_loom)]
-pub(crate) fn loom_thread_slot() -> usize {
-    slot::get()
 }
 
 /// How many histogram shards are owned by a single thread slot each;
