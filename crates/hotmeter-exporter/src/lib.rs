@@ -11,6 +11,7 @@
 //! | [`register_process_metrics`] | `process_*` metrics from Linux `/proc` |
 //! | [`promtool::check_metrics`] | runs `promtool check metrics` on exposition, for tests |
 //! | [`Exporter`], [`ServerHandle`], [`ThreadedServer`], [`MetricsService`], [`Limits`], [`Auth`] | the hardened HTTP server (hyper 1.x on tokio), loopback by default |
+//! | [`ConnectionStats`] | connections a running server holds, sheds and refuses at its cap |
 //!
 //! ## Quick start
 //! ```
@@ -36,6 +37,7 @@
 
 #![forbid(unsafe_code)]
 
+mod connections;
 mod json;
 mod openmetrics;
 mod process;
@@ -43,6 +45,7 @@ pub mod promtool;
 mod server;
 mod text;
 
+pub use connections::ConnectionStats;
 pub use json::{JSON_CONTENT_TYPE, encode_json};
 pub use openmetrics::{OPENMETRICS_CONTENT_TYPE, encode_openmetrics, wants_openmetrics};
 pub use process::register_process_metrics;

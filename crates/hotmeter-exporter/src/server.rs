@@ -3,9 +3,11 @@
 //! Owns: routing (`/metrics`, `/metrics/json`, `/healthz`, `/readyz`, extra
 //! read-only routes), content negotiation and gzip, authentication, and the
 //! hardening limits (header size, body size, header read timeout,
-//! concurrent connections). Must not: touch recording paths; rendering reads
-//! the registry through [`hotmeter::Registry::collect`] on a blocking
-//! thread, so a large scrape never stalls the runtime's reactor.
+//! concurrent connections; whom to shed at the cap is decided in
+//! `connections`). Must not: touch recording paths, or stop accepting while
+//! at the connection cap; rendering reads the registry through
+//! [`hotmeter::Registry::collect`] on a blocking thread, so a large scrape
+//! never stalls the runtime's reactor.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -22,9 +24,10 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::watch;
 
+use crate::connections::{ConnectionStats, Connections, Slot, Tracker};
 use crate::{
     JSON_CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE, encode_json, encode_openmetrics, encode_text,
     wants_openmetrics,
@@ -35,6 +38,15 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:9898";
 
 /// Hardening limits of the server. Build with
 /// `Limits { max_connections: 16, ..Limits::default() }`.
+///
+/// # Bounds
+/// The server holds at most `max_connections + 1` client sockets (the one
+/// more is a newcomer held while the connection shed for it closes, at most
+/// 250 ms) besides its listener, whatever clients do. Each held connection
+/// costs hyper's read buffer, at most `max(max_header_bytes, 8 KiB)`, a few
+/// hundred bytes of task and table entry, and, while its response is being
+/// written, that response. With the defaults: 129 sockets and about
+/// 128 × 17 KiB ≈ 2.2 MiB of buffers, plus the responses in flight.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Limits {
     /// Largest request head (request line and headers) accepted; larger
@@ -44,9 +56,18 @@ pub struct Limits {
     /// (every route is a GET).
     pub max_body_bytes: u64,
     /// Time a client has to send a complete request head, on a new or an
-    /// idle kept-alive connection. Default 10 s.
+    /// idle kept-alive connection; then it gets `408` and is closed.
+    /// Default 5 s: a scraper sends its head at once, and a kept-alive
+    /// scraper reconnects at its next scrape.
     pub header_read_timeout: Duration,
-    /// Connections served at once; more are closed at once. Default 128.
+    /// Connections held at once. When all are held, a newcomer takes the
+    /// slot of the connection that has waited longest without a complete
+    /// request head (a new one still sending its head, or a kept-alive one
+    /// between requests), which is reset; a connection whose request is
+    /// being served is never shed. Only when every held connection is being
+    /// served is the newcomer closed instead. So a flood of slow clients
+    /// only ever displaces itself, and a scrape is served. See
+    /// [`ServerHandle::connection_stats`]. Default 128.
     pub max_connections: usize,
     /// How long a graceful shutdown waits for in-flight requests. Default 5 s.
     pub shutdown_grace: Duration,
@@ -57,7 +78,7 @@ impl Default for Limits {
         Self {
             max_header_bytes: 16 * 1024,
             max_body_bytes: 4 * 1024,
-            header_read_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(5),
             max_connections: 128,
             shutdown_grace: Duration::from_secs(5),
         }
@@ -105,6 +126,8 @@ struct Shared {
     ready: Arc<AtomicBool>,
     /// Render buffer reused across scrapes.
     buffer: Mutex<Vec<u8>>,
+    /// The connections the accept loop holds (unused by a bare service).
+    connections: Arc<Connections>,
 }
 
 /// Builds and starts the metrics server.
@@ -183,11 +206,12 @@ impl Exporter {
     fn shared(self) -> (Arc<Shared>, SocketAddr) {
         let shared = Shared {
             registry: self.registry,
-            limits: self.limits,
             auth: self.auth,
             routes: self.routes,
             ready: Arc::new(AtomicBool::new(false)),
             buffer: Mutex::new(Vec::new()),
+            connections: Arc::new(Connections::new(self.limits.max_connections)),
+            limits: self.limits,
         };
         (Arc::new(shared), self.listen)
     }
@@ -201,12 +225,13 @@ impl Exporter {
     /// Binds and serves on the caller's tokio runtime; returns once bound.
     pub async fn serve(self) -> io::Result<ServerHandle> {
         let (shared, addr) = self.shared();
-        let listener = TcpListener::bind(addr).await?;
+        let listener = bind(addr)?;
         let local_addr = listener.local_addr()?;
         let (stop_tx, stop_rx) = watch::channel(false);
         let ready = shared.ready.clone();
+        let connections = shared.connections.clone();
         let task = tokio::spawn(accept_loop(listener, shared, stop_rx));
-        Ok(ServerHandle { local_addr, ready, stop: stop_tx, task })
+        Ok(ServerHandle { local_addr, ready, connections, stop: stop_tx, task })
     }
 
     /// Starts a small dedicated runtime on its own thread and serves there:
@@ -224,12 +249,21 @@ impl Exporter {
 }
 
 /// A running server on the caller's runtime.
-#[derive(Debug)]
 pub struct ServerHandle {
     local_addr: SocketAddr,
     ready: Arc<AtomicBool>,
+    connections: Arc<Connections>,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("local_addr", &self.local_addr)
+            .field("connections", &self.connection_stats())
+            .finish_non_exhaustive()
+    }
 }
 
 impl ServerHandle {
@@ -241,6 +275,12 @@ impl ServerHandle {
     /// Sets what `/readyz` answers: `200` when ready, `503` until then.
     pub fn set_ready(&self, ready: bool) {
         self.ready.store(ready, Ordering::Relaxed);
+    }
+
+    /// Connections held now, and how many were shed or refused at the cap
+    /// (see [`Limits::max_connections`]).
+    pub fn connection_stats(&self) -> ConnectionStats {
+        self.connections.stats()
     }
 
     /// Stops accepting, lets in-flight requests finish (up to
@@ -271,6 +311,11 @@ impl ThreadedServer {
         }
     }
 
+    /// Connections held now, and how many were shed or refused at the cap.
+    pub fn connection_stats(&self) -> ConnectionStats {
+        self.handle.as_ref().map(ServerHandle::connection_stats).unwrap_or_default()
+    }
+
     /// Graceful shutdown, blocking until the server is down.
     pub fn shutdown(mut self) {
         self.stop();
@@ -299,9 +344,28 @@ impl Drop for ThreadedServer {
     }
 }
 
+/// Connections the kernel may hold completed but not yet accepted. Larger
+/// than std's 128 so that a burst of connects (a flood of reconnecting slow
+/// clients) does not overflow it and drop a scraper's SYN, which would cost
+/// the scraper a one-second retransmission; the kernel caps it at
+/// `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 1024;
+
+/// Binds a listener as `TcpListener::bind` does (`SO_REUSEADDR` on Unix),
+/// with [`LISTEN_BACKLOG`].
+fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
+/// Accepts for as long as the server runs, at the cap too: a newcomer at the
+/// cap takes a slot freed by shedding (see `connections`), so the kernel's
+/// backlog never fills behind held slow clients.
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
-    let permits = Arc::new(Semaphore::new(shared.limits.max_connections.max(1)));
-    let max = shared.limits.max_connections.max(1) as u32;
+    let connections = shared.connections.clone();
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -312,35 +376,92 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            // Over the connection cap: close at once.
+        let admitted = tokio::select! {
+            slot = connections.admit() => slot,
+            _ = stop.changed() => break,
+        };
+        let Some(slot) = admitted else {
+            // Every held connection is being served: close at once.
             drop(stream);
             continue;
         };
-        let service = MetricsService { shared: shared.clone() };
-        let mut stop = stop.clone();
-        let limits = shared.limits.clone();
-        tokio::spawn(async move {
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_read_timeout)
-                .max_buf_size(limits.max_header_bytes.max(8192))
-                .serve_connection(TokioIo::new(stream), service);
-            let mut conn = std::pin::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = stop.changed() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = tokio::time::timeout(limits.shutdown_grace, conn).await;
-                }
-            }
-            drop(permit);
-        });
+        tokio::spawn(serve_connection(stream, slot, shared.clone(), stop.clone()));
     }
     drop(listener);
-    // Wait for connections to drain (each holds a permit), up to the grace.
-    let _ = tokio::time::timeout(shared.limits.shutdown_grace + Duration::from_millis(100), permits.acquire_many(max))
-        .await;
+    // Wait for connections to drain (each holds a slot), up to the grace.
+    connections.drain(shared.limits.shutdown_grace + Duration::from_millis(100)).await;
+}
+
+/// Serves one connection until it ends, is shed, or the server stops; then
+/// closes the socket and only after that frees the slot.
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    mut slot: Slot,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let limits = shared.limits.clone();
+    let service = TrackedService { inner: MetricsService { shared }, tracker: slot.tracker() };
+    let mut conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192))
+        .serve_connection(TokioIo::new(stream), service);
+    let shed = tokio::select! {
+        _ = &mut conn => false,
+        () = slot.shed() => true,
+        _ = stop.changed() => {
+            Pin::new(&mut conn).graceful_shutdown();
+            let _ = tokio::time::timeout(limits.shutdown_grace, &mut conn).await;
+            false
+        }
+    };
+    if shed {
+        // Shed for a newcomer: close with a reset, not a FIN. The client is
+        // told at once, and the server keeps no TIME_WAIT state for it: a
+        // flood of reconnecting clients must not pile those up, nor collide
+        // with a later connection (a scrape) on the same ports.
+        let stream = conn.into_parts().io.into_inner();
+        // Zero linger never blocks on drop (the deprecation is about
+        // non-zero lingers); `set_zero_linger` needs tokio 1.50.
+        #[allow(deprecated)]
+        let _ = stream.set_linger(Some(Duration::ZERO));
+        drop(stream);
+    } else {
+        drop(conn);
+    }
+    // Only now, with the socket closed, is the slot freed.
+    drop(slot);
+}
+
+/// [`MetricsService`] that tells the connection table when a request head
+/// has arrived (hyper calls a service only then) and when its response is
+/// done, so that a connection being served is not shed.
+#[derive(Clone)]
+struct TrackedService {
+    inner: MetricsService,
+    tracker: Tracker,
+}
+
+impl hyper::service::Service<Request<Incoming>> for TrackedService {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
+        // Taken before the future exists, so it is released even if hyper
+        // drops the future unpolled.
+        let serving = self.tracker.head_complete();
+        let response = self.inner.call(req);
+        Box::pin(async move {
+            let response = response.await;
+            // The response is handed to hyper: from here the connection
+            // waits for its next head (a client that does not read a large
+            // response counts as waiting, and can be shed).
+            drop(serving);
+            response
+        })
+    }
 }
 
 /// The request handler as a hyper service: every route, negotiation, gzip,

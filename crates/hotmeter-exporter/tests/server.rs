@@ -2,46 +2,14 @@
 //! negotiation, gzip, 404/405, readiness, auth, limits, malformed and slow
 //! clients, graceful shutdown. Every client is bounded by timeouts.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use common::{get, raw};
 use hotmeter_exporter::{Auth, Exporter, Limits};
-
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-/// Sends raw bytes, reads until the server closes, parses one response.
-fn raw(addr: SocketAddr, request: &[u8]) -> Reply {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(request).expect("send");
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf);
-    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").expect("a response head");
-    let head = String::from_utf8_lossy(&buf[..split]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|c| c.parse().ok()).expect("status");
-    let headers =
-        lines.filter_map(|l| l.split_once(':').map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))).collect();
-    Reply { status, headers, body: buf[split + 4..].to_vec() }
-}
-
-fn get(addr: SocketAddr, path: &str, extra: &str) -> Reply {
-    raw(addr, format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{extra}\r\n").as_bytes())
-}
 
 fn registry() -> hotmeter::Registry {
     let r = hotmeter::Registry::new();
@@ -155,24 +123,64 @@ fn authentication_and_extra_routes() {
     server.shutdown();
 }
 
+/// At the cap a newcomer takes the slot of the connection that has waited
+/// longest without a request head; when every held connection is being
+/// served, the newcomer is closed instead.
 #[test]
-fn connection_cap_holds() {
-    let limits = Limits { max_connections: 2, header_read_timeout: Duration::from_secs(2), ..Limits::default() };
-    let server = Exporter::new(registry()).listen("127.0.0.1:0".parse().unwrap()).limits(limits).start().unwrap();
+fn connection_cap_sheds_the_longest_waiting_then_refuses() {
+    let limits = Limits { max_connections: 2, header_read_timeout: Duration::from_secs(5), ..Limits::default() };
+    // `/slow` is served until the test releases it, holding its connection busy.
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let released = std::sync::Mutex::new(released);
+    let server = Exporter::new(registry())
+        .listen("127.0.0.1:0".parse().unwrap())
+        .limits(limits)
+        .route("/slow", "text/plain", move || {
+            let _ = released.lock().unwrap().recv_timeout(Duration::from_secs(5));
+            b"done\n".to_vec()
+        })
+        .start()
+        .unwrap();
     let addr = server.local_addr();
-    let _a = TcpStream::connect(addr).unwrap();
-    let _b = TcpStream::connect(addr).unwrap();
-    std::thread::sleep(Duration::from_millis(200));
-    // A third connection is closed without a response while two are held.
+
+    // Two idle connections fill the cap; a scrape sheds the older one.
+    let mut a = TcpStream::connect(addr).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let mut b = TcpStream::connect(addr).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(get(addr, "/metrics", "").status, 200);
+    a.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    b.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let mut buf = [0u8; 64];
+    let a_read = a.read(&mut buf);
+    assert!(
+        a_read.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "the older idle connection is shed (reset): {a_read:?}"
+    );
+    let b_read = b.read(&mut buf);
+    assert!(
+        b_read.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock),
+        "the younger one is kept: {b_read:?}"
+    );
+    assert_eq!(server.connection_stats().shed_total, 1);
+    drop(b);
+
+    // Two requests being served fill the cap: a newcomer is closed unanswered.
+    let slow: Vec<_> = (0..2).map(|_| std::thread::spawn(move || get(addr, "/slow", "").status)).collect();
+    std::thread::sleep(Duration::from_millis(300));
     let mut c = TcpStream::connect(addr).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
     let _ = c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    let mut buf = Vec::new();
-    let _ = c.read_to_end(&mut buf);
-    assert!(buf.is_empty(), "over the cap, got: {}", String::from_utf8_lossy(&buf));
-    drop((_a, _b));
-    // Once the held connections time out, service resumes.
-    std::thread::sleep(Duration::from_millis(2500));
+    let mut refused = Vec::new();
+    let _ = c.read_to_end(&mut refused);
+    assert!(refused.is_empty(), "over the cap, got: {}", String::from_utf8_lossy(&refused));
+    assert_eq!(server.connection_stats().refused_total, 1);
+    // The requests being served were not shed.
+    release.send(()).unwrap();
+    release.send(()).unwrap();
+    for s in slow {
+        assert_eq!(s.join().unwrap(), 200);
+    }
     assert_eq!(get(addr, "/metrics", "").status, 200);
     server.shutdown();
 }

@@ -1,0 +1,328 @@
+//! The connections the server holds, and whom to shed when they reach the cap.
+//!
+//! Owns: the connection slots (at most `Limits::max_connections`), one entry
+//! per held connection (since when it has waited for a complete request
+//! head, or that it is being served; how to tell its task to close), the
+//! choice of the connection to shed when a newcomer finds every slot taken,
+//! and the counts of shed and refused connections. Must not: await or do I/O
+//! while its lock is held, hold a socket (each belongs to its connection's
+//! task, which closes it when told), or touch recording paths.
+//!
+//! The policy: a newcomer is never refused while some held connection is
+//! waiting for a request head; the one that has waited longest is shed for
+//! it. A flood of slow clients therefore only ever sheds itself, and a
+//! scraper, which sends its head at once, is served. Only when every held
+//! connection is being served is the newcomer closed instead.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+
+/// How long admitting a newcomer waits for the connection shed for it to
+/// close. Its task only has to be scheduled and drop the connection, so this
+/// is normally microseconds; past it (a starved runtime) the newcomer is
+/// refused rather than stalling the accept loop longer.
+const SHED_WAIT: Duration = Duration::from_millis(250);
+
+/// Connection counts of a running server, from
+/// [`ServerHandle::connection_stats`](crate::ServerHandle::connection_stats).
+///
+/// # Examples
+/// ```
+/// # tokio::runtime::Runtime::new()?.block_on(async {
+/// let server = hotmeter_exporter::Exporter::new(hotmeter::Registry::new())
+///     .listen("127.0.0.1:0".parse()?)
+///     .serve()
+///     .await?;
+/// let stats = server.connection_stats();
+/// assert_eq!((stats.open, stats.shed_total, stats.refused_total), (0, 0, 0));
+/// server.shutdown().await;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnectionStats {
+    /// Connections held now, each with its socket: at most
+    /// [`Limits::max_connections`](crate::Limits::max_connections).
+    pub open: usize,
+    /// Connections closed to make room for a newcomer because they had
+    /// waited longest without a complete request head. Monotonically
+    /// increasing, never reset.
+    pub shed_total: u64,
+    /// Newcomers closed at once because every held connection was being
+    /// served (or the one shed for them did not close in time).
+    /// Monotonically increasing, never reset.
+    pub refused_total: u64,
+}
+
+/// The slots and the table of held connections, shared by the accept loop,
+/// every connection task and the server handle.
+pub(crate) struct Connections {
+    cap: usize,
+    /// One permit per held socket; a connection's permit is released only
+    /// after its socket is closed, so this bounds the sockets held.
+    permits: Arc<Semaphore>,
+    table: Mutex<Table>,
+}
+
+struct Table {
+    next_id: u64,
+    /// Advances at every move to waiting: a smaller tick has waited longer.
+    next_tick: u64,
+    entries: HashMap<u64, Entry>,
+    shed_total: u64,
+    refused_total: u64,
+}
+
+struct Entry {
+    /// `Some(tick)`: waiting for a complete request head since `tick` (a new
+    /// connection, or a kept-alive one between requests). `None`: a request
+    /// head has arrived and its response is being made.
+    waiting_since: Option<u64>,
+    /// Fired (and the entry removed) when the connection is shed.
+    shed: oneshot::Sender<()>,
+}
+
+impl Connections {
+    /// Slots for `cap` connections (at least one).
+    pub(crate) fn new(cap: usize) -> Self {
+        let cap = cap.max(1);
+        Self {
+            cap,
+            permits: Arc::new(Semaphore::new(cap)),
+            table: Mutex::new(Table {
+                next_id: 0,
+                next_tick: 0,
+                entries: HashMap::with_capacity(cap),
+                shed_total: 0,
+                refused_total: 0,
+            }),
+        }
+    }
+
+    fn table(&self) -> MutexGuard<'_, Table> {
+        // The table stays consistent across a panic (each update is one
+        // assignment or insert), so a poisoned lock is still usable.
+        self.table.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A slot for a newly accepted connection: a free one, else the one of
+    /// the connection that has waited longest without a complete request
+    /// head, once that connection has closed. `None` (counted as refused)
+    /// when every held connection is being served.
+    pub(crate) async fn admit(self: &Arc<Self>) -> Option<Slot> {
+        let permit = match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                if !self.shed_oldest_waiting() {
+                    self.table().refused_total += 1;
+                    return None;
+                }
+                // Whichever slot frees first (the shed one, or one whose
+                // connection ended meanwhile) goes to the newcomer.
+                match tokio::time::timeout(SHED_WAIT, self.permits.clone().acquire_owned()).await {
+                    Ok(Ok(permit)) => permit,
+                    // Timed out, or (never) the semaphore closed.
+                    _ => {
+                        self.table().refused_total += 1;
+                        return None;
+                    }
+                }
+            }
+        };
+        let (shed, shed_signal) = oneshot::channel();
+        let mut table = self.table();
+        let id = table.next_id;
+        table.next_id += 1;
+        let tick = table.next_tick;
+        table.next_tick += 1;
+        table.entries.insert(id, Entry { waiting_since: Some(tick), shed });
+        drop(table);
+        Some(Slot {
+            tracker: Tracker { connections: self.clone(), id },
+            shed_signal: Some(shed_signal),
+            _permit: permit,
+        })
+    }
+
+    /// Sheds the connection that has waited longest without a complete
+    /// request head: removes its entry and tells its task to close it.
+    /// False when every held connection is being served. O(held connections).
+    fn shed_oldest_waiting(&self) -> bool {
+        let mut table = self.table();
+        let oldest = table.entries.iter().filter_map(|(id, e)| Some((e.waiting_since?, *id))).min();
+        let Some((_, id)) = oldest else {
+            return false;
+        };
+        if let Some(entry) = table.entries.remove(&id) {
+            // The receiver is gone only if the task already ended; its
+            // permit is then free (or about to be) all the same.
+            let _ = entry.shed.send(());
+        }
+        table.shed_total += 1;
+        true
+    }
+
+    fn set_waiting(&self, id: u64, waiting: bool) {
+        let mut table = self.table();
+        let tick = table.next_tick;
+        if let Some(entry) = table.entries.get_mut(&id) {
+            entry.waiting_since = waiting.then_some(tick);
+            if waiting {
+                table.next_tick += 1;
+            }
+        }
+    }
+
+    /// The current counts.
+    pub(crate) fn stats(&self) -> ConnectionStats {
+        let table = self.table();
+        ConnectionStats {
+            open: self.cap - self.permits.available_permits(),
+            shed_total: table.shed_total,
+            refused_total: table.refused_total,
+        }
+    }
+
+    /// Waits, up to `grace`, until every connection has closed.
+    pub(crate) async fn drain(&self, grace: Duration) {
+        let all = u32::try_from(self.cap).unwrap_or(u32::MAX);
+        let _ = tokio::time::timeout(grace, self.permits.acquire_many(all)).await;
+    }
+}
+
+/// A held connection's slot, owned by its task. Dropping it (after the
+/// socket is closed) removes the entry and frees the slot.
+pub(crate) struct Slot {
+    tracker: Tracker,
+    shed_signal: Option<oneshot::Receiver<()>>,
+    // Dropped last: the slot is free only once the entry is gone.
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Slot {
+    /// The handle the connection's service reports request heads through.
+    pub(crate) fn tracker(&self) -> Tracker {
+        self.tracker.clone()
+    }
+
+    /// Resolves when this connection is shed; pending forever otherwise
+    /// (including after a first call).
+    pub(crate) async fn shed(&mut self) {
+        if let Some(signal) = self.shed_signal.take()
+            && signal.await.is_ok()
+        {
+            return;
+        }
+        std::future::pending().await
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.tracker.connections.table().entries.remove(&self.tracker.id);
+    }
+}
+
+/// Reports one connection's request heads and responses to the table.
+#[derive(Clone)]
+pub(crate) struct Tracker {
+    connections: Arc<Connections>,
+    id: u64,
+}
+
+impl Tracker {
+    /// A complete request head has arrived: not to be shed until the
+    /// returned guard (held for the response) is dropped, after which the
+    /// connection waits for its next head from then on.
+    pub(crate) fn head_complete(&self) -> Serving {
+        self.connections.set_waiting(self.id, false);
+        Serving(self.clone())
+    }
+}
+
+/// Held while a request is served; see [`Tracker::head_complete`].
+pub(crate) struct Serving(Tracker);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.0.connections.set_waiting(self.0.id, true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap()
+    }
+
+    fn is_shed(slot: &mut Slot) -> bool {
+        slot.shed_signal.as_mut().is_some_and(|s| s.try_recv().is_ok())
+    }
+
+    #[test]
+    fn sheds_the_longest_waiting_and_never_one_being_served() {
+        let rt = rt();
+        let c = Arc::new(Connections::new(3));
+        let mut a = rt.block_on(c.admit()).unwrap();
+        let mut b = rt.block_on(c.admit()).unwrap();
+        let mut d = rt.block_on(c.admit()).unwrap();
+        // `a` (the oldest) is being served, so `b` has waited longest.
+        let serving_a = a.tracker().head_complete();
+        assert!(c.shed_oldest_waiting());
+        assert!(is_shed(&mut b) && !is_shed(&mut a) && !is_shed(&mut d));
+        drop(b);
+        assert_eq!(c.stats(), ConnectionStats { open: 2, shed_total: 1, refused_total: 0 });
+        // `a`'s response is done: it waits for its next head from now on,
+        // so `d`, accepted before that, has waited longer.
+        drop(serving_a);
+        assert!(c.shed_oldest_waiting());
+        assert!(is_shed(&mut d) && !is_shed(&mut a));
+        assert!(c.shed_oldest_waiting());
+        assert!(is_shed(&mut a));
+        assert!(!c.shed_oldest_waiting(), "nothing left to shed");
+        assert_eq!(c.stats().shed_total, 3);
+    }
+
+    #[test]
+    fn a_newcomer_takes_the_slot_of_the_connection_shed_for_it() {
+        let rt = rt();
+        let c = Arc::new(Connections::new(1));
+        let mut held = rt.block_on(c.admit()).unwrap();
+        let newcomer = rt.block_on(async {
+            // The held connection's task: closes when shed.
+            let task = tokio::spawn(async move { held.shed().await });
+            let newcomer = c.admit().await;
+            task.await.unwrap();
+            newcomer
+        });
+        assert!(newcomer.is_some());
+        assert_eq!(c.stats(), ConnectionStats { open: 1, shed_total: 1, refused_total: 0 });
+    }
+
+    #[test]
+    fn refuses_the_newcomer_when_every_connection_is_being_served() {
+        let rt = rt();
+        let c = Arc::new(Connections::new(2));
+        let a = rt.block_on(c.admit()).unwrap();
+        let b = rt.block_on(c.admit()).unwrap();
+        let _serving = (a.tracker().head_complete(), b.tracker().head_complete());
+        assert!(rt.block_on(c.admit()).is_none());
+        assert_eq!(c.stats(), ConnectionStats { open: 2, shed_total: 0, refused_total: 1 });
+    }
+
+    #[test]
+    fn refuses_the_newcomer_when_the_shed_connection_does_not_close_in_time() {
+        let rt = rt();
+        let c = Arc::new(Connections::new(1));
+        let _stuck = rt.block_on(c.admit()).unwrap();
+        assert!(rt.block_on(c.admit()).is_none());
+        assert_eq!(c.stats(), ConnectionStats { open: 1, shed_total: 1, refused_total: 1 });
+    }
+}
