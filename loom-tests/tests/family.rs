@@ -75,7 +75,8 @@ fn a_revived_label_set_never_overflows_at_the_limit() {
 /// label set and the new one.
 #[test]
 fn index_grows_past_its_first_generation_while_read() {
-    const KEYS: [&str; 17] = ["k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8", "k9", "k10", "k11", "k12", "k13", "k14", "k15", "k16"];
+    const KEYS: [&str; 17] =
+        ["k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8", "k9", "k10", "k11", "k12", "k13", "k14", "k15", "k16"];
     let mut builder = loom::model::Builder::new();
     builder.preemption_bound = Some(1);
     builder.check(|| {

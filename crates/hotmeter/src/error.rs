@@ -155,6 +155,23 @@ pub enum RegistryError {
         /// What differs.
         what: ShapeDifference,
     },
+    /// A name this metric would be exposed under (its family name, or a
+    /// sample name such as `_bucket`, `_count`, `_sum`, `_created`,
+    /// `_total`) belongs to another registered metric, so a scrape would
+    /// hold two series or two families of one name; e.g. a gauge
+    /// `lat_count` beside a histogram `lat`, in either order.
+    NameCollision {
+        /// The metric being registered.
+        name: String,
+        /// Its type.
+        kind: MetricType,
+        /// The exposed name both would use.
+        exposed: String,
+        /// The metric registered first that owns it.
+        existing: String,
+        /// That metric's type.
+        existing_kind: MetricType,
+    },
 }
 
 /// What differs between two registrations of one name.
@@ -178,6 +195,13 @@ pub enum ShapeDifference {
     },
     /// Help, unit or histogram/summary layout differ.
     Description,
+    /// Two string families with different cardinality limits.
+    CardinalityLimit {
+        /// The first registration's limit.
+        existing: usize,
+        /// The limit asked for now.
+        requested: usize,
+    },
 }
 
 impl fmt::Display for RegistryError {
@@ -201,7 +225,14 @@ impl fmt::Display for RegistryError {
                 ShapeDifference::Description => {
                     write!(f, "metric {name:?} is registered with a different help, unit or bucket layout")
                 }
+                ShapeDifference::CardinalityLimit { existing, requested } => {
+                    write!(f, "metric {name:?} is registered with cardinality limit {existing}, not {requested}")
+                }
             },
+            Self::NameCollision { name, kind, exposed, existing, existing_kind } => write!(
+                f,
+                "{kind} {name:?} would expose {exposed:?}, which the {existing_kind} {existing:?} already exposes"
+            ),
         }
     }
 }

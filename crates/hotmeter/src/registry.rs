@@ -65,6 +65,10 @@ mod private {
         fn label_names(&self) -> Vec<String>;
         fn same_layout(&self, other: &Self) -> bool;
         fn into_collect(self) -> Arc<dyn Collect>;
+        /// A string family's cardinality limit; `None` for other handles.
+        fn cardinality_limit(&self) -> Option<usize> {
+            None
+        }
     }
 }
 
@@ -116,6 +120,70 @@ impl<M: Metric> private::Registrable for StringFamily<M> {
     fn into_collect(self) -> Arc<dyn Collect> {
         Arc::new(self)
     }
+    fn cardinality_limit(&self) -> Option<usize> {
+        Some(self.limit())
+    }
+}
+
+/// The registered families, and every name their samples are exposed under.
+#[derive(Default)]
+struct Families {
+    by_name: BTreeMap<String, Entry>,
+    /// Exposed name (family or sample, in any format) -> the family that
+    /// owns it. Two families may never share one: a scrape would hold two
+    /// series of one name, or two families of one name.
+    exposed: BTreeMap<String, String>,
+}
+
+/// Every name a family of `kind` registered as `name` is exposed under, in
+/// the text and OpenMetrics formats: its family name(s) and sample names,
+/// `_created` included (OpenMetrics reserves it even where we do not
+/// write it yet).
+fn exposed_names(name: &str, kind: MetricType) -> Vec<String> {
+    let with = |suffix: &str| format!("{name}{suffix}");
+    match kind {
+        MetricType::Counter => {
+            // Text: the name as registered. OpenMetrics: the family is the
+            // name without `_total`, its samples `<stem>_total`, `<stem>_created`.
+            let stem = name.strip_suffix("_total").unwrap_or(name);
+            let mut names = vec![name.to_owned(), stem.to_owned(), format!("{stem}_total"), format!("{stem}_created")];
+            names.dedup();
+            names
+        }
+        MetricType::Gauge => vec![name.to_owned()],
+        MetricType::Histogram => {
+            vec![name.to_owned(), with("_bucket"), with("_count"), with("_sum"), with("_created")]
+        }
+        MetricType::Summary => vec![name.to_owned(), with("_count"), with("_sum"), with("_created")],
+    }
+}
+
+impl Families {
+    /// Refuses `name` if any name it would be exposed under belongs to
+    /// another family.
+    fn check_exposed_names(&self, name: &str, kind: MetricType) -> Result<(), RegistryError> {
+        for exposed in exposed_names(name, kind) {
+            if let Some(owner) = self.exposed.get(&exposed)
+                && owner != name
+            {
+                let existing = self.by_name.get(owner).map_or(MetricType::Gauge, |e| e.desc.kind);
+                return Err(RegistryError::NameCollision {
+                    name: name.to_owned(),
+                    kind,
+                    exposed,
+                    existing: owner.clone(),
+                    existing_kind: existing,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn reserve_exposed_names(&mut self, name: &str, kind: MetricType) {
+        for exposed in exposed_names(name, kind) {
+            self.exposed.insert(exposed, name.to_owned());
+        }
+    }
 }
 
 struct Entry {
@@ -136,7 +204,7 @@ struct CollectState {
 struct Inner {
     namespace: Option<String>,
     const_labels: Vec<(String, String)>,
-    families: Mutex<BTreeMap<String, Entry>>,
+    families: Mutex<Families>,
     callbacks: Mutex<Vec<Callback>>,
     overflow: Arc<OverflowCollector>,
     collect_state: Mutex<CollectState>,
@@ -173,7 +241,7 @@ impl fmt::Debug for Registry {
         f.debug_struct("Registry")
             .field("namespace", &self.inner.namespace)
             .field("const_labels", &self.inner.const_labels)
-            .field("families", &lock(&self.inner.families).len())
+            .field("families", &lock(&self.inner.families).by_name.len())
             .finish()
     }
 }
@@ -215,7 +283,7 @@ impl RegistryBuilder {
             inner: Arc::new(Inner {
                 namespace: self.namespace,
                 const_labels: self.const_labels,
-                families: Mutex::new(BTreeMap::new()),
+                families: Mutex::new(Families::default()),
                 callbacks: Mutex::new(Vec::new()),
                 overflow: Arc::new(OverflowCollector::default()),
                 collect_state: Mutex::new(CollectState::default()),
@@ -283,14 +351,19 @@ impl Registry {
         let desc = Desc::new(name.clone(), opts.help, opts.unit, kind, const_labels, label_names);
 
         let mut families = lock(&self.inner.families);
-        if let Some(existing) = families.get(&name) {
+        if let Some(existing) = families.by_name.get(&name) {
             return Self::reuse(existing, &desc, &metric);
         }
+        families.check_exposed_names(&name, kind)?;
         let collect = private::Registrable::into_collect(metric.clone());
         if collect.overflowed().is_some() {
-            self.inner.overflow.track(&name, collect.clone());
             let overflow_name = self.full_name(OVERFLOW_METRIC);
-            families.entry(overflow_name.clone()).or_insert_with(|| Entry {
+            if !families.by_name.contains_key(&overflow_name) {
+                families.check_exposed_names(&overflow_name, MetricType::Counter)?;
+                families.reserve_exposed_names(&overflow_name, MetricType::Counter);
+            }
+            self.inner.overflow.track(&name, collect.clone());
+            families.by_name.entry(overflow_name.clone()).or_insert_with(|| Entry {
                 desc: Arc::new(Desc::new(
                     overflow_name,
                     "Lookups of new label sets routed to a family's overflow series because it reached its cardinality limit.".into(),
@@ -302,7 +375,8 @@ impl Registry {
                 collect: self.inner.overflow.clone(),
             });
         }
-        families.insert(name, Entry { desc: Arc::new(desc), collect });
+        families.reserve_exposed_names(&name, kind);
+        families.by_name.insert(name, Entry { desc: Arc::new(desc), collect });
         Ok(metric)
     }
 
@@ -329,6 +403,15 @@ impl Registry {
                 },
             });
         };
+        if let (Some(existing_limit), Some(requested)) =
+            (private::Registrable::cardinality_limit(found), private::Registrable::cardinality_limit(metric))
+            && existing_limit != requested
+        {
+            return Err(RegistryError::ShapeConflict {
+                name,
+                what: ShapeDifference::CardinalityLimit { existing: existing_limit, requested },
+            });
+        }
         if existing.desc.help != desc.help
             || existing.desc.unit != desc.unit
             || existing.desc.const_labels != desc.const_labels
@@ -405,7 +488,7 @@ impl Registry {
         for cb in state.callbacks.drain(..) {
             cb();
         }
-        state.entries.extend(lock(&self.inner.families).values().map(|e| (e.desc.clone(), e.collect.clone())));
+        state.entries.extend(lock(&self.inner.families).by_name.values().map(|e| (e.desc.clone(), e.collect.clone())));
         for (desc, collect) in state.entries.drain(..) {
             visitor.family(&desc);
             collect.collect(&desc, &mut state.scratch, visitor);
@@ -423,7 +506,9 @@ impl Registry {
     /// keep working but are no longer exported.
     pub fn unregister(&self, full_name: &str) -> bool {
         self.inner.overflow.untrack(full_name);
-        lock(&self.inner.families).remove(full_name).is_some()
+        let mut families = lock(&self.inner.families);
+        families.exposed.retain(|_, owner| owner != full_name);
+        families.by_name.remove(full_name).is_some()
     }
 }
 
@@ -502,6 +587,92 @@ mod tests {
     crate::label_enum! {
         /// Status.
         pub enum Status: "status" { Success = "success", Error = "error" }
+    }
+
+    fn collision(r: &Registry, register: impl FnOnce(&Registry) -> Result<(), RegistryError>) -> (String, String) {
+        match register(r) {
+            Err(RegistryError::NameCollision { exposed, existing, .. }) => (exposed, existing),
+            other => panic!("expected a name collision, got {other:?}"),
+        }
+    }
+
+    fn structured(r: &Registry, histogram: bool) -> Result<(), RegistryError> {
+        if histogram {
+            r.histogram("lat", "L.", Buckets::default()).map(drop)
+        } else {
+            r.summary("lat", "L.", SummaryOpts::default()).map(drop).map_err(|e| match e {
+                SummaryOrRegistryError::Registry(e) => e,
+                other => panic!("{other:?}"),
+            })
+        }
+    }
+
+    #[test]
+    fn colliding_sample_names_are_refused_in_both_orders() {
+        for (gauge, histogram) in
+            [("lat_count", true), ("lat_bucket", true), ("lat_created", true), ("lat_sum", false), ("lat_count", false)]
+        {
+            // The histogram or summary first, then the gauge.
+            let r = Registry::new();
+            structured(&r, histogram).unwrap();
+            let (exposed, existing) = collision(&r, |r| r.gauge(gauge, "G.").map(drop));
+            assert_eq!((exposed.as_str(), existing.as_str()), (gauge, "lat"));
+            // The gauge first, then the histogram or summary.
+            let r = Registry::new();
+            r.gauge(gauge, "G.").unwrap();
+            let (exposed, existing) = collision(&r, |r| structured(r, histogram));
+            assert_eq!((exposed.as_str(), existing.as_str()), (gauge, gauge));
+            assert_eq!(r.snapshot().families.len(), 1, "nothing registered by the refused call");
+        }
+        // A counter `a_total` is the OpenMetrics family `a`: a gauge `a` collides.
+        let r = Registry::new();
+        r.counter("a_total", "A.").unwrap();
+        assert_eq!(collision(&r, |r| r.gauge("a", "G.").map(drop)).0, "a");
+        let r = Registry::new();
+        r.gauge("a", "G.").unwrap();
+        assert_eq!(collision(&r, |r| r.counter("a_total", "A.").map(drop)).0, "a");
+        // A counter registered without `_total` owns `<name>_total`.
+        let r = Registry::new();
+        r.counter("jobs", "J.").unwrap();
+        assert_eq!(collision(&r, |r| r.gauge("jobs_total", "G.").map(drop)).0, "jobs_total");
+        // A counter cannot take a histogram's sample name either.
+        let r = Registry::new();
+        r.histogram("x", "X.", Buckets::default()).unwrap();
+        assert_eq!(collision(&r, |r| r.counter("x_count", "C.").map(drop)).0, "x_count");
+        // Unregistering frees the names.
+        assert!(r.unregister("x"));
+        r.gauge("x_count", "G.").unwrap();
+        // A namespace applies before the check.
+        let r = Registry::builder().namespace("ns").build().unwrap();
+        r.histogram("lat", "L.", Buckets::default()).unwrap();
+        assert_eq!(collision(&r, |r| r.gauge("lat_sum", "G.").map(drop)).0, "ns_lat_sum");
+        // Names that only look alike are fine, and the same registration
+        // twice is the same handle, not a collision.
+        let r = Registry::new();
+        r.histogram("lat", "L.", Buckets::default()).unwrap();
+        r.gauge("lat_counts", "G.").unwrap();
+        r.gauge("latency", "G.").unwrap();
+        r.histogram("lat", "L.", Buckets::default()).unwrap();
+        let err = collision(&r, |r| r.gauge("lat_sum", "G.").map(drop));
+        assert_eq!(err, ("lat_sum".to_owned(), "lat".to_owned()));
+    }
+
+    #[test]
+    fn a_string_family_with_another_limit_is_a_shape_conflict() {
+        let r = Registry::new();
+        let first = StringFamily::with_limit(&["id"], 10, Counter::new);
+        let _ = r.register(("ids_total", "Ids."), first.clone()).unwrap();
+        let again = r.register(("ids_total", "Ids."), StringFamily::with_limit(&["id"], 10, Counter::new)).unwrap();
+        assert!(again.ptr_eq(&first), "same limit: the existing family comes back");
+        let err = r.register(("ids_total", "Ids."), StringFamily::with_limit(&["id"], 20, Counter::new)).unwrap_err();
+        assert_eq!(
+            err,
+            RegistryError::ShapeConflict {
+                name: "ids_total".into(),
+                what: ShapeDifference::CardinalityLimit { existing: 10, requested: 20 }
+            }
+        );
+        assert!(err.to_string().contains("cardinality limit 10, not 20"), "{err}");
     }
 
     #[test]

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Mutation testing of the loom models: applies each mutation listed below to
+# the real code (one at a time, on a scratch copy of the workspace so the
+# working tree is never touched), runs the loom model meant to catch it, and
+# reports "caught" (the model failed) or "NOT CAUGHT". Exits non-zero if any
+# mutation is not caught or does not apply.
+#
+#   bash loom-tests/mutate.sh            # every mutation (about a minute each on 2 cores)
+#   bash loom-tests/mutate.sh M3 M7      # only these
+#
+# The list is the table in loom-tests/MUTATIONS.md; keep the two in step.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}"
+
+# id ~ file ~ perl substitution (must match exactly once) ~ test binary ~ test name
+mutations=(
+  "M1~crates/hotmeter/src/counter.rs~s/self\.shards\[i\]\.fetch_add\(n, Ordering::Relaxed\);/{ let v = self.shards[i].load(Ordering::Relaxed); self.shards[i].store(v + n, Ordering::Relaxed); }/~counter~more_threads_than_shards_lose_no_increment"
+  "M2~crates/hotmeter/src/family.rs~s/return inner\n\s*\.find\(inner\.current\.load\(Ordering::Acquire\), hash, values\)\n\s*\.filter\(\|series\| !series\.removed\.load\(Ordering::Relaxed\)\)\n\s*\.map\(\|series\| &series\.metric\);/return None;/~family~an_existing_label_set_never_overflows_at_the_limit"
+  "M3~crates/hotmeter/src/family.rs~s/return inner\n\s*\.find\(inner\.current\.load\(Ordering::Acquire\), hash, values\)\n\s*\.filter\(\|series\| !series\.removed\.load\(Ordering::Relaxed\)\)\n\s*\.map\(\|series\| &series\.metric\);/return None;/~family~a_revived_label_set_never_overflows_at_the_limit"
+  "M4~crates/hotmeter/src/family.rs~s/if inner\.live\.load\(Ordering::Acquire\) >= inner\.limit \{/if inner.live.load(Ordering::Relaxed) >= inner.limit {/~family~an_existing_label_set_never_overflows_at_the_limit"
+  "M5~crates/hotmeter/src/family.rs~s/self\.publish\(&mut w, slot, hash\);\n(\s*)\/\/ Release: publishes the new index word to the unlocked full check\.\n\s*inner\.live\.fetch_add\(1, Ordering::Release\);/self.publish(&mut w, slot, hash);\n\$1inner.live.fetch_add(1, Ordering::Relaxed);/~family~an_existing_label_set_never_overflows_at_the_limit"
+  "M6~crates/hotmeter/src/family.rs~s/series\.removed\.store\(false, Ordering::Relaxed\);\n(\s*)\/\/ Release: publishes the revival to the unlocked full check\.\n\s*inner\.live\.fetch_add\(1, Ordering::Release\);/series.removed.store(false, Ordering::Relaxed);\n\$1inner.live.fetch_add(1, Ordering::Relaxed);/~family~a_revived_label_set_never_overflows_at_the_limit"
+  "M7~crates/hotmeter/src/family.rs~s/let mut w = lock\(&inner\.writers\);\n(\s*)\/\/ Another thread may have inserted it \(or a newer generation may\n\s*\/\/ hold it\) while we waited\.\n\s*if let Some\(series\) = inner\.find\(inner\.current\.load\(Ordering::Relaxed\), hash, values\) \{/let mut w = lock(&inner.writers);\n\$1if let Some(series) = None::<&Series<M>> {/~family~same_label_set_same_series"
+  "M8~crates/hotmeter/src/family.rs~s/inner\.live\.fetch_sub\(1, Ordering::Relaxed\);/{ let v = inner.live.load(Ordering::Relaxed); inner.live.store(v - 1, Ordering::Relaxed); }/~family~cardinality_limit_holds_under_race"
+  "M9~crates/hotmeter/src/gauge.rs~s/match cell\.compare_exchange_weak\(cur, new, Ordering::Relaxed, Ordering::Relaxed\) \{/cell.store(new, Ordering::Relaxed);\n        match Ok::<u64, u64>(cur) {/~gauge~gauge_add_loses_nothing"
+  "M10~crates/hotmeter/src/histogram.rs~s/seq\.store\(s\.wrapping_add\(2\), Ordering::Release\);/seq.store(s.wrapping_add(2), Ordering::Relaxed);/~histogram~snapshot_during_observe_is_consistent"
+  "M11~crates/hotmeter/src/histogram.rs~s/shard\.count\(h \* core\.buckets \+ bucket\)\.fetch_add\(1, Ordering::Release\);/shard.count(h * core.buckets + bucket).fetch_add(1, Ordering::Relaxed);/~histogram~shared_shard_writers_and_reader"
+  "M12~crates/hotmeter/src/histogram.rs~s/add_f64\(&shard\.sum\[h\], v\);/{ let c = &shard.sum[h]; c.store((f64::from_bits(c.load(Ordering::Relaxed)) + v).to_bits(), Ordering::Relaxed); }/~histogram~shared_shard_writers_and_reader"
+  "M13~crates/hotmeter/src/histogram.rs~s/let started = shard\.control\.fetch_add\(1, Ordering::Relaxed\);/let started = shard.control.load(Ordering::Relaxed); shard.control.store(started + 1, Ordering::Relaxed);/~histogram~shared_shard_writers_and_reader"
+  "M14~crates/hotmeter/src/sync.rs~s/Some\(i\) => slots\.free\.swap_remove\(i\),/Some(i) => slots.free[i],/~slots~an_exited_threads_slot_goes_to_one_thread"
+  "M15~crates/hotmeter/src/sync.rs~s/lock\(&self\.slots\)\.free\.push\(slot\);/let _ = slot;/~slots~an_exited_threads_slot_goes_to_one_thread"
+)
+
+wanted=("$@")
+scratch="$(mktemp -d)"
+trap 'rm -rf "$scratch"' EXIT
+# A scratch copy of the sources (not target/), sharing the loom build cache.
+tar -C "$root" --exclude=./target --exclude=./.git -cf - . | tar -C "$scratch" -xf -
+export CARGO_TARGET_DIR="$root/target/loom-mutants"
+
+failures=0
+printf '| id | file | test | result |\n|---|---|---|---|\n'
+for m in "${mutations[@]}"; do
+  IFS='~' read -r id file subst bin name <<<"$m"
+  if [ "${#wanted[@]}" -gt 0 ] && [[ ! " ${wanted[*]} " == *" $id "* ]]; then continue; fi
+  cp "$root/$file" "$scratch/$file"
+  if ! perl -0pi -e "\$n = ($subst); END { exit(\$n == 1 ? 0 : 3) }" "$scratch/$file"; then
+    printf '| %s | %s | %s | DOES NOT APPLY |\n' "$id" "$file" "$bin::$name"
+    failures=$((failures + 1))
+    cp "$root/$file" "$scratch/$file"
+    continue
+  fi
+  if (cd "$scratch" && RUSTFLAGS="--cfg hotmeter_loom" timeout 600 cargo test -q -p loom-tests --release \
+        --test "$bin" -- --exact "$name" >"$scratch/$id.log" 2>&1); then
+    result="NOT CAUGHT"
+    failures=$((failures + 1))
+  elif grep -q "^error\[\|could not compile" "$scratch/$id.log"; then
+    result="DOES NOT COMPILE"
+    failures=$((failures + 1))
+  else
+    result="caught"
+  fi
+  printf '| %s | %s | %s | %s |\n' "$id" "$file" "$bin::$name" "$result"
+  cp "$root/$file" "$scratch/$file"
+done
+exit $((failures > 0))
