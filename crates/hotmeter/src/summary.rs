@@ -1,11 +1,16 @@
 //! Quantiles over a sliding time window: [`Summary`] and [`SummaryOpts`],
 //! backed by `hdrhistogram`.
 //!
-//! Owns: per-shard rings of HDR histograms (one per age bucket) and their
-//! rotation. A writer locks only its own shard's mutex (shards are chosen by
-//! thread slot, as counters' are), so writers on different cores never
-//! share a lock; readers lock each shard briefly to merge it. Must not:
-//! allocate when recording (histograms are sized up front).
+//! Owns: per-shard rings of HDR histograms (one per age bucket), their
+//! rotation, and the reader's copy of the window. A writer locks only its
+//! shard's mutex (shards are chosen by thread slot, as counters' are; past
+//! 8 recording threads, writers share shards and so contend with each other
+//! on that mutex). A reader holds a shard's mutex only for a constant-time
+//! step: it swaps each ring slot's histogram for an empty spare (a pointer
+//! swap, `age_buckets` of them) and copies the count and sum; all merging
+//! happens afterwards, outside every writer's lock. Must not: allocate when
+//! recording (histograms are sized up front), or make a writer wait for a
+//! merge.
 
 use std::time::{Duration, Instant};
 
@@ -13,6 +18,9 @@ use hdrhistogram::Histogram as Hdr;
 
 use crate::snapshot::{Metric, MetricType, Scratch, Value};
 use crate::sync::{Arc, CachePadded, Mutex, lock, shard_count, thread_slot};
+
+/// A ring slot that has held no sub-window yet.
+const NO_EPOCH: u64 = u64::MAX;
 
 /// Options of a [`Summary`].
 #[derive(Clone, Debug, PartialEq)]
@@ -107,8 +115,25 @@ struct Inner {
     start: Instant,
     sub_window_ns: u64,
     shards: Box<[CachePadded<Mutex<Shard>>]>,
-    /// The reader's merge buffer.
-    merged: Mutex<Hdr<u64>>,
+    /// The reader's side; one reader at a time.
+    reader: Mutex<ReadSide>,
+}
+
+/// What a reader owns: the window's data moved out of the shards, per ring
+/// slot, and the buffers to move it with.
+#[derive(Debug)]
+struct ReadSide {
+    /// Per ring slot: every observation moved out of the shards for the
+    /// sub-window `window_epochs[i]`.
+    window: Vec<Hdr<u64>>,
+    window_epochs: Vec<u64>,
+    /// Empty histograms swapped into a shard's ring in exchange for its
+    /// data; emptied again (outside the lock) after merging.
+    spare: Vec<Hdr<u64>>,
+    /// The epochs of the slots just swapped out.
+    spare_epochs: Vec<u64>,
+    /// The window merged over every live slot, for quantiles.
+    merged: Hdr<u64>,
 }
 
 #[derive(Debug)]
@@ -144,15 +169,21 @@ impl Summary {
             .map(|_| {
                 CachePadded(Mutex::new(Shard {
                     ring: vec![proto.clone(); opts.age_buckets],
-                    epochs: vec![u64::MAX; opts.age_buckets],
+                    epochs: vec![NO_EPOCH; opts.age_buckets],
                     count: 0,
                     sum: 0.0,
                 }))
             })
             .collect();
         let sub_window_ns = (opts.window.as_nanos() / opts.age_buckets as u128).max(1) as u64;
-        let merged = Mutex::new(proto);
-        Ok(Self { inner: Arc::new(Inner { opts, start: Instant::now(), sub_window_ns, shards, merged }) })
+        let reader = Mutex::new(ReadSide {
+            window: vec![proto.clone(); opts.age_buckets],
+            window_epochs: vec![NO_EPOCH; opts.age_buckets],
+            spare: vec![proto.clone(); opts.age_buckets],
+            spare_epochs: vec![NO_EPOCH; opts.age_buckets],
+            merged: proto,
+        });
+        Ok(Self { inner: Arc::new(Inner { opts, start: Instant::now(), sub_window_ns, shards, reader }) })
     }
 
     /// The options.
@@ -167,22 +198,35 @@ impl Summary {
     /// Records one observation.
     #[inline]
     pub fn observe(&self, v: f64) {
+        self.observe_in(v, self.epoch());
+    }
+
+    /// Records `v` as observed in sub-window `epoch`. The epoch is read
+    /// before the shard's lock, so a writer that stalls in between may bring
+    /// an epoch older than the one its ring slot holds by now: such an
+    /// observation counts in count and sum but is older than the window, so
+    /// it is left out of the quantiles; it never resets the newer
+    /// sub-window (an equality test would, and would wipe its data).
+    #[inline]
+    fn observe_in(&self, v: f64, epoch: u64) {
         if v.is_nan() {
             return;
         }
         let inner = &*self.inner;
         let scaled = (v.max(0.0) / inner.opts.resolution) as u64; // saturating cast
-        let epoch = self.epoch();
         let shard = &inner.shards[thread_slot() % inner.shards.len()];
         let mut s = lock(shard);
-        let slot = (epoch % s.ring.len() as u64) as usize;
-        if s.epochs[slot] != epoch {
-            s.ring[slot].reset();
-            s.epochs[slot] = epoch;
-        }
-        s.ring[slot].saturating_record(scaled);
         s.count += 1;
         s.sum += v;
+        let slot = (epoch % s.ring.len() as u64) as usize;
+        let held = s.epochs[slot];
+        if held == NO_EPOCH || held < epoch {
+            s.ring[slot].reset();
+            s.epochs[slot] = epoch;
+        } else if held > epoch {
+            return;
+        }
+        s.ring[slot].saturating_record(scaled);
     }
 
     /// Records a duration, in seconds.
@@ -191,26 +235,52 @@ impl Summary {
         self.observe(d.as_secs_f64());
     }
 
-    /// Merges the live window into the reader's buffer and calls `f` on it,
-    /// with the all-time count and sum.
+    /// Moves every shard's new data into the reader's window, merges the
+    /// live sub-windows, and calls `f` on the result with the all-time count
+    /// and sum.
     fn read<R>(&self, f: impl FnOnce(&Hdr<u64>, u64, f64) -> R) -> R {
         let inner = &*self.inner;
-        let now = self.epoch();
-        let mut merged = lock(&inner.merged);
-        merged.reset();
+        let mut reader = lock(&inner.reader);
+        let r = &mut *reader;
         let (mut count, mut sum) = (0u64, 0.0);
         for shard in inner.shards.iter() {
-            let s = lock(shard);
-            count += s.count;
-            sum += s.sum;
-            for (h, &e) in s.ring.iter().zip(&s.epochs) {
-                if e != u64::MAX && now.saturating_sub(e) < s.ring.len() as u64 {
-                    // Same bounds, so adding cannot fail or resize.
-                    let _ = merged.add(h);
+            {
+                // The only step under the writer's lock: O(age_buckets)
+                // pointer swaps and two copies. The writer goes on into the
+                // empty spare, same epoch, so nothing is reset or lost.
+                let mut s = lock(shard);
+                count += s.count;
+                sum += s.sum;
+                let s = &mut *s;
+                for (ring, spare) in s.ring.iter_mut().zip(r.spare.iter_mut()) {
+                    std::mem::swap(ring, spare);
                 }
+                r.spare_epochs.copy_from_slice(&s.epochs);
+            }
+            for i in 0..r.spare.len() {
+                let epoch = r.spare_epochs[i];
+                if epoch != NO_EPOCH {
+                    let held = r.window_epochs[i];
+                    if held == NO_EPOCH || held < epoch {
+                        r.window[i].reset();
+                        r.window_epochs[i] = epoch;
+                    }
+                    if r.window_epochs[i] == epoch {
+                        // Same bounds, so adding cannot fail or resize.
+                        let _ = r.window[i].add(&r.spare[i]);
+                    }
+                }
+                r.spare[i].reset();
             }
         }
-        f(&merged, count, sum)
+        let now = self.epoch();
+        r.merged.reset();
+        for (h, &e) in r.window.iter().zip(&r.window_epochs) {
+            if e != NO_EPOCH && now.saturating_sub(e) < r.window.len() as u64 {
+                let _ = r.merged.add(h);
+            }
+        }
+        f(&r.merged, count, sum)
     }
 
     /// The `q`-quantile over the window, in the metric's unit; `None` when
@@ -280,6 +350,56 @@ mod tests {
         s.observe(2.0);
         let q = s.quantile(0.5).unwrap();
         assert!((q - 2.0).abs() < 0.03, "{q}");
+    }
+
+    /// A writer that read its epoch, then stalled for a whole window before
+    /// taking the lock, must not reset the newer sub-window that now holds
+    /// its ring slot.
+    #[test]
+    fn a_stalled_writer_never_wipes_a_newer_sub_window() {
+        let s = Summary::new(SummaryOpts { age_buckets: 3, ..Default::default() }).unwrap();
+        // Sub-window 1_000_003 holds ring slot 1; a writer stalled since
+        // sub-window 1_000_000 (the same slot, one ring earlier) arrives.
+        s.observe_in(5.0, 1_000_003);
+        s.observe_in(7.0, 1_000_000);
+        {
+            let shard = s.inner.shards.iter().map(|sh| lock(sh)).find(|sh| sh.count > 0).unwrap();
+            assert_eq!(shard.epochs[1], 1_000_003, "the newer sub-window kept its slot");
+            assert_eq!(shard.ring[1].len(), 1, "and its data");
+        }
+        let (lo, hi) = (s.quantile(0.0).unwrap(), s.quantile(1.0).unwrap());
+        assert!((lo - 5.0).abs() < 0.05 && (hi - 5.0).abs() < 0.05, "window holds {lo}..{hi}, not just 5.0");
+        assert_eq!(s.count(), 2, "count and sum still hold every observation");
+        assert_eq!(s.sum(), 12.0);
+    }
+
+    /// Readers move data out of the shards; nothing is lost or counted twice
+    /// across reads, with writers on several threads.
+    #[test]
+    fn reads_between_writes_keep_every_observation_in_the_window() {
+        let s = Summary::new(SummaryOpts::default()).unwrap();
+        std::thread::scope(|scope| {
+            for t in 0..4u32 {
+                let s = &s;
+                scope.spawn(move || {
+                    for i in 0..250u32 {
+                        s.observe(f64::from(t * 250 + i + 1) / 1000.0);
+                        if i % 50 == 0 {
+                            let _ = s.quantile(0.5);
+                        }
+                    }
+                });
+            }
+        });
+        // Values 0.001..=1.000 each once: median 0.5, P99 0.99, max 1.0.
+        for (q, want) in [(0.5, 0.5), (0.99, 0.99), (1.0, 1.0)] {
+            let got = s.quantile(q).unwrap();
+            assert!((got - want).abs() <= want * 0.01 + 1e-6, "q{q}: {got}, want {want}");
+        }
+        assert_eq!(s.count(), 1000);
+        // Reading again changes nothing.
+        assert!((s.quantile(0.5).unwrap() - 0.5).abs() < 0.006);
+        assert!((s.sum() - 500.5).abs() < 1e-9);
     }
 
     #[test]
