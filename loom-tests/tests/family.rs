@@ -116,6 +116,26 @@ fn remove_racing_a_lookup_loses_nothing() {
     });
 }
 
+/// Two threads remove the same label set at once: exactly one succeeds and
+/// the live count drops by one, so the limit still counts right afterwards.
+#[test]
+fn concurrent_removes_of_one_label_set_count_once() {
+    loom::model(|| {
+        let f = hotmeter::StringFamily::with_limit(&["id"], 2, hotmeter::SingleCounter::new);
+        f.with(&["a"], |c| c.inc()).unwrap();
+        f.with(&["b"], |c| c.inc()).unwrap();
+        let ts: Vec<_> = (0..2)
+            .map(|_| {
+                let f = f.clone();
+                thread::spawn(move || f.remove(&["a"]))
+            })
+            .collect();
+        let removed: usize = ts.into_iter().map(|t| usize::from(t.join().unwrap())).sum();
+        assert_eq!(removed, 1, "one label set removed twice");
+        assert_eq!(f.len(), 1, "live count off after concurrent removes");
+    });
+}
+
 /// `clear` racing the insert of a new label set at a limit of 1: the new
 /// increment lands in its series or, if the family was still full, in the
 /// overflow series, and is counted there; never lost.
