@@ -55,7 +55,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
-use hotmeter::{Buckets, Counter, Gauge, Histogram, Metric, Registry, Scratch, SingleCounter, StringFamily, Value};
+use hotmeter::{
+    Buckets, Counter, Gauge, Histogram, Metric, Registry, Scratch, SingleCounter, StringFamily, StringIndex, Value,
+};
 use metrics::{Key, KeyName, Metadata, SharedString, Unit};
 
 /// Builds a [`HotmeterRecorder`].
@@ -193,24 +195,16 @@ const CACHED_LABELS: usize = 8;
 /// The facade calls `register_*` at every macro call site execution, so the
 /// lookup from a [`Key`] to its handle is the hot path. This cache keys by
 /// the name and label pairs exactly as the call site gives them (one index
-/// per label count), through the core's lock-free string index: a hit
-/// hashes the strings, probes, and clones the handle's `Arc`; no lock, no
-/// allocation. It is never registered anywhere: `CachedHandle` implements
-/// `Metric` only because the index requires it.
+/// per label count), in the core's lock-free [`StringIndex`]: a hit hashes
+/// nothing (the facade's key hash is reused), probes, compares, and clones
+/// the handle's `Arc`; no lock, no allocation.
 struct HandleCache<H: Clone + Send + Sync + 'static> {
-    by_label_count: Vec<StringFamily<CachedHandle<H>>>,
+    by_label_count: Vec<StringIndex<H>>,
 }
 
 impl<H: Clone + Send + Sync + 'static> HandleCache<H> {
     fn new(limit: usize) -> Self {
-        let by_label_count = (0..=CACHED_LABELS)
-            .map(|n| {
-                let names: Vec<String> = (0..1 + 2 * n).map(|i| format!("k{i}")).collect();
-                let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-                StringFamily::with_limit(&refs, limit, || CachedHandle(Arc::new(std::sync::OnceLock::new())))
-            })
-            .collect();
-        Self { by_label_count }
+        Self { by_label_count: (0..=CACHED_LABELS).map(|n| StringIndex::with_limit(1 + 2 * n, limit)).collect() }
     }
 
     /// The cached handle for `key`, made by `make` on first use. Keys with
@@ -246,25 +240,18 @@ impl<H: Clone + Send + Sync + 'static> HandleCache<H> {
         let mut make = Some(make);
         // The facade hashed the key already (at compile time for static
         // keys); this cache is only ever searched with that hash.
-        let found = cache.with_hash_within_limit(key.get_hash(), &parts, |entry| {
-            entry.0.get_or_init(|| make.take().map_or_else(|| unreachable!("make is taken once"), |m| m())).clone()
-        });
+        let found = cache.get_or_insert_with(
+            key.get_hash(),
+            &parts,
+            || make.take().map_or_else(|| unreachable!("make is taken once"), |m| m()),
+            H::clone,
+        );
         match (found, make) {
             (Ok(Some(handle)), _) => handle,
             // Beyond the cache's limit: make the handle directly each time.
             (_, Some(m)) => m(),
-            (_, None) => unreachable!("make is only taken by a cache hit"),
+            (_, None) => unreachable!("make is only taken by an insert"),
         }
-    }
-}
-
-#[derive(Clone)]
-struct CachedHandle<H>(Arc<std::sync::OnceLock<H>>);
-
-impl<H: Clone + Send + Sync + 'static> Metric for CachedHandle<H> {
-    const TYPE: hotmeter::MetricType = hotmeter::MetricType::Gauge;
-    fn sample<'a>(&'a self, _: &'a mut Scratch) -> Value<'a> {
-        Value::Gauge(0.0)
     }
 }
 

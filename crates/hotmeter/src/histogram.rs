@@ -4,49 +4,8 @@
 //! and the consistent snapshot. Must not: allocate, lock or make a syscall
 //! when recording, nor ever make a writer wait for a reader.
 //!
-//! # The consistency protocol
-//! Every thread slot below [`exclusive_shard_count`] owns a shard that no
-//! other thread writes; threads with higher slots share one extra shard. A
-//! shard holds a control word, one sequence word per half, and two halves,
-//! *hot* and *cold*, each with a sum and one count per bucket (the `+Inf`
-//! bucket included). The control word's top bit names the hot half; on the
-//! shared shard its low 63 bits count observations *started*. A half's
-//! count is the sum of its buckets: there is no separate count cell.
-//!
-//! A writer on its **own shard** uses no atomic read-modify-write at all:
-//! it loads the hot bit, makes the half's sequence word odd, adds to the sum
-//! and the bucket with plain loads and stores (it is the only writer), and
-//! makes the sequence even again with `Release` (a seqlock write).
-//!
-//! A writer on the **shared shard** does, as client_golang does, a
-//! `fetch_add(1)` on the control word (learns the hot half, counts itself as
-//! started), a compare-and-swap on the sum, and a `Release` `fetch_add` on
-//! its bucket: the completion mark.
-//!
-//! A reader (one at a time per histogram, serialised by a mutex writers
-//! never touch) never writes a data cell. It remembers, per shard and half,
-//! the values it last read. Per shard it flips the hot bit, then reads the
-//! now-cold half:
-//! - own shard: a seqlock read (retry while the sequence is odd or changed).
-//!   The writer switches halves at its next observation, so the cold half
-//!   settles at once. Before flipping, the reader also checks the sequence
-//!   of the half that has been cold since the last snapshot: an owner that
-//!   loaded the hot bit just before that flip may have finished into it
-//!   afterwards, and then the half is read again;
-//! - shared shard: the other half has not changed since it was last read
-//!   (it was cold all along), so the cold half must reach the started count
-//!   minus that half's count; the reader re-reads its buckets until it does
-//!   (every writer that started before the flip has finished).
-//!
-//! The snapshot adds up the remembered halves of every shard, each read
-//! consistently, so its count always equals the sum of its bucket counts and
-//! its sum belongs to exactly those observations. Every observation whose
-//! `observe` returned before a snapshot began is in that snapshot; one that
-//! runs concurrently is in it or in the next. Shards are flipped one after
-//! another, so the merge is a consistent set of observations, not one
-//! instant in time.
-//!
-//! [`exclusive_shard_count`]: crate::sync::exclusive_shard_count
+//! The consistency protocol is documented on [`Histogram`] itself, where
+//! rustdoc shows it.
 
 use std::time::{Duration, Instant};
 
@@ -173,6 +132,50 @@ const COUNT_MASK: u64 = HOT_BIT - 1;
 /// - `+Inf` lands in the `+Inf` bucket and makes the sum `+Inf`;
 /// - NaN is not recorded (it has no bucket, and would make the sum NaN for
 ///   ever); it is counted instead, see [`HistogramSnapshot::nan_dropped`].
+///
+/// # Consistency: how snapshots stay exact without stopping writers
+/// Every thread slot below an exclusive shard count (16 or more, from the
+/// number of CPUs) owns a shard that no
+/// other thread writes; threads with higher slots share one extra shard. A
+/// shard holds a control word, one sequence word per half, and two halves,
+/// *hot* and *cold*, each with a sum and one count per bucket (the `+Inf`
+/// bucket included). The control word's top bit names the hot half; on the
+/// shared shard its low 63 bits count observations *started*. A half's
+/// count is the sum of its buckets: there is no separate count cell.
+///
+/// A writer on its **own shard** uses no atomic read-modify-write at all:
+/// it loads the hot bit, makes the half's sequence word odd, adds to the sum
+/// and the bucket with plain loads and stores (it is the only writer), and
+/// makes the sequence even again with `Release` (a seqlock write).
+///
+/// A writer on the **shared shard** does, as client_golang does, a
+/// `fetch_add(1)` on the control word (learns the hot half, counts itself as
+/// started), a compare-and-swap on the sum, and a `Release` `fetch_add` on
+/// its bucket: the completion mark.
+///
+/// A reader (one at a time per histogram, serialised by a mutex writers
+/// never touch) never writes a data cell. It remembers, per shard and half,
+/// the values it last read. Per shard it flips the hot bit, then reads the
+/// now-cold half:
+/// - own shard: a seqlock read (retry while the sequence is odd or changed).
+///   The writer switches halves at its next observation, so the cold half
+///   settles at once. Before flipping, the reader also checks the sequence
+///   of the half that has been cold since the last snapshot: an owner that
+///   loaded the hot bit just before that flip may have finished into it
+///   afterwards, and then the half is read again;
+/// - shared shard: the other half has not changed since it was last read
+///   (it was cold all along), so the cold half must reach the started count
+///   minus that half's count; the reader re-reads its buckets until it does
+///   (every writer that started before the flip has finished).
+///
+/// The snapshot adds up the remembered halves of every shard, each read
+/// consistently, so its count always equals the sum of its bucket counts and
+/// its sum belongs to exactly those observations. Every observation whose
+/// `observe` returned before a snapshot began is in that snapshot; one that
+/// runs concurrently is in it or in the next. Shards are flipped one after
+/// another, so the merge is a consistent set of observations, not one
+/// instant in time.
+///
 ///
 /// # Examples
 /// ```

@@ -73,35 +73,45 @@
 #![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod collect;
 mod counter;
+mod desc;
 mod error;
 mod exemplar;
 mod family;
 mod gauge;
 mod histogram;
+mod index;
 mod instrument;
 mod labels;
 mod name;
 mod registry;
+mod render;
 mod snapshot;
+mod string_family;
 mod summary;
 mod sync;
+mod traced_counter;
+mod value;
 
-pub use counter::{Counter, FloatCounter, SingleCounter, TracedCounter};
+pub use counter::{Counter, FloatCounter, SingleCounter};
+pub use desc::{Desc, MetricType, Unit};
 pub use error::{BucketError, LabelCountError, NameError, NameErrorReason, NameKind, RegistryError, ShapeDifference};
 pub use exemplar::{Exemplar, MAX_TRACE_ID, TraceId, TraceIdError};
-pub use family::{DEFAULT_CARDINALITY_LIMIT, Family, OVERFLOW_LABEL_VALUE, StringFamily};
+pub use family::Family;
 pub use gauge::{Gauge, IntGauge};
 pub use histogram::{Buckets, DEFAULT_BUCKETS, Histogram, HistogramSnapshot, HistogramTimer, histogram_quantile};
+pub use index::{Entry, StringIndex};
 pub use instrument::{Call, Instrumented, Outcome};
 pub use labels::LabelSet;
 pub use name::{full_name, validate_label_name, validate_metric_name};
 pub use registry::{OVERFLOW_METRIC, Opts, Registrable, Registry, RegistryBuilder, SummaryOrRegistryError};
-pub use snapshot::{
-    Desc, FamilySnapshot, Labels, Metric, MetricType, OwnedValue, RegistrySnapshot, Scratch, SeriesSnapshot, Unit,
-    Value, Visitor, escape_label_value, write_label_set,
-};
+pub use render::{escape_label_value, write_label_set};
+pub use snapshot::{FamilySnapshot, OwnedValue, RegistrySnapshot, SeriesSnapshot};
+pub use string_family::{DEFAULT_CARDINALITY_LIMIT, OVERFLOW_LABEL_VALUE, StringFamily};
 pub use summary::{Summary, SummaryError, SummaryOpts};
+pub use traced_counter::TracedCounter;
+pub use value::{Labels, Metric, Scratch, Value, Visitor};
 
 /// Hooks for the loom models only (`--cfg hotmeter_loom` builds): not API.
 #[cfg(hotmeter_loom)]

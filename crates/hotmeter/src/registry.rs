@@ -8,14 +8,18 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::collect::Collect;
+use crate::desc::{Desc, MetricType, Unit};
 use crate::error::{NameError, NameErrorReason, RegistryError, ShapeDifference};
-use crate::family::{Collect, Family, StringFamily};
+use crate::family::Family;
 use crate::histogram::{Buckets, Histogram};
 use crate::labels::LabelSet;
 use crate::name::{reserved_label_for, validate_label_name, validate_metric_name};
-use crate::snapshot::{Desc, LabelValues, Labels, Metric, MetricType, RegistrySnapshot, Scratch, Unit, Value, Visitor};
+use crate::snapshot::RegistrySnapshot;
+use crate::string_family::StringFamily;
 use crate::summary::{Summary, SummaryError, SummaryOpts};
 use crate::sync::{Arc, Mutex, lock};
+use crate::value::{LabelValues, Labels, Metric, Scratch, Value, Visitor};
 use crate::{Counter, Gauge, IntGauge};
 
 /// Name, help and optional unit and constant labels of a metric to register.

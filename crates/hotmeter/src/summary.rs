@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram as Hdr;
 
-use crate::snapshot::{Metric, MetricType, Scratch, Value};
+use crate::desc::MetricType;
 use crate::sync::{Arc, CachePadded, Mutex, lock, shard_count, thread_slot};
+use crate::value::{Metric, Scratch, Value};
 
 /// A ring slot that has held no sub-window yet.
 const NO_EPOCH: u64 = u64::MAX;

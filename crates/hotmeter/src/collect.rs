@@ -1,0 +1,38 @@
+//! What the registry walks during a scrape: the [`Collect`] trait, and its
+//! implementation for a single metric (a family of one unlabeled series).
+//!
+//! Owns: the object-safe interface between the registry and whatever it
+//! holds (metrics, [`Family`](crate::Family), [`StringFamily`](crate::StringFamily)).
+//! Must not: record, or hold a lock a recording thread could wait on.
+
+use std::any::Any;
+
+use crate::desc::Desc;
+use crate::value::{LabelValues, Labels, Metric, Scratch, Visitor};
+
+/// Something the registry can walk during a scrape. Object safe. `pub` only
+/// so the sealed `Registrable` can name it; the module is private.
+#[allow(unreachable_pub)]
+pub trait Collect: Send + Sync + 'static {
+    fn collect(&self, desc: &Desc, scratch: &mut Scratch, visitor: &mut dyn Visitor);
+    fn as_any(&self) -> &dyn Any;
+    fn type_name(&self) -> &'static str;
+    /// Overflow count, for string families.
+    fn overflowed(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// A single metric is a family with one unlabeled series.
+impl<M: Metric> Collect for M {
+    fn collect(&self, desc: &Desc, scratch: &mut Scratch, visitor: &mut dyn Visitor) {
+        let value = self.sample(scratch);
+        visitor.sample(&Labels { desc, values: LabelValues::None, rendered: None }, &value);
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<Self>()
+    }
+}

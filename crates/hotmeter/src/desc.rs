@@ -1,0 +1,116 @@
+//! What describes a metric family: [`MetricType`], [`Unit`], [`Desc`].
+//!
+//! Owns: the family's name, help, unit, type and label names as the
+//! registry validated them, and its registration identity. Must not: hold
+//! values or know any exposition format.
+
+use std::fmt;
+
+/// The Prometheus type of a metric family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum MetricType {
+    /// Monotonic counter.
+    Counter,
+    /// Value that goes up and down.
+    Gauge,
+    /// Bucketed distribution.
+    Histogram,
+    /// Quantiles over a sliding window, with sum and count.
+    Summary,
+}
+
+impl MetricType {
+    /// The lowercase name used in `# TYPE` lines.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Counter => "counter",
+            Self::Gauge => "gauge",
+            Self::Histogram => "histogram",
+            Self::Summary => "summary",
+        }
+    }
+}
+
+impl fmt::Display for MetricType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A metric's unit, as OpenMetrics `# UNIT` spells it (`seconds`, `bytes`).
+///
+/// The metric name should end with `_<unit>` (before `_total` for counters).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Unit(std::borrow::Cow<'static, str>);
+
+impl Unit {
+    /// Seconds.
+    pub const SECONDS: Unit = Unit(std::borrow::Cow::Borrowed("seconds"));
+    /// Bytes.
+    pub const BYTES: Unit = Unit(std::borrow::Cow::Borrowed("bytes"));
+    /// A ratio (0..1).
+    pub const RATIO: Unit = Unit(std::borrow::Cow::Borrowed("ratio"));
+
+    /// A custom unit; must be a valid label name (`[a-zA-Z_][a-zA-Z0-9_]*`).
+    pub fn new(unit: impl Into<String>) -> Result<Self, crate::NameError> {
+        let unit = unit.into();
+        crate::validate_label_name(&unit)?;
+        Ok(Self(std::borrow::Cow::Owned(unit)))
+    }
+
+    /// The unit's name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Everything that describes a metric family: full name (namespace
+/// included), help, unit, type, label names (constant labels first).
+///
+/// Equality compares what a scrape shows, not the registration identity.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Desc {
+    /// This registration's identity, never reused in the process: what
+    /// per-series render caches are keyed by (an address could be reused by
+    /// the next registration after an `unregister`).
+    pub(crate) id: u64,
+    /// The full metric name.
+    pub name: String,
+    /// Help text (unescaped).
+    pub help: String,
+    /// Unit, if set.
+    pub unit: Option<Unit>,
+    /// The type.
+    pub kind: MetricType,
+    /// Constant labels, applied to every series, in registration order.
+    pub const_labels: Vec<(String, String)>,
+    /// The family's own label names, in declaration order.
+    pub label_names: Vec<String>,
+}
+
+impl PartialEq for Desc {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+            && self.help == other.help
+            && self.unit == other.unit
+            && self.kind == other.kind
+            && self.const_labels == other.const_labels
+            && self.label_names == other.label_names
+    }
+}
+
+impl Desc {
+    /// A description with a fresh registration identity.
+    pub(crate) fn new(
+        name: String,
+        help: String,
+        unit: Option<Unit>,
+        kind: MetricType,
+        const_labels: Vec<(String, String)>,
+        label_names: Vec<String>,
+    ) -> Self {
+        Self { id: crate::sync::next_registration_id(), name, help, unit, kind, const_labels, label_names }
+    }
+}

@@ -1,0 +1,95 @@
+//! Exposition syntax shared by the text formats, and its per-series cache:
+//! [`write_label_set`], [`escape_label_value`], and the pre-rendered
+//! sample prefix a series keeps (`RenderCache`).
+//!
+//! Owns: escaping of label values (backslash, double quote, line feed),
+//! the spelling of a label set, and the cache keyed by registration
+//! identity. Must not: know formats beyond the label set and sample prefix
+//! (the encoders own those), or be reached from a recording path.
+
+use crate::desc::Desc;
+use crate::sync::OnceLock;
+use crate::value::{LabelValues, Labels};
+
+/// A series' sample prefix, `name{a="x",b="y"} ` (or `name ` without
+/// labels), rendered once, with where its label set starts and ends.
+#[derive(Debug)]
+pub(crate) struct Rendered {
+    pub(crate) bytes: Box<[u8]>,
+    pub(crate) labels: std::ops::Range<usize>,
+}
+
+/// A series' cached [`Rendered`] prefix, tagged with the registration
+/// identity ([`Desc`]'s `id`) it was rendered for. Any other registration
+/// of the same handle (a second registry with other constant labels, or a
+/// re-registration under a new name after `unregister`) gets `None` and
+/// renders on the encoder's slow path: never a stale name.
+#[derive(Debug, Default)]
+pub(crate) struct RenderCache(OnceLock<(u64, Rendered)>);
+
+impl RenderCache {
+    /// The cached rendering for `desc`, rendering it on first use.
+    pub(crate) fn get<'a>(&'a self, desc: &Desc, values: LabelValues<'_>) -> Option<&'a Rendered> {
+        let id = desc.id;
+        let (owner, rendered) = self.0.get_or_init(|| {
+            let mut out = Vec::with_capacity(desc.name.len() + 64);
+            out.extend_from_slice(desc.name.as_bytes());
+            let start = out.len();
+            write_label_set(&mut out, &Labels { desc, values, rendered: None });
+            let end = out.len();
+            out.extend_from_slice(if end > start { b"} " } else { b" " });
+            (id, Rendered { bytes: out.into_boxed_slice(), labels: start..end })
+        });
+        (*owner == id).then_some(rendered)
+    }
+}
+
+/// Writes a series' label set as the Prometheus text and OpenMetrics
+/// formats both spell it: `{name="value",name="value"` with values escaped
+/// (`\` `\"` `\n`) and **without** the closing brace, so an encoder can
+/// append `le`/`quantile` before closing it. Writes nothing for a series
+/// without labels.
+///
+/// ```
+/// let r = hotmeter::Registry::builder().const_label("host", "a\"b").build()?;
+/// r.counter("c_total", "C.")?.inc();
+/// struct V(Vec<u8>);
+/// impl hotmeter::Visitor for V {
+///     fn family(&mut self, _: &hotmeter::Desc) {}
+///     fn sample(&mut self, labels: &hotmeter::Labels<'_>, _: &hotmeter::Value<'_>) {
+///         hotmeter::write_label_set(&mut self.0, labels);
+///     }
+/// }
+/// let mut v = V(Vec::new());
+/// r.collect(&mut v);
+/// assert_eq!(v.0, br#"{host="a\"b""#);
+/// # Ok::<(), hotmeter::RegistryError>(())
+/// ```
+pub fn write_label_set(out: &mut Vec<u8>, labels: &Labels<'_>) {
+    for (i, (name, value)) in labels.iter().enumerate() {
+        out.push(if i == 0 { b'{' } else { b',' });
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"=\"");
+        escape_label_value(out, value);
+        out.push(b'"');
+    }
+}
+
+/// Escapes a label value for the exposition formats: backslash, double
+/// quote and line feed.
+pub fn escape_label_value(out: &mut Vec<u8>, value: &str) {
+    let bytes = value.as_bytes();
+    // Fast path: most values need no escaping.
+    if !bytes.iter().any(|&b| matches!(b, b'\\' | b'"' | b'\n')) {
+        out.extend_from_slice(bytes);
+        return;
+    }
+    for &b in bytes {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            _ => out.push(b),
+        }
+    }
+}

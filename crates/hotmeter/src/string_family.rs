@@ -1,0 +1,318 @@
+//! String-label families: [`StringFamily`], series keyed by runtime label
+//! values, kept in a [`StringIndex`] with a cardinality limit and one
+//! overflow series.
+//!
+//! Owns: the overflow series and its count, the family's label names and
+//! series constructor, and walking its series for scrapes. Must not: take a
+//! lock or allocate on the hit path (the index's contract), or lose an
+//! increment: a lookup the index refuses goes to the overflow series and is
+//! counted.
+
+use std::any::Any;
+
+use crate::collect::Collect;
+use crate::desc::Desc;
+use crate::error::LabelCountError;
+use crate::index::StringIndex;
+use crate::render::RenderCache;
+use crate::sync::{Arc, AtomicU64, Ordering};
+use crate::value::{LabelValues, Labels, Metric, Scratch, Visitor};
+
+/// Label value of the series that collects label sets beyond a
+/// [`StringFamily`]'s cardinality limit (every label gets this value).
+pub const OVERFLOW_LABEL_VALUE: &str = "__overflow__";
+
+/// The default cardinality limit of a [`StringFamily`].
+pub const DEFAULT_CARDINALITY_LIMIT: usize = 2000;
+
+/// A family of series keyed by runtime string label values.
+///
+/// The hit path hashes the values (foldhash), probes an open-addressing
+/// index of atomic words, and compares the values: no lock, no allocation,
+/// no reference-count traffic. The first use of a label set takes the
+/// `#[cold]` slow path: a mutex that only inserts contend on, the
+/// cardinality check, and the insert. Beyond the limit (default
+/// [`DEFAULT_CARDINALITY_LIMIT`] live series) new label sets share one
+/// overflow series whose labels are all [`OVERFLOW_LABEL_VALUE`], and each
+/// routed lookup is counted ([`overflowed`](Self::overflowed); a registry
+/// also exports it as `hotmeter_label_overflow_total{metric="..."}`):
+/// memory stays bounded and nothing is lost silently.
+///
+/// Label values are taken as given: quotes, backslashes, newlines and any
+/// UTF-8 are fine (encoders escape them). Keep the handle from
+/// [`get`](Self::get) to skip the lookup on later calls.
+///
+/// [`remove`](Self::remove) and [`clear`](Self::clear) stop exporting
+/// series (stale series) and free their place under the limit. Their memory
+/// stays with the family (readers may be looking at it, and nothing here
+/// waits for them), so a family remembers at most twice its limit of
+/// distinct label sets over its lifetime; label sets beyond that go to the
+/// overflow series too. A removed label set that comes back resumes its
+/// series, value included.
+///
+/// # Examples
+/// ```
+/// let by_space = hotmeter::StringFamily::new(&["memory_space"], hotmeter::Counter::new);
+/// by_space.with(&["tenant-a"], |c| c.inc())?;
+/// let b = by_space.get(&["tenant-b"])?; // keep the handle on hot loops
+/// b.inc_by(2);
+/// assert_eq!(by_space.get(&["tenant-b"])?.get(), 2);
+/// assert!(by_space.with(&["x", "y"], |c| c.inc()).is_err()); // wrong count
+/// # Ok::<(), hotmeter::LabelCountError>(())
+/// ```
+#[must_use]
+pub struct StringFamily<M: Metric> {
+    inner: Arc<Inner<M>>,
+}
+
+impl<M: Metric> Clone for StringFamily<M> {
+    fn clone(&self) -> Self {
+        Self { inner: self.inner.clone() }
+    }
+}
+
+impl<M: Metric> std::fmt::Debug for StringFamily<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StringFamily")
+            .field("labels", &self.inner.label_names)
+            .field("len", &self.len())
+            .field("limit", &self.limit())
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner<M: 'static> {
+    label_names: Box<[Box<str>]>,
+    make: Box<dyn Fn() -> M + Send + Sync>,
+    series: StringIndex<Series<M>>,
+    overflow: M,
+    overflowed: AtomicU64,
+}
+
+/// One series: the metric and its label set rendered for scrapes.
+struct Series<M> {
+    metric: M,
+    rendered: RenderCache,
+}
+
+impl<M: Metric> StringFamily<M> {
+    /// A family with these label names, the default cardinality limit, and
+    /// `make` to create each series. Label names are not validated here; the
+    /// registry validates them when the family is registered.
+    pub fn new(label_names: &[&str], make: impl Fn() -> M + Send + Sync + 'static) -> Self {
+        Self::with_limit(label_names, DEFAULT_CARDINALITY_LIMIT, make)
+    }
+
+    /// As [`new`](Self::new) with a cardinality limit (clamped to `1..=2^24`).
+    pub fn with_limit(label_names: &[&str], limit: usize, make: impl Fn() -> M + Send + Sync + 'static) -> Self {
+        let overflow = make();
+        Self {
+            inner: Arc::new(Inner {
+                label_names: label_names.iter().map(|&n| Box::from(n)).collect(),
+                make: Box::new(make),
+                series: StringIndex::with_limit(label_names.len(), limit),
+                overflow,
+                overflowed: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Runs `f` on the series for `values` (created on first use).
+    #[inline]
+    pub fn with<R>(&self, values: &[&str], f: impl FnOnce(&M) -> R) -> Result<R, LabelCountError> {
+        let inner = &*self.inner;
+        let mut f = Some(f);
+        let hit = inner.series.get_or_insert_with(
+            StringIndex::<Series<M>>::hash(values),
+            values,
+            || Series { metric: (inner.make)(), rendered: RenderCache::default() },
+            |s| f.take().map(|f| f(&s.metric)),
+        )?;
+        Ok(match (hit, f) {
+            (Some(Some(r)), _) => r,
+            (_, Some(f)) => self.route_to_overflow(f),
+            (_, None) => unreachable!("f is taken only by a hit"),
+        })
+    }
+
+    /// A handle to the series for `values` (created on first use), to keep
+    /// and record on without further lookups.
+    pub fn get(&self, values: &[&str]) -> Result<M, LabelCountError> {
+        self.with(values, M::clone)
+    }
+
+    /// As [`with`](Self::with), but a label set that would go to the
+    /// overflow series gives `Ok(None)` instead (and is not counted as
+    /// overflow): for callers that keep their own fallback.
+    #[inline]
+    pub fn with_within_limit<R>(&self, values: &[&str], f: impl FnOnce(&M) -> R) -> Result<Option<R>, LabelCountError> {
+        let inner = &*self.inner;
+        inner.series.get_or_insert_with(
+            StringIndex::<Series<M>>::hash(values),
+            values,
+            || Series { metric: (inner.make)(), rendered: RenderCache::default() },
+            |s| f(&s.metric),
+        )
+    }
+
+    #[cold]
+    fn route_to_overflow<R>(&self, f: impl FnOnce(&M) -> R) -> R {
+        self.inner.overflowed.fetch_add(1, Ordering::Relaxed);
+        f(&self.inner.overflow)
+    }
+
+    /// Stops exporting the series for `values`; returns whether it was live.
+    pub fn remove(&self, values: &[&str]) -> bool {
+        self.inner.series.remove(values)
+    }
+
+    /// Stops exporting every series (the overflow count is kept: it is a
+    /// counter).
+    pub fn clear(&self) {
+        self.inner.series.clear();
+    }
+
+    /// Number of live series (the overflow series not included).
+    pub fn len(&self) -> usize {
+        self.inner.series.len()
+    }
+
+    /// True with no live series.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The cardinality limit.
+    pub fn limit(&self) -> usize {
+        self.inner.series.limit()
+    }
+
+    /// Lookups routed to the overflow series since creation.
+    pub fn overflowed(&self) -> u64 {
+        self.inner.overflowed.load(Ordering::Relaxed)
+    }
+
+    /// The label names, in declaration order.
+    pub fn label_names(&self) -> Vec<&str> {
+        self.inner.label_names.iter().map(|n| &**n).collect()
+    }
+
+    pub(crate) fn overflow_series(&self) -> &M {
+        &self.inner.overflow
+    }
+
+    /// Whether two handles are the same family.
+    pub fn ptr_eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl<M: Metric> Collect for StringFamily<M> {
+    fn collect(&self, desc: &Desc, scratch: &mut Scratch, visitor: &mut dyn Visitor) {
+        let inner = &*self.inner;
+        // Copy the order out so inserts never wait for a scrape's sampling.
+        let mut order = std::mem::take(&mut scratch.order);
+        inner.series.sorted_slots_into(&mut order);
+        for &slot in &order {
+            let Some(entry) = inner.series.entry(slot) else { continue };
+            if entry.is_removed() {
+                continue;
+            }
+            let (key, ends) = entry.joined_key();
+            let values = LabelValues::Joined { key, ends };
+            let series = entry.value();
+            let labels = Labels { desc, values, rendered: series.rendered.get(desc, values) };
+            let value = series.metric.sample(scratch);
+            visitor.sample(&labels, &value);
+        }
+        scratch.order = order;
+        if self.overflowed() > 0 {
+            let labels = Labels { desc, values: LabelValues::Same(OVERFLOW_LABEL_VALUE), rendered: None };
+            let value = inner.overflow.sample(scratch);
+            visitor.sample(&labels, &value);
+        }
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<Self>()
+    }
+    fn overflowed(&self) -> Option<u64> {
+        Some(StringFamily::overflowed(self))
+    }
+}
+
+#[cfg(all(test, not(hotmeter_loom)))]
+mod tests {
+    use super::*;
+    use crate::{Counter, SingleCounter};
+
+    #[test]
+    fn same_values_same_series() {
+        let f = StringFamily::new(&["a", "b"], SingleCounter::new);
+        f.with(&["x", "y"], |c| c.inc()).unwrap();
+        f.with(&["x", "y"], |c| c.inc()).unwrap();
+        f.with(&["x", "z"], |c| c.inc()).unwrap();
+        assert_eq!(f.len(), 2);
+        assert_eq!(f.get(&["x", "y"]).unwrap().get(), 2);
+        // Values are compared whole, not concatenated.
+        f.with(&["xy", ""], |c| c.inc()).unwrap();
+        assert_eq!(f.len(), 3);
+    }
+
+    #[test]
+    fn overflow_is_bounded_and_counted() {
+        let f = StringFamily::with_limit(&["id"], 3, Counter::new);
+        for i in 0..10 {
+            f.with(&[&i.to_string()], |c| c.inc()).unwrap();
+        }
+        assert_eq!(f.len(), 3);
+        assert_eq!(f.overflowed(), 7);
+        assert_eq!(f.inner.overflow.get(), 7);
+        // Existing series still resolve to themselves.
+        f.with(&["1"], |c| c.inc()).unwrap();
+        assert_eq!(f.get(&["1"]).unwrap().get(), 2);
+        // Removing makes room again.
+        assert!(f.remove(&["0"]));
+        assert!(!f.remove(&["0"]));
+        f.with(&["new"], |c| c.inc()).unwrap();
+        assert_eq!(f.len(), 3);
+        assert_eq!(f.overflowed(), 7);
+        f.clear();
+        assert!(f.is_empty());
+    }
+
+    #[test]
+    fn removed_series_resume_and_distinct_sets_are_capped() {
+        let f = StringFamily::with_limit(&["id"], 2, SingleCounter::new);
+        f.with(&["a"], |c| c.inc_by(5)).unwrap();
+        assert!(f.remove(&["a"]));
+        assert_eq!(f.len(), 0);
+        f.with(&["a"], |c| c.inc()).unwrap();
+        assert_eq!(f.get(&["a"]).unwrap().get(), 6, "a returning label set resumes its series");
+        // Churn through distinct label sets: at most 2 x limit are remembered.
+        for i in 0..10 {
+            let id = format!("churn-{i}");
+            f.with(&[&id], |c| c.inc()).unwrap();
+            f.remove(&[&id]);
+        }
+        assert_eq!(f.inner.series.remembered(), 4);
+        assert_eq!(f.overflowed(), 7);
+    }
+
+    #[test]
+    fn within_limit_neither_overflows_nor_counts() {
+        let f = StringFamily::with_limit(&["id"], 1, SingleCounter::new);
+        assert_eq!(f.with_within_limit(&["a"], |c| c.inc()).unwrap(), Some(()));
+        assert_eq!(f.with_within_limit(&["b"], |c| c.inc()).unwrap(), None);
+        assert_eq!(f.overflowed(), 0);
+    }
+
+    #[test]
+    fn wrong_label_count_is_an_error() {
+        let f = StringFamily::new(&["a"], Counter::new);
+        assert_eq!(f.get(&[]).unwrap_err(), LabelCountError { expected: 1, got: 0 });
+        assert!(!f.remove(&["a", "b"]));
+    }
+}
