@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use hotmeter_streaming::Durability;
-use hotmeter_streaming::decision::{Deployment, MigrationThresholds};
+use hotmeter_checkpoint::Durability;
+use hotmeter_checkpoint::decision::{Deployment, MigrationThresholds};
 
 /// Everything `hotmeter-demo` can be told.
 #[derive(Debug, Clone, PartialEq)]
@@ -323,7 +323,7 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command,
                 source_name = value;
             }
             "--prometheus" => {
-                hotmeter_streaming::decision::PrometheusSource::new(&value)
+                hotmeter_checkpoint::decision::PrometheusSource::new(&value)
                     .map_err(|_| bad("an http:// URL with a port, e.g. http://127.0.0.1:9090"))?;
                 url = value;
             }

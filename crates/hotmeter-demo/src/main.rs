@@ -22,14 +22,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use hotmeter::{Registry, TraceId};
+use hotmeter_checkpoint::decision::{DecisionLog, WriteWindow};
+use hotmeter_checkpoint::{CheckpointStore, FaultInjectingStore, MonitoredStore, SqliteStore};
+use hotmeter_slo::{SloTracker, TraceTracker};
 use hotmeter_streaming::{
-    BatchContext, BatchFailure, BatchHandler, CheckpointStore, FailureKind, FaultInjectingStore, MonitoredStore,
-    Observation, PoolConfig, Priority, RecallIndex, Shutdown, SqliteStore, WorkerPool,
+    BatchContext, BatchFailure, BatchHandler, FailureKind, Observation, PoolConfig, Priority, RecallIndex, Shutdown,
+    WorkerPool,
 };
-
-use hotmeter_streaming::decision::{DecisionLog, WriteWindow};
-use hotmeter_streaming::slo::SloTracker;
-use hotmeter_streaming::trace::TraceTracker;
 
 use crate::cli::{Command, Options};
 use crate::status::{Names, Tally, Window};
@@ -128,7 +127,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Ok(Command::SloRules) => {
-            print!("{}", hotmeter_streaming::slo::prometheus_rules(&slos::definitions(), None, slos::RUNBOOK));
+            print!("{}", hotmeter_slo::prometheus_rules(&slos::definitions(), None, slos::RUNBOOK));
             ExitCode::SUCCESS
         }
         Ok(Command::DecideHelp) => {
@@ -182,7 +181,7 @@ struct RunSummary {
 /// `hotmeter-demo decide`: measure (in process or from Prometheus), decide,
 /// print, log.
 fn decide(d: &cli::DecideOptions) -> Result<(), Failed> {
-    use hotmeter_streaming::decision::{DecisionLog, MigrationMetrics, PrometheusSource, should_migrate};
+    use hotmeter_checkpoint::decision::{DecisionLog, MigrationMetrics, PrometheusSource, should_migrate};
     let o = &d.run;
     let log = context(DecisionLog::open(&o.decision_log), || "cannot open the decision log".into())?;
     let (source, metrics) = match &d.source {
@@ -320,7 +319,7 @@ fn run(o: &Options, mode: Mode) -> Result<RunSummary, Failed> {
             o.workers,
             o.db.display(),
             match o.sync {
-                hotmeter_streaming::Durability::Full => "full",
+                hotmeter_checkpoint::Durability::Full => "full",
                 _ => "normal",
             },
             o.error_rate * 100.0
@@ -528,7 +527,7 @@ const DECISION_WINDOW: Duration = Duration::from_secs(300);
 /// One periodic decision from the in-process window: logged, and returned
 /// as a line for the terminal.
 fn decide_in_process(window: &WriteWindow, o: &Options, file_size: u64, log: &DecisionLog) -> String {
-    use hotmeter_streaming::decision::{MigrationMetrics, should_migrate};
+    use hotmeter_checkpoint::decision::{MigrationMetrics, should_migrate};
     let Some((wps, pct)) = window.rates(DECISION_WINDOW) else {
         return "decision: not enough data yet".to_owned();
     };

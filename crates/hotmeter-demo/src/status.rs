@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use hotmeter::{OwnedValue, RegistrySnapshot};
+use hotmeter_checkpoint::metrics as checkpoint;
 use hotmeter_streaming::metrics as m;
 
 /// Full metric names under an optional namespace.
@@ -58,12 +59,12 @@ fn int_gauge(snap: &RegistrySnapshot, name: &str, labels: &[&str]) -> i64 {
 
 impl Tally {
     pub(crate) fn read(snap: &RegistrySnapshot, names: &Names) -> Tally {
-        let writes = names.full(m::CHECKPOINT_WRITES);
+        let writes = names.full(checkpoint::CHECKPOINT_WRITES);
         let count = |status| match snap.value(&writes, &[status]) {
             Some(OwnedValue::Counter(n)) => *n,
             _ => 0,
         };
-        let (write_bounds, write_counts) = match snap.value(&names.full(m::CHECKPOINT_WRITE_DURATION), &[]) {
+        let (write_bounds, write_counts) = match snap.value(&names.full(checkpoint::CHECKPOINT_WRITE_DURATION), &[]) {
             Some(OwnedValue::Histogram { bounds, counts, .. }) => (bounds.clone(), counts.clone()),
             _ => (Vec::new(), Vec::new()),
         };
@@ -86,7 +87,7 @@ impl Tally {
             depth: ["high", "normal", "low"].map(|p| int_gauge(snap, &depth_name, &[p])),
             state,
             sessions: int_gauge(snap, &names.full(m::ACTIVE_SESSIONS), &[]),
-            file_size: int_gauge(snap, &names.full(m::CHECKPOINT_FILE_SIZE), &[]),
+            file_size: int_gauge(snap, &names.full(checkpoint::CHECKPOINT_FILE_SIZE), &[]),
         }
     }
 

@@ -57,20 +57,6 @@ pub const RECALL_LATENCY: &str = "streaming_recall_latency_seconds";
 pub const BATCH_SIZE: &str = "streaming_batch_size";
 /// `streaming_queue_wait_time_seconds{priority}`: enqueue to taken by a worker.
 pub const QUEUE_WAIT: &str = "streaming_queue_wait_time_seconds";
-/// `checkpoint_writes_total{status}`: checkpoint writes, `success` or `error`.
-pub const CHECKPOINT_WRITES: &str = "checkpoint_writes_total";
-/// `checkpoint_write_duration_seconds`: one checkpoint write, success or error.
-pub const CHECKPOINT_WRITE_DURATION: &str = "checkpoint_write_duration_seconds";
-/// `checkpoint_store_file_size_bytes`: database file plus write-ahead log.
-pub const CHECKPOINT_FILE_SIZE: &str = "checkpoint_store_file_size_bytes";
-
-/// Buckets of `checkpoint_write_duration_seconds`, as the alert rules expect.
-pub const CHECKPOINT_WRITE_BUCKETS: [f64; 9] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
-
-hotmeter::label_enum! {
-    /// Outcome of a checkpoint write.
-    pub enum WriteStatus: "status" { Success = "success", Error = "error" }
-}
 
 /// Bucket bounds of `streaming_observation_latency_seconds` and
 /// `streaming_queue_wait_time_seconds`: 100 µs doubling to 3.28 s.
@@ -249,28 +235,5 @@ impl PipelineMetrics {
             up: handle(&self.worker_up, &[id]),
             batch_size: handle(&self.batch_size, &[id]),
         }
-    }
-}
-
-/// Handles of the checkpoint-store metrics.
-#[derive(Clone, Debug)]
-pub(crate) struct CheckpointMetrics {
-    pub(crate) writes: Family<WriteStatus, Counter>,
-    pub(crate) duration: Histogram,
-    pub(crate) file_size: IntGauge,
-}
-
-impl CheckpointMetrics {
-    pub(crate) fn register(registry: &Registry) -> Result<Self, RegistryError> {
-        Ok(CheckpointMetrics {
-            writes: registry.family((CHECKPOINT_WRITES, "Checkpoint writes, by outcome."), Counter::new)?,
-            duration: registry.histogram(
-                CHECKPOINT_WRITE_DURATION,
-                "Time to write one checkpoint, including a durable commit; failed writes included.",
-                Buckets::new(CHECKPOINT_WRITE_BUCKETS).expect("valid constant buckets"),
-            )?,
-            file_size: registry
-                .int_gauge(CHECKPOINT_FILE_SIZE, "Size of the checkpoint database: main file plus write-ahead log.")?,
-        })
     }
 }

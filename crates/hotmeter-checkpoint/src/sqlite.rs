@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Checkpoint, CheckpointError, CheckpointStore, validate_thread_id};
+use crate::store::{Checkpoint, CheckpointError, CheckpointStore, validate_thread_id};
 
 /// How hard a commit waits for the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{Checkpoint, CheckpointError, CheckpointStore};
+use crate::store::{Checkpoint, CheckpointError, CheckpointStore};
 
 /// Fails a fraction of `put`s with [`CheckpointError::Injected`] before they
 /// reach the inner store (so a failed write stores nothing); reads pass
