@@ -57,17 +57,20 @@
 #![forbid(unsafe_code)]
 
 mod backpressure;
+mod clock;
+mod labels;
 pub mod metrics;
 mod observation;
 mod pool;
 mod queue;
 mod recall;
 
-pub use backpressure::{BackpressureMonitor, BackpressureState, BackpressureThresholds, ThresholdError, Transition};
-pub use observation::{MAX_SPACE_NAME, MemorySpace, Observation, Priority, SpaceError};
+pub use backpressure::{BackpressureMonitor, BackpressureThresholds, ThresholdError, Transition};
+pub use labels::{BackpressureState, FailureKind, Priority, RejectReason};
+pub use observation::{MAX_SPACE_NAME, MemorySpace, Observation, SpaceError};
 pub use pool::{
-    BatchContext, BatchFailure, BatchHandler, FailureKind, PoolConfig, PoolError, PoolStats, Session, Shutdown,
-    ShutdownReport, WorkerPool,
+    BatchContext, BatchFailure, BatchHandler, PoolConfig, PoolError, PoolStats, Session, Shutdown, ShutdownReport,
+    WorkerPool,
 };
-pub use queue::{EnqueueError, ObservationQueue, QueueConfig, RejectReason};
+pub use queue::{EnqueueError, ObservationQueue, QueueConfig};
 pub use recall::RecallIndex;
