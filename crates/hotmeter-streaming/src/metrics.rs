@@ -47,8 +47,10 @@ pub const QUEUE_CAPACITY: &str = "streaming_queue_capacity";
 pub const WORKER_UTILIZATION: &str = "streaming_worker_utilization";
 /// `streaming_worker_up{worker_id}`: 1 while the worker thread runs.
 pub const WORKER_UP: &str = "streaming_worker_up";
-/// `streaming_active_sessions_total`: open sessions (a gauge, named as the issue specifies).
-pub const ACTIVE_SESSIONS: &str = "streaming_active_sessions_total";
+/// `streaming_active_sessions`: open sessions (a gauge). Engram called it
+/// `streaming_active_sessions_total`; a gauge must not end in `_total`
+/// (promtool), so it was renamed (docs/operations.md, "Renamed metrics").
+pub const ACTIVE_SESSIONS: &str = "streaming_active_sessions";
 /// `streaming_backpressure_state{memory_space}`: 0 normal, 1 warning, 2 critical, 3 overloaded.
 pub const BACKPRESSURE_STATE: &str = "streaming_backpressure_state";
 /// `streaming_queue_memory_bytes`: queued observations' slots plus payloads.
@@ -187,7 +189,7 @@ impl Families {
                 (QUEUE_WAIT, "Time from enqueue until a worker took the observation, by priority."),
                 || Histogram::new(latency_buckets()),
             )?,
-            sessions: r.int_gauge(ACTIVE_SESSIONS, "Sessions currently open (a gauge; the name is kept for compatibility).")?,
+            sessions: r.int_gauge(ACTIVE_SESSIONS, "Sessions currently open.")?,
             queue_memory: r.int_gauge(QUEUE_MEMORY, "Bytes held by queued observations: their slots plus payloads.")?,
         })
     }

@@ -357,7 +357,7 @@ impl WorkerPool {
     }
 
     /// Opens a session: a client stream submitting to one memory space,
-    /// counted in `streaming_active_sessions_total` until dropped.
+    /// counted in `streaming_active_sessions` until dropped.
     pub fn session(&self, space: &MemorySpace) -> Session {
         self.shared.metrics.sessions_add(1);
         Session { shared: self.shared.clone(), space: space.clone() }
@@ -436,7 +436,7 @@ impl Drop for WorkerPool {
 }
 
 /// One client stream submitting to a memory space; counted in
-/// `streaming_active_sessions_total` while it lives.
+/// `streaming_active_sessions` while it lives.
 pub struct Session {
     shared: Arc<Shared>,
     space: MemorySpace,
