@@ -122,22 +122,20 @@ struct Traffic {
 
 fn main() -> ExitCode {
     match cli::parse(std::env::args_os().skip(1)) {
-        Ok(Command::Help) => {
-            println!("{}", cli::usage());
-            ExitCode::SUCCESS
-        }
         Ok(Command::SloRules) => {
             print!("{}", hotmeter_slo::prometheus_rules(&slos::definitions(), None, slos::RUNBOOK));
             ExitCode::SUCCESS
         }
-        Ok(Command::DecideHelp) => {
-            println!("{}", cli::decide_usage());
-            ExitCode::SUCCESS
-        }
         Ok(Command::Run(options)) => report(run(&options, Mode::Serve).map(drop)),
         Ok(Command::Decide(options)) => report(decide(&options)),
+        // --help: clap's text on stdout, exit 0.
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
         Err(e) => {
-            eprintln!("hotmeter-demo: {e}\nRun `hotmeter-demo --help` for the options and their defaults.");
+            let msg = e.render().to_string();
+            eprint!("hotmeter-demo: {}", msg.strip_prefix("error: ").unwrap_or(&msg));
             ExitCode::from(2)
         }
     }
