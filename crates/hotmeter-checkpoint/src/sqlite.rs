@@ -21,6 +21,19 @@ pub enum Durability {
     Normal,
 }
 
+impl Durability {
+    /// Every mode, strongest first.
+    pub const ALL: [Durability; 2] = [Durability::Full, Durability::Normal];
+
+    /// `full` or `normal`: SQLite's name for the `synchronous` setting.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Durability::Full => "full",
+            Durability::Normal => "normal",
+        }
+    }
+}
+
 /// A [`CheckpointStore`] in one SQLite file (bundled SQLite, WAL mode).
 ///
 /// One connection behind a mutex: a single-file database has one writer at

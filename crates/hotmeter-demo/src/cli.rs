@@ -94,7 +94,7 @@ struct Cli {
 enum Sub {
     /// Measure and print the migration decision (see `decide --help`)
     #[command(long_about = DECIDE_ABOUT, after_help = DECIDE_AFTER_HELP)]
-    Decide(DecideArgs),
+    Decide(Box<DecideArgs>),
     /// Print the Prometheus rules generated from the demo's SLOs (the source of alerts/slo.yml)
     SloRules,
 }
@@ -257,11 +257,7 @@ fn namespace(v: &str) -> Result<String, String> {
 }
 
 fn sync_mode(v: &str) -> Result<Durability, String> {
-    match v {
-        "full" => Ok(Durability::Full),
-        "normal" => Ok(Durability::Normal),
-        _ => Err("expected full or normal".into()),
-    }
+    Durability::ALL.into_iter().find(|d| d.as_str() == v).ok_or_else(|| "expected full or normal".into())
 }
 
 fn deployment(v: &str) -> Result<Deployment, String> {

@@ -316,10 +316,7 @@ fn run(o: &Options, mode: Mode) -> Result<RunSummary, Failed> {
             spaces.len(),
             o.workers,
             o.db.display(),
-            match o.sync {
-                hotmeter_checkpoint::Durability::Full => "full",
-                _ => "normal",
-            },
+            o.sync.as_str(),
             o.error_rate * 100.0
         );
         match o.duration {
