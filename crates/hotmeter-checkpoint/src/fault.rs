@@ -1,4 +1,7 @@
 //! Fault injection: fail a chosen fraction of writes, to test alerts.
+//!
+//! Owns: the deterministic choice of which `put`s fail. Must not: touch the
+//! inner store on a failed write, or alter reads.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

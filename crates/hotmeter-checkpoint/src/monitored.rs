@@ -1,4 +1,8 @@
-//! Instrumentation for any checkpoint store, blocking or async.
+//! Instrumentation for any checkpoint store.
+//!
+//! Owns: recording every write (outcome, duration with an optional trace
+//! exemplar) and publishing the file size at each scrape. Must not: change
+//! a result — errors are counted and returned unchanged — or record reads.
 
 use std::sync::{Arc, Weak};
 use std::time::Instant;

@@ -1,4 +1,8 @@
 //! The SQLite checkpoint store: one file, WAL mode, durable commits by default.
+//!
+//! Owns: the connection, the schema and the durability setting. Must not:
+//! acknowledge a write before it is committed with the chosen durability,
+//! or record metrics (wrap it in a `MonitoredStore`).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};

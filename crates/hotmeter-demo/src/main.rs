@@ -10,6 +10,12 @@
 //!  main thread: one status line per second from registry snapshots; summary at the end
 //! ```
 //! Run `hotmeter-demo --help` for the options.
+//!
+//! Owns: wiring the pipeline (`hotmeter-streaming`), the checkpoint store
+//! and decision (`hotmeter-checkpoint`), the SLOs and traces
+//! (`hotmeter-slo`) and the exporter together, and the run's steps. Must
+//! not: keep counts of its own beyond submitted/rejected (what it prints
+//! comes from registry snapshots) or lose an observation unaccounted.
 
 mod cli;
 mod slos;

@@ -1,5 +1,8 @@
 //! The demo's service-level objectives: one definition feeds the in-process
 //! report (`GET /slos`, the status line) and the generated `alerts/slo.yml`.
+//!
+//! Owns: the three objectives. Must not: spell a metric name (they come
+//! from the crates' `metrics` constants) or evaluate anything.
 
 use std::time::Duration;
 
