@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hotmeter_benches::pipeline::{HANDLERS, PER_RUN, Rig};
-use hotmeter_streaming::{CheckpointStore, Durability, SqliteStore};
+use hotmeter_checkpoint::{CheckpointStore, Durability, SqliteStore};
 
 fn pipeline(c: &mut Criterion) {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();

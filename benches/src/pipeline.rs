@@ -8,9 +8,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use hotmeter_checkpoint::{CheckpointStore, MonitoredStore, SqliteStore};
 use hotmeter_streaming::{
-    BackpressureThresholds, BatchContext, BatchFailure, BatchHandler, CheckpointStore, MemorySpace, MonitoredStore,
-    Observation, PoolConfig, Priority, QueueConfig, RecallIndex, Shutdown, SqliteStore, WorkerPool,
+    BackpressureThresholds, BatchContext, BatchFailure, BatchHandler, MemorySpace, Observation, PoolConfig, Priority,
+    QueueConfig, RecallIndex, Shutdown, WorkerPool,
 };
 
 /// Observations per run.

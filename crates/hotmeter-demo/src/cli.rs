@@ -1,15 +1,18 @@
-//! Command-line options: parsing, validation, and the help text.
+//! Command-line options: parsing, validation, and the help text (clap).
 //!
-//! Owns: every option's name, default and range. Must not: start anything.
+//! Owns: every option's name, default and range, declared once on the clap
+//! structs below, and the conversion into the [`Options`] the demo runs
+//! with. Must not: start anything.
 
 use std::ffi::OsString;
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use hotmeter_streaming::Durability;
-use hotmeter_streaming::decision::{Deployment, MigrationThresholds};
+use clap::error::ErrorKind;
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use hotmeter_checkpoint::Durability;
+use hotmeter_checkpoint::decision::{Deployment, MigrationThresholds, PrometheusSource};
 
 /// Everything `hotmeter-demo` can be told.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,150 +50,144 @@ pub(crate) struct DecideOptions {
     pub(crate) window: Duration,
 }
 
-pub(crate) const DEFAULT_RATE: f64 = 50.0;
-pub(crate) const DEFAULT_WORKERS: usize = 4;
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            rate: DEFAULT_RATE,
-            workers: DEFAULT_WORKERS,
-            duration: None,
-            db: std::env::temp_dir().join("hotmeter-demo.db"),
-            error_rate: 0.0,
-            listen: hotmeter_exporter::DEFAULT_LISTEN.parse().expect("valid default address"),
-            namespace: None,
-            sync: Durability::Full,
-            decide_every: Some(Duration::from_secs(30)),
-            decision_log: std::env::temp_dir().join("hotmeter-decisions.jsonl"),
-            deployment: Deployment::SingleServer,
-            thresholds: MigrationThresholds::default(),
-        }
-    }
-}
-
-/// What the command line asks for.
+/// What the command line asks for (`--help` is answered by clap).
 #[derive(Debug, PartialEq)]
 pub(crate) enum Command {
     Run(Options),
     Decide(DecideOptions),
     /// Print the Prometheus rules generated from the demo's SLOs.
     SloRules,
-    Help,
-    DecideHelp,
 }
 
-/// A command line that cannot be run.
-#[derive(Debug, PartialEq)]
-pub(crate) enum CliError {
-    Unknown(String),
-    MissingValue(&'static str),
-    BadValue { option: &'static str, value: String, expected: &'static str },
-    NotUnicode(OsString),
-}
-
-impl fmt::Display for CliError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CliError::Unknown(a) => write!(f, "unknown argument {a:?}"),
-            CliError::MissingValue(o) => write!(f, "{o} needs a value"),
-            CliError::BadValue { option, value, expected } => {
-                write!(f, "invalid value {value:?} for {option}: expected {expected}")
-            }
-            CliError::NotUnicode(a) => write!(f, "argument {a:?} is not valid UTF-8"),
-        }
-    }
-}
-
-impl std::error::Error for CliError {}
-
-pub(crate) fn usage() -> String {
-    let d = Options::default();
-    format!(
-        "\
+const ABOUT: &str = "\
 hotmeter-demo: an instrumented streaming pipeline you can run and watch.
 
 A synthetic generator submits observations for three memory spaces; a worker
 pool processes them in adaptive batches and writes one checkpoint per batch to
 a SQLite file; hotmeter serves every metric to Prometheus while a status line
-shows writes/s, error %, P99 write latency, queue depth and backpressure.
+shows writes/s, error %, P99 write latency, queue depth and backpressure.";
 
-USAGE:
-    hotmeter-demo [OPTIONS]
-
-OPTIONS:
-    --rate N           observations per second to generate, 0.1 to 1000000 (default {rate})
-    --workers N        worker threads, 1 to 256 (default {workers})
-    --duration TIME    stop after TIME: seconds, or a number with s, m or h (default: run until Ctrl-C)
-    --db PATH          SQLite checkpoint file, created if missing (default {db})
-    --error-rate R     fraction of checkpoint writes to fail on purpose, 0 to 1, to test alerts (default 0)
-    --listen ADDR      where to serve /metrics, IP:PORT; port 0 picks a free one (default {listen})
-    --namespace NAME   prefix every metric name with NAME_, e.g. engram (default: none)
-    --sync MODE        SQLite commit durability: full (fsync every commit) or normal (default full)
-{decision_options}
-    -h, --help         print this help
-
+const AFTER_HELP: &str = "\
 Stop with Ctrl-C (or --duration): submission stops, queued work is drained,
 and a summary is printed. While it runs, GET /slos on the same address
-returns the SLO report as JSON.
+returns the SLO report as JSON.";
 
-OTHER COMMANDS:
-    hotmeter-demo decide [OPTIONS]   measure and print the migration decision (see `decide --help`)
-    hotmeter-demo slo-rules          print the Prometheus rules generated from the demo's SLOs
-                                     (the source of alerts/slo.yml)",
-        rate = DEFAULT_RATE,
-        workers = DEFAULT_WORKERS,
-        db = d.db.display(),
-        listen = d.listen,
-        decision_options = decision_options(),
-    )
-}
+const DECIDE_ABOUT: &str = "\
+Measure checkpoint writes and decide whether a single SQLite file is still
+enough (MIGRATE NOW / PLAN MIGRATION / SQLITE SUFFICIENT)";
 
-fn decision_options() -> String {
-    let d = Options::default();
-    let t = MigrationThresholds::default();
-    format!(
-        "\
-    --decide-every TIME   log a migration decision this often, from the last 5 minutes; 0 turns it off (default 30s)
-    --decision-log PATH   append decisions to this JSON-lines file (default {log})
-    --deployment KIND     single-server or multi-server, an input of the decision (default single-server)
-    --max-error-percent P migrate now above P% failed writes (default {err})
-    --migrate-writes N    migrate now above N writes/s (default {migrate})
-    --plan-writes N       plan a migration above N writes/s (default {plan})
-    --plan-file-size B    plan a migration above B bytes of database (default {size})",
-        log = d.decision_log.display(),
-        err = t.error_rate_percent(),
-        migrate = t.migrate_writes_per_second(),
-        plan = t.plan_writes_per_second(),
-        size = t.plan_file_size_bytes(),
-    )
-}
-
-pub(crate) fn decide_usage() -> String {
-    format!(
-        "\
-hotmeter-demo decide: measure checkpoint writes and decide whether a single
-SQLite file is still enough (MIGRATE NOW / PLAN MIGRATION / SQLITE SUFFICIENT).
-
-USAGE:
-    hotmeter-demo decide [OPTIONS]
-
-SOURCES:
-    --source in-process   run the pipeline for --window and decide from its own counters (the default;
-                          takes the pipeline options of `hotmeter-demo --help`: --rate, --error-rate, --db, ...)
-    --source prometheus   ask a Prometheus server that scrapes the demo (rates over --window)
-    --prometheus URL      the server (default http://127.0.0.1:9090)
-    --window TIME         in-process: how long to measure (default 10s); prometheus: the rate window (default 5m)
-
-DECISION:
-{decision_options}
-
+const DECIDE_AFTER_HELP: &str = "\
 Prints the measured inputs and the decision, and appends it to the decision log.
 Exits 0 with a decision, 1 when the inputs cannot be had (a Prometheus that is
-down, slow or without data is an error, never a silent \"sufficient\"), 2 on bad options.",
-        decision_options = decision_options()
-    )
+down, slow or without data is an error, never a silent \"sufficient\"), 2 on bad options.";
+
+#[derive(Debug, Parser)]
+#[command(name = "hotmeter-demo", about = ABOUT, after_help = AFTER_HELP, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Sub>,
+    #[command(flatten)]
+    run: RunArgs,
 }
+
+#[derive(Debug, Subcommand)]
+enum Sub {
+    /// Measure and print the migration decision (see `decide --help`)
+    #[command(long_about = DECIDE_ABOUT, after_help = DECIDE_AFTER_HELP)]
+    Decide(Box<DecideArgs>),
+    /// Print the Prometheus rules generated from the demo's SLOs (the source of alerts/slo.yml)
+    SloRules,
+}
+
+pub(crate) const DEFAULT_RATE: f64 = 50.0;
+pub(crate) const DEFAULT_WORKERS: usize = 4;
+
+fn default_db() -> PathBuf {
+    std::env::temp_dir().join("hotmeter-demo.db")
+}
+
+fn default_decision_log() -> PathBuf {
+    std::env::temp_dir().join("hotmeter-decisions.jsonl")
+}
+
+/// The pipeline's options, shared by the main job and `decide`.
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Observations per second to generate, 0.1 to 1000000
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_RATE, allow_negative_numbers = true, value_parser = rate)]
+    rate: f64,
+    /// Worker threads, 1 to 256
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_WORKERS, allow_negative_numbers = true, value_parser = workers)]
+    workers: usize,
+    /// Stop after TIME: seconds, or a number with s, m or h (default: run until Ctrl-C)
+    #[arg(long, value_name = "TIME", allow_negative_numbers = true, value_parser = positive_duration)]
+    duration: Option<Duration>,
+    /// SQLite checkpoint file, created if missing
+    #[arg(long, value_name = "PATH", default_value_os_t = default_db(), value_parser = file_path)]
+    db: PathBuf,
+    /// Fraction of checkpoint writes to fail on purpose, 0 to 1, to test alerts
+    #[arg(long, value_name = "R", default_value_t = 0.0, allow_negative_numbers = true, value_parser = fraction)]
+    error_rate: f64,
+    /// Where to serve /metrics, IP:PORT; port 0 picks a free one
+    #[arg(long, value_name = "ADDR", default_value = hotmeter_exporter::DEFAULT_LISTEN, value_parser = listen_addr)]
+    listen: SocketAddr,
+    /// Prefix every metric name with NAME_, e.g. engram (default: none)
+    #[arg(long, value_name = "NAME", value_parser = namespace)]
+    namespace: Option<String>,
+    /// SQLite commit durability: full (fsync every commit) or normal
+    #[arg(long, value_name = "MODE", default_value = "full", value_parser = sync_mode)]
+    sync: Durability,
+    #[command(flatten)]
+    decision: DecisionArgs,
+}
+
+/// How often to decide; `None` never.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Every(Option<Duration>);
+
+/// The migration decision's inputs and thresholds.
+#[derive(Debug, Args)]
+struct DecisionArgs {
+    /// Log a migration decision this often, from the last 5 minutes; 0 turns it off
+    #[arg(long, value_name = "TIME", default_value = "30s", value_parser = every)]
+    decide_every: Every,
+    /// Append decisions to this JSON-lines file
+    #[arg(long, value_name = "PATH", default_value_os_t = default_decision_log(), value_parser = file_path)]
+    decision_log: PathBuf,
+    /// single-server or multi-server, an input of the decision
+    #[arg(long, value_name = "KIND", default_value = "single-server", value_parser = deployment)]
+    deployment: Deployment,
+    /// Migrate now above P% failed writes
+    #[arg(long, value_name = "P", default_value_t = MigrationThresholds::default().error_rate_percent(), allow_negative_numbers = true, value_parser = percent)]
+    max_error_percent: f64,
+    /// Migrate now above N writes/s
+    #[arg(long, value_name = "N", default_value_t = MigrationThresholds::default().migrate_writes_per_second(), allow_negative_numbers = true, value_parser = writes_per_second)]
+    migrate_writes: f64,
+    /// Plan a migration above N writes/s (at most --migrate-writes)
+    #[arg(long, value_name = "N", default_value_t = MigrationThresholds::default().plan_writes_per_second(), allow_negative_numbers = true, value_parser = writes_per_second)]
+    plan_writes: f64,
+    /// Plan a migration above B bytes of database
+    #[arg(long, value_name = "B", default_value_t = MigrationThresholds::default().plan_file_size_bytes())]
+    plan_file_size: u64,
+}
+
+/// `decide`: where the inputs come from, plus the pipeline's options.
+#[derive(Debug, Args)]
+struct DecideArgs {
+    /// in-process: run the pipeline for --window and decide from its own counters (takes the
+    /// pipeline options below); prometheus: ask a Prometheus server that scrapes the demo
+    #[arg(long, value_name = "SOURCE", default_value = "in-process", value_parser = ["in-process", "prometheus"])]
+    source: String,
+    /// The Prometheus server, for --source prometheus
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:9090", value_parser = prometheus_url)]
+    prometheus: String,
+    /// In process: how long to measure (default 10s); prometheus: the rate window (default 5m)
+    #[arg(long, value_name = "TIME", allow_negative_numbers = true, value_parser = window)]
+    window: Option<Duration>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
 fn parse_duration(s: &str) -> Option<Duration> {
     let (num, unit) = match s.char_indices().last()? {
         (i, 's') => (&s[..i], 1.0),
@@ -202,163 +199,161 @@ fn parse_duration(s: &str) -> Option<Duration> {
     (secs.is_finite() && secs > 0.0 && secs <= 30.0 * 86_400.0).then(|| Duration::from_secs_f64(secs))
 }
 
-/// Parses the arguments after the program name.
-pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, CliError> {
-    let mut args = args.into_iter().peekable();
-    if args.peek().is_some_and(|a| a == "slo-rules") {
-        args.next();
-        return match args.next() {
-            None => Ok(Command::SloRules),
-            Some(extra) => Err(CliError::Unknown(extra.to_string_lossy().into_owned())),
-        };
+fn number(value: &str, lo: f64, hi: f64, expected: &str) -> Result<f64, String> {
+    value.parse::<f64>().ok().filter(|v| (lo..=hi).contains(v)).ok_or_else(|| format!("expected {expected}"))
+}
+
+fn rate(v: &str) -> Result<f64, String> {
+    number(v, 0.1, 1_000_000.0, "a number from 0.1 to 1000000")
+}
+
+fn workers(v: &str) -> Result<usize, String> {
+    v.parse().ok().filter(|w| (1..=256).contains(w)).ok_or_else(|| "expected a whole number from 1 to 256".into())
+}
+
+fn positive_duration(v: &str) -> Result<Duration, String> {
+    parse_duration(v).ok_or_else(|| "expected a positive time such as 30, 30s, 5m or 1h (at most 30 days)".into())
+}
+
+fn window(v: &str) -> Result<Duration, String> {
+    parse_duration(v).ok_or_else(|| "expected a time such as 10s or 5m".into())
+}
+
+fn every(v: &str) -> Result<Every, String> {
+    if v == "0" {
+        return Ok(Every(None));
     }
-    let decide = args.peek().is_some_and(|a| a == "decide");
-    if decide {
-        args.next();
+    parse_duration(v).map(|d| Every(Some(d))).ok_or_else(|| "expected a time such as 30s or 5m, or 0 for never".into())
+}
+
+fn file_path(v: &str) -> Result<PathBuf, String> {
+    if v.is_empty() { Err("expected a file path".into()) } else { Ok(PathBuf::from(v)) }
+}
+
+fn fraction(v: &str) -> Result<f64, String> {
+    number(v, 0.0, 1.0, "a fraction from 0 to 1, e.g. 0.05")
+}
+
+fn percent(v: &str) -> Result<f64, String> {
+    number(v, 0.0, 100.0, "a percentage from 0 to 100")
+}
+
+fn writes_per_second(v: &str) -> Result<f64, String> {
+    number(v, 0.0, f64::MAX, "a number of writes per second >= 0")
+}
+
+fn listen_addr(v: &str) -> Result<SocketAddr, String> {
+    v.parse().map_err(|_| format!("expected IP:PORT, e.g. {}", hotmeter_exporter::DEFAULT_LISTEN))
+}
+
+fn namespace(v: &str) -> Result<String, String> {
+    let ok = v.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        Ok(v.to_owned())
+    } else {
+        Err("expected a metric name prefix: letters, digits and _, not starting with a digit".into())
     }
-    let mut o = Options::default();
-    let mut source_name = "in-process".to_owned();
-    let mut url = "http://127.0.0.1:9090".to_owned();
-    let mut window: Option<Duration> = None;
-    let (mut err_pct, mut migrate, mut plan, mut size) = {
-        let t = MigrationThresholds::default();
-        (t.error_rate_percent(), t.migrate_writes_per_second(), t.plan_writes_per_second(), t.plan_file_size_bytes())
-    };
-    while let Some(arg) = args.next() {
-        let arg = arg.into_string().map_err(CliError::NotUnicode)?;
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n.to_owned(), Some(v.to_owned())),
-            _ => (arg.clone(), None),
-        };
-        if name == "-h" || name == "--help" {
-            return Ok(if decide { Command::DecideHelp } else { Command::Help });
-        }
-        const RUN: &[&str] = &[
-            "--rate",
-            "--workers",
-            "--duration",
-            "--db",
-            "--error-rate",
-            "--listen",
-            "--namespace",
-            "--sync",
-            "--decide-every",
-            "--decision-log",
-            "--deployment",
-            "--max-error-percent",
-            "--migrate-writes",
-            "--plan-writes",
-            "--plan-file-size",
-        ];
-        const DECIDE: &[&str] = &["--source", "--prometheus", "--window"];
-        let Some(option) = RUN.iter().chain(if decide { DECIDE } else { &[] }).find(|o| **o == name).copied() else {
-            return Err(CliError::Unknown(arg));
-        };
-        let value = match inline {
-            Some(v) => v,
-            None => args.next().ok_or(CliError::MissingValue(option))?.into_string().map_err(CliError::NotUnicode)?,
-        };
-        let bad = |expected| CliError::BadValue { option, value: value.clone(), expected };
-        let number = |lo: f64, hi: f64, expected| {
-            value.parse::<f64>().ok().filter(|v| (lo..=hi).contains(v)).ok_or_else(|| bad(expected))
-        };
-        match option {
-            "--rate" => o.rate = number(0.1, 1_000_000.0, "a number from 0.1 to 1000000")?,
-            "--workers" => {
-                o.workers = value
-                    .parse()
-                    .ok()
-                    .filter(|w| (1..=256).contains(w))
-                    .ok_or_else(|| bad("a whole number from 1 to 256"))?;
-            }
-            "--duration" => {
-                o.duration = Some(
-                    parse_duration(&value)
-                        .ok_or_else(|| bad("a positive time such as 30, 30s, 5m or 1h (at most 30 days)"))?,
-                );
-            }
-            "--db" | "--decision-log" => {
-                if value.is_empty() {
-                    return Err(bad("a file path"));
-                }
-                if option == "--db" {
-                    o.db = PathBuf::from(&value);
-                } else {
-                    o.decision_log = PathBuf::from(&value);
-                }
-            }
-            "--error-rate" => o.error_rate = number(0.0, 1.0, "a fraction from 0 to 1, e.g. 0.05")?,
-            "--listen" => o.listen = value.parse().map_err(|_| bad("IP:PORT, e.g. 127.0.0.1:9898"))?,
-            "--namespace" => {
-                let ok = value.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                    && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-                if !ok {
-                    return Err(bad("a metric name prefix: letters, digits and _, not starting with a digit"));
-                }
-                o.namespace = Some(value);
-            }
-            "--sync" => {
-                o.sync = match value.as_str() {
-                    "full" => Durability::Full,
-                    "normal" => Durability::Normal,
-                    _ => return Err(bad("full or normal")),
-                };
-            }
-            "--decide-every" => {
-                o.decide_every = if value == "0" {
-                    None
-                } else {
-                    Some(parse_duration(&value).ok_or_else(|| bad("a time such as 30s or 5m, or 0 for never"))?)
-                };
-            }
-            "--deployment" => o.deployment = value.parse().map_err(|_| bad("single-server or multi-server"))?,
-            "--max-error-percent" => err_pct = number(0.0, 100.0, "a percentage from 0 to 100")?,
-            "--migrate-writes" => migrate = number(0.0, f64::MAX, "a number of writes per second >= 0")?,
-            "--plan-writes" => plan = number(0.0, f64::MAX, "a number of writes per second >= 0")?,
-            "--plan-file-size" => size = value.parse().map_err(|_| bad("a whole number of bytes"))?,
-            "--source" => {
-                if !["in-process", "prometheus"].contains(&value.as_str()) {
-                    return Err(bad("in-process or prometheus"));
-                }
-                source_name = value;
-            }
-            "--prometheus" => {
-                hotmeter_streaming::decision::PrometheusSource::new(&value)
-                    .map_err(|_| bad("an http:// URL with a port, e.g. http://127.0.0.1:9090"))?;
-                url = value;
-            }
-            "--window" => window = Some(parse_duration(&value).ok_or_else(|| bad("a time such as 10s or 5m"))?),
-            _ => unreachable!("every listed option is matched"),
+}
+
+fn sync_mode(v: &str) -> Result<Durability, String> {
+    Durability::ALL.into_iter().find(|d| d.as_str() == v).ok_or_else(|| "expected full or normal".into())
+}
+
+fn deployment(v: &str) -> Result<Deployment, String> {
+    v.parse().map_err(|_| "expected single-server or multi-server".into())
+}
+
+fn prometheus_url(v: &str) -> Result<String, String> {
+    PrometheusSource::new(v)
+        .map(|_| v.to_owned())
+        .map_err(|_| "expected an http:// URL with a port, e.g. http://127.0.0.1:9090".into())
+}
+
+impl RunArgs {
+    fn into_options(self) -> Result<Options, clap::Error> {
+        let d = self.decision;
+        let thresholds =
+            MigrationThresholds::new(d.max_error_percent, d.migrate_writes, d.plan_writes, d.plan_file_size).map_err(
+                |_| {
+                    Cli::command().error(
+                        ErrorKind::ValueValidation,
+                        format!(
+                            "invalid value '{}' for '--plan-writes <N>': expected at most --migrate-writes ({})",
+                            d.plan_writes, d.migrate_writes
+                        ),
+                    )
+                },
+            )?;
+        Ok(Options {
+            rate: self.rate,
+            workers: self.workers,
+            duration: self.duration,
+            db: self.db,
+            error_rate: self.error_rate,
+            listen: self.listen,
+            namespace: self.namespace,
+            sync: self.sync,
+            decide_every: d.decide_every.0,
+            decision_log: d.decision_log,
+            deployment: d.deployment,
+            thresholds,
+        })
+    }
+}
+
+/// Parses the arguments after the program name. `--help` comes back as
+/// an error whose [`clap::Error::use_stderr`] is false: print it and exit 0.
+pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, clap::Error> {
+    let cli = Cli::try_parse_from(std::iter::once(OsString::from("hotmeter-demo")).chain(args))?;
+    match cli.command {
+        None => Ok(Command::Run(cli.run.into_options()?)),
+        Some(Sub::SloRules) => Ok(Command::SloRules),
+        Some(Sub::Decide(d)) => {
+            let source = if d.source == "prometheus" { Source::Prometheus(d.prometheus) } else { Source::InProcess };
+            let window = d.window.unwrap_or(match source {
+                Source::InProcess => Duration::from_secs(10),
+                Source::Prometheus(_) => Duration::from_secs(300),
+            });
+            Ok(Command::Decide(DecideOptions { run: d.run.into_options()?, source, window }))
         }
     }
-    o.thresholds = MigrationThresholds::new(err_pct, migrate, plan, size).map_err(|_| CliError::BadValue {
-        option: "--plan-writes",
-        value: plan.to_string(),
-        expected: "at most --migrate-writes",
-    })?;
-    if !decide {
-        return Ok(Command::Run(o));
-    }
-    let source = if source_name == "prometheus" { Source::Prometheus(url) } else { Source::InProcess };
-    let window = window.unwrap_or(match source {
-        Source::InProcess => Duration::from_secs(10),
-        Source::Prometheus(_) => Duration::from_secs(300),
-    });
-    Ok(Command::Decide(DecideOptions { run: o, source, window }))
 }
 
 #[cfg(test)]
 mod tests {
+    use clap::error::ContextKind;
+
     use super::*;
 
-    fn run(args: &[&str]) -> Result<Command, CliError> {
+    fn run(args: &[&str]) -> Result<Command, clap::Error> {
         parse(args.iter().map(OsString::from))
+    }
+
+    /// The option a parse error names (`--rate` of `--rate <N>`).
+    fn bad_option(e: &clap::Error) -> Option<String> {
+        let arg = e.get(ContextKind::InvalidArg)?.to_string();
+        Some(arg.split_whitespace().next()?.to_owned())
+    }
+
+    fn options(args: &[&str]) -> Options {
+        match run(args) {
+            Ok(Command::Run(o)) => o,
+            other => panic!("{args:?} gave {other:?}"),
+        }
     }
 
     #[test]
     fn defaults_and_every_option() {
-        assert_eq!(run(&[]), Ok(Command::Run(Options::default())));
-        let Ok(Command::Run(o)) = run(&[
+        let d = options(&[]);
+        assert_eq!((d.rate, d.workers, d.duration, d.error_rate), (50.0, 4, None, 0.0));
+        assert_eq!(d.db, std::env::temp_dir().join("hotmeter-demo.db"));
+        assert_eq!(d.listen, hotmeter_exporter::DEFAULT_LISTEN.parse().unwrap());
+        assert_eq!((d.namespace, d.sync), (None, Durability::Full));
+        assert_eq!(d.decide_every, Some(Duration::from_secs(30)));
+        assert_eq!(d.decision_log, std::env::temp_dir().join("hotmeter-decisions.jsonl"));
+        assert_eq!((d.deployment, d.thresholds), (Deployment::SingleServer, MigrationThresholds::default()));
+        let o = options(&[
             "--rate",
             "120.5",
             "--workers=8",
@@ -374,9 +369,7 @@ mod tests {
             "engram",
             "--sync",
             "normal",
-        ]) else {
-            panic!("should parse")
-        };
+        ]);
         assert_eq!(o.rate, 120.5);
         assert_eq!(o.workers, 8);
         assert_eq!(o.duration, Some(Duration::from_secs(120)));
@@ -385,19 +378,31 @@ mod tests {
         assert_eq!(o.listen, "127.0.0.1:0".parse().unwrap());
         assert_eq!(o.namespace.as_deref(), Some("engram"));
         assert_eq!(o.sync, Durability::Normal);
-        assert_eq!(
-            run(&["--duration", "1.5"])
-                .map(|c| matches!(c, Command::Run(o) if o.duration == Some(Duration::from_millis(1500)))),
-            Ok(true)
-        );
-        assert_eq!(run(&["--help"]), Ok(Command::Help));
-        assert_eq!(run(&["--rate", "5", "-h"]), Ok(Command::Help));
+        assert_eq!(options(&["--duration", "1.5"]).duration, Some(Duration::from_millis(1500)));
+        for help in [&["--help"][..], &["--rate", "5", "-h"]] {
+            let e = run(help).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::DisplayHelp, "{help:?}");
+            assert!(!e.use_stderr());
+        }
+    }
+
+    #[test]
+    fn help_lists_every_option_with_its_default() {
+        let help = Cli::command().render_help().to_string();
+        for option in ["--rate", "--workers", "--duration", "--db", "--error-rate", "--listen", "--namespace", "--sync"]
+        {
+            let line = help.lines().find(|l| l.trim_start().starts_with(option)).unwrap_or_else(|| panic!("{option}"));
+            assert!(line.contains("default"), "{option} has no default in: {line}");
+        }
+        assert!(help.contains("--error-rate <R>"), "{help}");
+        assert!(help.contains(&format!("[default: {}]", hotmeter_exporter::DEFAULT_LISTEN)), "{help}");
     }
 
     #[test]
     fn bad_options_are_explained() {
-        assert_eq!(run(&["--bogus"]), Err(CliError::Unknown("--bogus".into())));
-        assert_eq!(run(&["--rate"]), Err(CliError::MissingValue("--rate")));
+        assert_eq!(run(&["--bogus"]).unwrap_err().kind(), ErrorKind::UnknownArgument);
+        let e = run(&["--rate"]).unwrap_err();
+        assert_eq!((e.kind(), bad_option(&e).as_deref()), (ErrorKind::InvalidValue, Some("--rate")));
         for (args, option) in [
             (&["--rate", "0"][..], "--rate"),
             (&["--rate", "NaN"], "--rate"),
@@ -411,13 +416,19 @@ mod tests {
             (&["--sync", "off"], "--sync"),
         ] {
             match run(args) {
-                Err(CliError::BadValue { option: o, .. }) => assert_eq!(o, option, "{args:?}"),
+                Err(e) => {
+                    assert_eq!(e.kind(), ErrorKind::ValueValidation, "{args:?}: {e}");
+                    assert_eq!(bad_option(&e).as_deref(), Some(option), "{args:?}: {e}");
+                }
                 other => panic!("{args:?} gave {other:?}"),
             }
         }
-        assert!(usage().contains("--error-rate R"));
-        assert_eq!(run(&["--source", "prometheus"]), Err(CliError::Unknown("--source".into())), "decide-only");
-        assert!(matches!(run(&["--plan-writes", "200"]), Err(CliError::BadValue { .. })), "plan above migrate");
+        assert_eq!(run(&["--source", "prometheus"]).unwrap_err().kind(), ErrorKind::UnknownArgument, "decide-only");
+        let e = run(&["--plan-writes", "200"]).unwrap_err();
+        assert!(
+            e.kind() == ErrorKind::ValueValidation && e.to_string().contains("--plan-writes"),
+            "plan above migrate"
+        );
     }
 
     #[test]
@@ -443,10 +454,17 @@ mod tests {
         assert_eq!(d.window, Duration::from_secs(60));
         assert_eq!(d.run.deployment, Deployment::MultiServer);
         assert_eq!(d.run.thresholds.error_rate_percent(), 2.0);
-        assert_eq!(run(&["decide", "--help"]), Ok(Command::DecideHelp));
-        assert!(matches!(run(&["decide", "--source", "psychic"]), Err(CliError::BadValue { option: "--source", .. })));
-        assert!(matches!(run(&["decide", "--prometheus", "localhost"]), Err(CliError::BadValue { .. })));
-        assert!(decide_usage().contains("--source prometheus"));
+        let Ok(Command::Decide(d)) = run(&["decide", "--source", "prometheus"]) else { panic!("decide parses") };
+        assert_eq!(d.window, Duration::from_secs(300));
+        assert_eq!(run(&["decide", "--help"]).unwrap_err().kind(), ErrorKind::DisplayHelp);
+        let e = run(&["decide", "--source", "psychic"]).unwrap_err();
+        assert_eq!((e.kind(), bad_option(&e).as_deref()), (ErrorKind::InvalidValue, Some("--source")));
+        let e = run(&["decide", "--prometheus", "localhost"]).unwrap_err();
+        assert_eq!(bad_option(&e).as_deref(), Some("--prometheus"));
+        let help = Cli::command().find_subcommand_mut("decide").unwrap().render_help().to_string();
+        assert!(help.contains("--source <SOURCE>") && help.contains("[default: in-process]"), "{help}");
         assert!(matches!(run(&["--decide-every", "0"]), Ok(Command::Run(o)) if o.decide_every.is_none()));
+        assert_eq!(run(&["slo-rules"]).ok(), Some(Command::SloRules));
+        assert!(run(&["slo-rules", "extra"]).is_err());
     }
 }

@@ -10,6 +10,12 @@
 //!  main thread: one status line per second from registry snapshots; summary at the end
 //! ```
 //! Run `hotmeter-demo --help` for the options.
+//!
+//! Owns: wiring the pipeline (`hotmeter-streaming`), the checkpoint store
+//! and decision (`hotmeter-checkpoint`), the SLOs and traces
+//! (`hotmeter-slo`) and the exporter together, and the run's steps. Must
+//! not: keep counts of its own beyond submitted/rejected (what it prints
+//! comes from registry snapshots) or lose an observation unaccounted.
 
 mod cli;
 mod slos;
@@ -22,14 +28,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use hotmeter::{Registry, TraceId};
+use hotmeter_checkpoint::decision::{DecisionLog, WriteWindow};
+use hotmeter_checkpoint::{CheckpointStore, FaultInjectingStore, MonitoredStore, SqliteStore};
+use hotmeter_slo::{Slo, SloTracker, TraceTracker};
 use hotmeter_streaming::{
-    BatchContext, BatchFailure, BatchHandler, CheckpointStore, FailureKind, FaultInjectingStore, MonitoredStore,
-    Observation, PoolConfig, Priority, RecallIndex, Shutdown, SqliteStore, WorkerPool,
+    BatchContext, BatchFailure, BatchHandler, FailureKind, MemorySpace, Observation, PoolConfig, Priority, RecallIndex,
+    Shutdown, ShutdownReport, WorkerPool,
 };
-
-use hotmeter_streaming::decision::{DecisionLog, WriteWindow};
-use hotmeter_streaming::slo::SloTracker;
-use hotmeter_streaming::trace::TraceTracker;
 
 use crate::cli::{Command, Options};
 use crate::status::{Names, Tally, Window};
@@ -123,22 +128,20 @@ struct Traffic {
 
 fn main() -> ExitCode {
     match cli::parse(std::env::args_os().skip(1)) {
-        Ok(Command::Help) => {
-            println!("{}", cli::usage());
-            ExitCode::SUCCESS
-        }
         Ok(Command::SloRules) => {
-            print!("{}", hotmeter_streaming::slo::prometheus_rules(&slos::definitions(), None, slos::RUNBOOK));
-            ExitCode::SUCCESS
-        }
-        Ok(Command::DecideHelp) => {
-            println!("{}", cli::decide_usage());
+            print!("{}", hotmeter_slo::prometheus_rules(&slos::definitions(), None, slos::RUNBOOK));
             ExitCode::SUCCESS
         }
         Ok(Command::Run(options)) => report(run(&options, Mode::Serve).map(drop)),
         Ok(Command::Decide(options)) => report(decide(&options)),
+        // --help: clap's text on stdout, exit 0.
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
         Err(e) => {
-            eprintln!("hotmeter-demo: {e}\nRun `hotmeter-demo --help` for the options and their defaults.");
+            let msg = e.render().to_string();
+            eprint!("hotmeter-demo: {}", msg.strip_prefix("error: ").unwrap_or(&msg));
             ExitCode::from(2)
         }
     }
@@ -182,7 +185,7 @@ struct RunSummary {
 /// `hotmeter-demo decide`: measure (in process or from Prometheus), decide,
 /// print, log.
 fn decide(d: &cli::DecideOptions) -> Result<(), Failed> {
-    use hotmeter_streaming::decision::{DecisionLog, MigrationMetrics, PrometheusSource, should_migrate};
+    use hotmeter_checkpoint::decision::{DecisionLog, MigrationMetrics, PrometheusSource, should_migrate};
     let o = &d.run;
     let log = context(DecisionLog::open(&o.decision_log), || "cannot open the decision log".into())?;
     let (source, metrics) = match &d.source {
@@ -271,8 +274,62 @@ fn stop_on_signal(stop: Arc<AtomicBool>) {
         .expect("spawn the signal thread");
 }
 
+/// Everything a run builds before traffic starts: the registry and what
+/// records into it.
+struct Pipeline {
+    registry: Registry,
+    store: Store,
+    /// Checkpoint rows in the file before this run, to count the new ones.
+    rows_before: u64,
+    recall: Arc<RecallIndex>,
+    traces: Arc<TraceTracker>,
+    slo_defs: Vec<Slo>,
+    slo_tracker: Arc<Mutex<SloTracker>>,
+    pool: WorkerPool,
+    spaces: Vec<MemorySpace>,
+    names: Names,
+}
+
+/// Runs the pipeline until `--duration` or a signal: build, serve (in
+/// [`Mode::Serve`]), generate and report, then drain and account.
 fn run(o: &Options, mode: Mode) -> Result<RunSummary, Failed> {
-    let names = Names::new(o.namespace.as_deref());
+    let p = build_pipeline(o)?;
+    let server = match mode {
+        Mode::Serve => Some(start_exporter(o, &p)?),
+        Mode::Measure => None,
+    };
+    let decisions = match (mode, o.decide_every) {
+        (Mode::Serve, Some(every)) => Some((
+            context(DecisionLog::open(&o.decision_log), || "cannot open the decision log (--decision-log)".into())?,
+            every,
+        )),
+        _ => None,
+    };
+
+    let stop = Arc::new(AtomicBool::new(false));
+    stop_on_signal(stop.clone());
+    let traffic = Traffic::default();
+    let started = Instant::now();
+    let generating = AtomicBool::new(true);
+    std::thread::scope(|s| {
+        s.spawn(|| generate(o, &p, &traffic, &generating));
+        s.spawn(|| query_recall(&p, &traffic, &generating));
+        report_until_stopped(o, mode, &p, decisions.as_ref(), &stop, started);
+        generating.store(false, Ordering::Release);
+    });
+
+    let report = p.pool.shutdown(Shutdown::Drain);
+    let result = summarize(o, mode, &p, &report, &traffic, started);
+    if let Some(server) = server {
+        server.shutdown();
+    }
+    result
+}
+
+/// The registry (namespaced, with process metrics), the monitored checkpoint
+/// store, recall index, trace tracker, SLO tracker, and the started pool with
+/// its memory spaces.
+fn build_pipeline(o: &Options) -> Result<Pipeline, Failed> {
     let mut builder = Registry::builder();
     if let Some(ns) = &o.namespace {
         builder = builder.namespace(ns.clone());
@@ -300,185 +357,199 @@ fn run(o: &Options, mode: Mode) -> Result<RunSummary, Failed> {
         .map(|(name, _)| pool.memory_space(name))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| Failed { what: "cannot add memory spaces".into(), source: e.into() })?;
+    Ok(Pipeline {
+        registry,
+        store,
+        rows_before,
+        recall,
+        traces,
+        slo_defs,
+        slo_tracker,
+        pool,
+        spaces,
+        names: Names::new(o.namespace.as_deref()),
+    })
+}
 
-    let server = if mode == Mode::Serve {
-        let report_slos = slo_tracker.clone();
-        let exporter = hotmeter_exporter::Exporter::new(registry.clone()).listen(o.listen).route(
-            "/slos",
-            "application/json",
-            move || report_slos.lock().unwrap_or_else(PoisonError::into_inner).report().to_json(&slo_defs).into_bytes(),
-        );
-        let server = context(exporter.start(), || {
-            format!("cannot serve metrics on {} (pass --listen with another address, e.g. 127.0.0.1:0)", o.listen)
-        })?;
-        server.set_ready(true);
-        println!("serving http://{}/metrics", server.local_addr());
-        println!(
-            "pipeline: {} obs/s over {} memory spaces, {} workers, checkpoints in {} (sync {}), error injection {}%",
-            o.rate,
-            spaces.len(),
-            o.workers,
-            o.db.display(),
-            match o.sync {
-                hotmeter_streaming::Durability::Full => "full",
-                _ => "normal",
-            },
-            o.error_rate * 100.0
-        );
-        match o.duration {
-            Some(d) => println!("running for {:.1} s (Ctrl-C stops early)", d.as_secs_f64()),
-            None => println!("running until Ctrl-C"),
-        }
-        let _ = std::io::stdout().flush();
-        Some(server)
-    } else {
-        None
-    };
-    let decisions = match (mode, o.decide_every) {
-        (Mode::Serve, Some(every)) => Some((
-            context(DecisionLog::open(&o.decision_log), || "cannot open the decision log (--decision-log)".into())?,
-            every,
-        )),
-        _ => None,
-    };
+/// Serves the registry (and `/slos`) on `--listen`, marks it ready, and
+/// prints where and what runs.
+fn start_exporter(o: &Options, p: &Pipeline) -> Result<hotmeter_exporter::ThreadedServer, Failed> {
+    let (report_slos, slo_defs) = (p.slo_tracker.clone(), p.slo_defs.clone());
+    let exporter = hotmeter_exporter::Exporter::new(p.registry.clone()).listen(o.listen).route(
+        "/slos",
+        "application/json",
+        move || report_slos.lock().unwrap_or_else(PoisonError::into_inner).report().to_json(&slo_defs).into_bytes(),
+    );
+    let server = context(exporter.start(), || {
+        format!("cannot serve metrics on {} (pass --listen with another address, e.g. 127.0.0.1:0)", o.listen)
+    })?;
+    server.set_ready(true);
+    println!("serving http://{}/metrics", server.local_addr());
+    println!(
+        "pipeline: {} obs/s over {} memory spaces, {} workers, checkpoints in {} (sync {}), error injection {}%",
+        o.rate,
+        p.spaces.len(),
+        o.workers,
+        o.db.display(),
+        o.sync.as_str(),
+        o.error_rate * 100.0
+    );
+    match o.duration {
+        Some(d) => println!("running for {:.1} s (Ctrl-C stops early)", d.as_secs_f64()),
+        None => println!("running until Ctrl-C"),
+    }
+    let _ = std::io::stdout().flush();
+    Ok(server)
+}
 
-    let stop = Arc::new(AtomicBool::new(false));
-    stop_on_signal(stop.clone());
-    let traffic = Traffic::default();
-    let started = Instant::now();
-    let deadline = o.duration.map(|d| started + d);
-    let generating = AtomicBool::new(true);
-
-    std::thread::scope(|s| {
-        // Generator: paced to --rate in 1 ms steps; one session per space.
-        s.spawn(|| {
-            let sessions: Vec<_> = spaces.iter().map(|sp| pool.session(sp)).collect();
-            let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-            let mut sent = 0u64;
-            let begin = Instant::now();
-            while generating.load(Ordering::Acquire) {
-                let due = (begin.elapsed().as_secs_f64() * o.rate) as u64;
-                while sent < due {
-                    let mut pick = rng.below(100);
-                    let space = SPACES.iter().position(|&(_, w)| {
-                        pick < w || {
-                            pick -= w;
-                            false
-                        }
-                    });
-                    let priority = match rng.below(10) {
-                        0 => Priority::High,
-                        1 | 2 => Priority::Low,
-                        _ => Priority::Normal,
-                    };
-                    let payload = vec![b'x'; 32 + rng.below(224) as usize];
-                    traffic.submitted.fetch_add(1, Ordering::Relaxed);
-                    let id = trace_id(sent);
-                    if let Some(id) = &id {
-                        // Both before submitting: once accepted, a worker may finish
-                        // (and validate) the trace before `submit` even returns.
-                        let _ = traces.record(id, "generate");
-                        let _ = traces.record(id, "enqueue");
-                    }
-                    if sessions[space.unwrap_or(0)].submit(priority, sent, payload).is_err() {
-                        // Counted in streaming_observations_rejected_total by the queue;
-                        // its trace ends here, without `process` and `checkpoint_write`.
-                        traffic.rejected.fetch_add(1, Ordering::Relaxed);
-                        if let Some(id) = &id {
-                            let _ = traces.validate(id, &STAGES);
-                        }
-                    }
-                    sent += 1;
+/// The generator: paced to `--rate` in 1 ms steps, one session per space,
+/// weighted spaces and priorities, every tenth observation traced.
+fn generate(o: &Options, p: &Pipeline, traffic: &Traffic, generating: &AtomicBool) {
+    let sessions: Vec<_> = p.spaces.iter().map(|sp| p.pool.session(sp)).collect();
+    let traces = &p.traces;
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut sent = 0u64;
+    let begin = Instant::now();
+    while generating.load(Ordering::Acquire) {
+        let due = (begin.elapsed().as_secs_f64() * o.rate) as u64;
+        while sent < due {
+            let mut pick = rng.below(100);
+            let space = SPACES.iter().position(|&(_, w)| {
+                pick < w || {
+                    pick -= w;
+                    false
                 }
-                std::thread::sleep(Duration::from_millis(1));
-            }
-        });
-        // Recall: 20 queries a second against recently stored keys.
-        s.spawn(|| {
-            let mut rng = Rng(0x1234_5678_9abc_def1);
-            while generating.load(Ordering::Acquire) {
-                let space = &spaces[rng.below(spaces.len() as u64) as usize];
-                let newest = traffic.submitted.load(Ordering::Relaxed);
-                let _ = recall.recall(space, newest.saturating_sub(rng.below(1000)));
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        });
-
-        // Status: one line per second, from registry snapshots; a migration
-        // decision every --decide-every, from the same counters.
-        let tty = mode == Mode::Serve && std::io::stdout().is_terminal();
-        let mut before = Tally::read(&registry.snapshot(), &names);
-        let mut last = Instant::now();
-        let mut window = WriteWindow::new(DECISION_WINDOW.as_secs() as usize + 2);
-        window.push(last, before.writes_ok, before.writes_err);
-        let mut next_decision = decisions.as_ref().map(|(_, every)| started + *every);
-        loop {
-            let next = last + Duration::from_secs(1);
-            while Instant::now() < next {
-                if stop.load(Ordering::Acquire) || deadline.is_some_and(|d| Instant::now() >= d) {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let now_t = Instant::now();
-            let snap = registry.snapshot();
-            let now = Tally::read(&snap, &names);
-            window.push(now_t, now.writes_ok, now.writes_err);
-            let slo_report = {
-                let mut tracker = slo_tracker.lock().unwrap_or_else(PoisonError::into_inner);
-                tracker.record(now_t, &snap);
-                tracker.report()
+            });
+            let priority = match rng.below(10) {
+                0 => Priority::High,
+                1 | 2 => Priority::Low,
+                _ => Priority::Normal,
             };
-            if mode == Mode::Serve {
-                let w = Window::between(&before, &now, now_t - last);
-                let text = format!(
-                    "{} | SLOs {}/{} met",
-                    status::line(started.elapsed(), &w, &now),
-                    slo_report.met(),
-                    slo_report.total()
-                );
-                if tty {
-                    print!("\r{text}");
-                } else {
-                    println!("{text}");
-                }
-                let _ = std::io::stdout().flush();
+            let payload = vec![b'x'; 32 + rng.below(224) as usize];
+            traffic.submitted.fetch_add(1, Ordering::Relaxed);
+            let id = trace_id(sent);
+            if let Some(id) = &id {
+                // Both before submitting: once accepted, a worker may finish
+                // (and validate) the trace before `submit` even returns.
+                let _ = traces.record(id, "generate");
+                let _ = traces.record(id, "enqueue");
             }
-            if let (Some((log, every)), Some(due)) = (&decisions, next_decision)
-                && now_t >= due
-            {
-                next_decision = Some(due + *every);
-                let line = decide_in_process(&window, o, store.inner().file_size_bytes().unwrap_or(0), log);
-                if tty {
-                    print!("\r{line}\n");
-                } else {
-                    println!("{line}");
+            if sessions[space.unwrap_or(0)].submit(priority, sent, payload).is_err() {
+                // Counted in streaming_observations_rejected_total by the queue;
+                // its trace ends here, without `process` and `checkpoint_write`.
+                traffic.rejected.fetch_add(1, Ordering::Relaxed);
+                if let Some(id) = &id {
+                    let _ = traces.validate(id, &STAGES);
                 }
             }
-            before = now;
-            last = now_t;
-            if stop.load(Ordering::Acquire) || deadline.is_some_and(|d| Instant::now() >= d) {
-                break;
-            }
+            sent += 1;
         }
-        if tty {
-            println!();
-        }
-        if mode == Mode::Serve {
-            println!("stopping: submission stopped, draining queued work...");
-        }
-        generating.store(false, Ordering::Release);
-    });
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
 
-    let report = pool.shutdown(Shutdown::Drain);
+/// Recall: 20 queries a second against recently stored keys.
+fn query_recall(p: &Pipeline, traffic: &Traffic, generating: &AtomicBool) {
+    let mut rng = Rng(0x1234_5678_9abc_def1);
+    while generating.load(Ordering::Acquire) {
+        let space = &p.spaces[rng.below(p.spaces.len() as u64) as usize];
+        let newest = traffic.submitted.load(Ordering::Relaxed);
+        let _ = p.recall.recall(space, newest.saturating_sub(rng.below(1000)));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Status: one line per second from registry snapshots (in
+/// [`Mode::Serve`]), the SLO tracker fed from the same snapshots, and a
+/// migration decision every `--decide-every`; returns when stopped.
+fn report_until_stopped(
+    o: &Options,
+    mode: Mode,
+    p: &Pipeline,
+    decisions: Option<&(DecisionLog, Duration)>,
+    stop: &AtomicBool,
+    started: Instant,
+) {
+    let deadline = o.duration.map(|d| started + d);
+    let stopped = || stop.load(Ordering::Acquire) || deadline.is_some_and(|d| Instant::now() >= d);
+    let tty = mode == Mode::Serve && std::io::stdout().is_terminal();
+    let mut before = Tally::read(&p.registry.snapshot(), &p.names);
+    let mut last = Instant::now();
+    let mut window = WriteWindow::new(DECISION_WINDOW.as_secs() as usize + 2);
+    window.push(last, before.writes_ok, before.writes_err);
+    let mut next_decision = decisions.map(|(_, every)| started + *every);
+    loop {
+        let next = last + Duration::from_secs(1);
+        while Instant::now() < next && !stopped() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let now_t = Instant::now();
+        let snap = p.registry.snapshot();
+        let now = Tally::read(&snap, &p.names);
+        window.push(now_t, now.writes_ok, now.writes_err);
+        let slo_report = {
+            let mut tracker = p.slo_tracker.lock().unwrap_or_else(PoisonError::into_inner);
+            tracker.record(now_t, &snap);
+            tracker.report()
+        };
+        if mode == Mode::Serve {
+            let w = Window::between(&before, &now, now_t - last);
+            let text = format!(
+                "{} | SLOs {}/{} met",
+                status::line(started.elapsed(), &w, &now),
+                slo_report.met(),
+                slo_report.total()
+            );
+            if tty {
+                print!("\r{text}");
+            } else {
+                println!("{text}");
+            }
+            let _ = std::io::stdout().flush();
+        }
+        if let (Some((log, every)), Some(due)) = (decisions, next_decision)
+            && now_t >= due
+        {
+            next_decision = Some(due + *every);
+            let line = decide_in_process(&window, o, p.store.inner().file_size_bytes().unwrap_or(0), log);
+            if tty {
+                print!("\r{line}\n");
+            } else {
+                println!("{line}");
+            }
+        }
+        before = now;
+        last = now_t;
+        if stopped() {
+            break;
+        }
+    }
+    if tty {
+        println!();
+    }
+    if mode == Mode::Serve {
+        println!("stopping: submission stopped, draining queued work...");
+    }
+}
+
+/// After the drain: prints the summary (in [`Mode::Serve`]) and checks that
+/// every observation and every successful write is accounted for.
+fn summarize(
+    o: &Options,
+    mode: Mode,
+    p: &Pipeline,
+    report: &ShutdownReport,
+    traffic: &Traffic,
+    started: Instant,
+) -> Result<RunSummary, Failed> {
     let elapsed = started.elapsed();
-    let end = Tally::read(&registry.snapshot(), &names);
-    let rows = context(store.inner().inner().count(), || "cannot count checkpoints".into())? - rows_before;
+    let end = Tally::read(&p.registry.snapshot(), &p.names);
+    let rows = context(p.store.inner().inner().count(), || "cannot count checkpoints".into())? - p.rows_before;
     let submitted = traffic.submitted.load(Ordering::Relaxed);
     let rejected = traffic.rejected.load(Ordering::Relaxed);
-    let whole = Window::between(&Tally::default(), &end, elapsed);
-    let ms = |q| end.write_quantile(q).map_or("-".to_owned(), |s| format!("{:.2} ms", s * 1e3));
     if mode == Mode::Serve {
+        let whole = Window::between(&Tally::default(), &end, elapsed);
+        let ms = |q| end.write_quantile(q).map_or("-".to_owned(), |s| format!("{:.2} ms", s * 1e3));
         println!("summary after {:.1} s:", elapsed.as_secs_f64());
         println!(
             "  observations  submitted {submitted}, processed {}, rejected {rejected} -> {}",
@@ -501,9 +572,6 @@ fn run(o: &Options, mode: Mode) -> Result<RunSummary, Failed> {
             end.file_size as f64 / 1024.0
         );
     }
-    if let Some(server) = server {
-        server.shutdown();
-    }
     if report.processed + rejected != submitted || rows != end.writes_ok {
         return Err(Failed {
             what: "accounting mismatch".into(),
@@ -518,7 +586,7 @@ fn run(o: &Options, mode: Mode) -> Result<RunSummary, Failed> {
         writes_ok: end.writes_ok,
         writes_err: end.writes_err,
         elapsed,
-        file_size: store.inner().file_size_bytes().unwrap_or(0),
+        file_size: p.store.inner().file_size_bytes().unwrap_or(0),
     })
 }
 
@@ -528,7 +596,7 @@ const DECISION_WINDOW: Duration = Duration::from_secs(300);
 /// One periodic decision from the in-process window: logged, and returned
 /// as a line for the terminal.
 fn decide_in_process(window: &WriteWindow, o: &Options, file_size: u64, log: &DecisionLog) -> String {
-    use hotmeter_streaming::decision::{MigrationMetrics, should_migrate};
+    use hotmeter_checkpoint::decision::{MigrationMetrics, should_migrate};
     let Some((wps, pct)) = window.rates(DECISION_WINDOW) else {
         return "decision: not enough data yet".to_owned();
     };

@@ -7,7 +7,9 @@
 use std::time::Duration;
 
 use hotmeter::{OwnedValue, RegistrySnapshot};
+use hotmeter_checkpoint::metrics::{self as checkpoint, WriteStatus};
 use hotmeter_streaming::metrics as m;
+use hotmeter_streaming::{BackpressureState, Priority};
 
 /// Full metric names under an optional namespace.
 #[derive(Debug, Clone)]
@@ -21,10 +23,7 @@ impl Names {
     }
 
     pub(crate) fn full(&self, base: &str) -> String {
-        match &self.namespace {
-            Some(ns) => format!("{ns}_{base}"),
-            None => base.to_owned(),
-        }
+        hotmeter::full_name(self.namespace.as_deref(), base)
     }
 }
 
@@ -58,12 +57,12 @@ fn int_gauge(snap: &RegistrySnapshot, name: &str, labels: &[&str]) -> i64 {
 
 impl Tally {
     pub(crate) fn read(snap: &RegistrySnapshot, names: &Names) -> Tally {
-        let writes = names.full(m::CHECKPOINT_WRITES);
+        let writes = names.full(checkpoint::CHECKPOINT_WRITES);
         let count = |status| match snap.value(&writes, &[status]) {
             Some(OwnedValue::Counter(n)) => *n,
             _ => 0,
         };
-        let (write_bounds, write_counts) = match snap.value(&names.full(m::CHECKPOINT_WRITE_DURATION), &[]) {
+        let (write_bounds, write_counts) = match snap.value(&names.full(checkpoint::CHECKPOINT_WRITE_DURATION), &[]) {
             Some(OwnedValue::Histogram { bounds, counts, .. }) => (bounds.clone(), counts.clone()),
             _ => (Vec::new(), Vec::new()),
         };
@@ -76,17 +75,17 @@ impl Tally {
                 .unwrap_or(0)
         });
         Tally {
-            writes_ok: count("success"),
-            writes_err: count("error"),
+            writes_ok: count(WriteStatus::Success.as_str()),
+            writes_err: count(WriteStatus::Error.as_str()),
             write_bounds,
             write_counts,
             accepted: counters(snap, &names.full(m::OBSERVATIONS)),
             processed: counters(snap, &names.full(m::OBSERVATIONS_PROCESSED)),
             rejected: counters(snap, &names.full(m::OBSERVATIONS_REJECTED)),
-            depth: ["high", "normal", "low"].map(|p| int_gauge(snap, &depth_name, &[p])),
+            depth: std::array::from_fn(|i| int_gauge(snap, &depth_name, &[Priority::ALL[i].as_str()])),
             state,
             sessions: int_gauge(snap, &names.full(m::ACTIVE_SESSIONS), &[]),
-            file_size: int_gauge(snap, &names.full(m::CHECKPOINT_FILE_SIZE), &[]),
+            file_size: int_gauge(snap, &names.full(checkpoint::CHECKPOINT_FILE_SIZE), &[]),
         }
     }
 
@@ -130,10 +129,9 @@ impl Window {
     }
 }
 
-const STATES: [&str; 4] = ["normal", "warning", "critical", "overloaded"];
-
+/// The `level` label of a `streaming_backpressure_state` value, or `unknown`.
 pub(crate) fn state_name(v: i64) -> &'static str {
-    usize::try_from(v).ok().and_then(|i| STATES.get(i)).copied().unwrap_or("unknown")
+    u8::try_from(v).ok().and_then(BackpressureState::from_value).map_or("unknown", BackpressureState::as_str)
 }
 
 /// One status line (no line ending).

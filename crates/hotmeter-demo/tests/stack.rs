@@ -9,9 +9,11 @@
 //! command installs them). Without them this test fails and says so, unless
 //! `HOTMETER_SKIP_STACK=1`.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -53,31 +55,15 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// Percent-encodes a query-string value.
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// GET over HTTP/1.0 (so the body ends at close, never chunked); returns (status, body).
-fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect(addr)?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw)?;
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    Ok((status, body.to_owned()))
+/// `GET path`; (status, body).
+fn http_get(addr: &str, path: &str) -> Result<(u16, String), ureq::Error> {
+    common::get(addr, path).map(|r| (r.status, r.body))
 }
 
 /// An instant PromQL query; returns the result vector.
 fn query(prom: &str, q: &str) -> Vec<Value> {
-    let (status, body) = http_get(prom, &format!("/api/v1/query?query={}", encode(q))).expect("query Prometheus");
+    let r = common::get_with(prom, "/api/v1/query", &[("query", q)]).expect("query Prometheus");
+    let (status, body) = (r.status, r.body);
     assert_eq!(status, 200, "query {q}: {body}");
     let v: Value = serde_json::from_str(&body).expect("JSON from Prometheus");
     assert_eq!(v["status"], "success", "{q}: {body}");
@@ -465,13 +451,10 @@ fn a_failing_write_becomes_a_delivered_alert() {
     // demo attached to checkpoint write latencies.
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let exemplars = wait_for("exemplars of checkpoint_write_duration_seconds", Duration::from_secs(30), || {
-        let path = format!(
-            "/api/v1/query_exemplars?query={}&start={}&end={}",
-            encode("checkpoint_write_duration_seconds_bucket"),
-            now - 600,
-            now + 60
-        );
-        let (status, body) = http_get(&prom, &path).ok()?;
+        let (start, end) = ((now - 600).to_string(), (now + 60).to_string());
+        let query = [("query", "checkpoint_write_duration_seconds_bucket"), ("start", &start), ("end", &end)];
+        let (status, body) =
+            common::get_with(&prom, "/api/v1/query_exemplars", &query).map(|r| (r.status, r.body)).ok()?;
         let v: Value = serde_json::from_str(&body).ok()?;
         let found: Vec<Value> = v["data"]
             .as_array()?

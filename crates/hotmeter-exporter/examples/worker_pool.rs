@@ -28,24 +28,25 @@ const WORKERS: usize = 4;
 const SPACES: [&str; 3] = ["tenant-a", "tenant-b", "tenant-c"];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    const USAGE: &str =
-        "usage: worker_pool [SECONDS] [ADDR]   (SECONDS: 1 to 3600, default 5; ADDR default 127.0.0.1:9898)";
+    let default_listen = hotmeter_exporter::DEFAULT_LISTEN;
+    let usage =
+        format!("usage: worker_pool [SECONDS] [ADDR]   (SECONDS: 1 to 3600, default 5; ADDR default {default_listen})");
     let seconds: u64 = match std::env::args().nth(1) {
         None => 5,
         Some(s) => match s.parse() {
             Ok(n) if (1..=3600).contains(&n) => n,
             _ => {
-                eprintln!("{USAGE}\nSECONDS must be a whole number from 1 to 3600; got {s:?}");
+                eprintln!("{usage}\nSECONDS must be a whole number from 1 to 3600; got {s:?}");
                 std::process::exit(2);
             }
         },
     };
     let listen: std::net::SocketAddr = match std::env::args().nth(2) {
-        None => hotmeter_exporter::DEFAULT_LISTEN.parse()?,
+        None => default_listen.parse()?,
         Some(a) => match a.parse() {
             Ok(addr) => addr,
             Err(_) => {
-                eprintln!("{USAGE}\nADDR must be IP:PORT, e.g. 127.0.0.1:9898; got {a:?}");
+                eprintln!("{usage}\nADDR must be IP:PORT, e.g. {default_listen}; got {a:?}");
                 std::process::exit(2);
             }
         },

@@ -22,35 +22,9 @@
 
 use std::fmt;
 
-use crate::observation::Priority;
-
-hotmeter::label_enum! {
-    /// Backpressure state, exported as 0 to 3 and as the `level` label.
-    pub enum BackpressureState: "level" {
-        Normal = "normal",
-        Warning = "warning",
-        Critical = "critical",
-        Overloaded = "overloaded",
-    }
-}
+use crate::labels::{BackpressureState, Priority};
 
 impl BackpressureState {
-    /// 0 (normal) to 3 (overloaded).
-    pub const fn value(self) -> u8 {
-        self as u8
-    }
-
-    /// The state with this value, if there is one.
-    pub const fn from_value(v: u8) -> Option<Self> {
-        match v {
-            0 => Some(Self::Normal),
-            1 => Some(Self::Warning),
-            2 => Some(Self::Critical),
-            3 => Some(Self::Overloaded),
-            _ => None,
-        }
-    }
-
     /// Whether an observation of this priority is refused in this state.
     pub const fn sheds(self, priority: Priority) -> bool {
         match self {
@@ -58,12 +32,6 @@ impl BackpressureState {
             Self::Critical => matches!(priority, Priority::Low),
             Self::Overloaded => !matches!(priority, Priority::High),
         }
-    }
-}
-
-impl fmt::Display for BackpressureState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

@@ -9,15 +9,14 @@
 //! | observation queue | [`ObservationQueue`] | depth per priority lane, rejections by reason |
 //! | worker pool | [`WorkerPool`], [`BatchHandler`] | batches, failures, work stealing, utilisation, end-to-end latency |
 //! | backpressure | [`BackpressureMonitor`], [`BackpressureState`] | state 0-3 with hysteresis, activations, load shedding |
-//! | checkpoint store | [`CheckpointStore`], [`SqliteStore`], [`MonitoredStore`] | write rate, errors, write latency, file size |
 //! | recall | [`RecallIndex`] | read latency against what was stored |
-//! | SLOs | [`slo`] | objectives evaluated in process, and the Prometheus burn-rate rules generated from them |
-//! | trace continuity | [`trace`] | which stages a trace passed, incomplete traces by missing stage |
-//! | migration decision | [`decision`] | whether a single SQLite file is still enough, from in-process counters or Prometheus, logged for audit |
 //!
 //! Every metric name lives in one place, [`metrics`], with its labels and
 //! help text. With a registry namespace (`Registry::builder().namespace("engram")`)
-//! the names become `engram_streaming_...` and `engram_checkpoint_...`.
+//! the names become `engram_streaming_...`.
+//!
+//! The checkpoint store and the migration decision live in
+//! `hotmeter-checkpoint`; SLOs and trace continuity in `hotmeter-slo`.
 //!
 //! # Quick start
 //! ```
@@ -54,30 +53,24 @@
 //! ```
 //!
 //! ## Features
-//! None: SQLite is always bundled (rusqlite's `bundled`), so nothing needs to
-//! be installed on the host.
+//! None.
 #![forbid(unsafe_code)]
 
 mod backpressure;
-pub mod checkpoint;
-pub mod decision;
+mod clock;
+mod labels;
 pub mod metrics;
 mod observation;
 mod pool;
 mod queue;
 mod recall;
-pub mod slo;
-pub mod trace;
 
-pub use backpressure::{BackpressureMonitor, BackpressureState, BackpressureThresholds, ThresholdError, Transition};
-pub use checkpoint::{
-    AsyncCheckpointStore, Checkpoint, CheckpointError, CheckpointStore, Durability, FaultInjectingStore,
-    InvalidFaultRate, MonitoredStore, SqliteStore,
-};
-pub use observation::{MAX_SPACE_NAME, MemorySpace, Observation, Priority, SpaceError};
+pub use backpressure::{BackpressureMonitor, BackpressureThresholds, ThresholdError, Transition};
+pub use labels::{BackpressureState, FailureKind, Priority, RejectReason};
+pub use observation::{MAX_SPACE_NAME, MemorySpace, Observation, SpaceError};
 pub use pool::{
-    BatchContext, BatchFailure, BatchHandler, FailureKind, PoolConfig, PoolError, PoolStats, Session, Shutdown,
-    ShutdownReport, WorkerPool,
+    BatchContext, BatchFailure, BatchHandler, PoolConfig, PoolError, PoolStats, Session, Shutdown, ShutdownReport,
+    WorkerPool,
 };
-pub use queue::{EnqueueError, ObservationQueue, QueueConfig, RejectReason};
+pub use queue::{EnqueueError, ObservationQueue, QueueConfig};
 pub use recall::RecallIndex;

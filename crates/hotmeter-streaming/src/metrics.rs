@@ -1,10 +1,13 @@
 //! Every metric the streaming layer exports: names, labels, help, buckets.
 //!
-//! Owns: registration on a [`Registry`] and the handles recording code
-//! keeps. One name, one place: dashboards, alert rules and tests refer to
-//! the constants here. Must not: decide anything (the queue, pool and
-//! monitor do) or look a label set up on a hot path — callers resolve
-//! handles once per memory space or worker and keep them.
+//! Owns: registration on a [`Registry`], the handles recording code keeps,
+//! and the one decision whether the pipeline records at all
+//! ([`PoolConfig::record`](crate::PoolConfig::record)). One name, one place:
+//! dashboards, alert rules and tests refer to the constants here. Must not:
+//! decide anything about the pipeline (the queue, pool and monitor do),
+//! import anything from the crate but its leaves (`labels`, `clock`), or
+//! look a label set up on a hot path — callers resolve handles once per
+//! memory space or worker and keep them.
 //!
 //! Labels with fixed cardinality (`priority`, `status`, `level`, `reason`,
 //! `error_type`) come from typed label enums; a family keyed by one of them
@@ -13,12 +16,13 @@
 //! typed values index an array of handles resolved when the space or
 //! worker is created, so recording is still an array index.
 
-use hotmeter::{Buckets, Counter, Family, Gauge, Histogram, IntGauge, Registry, RegistryError, StringFamily};
+use std::sync::Arc;
+use std::time::Duration;
 
-use crate::backpressure::BackpressureState;
-use crate::observation::Priority;
-use crate::pool::FailureKind;
-use crate::queue::RejectReason;
+use hotmeter::{Buckets, Counter, Family, Gauge, Histogram, IntGauge, LabelSet, Registry, RegistryError, StringFamily};
+
+use crate::clock::{now_ns, seconds_between};
+use crate::labels::{BackpressureState, FailureKind, Priority, RejectReason};
 
 /// `streaming_observations_total{memory_space,priority}`: observations accepted into the queue.
 pub const OBSERVATIONS: &str = "streaming_observations_total";
@@ -43,8 +47,10 @@ pub const QUEUE_CAPACITY: &str = "streaming_queue_capacity";
 pub const WORKER_UTILIZATION: &str = "streaming_worker_utilization";
 /// `streaming_worker_up{worker_id}`: 1 while the worker thread runs.
 pub const WORKER_UP: &str = "streaming_worker_up";
-/// `streaming_active_sessions_total`: open sessions (a gauge, named as the issue specifies).
-pub const ACTIVE_SESSIONS: &str = "streaming_active_sessions_total";
+/// `streaming_active_sessions`: open sessions (a gauge). Engram called it
+/// `streaming_active_sessions_total`; a gauge must not end in `_total`
+/// (promtool), so it was renamed (docs/operations.md, "Renamed metrics").
+pub const ACTIVE_SESSIONS: &str = "streaming_active_sessions";
 /// `streaming_backpressure_state{memory_space}`: 0 normal, 1 warning, 2 critical, 3 overloaded.
 pub const BACKPRESSURE_STATE: &str = "streaming_backpressure_state";
 /// `streaming_queue_memory_bytes`: queued observations' slots plus payloads.
@@ -57,20 +63,6 @@ pub const RECALL_LATENCY: &str = "streaming_recall_latency_seconds";
 pub const BATCH_SIZE: &str = "streaming_batch_size";
 /// `streaming_queue_wait_time_seconds{priority}`: enqueue to taken by a worker.
 pub const QUEUE_WAIT: &str = "streaming_queue_wait_time_seconds";
-/// `checkpoint_writes_total{status}`: checkpoint writes, `success` or `error`.
-pub const CHECKPOINT_WRITES: &str = "checkpoint_writes_total";
-/// `checkpoint_write_duration_seconds`: one checkpoint write, success or error.
-pub const CHECKPOINT_WRITE_DURATION: &str = "checkpoint_write_duration_seconds";
-/// `checkpoint_store_file_size_bytes`: database file plus write-ahead log.
-pub const CHECKPOINT_FILE_SIZE: &str = "checkpoint_store_file_size_bytes";
-
-/// Buckets of `checkpoint_write_duration_seconds`, as the alert rules expect.
-pub const CHECKPOINT_WRITE_BUCKETS: [f64; 9] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
-
-hotmeter::label_enum! {
-    /// Outcome of a checkpoint write.
-    pub enum WriteStatus: "status" { Success = "success", Error = "error" }
-}
 
 /// Bucket bounds of `streaming_observation_latency_seconds` and
 /// `streaming_queue_wait_time_seconds`: 100 µs doubling to 3.28 s.
@@ -94,9 +86,9 @@ fn batch_size_buckets() -> Buckets {
     Buckets::exponential(1.0, 2.0, 11).expect("valid constant buckets")
 }
 
-/// The pipeline's registered families. Cloning shares them.
-#[derive(Clone, Debug)]
-pub(crate) struct PipelineMetrics {
+/// The pipeline's registered families.
+#[derive(Debug)]
+struct Families {
     observations: StringFamily<Counter>,
     processed: StringFamily<Counter>,
     rejected: StringFamily<Counter>,
@@ -110,46 +102,23 @@ pub(crate) struct PipelineMetrics {
     utilization: StringFamily<Gauge>,
     worker_up: StringFamily<IntGauge>,
     batch_size: StringFamily<Histogram>,
-    pub(crate) queue_depth: Family<Priority, IntGauge>,
-    pub(crate) queue_capacity: Family<Priority, IntGauge>,
-    pub(crate) queue_wait: Family<Priority, Histogram>,
-    pub(crate) sessions: IntGauge,
-    pub(crate) queue_memory: IntGauge,
-}
-
-/// Handles for one memory space, resolved once when the space is added.
-#[derive(Debug)]
-pub(crate) struct SpaceMetrics {
-    pub(crate) observations: [Counter; 3],
-    pub(crate) processed: Counter,
-    pub(crate) rejected: [Counter; RejectReason::ALL.len()],
-    pub(crate) activations: [Counter; 3],
-    pub(crate) state: IntGauge,
-    pub(crate) latency: Histogram,
-    pub(crate) recall: Histogram,
-}
-
-/// Handles for one worker, resolved once when the pool starts.
-#[derive(Debug)]
-pub(crate) struct WorkerMetrics {
-    pub(crate) batches: Counter,
-    pub(crate) failures: [Counter; FailureKind::ALL.len()],
-    pub(crate) stolen: Counter,
-    pub(crate) utilization: Gauge,
-    pub(crate) up: IntGauge,
-    pub(crate) batch_size: Histogram,
+    queue_depth: Family<Priority, IntGauge>,
+    queue_capacity: Family<Priority, IntGauge>,
+    queue_wait: Family<Priority, Histogram>,
+    sessions: IntGauge,
+    queue_memory: IntGauge,
 }
 
 fn handle<M: hotmeter::Metric>(family: &StringFamily<M>, values: &[&str]) -> M {
     family.get(values).expect("label count fixed by the registration above")
 }
 
-impl PipelineMetrics {
-    pub(crate) fn register(registry: &Registry) -> Result<Self, RegistryError> {
+impl Families {
+    fn register(registry: &Registry) -> Result<Self, RegistryError> {
         let r = registry;
         let space = &["memory_space"];
         let worker = &["worker_id"];
-        Ok(PipelineMetrics {
+        Ok(Families {
             observations: r.string_family(
                 (OBSERVATIONS, "Observations accepted into the queue, by memory space and priority."),
                 &["memory_space", "priority"],
@@ -220,13 +189,13 @@ impl PipelineMetrics {
                 (QUEUE_WAIT, "Time from enqueue until a worker took the observation, by priority."),
                 || Histogram::new(latency_buckets()),
             )?,
-            sessions: r.int_gauge(ACTIVE_SESSIONS, "Sessions currently open (a gauge; the name is kept for compatibility).")?,
+            sessions: r.int_gauge(ACTIVE_SESSIONS, "Sessions currently open.")?,
             queue_memory: r.int_gauge(QUEUE_MEMORY, "Bytes held by queued observations: their slots plus payloads.")?,
         })
     }
 
-    pub(crate) fn space(&self, name: &str) -> SpaceMetrics {
-        SpaceMetrics {
+    fn space(&self, name: &str) -> SpaceHandles {
+        SpaceHandles {
             observations: std::array::from_fn(|i| handle(&self.observations, &[name, Priority::ALL[i].as_str()])),
             processed: handle(&self.processed, &[name]),
             rejected: std::array::from_fn(|i| handle(&self.rejected, &[name, RejectReason::ALL[i].as_str()])),
@@ -238,10 +207,10 @@ impl PipelineMetrics {
         }
     }
 
-    pub(crate) fn worker(&self, id: usize) -> WorkerMetrics {
+    fn worker(&self, id: usize) -> WorkerHandles {
         let id = id.to_string();
         let id = id.as_str();
-        WorkerMetrics {
+        WorkerHandles {
             batches: handle(&self.batches, &[id]),
             failures: std::array::from_fn(|i| handle(&self.failures, &[id, FailureKind::ALL[i].as_str()])),
             stolen: handle(&self.stolen, &[id]),
@@ -252,25 +221,191 @@ impl PipelineMetrics {
     }
 }
 
-/// Handles of the checkpoint-store metrics.
+/// The pipeline's metrics, recording or not: the one place that decides.
+///
+/// Built once by the pool from [`PoolConfig::record`](crate::PoolConfig::record).
+/// The families are always registered (a scrape shows the same names either
+/// way, and the lane capacities); when recording is off the handles are
+/// `None` and every method below returns at its first line, so the queue,
+/// the pool and the monitor call them unconditionally. Cloning shares them.
 #[derive(Clone, Debug)]
-pub(crate) struct CheckpointMetrics {
-    pub(crate) writes: Family<WriteStatus, Counter>,
-    pub(crate) duration: Histogram,
-    pub(crate) file_size: IntGauge,
+pub(crate) struct PipelineMetrics(Option<Arc<Families>>);
+
+impl PipelineMetrics {
+    /// Registers every family on `registry` and publishes each lane's
+    /// capacity (`capacities` in [`Priority::ALL`] order); records from then
+    /// on only if `record`.
+    pub(crate) fn register(registry: &Registry, capacities: [usize; 3], record: bool) -> Result<Self, RegistryError> {
+        let families = Families::register(registry)?;
+        for (&p, capacity) in Priority::ALL.iter().zip(capacities) {
+            families.queue_capacity.get(p).set(i64::try_from(capacity).unwrap_or(i64::MAX));
+        }
+        Ok(PipelineMetrics(record.then(|| Arc::new(families))))
+    }
+
+    /// Handles for one memory space, resolved once when the space is added.
+    pub(crate) fn space(&self, name: &str) -> SpaceMetrics {
+        SpaceMetrics(self.0.as_ref().map(|f| f.space(name)))
+    }
+
+    /// Handles for one worker, resolved once when it starts.
+    pub(crate) fn worker(&self, id: usize) -> WorkerMetrics {
+        WorkerMetrics(self.0.as_ref().map(|f| f.worker(id)))
+    }
+
+    /// A session opened (`+1`) or closed (`-1`).
+    pub(crate) fn sessions_add(&self, delta: i64) {
+        if let Some(f) = &self.0 {
+            f.sessions.add(delta);
+        }
+    }
+
+    /// Publishes lane depths (in [`Priority::ALL`] order) and queued bytes.
+    pub(crate) fn queue_gauges(&self, depths: [usize; 3], memory_bytes: u64) {
+        if let Some(f) = &self.0 {
+            for (&p, depth) in Priority::ALL.iter().zip(depths) {
+                f.queue_depth.get(p).set(i64::try_from(depth).unwrap_or(i64::MAX));
+            }
+            f.queue_memory.set(i64::try_from(memory_bytes).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// A worker took an observation enqueued at `enqueued_ns`; `now` is read
+    /// once per claim, and only when recording.
+    #[inline]
+    pub(crate) fn claimed(&self, priority: Priority, enqueued_ns: u64, now: &mut Option<u64>) {
+        if let Some(f) = &self.0 {
+            let now = *now.get_or_insert_with(now_ns);
+            f.queue_wait.get(priority).observe(seconds_between(enqueued_ns, now));
+        }
+    }
 }
 
-impl CheckpointMetrics {
-    pub(crate) fn register(registry: &Registry) -> Result<Self, RegistryError> {
-        Ok(CheckpointMetrics {
-            writes: registry.family((CHECKPOINT_WRITES, "Checkpoint writes, by outcome."), Counter::new)?,
-            duration: registry.histogram(
-                CHECKPOINT_WRITE_DURATION,
-                "Time to write one checkpoint, including a durable commit; failed writes included.",
-                Buckets::new(CHECKPOINT_WRITE_BUCKETS).expect("valid constant buckets"),
-            )?,
-            file_size: registry
-                .int_gauge(CHECKPOINT_FILE_SIZE, "Size of the checkpoint database: main file plus write-ahead log.")?,
-        })
+#[derive(Debug)]
+struct SpaceHandles {
+    observations: [Counter; 3],
+    processed: Counter,
+    rejected: [Counter; RejectReason::ALL.len()],
+    activations: [Counter; 3],
+    state: IntGauge,
+    latency: Histogram,
+    recall: Histogram,
+}
+
+/// One memory space's metrics (`None` inside when recording is off).
+#[derive(Debug)]
+pub(crate) struct SpaceMetrics(Option<SpaceHandles>);
+
+impl SpaceMetrics {
+    /// An observation was accepted into its lane.
+    #[inline]
+    pub(crate) fn accepted(&self, priority: Priority) {
+        if let Some(h) = &self.0 {
+            h.observations[priority.index()].inc();
+        }
+    }
+
+    /// An observation was refused.
+    #[inline]
+    pub(crate) fn rejected(&self, reason: RejectReason) {
+        if let Some(h) = &self.0 {
+            h.rejected[reason.index()].inc();
+        }
+    }
+
+    /// Observations accepted so far (0 when not recording): the monitor
+    /// attributes activations by it.
+    pub(crate) fn accepted_total(&self) -> u64 {
+        self.0.as_ref().map_or(0, |h| h.observations.iter().map(Counter::get).sum())
+    }
+
+    /// The backpressure state now applied to this space.
+    pub(crate) fn set_state(&self, state: BackpressureState) {
+        if let Some(h) = &self.0 {
+            h.state.set(i64::from(state.value()));
+        }
+    }
+
+    /// The state rose to `level` (Warning or above), attributed to this space.
+    pub(crate) fn activated(&self, level: BackpressureState) {
+        if let Some(h) = &self.0
+            && let Some(c) = level.index().checked_sub(1).and_then(|i| h.activations.get(i))
+        {
+            c.inc();
+        }
+    }
+
+    /// One recall query took `elapsed`.
+    pub(crate) fn recalled(&self, elapsed: Duration) {
+        if let Some(h) = &self.0 {
+            h.recall.observe_duration(elapsed);
+        }
+    }
+}
+
+#[derive(Debug)]
+struct WorkerHandles {
+    batches: Counter,
+    failures: [Counter; FailureKind::ALL.len()],
+    stolen: Counter,
+    utilization: Gauge,
+    up: IntGauge,
+    batch_size: Histogram,
+}
+
+/// One worker's metrics (`None` inside when recording is off).
+#[derive(Debug)]
+pub(crate) struct WorkerMetrics(Option<WorkerHandles>);
+
+impl WorkerMetrics {
+    /// The worker thread started (`true`) or stopped (`false`; its
+    /// utilisation drops to 0).
+    pub(crate) fn up(&self, up: bool) {
+        if let Some(h) = &self.0 {
+            h.up.set(i64::from(up));
+            if !up {
+                h.utilization.set(0.0);
+            }
+        }
+    }
+
+    /// The worker stole work from another's deque.
+    #[inline]
+    pub(crate) fn stole(&self) {
+        if let Some(h) = &self.0 {
+            h.stolen.inc();
+        }
+    }
+
+    /// A batch of `size` ended at `done_ns`, failed if `failure` is set.
+    /// `observations` yields each one's space metrics and enqueue stamp; it
+    /// is only walked when recording.
+    #[inline]
+    pub(crate) fn batch_done<'a>(
+        &self,
+        size: usize,
+        failure: Option<FailureKind>,
+        done_ns: u64,
+        observations: impl Iterator<Item = (&'a SpaceMetrics, u64)>,
+    ) {
+        let Some(h) = &self.0 else { return };
+        for (space, enqueued_ns) in observations {
+            if let Some(s) = &space.0 {
+                s.latency.observe(seconds_between(enqueued_ns, done_ns));
+                s.processed.inc();
+            }
+        }
+        h.batches.inc();
+        h.batch_size.observe(size as f64);
+        if let Some(kind) = failure {
+            h.failures[kind.index()].inc();
+        }
+    }
+
+    /// Percent of the last window the worker was busy.
+    pub(crate) fn utilization(&self, percent: f64) {
+        if let Some(h) = &self.0 {
+            h.utilization.set(percent);
+        }
     }
 }

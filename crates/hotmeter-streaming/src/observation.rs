@@ -6,16 +6,12 @@
 //! the caller hands in.
 
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::clock::epoch;
+use crate::labels::Priority;
 use crate::metrics::SpaceMetrics;
-
-hotmeter::label_enum! {
-    /// Priority lane of an observation. Workers take `high` first; at the
-    /// higher backpressure states `low`, then `normal`, are shed.
-    pub enum Priority: "priority" { High = "high", Normal = "normal", Low = "low" }
-}
 
 /// One unit of incoming work: an event to be indexed or stored, for one
 /// memory space, at one priority.
@@ -29,7 +25,7 @@ pub struct Observation {
     pub key: u64,
     /// The caller's bytes; counted in `streaming_queue_memory_bytes` while queued.
     pub payload: Vec<u8>,
-    /// When it was submitted, in nanoseconds since [`epoch`]: workers
+    /// When it was submitted, in nanoseconds since the [`clock`](crate::clock) epoch: workers
     /// measure queue wait and latency with one integer subtraction each
     /// instead of two `Instant` subtractions per observation.
     pub(crate) enqueued_ns: u64,
@@ -40,24 +36,6 @@ impl Observation {
     pub fn enqueued_at(&self) -> Instant {
         epoch() + Duration::from_nanos(self.enqueued_ns)
     }
-}
-
-/// The process-wide instant that observation timestamps count from.
-pub(crate) fn epoch() -> Instant {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    *EPOCH.get_or_init(Instant::now)
-}
-
-/// Nanoseconds since [`epoch`] (saturating after 584 years).
-#[inline]
-pub(crate) fn now_ns() -> u64 {
-    u64::try_from(epoch().elapsed().as_nanos()).unwrap_or(u64::MAX)
-}
-
-/// Seconds between two [`now_ns`] stamps, 0 if `later` is not later.
-#[inline]
-pub(crate) fn seconds_between(earlier: u64, later: u64) -> f64 {
-    later.saturating_sub(earlier) as f64 * 1e-9
 }
 
 /// A registered memory space: a cheap handle naming a tenant or namespace of

@@ -25,26 +25,14 @@ use std::time::Duration;
 
 use crossbeam_deque::{Steal, Stealer, Worker as Deque};
 use crossbeam_utils::sync::Parker;
-use hotmeter::{Counter, LabelSet, Registry, RegistryError};
+use hotmeter::{Counter, Registry, RegistryError};
 
-use crate::backpressure::{BackpressureMonitor, BackpressureState, BackpressureThresholds, ThresholdError};
+use crate::backpressure::{BackpressureMonitor, BackpressureThresholds, ThresholdError};
+use crate::clock::now_ns;
+use crate::labels::{BackpressureState, FailureKind, Priority};
 use crate::metrics::{PipelineMetrics, WorkerMetrics};
-use crate::observation::{
-    MemorySpace, Observation, Priority, SpaceError, SpaceShared, now_ns, seconds_between, validate_space_name,
-};
+use crate::observation::{MemorySpace, Observation, SpaceError, SpaceShared, validate_space_name};
 use crate::queue::{EnqueueError, ObservationQueue, QueueConfig};
-
-hotmeter::label_enum! {
-    /// Why a batch failed, exported as the `error_type` label.
-    pub enum FailureKind: "error_type" {
-        /// Writing the checkpoint failed.
-        Checkpoint = "checkpoint",
-        /// Processing the observations failed.
-        Processing = "processing",
-        /// The handler panicked; the worker caught it and went on.
-        Panic = "panic",
-    }
-}
 
 /// A handler's error for one batch: its kind (a bounded label) and cause.
 #[derive(Debug)]
@@ -275,17 +263,15 @@ impl WorkerPool {
             return invalid("max_memory_spaces", "1 to 65535");
         }
         let monitor = BackpressureMonitor::new(config.backpressure).map_err(PoolError::Thresholds)?;
-        let metrics = PipelineMetrics::register(registry).map_err(PoolError::Registry)?;
-        for &p in Priority::ALL {
-            metrics.queue_capacity.get(p).set(config.queue.capacity(p) as i64);
-        }
+        let capacities = std::array::from_fn(|i| config.queue.capacity(Priority::ALL[i]));
+        let metrics = PipelineMetrics::register(registry, capacities, config.record).map_err(PoolError::Registry)?;
 
         let deques: Vec<Deque<Observation>> = (0..config.workers).map(|_| Deque::new_fifo()).collect();
         let stealers: Arc<[Stealer<Observation>]> = deques.iter().map(Deque::stealer).collect();
         let parkers: Vec<Parker> = (0..config.workers).map(|_| Parker::new()).collect();
         let unparkers = parkers.iter().map(|p| p.unparker().clone()).collect();
         let shared = Arc::new(Shared {
-            queue: ObservationQueue::new(config.queue, unparkers, config.record),
+            queue: ObservationQueue::new(config.queue, unparkers),
             metrics,
             config,
             spaces: Mutex::new(Vec::new()),
@@ -352,7 +338,7 @@ impl WorkerPool {
                 metrics: self.shared.metrics.space(name),
             }),
         };
-        space.metrics().state.set(i64::from(self.shared.queue.state().value()));
+        space.metrics().set_state(self.shared.queue.state());
         spaces.push(space.clone());
         Ok(space)
     }
@@ -371,11 +357,9 @@ impl WorkerPool {
     }
 
     /// Opens a session: a client stream submitting to one memory space,
-    /// counted in `streaming_active_sessions_total` until dropped.
+    /// counted in `streaming_active_sessions` until dropped.
     pub fn session(&self, space: &MemorySpace) -> Session {
-        if self.shared.config.record {
-            self.shared.metrics.sessions.inc();
-        }
+        self.shared.metrics.sessions_add(1);
         Session { shared: self.shared.clone(), space: space.clone() }
     }
 
@@ -452,7 +436,7 @@ impl Drop for WorkerPool {
 }
 
 /// One client stream submitting to a memory space; counted in
-/// `streaming_active_sessions_total` while it lives.
+/// `streaming_active_sessions` while it lives.
 pub struct Session {
     shared: Arc<Shared>,
     space: MemorySpace,
@@ -479,9 +463,7 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        if self.shared.config.record {
-            self.shared.metrics.sessions.dec();
-        }
+        self.shared.metrics.sessions_add(-1);
     }
 }
 
@@ -496,13 +478,7 @@ impl Shared {
     }
 
     fn publish_queue_gauges(&self) {
-        if !self.config.record {
-            return;
-        }
-        for &p in Priority::ALL {
-            self.metrics.queue_depth.get(p).set(self.queue.len(p) as i64);
-        }
-        self.metrics.queue_memory.set(i64::try_from(self.queue.memory_bytes()).unwrap_or(i64::MAX));
+        self.metrics.queue_gauges(std::array::from_fn(|i| self.queue.len(Priority::ALL[i])), self.queue.memory_bytes());
     }
 
     fn batch_target(&self) -> usize {
@@ -515,23 +491,20 @@ fn run_monitor(shared: &Shared, mut monitor: BackpressureMonitor, parker: &Parke
     let mut accepted_at_last_tick: Vec<u64> = Vec::new();
     while !shared.stop_monitor.load(Ordering::Acquire) {
         let spaces: Vec<MemorySpace> = shared.spaces.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        let accepted: Vec<u64> =
-            spaces.iter().map(|s| s.metrics().observations.iter().map(Counter::get).sum()).collect();
+        let accepted: Vec<u64> = spaces.iter().map(|s| s.metrics().accepted_total()).collect();
         if let Some(t) = monitor.update(shared.queue.utilization()) {
             shared.queue.set_state(t.to);
-            if shared.config.record {
-                for s in &spaces {
-                    s.metrics().state.set(i64::from(t.to.value()));
-                }
-                if t.is_activation() {
-                    // Attribute the rise to the space that submitted most
-                    // since the last check (the first space on a tie).
-                    let top = (0..spaces.len()).max_by_key(|&i| {
-                        (accepted[i] - accepted_at_last_tick.get(i).copied().unwrap_or(0), usize::MAX - i)
-                    });
-                    if let Some(i) = top {
-                        spaces[i].metrics().activations[t.to.index() - 1].inc();
-                    }
+            for s in &spaces {
+                s.metrics().set_state(t.to);
+            }
+            if t.is_activation() {
+                // Attribute the rise to the space that submitted most
+                // since the last check (the first space on a tie).
+                let top = (0..spaces.len()).max_by_key(|&i| {
+                    (accepted[i] - accepted_at_last_tick.get(i).copied().unwrap_or(0), usize::MAX - i)
+                });
+                if let Some(i) = top {
+                    spaces[i].metrics().activated(t.to);
                 }
             }
         }
@@ -554,12 +527,10 @@ struct Utilization {
 }
 
 impl Utilization {
-    fn tick(&mut self, now_ns: u64, gauge: Option<&WorkerMetrics>) {
+    fn tick(&mut self, now_ns: u64, metrics: &WorkerMetrics) {
         let elapsed = now_ns.saturating_sub(self.since_ns);
         if elapsed >= UTILIZATION_WINDOW.as_nanos() as u64 {
-            if let Some(m) = gauge {
-                m.utilization.set((100.0 * self.busy_ns as f64 / elapsed as f64).min(100.0));
-            }
+            metrics.utilization((100.0 * self.busy_ns as f64 / elapsed as f64).min(100.0));
             self.since_ns = now_ns;
             self.busy_ns = 0;
         }
@@ -574,10 +545,8 @@ fn run_worker(
     parker: &Parker,
     handler: &dyn BatchHandler,
 ) -> Vec<Observation> {
-    let m = shared.config.record.then(|| shared.metrics.worker(id));
-    if let Some(m) = &m {
-        m.up.set(1);
-    }
+    let m = shared.metrics.worker(id);
+    m.up(true);
     let queue = &shared.queue;
     let mut batch: Vec<Observation> = Vec::with_capacity(shared.config.max_batch);
     let mut util = Utilization { since_ns: now_ns(), busy_ns: 0 };
@@ -601,9 +570,7 @@ fn run_worker(
         {
             // One steal moves up to a batch's worth (`target`) into this
             // worker's deque: it feeds about one batch.
-            if let Some(m) = &m {
-                m.stolen.inc();
-            }
+            m.stole();
             batch.push(o);
         }
         if batch.is_empty() {
@@ -616,7 +583,7 @@ fn run_worker(
                 parker.park_timeout(IDLE_PARK);
             }
             idle.fetch_sub(1, Ordering::SeqCst);
-            util.tick(now_ns(), m.as_ref());
+            util.tick(now_ns(), &m);
             continue;
         }
 
@@ -630,18 +597,7 @@ fn run_worker(
         };
         let done = now_ns();
         let n = batch.len() as u64;
-        if let Some(m) = &m {
-            for o in &batch {
-                let sm = o.space.metrics();
-                sm.latency.observe(seconds_between(o.enqueued_ns, done));
-                sm.processed.inc();
-            }
-            m.batches.inc();
-            m.batch_size.observe(n as f64);
-            if let Some(kind) = outcome {
-                m.failures[kind.index()].inc();
-            }
-        }
+        m.batch_done(batch.len(), outcome, done, batch.iter().map(|o| (o.space.metrics(), o.enqueued_ns)));
         batch.clear();
         shared.processed.inc_by(n);
         shared.batches.inc();
@@ -649,12 +605,9 @@ fn run_worker(
             shared.failed.inc();
         }
         util.busy_ns += done.saturating_sub(started);
-        util.tick(done, m.as_ref());
+        util.tick(done, &m);
     }
-    if let Some(m) = &m {
-        m.up.set(0);
-        m.utilization.set(0.0);
-    }
+    m.up(false);
     let mut left = Vec::new();
     while let Some(o) = local.pop() {
         left.push(o);
@@ -668,10 +621,7 @@ fn claim(shared: &Shared, local: &Deque<Observation>, max: usize) {
     let mut now = None;
     for _ in 0..max {
         let Some(o) = shared.queue.pop() else { break };
-        if shared.config.record {
-            let now = *now.get_or_insert_with(now_ns);
-            shared.metrics.queue_wait.get(o.priority).observe(seconds_between(o.enqueued_ns, now));
-        }
+        shared.metrics.claimed(o.priority, o.enqueued_ns, &mut now);
         local.push(o);
     }
 }

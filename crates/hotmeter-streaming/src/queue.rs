@@ -15,22 +15,8 @@ use crossbeam_utils::CachePadded;
 use crossbeam_utils::sync::Unparker;
 use hotmeter::{Counter, LabelSet};
 
-use crate::backpressure::BackpressureState;
-use crate::observation::{MemorySpace, Observation, Priority};
-
-hotmeter::label_enum! {
-    /// Why an observation was refused, exported as the `reason` label.
-    pub enum RejectReason: "reason" {
-        /// Its priority lane was full.
-        QueueFull = "queue_full",
-        /// Shed by backpressure at the Critical or Overloaded state.
-        Backpressure = "backpressure",
-        /// The observation itself was invalid (payload too large).
-        Invalid = "invalid",
-        /// The pool is shutting down and accepts nothing new.
-        Shutdown = "shutdown",
-    }
-}
+use crate::labels::{BackpressureState, Priority, RejectReason};
+use crate::observation::{MemorySpace, Observation};
 
 /// An observation the queue refused, handed back with the reason.
 #[derive(Debug, Clone, PartialEq)]
@@ -142,11 +128,10 @@ pub struct ObservationQueue {
     idle: AtomicUsize,
     wake_next: AtomicUsize,
     unparkers: Vec<Unparker>,
-    record: bool,
 }
 
 impl ObservationQueue {
-    pub(crate) fn new(config: QueueConfig, unparkers: Vec<Unparker>, record: bool) -> Self {
+    pub(crate) fn new(config: QueueConfig, unparkers: Vec<Unparker>) -> Self {
         ObservationQueue {
             lanes: [
                 ArrayQueue::new(config.high.max(1)),
@@ -161,7 +146,6 @@ impl ObservationQueue {
             idle: AtomicUsize::new(0),
             wake_next: AtomicUsize::new(0),
             unparkers,
-            record,
         }
     }
 
@@ -188,17 +172,13 @@ impl ObservationQueue {
         let m = space.metrics();
         match result {
             Ok(()) => {
-                if self.record {
-                    m.observations[priority.index()].inc();
-                }
+                m.accepted(priority);
                 self.bytes_in.inc_by(bytes);
                 self.wake_one();
                 Ok(())
             }
             Err((reason, observation)) => {
-                if self.record {
-                    m.rejected[reason.index()].inc();
-                }
+                m.rejected(reason);
                 Err(EnqueueError { reason, observation })
             }
         }

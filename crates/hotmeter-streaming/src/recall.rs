@@ -1,7 +1,7 @@
 //! Recall: read queries against what the pipeline stored, timed.
 //!
 //! Owns: a bounded in-memory index of the latest observations per memory
-//! space, and `streaming_recall_latency_seconds{memory_space}`. Must not:
+//! space, and timing each recall into `streaming_recall_latency_seconds{memory_space}`. Must not:
 //! grow without bound (each space keeps its newest `capacity` keys).
 
 use std::collections::{HashMap, VecDeque};
@@ -63,7 +63,7 @@ impl RecallIndex {
             let idx = idx.lock().unwrap_or_else(PoisonError::into_inner);
             idx.by_key.get(&key).cloned()
         };
-        space.metrics().recall.observe_duration(started.elapsed());
+        space.metrics().recalled(started.elapsed());
         found
     }
 

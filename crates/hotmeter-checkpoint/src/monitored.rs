@@ -1,12 +1,17 @@
-//! Instrumentation for any checkpoint store, blocking or async.
+//! Instrumentation for any checkpoint store.
+//!
+//! Owns: recording every write (outcome, duration with an optional trace
+//! exemplar) and publishing the file size at each scrape. Must not: change
+//! a result — errors are counted and returned unchanged — or record reads.
 
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use hotmeter::{Registry, RegistryError, TraceId};
 
-use super::{Checkpoint, CheckpointError, CheckpointStore};
+use crate::async_store::AsyncCheckpointStore;
 use crate::metrics::{CheckpointMetrics, WriteStatus};
+use crate::store::{Checkpoint, CheckpointError, CheckpointStore};
 
 /// Wraps a [`CheckpointStore`] and records every write:
 /// `checkpoint_writes_total{status}`, `checkpoint_write_duration_seconds`
@@ -16,7 +21,7 @@ use crate::metrics::{CheckpointMetrics, WriteStatus};
 /// through unrecorded. Cloning shares the store and its metrics.
 ///
 /// ```
-/// use hotmeter_streaming::{CheckpointStore, MonitoredStore, SqliteStore};
+/// use hotmeter_checkpoint::{CheckpointStore, MonitoredStore, SqliteStore};
 /// let dir = tempfile::tempdir()?;
 /// let registry = hotmeter::Registry::new();
 /// let store = MonitoredStore::new(SqliteStore::open(dir.path().join("c.db"))?, &registry)?;
@@ -75,7 +80,7 @@ impl<S: CheckpointStore> MonitoredStore<S> {
 
     /// The same store, for async callers.
     pub fn into_async(self) -> AsyncCheckpointStore<S> {
-        AsyncCheckpointStore { inner: self }
+        AsyncCheckpointStore::new(self)
     }
 }
 
@@ -112,52 +117,5 @@ impl<S: CheckpointStore> CheckpointStore for MonitoredStore<S> {
 
     fn file_size_bytes(&self) -> Option<u64> {
         self.store.file_size_bytes()
-    }
-}
-
-/// A [`MonitoredStore`] for async code: each call runs on tokio's blocking
-/// pool (`spawn_blocking`), so a durable commit never stalls the reactor.
-/// Must be called from within a tokio runtime.
-#[derive(Debug)]
-pub struct AsyncCheckpointStore<S> {
-    inner: MonitoredStore<S>,
-}
-
-impl<S> Clone for AsyncCheckpointStore<S> {
-    fn clone(&self) -> Self {
-        AsyncCheckpointStore { inner: self.inner.clone() }
-    }
-}
-
-impl<S: CheckpointStore> AsyncCheckpointStore<S> {
-    async fn blocking<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&MonitoredStore<S>) -> Result<T, CheckpointError> + Send + 'static,
-    ) -> Result<T, CheckpointError> {
-        let store = self.inner.clone();
-        tokio::task::spawn_blocking(move || f(&store)).await.map_err(CheckpointError::Task)?
-    }
-
-    /// [`CheckpointStore::put`], off the async threads; recorded like a blocking put.
-    pub async fn put(&self, thread_id: impl Into<String>, state: Vec<u8>) -> Result<i64, CheckpointError> {
-        let thread_id = thread_id.into();
-        self.blocking(move |s| s.put(&thread_id, &state)).await
-    }
-
-    /// [`CheckpointStore::get`], off the async threads.
-    pub async fn get(&self, thread_id: impl Into<String>) -> Result<Option<Checkpoint>, CheckpointError> {
-        let thread_id = thread_id.into();
-        self.blocking(move |s| s.get(&thread_id)).await
-    }
-
-    /// [`CheckpointStore::list`], off the async threads.
-    pub async fn list(&self, thread_id: impl Into<String>, limit: usize) -> Result<Vec<Checkpoint>, CheckpointError> {
-        let thread_id = thread_id.into();
-        self.blocking(move |s| s.list(&thread_id, limit)).await
-    }
-
-    /// The blocking store underneath.
-    pub fn blocking_store(&self) -> &MonitoredStore<S> {
-        &self.inner
     }
 }

@@ -1,8 +1,11 @@
 //! Fault injection: fail a chosen fraction of writes, to test alerts.
+//!
+//! Owns: the deterministic choice of which `put`s fail. Must not: touch the
+//! inner store on a failed write, or alter reads.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{Checkpoint, CheckpointError, CheckpointStore};
+use crate::store::{Checkpoint, CheckpointError, CheckpointStore};
 
 /// Fails a fraction of `put`s with [`CheckpointError::Injected`] before they
 /// reach the inner store (so a failed write stores nothing); reads pass

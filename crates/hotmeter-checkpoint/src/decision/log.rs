@@ -1,5 +1,9 @@
 //! The decision log: one JSON line per decision, appended so history can be
 //! audited.
+//!
+//! Owns: the log file, its entry format and fencing off a line a crash cut
+//! short. Must not: rewrite or drop an entry, or let two writers' entries
+//! interleave.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -40,28 +44,10 @@ impl std::error::Error for LogError {
     }
 }
 
-/// `2026-11-25T10:50:03.123Z` (UTC) for a system time.
+/// `2026-11-25T10:50:03.123Z` (UTC) for a system time; times before the
+/// Unix epoch read as the epoch.
 pub fn rfc3339(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil-from-days (proleptic Gregorian), after H. Hinnant's algorithm.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        d.subsec_millis()
-    )
+    humantime::format_rfc3339_millis(t.max(UNIX_EPOCH)).to_string()
 }
 
 /// An append-only JSON-lines file of decisions.

@@ -16,13 +16,13 @@
 //! exclusive (exactly 1% or exactly 80/s does not trigger).
 //!
 //! ```
-//! use hotmeter_streaming::decision::{Deployment, MigrationMetrics, MigrationThresholds, Verdict, should_migrate};
+//! use hotmeter_checkpoint::decision::{Deployment, MigrationMetrics, MigrationThresholds, Verdict, should_migrate};
 //! let m = MigrationMetrics::new(2.1, 87.0, Deployment::SingleServer, 10_000_000)?;
 //! let d = should_migrate(&m, &MigrationThresholds::default());
 //! assert_eq!(d.verdict, Verdict::MigrateNow);
 //! assert_eq!(d.reasons[0].to_string(), "MIGRATE NOW - Write errors >1%");
 //! assert_eq!(d.reasons[1].to_string(), "PLAN MIGRATION - Throughput >80 writes/sec");
-//! # Ok::<(), hotmeter_streaming::decision::InvalidInput>(())
+//! # Ok::<(), hotmeter_checkpoint::decision::InvalidInput>(())
 //! ```
 
 mod log;

@@ -1,12 +1,18 @@
 //! Migration inputs from a Prometheus server, through its HTTP query API.
+//!
+//! Owns: the three PromQL queries (built from the metric constants in
+//! [`crate::metrics`] and the namespace rule of [`hotmeter::full_name`]) and
+//! reading their answers. Must not: read a missing, failed or NaN answer as
+//! "sufficient" — each is a typed [`SourceError`] — or speak HTTP itself
+//! (`ureq` does).
 
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, SystemTime};
 
+use hotmeter::full_name;
 use serde_json::Value;
 
 use super::{Deployment, InvalidInput, MigrationMetrics};
+use crate::metrics::{CHECKPOINT_FILE_SIZE, CHECKPOINT_WRITES, WriteStatus};
 
 /// Why Prometheus could not supply the inputs. Never read as "sufficient".
 #[derive(Debug)]
@@ -90,16 +96,7 @@ pub struct PrometheusSource {
     path_prefix: String,
     timeout: Duration,
     window: String,
-    prefix: String,
-}
-
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    namespace: Option<String>,
 }
 
 impl PrometheusSource {
@@ -118,7 +115,7 @@ impl PrometheusSource {
             path_prefix,
             timeout: Duration::from_secs(5),
             window: "5m".into(),
-            prefix: String::new(),
+            namespace: None,
         })
     }
 
@@ -136,16 +133,17 @@ impl PrometheusSource {
 
     /// The metrics' namespace (`engram` for `engram_checkpoint_writes_total`).
     pub fn namespace(mut self, namespace: Option<&str>) -> Self {
-        self.prefix = namespace.map(|n| format!("{n}_")).unwrap_or_default();
+        self.namespace = namespace.map(str::to_owned);
         self
     }
 
     /// Queries the three inputs now.
     pub fn fetch(&self, deployment: Deployment) -> Result<MigrationMetrics, SourceError> {
-        let (p, w) = (&self.prefix, &self.window);
-        let writes = format!("sum(rate({p}checkpoint_writes_total[{w}]))");
-        let errors = format!("sum(rate({p}checkpoint_writes_total{{status=\"error\"}}[{w}]))");
-        let size = format!("max({p}checkpoint_store_file_size_bytes)");
+        let (ns, w) = (self.namespace.as_deref(), &self.window);
+        let writes_total = full_name(ns, CHECKPOINT_WRITES);
+        let writes = format!("sum(rate({writes_total}[{w}]))");
+        let errors = format!("sum(rate({writes_total}{{status=\"{}\"}}[{w}]))", WriteStatus::Error.as_str());
+        let size = format!("max({})", full_name(ns, CHECKPOINT_FILE_SIZE));
         let wps = self.scalar(&writes)?;
         let err = self.scalar(&errors)?;
         let bytes = self.scalar(&size)?;
@@ -161,7 +159,7 @@ impl PrometheusSource {
 
     /// One instant query that must return exactly one sample.
     fn scalar(&self, query: &str) -> Result<f64, SourceError> {
-        let body = self.get(&format!("{}/api/v1/query?query={}", self.path_prefix, encode(query)), query)?;
+        let body = self.get("/api/v1/query", query)?;
         let bad = |detail: String| SourceError::BadResponse { query: query.to_owned(), detail };
         let v: Value = serde_json::from_str(&body).map_err(|e| bad(format!("not JSON ({e})")))?;
         if v["status"] != "success" {
@@ -182,45 +180,36 @@ impl PrometheusSource {
         Ok(value)
     }
 
+    /// `GET <path>?query=<query>` (the client percent-encodes it); the body
+    /// of a 200, or of an error answer that carries the API's JSON.
     fn get(&self, path: &str, query: &str) -> Result<String, SourceError> {
-        let addr = self.host.clone();
-        let unreachable = |source| SourceError::Unreachable { addr: addr.clone(), source };
-        let timeout = |e: std::io::Error| {
-            if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) {
-                SourceError::Timeout { addr: addr.clone(), after: self.timeout }
-            } else {
-                unreachable(e)
+        let agent: ureq::Agent =
+            ureq::Agent::config_builder().timeout_global(Some(self.timeout)).http_status_as_error(false).build().into();
+        let url = format!("http://{}{}{path}", self.host, self.path_prefix);
+        let failed = |e: ureq::Error| match e {
+            ureq::Error::Timeout(_) => SourceError::Timeout { addr: self.host.clone(), after: self.timeout },
+            ureq::Error::Io(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                SourceError::Timeout { addr: self.host.clone(), after: self.timeout }
             }
+            e => SourceError::Unreachable { addr: self.host.clone(), source: e.into_io() },
         };
-        let sock = self
-            .host
-            .to_socket_addrs()
-            .map_err(unreachable)?
-            .next()
-            .ok_or_else(|| unreachable(std::io::Error::other("the host name resolved to no address")))?;
-        let mut s = TcpStream::connect_timeout(&sock, self.timeout).map_err(timeout)?;
-        s.set_read_timeout(Some(self.timeout)).map_err(unreachable)?;
-        s.set_write_timeout(Some(self.timeout)).map_err(unreachable)?;
-        // HTTP/1.0: the answer is never chunked and ends at close.
-        let request = format!("GET {path} HTTP/1.0\r\nHost: {}\r\nAccept: application/json\r\n\r\n", self.host);
-        s.write_all(request.as_bytes()).map_err(timeout)?;
-        let mut raw = Vec::new();
-        s.take(64 << 20).read_to_end(&mut raw).map_err(timeout)?;
-        let raw = String::from_utf8_lossy(&raw);
-        let (head, body) = raw
-            .split_once("\r\n\r\n")
-            .ok_or_else(|| SourceError::BadResponse { query: query.to_owned(), detail: "no HTTP header end".into() })?;
-        let status: u16 = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let mut response =
+            agent.get(&url).query("query", query).header("Accept", "application/json").call().map_err(failed)?;
+        let status = response.status().as_u16();
+        let body =
+            response.body_mut().with_config().limit(64 << 20).lossy_utf8(true).read_to_string().map_err(failed)?;
         // The API answers 400/422/503 with a JSON error body worth showing.
         if status != 200 && !body.trim_start().starts_with('{') {
             return Err(SourceError::Http { query: query.to_owned(), status });
         }
-        Ok(body.to_owned())
+        Ok(body)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::io::{Read, Write};
+
     use super::*;
 
     #[test]

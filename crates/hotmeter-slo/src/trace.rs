@@ -66,7 +66,7 @@ struct Traces {
 ///
 /// ```
 /// use std::time::Duration;
-/// use hotmeter_streaming::trace::{TraceReport, TraceTracker};
+/// use hotmeter_slo::{TraceReport, TraceTracker};
 /// let registry = hotmeter::Registry::new();
 /// let t = TraceTracker::new(&registry, &["enqueue", "process", "write"], Duration::from_secs(60), 10_000)?;
 /// t.record("abc", "enqueue")?;

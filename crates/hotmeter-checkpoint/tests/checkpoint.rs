@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use hotmeter::{OwnedValue, Registry};
-use hotmeter_streaming::metrics as names;
-use hotmeter_streaming::{CheckpointError, CheckpointStore, FaultInjectingStore, MonitoredStore, SqliteStore};
+use hotmeter_checkpoint::metrics as names;
+use hotmeter_checkpoint::{CheckpointError, CheckpointStore, FaultInjectingStore, MonitoredStore, SqliteStore};
 
 /// Rows counted through a separate connection: what a person inspecting
 /// the file would see.

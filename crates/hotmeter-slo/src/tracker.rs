@@ -1,132 +1,24 @@
-//! Service-level objectives: definitions, in-process evaluation, and the
-//! Prometheus rules generated from the same definitions.
+//! In-process SLO evaluation from registry snapshots.
 //!
-//! Owns: [`Slo`] definitions, the [`SloTracker`] that evaluates them from
-//! registry snapshots over their windows, the [`SloReport`] served as JSON
-//! (`GET /slos` in the demo), and [`prometheus_rules`], which writes the
-//! recording rules and multi-window, multi-burn-rate alerts for the same
-//! objectives. Must not: keep counts of its own — it reads the snapshots a
-//! scrape reads, so the report and Prometheus agree.
-//!
-//! Every SLO is a ratio of good events to all events:
-//! - [`Indicator::Ratio`]: a counter family split by a label (`status="success"` good);
-//! - [`Indicator::Latency`]: a histogram's observations at or below a
-//!   threshold, interpolated linearly inside the bucket that holds it (the
-//!   model `histogram_quantile` uses), so "P95 <= 400 ms" is "at least 95%
-//!   of observations at or below 0.4 s".
+//! Owns: the [`SloTracker`] that evaluates definitions over their windows
+//! and the [`SloReport`] served as JSON (`GET /slos` in the demo). Must not:
+//! keep counts of its own — it reads the snapshots a scrape reads, so the
+//! report and Prometheus agree — or hold more samples than its longest
+//! window needs.
 
 use std::collections::VecDeque;
-use std::fmt::Write as _;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use hotmeter::{OwnedValue, RegistrySnapshot};
+use hotmeter::{OwnedValue, RegistrySnapshot, full_name};
 use serde_json::json;
 
-/// What counts as a good event.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Indicator {
-    /// Events of a counter family; those whose `label` is one of `good` are good.
-    Ratio {
-        /// Counter family name, without namespace.
-        metric: String,
-        /// The label that classifies events.
-        label: String,
-        /// Its good values.
-        good: Vec<String>,
-    },
-    /// Observations of a histogram at or below `threshold`.
-    Latency {
-        /// Histogram family name (seconds), without namespace.
-        histogram: String,
-        /// The latency bound, in seconds.
-        threshold: f64,
-        /// The histogram's bucket bounds (for the generated rules).
-        bounds: Vec<f64>,
-    },
-}
-
-/// One objective: at least `objective` of events good over `window`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Slo {
-    /// A short kebab-case name: `checkpoint-availability`.
-    pub name: String,
-    /// One sentence for people.
-    pub description: String,
-    /// What is measured.
-    pub indicator: Indicator,
-    /// Target good fraction, in (0, 1): 0.995 for 99.5%.
-    pub objective: f64,
-    /// The evaluation window.
-    pub window: Duration,
-}
-
-/// A definition that cannot be evaluated.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum SloError {
-    /// The name is not lowercase letters, digits and dashes.
-    InvalidName(String),
-    /// The objective is not strictly between 0 and 1.
-    InvalidObjective(f64),
-    /// The window is zero.
-    EmptyWindow,
-    /// A latency threshold that is not finite and positive, or bounds not increasing.
-    InvalidThreshold(f64),
-}
-
-impl std::fmt::Display for SloError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SloError::InvalidName(n) => write!(f, "invalid SLO name {n:?}: use lowercase letters, digits and dashes"),
-            SloError::InvalidObjective(o) => write!(f, "invalid SLO objective {o}: must be strictly between 0 and 1"),
-            SloError::EmptyWindow => f.write_str("an SLO window must be longer than zero"),
-            SloError::InvalidThreshold(t) => {
-                write!(f, "invalid latency threshold {t}: must be finite and > 0, with increasing bucket bounds")
-            }
-        }
-    }
-}
-
-impl std::error::Error for SloError {}
-
-impl Slo {
-    /// Checks the definition.
-    pub fn validate(&self) -> Result<(), SloError> {
-        let name_ok = !self.name.is_empty()
-            && self.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-            && self.name.starts_with(|c: char| c.is_ascii_lowercase());
-        if !name_ok {
-            return Err(SloError::InvalidName(self.name.clone()));
-        }
-        if !(self.objective > 0.0 && self.objective < 1.0) {
-            return Err(SloError::InvalidObjective(self.objective));
-        }
-        if self.window.is_zero() {
-            return Err(SloError::EmptyWindow);
-        }
-        if let Indicator::Latency { threshold, bounds, .. } = &self.indicator {
-            let increasing = bounds.windows(2).all(|w| w[0] < w[1]) && bounds.iter().all(|b| b.is_finite());
-            if !(threshold.is_finite() && *threshold > 0.0 && increasing && !bounds.is_empty()) {
-                return Err(SloError::InvalidThreshold(*threshold));
-            }
-        }
-        Ok(())
-    }
-
-    fn snake(&self) -> String {
-        self.name.replace('-', "_")
-    }
-
-    fn camel(&self) -> String {
-        self.name.split('-').map(|w| w[..1].to_uppercase() + &w[1..]).collect()
-    }
-}
+use crate::slo::{Indicator, Slo, SloError};
 
 /// (good, total) events of one SLO in one snapshot.
-fn events(slo: &Slo, snap: &RegistrySnapshot, prefix: &str) -> (f64, f64) {
+fn events(slo: &Slo, snap: &RegistrySnapshot, namespace: Option<&str>) -> (f64, f64) {
     match &slo.indicator {
         Indicator::Ratio { metric, label, good } => {
-            let Some(f) = snap.family(&format!("{prefix}{metric}")) else { return (0.0, 0.0) };
+            let Some(f) = snap.family(&full_name(namespace, metric)) else { return (0.0, 0.0) };
             let (mut g, mut t) = (0.0, 0.0);
             for s in &f.series {
                 let OwnedValue::Counter(n) = s.value else { continue };
@@ -138,7 +30,7 @@ fn events(slo: &Slo, snap: &RegistrySnapshot, prefix: &str) -> (f64, f64) {
             (g, t)
         }
         Indicator::Latency { histogram, threshold, .. } => {
-            let Some(f) = snap.family(&format!("{prefix}{histogram}")) else { return (0.0, 0.0) };
+            let Some(f) = snap.family(&full_name(namespace, histogram)) else { return (0.0, 0.0) };
             let (mut g, mut t) = (0.0, 0.0);
             for s in &f.series {
                 let OwnedValue::Histogram { bounds, counts, count, .. } = &s.value else { continue };
@@ -261,7 +153,7 @@ type Sample = (Instant, Vec<(f64, f64)>, Vec<Option<Merged>>);
 #[derive(Debug)]
 pub struct SloTracker {
     slos: Vec<Slo>,
-    prefix: String,
+    namespace: Option<String>,
     samples: VecDeque<Sample>,
 }
 
@@ -269,11 +161,7 @@ impl SloTracker {
     /// A tracker for these SLOs, reading metrics under `namespace`.
     pub fn new(slos: Vec<Slo>, namespace: Option<&str>) -> Result<Self, SloError> {
         slos.iter().try_for_each(Slo::validate)?;
-        Ok(SloTracker {
-            slos,
-            prefix: namespace.map(|n| format!("{n}_")).unwrap_or_default(),
-            samples: VecDeque::new(),
-        })
+        Ok(SloTracker { slos, namespace: namespace.map(str::to_owned), samples: VecDeque::new() })
     }
 
     /// The definitions.
@@ -283,13 +171,13 @@ impl SloTracker {
 
     /// Records one snapshot taken at `at`.
     pub fn record(&mut self, at: Instant, snap: &RegistrySnapshot) {
-        let counts = self.slos.iter().map(|s| events(s, snap, &self.prefix)).collect();
+        let counts = self.slos.iter().map(|s| events(s, snap, self.namespace.as_deref())).collect();
         // Cumulative bucket counts per latency SLO, for windowed quantiles.
         let buckets = self
             .slos
             .iter()
             .map(|s| match &s.indicator {
-                Indicator::Latency { histogram, .. } => merged(snap, &format!("{}{histogram}", self.prefix)),
+                Indicator::Latency { histogram, .. } => merged(snap, &full_name(self.namespace.as_deref(), histogram)),
                 Indicator::Ratio { .. } => None,
             })
             .collect();
@@ -343,98 +231,18 @@ impl SloTracker {
     }
 }
 
-fn le(bound: f64) -> String {
-    // The exposition's formatting of a bound: shortest round-trip, `1.0` not `1`.
-    format!("{bound:?}")
-}
-
-/// The PromQL "good events per second over `w`" of an SLO.
-fn good_rate(slo: &Slo, p: &str, w: &str) -> String {
-    match &slo.indicator {
-        Indicator::Ratio { metric, label, good } => {
-            format!("sum(rate({p}{metric}{{{label}=~\"{}\"}}[{w}]))", good.join("|"))
-        }
-        Indicator::Latency { histogram, threshold, bounds } => {
-            let b = |x: f64| format!("sum(rate({p}{histogram}_bucket{{le=\"{}\"}}[{w}]))", le(x));
-            match bounds.iter().position(|&u| u >= *threshold) {
-                Some(i) if bounds[i] == *threshold => b(bounds[i]),
-                Some(i) => {
-                    let lower = if i == 0 { 0.0 } else { bounds[i - 1] };
-                    let frac = (threshold - lower) / (bounds[i] - lower);
-                    let below = if i == 0 { "0".to_owned() } else { b(lower) };
-                    format!("({below} + {frac:.6} * ({} - {below}))", b(bounds[i]))
-                }
-                None => b(*bounds.last().expect("validated: bounds not empty")),
-            }
-        }
-    }
-}
-
-fn total_rate(slo: &Slo, p: &str, w: &str) -> String {
-    match &slo.indicator {
-        Indicator::Ratio { metric, .. } => format!("sum(rate({p}{metric}[{w}]))"),
-        Indicator::Latency { histogram, .. } => format!("sum(rate({p}{histogram}_count[{w}]))"),
-    }
-}
-
-/// Prometheus rules for these SLOs: per SLO, error-ratio recording rules
-/// over 5m, 30m, 1h and 6h, and two multi-window burn-rate alerts —
-/// fast (1h and 5m both above 14.4x the budget rate, `critical`) and slow
-/// (6h and 30m above 6x, `warning`). Error ratios are guarded: no traffic,
-/// no sample.
-pub fn prometheus_rules(slos: &[Slo], namespace: Option<&str>, runbook: &str) -> String {
-    let p = namespace.map(|n| format!("{n}_")).unwrap_or_default();
-    let mut y = String::from(
-        "# Generated by hotmeter_streaming::slo::prometheus_rules from the demo's SLO\n\
-         # definitions (crates/hotmeter-demo/src/slos.rs); edit those, not this file.\n\
-         groups:\n",
-    );
-    for slo in slos {
-        let (snake, camel) = (slo.snake(), slo.camel());
-        let budget = 1.0 - slo.objective;
-        let _ = write!(y, "  - name: slo-{}\n    rules:\n", slo.name);
-        for w in ["5m", "30m", "1h", "6h"] {
-            let _ = write!(
-                y,
-                "      - record: slo:{snake}:error_ratio:rate{w}\n        expr: 1 - ({}) / ({} > 0)\n",
-                good_rate(slo, &p, w),
-                total_rate(slo, &p, w)
-            );
-        }
-        for (speed, long, short, factor, severity, for_) in
-            [("Fast", "1h", "5m", 14.4, "critical", "2m"), ("Slow", "6h", "30m", 6.0, "warning", "15m")]
-        {
-            let limit = factor * budget;
-            let _ = write!(
-                y,
-                "      - alert: {camel}ErrorBudget{speed}Burn\n        \
-                 expr: slo:{snake}:error_ratio:rate{long} > {limit:.6} and slo:{snake}:error_ratio:rate{short} > {limit:.6}\n        \
-                 for: {for_}\n        labels:\n          severity: {severity}\n          slo: {}\n        annotations:\n          \
-                 summary: \"SLO {} is burning its error budget {factor}x too fast\"\n          \
-                 description: \"{}: error ratio {{{{ $value | humanizePercentage }}}} over {long} and {short}, above {factor}x the {:.3}% budget (objective {}%).\"\n          \
-                 runbook_url: {runbook}#{}\n",
-                slo.name,
-                slo.name,
-                slo.description,
-                budget * 100.0,
-                slo.objective * 100.0,
-                format!("{camel}ErrorBudget{speed}Burn").to_ascii_lowercase(),
-            );
-        }
-    }
-    y
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::slo::Indicator;
     use hotmeter::{Buckets, Counter, Family, Registry};
+    use std::time::Duration;
 
     hotmeter::label_enum! {
         enum Status: "status" { Success = "success", Error = "error" }
     }
 
-    fn slos() -> Vec<Slo> {
+    pub(crate) fn slos() -> Vec<Slo> {
         vec![
             Slo {
                 name: "availability".into(),
@@ -526,22 +334,5 @@ mod tests {
         let mut bad = slos();
         bad[1].indicator = Indicator::Latency { histogram: "h".into(), threshold: f64::NAN, bounds: vec![1.0] };
         assert!(matches!(SloTracker::new(bad, None), Err(SloError::InvalidThreshold(_))));
-    }
-
-    #[test]
-    fn rules_interpolate_the_threshold_bucket_and_burn_at_both_speeds() {
-        let y = prometheus_rules(&slos(), Some("engram"), "https://x/ops.md");
-        assert!(y.contains("record: slo:availability:error_ratio:rate5m"));
-        assert!(y.contains("sum(rate(engram_writes_total{status=~\"success\"}[1h]))"));
-        // 0.4 is 60% of the way from 0.25 to 0.5.
-        assert!(y.contains("(sum(rate(engram_write_seconds_bucket{le=\"0.25\"}[5m])) + 0.600000 * (sum(rate(engram_write_seconds_bucket{le=\"0.5\"}[5m])) - sum(rate(engram_write_seconds_bucket{le=\"0.25\"}[5m]))))"), "{y}");
-        assert!(y.contains("alert: AvailabilityErrorBudgetFastBurn"));
-        assert!(y.contains(
-            "slo:availability:error_ratio:rate1h > 0.144000 and slo:availability:error_ratio:rate5m > 0.144000"
-        ));
-        assert!(y.contains(
-            "slo:availability:error_ratio:rate6h > 0.060000 and slo:availability:error_ratio:rate30m > 0.060000"
-        ));
-        assert!(y.contains("runbook_url: https://x/ops.md#writelatencyerrorbudgetslowburn"));
     }
 }

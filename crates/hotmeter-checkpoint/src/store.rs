@@ -1,22 +1,12 @@
-//! Checkpoint stores: durable snapshots of a worker's or agent thread's
-//! state, keyed by thread id.
+//! The checkpoint store contract: what a checkpoint is, what can go wrong,
+//! and the [`CheckpointStore`] trait every store implements.
 //!
-//! Owns: the [`CheckpointStore`] trait (put / get / list, as an agent
-//! framework's checkpointer has), its SQLite implementation
-//! ([`SqliteStore`]), the instrumenting wrapper ([`MonitoredStore`]), a
-//! fault injector for testing alerts ([`FaultInjectingStore`]) and the async
-//! adapter ([`AsyncCheckpointStore`]). Must not: swallow an error — every
-//! failure reaches the caller unchanged, and the monitor counts it.
-
-mod fault;
-mod monitored;
-mod sqlite;
+//! Owns: [`Checkpoint`], [`CheckpointError`], thread-id validation and the
+//! trait (put / get / list, as an agent framework's checkpointer has).
+//! Must not: know any implementation, or swallow an error — every failure
+//! reaches the caller unchanged.
 
 use std::fmt;
-
-pub use fault::{FaultInjectingStore, InvalidFaultRate};
-pub use monitored::{AsyncCheckpointStore, MonitoredStore};
-pub use sqlite::{Durability, SqliteStore};
 
 /// One stored checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,7 +35,7 @@ pub enum CheckpointError {
     },
     /// The database failed (I/O, full disk, locked, corrupt...).
     Sqlite(rusqlite::Error),
-    /// A fault injected by [`FaultInjectingStore`].
+    /// A fault injected by [`FaultInjectingStore`](crate::FaultInjectingStore).
     Injected {
         /// The write's sequence number in the injector.
         write: u64,
@@ -91,7 +81,7 @@ pub(crate) fn validate_thread_id(thread_id: &str) -> Result<(), CheckpointError>
 }
 
 /// A store of checkpoints keyed by thread id. Implementations are blocking
-/// and shareable between threads; [`AsyncCheckpointStore`] runs them from
+/// and shareable between threads; [`AsyncCheckpointStore`](crate::AsyncCheckpointStore) runs them from
 /// async code.
 pub trait CheckpointStore: Send + Sync + 'static {
     /// Writes a new checkpoint for `thread_id` and returns its id. When this

@@ -1,5 +1,8 @@
 //! Windowed write rates from the engine's own counters: the in-process
 //! source of migration inputs, no server needed.
+//!
+//! Owns: a bounded ring of (time, successes, errors) samples. Must not:
+//! read the registry itself (the caller pushes totals) or grow past `keep`.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};

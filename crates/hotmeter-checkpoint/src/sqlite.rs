@@ -1,4 +1,8 @@
 //! The SQLite checkpoint store: one file, WAL mode, durable commits by default.
+//!
+//! Owns: the connection, the schema and the durability setting. Must not:
+//! acknowledge a write before it is committed with the chosen durability,
+//! or record metrics (wrap it in a `MonitoredStore`).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
@@ -6,7 +10,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Checkpoint, CheckpointError, CheckpointStore, validate_thread_id};
+use crate::store::{Checkpoint, CheckpointError, CheckpointStore, validate_thread_id};
 
 /// How hard a commit waits for the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -19,6 +23,19 @@ pub enum Durability {
     /// `synchronous=NORMAL`: the WAL is synced at checkpoints only; a power
     /// loss may lose the latest commits (never corrupt the file). Faster.
     Normal,
+}
+
+impl Durability {
+    /// Every mode, strongest first.
+    pub const ALL: [Durability; 2] = [Durability::Full, Durability::Normal];
+
+    /// `full` or `normal`: SQLite's name for the `synchronous` setting.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Durability::Full => "full",
+            Durability::Normal => "normal",
+        }
+    }
 }
 
 /// A [`CheckpointStore`] in one SQLite file (bundled SQLite, WAL mode).

@@ -1,0 +1,46 @@
+//! Every metric the checkpoint store exports: names, labels, help, buckets.
+//!
+//! Owns: the `checkpoint_*` names (dashboards, alert rules, the decision's
+//! Prometheus queries and tests refer to the constants here), their
+//! registration, and the handles [`MonitoredStore`](crate::MonitoredStore)
+//! keeps. Must not: decide anything or look a label set up per write.
+
+use hotmeter::{Buckets, Counter, Family, Histogram, IntGauge, Registry, RegistryError};
+
+/// `checkpoint_writes_total{status}`: checkpoint writes, `success` or `error`.
+pub const CHECKPOINT_WRITES: &str = "checkpoint_writes_total";
+/// `checkpoint_write_duration_seconds`: one checkpoint write, success or error.
+pub const CHECKPOINT_WRITE_DURATION: &str = "checkpoint_write_duration_seconds";
+/// `checkpoint_store_file_size_bytes`: database file plus write-ahead log.
+pub const CHECKPOINT_FILE_SIZE: &str = "checkpoint_store_file_size_bytes";
+
+/// Buckets of `checkpoint_write_duration_seconds`, as the alert rules expect.
+pub const CHECKPOINT_WRITE_BUCKETS: [f64; 9] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
+
+hotmeter::label_enum! {
+    /// Outcome of a checkpoint write.
+    pub enum WriteStatus: "status" { Success = "success", Error = "error" }
+}
+
+/// Handles of the checkpoint-store metrics.
+#[derive(Clone, Debug)]
+pub(crate) struct CheckpointMetrics {
+    pub(crate) writes: Family<WriteStatus, Counter>,
+    pub(crate) duration: Histogram,
+    pub(crate) file_size: IntGauge,
+}
+
+impl CheckpointMetrics {
+    pub(crate) fn register(registry: &Registry) -> Result<Self, RegistryError> {
+        Ok(CheckpointMetrics {
+            writes: registry.family((CHECKPOINT_WRITES, "Checkpoint writes, by outcome."), Counter::new)?,
+            duration: registry.histogram(
+                CHECKPOINT_WRITE_DURATION,
+                "Time to write one checkpoint, including a durable commit; failed writes included.",
+                Buckets::new(CHECKPOINT_WRITE_BUCKETS).expect("valid constant buckets"),
+            )?,
+            file_size: registry
+                .int_gauge(CHECKPOINT_FILE_SIZE, "Size of the checkpoint database: main file plus write-ahead log.")?,
+        })
+    }
+}
