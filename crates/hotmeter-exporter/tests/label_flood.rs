@@ -35,7 +35,8 @@ fn a_million_distinct_label_values_stay_bounded_and_accounted_for() {
     for i in 0..VALUES {
         value.clear();
         use std::fmt::Write;
-        write!(value, "user-{i:07}-\"quoted\\\n").unwrap();
+        write!(value, "user-{i:07}-\"quoted\\").unwrap();
+        value.push('\n');
         by_user.with(&[value.as_str()], |c| c.inc()).unwrap();
         if i % 100_000 == 0 {
             peak = peak.max(resident_kib());

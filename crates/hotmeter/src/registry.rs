@@ -623,40 +623,40 @@ mod tests {
             assert_eq!((exposed.as_str(), existing.as_str()), (gauge, "lat"));
             // The gauge first, then the histogram or summary.
             let r = Registry::new();
-            r.gauge(gauge, "G.").unwrap();
+            let _ = r.gauge(gauge, "G.").unwrap();
             let (exposed, existing) = collision(&r, |r| structured(r, histogram));
             assert_eq!((exposed.as_str(), existing.as_str()), (gauge, gauge));
             assert_eq!(r.snapshot().families.len(), 1, "nothing registered by the refused call");
         }
         // A counter `a_total` is the OpenMetrics family `a`: a gauge `a` collides.
         let r = Registry::new();
-        r.counter("a_total", "A.").unwrap();
+        let _ = r.counter("a_total", "A.").unwrap();
         assert_eq!(collision(&r, |r| r.gauge("a", "G.").map(drop)).0, "a");
         let r = Registry::new();
-        r.gauge("a", "G.").unwrap();
+        let _ = r.gauge("a", "G.").unwrap();
         assert_eq!(collision(&r, |r| r.counter("a_total", "A.").map(drop)).0, "a");
         // A counter registered without `_total` owns `<name>_total`.
         let r = Registry::new();
-        r.counter("jobs", "J.").unwrap();
+        let _ = r.counter("jobs", "J.").unwrap();
         assert_eq!(collision(&r, |r| r.gauge("jobs_total", "G.").map(drop)).0, "jobs_total");
         // A counter cannot take a histogram's sample name either.
         let r = Registry::new();
-        r.histogram("x", "X.", Buckets::default()).unwrap();
+        let _ = r.histogram("x", "X.", Buckets::default()).unwrap();
         assert_eq!(collision(&r, |r| r.counter("x_count", "C.").map(drop)).0, "x_count");
         // Unregistering frees the names.
         assert!(r.unregister("x"));
-        r.gauge("x_count", "G.").unwrap();
+        let _ = r.gauge("x_count", "G.").unwrap();
         // A namespace applies before the check.
         let r = Registry::builder().namespace("ns").build().unwrap();
-        r.histogram("lat", "L.", Buckets::default()).unwrap();
+        let _ = r.histogram("lat", "L.", Buckets::default()).unwrap();
         assert_eq!(collision(&r, |r| r.gauge("lat_sum", "G.").map(drop)).0, "ns_lat_sum");
         // Names that only look alike are fine, and the same registration
         // twice is the same handle, not a collision.
         let r = Registry::new();
-        r.histogram("lat", "L.", Buckets::default()).unwrap();
-        r.gauge("lat_counts", "G.").unwrap();
-        r.gauge("latency", "G.").unwrap();
-        r.histogram("lat", "L.", Buckets::default()).unwrap();
+        let _ = r.histogram("lat", "L.", Buckets::default()).unwrap();
+        let _ = r.gauge("lat_counts", "G.").unwrap();
+        let _ = r.gauge("latency", "G.").unwrap();
+        let _ = r.histogram("lat", "L.", Buckets::default()).unwrap();
         let err = collision(&r, |r| r.gauge("lat_sum", "G.").map(drop));
         assert_eq!(err, ("lat_sum".to_owned(), "lat".to_owned()));
     }
