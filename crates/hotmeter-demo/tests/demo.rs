@@ -5,92 +5,11 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-const DEMO: &str = env!("CARGO_BIN_EXE_hotmeter-demo");
+use common::Demo;
 
-/// A running demo whose stdout lines arrive on a channel; killed on drop.
-/// It listens on an ephemeral loopback port and keeps its database in a
-/// temporary directory of its own.
-struct Demo {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-    /// Removed after `drop` has stopped the process.
-    _dir: tempfile::TempDir,
-}
-
-impl Demo {
-    /// Starts the demo with `args` plus `--listen 127.0.0.1:0 --db <temp>/demo.db`.
-    fn start(args: &[&str]) -> Demo {
-        let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(DEMO)
-            .args(args)
-            .args(["--listen", "127.0.0.1:0", "--db"])
-            .arg(dir.path().join("demo.db"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start hotmeter-demo");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Demo { child, lines, seen: Vec::new(), _dir: dir }
-    }
-
-    /// Waits (at most 60 s) for a line containing `needle`; returns it.
-    fn wait_for(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                Err(e) => panic!("no line containing {needle:?} ({e}); saw:\n{}", self.seen.join("\n")),
-            }
-        }
-    }
-
-    fn addr(&mut self) -> String {
-        let line = self.wait_for("serving http://");
-        line.trim_start_matches("serving http://").trim_end_matches("/metrics").to_owned()
-    }
-
-    /// Waits (at most 60 s) for the process to exit; returns its status.
-    fn wait(&mut self) -> std::process::ExitStatus {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(2)) {
-                    self.seen.push(line);
-                }
-                return status;
-            }
-            assert!(Instant::now() < deadline, "demo did not exit");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+const DEMO: &str = common::DEMO;
 
 fn scrape(addr: &str) -> String {
     let r = common::get(addr, "/metrics").expect("GET /metrics from the demo's exporter");
@@ -207,10 +126,10 @@ fn the_demo_serves_every_streaming_metric_with_plausible_values() {
 
     // The demo stops by itself, drains, and accounts for everything.
     let status = demo.wait();
-    assert!(status.success(), "exit {status}; output:\n{}", demo.seen.join("\n"));
-    let out = demo.seen.join("\n");
+    assert!(status.success(), "exit {status}; output:\n{}", demo.seen().join("\n"));
+    let out = demo.seen().join("\n");
     assert!(out.contains("all accounted for"), "{out}");
-    let status_lines = demo.seen.iter().filter(|l| l.contains("writes/s") && l.starts_with('[')).count();
+    let status_lines = demo.seen().iter().filter(|l| l.contains("writes/s") && l.starts_with('[')).count();
     assert!(status_lines >= 4, "one status line per second:\n{out}");
 }
 
@@ -300,7 +219,7 @@ fn slos_are_served_and_failed_checkpoints_leave_incomplete_traces() {
     let mut demo = Demo::start(&["--duration", "3", "--rate", "200", "--error-rate", "0.5", "--decide-every", "0"]);
     let addr = demo.addr();
     demo.wait_for("[    2s]");
-    let line = demo.seen.last().unwrap().clone();
+    let line = demo.seen().last().unwrap().clone();
     assert!(line.contains("| SLOs ") && line.contains(" met"), "{line}");
 
     // GET /slos: the report as JSON, from the same counters.

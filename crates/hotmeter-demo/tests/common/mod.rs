@@ -1,14 +1,23 @@
-//! The one HTTP client of the demo's tests: GET over ureq.
+//! What the demo's tests share: the one HTTP client (GET over ureq) and the
+//! running-demo harness ([`Demo`]).
 //!
 //! Owns: fetching a path from a loopback server (the demo's exporter,
 //! Prometheus, Alertmanager) with a timeout, query values percent-encoded
-//! by the client. Must not: be used where a test sends malformed bytes on
-//! purpose — those keep a raw socket.
+//! by the client; starting the real binary on an ephemeral port with its own
+//! temporary directory, reading its output, stopping or killing it. Must
+//! not: be used where a test sends malformed bytes on purpose — those keep
+//! a raw socket.
 
 // Each test binary includes this module and uses a part of it.
 #![allow(dead_code)]
 
-use std::time::Duration;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The demo binary under test.
+pub(crate) const DEMO: &str = env!("CARGO_BIN_EXE_hotmeter-demo");
 
 /// One answer: status, the headers the tests check, and the body.
 #[derive(Debug)]
@@ -49,4 +58,110 @@ pub(crate) fn get_with(addr: &str, path: &str, query: &[(&str, &str)]) -> Result
 /// [`get_with`] without a query string.
 pub(crate) fn get(addr: &str, path: &str) -> Result<Reply, ureq::Error> {
     get_with(addr, path, &[])
+}
+
+/// A running demo whose stdout lines arrive on a channel; killed on drop.
+/// It listens on an ephemeral loopback port and keeps its database in a
+/// temporary directory of its own.
+pub(crate) struct Demo {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+    /// Removed after `drop` has stopped the process.
+    _dir: tempfile::TempDir,
+}
+
+impl Demo {
+    /// Starts the demo with `args` plus `--listen 127.0.0.1:0 --db <temp>/demo.db`.
+    pub(crate) fn start(args: &[&str]) -> Demo {
+        Demo::start_in(tempfile::tempdir().unwrap(), args)
+    }
+
+    /// As [`start`](Self::start), with the database in `dir` (which the
+    /// caller may also name in `args`, e.g. for `--decision-log`).
+    pub(crate) fn start_in(dir: tempfile::TempDir, args: &[&str]) -> Demo {
+        let mut child = Command::new(DEMO)
+            .args(args)
+            .args(["--listen", "127.0.0.1:0", "--db"])
+            .arg(dir.path().join("demo.db"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start hotmeter-demo");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Demo { child, lines, seen: Vec::new(), _dir: dir }
+    }
+
+    /// Waits (at most 60 s) for a line containing `needle`; returns it.
+    pub(crate) fn wait_for(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(e) => panic!("no line containing {needle:?} ({e}); saw:\n{}", self.seen.join("\n")),
+            }
+        }
+    }
+
+    pub(crate) fn addr(&mut self) -> String {
+        let line = self.wait_for("serving http://");
+        line.trim_start_matches("serving http://").trim_end_matches("/metrics").to_owned()
+    }
+
+    /// Waits (at most 60 s) for the process to exit; returns its status.
+    pub(crate) fn wait(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(2)) {
+                    self.seen.push(line);
+                }
+                return status;
+            }
+            assert!(Instant::now() < deadline, "demo did not exit");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Demo {
+    /// The database file.
+    pub(crate) fn db(&self) -> std::path::PathBuf {
+        self._dir.path().join("demo.db")
+    }
+
+    /// The lines seen so far.
+    pub(crate) fn seen(&self) -> &[String] {
+        &self.seen
+    }
+
+    /// `kill -9`: no drain, no summary, no destructor runs.
+    pub(crate) fn kill9(&mut self) {
+        // std's `Child::kill` sends SIGKILL on Unix.
+        self.child.kill().expect("SIGKILL the demo");
+        let status = self.child.wait().expect("reap the demo");
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(9), "the demo died of SIGKILL");
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
