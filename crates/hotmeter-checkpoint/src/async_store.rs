@@ -15,9 +15,10 @@ pub struct AsyncCheckpointStore<S> {
     inner: MonitoredStore<S>,
 }
 
-impl<S> AsyncCheckpointStore<S> {
-    pub(crate) fn new(inner: MonitoredStore<S>) -> Self {
-        AsyncCheckpointStore { inner }
+impl<S> MonitoredStore<S> {
+    /// The same store, for async callers.
+    pub fn into_async(self) -> AsyncCheckpointStore<S> {
+        AsyncCheckpointStore { inner: self }
     }
 }
 

@@ -9,7 +9,6 @@ use std::time::Instant;
 
 use hotmeter::{Registry, RegistryError, TraceId};
 
-use crate::async_store::AsyncCheckpointStore;
 use crate::metrics::{CheckpointMetrics, WriteStatus};
 use crate::store::{Checkpoint, CheckpointError, CheckpointStore};
 
@@ -76,11 +75,6 @@ impl<S: CheckpointStore> MonitoredStore<S> {
     /// Failed writes recorded so far (the `status="error"` series).
     pub fn errors(&self) -> u64 {
         self.metrics.writes.get(WriteStatus::Error).get()
-    }
-
-    /// The same store, for async callers.
-    pub fn into_async(self) -> AsyncCheckpointStore<S> {
-        AsyncCheckpointStore::new(self)
     }
 }
 

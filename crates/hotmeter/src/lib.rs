@@ -15,9 +15,12 @@
 //! | [`Summary`], [`SummaryOpts`] | sliding-window quantiles (P50…P99.9), HDR-backed |
 //! | [`Family`], [`LabelSet`], [`label_enum!`] | typed labels: a lookup is an array index |
 //! | [`StringFamily`] | runtime string labels with a cardinality cap and overflow series |
+//! | [`StringIndex`] | the lock-free map from string tuples to values under [`StringFamily`], for caches of your own |
 //! | [`Registry`], [`Opts`] | names, help, units, validation, collect-on-scrape callbacks |
 //! | [`Instrumented`], [`Outcome`], [`Call`] | one-line instrumentation of a sync or async function |
-//! | [`Visitor`], [`Value`], [`Labels`], [`RegistrySnapshot`] | the read side encoders use |
+//! | [`Visitor`], [`Value`], [`Labels`], [`Desc`] | the read side encoders use |
+//! | [`RegistrySnapshot`] | an owned copy of a scrape, for tests, JSON and people |
+//! | [`full_name`], [`validate_metric_name`] | the namespace rule and the one name validator |
 //!
 //! ## Quick start
 //! ```

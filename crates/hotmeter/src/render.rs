@@ -9,15 +9,7 @@
 
 use crate::desc::Desc;
 use crate::sync::OnceLock;
-use crate::value::{LabelValues, Labels};
-
-/// A series' sample prefix, `name{a="x",b="y"} ` (or `name ` without
-/// labels), rendered once, with where its label set starts and ends.
-#[derive(Debug)]
-pub(crate) struct Rendered {
-    pub(crate) bytes: Box<[u8]>,
-    pub(crate) labels: std::ops::Range<usize>,
-}
+use crate::value::{LabelValues, Labels, Rendered};
 
 /// A series' cached [`Rendered`] prefix, tagged with the registration
 /// identity ([`Desc`]'s `id`) it was rendered for. Any other registration

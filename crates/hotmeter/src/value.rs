@@ -1,5 +1,7 @@
 //! What a scrape hands an encoder: [`Visitor`], [`Labels`], [`Value`],
-//! [`Scratch`], and the [`Metric`] trait that reads a handle as one sample.
+//! [`Scratch`], and the [`Metric`] trait that reads a handle as one sample;
+//! a series' pre-rendered sample prefix as encoders see it (`Rendered`;
+//! the cache that fills it is in `render`).
 //!
 //! Owns: the vocabulary between the registry and encoders. A scrape walks
 //! families in name order and series in label-value order and hands each
@@ -9,7 +11,6 @@
 use std::fmt;
 
 use crate::desc::{Desc, MetricType};
-use crate::render::Rendered;
 
 /// The values of one series' variable labels.
 #[derive(Clone, Copy)]
@@ -95,6 +96,14 @@ impl<'a> Labels<'a> {
     pub fn rendered_sample_prefix(&self) -> Option<&'a [u8]> {
         self.rendered.map(|r| &*r.bytes)
     }
+}
+
+/// A series' sample prefix, `name{a="x",b="y"} ` (or `name ` without
+/// labels), rendered once, with where its label set starts and ends.
+#[derive(Debug)]
+pub(crate) struct Rendered {
+    pub(crate) bytes: Box<[u8]>,
+    pub(crate) labels: std::ops::Range<usize>,
 }
 
 /// One sample, borrowed for the duration of a [`Visitor::sample`] call.
