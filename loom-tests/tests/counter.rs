@@ -33,15 +33,7 @@ fn sharded_counter_loses_no_increment() {
 fn more_threads_than_shards_lose_no_increment() {
     loom::model(|| {
         let c = hotmeter::Counter::new();
-        let hs: Vec<_> = (0..3)
-            .map(|_| {
-                let c = c.clone();
-                thread::spawn(move || c.inc())
-            })
-            .collect();
-        for h in hs {
-            h.join().unwrap();
-        }
+        loom_tests::on_threads(3, &c, |c| c.inc());
         assert_eq!(c.get(), 3, "lost update on a shared shard");
     });
 }
@@ -50,15 +42,7 @@ fn more_threads_than_shards_lose_no_increment() {
 fn single_counter_loses_no_increment() {
     loom::model(|| {
         let c = hotmeter::SingleCounter::new();
-        let hs: Vec<_> = (0..2)
-            .map(|_| {
-                let c = c.clone();
-                thread::spawn(move || c.inc())
-            })
-            .collect();
-        for h in hs {
-            h.join().unwrap();
-        }
+        loom_tests::on_threads(2, &c, |c| c.inc());
         assert_eq!(c.get(), 2);
     });
 }

@@ -12,15 +12,7 @@ use loom::thread;
 fn same_label_set_same_series() {
     loom::model(|| {
         let f = hotmeter::StringFamily::new(&["space"], hotmeter::SingleCounter::new);
-        let ts: Vec<_> = (0..2)
-            .map(|_| {
-                let f = f.clone();
-                thread::spawn(move || f.with(&["a"], |c| c.inc()).unwrap())
-            })
-            .collect();
-        for t in ts {
-            t.join().unwrap();
-        }
+        loom_tests::on_threads(2, &f, |f| f.with(&["a"], |c| c.inc()).unwrap());
         assert_eq!(f.len(), 1);
         assert_eq!(f.get(&["a"]).unwrap().get(), 2);
         assert_eq!(f.overflowed(), 0);
@@ -33,15 +25,7 @@ fn same_label_set_same_series() {
 fn an_existing_label_set_never_overflows_at_the_limit() {
     loom::model(|| {
         let f = hotmeter::StringFamily::with_limit(&["space"], 1, hotmeter::SingleCounter::new);
-        let ts: Vec<_> = (0..2)
-            .map(|_| {
-                let f = f.clone();
-                thread::spawn(move || f.with(&["a"], |c| c.inc()).unwrap())
-            })
-            .collect();
-        for t in ts {
-            t.join().unwrap();
-        }
+        loom_tests::on_threads(2, &f, |f| f.with(&["a"], |c| c.inc()).unwrap());
         assert_eq!(f.overflowed(), 0, "an increment of an existing series went to overflow");
         assert_eq!(f.get(&["a"]).unwrap().get(), 2);
     });
@@ -55,15 +39,7 @@ fn a_revived_label_set_never_overflows_at_the_limit() {
         let f = hotmeter::StringFamily::with_limit(&["space"], 1, hotmeter::SingleCounter::new);
         f.with(&["a"], |c| c.inc()).unwrap();
         assert!(f.remove(&["a"]));
-        let ts: Vec<_> = (0..2)
-            .map(|_| {
-                let f = f.clone();
-                thread::spawn(move || f.with(&["a"], |c| c.inc()).unwrap())
-            })
-            .collect();
-        for t in ts {
-            t.join().unwrap();
-        }
+        loom_tests::on_threads(2, &f, |f| f.with(&["a"], |c| c.inc()).unwrap());
         assert_eq!(f.overflowed(), 0, "an increment of a revived series went to overflow");
         assert_eq!(f.get(&["a"]).unwrap().get(), 3);
         assert_eq!(f.len(), 1);
@@ -124,13 +100,7 @@ fn concurrent_removes_of_one_label_set_count_once() {
         let f = hotmeter::StringFamily::with_limit(&["id"], 2, hotmeter::SingleCounter::new);
         f.with(&["a"], |c| c.inc()).unwrap();
         f.with(&["b"], |c| c.inc()).unwrap();
-        let ts: Vec<_> = (0..2)
-            .map(|_| {
-                let f = f.clone();
-                thread::spawn(move || f.remove(&["a"]))
-            })
-            .collect();
-        let removed: usize = ts.into_iter().map(|t| usize::from(t.join().unwrap())).sum();
+        let removed = loom_tests::on_threads(2, &f, |f| f.remove(&["a"])).into_iter().filter(|&r| r).count();
         assert_eq!(removed, 1, "one label set removed twice");
         assert_eq!(f.len(), 1, "live count off after concurrent removes");
     });
