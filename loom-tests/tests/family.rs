@@ -46,6 +46,24 @@ fn a_revived_label_set_never_overflows_at_the_limit() {
     });
 }
 
+/// A removed label set brought back while another thread inserts a new one
+/// at a limit of 1: only one of them may be live afterwards; the other's
+/// increment goes to the overflow series and is counted there.
+#[test]
+fn a_revival_respects_the_limit_under_race() {
+    loom::model(|| {
+        let f = hotmeter::StringFamily::with_limit(&["id"], 1, hotmeter::SingleCounter::new);
+        f.with(&["a"], |c| c.inc()).unwrap();
+        assert!(f.remove(&["a"]));
+        let g = f.clone();
+        let reviver = thread::spawn(move || g.with(&["a"], |c| c.inc()).unwrap());
+        f.with(&["b"], |c| c.inc()).unwrap();
+        reviver.join().unwrap();
+        assert_eq!(f.len(), 1, "a revival pushed the family past its limit");
+        assert_eq!(f.overflowed(), 1, "the loser must be counted");
+    });
+}
+
 /// The 17th label set grows the index into its second generation (32
 /// buckets kept at most half full) while another thread looks up an old
 /// label set and the new one.

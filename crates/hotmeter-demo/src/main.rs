@@ -314,8 +314,10 @@ fn run(o: &Options, mode: Mode) -> Result<RunSummary, Failed> {
     std::thread::scope(|s| {
         s.spawn(|| generate(o, &p, &traffic, &generating));
         s.spawn(|| query_recall(&p, &traffic, &generating));
+        // Stops the generator and the recall queries however the reporter
+        // ends, a panic included, so the scope can always be left.
+        let _stop_generating = StopOnDrop(&generating);
         report_until_stopped(o, mode, &p, decisions.as_ref(), &stop, started);
-        generating.store(false, Ordering::Release);
     });
 
     let report = p.pool.shutdown(Shutdown::Drain);
@@ -384,21 +386,20 @@ fn start_exporter(o: &Options, p: &Pipeline) -> Result<hotmeter_exporter::Thread
         format!("cannot serve metrics on {} (pass --listen with another address, e.g. 127.0.0.1:0)", o.listen)
     })?;
     server.set_ready(true);
-    println!("serving http://{}/metrics", server.local_addr());
-    println!(
-        "pipeline: {} obs/s over {} memory spaces, {} workers, checkpoints in {} (sync {}), error injection {}%",
+    say(format_args!("serving http://{}/metrics\n", server.local_addr()));
+    say(format_args!(
+        "pipeline: {} obs/s over {} memory spaces, {} workers, checkpoints in {} (sync {}), error injection {}%\n",
         o.rate,
         p.spaces.len(),
         o.workers,
         o.db.display(),
         o.sync.as_str(),
         o.error_rate * 100.0
-    );
+    ));
     match o.duration {
-        Some(d) => println!("running for {:.1} s (Ctrl-C stops early)", d.as_secs_f64()),
-        None => println!("running until Ctrl-C"),
-    }
-    let _ = std::io::stdout().flush();
+        Some(d) => say(format_args!("running for {:.1} s (Ctrl-C stops early)\n", d.as_secs_f64())),
+        None => say(format_args!("running until Ctrl-C\n")),
+    };
     Ok(server)
 }
 
@@ -462,6 +463,22 @@ fn query_recall(p: &Pipeline, traffic: &Traffic, generating: &AtomicBool) {
 /// Status: one line per second from registry snapshots (in
 /// [`Mode::Serve`]), the SLO tracker fed from the same snapshots, and a
 /// migration decision every `--decide-every`; returns when stopped.
+/// Clears the flag when dropped.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+/// Writes to stdout, flushed; false once stdout is gone (a closed pipe, as
+/// behind `| head`), which ends the run like Ctrl-C instead of a panic.
+fn say(text: std::fmt::Arguments<'_>) -> bool {
+    let mut out = std::io::stdout().lock();
+    out.write_fmt(text).and_then(|()| out.flush()).is_ok()
+}
+
 fn report_until_stopped(
     o: &Options,
     mode: Mode,
@@ -500,22 +517,18 @@ fn report_until_stopped(
                 slo_report.met(),
                 slo_report.total()
             );
-            if tty {
-                print!("\r{text}");
-            } else {
-                println!("{text}");
+            let shown = if tty { say(format_args!("\r{text}")) } else { say(format_args!("{text}\n")) };
+            if !shown {
+                break;
             }
-            let _ = std::io::stdout().flush();
         }
         if let (Some((log, every)), Some(due)) = (decisions, next_decision)
             && now_t >= due
         {
             next_decision = Some(due + *every);
             let line = decide_in_process(&window, o, p.store.inner().file_size_bytes().unwrap_or(0), log);
-            if tty {
-                print!("\r{line}\n");
-            } else {
-                println!("{line}");
+            if !say(format_args!("{}{line}\n", if tty { "\r" } else { "" })) {
+                break;
             }
         }
         before = now;
@@ -525,10 +538,10 @@ fn report_until_stopped(
         }
     }
     if tty {
-        println!();
+        say(format_args!("\n"));
     }
     if mode == Mode::Serve {
-        println!("stopping: submission stopped, draining queued work...");
+        say(format_args!("stopping: submission stopped, draining queued work...\n"));
     }
 }
 
@@ -550,27 +563,27 @@ fn summarize(
     if mode == Mode::Serve {
         let whole = Window::between(&Tally::default(), &end, elapsed);
         let ms = |q| end.write_quantile(q).map_or("-".to_owned(), |s| format!("{:.2} ms", s * 1e3));
-        println!("summary after {:.1} s:", elapsed.as_secs_f64());
-        println!(
-            "  observations  submitted {submitted}, processed {}, rejected {rejected} -> {}",
+        say(format_args!("summary after {:.1} s:\n", elapsed.as_secs_f64()));
+        say(format_args!(
+            "  observations  submitted {submitted}, processed {}, rejected {rejected} -> {}\n",
             report.processed,
             if report.processed + rejected == submitted { "all accounted for" } else { "MISMATCH" }
-        );
-        println!("  batches       {} ({} failed)", report.batches, report.failed_batches);
-        println!(
-            "  checkpoints   {} written, {} failed ({:.2}% errors), {:.1} writes/s, {rows} new rows in {}",
+        ));
+        say(format_args!("  batches       {} ({} failed)\n", report.batches, report.failed_batches));
+        say(format_args!(
+            "  checkpoints   {} written, {} failed ({:.2}% errors), {:.1} writes/s, {rows} new rows in {}\n",
             end.writes_ok,
             end.writes_err,
             whole.error_percent,
             whole.writes_per_sec,
             o.db.display()
-        );
-        println!(
-            "  write latency p50 {}, p99 {}; database {:.1} KiB",
+        ));
+        say(format_args!(
+            "  write latency p50 {}, p99 {}; database {:.1} KiB\n",
             ms(0.5),
             ms(0.99),
             end.file_size as f64 / 1024.0
-        );
+        ));
     }
     if report.processed + rejected != submitted || rows != end.writes_ok {
         return Err(Failed {

@@ -256,3 +256,38 @@ fn slo_rules_file_is_generated_from_the_definitions() {
         "alerts/slo.yml is stale: run `cargo run -p hotmeter-demo -- slo-rules > alerts/slo.yml`"
     );
 }
+
+/// `hotmeter-demo | head -1`: once its stdout is closed the demo stops as on
+/// Ctrl-C (drains, exits 0) instead of panicking inside its reporter and
+/// waiting for ever on its generator threads (found by review).
+#[test]
+fn a_closed_stdout_stops_the_demo_cleanly() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(DEMO)
+        .args(["--duration", "60", "--listen", "127.0.0.1:0", "--decide-every", "0", "--db"])
+        .arg(dir.path().join("demo.db"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    assert!(first.starts_with("serving http://"), "{first}");
+    // The reader (and with it the pipe) is gone here, as behind `| head -1`.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the demo kept running for 30 s after its stdout closed (asked for 60 s)");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "exit {status}; stderr:\n{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

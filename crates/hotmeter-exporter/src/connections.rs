@@ -8,11 +8,20 @@
 //! while its lock is held, hold a socket (each belongs to its connection's
 //! task, which closes it when told), or touch recording paths.
 //!
-//! The policy: a newcomer is never refused while some held connection is
-//! waiting for a request head; the one that has waited longest is shed for
-//! it. A flood of slow clients therefore only ever sheds itself, and a
-//! scraper, which sends its head at once, is served. Only when every held
-//! connection is being served is the newcomer closed instead.
+//! The policy: a newcomer is never refused while some held connection could
+//! give way. In order, the server sheds
+//! 1. the connection that has waited longest for its **first** request head
+//!    (a slow or silent client: a flood of them only ever sheds itself, and a
+//!    scraper, which sends its head at once, is served);
+//! 2. else the one idle longest between requests (kept alive after a
+//!    response);
+//! 3. else the one whose response has been written longest (a client that
+//!    does not read what it asked for).
+//!
+//! A connection whose request is being handled (the render running) is
+//! never shed; only when every held connection is in that state is the
+//! newcomer closed instead. A scrape whose large response is still being
+//! written is thus shed only after every silent, slow or idle connection.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -79,12 +88,36 @@ struct Table {
 }
 
 struct Entry {
-    /// `Some(tick)`: waiting for a complete request head since `tick` (a new
-    /// connection, or a kept-alive one between requests). `None`: a request
-    /// head has arrived and its response is being made.
-    waiting_since: Option<u64>,
+    state: State,
     /// Fired (and the entry removed) when the connection is shed.
     shed: oneshot::Sender<()>,
+}
+
+/// Where a held connection is, with the tick it got there (a smaller tick
+/// has been there longer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Accepted, no complete request head yet.
+    Fresh(u64),
+    /// A request head has arrived; its response is being made.
+    Handling,
+    /// Its response is being written to the client.
+    Writing(u64),
+    /// Kept alive between requests, waiting for the next head.
+    Idle(u64),
+}
+
+impl State {
+    /// Shedding order: tier first, then the oldest in the tier; `None` for
+    /// a connection that is never shed.
+    fn shed_rank(self) -> Option<(u8, u64)> {
+        match self {
+            State::Fresh(t) => Some((0, t)),
+            State::Idle(t) => Some((1, t)),
+            State::Writing(t) => Some((2, t)),
+            State::Handling => None,
+        }
+    }
 }
 
 impl Connections {
@@ -118,7 +151,7 @@ impl Connections {
         let permit = match self.permits.clone().try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => {
-                if !self.shed_oldest_waiting() {
+                if !self.shed_one() {
                     self.table().refused_total += 1;
                     return None;
                 }
@@ -140,7 +173,7 @@ impl Connections {
         table.next_id += 1;
         let tick = table.next_tick;
         table.next_tick += 1;
-        table.entries.insert(id, Entry { waiting_since: Some(tick), shed });
+        table.entries.insert(id, Entry { state: State::Fresh(tick), shed });
         drop(table);
         Some(Slot {
             tracker: Tracker { connections: self.clone(), id },
@@ -149,13 +182,13 @@ impl Connections {
         })
     }
 
-    /// Sheds the connection that has waited longest without a complete
-    /// request head: removes its entry and tells its task to close it.
-    /// False when every held connection is being served. O(held connections).
-    fn shed_oldest_waiting(&self) -> bool {
+    /// Sheds one connection in the module's order: removes its entry and
+    /// tells its task to close it. False when every held connection is
+    /// having its request handled. O(held connections).
+    fn shed_one(&self) -> bool {
         let mut table = self.table();
-        let oldest = table.entries.iter().filter_map(|(id, e)| Some((e.waiting_since?, *id))).min();
-        let Some((_, id)) = oldest else {
+        let victim = table.entries.iter().filter_map(|(id, e)| Some((e.state.shed_rank()?, *id))).min();
+        let Some((_, id)) = victim else {
             return false;
         };
         if let Some(entry) = table.entries.remove(&id) {
@@ -167,14 +200,12 @@ impl Connections {
         true
     }
 
-    fn set_waiting(&self, id: u64, waiting: bool) {
+    fn set_state(&self, id: u64, state: impl FnOnce(u64) -> State) {
         let mut table = self.table();
         let tick = table.next_tick;
+        table.next_tick += 1;
         if let Some(entry) = table.entries.get_mut(&id) {
-            entry.waiting_since = waiting.then_some(tick);
-            if waiting {
-                table.next_tick += 1;
-            }
+            entry.state = state(tick);
         }
     }
 
@@ -236,21 +267,31 @@ pub(crate) struct Tracker {
 }
 
 impl Tracker {
-    /// A complete request head has arrived: not to be shed until the
-    /// returned guard (held for the response) is dropped, after which the
-    /// connection waits for its next head from then on.
+    /// A complete request head has arrived: never shed while its response
+    /// is made. The returned guard goes with the response body
+    /// ([`Serving::writing`]); when it is dropped (the body is done, or the
+    /// connection is), the connection is idle, waiting for its next head.
     pub(crate) fn head_complete(&self) -> Serving {
-        self.connections.set_waiting(self.id, false);
+        self.connections.set_state(self.id, |_| State::Handling);
         Serving(self.clone())
     }
 }
 
-/// Held while a request is served; see [`Tracker::head_complete`].
+/// Held from a request's head until its response body is done; see
+/// [`Tracker::head_complete`].
 pub(crate) struct Serving(Tracker);
+
+impl Serving {
+    /// The response is made and is now being written: sheddable, after
+    /// every fresh and idle connection.
+    pub(crate) fn writing(&self) {
+        self.0.connections.set_state(self.0.id, State::Writing);
+    }
+}
 
 impl Drop for Serving {
     fn drop(&mut self) {
-        self.0.connections.set_waiting(self.0.id, true);
+        self.0.connections.set_state(self.0.id, State::Idle);
     }
 }
 
@@ -267,27 +308,53 @@ mod tests {
     }
 
     #[test]
-    fn sheds_the_longest_waiting_and_never_one_being_served() {
+    fn sheds_fresh_then_idle_then_writing_and_never_one_being_handled() {
         let rt = rt();
-        let c = Arc::new(Connections::new(3));
+        let c = Arc::new(Connections::new(4));
         let mut a = rt.block_on(c.admit()).unwrap();
         let mut b = rt.block_on(c.admit()).unwrap();
         let mut d = rt.block_on(c.admit()).unwrap();
-        // `a` (the oldest) is being served, so `b` has waited longest.
+        let mut e = rt.block_on(c.admit()).unwrap();
+        // `a` (the oldest) is being handled, so `b` has waited longest for a
+        // first head.
         let serving_a = a.tracker().head_complete();
-        assert!(c.shed_oldest_waiting());
-        assert!(is_shed(&mut b) && !is_shed(&mut a) && !is_shed(&mut d));
+        assert!(c.shed_one());
+        assert!(is_shed(&mut b) && !is_shed(&mut a) && !is_shed(&mut d) && !is_shed(&mut e));
         drop(b);
-        assert_eq!(c.stats(), ConnectionStats { open: 2, shed_total: 1, refused_total: 0 });
-        // `a`'s response is done: it waits for its next head from now on,
-        // so `d`, accepted before that, has waited longer.
+        assert_eq!(c.stats(), ConnectionStats { open: 3, shed_total: 1, refused_total: 0 });
+        // `a`'s response is being written: a fresh connection (`d`, then
+        // `e`) goes before it, however long `a` has been writing.
+        serving_a.writing();
+        // `e` finishes a request and idles; `d` stays fresh.
+        drop(e.tracker().head_complete());
+        assert!(c.shed_one());
+        assert!(is_shed(&mut d) && !is_shed(&mut a) && !is_shed(&mut e), "fresh first");
+        assert!(c.shed_one());
+        assert!(is_shed(&mut e) && !is_shed(&mut a), "then idle");
+        assert!(c.shed_one());
+        assert!(is_shed(&mut a), "then a response still being written");
+        assert!(!c.shed_one(), "nothing left to shed");
+        assert_eq!(c.stats().shed_total, 4);
         drop(serving_a);
-        assert!(c.shed_oldest_waiting());
-        assert!(is_shed(&mut d) && !is_shed(&mut a));
-        assert!(c.shed_oldest_waiting());
-        assert!(is_shed(&mut a));
-        assert!(!c.shed_oldest_waiting(), "nothing left to shed");
-        assert_eq!(c.stats().shed_total, 3);
+    }
+
+    #[test]
+    fn a_response_being_written_outlasts_newer_silent_connections() {
+        let rt = rt();
+        let c = Arc::new(Connections::new(2));
+        let mut scraper = rt.block_on(c.admit()).unwrap();
+        let serving = scraper.tracker().head_complete();
+        serving.writing();
+        let mut silent = rt.block_on(c.admit()).unwrap();
+        // Newcomers keep arriving: each sheds the silent one, never the
+        // scraper, older as it is.
+        assert!(c.shed_one());
+        assert!(is_shed(&mut silent) && !is_shed(&mut scraper));
+        drop(silent);
+        let mut silent = rt.block_on(c.admit()).unwrap();
+        assert!(c.shed_one());
+        assert!(is_shed(&mut silent) && !is_shed(&mut scraper));
+        drop(serving);
     }
 
     #[test]
@@ -312,7 +379,7 @@ mod tests {
         let c = Arc::new(Connections::new(2));
         let a = rt.block_on(c.admit()).unwrap();
         let b = rt.block_on(c.admit()).unwrap();
-        let _serving = (a.tracker().head_complete(), b.tracker().head_complete());
+        let _handling = (a.tracker().head_complete(), b.tracker().head_complete());
         assert!(rt.block_on(c.admit()).is_none());
         assert_eq!(c.stats(), ConnectionStats { open: 2, shed_total: 0, refused_total: 1 });
     }

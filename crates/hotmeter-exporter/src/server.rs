@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -27,7 +27,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 
-use crate::connections::{ConnectionStats, Connections, Slot, Tracker};
+use crate::connections::{ConnectionStats, Connections, Serving, Slot, Tracker};
 use crate::{
     JSON_CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE, encode_json, encode_openmetrics, encode_text,
     wants_openmetrics,
@@ -56,7 +56,7 @@ pub struct Limits {
     /// (every route is a GET).
     pub max_body_bytes: u64,
     /// Time a client has to send a complete request head, on a new or an
-    /// idle kept-alive connection; then it gets `408` and is closed.
+    /// idle kept-alive connection; then the connection is closed (hyper sends no response).
     /// Default 5 s: a scraper sends its head at once, and a kept-alive
     /// scraper reconnects at its next scrape.
     pub header_read_timeout: Duration,
@@ -435,8 +435,9 @@ async fn serve_connection(
 }
 
 /// [`MetricsService`] that tells the connection table when a request head
-/// has arrived (hyper calls a service only then) and when its response is
-/// done, so that a connection being served is not shed.
+/// has arrived (hyper calls a service only then), when its response starts
+/// being written, and when that is done (hyper drops the body), so that a
+/// connection is shed in the order `connections` sets.
 #[derive(Clone)]
 struct TrackedService {
     inner: MetricsService,
@@ -444,7 +445,7 @@ struct TrackedService {
 }
 
 impl hyper::service::Service<Request<Incoming>> for TrackedService {
-    type Response = Response<Full<Bytes>>;
+    type Response = Response<TrackedBody>;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 
@@ -454,13 +455,53 @@ impl hyper::service::Service<Request<Incoming>> for TrackedService {
         let serving = self.tracker.head_complete();
         let response = self.inner.call(req);
         Box::pin(async move {
-            let response = response.await;
-            // The response is handed to hyper: from here the connection
-            // waits for its next head (a client that does not read a large
-            // response counts as waiting, and can be shed).
-            drop(serving);
-            response
+            let (parts, body) = response.await.unwrap_or_else(|never| match never {}).into_parts();
+            let bytes = match body.collect().await {
+                Ok(collected) => collected.to_bytes(),
+                Err(never) => match never {},
+            };
+            serving.writing();
+            Ok(Response::from_parts(parts, TrackedBody { bytes, serving: Some(serving) }))
         })
+    }
+}
+
+/// Largest frame a [`TrackedBody`] hands hyper at once: hyper asks for the
+/// next one only as it writes, so the body (and the guard it carries) lives
+/// until the end of the response is queued, not just its start.
+const FRAME: usize = 64 * 1024;
+
+/// A response body that carries its connection's [`Serving`] guard until it
+/// is fully handed to hyper (or the connection is dropped), with an exact
+/// length, so `Content-Length` is sent as before.
+struct TrackedBody {
+    bytes: Bytes,
+    serving: Option<Serving>,
+}
+
+impl hyper::body::Body for TrackedBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        if self.bytes.is_empty() {
+            self.serving = None;
+            return std::task::Poll::Ready(None);
+        }
+        let n = self.bytes.len().min(FRAME);
+        let frame = self.bytes.split_to(n);
+        std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(frame))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.bytes.len() as u64)
     }
 }
 

@@ -578,11 +578,15 @@ fn run_worker(
                 break;
             }
             let idle = queue.idle_workers();
-            idle.fetch_add(1, Ordering::SeqCst);
+            // Relaxed: `idle` is only a hint for submitters (`wake_one`
+            // reads it Relaxed too); a submission that races with this
+            // worker going to sleep costs at most one `IDLE_PARK`, never a
+            // lost observation, since the worker looks again after it.
+            idle.fetch_add(1, Ordering::Relaxed);
             if queue.is_empty() {
                 parker.park_timeout(IDLE_PARK);
             }
-            idle.fetch_sub(1, Ordering::SeqCst);
+            idle.fetch_sub(1, Ordering::Relaxed);
             util.tick(now_ns(), &m);
             continue;
         }

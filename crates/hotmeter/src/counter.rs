@@ -154,12 +154,13 @@ impl FloatCounter {
         Self { bits: Arc::new(AtomicU64::new(0f64.to_bits())) }
     }
 
-    /// Adds `v` if it is finite and not negative.
+    /// Adds `v` if it is finite and not negative. The total saturates at
+    /// `f64::MAX` instead of overflowing to infinity.
     pub fn inc_by(&self, v: f64) {
         if !(v.is_finite() && v >= 0.0) {
             return;
         }
-        crate::gauge::add_f64(&self.bits, v);
+        crate::gauge::update_f64(&self.bits, |cur| (cur + v).min(f64::MAX));
     }
 
     /// Raises the value to `total` if that is larger (for mirroring a
@@ -217,6 +218,12 @@ mod tests {
         }
         c.set_max(3.0);
         assert_eq!(c.get(), 11.0, "a smaller total does not lower it");
+        let big = FloatCounter::new();
+        big.inc_by(f64::MAX);
+        big.inc_by(f64::MAX);
+        assert_eq!(big.get(), f64::MAX, "saturates, never infinite");
+        big.set_max(1.0);
+        assert_eq!(big.get(), f64::MAX);
         let fresh = FloatCounter::new();
         fresh.set_max(-0.0);
         assert_eq!(fresh.get().to_bits(), 0f64.to_bits(), "a fresh counter stays at +0.0");

@@ -155,6 +155,12 @@ pub enum RegistryError {
         /// What differs.
         what: ShapeDifference,
     },
+    /// The name belongs to the registry itself (its overflow self-metric,
+    /// `hotmeter_label_overflow_total` under the registry's namespace).
+    ReservedName {
+        /// The metric name.
+        name: String,
+    },
     /// A name this metric would be exposed under (its family name, or a
     /// sample name such as `_bucket`, `_count`, `_sum`, `_created`,
     /// `_total`) belongs to another registered metric, so a scrape would
@@ -229,6 +235,9 @@ impl fmt::Display for RegistryError {
                     write!(f, "metric {name:?} is registered with cardinality limit {existing}, not {requested}")
                 }
             },
+            Self::ReservedName { name } => {
+                write!(f, "metric name {name:?} is reserved for the registry's own overflow counter")
+            }
             Self::NameCollision { name, kind, exposed, existing, existing_kind } => write!(
                 f,
                 "{kind} {name:?} would expose {exposed:?}, which the {existing_kind} {existing:?} already exposes"

@@ -85,9 +85,16 @@ impl Default for Gauge {
 /// of the crate: gauges, histogram sums and float counters use it.
 #[inline]
 pub(crate) fn add_f64(cell: &AtomicU64, delta: f64) {
+    update_f64(cell, |cur| cur + delta);
+}
+
+/// Replaces the `f64` in `cell` with `next(current)`, atomically (one
+/// compare-and-swap loop): the one place that spells it.
+#[inline]
+pub(crate) fn update_f64(cell: &AtomicU64, next: impl Fn(f64) -> f64) {
     let mut cur = cell.load(Ordering::Relaxed);
     loop {
-        let new = (f64::from_bits(cur) + delta).to_bits();
+        let new = next(f64::from_bits(cur)).to_bits();
         match cell.compare_exchange_weak(cur, new, Ordering::Relaxed, Ordering::Relaxed) {
             Ok(_) => return,
             Err(actual) => cur = actual,

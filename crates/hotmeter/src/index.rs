@@ -276,11 +276,13 @@ impl<V: Send + Sync + 'static> StringIndex<V> {
         }
     }
 
-    /// The hash [`get`](Self::get) and [`get_or_insert_with`](Self::get_or_insert_with)
-    /// expect by default. Any other function of the values works too (a
-    /// `metrics::Key`'s hash, say) as long as every call on one index uses
-    /// the same one; values are always compared exactly, so collisions cost
-    /// time, never correctness.
+    /// The hash [`get`](Self::get), [`get_or_insert_with`](Self::get_or_insert_with)
+    /// and [`remove`](Self::remove) take by default. Any other function of
+    /// the values works too (a `metrics::Key`'s hash, say) as long as every
+    /// call on one index uses the same one: values are always compared
+    /// exactly, so collisions cost time, never correctness, but a key looked
+    /// up with two different hashes is two keys (as in a `HashMap` whose
+    /// `Hash` disagrees with its `Eq`).
     #[inline]
     pub fn hash(values: &[&str]) -> u64 {
         // Fixed seed: hashes are only compared within this process.
@@ -312,6 +314,21 @@ impl<V: Send + Sync + 'static> StringIndex<V> {
         make: impl FnOnce() -> V,
         f: impl FnOnce(&V) -> R,
     ) -> Result<Option<R>, LabelCountError> {
+        self.get_or_try_insert_with(hash, values, || Some(make()), f)
+    }
+
+    /// As [`get_or_insert_with`](Self::get_or_insert_with), but `make` may
+    /// refuse a new key (`None`): nothing is inserted and the result is
+    /// `Ok(None)`, as for a full index. `make` runs only for a key that is
+    /// not in the index at all (never for a hit, nor a revival).
+    #[inline]
+    pub fn get_or_try_insert_with<R>(
+        &self,
+        hash: u64,
+        values: &[&str],
+        make: impl FnOnce() -> Option<V>,
+        f: impl FnOnce(&V) -> R,
+    ) -> Result<Option<R>, LabelCountError> {
         self.check_len(values)?;
         if let Some(entry) = self.inner.find_live(hash, values) {
             return Ok(Some(f(&entry.value)));
@@ -320,10 +337,10 @@ impl<V: Send + Sync + 'static> StringIndex<V> {
     }
 
     /// Finds, revives or inserts the entry for `values` under the writers'
-    /// lock; `None` when that would exceed the limit.
+    /// lock; `None` when that would exceed the limit or `make` refuses.
     #[cold]
     #[inline(never)]
-    fn miss(&self, hash: u64, values: &[&str], make: impl FnOnce() -> V) -> Option<&V> {
+    fn miss(&self, hash: u64, values: &[&str], make: impl FnOnce() -> Option<V>) -> Option<&V> {
         let inner = &*self.inner;
         // Full already: no lock needed to know the answer, but only after
         // looking the key up again. Our lock-free lookup may have missed
@@ -356,10 +373,11 @@ impl<V: Send + Sync + 'static> StringIndex<V> {
         if inner.live.load(Ordering::Relaxed) >= inner.limit || w.slots >= 2 * inner.limit {
             return None;
         }
+        let value = make()?;
         let slot = w.slots;
         let (k, off) = slot_position(slot);
         let segment = inner.segments[k].get_or_init(|| (0..SEGMENT0 << k).map(|_| OnceLock::new()).collect());
-        let _ = segment[off].set(Entry::new(hash, values, make()));
+        let _ = segment[off].set(Entry::new(hash, values, value));
         w.slots += 1;
         self.publish(slot, w.slots, hash);
         // Release: publishes the new index word to the unlocked full check.
@@ -393,15 +411,16 @@ impl<V: Send + Sync + 'static> StringIndex<V> {
         }
     }
 
-    /// Marks the entry for `values` removed (no longer live, its place under
-    /// the limit freed); returns whether it was live.
-    pub fn remove(&self, values: &[&str]) -> bool {
+    /// Marks the entry for `values` (found with `hash`, the same function
+    /// of the values every call on this index uses) removed: no longer live,
+    /// its place under the limit freed. Returns whether it was live.
+    pub fn remove(&self, hash: u64, values: &[&str]) -> bool {
         if self.check_len(values).is_err() {
             return false;
         }
         let inner = &*self.inner;
         let _w = lock(&inner.writers);
-        match inner.find(inner.current.load(Ordering::Relaxed), Self::hash(values), values) {
+        match inner.find(inner.current.load(Ordering::Relaxed), hash, values) {
             Some(entry) if !entry.removed.load(Ordering::Relaxed) => {
                 entry.removed.store(true, Ordering::Relaxed);
                 inner.live.fetch_sub(1, Ordering::Relaxed);
@@ -529,7 +548,7 @@ mod tests {
         assert_eq!(put("b", 2), Some(2));
         assert_eq!(put("c", 3), None, "full");
         assert_eq!(put("a", 9), Some(1), "an existing key is found at the limit");
-        assert!(index.remove(&["a"]));
+        assert!(index.remove(StringIndex::<u32>::hash(&["a"]), &["a"]));
         assert_eq!(index.get(StringIndex::<u32>::hash(&["a"]), &["a"], |v| *v).unwrap(), None, "removed is not live");
         assert_eq!(put("c", 3), Some(3), "room again");
         assert_eq!(put("a", 9), None, "full again: a removed key does not come back over the limit");
@@ -542,6 +561,18 @@ mod tests {
         let keys: Vec<&str> = order.iter().map(|&s| index.entry(s).unwrap().key_value(0)).collect();
         assert_eq!(keys, ["a", "b", "c"]);
         assert_eq!(index.get(0, &["x", "y"], |_| ()).unwrap_err(), LabelCountError { expected: 1, got: 2 });
+    }
+
+    #[test]
+    fn a_callers_own_hash_works_for_every_operation() {
+        let index: StringIndex<u32> = StringIndex::with_limit(1, 10);
+        let custom = 42u64;
+        assert_eq!(index.get_or_insert_with(custom, &["a"], || 1, |v| *v).unwrap(), Some(1));
+        assert_eq!(index.get(custom, &["a"], |v| *v).unwrap(), Some(1));
+        assert!(index.remove(custom, &["a"]));
+        assert_eq!(index.get(custom, &["a"], |v| *v).unwrap(), None);
+        assert_eq!(index.get_or_try_insert_with(custom, &["b"], || None, |v| *v).unwrap(), None, "refused");
+        assert_eq!(index.remembered(), 1, "a refused key takes no slot");
     }
 
     #[test]

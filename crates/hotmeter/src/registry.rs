@@ -136,7 +136,7 @@ struct Families {
     /// Exposed name (family or sample, in any format) -> the family that
     /// owns it. Two families may never share one: a scrape would hold two
     /// series of one name, or two families of one name.
-    exposed: BTreeMap<String, String>,
+    exposed: BTreeMap<String, (String, MetricType)>,
 }
 
 /// Every name a family of `kind` registered as `name` is exposed under, in
@@ -167,16 +167,15 @@ impl Families {
     /// another family.
     fn check_exposed_names(&self, name: &str, kind: MetricType) -> Result<(), RegistryError> {
         for exposed in exposed_names(name, kind) {
-            if let Some(owner) = self.exposed.get(&exposed)
+            if let Some((owner, existing_kind)) = self.exposed.get(&exposed)
                 && owner != name
             {
-                let existing = self.by_name.get(owner).map_or(MetricType::Gauge, |e| e.desc.kind);
                 return Err(RegistryError::NameCollision {
                     name: name.to_owned(),
                     kind,
                     exposed,
                     existing: owner.clone(),
-                    existing_kind: existing,
+                    existing_kind: *existing_kind,
                 });
             }
         }
@@ -185,7 +184,7 @@ impl Families {
 
     fn reserve_exposed_names(&mut self, name: &str, kind: MetricType) {
         for exposed in exposed_names(name, kind) {
-            self.exposed.insert(exposed, name.to_owned());
+            self.exposed.insert(exposed, (name.to_owned(), kind));
         }
     }
 }
@@ -283,11 +282,23 @@ impl RegistryBuilder {
             validate_metric_name(ns)?;
         }
         check_label_names("", self.const_labels.iter().map(|(n, _)| n.as_str()), MetricType::Counter)?;
+        // The overflow self-metric is this registry's own: its name and the
+        // names it is exposed under are reserved from the start (a user
+        // metric can neither take them nor make string families fail
+        // later), and its `metric` label must not repeat a constant label.
+        let overflow_name = crate::name::full_name(self.namespace.as_deref(), OVERFLOW_METRIC);
+        check_label_names(
+            &overflow_name,
+            self.const_labels.iter().map(|(n, _)| n.as_str()).chain([OVERFLOW_LABEL]),
+            MetricType::Counter,
+        )?;
+        let mut families = Families::default();
+        families.reserve_exposed_names(&overflow_name, MetricType::Counter);
         Ok(Registry {
             inner: Arc::new(Inner {
                 namespace: self.namespace,
                 const_labels: self.const_labels,
-                families: Mutex::new(Families::default()),
+                families: Mutex::new(families),
                 callbacks: Mutex::new(Vec::new()),
                 overflow: Arc::new(OverflowCollector::default()),
                 collect_state: Mutex::new(CollectState::default()),
@@ -317,6 +328,9 @@ fn check_label_names<'a>(
 
 /// Name of the self-metric counting lookups folded into overflow series.
 pub const OVERFLOW_METRIC: &str = "hotmeter_label_overflow_total";
+
+/// The label of [`OVERFLOW_METRIC`] that names the family.
+const OVERFLOW_LABEL: &str = "metric";
 
 impl Registry {
     /// An empty registry with no namespace and no constant labels.
@@ -354,6 +368,10 @@ impl Registry {
         )?;
         let desc = Desc::new(name.clone(), opts.help, opts.unit, kind, const_labels, label_names);
 
+        let overflow_name = self.full_name(OVERFLOW_METRIC);
+        if name == overflow_name {
+            return Err(RegistryError::ReservedName { name });
+        }
         let mut families = lock(&self.inner.families);
         if let Some(existing) = families.by_name.get(&name) {
             return Self::reuse(existing, &desc, &metric);
@@ -361,11 +379,6 @@ impl Registry {
         families.check_exposed_names(&name, kind)?;
         let collect = private::Registrable::into_collect(metric.clone());
         if collect.overflowed().is_some() {
-            let overflow_name = self.full_name(OVERFLOW_METRIC);
-            if !families.by_name.contains_key(&overflow_name) {
-                families.check_exposed_names(&overflow_name, MetricType::Counter)?;
-                families.reserve_exposed_names(&overflow_name, MetricType::Counter);
-            }
             self.inner.overflow.track(&name, collect.clone());
             families.by_name.entry(overflow_name.clone()).or_insert_with(|| Entry {
                 desc: Arc::new(Desc::new(
@@ -374,7 +387,7 @@ impl Registry {
                     None,
                     MetricType::Counter,
                     self.inner.const_labels.clone(),
-                    vec!["metric".into()],
+                    vec![OVERFLOW_LABEL.into()],
                 )),
                 collect: self.inner.overflow.clone(),
             });
@@ -510,8 +523,11 @@ impl Registry {
     /// keep working but are no longer exported.
     pub fn unregister(&self, full_name: &str) -> bool {
         self.inner.overflow.untrack(full_name);
+        if full_name == self.full_name(OVERFLOW_METRIC) {
+            return false;
+        }
         let mut families = lock(&self.inner.families);
-        families.exposed.retain(|_, owner| owner != full_name);
+        families.exposed.retain(|_, (owner, _)| owner != full_name);
         families.by_name.remove(full_name).is_some()
     }
 }

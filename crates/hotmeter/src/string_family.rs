@@ -118,16 +118,14 @@ impl<M: Metric> StringFamily<M> {
     }
 
     /// Runs `f` on the series for `values` (created on first use).
+    ///
+    /// A label set whose every value is [`OVERFLOW_LABEL_VALUE`] is the
+    /// overflow series' own: it is routed there and counted as overflow,
+    /// never created as a second series with the same labels.
     #[inline]
     pub fn with<R>(&self, values: &[&str], f: impl FnOnce(&M) -> R) -> Result<R, LabelCountError> {
-        let inner = &*self.inner;
         let mut f = Some(f);
-        let hit = inner.series.get_or_insert_with(
-            StringIndex::<Series<M>>::hash(values),
-            values,
-            || Series { metric: (inner.make)(), rendered: RenderCache::default() },
-            |s| f.take().map(|f| f(&s.metric)),
-        )?;
+        let hit = self.find_or_make(values, |s| f.take().map(|f| f(&s.metric)))?;
         Ok(match (hit, f) {
             (Some(Some(r)), _) => r,
             (_, Some(f)) => self.route_to_overflow(f),
@@ -146,12 +144,22 @@ impl<M: Metric> StringFamily<M> {
     /// overflow): for callers that keep their own fallback.
     #[inline]
     pub fn with_within_limit<R>(&self, values: &[&str], f: impl FnOnce(&M) -> R) -> Result<Option<R>, LabelCountError> {
+        self.find_or_make(values, |s| f(&s.metric))
+    }
+
+    /// The index lookup both entry points share: a hit, or a new series
+    /// unless the index is full or the label set is the overflow series'.
+    #[inline(always)]
+    fn find_or_make<R>(&self, values: &[&str], f: impl FnOnce(&Series<M>) -> R) -> Result<Option<R>, LabelCountError> {
         let inner = &*self.inner;
-        inner.series.get_or_insert_with(
+        inner.series.get_or_try_insert_with(
             StringIndex::<Series<M>>::hash(values),
             values,
-            || Series { metric: (inner.make)(), rendered: RenderCache::default() },
-            |s| f(&s.metric),
+            || {
+                let reserved = values.iter().all(|&v| v == OVERFLOW_LABEL_VALUE);
+                (!reserved).then(|| Series { metric: (inner.make)(), rendered: RenderCache::default() })
+            },
+            f,
         )
     }
 
@@ -163,7 +171,7 @@ impl<M: Metric> StringFamily<M> {
 
     /// Stops exporting the series for `values`; returns whether it was live.
     pub fn remove(&self, values: &[&str]) -> bool {
-        self.inner.series.remove(values)
+        self.inner.series.remove(StringIndex::<Series<M>>::hash(values), values)
     }
 
     /// Stops exporting every series (the overflow count is kept: it is a
@@ -307,6 +315,18 @@ mod tests {
         assert_eq!(f.with_within_limit(&["a"], |c| c.inc()).unwrap(), Some(()));
         assert_eq!(f.with_within_limit(&["b"], |c| c.inc()).unwrap(), None);
         assert_eq!(f.overflowed(), 0);
+    }
+
+    #[test]
+    fn the_overflow_label_set_is_never_a_second_series() {
+        let f = StringFamily::with_limit(&["a", "b"], 5, SingleCounter::new);
+        f.with(&[OVERFLOW_LABEL_VALUE, OVERFLOW_LABEL_VALUE], |c| c.inc()).unwrap();
+        assert_eq!((f.len(), f.overflowed()), (0, 1), "routed to the overflow series and counted");
+        assert_eq!(f.inner.overflow.get(), 1);
+        assert_eq!(f.with_within_limit(&[OVERFLOW_LABEL_VALUE, OVERFLOW_LABEL_VALUE], |c| c.inc()).unwrap(), None);
+        // One value alone is an ordinary label value.
+        f.with(&[OVERFLOW_LABEL_VALUE, "x"], |c| c.inc()).unwrap();
+        assert_eq!((f.len(), f.overflowed()), (1, 1));
     }
 
     #[test]
