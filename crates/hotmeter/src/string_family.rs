@@ -156,7 +156,7 @@ impl<M: Metric> StringFamily<M> {
             StringIndex::<Series<M>>::hash(values),
             values,
             || {
-                let reserved = values.iter().all(|&v| v == OVERFLOW_LABEL_VALUE);
+                let reserved = !values.is_empty() && values.iter().all(|&v| v == OVERFLOW_LABEL_VALUE);
                 (!reserved).then(|| Series { metric: (inner.make)(), rendered: RenderCache::default() })
             },
             f,
@@ -327,6 +327,10 @@ mod tests {
         // One value alone is an ordinary label value.
         f.with(&[OVERFLOW_LABEL_VALUE, "x"], |c| c.inc()).unwrap();
         assert_eq!((f.len(), f.overflowed()), (1, 1));
+        // A family without labels has one series, which is no overflow.
+        let unlabeled = StringFamily::new(&[], SingleCounter::new);
+        unlabeled.with(&[], |c| c.inc()).unwrap();
+        assert_eq!((unlabeled.len(), unlabeled.overflowed()), (1, 0));
     }
 
     #[test]

@@ -82,7 +82,7 @@ impl<'a> Labels<'a> {
         (0..self.len()).filter_map(|i| self.get(i))
     }
 
-    /// The label set as [`write_label_set`] writes it (open, no closing
+    /// The label set as [`write_label_set`](crate::write_label_set) writes it (open, no closing
     /// brace), when the series keeps it cached (labeled families do,
     /// rendered at their first scrape); `None` otherwise, and then the
     /// encoder renders it.
