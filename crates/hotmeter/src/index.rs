@@ -295,6 +295,14 @@ impl<V: Send + Sync + 'static> StringIndex<V> {
         if values.len() == expected { Ok(()) } else { Err(LabelCountError { expected, got: values.len() }) }
     }
 
+    /// The live value for `values`, if there is one. Lock-free: the hit path
+    /// callers build on.
+    #[inline]
+    pub fn find(&self, hash: u64, values: &[&str]) -> Result<Option<&V>, LabelCountError> {
+        self.check_len(values)?;
+        Ok(self.inner.find_live(hash, values).map(|e| &e.value))
+    }
+
     /// Runs `f` on the live value for `values`, if there is one. Lock-free.
     #[inline]
     pub fn get<R>(&self, hash: u64, values: &[&str], f: impl FnOnce(&V) -> R) -> Result<Option<R>, LabelCountError> {

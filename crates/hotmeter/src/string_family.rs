@@ -124,13 +124,24 @@ impl<M: Metric> StringFamily<M> {
     /// never created as a second series with the same labels.
     #[inline]
     pub fn with<R>(&self, values: &[&str], f: impl FnOnce(&M) -> R) -> Result<R, LabelCountError> {
+        let hash = StringIndex::<Series<M>>::hash(values);
+        if let Some(series) = self.inner.series.find(hash, values)? {
+            return Ok(f(&series.metric));
+        }
+        Ok(self.with_cold(values, f))
+    }
+
+    /// A miss: create the series, or route to the overflow series.
+    #[cold]
+    #[inline(never)]
+    fn with_cold<R>(&self, values: &[&str], f: impl FnOnce(&M) -> R) -> R {
         let mut f = Some(f);
-        let hit = self.find_or_make(values, |s| f.take().map(|f| f(&s.metric)))?;
-        Ok(match (hit, f) {
-            (Some(Some(r)), _) => r,
+        let hit = self.find_or_make(values, |s| f.take().map(|f| f(&s.metric)));
+        match (hit, f) {
+            (Ok(Some(Some(r))), _) => r,
             (_, Some(f)) => self.route_to_overflow(f),
             (_, None) => unreachable!("f is taken only by a hit"),
-        })
+        }
     }
 
     /// A handle to the series for `values` (created on first use), to keep
@@ -163,7 +174,6 @@ impl<M: Metric> StringFamily<M> {
         )
     }
 
-    #[cold]
     fn route_to_overflow<R>(&self, f: impl FnOnce(&M) -> R) -> R {
         self.inner.overflowed.fetch_add(1, Ordering::Relaxed);
         f(&self.inner.overflow)
