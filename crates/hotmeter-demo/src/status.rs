@@ -1,15 +1,18 @@
 //! The live status line and the final summary, read from registry snapshots.
 //!
-//! Owns: turning two snapshots into per-second figures. Must not: keep its
+//! Owns: turning two snapshots into per-second figures, and writing lines to
+//! stdout (`say`: a closed stdout ends the run instead of a panic). Must not: keep its
 //! own counts — what the terminal says is what a scrape of the same
 //! registry says (the figures come from the same snapshot an encoder reads).
 
+use std::io::Write;
 use std::time::Duration;
 
 use hotmeter::{OwnedValue, RegistrySnapshot};
 use hotmeter_checkpoint::metrics::{self as checkpoint, WriteStatus};
+use hotmeter_streaming::BackpressureState;
+use hotmeter_streaming::Priority;
 use hotmeter_streaming::metrics as m;
-use hotmeter_streaming::{BackpressureState, Priority};
 
 /// Full metric names under an optional namespace.
 #[derive(Debug, Clone)]
@@ -152,6 +155,13 @@ pub(crate) fn line(uptime: Duration, w: &Window, now: &Tally) -> String {
         state_name(now.state),
         w.rejected,
     )
+}
+
+/// Writes to stdout, flushed; false once stdout is gone (a closed pipe, as
+/// behind `| head`), which ends the run like Ctrl-C instead of a panic.
+pub(crate) fn say(text: std::fmt::Arguments<'_>) -> bool {
+    let mut out = std::io::stdout().lock();
+    out.write_fmt(text).and_then(|()| out.flush()).is_ok()
 }
 
 #[cfg(test)]

@@ -1,0 +1,171 @@
+//! Wiring the pipeline: the registry, the pool, the checkpoint store, the
+//! SLOs and traces, the exporter, and the two load threads that drive it
+//! (the paced generator and the recall queries).
+//!
+//! Owns: building the pipeline from the options and running its load.
+//! Must not: decide exit codes or the order of a run's steps (`main` does),
+//! or print beyond the exporter's start-up lines.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use hotmeter::Registry;
+use hotmeter_checkpoint::{FaultInjectingStore, MonitoredStore, SqliteStore};
+use hotmeter_slo::{Slo, SloTracker, TraceTracker};
+use hotmeter_streaming::{MemorySpace, PoolConfig, Priority, RecallIndex, WorkerPool};
+
+use crate::cli::Options;
+use crate::handler::{DemoHandler, STAGES, Store, trace_id};
+use crate::outcome::{Failed, context};
+use crate::slos;
+use crate::status::{Names, say};
+use crate::traffic::{Rng, SPACES, Traffic};
+
+/// Everything a run builds before traffic starts: the registry and what
+/// records into it.
+pub(crate) struct Pipeline {
+    pub(crate) registry: Registry,
+    pub(crate) store: Store,
+    /// Checkpoint rows in the file before this run, to count the new ones.
+    pub(crate) rows_before: u64,
+    pub(crate) recall: Arc<RecallIndex>,
+    pub(crate) traces: Arc<TraceTracker>,
+    pub(crate) slo_defs: Vec<Slo>,
+    pub(crate) slo_tracker: Arc<Mutex<SloTracker>>,
+    pub(crate) pool: WorkerPool,
+    pub(crate) spaces: Vec<MemorySpace>,
+    pub(crate) names: Names,
+}
+
+/// The registry (namespaced, with process metrics), the monitored checkpoint
+/// store, recall index, trace tracker, SLO tracker, and the started pool with
+/// its memory spaces.
+pub(crate) fn build_pipeline(o: &Options) -> Result<Pipeline, Failed> {
+    let mut builder = Registry::builder();
+    if let Some(ns) = &o.namespace {
+        builder = builder.namespace(ns.clone());
+    }
+    let registry = context(builder.build(), || "cannot build the registry".into())?;
+    context(hotmeter_exporter::register_process_metrics(&registry), || "cannot register process metrics".into())?;
+
+    let sqlite = context(SqliteStore::open_with(&o.db, o.sync), || format!("cannot open {}", o.db.display()))?;
+    let faulty = context(FaultInjectingStore::new(sqlite, o.error_rate, 0x5eed), || "bad --error-rate".into())?;
+    let store = context(MonitoredStore::new(faulty, &registry), || "cannot register checkpoint metrics".into())?;
+    let rows_before = context(store.inner().inner().count(), || "cannot read the checkpoint table".into())?;
+    let recall = Arc::new(RecallIndex::new(10_000));
+    let traces = Arc::new(context(TraceTracker::new(&registry, &STAGES, Duration::from_secs(60), 100_000), || {
+        "cannot register trace metrics".into()
+    })?);
+    let handler = Arc::new(DemoHandler { store: store.clone(), recall: recall.clone(), traces: traces.clone() });
+    let slo_defs = slos::definitions();
+    let slo_tracker = Arc::new(Mutex::new(context(SloTracker::new(slo_defs.clone(), o.namespace.as_deref()), || {
+        "invalid SLO definitions".into()
+    })?));
+    let config = PoolConfig { workers: o.workers, ..PoolConfig::default() };
+    let pool = context(WorkerPool::start(config, &registry, handler), || "cannot start the worker pool".into())?;
+    let spaces = SPACES
+        .iter()
+        .map(|(name, _)| pool.memory_space(name))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Failed { what: "cannot add memory spaces".into(), source: e.into() })?;
+    Ok(Pipeline {
+        registry,
+        store,
+        rows_before,
+        recall,
+        traces,
+        slo_defs,
+        slo_tracker,
+        pool,
+        spaces,
+        names: Names::new(o.namespace.as_deref()),
+    })
+}
+
+/// Serves the registry (and `/slos`) on `--listen`, marks it ready, and
+/// prints where and what runs.
+pub(crate) fn start_exporter(o: &Options, p: &Pipeline) -> Result<hotmeter_exporter::ThreadedServer, Failed> {
+    let (report_slos, slo_defs) = (p.slo_tracker.clone(), p.slo_defs.clone());
+    let exporter = hotmeter_exporter::Exporter::new(p.registry.clone()).listen(o.listen).route(
+        "/slos",
+        "application/json",
+        move || report_slos.lock().unwrap_or_else(PoisonError::into_inner).report().to_json(&slo_defs).into_bytes(),
+    );
+    let server = context(exporter.start(), || {
+        format!("cannot serve metrics on {} (pass --listen with another address, e.g. 127.0.0.1:0)", o.listen)
+    })?;
+    server.set_ready(true);
+    say(format_args!("serving http://{}/metrics\n", server.local_addr()));
+    say(format_args!(
+        "pipeline: {} obs/s over {} memory spaces, {} workers, checkpoints in {} (sync {}), error injection {}%\n",
+        o.rate,
+        p.spaces.len(),
+        o.workers,
+        o.db.display(),
+        o.sync.as_str(),
+        o.error_rate * 100.0
+    ));
+    match o.duration {
+        Some(d) => say(format_args!("running for {:.1} s (Ctrl-C stops early)\n", d.as_secs_f64())),
+        None => say(format_args!("running until Ctrl-C\n")),
+    };
+    Ok(server)
+}
+
+/// The generator: paced to `--rate` in 1 ms steps, one session per space,
+/// weighted spaces and priorities, every tenth observation traced.
+pub(crate) fn generate(o: &Options, p: &Pipeline, traffic: &Traffic, generating: &AtomicBool) {
+    let sessions: Vec<_> = p.spaces.iter().map(|sp| p.pool.session(sp)).collect();
+    let traces = &p.traces;
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut sent = 0u64;
+    let begin = Instant::now();
+    while generating.load(Ordering::Acquire) {
+        let due = (begin.elapsed().as_secs_f64() * o.rate) as u64;
+        while sent < due {
+            let mut pick = rng.below(100);
+            let space = SPACES.iter().position(|&(_, w)| {
+                pick < w || {
+                    pick -= w;
+                    false
+                }
+            });
+            let priority = match rng.below(10) {
+                0 => Priority::High,
+                1 | 2 => Priority::Low,
+                _ => Priority::Normal,
+            };
+            let payload = vec![b'x'; 32 + rng.below(224) as usize];
+            traffic.submitted.fetch_add(1, Ordering::Relaxed);
+            let id = trace_id(sent);
+            if let Some(id) = &id {
+                // Both before submitting: once accepted, a worker may finish
+                // (and validate) the trace before `submit` even returns.
+                let _ = traces.record(id, "generate");
+                let _ = traces.record(id, "enqueue");
+            }
+            if sessions[space.unwrap_or(0)].submit(priority, sent, payload).is_err() {
+                // Counted in streaming_observations_rejected_total by the queue;
+                // its trace ends here, without `process` and `checkpoint_write`.
+                traffic.rejected.fetch_add(1, Ordering::Relaxed);
+                if let Some(id) = &id {
+                    let _ = traces.validate(id, &STAGES);
+                }
+            }
+            sent += 1;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Recall: 20 queries a second against recently stored keys.
+pub(crate) fn query_recall(p: &Pipeline, traffic: &Traffic, generating: &AtomicBool) {
+    let mut rng = Rng(0x1234_5678_9abc_def1);
+    while generating.load(Ordering::Acquire) {
+        let space = &p.spaces[rng.below(p.spaces.len() as u64) as usize];
+        let newest = traffic.submitted.load(Ordering::Relaxed);
+        let _ = p.recall.recall(space, newest.saturating_sub(rng.below(1000)));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
