@@ -60,6 +60,9 @@ cargo test --workspace --locked 2>&1 | tee -a "$results"
 step "loom models (LOOM_MAX_PREEMPTIONS=$LOOM_MAX_PREEMPTIONS)"
 RUSTFLAGS="--cfg hotmeter_loom" cargo test -p loom-tests --release --locked --target-dir target/loom 2>&1 | tee -a "$results"
 
+step "loom mutation smoke: two listed mutations must be caught (all: bash loom-tests/mutate.sh)"
+bash loom-tests/mutate.sh M2 M14
+
 step "benchmarks compile (cargo bench --no-run)"
 cargo bench --workspace --no-run --locked
 

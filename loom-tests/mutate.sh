@@ -37,7 +37,9 @@ scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
 # A scratch copy of the sources (not target/), sharing the loom build cache.
 tar -C "$root" --exclude=./target --exclude=./.git -cf - . | tar -C "$scratch" -xf -
-export CARGO_TARGET_DIR="$root/target/loom-mutants"
+# The loom models' own target directory: its dependencies are reused (the
+# scratch copy's crates build under their own path hashes beside them).
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target/loom}"
 
 failures=0
 printf '| id | file | test | result |\n|---|---|---|---|\n'
