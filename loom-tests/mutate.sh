@@ -33,13 +33,24 @@ mutations=(
 )
 
 wanted=("$@")
+known=" $(for m in "${mutations[@]}"; do printf '%s ' "${m%%~*}"; done)"
+for w in "${wanted[@]}"; do
+  if [[ "$known" != *" $w "* ]]; then
+    echo "mutate.sh: no mutation $w (known:$known)" >&2
+    exit 2
+  fi
+done
+
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
-# A scratch copy of the sources (not target/), sharing the loom build cache.
+# A scratch copy of the sources (not target/): the working tree is never
+# touched.
 tar -C "$root" --exclude=./target --exclude=./.git -cf - . | tar -C "$scratch" -xf -
-# The loom models' own target directory: its dependencies are reused (the
-# scratch copy's crates build under their own path hashes beside them).
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target/loom}"
+# A target directory of the mutants' own. Never the models' `target/loom`:
+# cargo names a path package's artifacts by its place in the workspace, the
+# same in the scratch copy, so a mutant built there would be taken as up to
+# date by the real tree's next loom run.
+export CARGO_TARGET_DIR="${MUTANTS_TARGET_DIR:-$root/target/loom-mutants}"
 
 failures=0
 printf '| id | file | test | result |\n|---|---|---|---|\n'
@@ -47,21 +58,26 @@ for m in "${mutations[@]}"; do
   IFS='~' read -r id file subst bin name <<<"$m"
   if [ "${#wanted[@]}" -gt 0 ] && [[ ! " ${wanted[*]} " == *" $id "* ]]; then continue; fi
   cp "$root/$file" "$scratch/$file"
-  if ! perl -0pi -e "\$n = ($subst); END { exit(\$n == 1 ? 0 : 3) }" "$scratch/$file"; then
-    printf '| %s | %s | %s | DOES NOT APPLY |\n' "$id" "$file" "$bin::$name"
+  # Every occurrence is replaced and counted: the pattern must match once.
+  if ! perl -0pi -e "\$n = (${subst}g); END { exit(\$n == 1 ? 0 : 3) }" "$scratch/$file"; then
+    printf '| %s | %s | %s | DOES NOT APPLY (must match exactly once) |\n' "$id" "$file" "$bin::$name"
     failures=$((failures + 1))
     cp "$root/$file" "$scratch/$file"
     continue
   fi
-  if (cd "$scratch" && RUSTFLAGS="--cfg hotmeter_loom" timeout 600 cargo test -q -p loom-tests --release \
-        --test "$bin" -- --exact "$name" >"$scratch/$id.log" 2>&1); then
+  log="$scratch/$id.log"
+  if (cd "$scratch" && RUSTFLAGS="--cfg hotmeter_loom" timeout 600 cargo test -p loom-tests --release \
+        --test "$bin" -- --exact "$name" >"$log" 2>&1); then
     result="NOT CAUGHT"
     failures=$((failures + 1))
-  elif grep -q "^error\[\|could not compile" "$scratch/$id.log"; then
-    result="DOES NOT COMPILE"
-    failures=$((failures + 1))
-  else
+  elif grep -qx "test $name - should panic ... FAILED\|test $name ... FAILED" "$log"; then
+    # Caught only when the named model ran and failed: not a compile error,
+    # a missing test, a time-out or a failure to build.
     result="caught"
+  else
+    result="ERROR (the model did not run; see below)"
+    failures=$((failures + 1))
+    tail -n 15 "$log" | sed 's/^/    /' >&2
   fi
   printf '| %s | %s | %s | %s |\n' "$id" "$file" "$bin::$name" "$result"
   cp "$root/$file" "$scratch/$file"

@@ -38,12 +38,13 @@ use crate::cli::{Command, Options};
 use crate::outcome::{Failed, Mode, RunSummary, context};
 use crate::pipeline::{build_pipeline, generate, query_recall, start_exporter};
 use crate::report::{report_until_stopped, summarize};
+use crate::status::say;
 use crate::traffic::Traffic;
 
 fn main() -> ExitCode {
     match cli::parse(std::env::args_os().skip(1)) {
         Ok(Command::SloRules) => {
-            print!("{}", hotmeter_slo::prometheus_rules(&slos::definitions(), None, slos::RUNBOOK));
+            say(format_args!("{}", hotmeter_slo::prometheus_rules(&slos::definitions(), None, slos::RUNBOOK)));
             ExitCode::SUCCESS
         }
         Ok(Command::Run(options)) => report(run(&options, Mode::Serve).map(drop)),
@@ -87,13 +88,13 @@ fn decide(d: &cli::DecideOptions) -> Result<(), Failed> {
     let (source, metrics) = match &d.source {
         cli::Source::InProcess => {
             let run_opts = Options { duration: Some(d.window), ..o.clone() };
-            println!(
-                "measuring in process for {:.0} s: {} obs/s, {} workers, error injection {}%...",
+            say(format_args!(
+                "measuring in process for {:.0} s: {} obs/s, {} workers, error injection {}%...\n",
                 d.window.as_secs_f64(),
                 o.rate,
                 o.workers,
                 o.error_rate * 100.0
-            );
+            ));
             let s = run(&run_opts, Mode::Measure)?;
             let total = s.writes_ok + s.writes_err;
             let pct = if total == 0 { 0.0 } else { 100.0 * s.writes_err as f64 / total as f64 };
@@ -111,10 +112,9 @@ fn decide(d: &cli::DecideOptions) -> Result<(), Failed> {
         }
     };
     let decision = should_migrate(&metrics, &o.thresholds);
-    println!("{}", metrics.summary());
-    println!("{}", decision.report());
+    say(format_args!("{}\n{}\n", metrics.summary(), decision.report()));
     context(log.append(source, &metrics, &o.thresholds, &decision), || "cannot log the decision".into())?;
-    println!("(logged to {})", o.decision_log.display());
+    say(format_args!("(logged to {})\n", o.decision_log.display()));
     Ok(())
 }
 
@@ -182,9 +182,6 @@ fn run(o: &Options, mode: Mode) -> Result<RunSummary, Failed> {
     result
 }
 
-/// Status: one line per second from registry snapshots (in
-/// [`Mode::Serve`]), the SLO tracker fed from the same snapshots, and a
-/// migration decision every `--decide-every`; returns when stopped.
 /// Clears the flag when dropped.
 struct StopOnDrop<'a>(&'a AtomicBool);
 

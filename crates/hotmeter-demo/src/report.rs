@@ -20,6 +20,10 @@ use crate::pipeline::Pipeline;
 use crate::status::{self, Tally, Window, say};
 use crate::traffic::Traffic;
 
+/// Status: one line per second from registry snapshots (in
+/// [`Mode::Serve`]), the SLO tracker fed from the same snapshots, and a
+/// migration decision every `--decide-every`; returns when stopped (or when
+/// stdout is gone).
 pub(crate) fn report_until_stopped(
     o: &Options,
     mode: Mode,

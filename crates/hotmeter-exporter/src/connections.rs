@@ -1,8 +1,8 @@
 //! The connections the server holds, and whom to shed when they reach the cap.
 //!
 //! Owns: the connection slots (at most `Limits::max_connections`), one entry
-//! per held connection (since when it has waited for a complete request
-//! head, or that it is being served; how to tell its task to close), the
+//! per held connection (its state, fresh, handling, writing or idle, and
+//! since when; how to tell its task to close), the
 //! choice of the connection to shed when a newcomer finds every slot taken,
 //! and the counts of shed and refused connections. Must not: await or do I/O
 //! while its lock is held, hold a socket (each belongs to its connection's
@@ -20,8 +20,12 @@
 //!
 //! A connection whose request is being handled (the render running) is
 //! never shed; only when every held connection is in that state is the
-//! newcomer closed instead. A scrape whose large response is still being
-//! written is thus shed only after every silent, slow or idle connection.
+//! newcomer closed instead. A flood of silent or slow clients is therefore
+//! always shed before a scrape. "Writing" lasts until hyper has taken the
+//! response's last frame into its write buffer (at most 16 KiB buffered
+//! plus one 16 KiB frame, and what the kernel's send buffer holds, are then
+//! still unsent): a scrape's small response, fully queued, counts as idle,
+//! still after every fresh connection.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -58,12 +62,12 @@ pub struct ConnectionStats {
     /// Connections held now, each with its socket: at most
     /// [`Limits::max_connections`](crate::Limits::max_connections).
     pub open: usize,
-    /// Connections closed to make room for a newcomer because they had
-    /// waited longest without a complete request head. Monotonically
-    /// increasing, never reset.
+    /// Connections closed to make room for a newcomer, in the module's
+    /// order (fresh, then idle, then writing). Monotonically increasing,
+    /// never reset.
     pub shed_total: u64,
-    /// Newcomers closed at once because every held connection was being
-    /// served (or the one shed for them did not close in time).
+    /// Newcomers closed at once because every held connection was having
+    /// its request handled (or the one shed for them did not close in time).
     /// Monotonically increasing, never reset.
     pub refused_total: u64,
 }
@@ -80,7 +84,8 @@ pub(crate) struct Connections {
 
 struct Table {
     next_id: u64,
-    /// Advances at every move to waiting: a smaller tick has waited longer.
+    /// Advances at every change of state: within a state, a smaller tick has
+    /// been in it longer.
     next_tick: u64,
     entries: HashMap<u64, Entry>,
     shed_total: u64,
@@ -144,9 +149,9 @@ impl Connections {
     }
 
     /// A slot for a newly accepted connection: a free one, else the one of
-    /// the connection that has waited longest without a complete request
-    /// head, once that connection has closed. `None` (counted as refused)
-    /// when every held connection is being served.
+    /// the connection shed for it (in the module's order), once that
+    /// connection has closed. `None` (counted as refused) when every held
+    /// connection is having its request handled.
     pub(crate) async fn admit(self: &Arc<Self>) -> Option<Slot> {
         let permit = match self.permits.clone().try_acquire_owned() {
             Ok(permit) => permit,

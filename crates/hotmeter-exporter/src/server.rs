@@ -61,13 +61,13 @@ pub struct Limits {
     /// scraper reconnects at its next scrape.
     pub header_read_timeout: Duration,
     /// Connections held at once. When all are held, a newcomer takes the
-    /// slot of the connection that has waited longest without a complete
-    /// request head (a new one still sending its head, or a kept-alive one
-    /// between requests), which is reset; a connection whose request is
-    /// being served is never shed. Only when every held connection is being
-    /// served is the newcomer closed instead. So a flood of slow clients
-    /// only ever displaces itself, and a scrape is served. See
-    /// [`ServerHandle::connection_stats`]. Default 128.
+    /// slot of one held connection, which is reset: the one that has waited
+    /// longest for its first request head, else the one idle longest between
+    /// requests, else the one whose response has been written longest; a
+    /// connection whose request is being handled is never shed, and only
+    /// when every held connection is in that state is the newcomer closed
+    /// instead. So a flood of slow clients only ever displaces itself, and a
+    /// scrape is served. See [`ServerHandle::connection_stats`]. Default 128.
     pub max_connections: usize,
     /// How long a graceful shutdown waits for in-flight requests. Default 5 s.
     pub shutdown_grace: Duration,
@@ -381,7 +381,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
             _ = stop.changed() => break,
         };
         let Some(slot) = admitted else {
-            // Every held connection is being served: close at once.
+            // Every held connection is having its request handled: close at once.
             drop(stream);
             continue;
         };
@@ -469,7 +469,7 @@ impl hyper::service::Service<Request<Incoming>> for TrackedService {
 /// Largest frame a [`TrackedBody`] hands hyper at once: hyper asks for the
 /// next one only as it writes, so the body (and the guard it carries) lives
 /// until the end of the response is queued, not just its start.
-const FRAME: usize = 64 * 1024;
+const FRAME: usize = 16 * 1024;
 
 /// A response body that carries its connection's [`Serving`] guard until it
 /// is fully handed to hyper (or the connection is dropped), with an exact

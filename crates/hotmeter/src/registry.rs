@@ -276,7 +276,10 @@ impl RegistryBuilder {
         self
     }
 
-    /// Validates and builds.
+    /// Validates and builds. Refused: an invalid namespace or constant label
+    /// name, a constant label given twice, and a constant label named
+    /// `metric`, which the registry's own overflow counter
+    /// ([`OVERFLOW_METRIC`]) uses to name a family.
     pub fn build(self) -> Result<Registry, RegistryError> {
         if let Some(ns) = &self.namespace {
             validate_metric_name(ns)?;
@@ -519,8 +522,9 @@ impl Registry {
         s
     }
 
-    /// Removes a family by full name; returns whether it existed. Handles
-    /// keep working but are no longer exported.
+    /// Removes a family by full name; returns whether it was removed.
+    /// Handles keep working but are no longer exported. The registry's own
+    /// overflow counter ([`OVERFLOW_METRIC`]) is never removed (`false`).
     pub fn unregister(&self, full_name: &str) -> bool {
         self.inner.overflow.untrack(full_name);
         if full_name == self.full_name(OVERFLOW_METRIC) {
