@@ -1,0 +1,78 @@
+//! How lookup cost grows with the number of live series (issue #13, first
+//! part): an increment through a runtime string label looked up on every
+//! call, in a family already holding 8, 1,000 or 100,000 series, the label
+//! value drawn pseudo-randomly from all of them, so that the big tables do
+//! not sit in L1 as a 16-value cycle would. hotmeter beside every peer whose
+//! API takes a borrowed runtime value (`metrics` would need an owned
+//! `String` per call and is left out: that allocation, not its map, would be
+//! measured).
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use prometheus_client::encoding::EncodeLabelSet;
+
+#[derive(measured::LabelGroup)]
+#[label(set = MeIdSet)]
+struct MeIdGroup<'a> {
+    #[label(dynamic_with = measured::lasso::ThreadedRodeo, default)]
+    id: &'a str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PcIdLabels {
+    id: String,
+}
+
+/// xorshift64: a cheap pseudo-random index into the keys, so consecutive
+/// lookups land on unrelated series.
+struct Picker(u64, usize);
+
+impl Picker {
+    #[inline]
+    fn next(&mut self) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (black_box(self.0) % self.1 as u64) as usize
+    }
+}
+
+fn lookup_every_call(c: &mut Criterion) {
+    for n in [8usize, 1_000, 100_000] {
+        let keys: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+        let hm = hotmeter::StringFamily::with_limit(&["id"], n, hotmeter::Counter::new);
+        let hm_single = hotmeter::StringFamily::with_limit(&["id"], n, hotmeter::SingleCounter::new);
+        let me = measured::CounterVec::with_label_set(MeIdSet::new());
+        let ft = fast_telemetry::DynamicCounter::with_max_series(4, n);
+        let pc = prometheus_client::metrics::family::Family::<PcIdLabels, prometheus_client::metrics::counter::Counter>::default();
+        // The peer needs owned keys; building them outside the loop favours it.
+        let pc_keys: Vec<PcIdLabels> = keys.iter().map(|k| PcIdLabels { id: k.clone() }).collect();
+        let pr = prometheus::IntCounterVec::new(prometheus::Opts::new("scaled_total", "s"), &["id"]).unwrap();
+        // Every series exists before timing: this measures hits.
+        for (k, pk) in keys.iter().zip(&pc_keys) {
+            hm.with(&[k], |c| c.inc()).unwrap();
+            hm_single.with(&[k], |c| c.inc()).unwrap();
+            me.inc(MeIdGroup { id: k });
+            ft.inc(&[("id", k.as_str())]);
+            pc.get_or_create(pk).inc();
+            pr.with_label_values(&[k.as_str()]).inc();
+        }
+        assert_eq!((hm.len(), hm.overflowed()), (n, 0), "every key is a live series");
+
+        let mut g = c.benchmark_group(format!("labeled_inc/string_lookup_every_call/{n}_series"));
+        let mut p = Picker(0x9e37_79b9_7f4a_7c15, n);
+        g.bench_function("hotmeter", |b| b.iter(|| hm.with(&[&keys[p.next()]], |c| c.inc())));
+        g.bench_function("hotmeter_single_cell", |b| b.iter(|| hm_single.with(&[&keys[p.next()]], |c| c.inc())));
+        g.bench_function("measured", |b| b.iter(|| me.inc(MeIdGroup { id: &keys[p.next()] })));
+        g.bench_function("fast_telemetry", |b| b.iter(|| ft.inc(&[("id", keys[p.next()].as_str())])));
+        g.bench_function("prometheus_client", |b| b.iter(|| pc.get_or_create(&pc_keys[p.next()]).inc()));
+        g.bench_function("prometheus", |b| b.iter(|| pr.with_label_values(&[keys[p.next()].as_str()]).inc()));
+        g.bench_function("floor_pick_only", |b| b.iter(|| black_box(&keys[p.next()])));
+        g.finish();
+        assert_eq!(hm.overflowed(), 0);
+    }
+}
+
+criterion_group!(benches, lookup_every_call);
+criterion_main!(benches);
