@@ -206,6 +206,8 @@ struct CollectState {
 
 struct Inner {
     namespace: Option<String>,
+    /// The full name of the registry's own overflow counter.
+    overflow_name: String,
     const_labels: Vec<(String, String)>,
     families: Mutex<Families>,
     callbacks: Mutex<Vec<Callback>>,
@@ -300,6 +302,7 @@ impl RegistryBuilder {
         Ok(Registry {
             inner: Arc::new(Inner {
                 namespace: self.namespace,
+                overflow_name,
                 const_labels: self.const_labels,
                 families: Mutex::new(families),
                 callbacks: Mutex::new(Vec::new()),
@@ -371,8 +374,8 @@ impl Registry {
         )?;
         let desc = Desc::new(name.clone(), opts.help, opts.unit, kind, const_labels, label_names);
 
-        let overflow_name = self.full_name(OVERFLOW_METRIC);
-        if name == overflow_name {
+        let overflow_name = &self.inner.overflow_name;
+        if name == *overflow_name {
             return Err(RegistryError::ReservedName { name });
         }
         let mut families = lock(&self.inner.families);
@@ -385,7 +388,7 @@ impl Registry {
             self.inner.overflow.track(&name, collect.clone());
             families.by_name.entry(overflow_name.clone()).or_insert_with(|| Entry {
                 desc: Arc::new(Desc::new(
-                    overflow_name,
+                    overflow_name.clone(),
                     "Lookups of new label sets routed to a family's overflow series because it reached its cardinality limit.".into(),
                     None,
                     MetricType::Counter,
@@ -527,7 +530,7 @@ impl Registry {
     /// overflow counter ([`OVERFLOW_METRIC`]) is never removed (`false`).
     pub fn unregister(&self, full_name: &str) -> bool {
         self.inner.overflow.untrack(full_name);
-        if full_name == self.full_name(OVERFLOW_METRIC) {
+        if full_name == self.inner.overflow_name {
             return false;
         }
         let mut families = lock(&self.inner.families);
