@@ -276,7 +276,7 @@ impl<V: Send + Sync + 'static> StringIndex<V> {
         }
     }
 
-    /// The hash [`get`](Self::get), [`get_or_insert_with`](Self::get_or_insert_with)
+    /// The hash [`find`](Self::find), [`get_or_insert_with`](Self::get_or_insert_with)
     /// and [`remove`](Self::remove) take by default. Any other function of
     /// the values works too (a `metrics::Key`'s hash, say) as long as every
     /// call on one index uses the same one: values are always compared
@@ -301,13 +301,6 @@ impl<V: Send + Sync + 'static> StringIndex<V> {
     pub fn find(&self, hash: u64, values: &[&str]) -> Result<Option<&V>, LabelCountError> {
         self.check_len(values)?;
         Ok(self.inner.find_live(hash, values).map(|e| &e.value))
-    }
-
-    /// Runs `f` on the live value for `values`, if there is one. Lock-free.
-    #[inline]
-    pub fn get<R>(&self, hash: u64, values: &[&str], f: impl FnOnce(&V) -> R) -> Result<Option<R>, LabelCountError> {
-        self.check_len(values)?;
-        Ok(self.inner.find_live(hash, values).map(|e| f(&e.value)))
     }
 
     /// Runs `f` on the value for `values`, inserting `make()` first if the
@@ -557,7 +550,7 @@ mod tests {
         assert_eq!(put("c", 3), None, "full");
         assert_eq!(put("a", 9), Some(1), "an existing key is found at the limit");
         assert!(index.remove(StringIndex::<u32>::hash(&["a"]), &["a"]));
-        assert_eq!(index.get(StringIndex::<u32>::hash(&["a"]), &["a"], |v| *v).unwrap(), None, "removed is not live");
+        assert_eq!(index.find(StringIndex::<u32>::hash(&["a"]), &["a"]).unwrap().copied(), None, "removed is not live");
         assert_eq!(put("c", 3), Some(3), "room again");
         assert_eq!(put("a", 9), None, "full again: a removed key does not come back over the limit");
         index.clear();
@@ -568,7 +561,7 @@ mod tests {
         index.sorted_slots_into(&mut order);
         let keys: Vec<&str> = order.iter().map(|&s| index.entry(s).unwrap().key_value(0)).collect();
         assert_eq!(keys, ["a", "b", "c"]);
-        assert_eq!(index.get(0, &["x", "y"], |_| ()).unwrap_err(), LabelCountError { expected: 1, got: 2 });
+        assert_eq!(index.find(0, &["x", "y"]).unwrap_err(), LabelCountError { expected: 1, got: 2 });
     }
 
     #[test]
@@ -576,9 +569,9 @@ mod tests {
         let index: StringIndex<u32> = StringIndex::with_limit(1, 10);
         let custom = 42u64;
         assert_eq!(index.get_or_insert_with(custom, &["a"], || 1, |v| *v).unwrap(), Some(1));
-        assert_eq!(index.get(custom, &["a"], |v| *v).unwrap(), Some(1));
+        assert_eq!(index.find(custom, &["a"]).unwrap().copied(), Some(1));
         assert!(index.remove(custom, &["a"]));
-        assert_eq!(index.get(custom, &["a"], |v| *v).unwrap(), None);
+        assert_eq!(index.find(custom, &["a"]).unwrap().copied(), None);
         assert_eq!(index.get_or_try_insert_with(custom, &["b"], || None, |v| *v).unwrap(), None, "refused");
         assert_eq!(index.remembered(), 1, "a refused key takes no slot");
     }
@@ -594,7 +587,7 @@ mod tests {
         assert!(index.generation() >= 7, "3000 entries need 8192 buckets");
         for i in 0..3000 {
             let k = format!("id-{i}");
-            assert_eq!(index.get(StringIndex::<usize>::hash(&[&k]), &[&k], |v| *v).unwrap(), Some(i));
+            assert_eq!(index.find(StringIndex::<usize>::hash(&[&k]), &[&k]).unwrap().copied(), Some(i));
         }
     }
 }
