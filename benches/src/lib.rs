@@ -4,6 +4,7 @@
 //! Owns: the contended-run harness and the pipeline rig. Must not:
 //! contain metric logic.
 
+pub mod peers;
 pub mod pipeline;
 
 use std::sync::Barrier;
