@@ -15,7 +15,7 @@ export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}"
 
 # id ~ file ~ perl substitution (must match exactly once) ~ test binary ~ test name
 mutations=(
-  "M1~crates/hotmeter/src/counter.rs~s/self\.shards\[i\]\.fetch_add\(n, Ordering::Relaxed\);/{ let v = self.shards[i].load(Ordering::Relaxed); self.shards[i].store(v + n, Ordering::Relaxed); }/~counter~more_threads_than_shards_lose_no_increment"
+  "M1~crates/hotmeter/src/counter.rs~s/shards\[i\]\.fetch_add\(n, Ordering::Relaxed\);/{ let v = shards[i].load(Ordering::Relaxed); shards[i].store(v + n, Ordering::Relaxed); }/~counter~more_threads_than_shards_lose_no_increment"
   "M2~crates/hotmeter/src/index.rs~s/return inner\n\s*\.find\(inner\.current\.load\(Ordering::Acquire\), hash, values\)\n\s*\.filter\(\|entry\| !entry\.removed\.load\(Ordering::Relaxed\)\)\n\s*\.map\(\|entry\| &entry\.value\);/return None;/~family~an_existing_label_set_never_overflows_at_the_limit"
   "M3~crates/hotmeter/src/index.rs~s/if entry\.removed\.load\(Ordering::Relaxed\) \{\n\s*if inner\.live\.load\(Ordering::Relaxed\) >= inner\.limit \{\n\s*return None;\n\s*\}/if entry.removed.load(Ordering::Relaxed) {/~family~a_revival_respects_the_limit_under_race"
   "M4~crates/hotmeter/src/index.rs~s/if inner\.live\.load\(Ordering::Acquire\) >= inner\.limit \{/if inner.live.load(Ordering::Relaxed) >= inner.limit {/~family~an_existing_label_set_never_overflows_at_the_limit"
@@ -30,6 +30,8 @@ mutations=(
   "M13~crates/hotmeter/src/histogram.rs~s/let started = shard\.control\.fetch_add\(1, Ordering::Relaxed\);/let started = shard.control.load(Ordering::Relaxed); shard.control.store(started + 1, Ordering::Relaxed);/~histogram~shared_shard_writers_and_reader"
   "M14~crates/hotmeter/src/sync.rs~s/Some\(i\) => slots\.free\.swap_remove\(i\),/Some(i) => slots.free[i],/~slots~an_exited_threads_slot_goes_to_one_thread"
   "M15~crates/hotmeter/src/sync.rs~s/lock\(&self\.slots\)\.free\.push\(slot\);/let _ = slot;/~slots~an_exited_threads_slot_goes_to_one_thread"
+  "M16~crates/hotmeter/src/counter.rs~s/add_to_shard\(shards, n\);\n    \}/let _ = (shards, n);\n    }/~counter~sharded_counter_loses_no_increment"
+  "M17~crates/hotmeter/src/counter.rs~s/shards\.iter\(\)\.fold\(first, /shards.iter().fold(0, /~counter~sharded_counter_loses_no_increment"
 )
 
 wanted=("$@")

@@ -1,5 +1,6 @@
-//! Counter shards: concurrent increments are never lost, and a concurrent
-//! read sees a value between the bounds.
+//! Counters: concurrent increments are never lost, whether they land in the
+//! first cell, race the growth of the shards, or share a shard; and a
+//! concurrent read sees a value between the bounds.
 #![cfg(hotmeter_loom)]
 
 use loom::sync::Arc;
@@ -26,15 +27,19 @@ fn sharded_counter_loses_no_increment() {
     });
 }
 
-/// Three recording threads on a counter with two shards (loom's shard
-/// count): slots 0 and 2 share shard 0, so two threads do read-modify-writes
+/// Three recording threads, two increments each, on a counter that grows
+/// two shards (loom's shard count) when its first cell's exchange fails:
+/// slots 0 and 2 then share shard 0, so two threads do read-modify-writes
 /// on one cell. A shard update split into a load and a store loses one.
 #[test]
 fn more_threads_than_shards_lose_no_increment() {
     loom::model(|| {
         let c = hotmeter::Counter::new();
-        loom_tests::on_threads(3, &c, |c| c.inc());
-        assert_eq!(c.get(), 3, "lost update on a shared shard");
+        loom_tests::on_threads(3, &c, |c| {
+            c.inc();
+            c.inc();
+        });
+        assert_eq!(c.get(), 6, "lost update on a shared shard");
     });
 }
 

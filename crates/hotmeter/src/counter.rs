@@ -4,21 +4,26 @@
 //! Owns: the counter cells and their read (sum of shards). Must not:
 //! allocate, lock or make a syscall when recording.
 
-use crate::sync::{Arc, AtomicU64, CachePadded, Ordering, shard_count, thread_slot};
+use crate::sync::{Arc, AtomicU64, CachePadded, OnceLock, Ordering, shard_count, thread_slot};
 
-/// A monotonically increasing `u64` counter, sharded across cache lines.
+/// A monotonically increasing `u64` counter that shards itself across
+/// cache lines once it sees contention.
 ///
 /// Only goes up; never resets. It has no unit of its own: name it for what
 /// it counts, in base units, with the `_total` suffix
 /// (`checkpoint_writes_total`).
 ///
-/// Each thread adds to the shard chosen by its thread slot, so two threads
-/// hammering one counter do not bounce one cache line between cores; a read
-/// sums the shards. This is the default counter because contention, not
-/// memory, is what slows the workers we measure. It costs
-/// `shards x 128` bytes (shards: the next power of two at or above twice the
-/// core count, at most 64); where many series each see little traffic and
-/// memory matters, use [`SingleCounter`].
+/// It starts as one cell, updated with a compare-and-swap. The first time
+/// that compare-and-swap fails (another thread added in between, so the
+/// counter is contended) it grows shards: one cache-padded cell per thread
+/// slot (the next power of two at or above twice the core count, at most
+/// 64), and from then on each thread adds to its own shard, so threads
+/// hammering one counter do not bounce one cache line between cores. A read
+/// adds the first cell and the shards. So a counter that only one thread
+/// writes at a time (most series of a large label family) costs a few
+/// dozen bytes, and one that is contended costs `shards x 128` bytes; the
+/// choice is made by the traffic, not guessed up front (the idea of Java's
+/// `LongAdder`). [`SingleCounter`] never shards.
 ///
 /// Cloning is cheap and yields a handle to the same counter.
 ///
@@ -32,14 +37,20 @@ use crate::sync::{Arc, AtomicU64, CachePadded, Ordering, shard_count, thread_slo
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct Counter {
-    shards: Arc<[CachePadded<AtomicU64>]>,
+    cells: Arc<Cells>,
+}
+
+/// A counter's first cell and, once it has been contended, its shards.
+#[derive(Debug, Default)]
+struct Cells {
+    first: AtomicU64,
+    shards: OnceLock<Box<[CachePadded<AtomicU64>]>>,
 }
 
 impl Counter {
-    /// A new counter at zero.
+    /// A new counter at zero, not yet sharded.
     pub fn new() -> Self {
-        let n = shard_count();
-        Self { shards: (0..n).map(|_| CachePadded(AtomicU64::new(0))).collect() }
+        Self { cells: Arc::new(Cells::default()) }
     }
 
     /// Adds one.
@@ -51,25 +62,55 @@ impl Counter {
     /// Adds `n`.
     #[inline]
     pub fn inc_by(&self, n: u64) {
-        // The length is a power of two, so the mask keeps the index in range.
-        let i = thread_slot() & (self.shards.len() - 1);
+        let cells = &*self.cells;
+        if let Some(shards) = cells.shards.get() {
+            return add_to_shard(shards, n);
+        }
         // Relaxed: a counter publishes no other data; readers only need the
-        // eventual sum.
-        self.shards[i].fetch_add(n, Ordering::Relaxed);
+        // eventual sum. A failed exchange means another thread added in
+        // between: the counter is contended, so it shards.
+        let cur = cells.first.load(Ordering::Relaxed);
+        if cells.first.compare_exchange(cur, cur.wrapping_add(n), Ordering::Relaxed, Ordering::Relaxed).is_err() {
+            self.inc_contended(n);
+        }
     }
 
-    /// The current total (sum of all shards).
+    /// Grows the shards (once per counter) and adds `n` to this thread's.
+    #[cold]
+    #[inline(never)]
+    fn inc_contended(&self, n: u64) {
+        let shards =
+            self.cells.shards.get_or_init(|| (0..shard_count()).map(|_| CachePadded(AtomicU64::new(0))).collect());
+        add_to_shard(shards, n);
+    }
+
+    /// The current total (the first cell plus every shard).
     ///
     /// Increments that happen during the read may or may not be included;
     /// the result never goes down between two reads from one thread.
     pub fn get(&self) -> u64 {
-        self.shards.iter().fold(0u64, |acc, s| acc.wrapping_add(s.load(Ordering::Relaxed)))
+        let cells = &*self.cells;
+        let first = cells.first.load(Ordering::Relaxed);
+        cells
+            .shards
+            .get()
+            .map_or(first, |shards| shards.iter().fold(first, |acc, s| acc.wrapping_add(s.load(Ordering::Relaxed))))
     }
 
-    /// Number of shards (for tests and sizing).
+    /// Number of shards: 0 until the counter has been contended, then a
+    /// power of two (for tests and sizing).
     pub fn shard_count(&self) -> usize {
-        self.shards.len()
+        self.cells.shards.get().map_or(0, |s| s.len())
     }
+}
+
+/// Adds `n` to the calling thread's shard.
+#[inline]
+fn add_to_shard(shards: &[CachePadded<AtomicU64>], n: u64) {
+    // The length is a power of two, so the mask keeps the index in range.
+    let i = thread_slot() & (shards.len() - 1);
+    // Relaxed: as for the first cell.
+    shards[i].fetch_add(n, Ordering::Relaxed);
 }
 
 impl Default for Counter {
@@ -80,9 +121,10 @@ impl Default for Counter {
 
 /// A monotonically increasing `u64` counter in a single atomic cell.
 ///
-/// Only goes up; never resets. Same contract as [`Counter`], 8 bytes plus the
-/// handle instead of one cache line per shard: the right choice for large
-/// label families whose series each see light, uncontended traffic.
+/// Only goes up; never resets. Same contract as [`Counter`], one cell that
+/// never shards: a `fetch_add` instead of [`Counter`]'s compare-and-swap,
+/// for series that are known never to be contended, or where contended
+/// traffic should stay in 8 bytes whatever it costs.
 ///
 /// # Examples
 /// ```
@@ -232,11 +274,40 @@ mod tests {
     }
 
     #[test]
-    fn shards_are_a_power_of_two_and_padded() {
+    fn shards_grow_under_contention_only_and_are_a_power_of_two() {
         let c = Counter::new();
+        c.inc_by(5);
+        assert_eq!(c.shard_count(), 0, "one writer: no shards");
+        // Contention, as two threads racing would cause it: the first cell
+        // changes between the load and the exchange.
+        c.inc_contended(2);
         assert!(c.shard_count().is_power_of_two());
         assert!(c.shard_count() >= 2);
+        assert_eq!(c.get(), 7, "the first cell and the shards both count");
+        c.inc();
+        assert_eq!(c.get(), 8, "later increments go to a shard");
         assert!(std::mem::align_of::<CachePadded<AtomicU64>>() >= 64);
+    }
+
+    #[test]
+    fn hammered_counter_shards_and_sums_exactly() {
+        let c = Counter::new();
+        // Bounded: at most 2 s of trying to provoke one failed exchange.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        let mut total = 0u64;
+        while c.shard_count() == 0 && std::time::Instant::now() < deadline {
+            std::thread::scope(|scope| {
+                for _ in 0..4 {
+                    scope.spawn(|| {
+                        for _ in 0..100_000 {
+                            c.inc();
+                        }
+                    });
+                }
+            });
+            total += 400_000;
+        }
+        assert_eq!(c.get(), total);
     }
 
     #[test]
