@@ -4,7 +4,7 @@
 'use strict';
 (function () {
   const SVG = 'http://www.w3.org/2000/svg';
-  const W = 600, H = 180, L = 46, R = 8, T = 8, B = 20;
+  const H = 180, L = 46, R = 8, T = 8, B = 20;
   const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#17becf', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22'];
   const WARN = '#c77700', CRIT = '#c62828';
 
@@ -198,6 +198,9 @@
   // returns how many points were drawn.
   function draw(chart, lines, marks, unit, fixedMax) {
     chart.replaceChildren();
+    // Drawn at the chart's own width, so text is never stretched.
+    const W = Math.max(240, Math.round(chart.getBoundingClientRect().width) || 600);
+    chart.setAttribute('viewBox', '0 0 ' + W + ' ' + H);
     const times = store.times;
     let top = 0, points = 0;
     for (const l of lines) for (const v of l.values) if (v !== null && isFinite(v)) { top = Math.max(top, v); points++; }
@@ -252,7 +255,7 @@
     s.dataset.panel = id;
     s.appendChild(el('h2', '', title));
     s.appendChild(el('div', 'latest'));
-    s.appendChild(svg('svg', { class: 'chart', viewBox: '0 0 ' + W + ' ' + H, preserveAspectRatio: 'none', role: 'img', 'aria-label': title }));
+    s.appendChild(svg('svg', { class: 'chart', viewBox: '0 0 600 ' + H, preserveAspectRatio: 'none', role: 'img', 'aria-label': title }));
     s.appendChild(el('ul', 'legend'));
     return s;
   }
@@ -350,9 +353,9 @@
     for (const s of data.slos) {
       const tr = el('tr');
       cell(tr, 'td', String(s.description || s.name));
-      cell(tr, 'td', pct(s.objective));
-      cell(tr, 'td', s.indicator === 'latency' && typeof s.current === 'number' ? fmt(s.current * 1000, 'ms') : pct(s.current));
-      cell(tr, 'td', pct(s.error_budget_remaining));
+      cell(tr, 'td', pct(s.objective), 'num');
+      cell(tr, 'td', s.indicator === 'latency' && typeof s.current === 'number' ? fmt(s.current * 1000, 'ms') : pct(s.current), 'num');
+      cell(tr, 'td', pct(s.error_budget_remaining), 'num');
       cell(tr, 'td', s.met ? 'met' : 'violated', s.met ? 'ok' : 'bad');
       table.appendChild(tr);
     }
@@ -448,6 +451,7 @@
       status.classList.remove('failed');
       status.textContent = 'live · ' + store.samples + ' samples (up to ' + store.capacity + ') · ' +
         store.series.size + ' series · updated ' + (store.last ? clock(store.last) : '–');
+      document.body.dataset.samples = String(store.times.length);
       document.body.dataset.ready = '1';
     } catch (e) {
       failures++;
