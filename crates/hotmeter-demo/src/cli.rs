@@ -74,8 +74,9 @@ shows writes/s, error %, P99 write latency, queue depth and backpressure.";
 
 const AFTER_HELP: &str = "\
 Stop with Ctrl-C (or --duration): submission stops, queued work is drained,
-and a summary is printed. While it runs, GET /slos on the same address
-returns the SLO report as JSON.";
+and a summary is printed. While it runs, open /dashboard on the same address
+in a browser for live panels; GET /slos returns the SLO report and /decision
+the latest migration decision as JSON.";
 
 const DECIDE_ABOUT: &str = "\
 Measure checkpoint writes and decide whether a single SQLite file is still
