@@ -22,8 +22,12 @@ if command -v rustup >/dev/null 2>&1; then
 fi
 cargo --version
 
-step "system packages (Debian's prometheus, with promtool, and prometheus-alertmanager)"
-if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus-alertmanager >/dev/null 2>&1; then
+step "system packages (Debian's prometheus, with promtool, prometheus-alertmanager, and chromium for the dashboard's browser test)"
+missing=()
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+if [ "${#missing[@]}" -gt 0 ]; then
     SUDO=""
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     # Install without starting the packaged services: the tests start their
@@ -35,12 +39,12 @@ if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus-alertmanager
         made_policy=1
     fi
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-        prometheus prometheus-alertmanager >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     [ -z "$made_policy" ] || $SUDO rm -f /usr/sbin/policy-rc.d
 fi
 promtool --version 2>&1 | head -n 1
 prometheus-alertmanager --version 2>&1 | head -n 1
+chromium --version 2>/dev/null | head -n 1
 
 step "alert rules, their unit tests and the local stack's configs (promtool, amtool)"
 promtool check rules alerts/*.yml
@@ -54,7 +58,7 @@ cargo fmt --all -- --check
 step "cargo clippy (all targets, -D warnings)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "cargo test (unit, stress, allocation, doc tests; the demo scraped by a real Prometheus)"
+step "cargo test (unit, stress, allocation, doc tests; the demo scraped by a real Prometheus; the dashboard in headless Chromium)"
 cargo test --workspace --locked 2>&1 | tee -a "$results"
 
 step "loom models (LOOM_MAX_PREEMPTIONS=$LOOM_MAX_PREEMPTIONS)"

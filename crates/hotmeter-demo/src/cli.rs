@@ -25,6 +25,11 @@ pub(crate) struct Options {
     pub(crate) listen: SocketAddr,
     pub(crate) namespace: Option<String>,
     pub(crate) sync: Durability,
+    /// Memory spaces added to the three built-in ones (each takes a tenth
+    /// as much traffic as the busiest).
+    pub(crate) extra_spaces: Vec<String>,
+    /// A file holding the bearer token every route but /healthz requires.
+    pub(crate) bearer_token_file: Option<PathBuf>,
     /// How often the running demo logs a migration decision (None: never).
     pub(crate) decide_every: Option<Duration>,
     pub(crate) decision_log: PathBuf,
@@ -69,8 +74,9 @@ shows writes/s, error %, P99 write latency, queue depth and backpressure.";
 
 const AFTER_HELP: &str = "\
 Stop with Ctrl-C (or --duration): submission stops, queued work is drained,
-and a summary is printed. While it runs, GET /slos on the same address
-returns the SLO report as JSON.";
+and a summary is printed. While it runs, open /dashboard on the same address
+in a browser for live panels; GET /slos returns the SLO report and /decision
+the latest migration decision as JSON.";
 
 const DECIDE_ABOUT: &str = "\
 Measure checkpoint writes and decide whether a single SQLite file is still
@@ -137,6 +143,12 @@ struct RunArgs {
     /// SQLite commit durability: full (fsync every commit) or normal
     #[arg(long, value_name = "MODE", default_value = "full", value_parser = sync_mode)]
     sync: Durability,
+    /// Add a memory space (tenant) named NAME to the three built-in ones; repeatable
+    #[arg(long = "memory-space", value_name = "NAME", value_parser = space_name)]
+    extra_spaces: Vec<String>,
+    /// Require `Authorization: Bearer <token>` on every route but /healthz, the token read from PATH
+    #[arg(long, value_name = "PATH", value_parser = file_path)]
+    bearer_token_file: Option<PathBuf>,
     #[command(flatten)]
     decision: DecisionArgs,
 }
@@ -256,6 +268,14 @@ fn namespace(v: &str) -> Result<String, String> {
     }
 }
 
+fn space_name(v: &str) -> Result<String, String> {
+    if v.is_empty() || v.len() > hotmeter_streaming::MAX_SPACE_NAME || v.chars().any(char::is_control) {
+        Err(format!("expected 1 to {} bytes without control characters", hotmeter_streaming::MAX_SPACE_NAME))
+    } else {
+        Ok(v.to_owned())
+    }
+}
+
 fn sync_mode(v: &str) -> Result<Durability, String> {
     Durability::ALL.into_iter().find(|d| d.as_str() == v).ok_or_else(|| "expected full or normal".into())
 }
@@ -294,6 +314,8 @@ impl RunArgs {
             listen: self.listen,
             namespace: self.namespace,
             sync: self.sync,
+            extra_spaces: self.extra_spaces,
+            bearer_token_file: self.bearer_token_file,
             decide_every: d.decide_every.0,
             decision_log: d.decision_log,
             deployment: d.deployment,
@@ -350,6 +372,10 @@ mod tests {
         assert_eq!(d.db, std::env::temp_dir().join("hotmeter-demo.db"));
         assert_eq!(d.listen, hotmeter_exporter::DEFAULT_LISTEN.parse().unwrap());
         assert_eq!((d.namespace, d.sync), (None, Durability::Full));
+        assert_eq!((d.extra_spaces.len(), d.bearer_token_file), (0, None));
+        let o = options(&["--memory-space", "<img src=x>", "--memory-space=b", "--bearer-token-file", "/tmp/t"]);
+        assert_eq!(o.extra_spaces, ["<img src=x>", "b"]);
+        assert_eq!(o.bearer_token_file, Some(PathBuf::from("/tmp/t")));
         assert_eq!(d.decide_every, Some(Duration::from_secs(30)));
         assert_eq!(d.decision_log, std::env::temp_dir().join("hotmeter-decisions.jsonl"));
         assert_eq!((d.deployment, d.thresholds), (Deployment::SingleServer, MigrationThresholds::default()));
@@ -414,6 +440,8 @@ mod tests {
             (&["--namespace", "9bad"], "--namespace"),
             (&["--namespace", "bad-name"], "--namespace"),
             (&["--sync", "off"], "--sync"),
+            (&["--memory-space", ""], "--memory-space"),
+            (&["--memory-space", "a\nb"], "--memory-space"),
         ] {
             match run(args) {
                 Err(e) => {

@@ -35,6 +35,10 @@ pub(crate) struct Pipeline {
     pub(crate) slo_tracker: Arc<Mutex<SloTracker>>,
     pub(crate) pool: WorkerPool,
     pub(crate) spaces: Vec<MemorySpace>,
+    /// Each space's share of the generated traffic (weights, same order).
+    pub(crate) weights: Vec<u64>,
+    /// The latest periodic migration decision as JSON (served at `/decision`).
+    pub(crate) latest_decision: Arc<Mutex<Option<String>>>,
     pub(crate) names: Names,
 }
 
@@ -64,11 +68,16 @@ pub(crate) fn build_pipeline(o: &Options) -> Result<Pipeline, Failed> {
     })?));
     let config = PoolConfig { workers: o.workers, ..PoolConfig::default() };
     let pool = context(WorkerPool::start(config, &registry, handler), || "cannot start the worker pool".into())?;
-    let spaces = SPACES
+    // Built-in spaces keep their weights; each --memory-space gets a tenth
+    // of the busiest one's.
+    let weighted: Vec<(&str, u64)> =
+        SPACES.iter().copied().chain(o.extra_spaces.iter().map(|s| (s.as_str(), SPACES[0].1 / 10))).collect();
+    let spaces = weighted
         .iter()
         .map(|(name, _)| pool.memory_space(name))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| Failed { what: "cannot add memory spaces".into(), source: e.into() })?;
+    let weights = weighted.iter().map(|&(_, w)| w).collect();
     Ok(Pipeline {
         registry,
         store,
@@ -79,24 +88,51 @@ pub(crate) fn build_pipeline(o: &Options) -> Result<Pipeline, Failed> {
         slo_tracker,
         pool,
         spaces,
+        weights,
+        latest_decision: Arc::new(Mutex::new(None)),
         names: Names::new(o.namespace.as_deref()),
     })
 }
 
-/// Serves the registry (and `/slos`) on `--listen`, marks it ready, and
-/// prints where and what runs.
+/// Serves the registry, the dashboard, `/slos` and `/decision` on
+/// `--listen` (behind a bearer token with `--bearer-token-file`), marks it
+/// ready, and prints where and what runs.
 pub(crate) fn start_exporter(o: &Options, p: &Pipeline) -> Result<hotmeter_exporter::ThreadedServer, Failed> {
     let (report_slos, slo_defs) = (p.slo_tracker.clone(), p.slo_defs.clone());
-    let exporter = hotmeter_exporter::Exporter::new(p.registry.clone()).listen(o.listen).route(
-        "/slos",
-        "application/json",
-        move || report_slos.lock().unwrap_or_else(PoisonError::into_inner).report().to_json(&slo_defs).into_bytes(),
-    );
+    let latest = p.latest_decision.clone();
+    let none_yet = match o.decide_every {
+        Some(every) => format!(
+            "no decision yet: one is made every {} s from the last {} s of writes",
+            every.as_secs_f64(),
+            crate::report::DECISION_WINDOW.as_secs()
+        ),
+        None => "periodic decisions are off (--decide-every 0)".to_owned(),
+    };
+    let mut exporter = hotmeter_exporter::Exporter::new(p.registry.clone())
+        .listen(o.listen)
+        .dashboard_source("Service-level objectives", "/slos", move || {
+            report_slos.lock().unwrap_or_else(PoisonError::into_inner).report().to_json(&slo_defs).into_bytes()
+        })
+        .dashboard_source("Migration decision", "/decision", move || {
+            match &*latest.lock().unwrap_or_else(PoisonError::into_inner) {
+                Some(json) => json.clone().into_bytes(),
+                None => serde_json::json!({ "verdict": null, "note": none_yet }).to_string().into_bytes(),
+            }
+        });
+    if let Some(path) = &o.bearer_token_file {
+        let token = context(std::fs::read_to_string(path), || format!("cannot read {}", path.display()))?;
+        let token = token.trim();
+        if token.is_empty() {
+            return Err(Failed { what: format!("{} holds no token", path.display()), source: "empty file".into() });
+        }
+        exporter = exporter.auth(hotmeter_exporter::Auth::Bearer(token.to_owned()));
+    }
     let server = context(exporter.start(), || {
         format!("cannot serve metrics on {} (pass --listen with another address, e.g. 127.0.0.1:0)", o.listen)
     })?;
     server.set_ready(true);
     say(format_args!("serving http://{}/metrics\n", server.local_addr()));
+    say(format_args!("dashboard http://{}/dashboard\n", server.local_addr()));
     say(format_args!(
         "pipeline: {} obs/s over {} memory spaces, {} workers, checkpoints in {} (sync {}), error injection {}%\n",
         o.rate,
@@ -120,12 +156,13 @@ pub(crate) fn generate(o: &Options, p: &Pipeline, traffic: &Traffic, generating:
     let traces = &p.traces;
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut sent = 0u64;
+    let total_weight = p.weights.iter().sum::<u64>().max(1);
     let begin = Instant::now();
     while generating.load(Ordering::Acquire) {
         let due = (begin.elapsed().as_secs_f64() * o.rate) as u64;
         while sent < due {
-            let mut pick = rng.below(100);
-            let space = SPACES.iter().position(|&(_, w)| {
+            let mut pick = rng.below(total_weight);
+            let space = p.weights.iter().position(|&w| {
                 pick < w || {
                     pick -= w;
                     false

@@ -6,8 +6,8 @@
 //! figure comes from a snapshot).
 
 use std::io::IsTerminal;
-use std::sync::PoisonError;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use hotmeter_checkpoint::CheckpointStore;
@@ -71,7 +71,8 @@ pub(crate) fn report_until_stopped(
             && now_t >= due
         {
             next_decision = Some(due + *every);
-            let line = decide_in_process(&window, o, p.store.inner().file_size_bytes().unwrap_or(0), log);
+            let line =
+                decide_in_process(&window, o, p.store.inner().file_size_bytes().unwrap_or(0), log, &p.latest_decision);
             if !say(format_args!("{}{line}\n", if tty { "\r" } else { "" })) {
                 break;
             }
@@ -151,9 +152,16 @@ pub(crate) fn summarize(
 /// How far back the running demo's periodic decisions look.
 pub(crate) const DECISION_WINDOW: Duration = Duration::from_secs(300);
 
-/// One periodic decision from the in-process window: logged, and returned
-/// as a line for the terminal.
-pub(crate) fn decide_in_process(window: &WriteWindow, o: &Options, file_size: u64, log: &DecisionLog) -> String {
+/// One periodic decision from the in-process window: logged, kept in
+/// `latest` as JSON (for `/decision` and the dashboard), and returned as a
+/// line for the terminal.
+pub(crate) fn decide_in_process(
+    window: &WriteWindow,
+    o: &Options,
+    file_size: u64,
+    log: &DecisionLog,
+    latest: &Mutex<Option<String>>,
+) -> String {
     use hotmeter_checkpoint::decision::{MigrationMetrics, should_migrate};
     let Some((wps, pct)) = window.rates(DECISION_WINDOW) else {
         return "decision: not enough data yet".to_owned();
@@ -163,6 +171,21 @@ pub(crate) fn decide_in_process(window: &WriteWindow, o: &Options, file_size: u6
         Err(e) => return format!("decision: skipped ({e})"),
     };
     let d = should_migrate(&metrics, &o.thresholds);
+    let json = serde_json::json!({
+        "timestamp": hotmeter_checkpoint::decision::rfc3339(std::time::SystemTime::now()),
+        "source": "in-process",
+        "window_seconds": DECISION_WINDOW.as_secs(),
+        "inputs": {
+            "error_rate_percent": metrics.error_rate_percent,
+            "writes_per_second": metrics.writes_per_second,
+            "file_size_bytes": metrics.file_size_bytes,
+            "deployment": metrics.deployment.as_str(),
+        },
+        "verdict": d.verdict.to_string(),
+        "reasons": d.reasons.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "justification": d.justification,
+    });
+    *latest.lock().unwrap_or_else(PoisonError::into_inner) = Some(json.to_string());
     let logged = match log.append("in-process", &metrics, &o.thresholds, &d) {
         Ok(()) => String::new(),
         Err(e) => format!(" [not logged: {e}]"),

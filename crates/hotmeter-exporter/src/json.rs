@@ -143,7 +143,7 @@ impl Visitor for JsonEncoder<'_> {
 }
 
 /// A JSON number, or a string for NaN and the infinities.
-fn number(out: &mut Vec<u8>, v: f64) {
+pub(crate) fn number(out: &mut Vec<u8>, v: f64) {
     if v.is_finite() {
         out.extend_from_slice(ryu::Buffer::new().format_finite(v).as_bytes());
     } else {
@@ -154,7 +154,7 @@ fn number(out: &mut Vec<u8>, v: f64) {
 }
 
 /// A JSON string with the escapes RFC 8259 requires.
-fn string(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn string(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     for c in s.chars() {
         match c {

@@ -12,6 +12,7 @@
 //! | [`promtool::check_metrics`] | runs `promtool check metrics` on exposition, for tests |
 //! | [`Exporter`], [`ServerHandle`], [`ThreadedServer`], [`MetricsService`], [`Limits`], [`Auth`] | the hardened HTTP server (hyper 1.x on tokio), loopback by default |
 //! | [`ConnectionStats`] | connections a running server holds, sheds and refuses at its cap |
+//! | [`HistoryConfig`], [`DASHBOARD_CSP`], [`dashboard_page_weight`] | the live page at `/dashboard` (embedded HTML, CSS and script; plain SVG charts), its history ring (`/dashboard/history`) and the application's panel sources ([`Exporter::dashboard_source`]) |
 //!
 //! ## Quick start
 //! ```
@@ -38,6 +39,8 @@
 #![forbid(unsafe_code)]
 
 mod connections;
+mod dashboard;
+mod history;
 mod json;
 mod openmetrics;
 mod process;
@@ -46,6 +49,8 @@ mod server;
 mod text;
 
 pub use connections::ConnectionStats;
+pub use dashboard::{DASHBOARD_CSP, dashboard_page_weight};
+pub use history::HistoryConfig;
 pub use json::{JSON_CONTENT_TYPE, encode_json};
 pub use openmetrics::{OPENMETRICS_CONTENT_TYPE, encode_openmetrics, wants_openmetrics};
 pub use process::register_process_metrics;

@@ -1,7 +1,8 @@
 //! The HTTP server: hyper 1.x on tokio, loopback by default.
 //!
-//! Owns: routing (`/metrics`, `/metrics/json`, `/healthz`, `/readyz`, extra
-//! read-only routes), content negotiation and gzip, authentication, and the
+//! Owns: routing (`/metrics`, `/metrics/json`, `/healthz`, `/readyz`, the
+//! dashboard's routes (answered by `dashboard`), extra read-only routes),
+//! starting the dashboard's sampler, content negotiation and gzip, authentication, and the
 //! hardening limits (header size, body size, header read timeout,
 //! concurrent connections; whom to shed at the cap is decided in
 //! `connections`). Must not: touch recording paths, or stop accepting while
@@ -28,6 +29,8 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 
 use crate::connections::{ConnectionStats, Connections, Serving, Slot, Tracker};
+use crate::dashboard::{self, Dashboard, Source};
+use crate::history::{History, HistoryConfig};
 use crate::{
     JSON_CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE, encode_json, encode_openmetrics, encode_text,
     wants_openmetrics,
@@ -123,6 +126,8 @@ struct Shared {
     limits: Limits,
     auth: Option<Auth>,
     routes: Vec<Route>,
+    /// The page, its history and sources; `None` when turned off.
+    dashboard: Option<Arc<Dashboard>>,
     ready: Arc<AtomicBool>,
     /// Render buffer reused across scrapes.
     buffer: Mutex<Vec<u8>>,
@@ -147,6 +152,8 @@ pub struct Exporter {
     limits: Limits,
     auth: Option<Auth>,
     routes: Vec<Route>,
+    history: Option<HistoryConfig>,
+    sources: Vec<Source>,
 }
 
 impl std::fmt::Debug for Exporter {
@@ -156,6 +163,7 @@ impl std::fmt::Debug for Exporter {
             .field("limits", &self.limits)
             .field("auth", &self.auth)
             .field("routes", &self.routes.iter().map(|r| &r.path).collect::<Vec<_>>())
+            .field("history", &self.history)
             .finish()
     }
 }
@@ -169,6 +177,8 @@ impl Exporter {
             limits: Limits::default(),
             auth: None,
             routes: Vec::new(),
+            history: Some(HistoryConfig::default()),
+            sources: Vec::new(),
         }
     }
 
@@ -203,11 +213,44 @@ impl Exporter {
         self
     }
 
+    /// Sets how much history the dashboard keeps (default: one sample a
+    /// second for 15 minutes; the memory bound is
+    /// [`HistoryConfig::memory_bound`]).
+    pub fn history(mut self, config: HistoryConfig) -> Self {
+        self.history = Some(config);
+        self
+    }
+
+    /// Turns the dashboard off: no `/dashboard` routes (404), no sampler,
+    /// no history held.
+    pub fn without_dashboard(mut self) -> Self {
+        self.history = None;
+        self
+    }
+
+    /// Mounts a read-only JSON route (as [`route`](Self::route) does) and
+    /// lists it on the dashboard, which shows it as a panel titled `title`
+    /// (e.g. an SLO report at `/slos`, the latest decision at `/decision`).
+    /// The page reads the JSON as data: an object with a `slos` array is
+    /// shown as an SLO table, one with a `verdict` as a decision, anything
+    /// else as a table of its fields.
+    pub fn dashboard_source(
+        mut self,
+        title: impl Into<String>,
+        path: impl Into<String>,
+        render: impl Fn() -> Vec<u8> + Send + Sync + 'static,
+    ) -> Self {
+        let path = path.into();
+        self.sources.push(Source { title: title.into(), path: path.clone() });
+        self.route(path, "application/json", render)
+    }
+
     fn shared(self) -> (Arc<Shared>, SocketAddr) {
         let shared = Shared {
             registry: self.registry,
             auth: self.auth,
             routes: self.routes,
+            dashboard: self.history.map(|c| Arc::new(Dashboard::new(History::new(c), self.sources))),
             ready: Arc::new(AtomicBool::new(false)),
             buffer: Mutex::new(Vec::new()),
             connections: Arc::new(Connections::new(self.limits.max_connections)),
@@ -228,6 +271,9 @@ impl Exporter {
         let listener = bind(addr)?;
         let local_addr = listener.local_addr()?;
         let (stop_tx, stop_rx) = watch::channel(false);
+        if let Some(d) = &shared.dashboard {
+            tokio::spawn(dashboard::sample_loop(d.clone(), shared.registry.clone(), Some(stop_rx.clone())));
+        }
         let ready = shared.ready.clone();
         let connections = shared.connections.clone();
         let task = tokio::spawn(accept_loop(listener, shared, stop_rx));
@@ -523,6 +569,20 @@ impl MetricsService {
     pub fn set_ready(&self, ready: bool) {
         self.shared.ready.store(ready, Ordering::Relaxed);
     }
+
+    /// The dashboard's sampler, for a service mounted in your own server
+    /// ([`Exporter::serve`] and [`Exporter::start`] run it themselves):
+    /// spawn it on your runtime and it fills the history once per
+    /// interval, forever. Returns at once when the dashboard is off.
+    pub fn history_sampler(&self) -> impl Future<Output = ()> + Send + 'static {
+        let dashboard = self.shared.dashboard.clone();
+        let registry = self.shared.registry.clone();
+        async move {
+            if let Some(d) = dashboard {
+                dashboard::sample_loop(d, registry, None).await;
+            }
+        }
+    }
 }
 
 impl hyper::service::Service<Request<Incoming>> for MetricsService {
@@ -532,9 +592,7 @@ impl hyper::service::Service<Request<Incoming>> for MetricsService {
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         let shared = self.shared.clone();
-        Box::pin(
-            async move { Ok(handle(shared, req.method().clone(), req.uri().path().to_owned(), req.headers()).await) },
-        )
+        Box::pin(async move { Ok(handle(shared, req.method().clone(), req.uri(), req.headers()).await) })
     }
 }
 
@@ -549,9 +607,10 @@ fn plain(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
 async fn handle(
     shared: Arc<Shared>,
     method: Method,
-    path: String,
+    uri: &hyper::Uri,
     headers: &hyper::HeaderMap,
 ) -> Response<Full<Bytes>> {
+    let path = uri.path();
     let head = method == Method::HEAD;
     if method != Method::GET && !head {
         let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
@@ -576,7 +635,7 @@ async fn handle(
         r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         return r;
     }
-    let response = match path.as_str() {
+    let response = match path {
         "/readyz" => {
             if shared.ready.load(Ordering::Relaxed) {
                 plain(StatusCode::OK, "ready\n")
@@ -603,6 +662,21 @@ async fn handle(
             match tokio::task::spawn_blocking(move || render(&s, encode_json, false)).await {
                 Ok(body) => body_response(JSON_CONTENT_TYPE, body, false),
                 Err(_) => plain(StatusCode::INTERNAL_SERVER_ERROR, "render failed\n"),
+            }
+        }
+        p if (p == "/dashboard" || p.starts_with("/dashboard/")) && shared.dashboard.is_some() => {
+            let gzip = headers.get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok()).is_some_and(accepts_gzip);
+            let d = shared.dashboard.as_ref().map(Arc::clone);
+            match d {
+                Some(d) => match dashboard::respond(&d, p, uri.query(), gzip).await {
+                    Some(r) => r,
+                    None => {
+                        let mut r = plain(StatusCode::NOT_FOUND, "not found\n");
+                        dashboard::secure(&mut r);
+                        r
+                    }
+                },
+                None => plain(StatusCode::NOT_FOUND, "not found\n"),
             }
         }
         p => match shared.routes.iter().find(|r| r.path == p) {

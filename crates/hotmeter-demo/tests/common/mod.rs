@@ -34,6 +34,16 @@ pub(crate) struct Reply {
 /// `GET http://{addr}{path}?{query}`; any status is an answer, only a
 /// failure to talk HTTP (refused, reset, 10 s without an answer) is an error.
 pub(crate) fn get_with(addr: &str, path: &str, query: &[(&str, &str)]) -> Result<Reply, ureq::Error> {
+    get_as(addr, path, query, None)
+}
+
+/// [`get_with`], sending `Authorization: Bearer {token}` when given.
+pub(crate) fn get_as(
+    addr: &str,
+    path: &str,
+    query: &[(&str, &str)],
+    token: Option<&str>,
+) -> Result<Reply, ureq::Error> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(10)))
         .http_status_as_error(false)
@@ -42,6 +52,9 @@ pub(crate) fn get_with(addr: &str, path: &str, query: &[(&str, &str)]) -> Result
     let mut request = agent.get(format!("http://{addr}{path}"));
     for (k, v) in query {
         request = request.query(k, v);
+    }
+    if let Some(token) = token {
+        request = request.header("Authorization", format!("Bearer {token}"));
     }
     let mut response = request.call()?;
     let header = |name: &str| {
