@@ -107,6 +107,9 @@ struct Writers {
     slots: usize,
     /// Slot numbers sorted by key values.
     sorted: Vec<u32>,
+    /// Bumped by every change to the set of live entries (insert, revival,
+    /// removal, clear), so a walker can tell that its copy is current.
+    version: u64,
 }
 
 /// One key and its value.
@@ -271,7 +274,7 @@ impl<V: Send + Sync + 'static> StringIndex<V> {
                 generations,
                 current: AtomicUsize::new(0),
                 live: AtomicUsize::new(0),
-                writers: Mutex::new(Writers { slots: 0, sorted: Vec::new() }),
+                writers: Mutex::new(Writers { slots: 0, sorted: Vec::new(), version: 0 }),
             }),
         }
     }
@@ -368,6 +371,7 @@ impl<V: Send + Sync + 'static> StringIndex<V> {
                 entry.removed.store(false, Ordering::Relaxed);
                 // Release: publishes the revival to the unlocked full check.
                 inner.live.fetch_add(1, Ordering::Release);
+                w.version += 1;
             }
             return Some(&entry.value);
         }
@@ -385,6 +389,7 @@ impl<V: Send + Sync + 'static> StringIndex<V> {
         inner.live.fetch_add(1, Ordering::Release);
         let at = w.sorted.partition_point(|&j| inner.slot(j as usize).is_some_and(|e| e.cmp_values(values).is_lt()));
         w.sorted.insert(at, slot as u32);
+        w.version += 1;
         drop(w);
         inner.slot(slot).map(|entry| &entry.value)
     }
@@ -420,11 +425,12 @@ impl<V: Send + Sync + 'static> StringIndex<V> {
             return false;
         }
         let inner = &*self.inner;
-        let _w = lock(&inner.writers);
+        let mut w = lock(&inner.writers);
         match inner.find(inner.current.load(Ordering::Relaxed), hash, values) {
             Some(entry) if !entry.removed.load(Ordering::Relaxed) => {
                 entry.removed.store(true, Ordering::Relaxed);
                 inner.live.fetch_sub(1, Ordering::Relaxed);
+                w.version += 1;
                 true
             }
             _ => false,
@@ -434,13 +440,14 @@ impl<V: Send + Sync + 'static> StringIndex<V> {
     /// Marks every entry removed.
     pub fn clear(&self) {
         let inner = &*self.inner;
-        let w = lock(&inner.writers);
+        let mut w = lock(&inner.writers);
         for s in 0..w.slots {
             if let Some(entry) = inner.slot(s) {
                 entry.removed.store(true, Ordering::Relaxed);
             }
         }
         inner.live.store(0, Ordering::Relaxed);
+        w.version += 1;
     }
 
     /// Live entries.
@@ -476,6 +483,22 @@ impl<V: Send + Sync + 'static> StringIndex<V> {
         order.extend_from_slice(&lock(&self.inner.writers).sorted);
     }
 
+    /// If the set of live entries changed since version `seen` (or `seen`
+    /// is `None`), copies the slots of the live entries, in key-value
+    /// order, into `order` (cleared first) and returns the current version;
+    /// otherwise leaves `order` alone and returns `None`. One short lock;
+    /// inserts never wait for the caller's walk.
+    pub fn live_sorted_slots_since(&self, seen: Option<u64>, order: &mut Vec<u32>) -> Option<u64> {
+        let inner = &*self.inner;
+        let w = lock(&inner.writers);
+        if seen == Some(w.version) {
+            return None;
+        }
+        order.clear();
+        order.extend(w.sorted.iter().copied().filter(|&s| inner.slot(s as usize).is_some_and(|e| !e.is_removed())));
+        Some(w.version)
+    }
+
     /// The entry in `slot` (from [`sorted_slots_into`](Self::sorted_slots_into)),
     /// removed or not.
     pub fn entry(&self, slot: u32) -> Option<&Entry<V>> {
@@ -491,6 +514,19 @@ impl<V: Send + Sync + 'static> StringIndex<V> {
     #[cfg(test)]
     pub(crate) fn generation(&self) -> usize {
         self.inner.current.load(Ordering::Relaxed)
+    }
+}
+
+/// Reads a stored key by slot, for label values that an encoder asks for
+/// lazily ([`Labels`](crate::Labels) of a string family's series).
+pub(crate) trait KeySource: Sync {
+    /// The key in `slot`: its values concatenated, and where each ends.
+    fn key(&self, slot: u32) -> Option<(&str, &[u32])>;
+}
+
+impl<V: Send + Sync + 'static> KeySource for StringIndex<V> {
+    fn key(&self, slot: u32) -> Option<(&str, &[u32])> {
+        self.inner.slot(slot as usize).map(Entry::joined_key)
     }
 }
 

@@ -17,23 +17,33 @@ use crate::value::{LabelValues, Labels, Rendered};
 /// re-registration under a new name after `unregister`) gets `None` and
 /// renders on the encoder's slow path: never a stale name.
 #[derive(Debug, Default)]
-pub(crate) struct RenderCache(OnceLock<(u64, Rendered)>);
+pub(crate) struct RenderCache(OnceLock<(u64, Box<[u8]>, u32, u32)>);
 
 impl RenderCache {
     /// The cached rendering for `desc`, rendering it on first use.
-    pub(crate) fn get<'a>(&'a self, desc: &Desc, values: LabelValues<'_>) -> Option<&'a Rendered> {
+    pub(crate) fn get<'a>(&'a self, desc: &Desc, values: LabelValues<'_>) -> Option<Rendered<'a>> {
         let id = desc.id;
-        let (owner, rendered) = self.0.get_or_init(|| {
+        let (owner, bytes, labels_start, labels_end) = self.0.get_or_init(|| {
             let mut out = Vec::with_capacity(desc.name.len() + 64);
-            out.extend_from_slice(desc.name.as_bytes());
-            let start = out.len();
-            write_label_set(&mut out, &Labels { desc, values, rendered: None });
-            let end = out.len();
-            out.extend_from_slice(if end > start { b"} " } else { b" " });
-            (id, Rendered { bytes: out.into_boxed_slice(), labels: start..end })
+            let (start, end) = write_sample_prefix(&mut out, desc, values);
+            (id, out.into_boxed_slice(), start, end)
         });
-        (*owner == id).then_some(rendered)
+        (*owner == id).then_some(Rendered { bytes, labels_start: *labels_start, labels_end: *labels_end })
     }
+}
+
+/// Appends a series' sample prefix, `name{a="x",b="y"} ` (or `name ` when
+/// it has no labels), and returns where its label set (`{a="x",b="y"`, no
+/// closing brace) starts and ends in `out`, relative to where the prefix
+/// starts.
+pub(crate) fn write_sample_prefix(out: &mut Vec<u8>, desc: &Desc, values: LabelValues<'_>) -> (u32, u32) {
+    let begin = out.len();
+    out.extend_from_slice(desc.name.as_bytes());
+    let start = out.len();
+    write_label_set(out, &Labels { desc, values, rendered: None });
+    let end = out.len();
+    out.extend_from_slice(if end > start { b"} " } else { b" " });
+    ((start - begin) as u32, (end - begin) as u32)
 }
 
 /// Writes a series' label set as the Prometheus text and OpenMetrics

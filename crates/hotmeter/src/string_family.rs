@@ -14,9 +14,9 @@ use crate::collect::Collect;
 use crate::desc::Desc;
 use crate::error::LabelCountError;
 use crate::index::StringIndex;
-use crate::render::RenderCache;
-use crate::sync::{Arc, AtomicU64, Ordering};
-use crate::value::{LabelValues, Labels, Metric, Scratch, Visitor};
+use crate::render::write_sample_prefix;
+use crate::sync::{Arc, AtomicU64, Mutex, Ordering, lock};
+use crate::value::{LabelValues, Labels, Metric, Rendered, Scratch, Visitor};
 
 /// Label value of the series that collects label sets beyond a
 /// [`StringFamily`]'s cardinality limit (every label gets this value).
@@ -84,15 +84,94 @@ impl<M: Metric> std::fmt::Debug for StringFamily<M> {
 struct Inner<M: 'static> {
     label_names: Box<[Box<str>]>,
     make: Box<dyn Fn() -> M + Send + Sync>,
-    series: StringIndex<Series<M>>,
+    series: StringIndex<M>,
     overflow: M,
     overflowed: AtomicU64,
+    /// What scrapes walk; only scrapes lock it.
+    plan: Mutex<ScrapePlan<M>>,
 }
 
-/// One series: the metric and its label set rendered for scrapes.
-struct Series<M> {
-    metric: M,
-    rendered: RenderCache,
+/// The live series in label-value order, laid out for a scrape to stream
+/// through: every sample prefix (`name{labels} `) in one buffer, a handle
+/// to each series' metric beside it. Rebuilt when the set of live series
+/// or the registration changes, reusing the prefixes it already has; a
+/// scrape of an unchanged family reads memory in order and renders nothing
+/// but the values.
+struct ScrapePlan<M> {
+    /// The index version the plan was built from (`None`: never built).
+    version: Option<u64>,
+    /// The registration ([`Desc`]'s `id`) the prefixes were rendered for.
+    desc_id: u64,
+    slots: Vec<u32>,
+    metrics: Vec<M>,
+    prefixes: Vec<u8>,
+    /// Per series: where its prefix ends in `prefixes`, and where its label
+    /// set starts and ends within the prefix.
+    spans: Vec<Span>,
+}
+
+#[derive(Clone, Copy)]
+struct Span {
+    end: u32,
+    labels_start: u32,
+    labels_end: u32,
+}
+
+impl<M: Metric> ScrapePlan<M> {
+    fn new() -> Self {
+        Self {
+            version: None,
+            desc_id: 0,
+            slots: Vec::new(),
+            metrics: Vec::new(),
+            prefixes: Vec::new(),
+            spans: Vec::new(),
+        }
+    }
+
+    /// Brings the plan up to date with the index and `desc`.
+    fn refresh(&mut self, desc: &Desc, index: &StringIndex<M>, order: &mut Vec<u32>) {
+        let seen = if self.desc_id == desc.id { self.version } else { None };
+        let Some(version) = index.live_sorted_slots_since(seen, order) else { return };
+        let reuse = self.desc_id == desc.id && self.version.is_some();
+        // Where each slot's prefix sits in the old plan, to copy instead of
+        // rendering again.
+        let mut old_at: Vec<u32> = Vec::new();
+        if reuse {
+            let max = self.slots.iter().copied().max().map_or(0, |m| m as usize + 1);
+            old_at.resize(max, u32::MAX);
+            for (i, &slot) in self.slots.iter().enumerate() {
+                old_at[slot as usize] = i as u32;
+            }
+        }
+        let old_prefixes = std::mem::take(&mut self.prefixes);
+        let old_spans = std::mem::take(&mut self.spans);
+        self.slots.clear();
+        self.metrics.clear();
+        self.prefixes.reserve(old_prefixes.len());
+        for &slot in order.iter() {
+            let Some(entry) = index.entry(slot) else { continue };
+            let begin = self.prefixes.len();
+            let (labels_start, labels_end) = match old_at.get(slot as usize).copied().filter(|&i| i != u32::MAX) {
+                Some(i) => {
+                    let i = i as usize;
+                    let start = if i == 0 { 0 } else { old_spans[i - 1].end as usize };
+                    self.prefixes.extend_from_slice(&old_prefixes[start..old_spans[i].end as usize]);
+                    (old_spans[i].labels_start, old_spans[i].labels_end)
+                }
+                None => {
+                    let (key, ends) = entry.joined_key();
+                    write_sample_prefix(&mut self.prefixes, desc, LabelValues::Joined { key, ends })
+                }
+            };
+            debug_assert!(self.prefixes.len() > begin);
+            self.spans.push(Span { end: self.prefixes.len() as u32, labels_start, labels_end });
+            self.slots.push(slot);
+            self.metrics.push(entry.value().clone());
+        }
+        self.version = Some(version);
+        self.desc_id = desc.id;
+    }
 }
 
 impl<M: Metric> StringFamily<M> {
@@ -113,6 +192,7 @@ impl<M: Metric> StringFamily<M> {
                 series: StringIndex::with_limit(label_names.len(), limit),
                 overflow,
                 overflowed: AtomicU64::new(0),
+                plan: Mutex::new(ScrapePlan::new()),
             }),
         }
     }
@@ -124,9 +204,9 @@ impl<M: Metric> StringFamily<M> {
     /// never created as a second series with the same labels.
     #[inline]
     pub fn with<R>(&self, values: &[&str], f: impl FnOnce(&M) -> R) -> Result<R, LabelCountError> {
-        let hash = StringIndex::<Series<M>>::hash(values);
+        let hash = StringIndex::<M>::hash(values);
         if let Some(series) = self.inner.series.find(hash, values)? {
-            return Ok(f(&series.metric));
+            return Ok(f(series));
         }
         Ok(self.with_cold(values, f))
     }
@@ -136,7 +216,7 @@ impl<M: Metric> StringFamily<M> {
     #[inline(never)]
     fn with_cold<R>(&self, values: &[&str], f: impl FnOnce(&M) -> R) -> R {
         let mut f = Some(f);
-        let hit = self.find_or_make(values, |s| f.take().map(|f| f(&s.metric)));
+        let hit = self.find_or_make(values, |s| f.take().map(|f| f(s)));
         match (hit, f) {
             (Ok(Some(Some(r))), _) => r,
             (_, Some(f)) => self.route_to_overflow(f),
@@ -155,20 +235,20 @@ impl<M: Metric> StringFamily<M> {
     /// overflow): for callers that keep their own fallback.
     #[inline]
     pub fn with_within_limit<R>(&self, values: &[&str], f: impl FnOnce(&M) -> R) -> Result<Option<R>, LabelCountError> {
-        self.find_or_make(values, |s| f(&s.metric))
+        self.find_or_make(values, f)
     }
 
     /// The index lookup both entry points share: a hit, or a new series
     /// unless the index is full or the label set is the overflow series'.
     #[inline(always)]
-    fn find_or_make<R>(&self, values: &[&str], f: impl FnOnce(&Series<M>) -> R) -> Result<Option<R>, LabelCountError> {
+    fn find_or_make<R>(&self, values: &[&str], f: impl FnOnce(&M) -> R) -> Result<Option<R>, LabelCountError> {
         let inner = &*self.inner;
         inner.series.get_or_try_insert_with(
-            StringIndex::<Series<M>>::hash(values),
+            StringIndex::<M>::hash(values),
             values,
             || {
                 let reserved = !values.is_empty() && values.iter().all(|&v| v == OVERFLOW_LABEL_VALUE);
-                (!reserved).then(|| Series { metric: (inner.make)(), rendered: RenderCache::default() })
+                (!reserved).then(|| (inner.make)())
             },
             f,
         )
@@ -181,7 +261,7 @@ impl<M: Metric> StringFamily<M> {
 
     /// Stops exporting the series for `values`; returns whether it was live.
     pub fn remove(&self, values: &[&str]) -> bool {
-        self.inner.series.remove(StringIndex::<Series<M>>::hash(values), values)
+        self.inner.series.remove(StringIndex::<M>::hash(values), values)
     }
 
     /// Stops exporting every series (the overflow count is kept: it is a
@@ -228,22 +308,28 @@ impl<M: Metric> StringFamily<M> {
 impl<M: Metric> Collect for StringFamily<M> {
     fn collect(&self, desc: &Desc, scratch: &mut Scratch, visitor: &mut dyn Visitor) {
         let inner = &*self.inner;
-        // Copy the order out so inserts never wait for a scrape's sampling.
+        // Scrapes of one family take turns on its plan; recording threads
+        // never touch it, and inserts only wait for the short copy of the
+        // order inside `refresh`.
+        let mut plan = lock(&inner.plan);
         let mut order = std::mem::take(&mut scratch.order);
-        inner.series.sorted_slots_into(&mut order);
-        for &slot in &order {
-            let Some(entry) = inner.series.entry(slot) else { continue };
-            if entry.is_removed() {
-                continue;
-            }
-            let (key, ends) = entry.joined_key();
-            let values = LabelValues::Joined { key, ends };
-            let series = entry.value();
-            let labels = Labels { desc, values, rendered: series.rendered.get(desc, values) };
-            let value = series.metric.sample(scratch);
+        plan.refresh(desc, &inner.series, &mut order);
+        scratch.order = order;
+        let plan = &*plan;
+        let mut start = 0usize;
+        for ((span, metric), &slot) in plan.spans.iter().zip(&plan.metrics).zip(&plan.slots) {
+            let end = span.end as usize;
+            let rendered = Rendered {
+                bytes: &plan.prefixes[start..end],
+                labels_start: span.labels_start,
+                labels_end: span.labels_end,
+            };
+            start = end;
+            let labels =
+                Labels { desc, values: LabelValues::Indexed { source: &inner.series, slot }, rendered: Some(rendered) };
+            let value = metric.sample(scratch);
             visitor.sample(&labels, &value);
         }
-        scratch.order = order;
         if self.overflowed() > 0 {
             let labels = Labels { desc, values: LabelValues::Same(OVERFLOW_LABEL_VALUE), rendered: None };
             let value = inner.overflow.sample(scratch);
@@ -265,6 +351,86 @@ impl<M: Metric> Collect for StringFamily<M> {
 mod tests {
     use super::*;
     use crate::{Counter, SingleCounter};
+
+    /// Every sample of a registry as `prefix|labels|value` lines: the
+    /// rendered prefix, the label values as an encoder that asks for them
+    /// sees them, and the value.
+    fn scrape(r: &crate::Registry) -> Vec<String> {
+        struct V(Vec<String>);
+        impl Visitor for V {
+            fn family(&mut self, _: &Desc) {}
+            fn sample(&mut self, labels: &Labels<'_>, value: &crate::Value<'_>) {
+                let prefix = labels.rendered_sample_prefix().map(|p| String::from_utf8_lossy(p).into_owned());
+                let set = labels.rendered().map(|p| String::from_utf8_lossy(p).into_owned());
+                let values: Vec<String> = labels.iter().map(|(n, v)| format!("{n}={v}")).collect();
+                let v = match value {
+                    crate::Value::Counter(v) => *v,
+                    _ => u64::MAX,
+                };
+                self.0.push(format!(
+                    "{}|{}|{}|{v}",
+                    prefix.unwrap_or_default(),
+                    set.unwrap_or_default(),
+                    values.join(",")
+                ));
+            }
+        }
+        let mut v = V(Vec::new());
+        r.collect(&mut v);
+        v.0.retain(|l| l.starts_with("t_total"));
+        v.0
+    }
+
+    #[test]
+    fn scrape_plan_follows_inserts_removals_revivals_and_values() {
+        let r = crate::Registry::new();
+        let f = r.string_family(("t_total", "T."), &["k", "j"], Counter::new).unwrap();
+        assert!(scrape(&r).is_empty());
+        f.with(&["b", "1"], |c| c.inc_by(2)).unwrap();
+        f.with(&["a\"\n", "2"], |c| c.inc()).unwrap();
+        assert_eq!(
+            scrape(&r),
+            [
+                "t_total{k=\"a\\\"\\n\",j=\"2\"} |{k=\"a\\\"\\n\",j=\"2\"|k=a\"\n,j=2|1",
+                "t_total{k=\"b\",j=\"1\"} |{k=\"b\",j=\"1\"|k=b,j=1|2",
+            ]
+        );
+        // Unchanged set, new values: the plan is reused, the values are not.
+        f.with(&["b", "1"], |c| c.inc_by(5)).unwrap();
+        assert_eq!(scrape(&r)[1], "t_total{k=\"b\",j=\"1\"} |{k=\"b\",j=\"1\"|k=b,j=1|7");
+        // A removal, an insert sorting between, a revival.
+        assert!(f.remove(&["a\"\n", "2"]));
+        f.with(&["c", "3"], |c| c.inc()).unwrap();
+        f.with(&["a", "0"], |c| c.inc_by(9)).unwrap();
+        assert_eq!(
+            scrape(&r),
+            [
+                "t_total{k=\"a\",j=\"0\"} |{k=\"a\",j=\"0\"|k=a,j=0|9",
+                "t_total{k=\"b\",j=\"1\"} |{k=\"b\",j=\"1\"|k=b,j=1|7",
+                "t_total{k=\"c\",j=\"3\"} |{k=\"c\",j=\"3\"|k=c,j=3|1",
+            ]
+        );
+        f.with(&["a\"\n", "2"], |c| c.inc()).unwrap();
+        assert_eq!(scrape(&r).len(), 4);
+        assert_eq!(scrape(&r)[1], "t_total{k=\"a\\\"\\n\",j=\"2\"} |{k=\"a\\\"\\n\",j=\"2\"|k=a\"\n,j=2|2");
+        f.clear();
+        assert!(scrape(&r).is_empty());
+    }
+
+    #[test]
+    fn scrape_plan_renders_again_for_another_registration() {
+        let f = StringFamily::new(&["k"], SingleCounter::new);
+        f.with(&["x"], |c| c.inc()).unwrap();
+        let a = crate::Registry::builder().const_label("host", "a").build().unwrap();
+        let b = crate::Registry::new();
+        a.register(("t_total", "T."), f.clone()).unwrap();
+        b.register(("t_total", "T."), f.clone()).unwrap();
+        // Alternate scrapes: each sees its own constant labels, never the other's.
+        for _ in 0..2 {
+            assert_eq!(scrape(&a), ["t_total{host=\"a\",k=\"x\"} |{host=\"a\",k=\"x\"|host=a,k=x|1"]);
+            assert_eq!(scrape(&b), ["t_total{k=\"x\"} |{k=\"x\"|k=x|1"]);
+        }
+    }
 
     #[test]
     fn same_values_same_series() {

@@ -28,6 +28,13 @@ pub(crate) enum LabelValues<'a> {
     },
     /// Every label has this value (the overflow series).
     Same(&'a str),
+    /// A key kept by a [`StringIndex`](crate::StringIndex), read only if
+    /// an encoder asks for the values (text encoders use the rendered
+    /// prefix and never do).
+    Indexed {
+        source: &'a dyn crate::index::KeySource,
+        slot: u32,
+    },
 }
 
 /// The labels of one series: constant labels, then the family's labels.
@@ -36,7 +43,7 @@ pub struct Labels<'a> {
     pub(crate) desc: &'a Desc,
     pub(crate) values: LabelValues<'a>,
     /// The sample prefix in exposition syntax, cached per series.
-    pub(crate) rendered: Option<&'a Rendered>,
+    pub(crate) rendered: Option<Rendered<'a>>,
 }
 
 impl fmt::Debug for Labels<'_> {
@@ -68,9 +75,10 @@ impl<'a> Labels<'a> {
             LabelValues::None => return None,
             LabelValues::Typed { index, value } => value(index, j),
             LabelValues::Strings(v) => v.get(j)?,
-            LabelValues::Joined { key, ends } => {
-                let start = if j == 0 { 0 } else { *ends.get(j - 1)? as usize };
-                key.get(start..*ends.get(j)? as usize)?
+            LabelValues::Joined { key, ends } => joined_value(key, ends, j)?,
+            LabelValues::Indexed { source, slot } => {
+                let (key, ends) = source.key(slot)?;
+                joined_value(key, ends, j)?
             }
             LabelValues::Same(v) => v,
         };
@@ -87,23 +95,30 @@ impl<'a> Labels<'a> {
     /// rendered at their first scrape); `None` otherwise, and then the
     /// encoder renders it.
     pub fn rendered(&self) -> Option<&'a [u8]> {
-        self.rendered.and_then(|r| r.bytes.get(r.labels.clone()))
+        self.rendered.and_then(|r| r.bytes.get(r.labels_start as usize..r.labels_end as usize))
     }
 
     /// The whole sample prefix, `family_name{labels} ` (or `family_name `),
     /// when cached: for samples named exactly as the family (counters,
     /// gauges), an encoder writes this and the value.
     pub fn rendered_sample_prefix(&self) -> Option<&'a [u8]> {
-        self.rendered.map(|r| &*r.bytes)
+        self.rendered.map(|r| r.bytes)
     }
 }
 
 /// A series' sample prefix, `name{a="x",b="y"} ` (or `name ` without
 /// labels), rendered once, with where its label set starts and ends.
-#[derive(Debug)]
-pub(crate) struct Rendered {
-    pub(crate) bytes: Box<[u8]>,
-    pub(crate) labels: std::ops::Range<usize>,
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Rendered<'a> {
+    pub(crate) bytes: &'a [u8],
+    pub(crate) labels_start: u32,
+    pub(crate) labels_end: u32,
+}
+
+/// Value `j` of a key stored as its values concatenated plus their ends.
+fn joined_value<'a>(key: &'a str, ends: &[u32], j: usize) -> Option<&'a str> {
+    let start = if j == 0 { 0 } else { *ends.get(j - 1)? as usize };
+    key.get(start..*ends.get(j)? as usize)
 }
 
 /// One sample, borrowed for the duration of a [`Visitor::sample`] call.
