@@ -295,6 +295,11 @@ impl History {
         self.untracked = untracked;
         if self.ring.len() == self.config.samples {
             self.ring.pop_front();
+        } else if self.ring.len() == self.ring.capacity() {
+            // Grow by doubling, but never past the configured samples (a
+            // plain push could reserve up to twice as many slots).
+            let more = self.ring.len().max(1).min(self.config.samples - self.ring.len());
+            self.ring.reserve_exact(more);
         }
         self.ring.push_back(Sample { wall_ms, mono, values: values.into_boxed_slice() });
     }
@@ -659,6 +664,23 @@ mod tests {
         let p99 = &all["quantiles"]["0.99"];
         assert!(p99[1].as_f64().unwrap() <= 0.01, "only fast reads: {p99}");
         assert!(p99[5].as_f64().unwrap() > 0.1, "slow writes count once present: {p99}");
+    }
+
+    #[test]
+    fn the_ring_stays_within_its_stated_memory_bound() {
+        // More samples than the ring reserves up front (4,096), so it grows
+        // while filling; growth must not overshoot the configured samples.
+        let r = hotmeter::Registry::new();
+        r.counter("a_total", "A.").unwrap().inc();
+        let config = HistoryConfig { samples: 5000, max_cells: 1, ..HistoryConfig::default() };
+        let mut h = History::new(config.clone());
+        for t in 0..6000u64 {
+            h.push(&r.snapshot(), t, t as f64);
+        }
+        let held = h.ring.capacity() * std::mem::size_of::<Sample>()
+            + h.ring.iter().map(|s| s.values.len() * std::mem::size_of::<f64>()).sum::<usize>();
+        assert!(held <= config.memory_bound(), "{held} bytes held, bound {}", config.memory_bound());
+        assert!(h.ring.capacity() <= config.samples, "ring capacity {}", h.ring.capacity());
     }
 
     #[test]
