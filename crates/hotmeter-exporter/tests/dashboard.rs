@@ -132,6 +132,15 @@ fn every_dashboard_route_needs_credentials() {
     for path in paths {
         let r = get(addr, path, "");
         assert_eq!(r.status, 401, "{path}");
+        if path.starts_with("/dashboard") {
+            // Refusals of the dashboard's paths carry its headers too.
+            assert_eq!(r.header("content-security-policy"), Some(DASHBOARD_CSP), "{path}");
+            assert_eq!(r.header("x-content-type-options"), Some("nosniff"), "{path}");
+            let post =
+                common::raw(addr, format!("POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes());
+            assert_eq!(post.status, 405, "{path}");
+            assert_eq!(post.header("content-security-policy"), Some(DASHBOARD_CSP), "POST {path}");
+        }
         assert!(!r.text().contains("<html"), "{path}");
         assert_eq!(get(addr, path, "Authorization: Bearer wrong\r\n").status, 401, "{path}");
         assert_eq!(get(addr, path, "Authorization: Bearer s3cret\r\n").status, 200, "{path}");
