@@ -686,7 +686,7 @@ async fn answer(
                 Err(_) => plain(StatusCode::INTERNAL_SERVER_ERROR, "render failed\n"),
             }
         }
-        p if is_dashboard_path(p) && shared.dashboard.is_some() => {
+        p if dashboard::serves(p) && shared.dashboard.is_some() => {
             let gzip = headers.get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok()).is_some_and(accepts_gzip);
             let d = shared.dashboard.as_ref().map(Arc::clone);
             match d {
