@@ -226,10 +226,22 @@ impl Cdp {
 /// What the page says about itself: the panels it shows, with the points
 /// each drew and its latest value, the legend texts, and what it counted.
 const STATE: &str = r#"(() => {
+  // Lines of a panel's chart that are really on it: two points or more,
+  // every coordinate a number inside the chart's viewBox (read from the
+  // SVG, not from what the script says it drew).
+  const lines = (p) => {
+    const chart = p.querySelector('svg.chart');
+    if (!chart) return 0;
+    const [, , w, h] = (chart.getAttribute('viewBox') || '').split(' ').map(Number);
+    return [...chart.querySelectorAll('path.line')].filter((path) => {
+      const pts = (path.getAttribute('d') || '').split(/[ML]/).filter((x) => x).map((x) => x.split(' ').map(Number));
+      return pts.length >= 2 && pts.every(([x, y]) => x >= 0 && x <= w && y >= 0 && y <= h);
+    }).length;
+  };
   const panels = [...document.querySelectorAll('[data-panel]')]
     .filter((p) => !p.classList.contains('hidden'))
     .map((p) => ({ id: p.dataset.panel, points: Number(p.dataset.points || 0),
-                   latest: p.dataset.latest ? Number(p.dataset.latest) : null }));
+                   latest: p.dataset.latest ? Number(p.dataset.latest) : null, lines: lines(p) }));
   const legend = [...document.querySelectorAll('.legend .name')].map((e) => e.textContent);
   const injected = [...document.querySelectorAll('.legend .name')]
     .filter((e) => e.textContent === '<img src=x onerror=alert(1)>' && e.childElementCount === 0).length;
@@ -247,7 +259,13 @@ fn wait_for_panels(cdp: &mut Cdp) -> Value {
     loop {
         if let Some(state) = cdp.eval(STATE) {
             let panels = state["panels"].as_array().cloned().unwrap_or_default();
-            let drawn = |id: &str| panels.iter().any(|p| p["id"] == id && p["points"].as_u64().unwrap_or(0) > 0);
+            let drawn = |id: &str| {
+                panels.iter().any(|p| {
+                    p["id"] == id
+                        && p["points"].as_u64().unwrap_or(0) > 0
+                        && (id.starts_with("source:") || p["lines"].as_u64().unwrap_or(0) > 0)
+                })
+            };
             if state["ready"] == true && state["samples"].as_u64().unwrap_or(0) >= 10 && PANELS.iter().all(|p| drawn(p))
             {
                 return state;
@@ -279,6 +297,9 @@ fn check_page(cdp: &mut Cdp, addr: &str, token: Option<&str>) -> Value {
     for id in PANELS {
         let p = panels.iter().find(|p| p["id"] == id).unwrap_or_else(|| panic!("no panel {id} in {state:#}"));
         assert!(p["points"].as_u64().unwrap() > 0, "panel {id} drew nothing: {state:#}");
+        if !id.starts_with("source:") {
+            assert!(p["lines"].as_u64().unwrap() > 0, "panel {id} has no line inside its chart: {state:#}");
+        }
     }
     let latest = |id: &str| panels.iter().find(|p| p["id"] == id).and_then(|p| p["latest"].as_f64());
     let page_errors = latest("errors").expect("the error panel has a latest value");

@@ -202,15 +202,22 @@
     const W = Math.max(240, Math.round(chart.getBoundingClientRect().width) || 600);
     chart.setAttribute('viewBox', '0 0 ' + W + ' ' + H);
     const times = store.times;
-    let top = 0, points = 0;
-    for (const l of lines) for (const v of l.values) if (v !== null && isFinite(v)) { top = Math.max(top, v); points++; }
+    // The axis spans 0 and every value: a gauge may be negative.
+    let top = 0, bottom = 0, points = 0;
+    for (const l of lines) {
+      for (const v of l.values) {
+        if (v !== null && isFinite(v)) { top = Math.max(top, v); bottom = Math.min(bottom, v); points++; }
+      }
+    }
     for (const m of marks) top = Math.max(top, m.value);
-    top = fixedMax !== undefined ? Math.max(fixedMax, top) : niceMax(top * 1.1);
+    if (fixedMax !== undefined) top = Math.max(fixedMax, top);
+    else if (top > 0 || bottom === 0) top = niceMax(top * 1.1);
+    if (bottom < 0) bottom = -niceMax(-bottom * 1.1);
     const t0 = times.length ? times[0] : 0, t1 = times.length ? times[times.length - 1] : 1;
     const x = (t) => L + ((W - L - R) * (t - t0)) / Math.max(1, t1 - t0);
-    const y = (v) => H - B - ((H - B - T) * v) / top;
+    const y = (v) => H - B - ((H - B - T) * (v - bottom)) / (top - bottom);
     for (let i = 0; i <= 4; i++) {
-      const v = (top * i) / 4;
+      const v = bottom + ((top - bottom) * i) / 4;
       chart.appendChild(svg('line', { class: 'axis', x1: L, x2: W - R, y1: y(v), y2: y(v) }));
       chart.appendChild(svg('text', { class: 'tick', x: L - 4, y: y(v) + 4, 'text-anchor': 'end' }, fmt(v, '')));
     }

@@ -149,6 +149,13 @@ fn reply(status: StatusCode, content_type: &'static str, body: Bytes) -> Respons
     r
 }
 
+/// Whether [`respond`] answers `path` (the page, its assets, history and
+/// sources); other `/dashboard/...` paths are left to the application's
+/// routes.
+pub(crate) fn serves(path: &str) -> bool {
+    matches!(path, "/dashboard/" | "/dashboard/history" | "/dashboard/sources") || ASSETS.iter().any(|a| a.path == path)
+}
+
 /// The answer to a `/dashboard...` path, or `None` for a path that is not
 /// the dashboard's. `gzip`: the client accepts it (assets only; history is
 /// small per poll).

@@ -295,6 +295,11 @@ impl History {
         self.untracked = untracked;
         if self.ring.len() == self.config.samples {
             self.ring.pop_front();
+        } else if self.ring.len() == self.ring.capacity() {
+            // Grow by doubling, but never past the configured samples (a
+            // plain push could reserve up to twice as many slots).
+            let more = self.ring.len().max(1).min(self.config.samples - self.ring.len());
+            self.ring.reserve_exact(more);
         }
         self.ring.push_back(Sample { wall_ms, mono, values: values.into_boxed_slice() });
     }
@@ -424,10 +429,8 @@ impl History {
             }
             Layout::Histogram { bounds } => {
                 let buckets = bounds.len() + 1;
-                let dt = |i: usize, j: usize| self.ring[i].mono - self.ring[j].mono;
                 list(out, "rate", &|i, j| {
-                    j.and_then(|j| self.bucket_deltas(members, buckets, i, j))
-                        .map_or(f64::NAN, |d| d.iter().sum::<u64>() as f64 / dt(i, j.unwrap_or(i)))
+                    j.and_then(|j| self.bucket_deltas(members, buckets, i, j)).map_or(f64::NAN, |(_, rate)| rate)
                 });
                 out.extend_from_slice(b",\"quantiles\":{");
                 for (n, (name, q)) in QUANTILES.iter().enumerate() {
@@ -438,7 +441,7 @@ impl History {
                     out.push(b':');
                     array(out, points, &|i, j| {
                         j.and_then(|j| self.bucket_deltas(members, buckets, i, j))
-                            .and_then(|d| hotmeter::histogram_quantile(bounds, &d, *q))
+                            .and_then(|(d, _)| hotmeter::histogram_quantile(bounds, &d, *q))
                             .unwrap_or(f64::NAN)
                     });
                 }
@@ -462,32 +465,61 @@ impl History {
         out.push(b'}');
     }
 
-    /// Per-second increase of the counter cell `cell` from sample `j` to
-    /// `i`; a counter that went down was reset, and its whole value counts.
+    /// Whether sample `k` holds cell `cell` (the series existed then).
+    fn present(&self, cell: usize, k: usize) -> bool {
+        self.ring[k].values.get(cell).is_some_and(|v| !v.is_nan())
+    }
+
+    /// The sample a rate at `i` starts from for a series whose first cell
+    /// is `cell`: the oldest from `j` on (and before `i`) that holds it, as
+    /// PromQL's `rate` starts from the first sample in its range. A series
+    /// born inside the window is rated from its first sample.
+    fn start(&self, cell: usize, i: usize, j: usize) -> Option<usize> {
+        (j..i).find(|&k| self.present(cell, k))
+    }
+
+    /// Per-second increase of the counter cell `cell` up to sample `i`,
+    /// from sample `j` (or the first after it that holds the cell); a
+    /// counter that went down was reset, and its whole value counts.
     fn rate(&self, cell: usize, i: usize, j: usize) -> f64 {
-        let (a, b) = (&self.ring[j], &self.ring[i]);
-        let (Some(&before), Some(&now)) = (a.values.get(cell), b.values.get(cell)) else { return f64::NAN };
+        if !self.present(cell, i) {
+            return f64::NAN;
+        }
+        let Some(k) = self.start(cell, i, j) else { return f64::NAN };
+        let (a, b) = (&self.ring[k], &self.ring[i]);
+        let (before, now) = (a.values[cell], b.values[cell]);
         let increase = if now < before { now } else { now - before };
         increase / (b.mono - a.mono)
     }
 
-    /// Observations per bucket between samples `j` and `i`, summed over
-    /// `members`; `None` when a member is missing from either sample. A
-    /// series whose buckets went down was reset: its counts since count.
-    fn bucket_deltas(&self, members: &[&Series], buckets: usize, i: usize, j: usize) -> Option<Vec<u64>> {
+    /// Observations per bucket up to sample `i` from sample `j`, summed
+    /// over `members`, and their total per second. Each member counts from
+    /// the first sample from `j` on that holds it; a member missing from
+    /// `i`, or with no earlier sample, is left out, and `None` means every
+    /// member was. A series whose buckets went down was reset: its counts
+    /// since count.
+    fn bucket_deltas(&self, members: &[&Series], buckets: usize, i: usize, j: usize) -> Option<(Vec<u64>, f64)> {
         let mut total = vec![0u64; buckets];
+        let mut rate = 0.0;
+        let mut any = false;
         for s in members {
-            let now = self.ring[i].values.get(s.offset..s.offset + buckets)?;
-            let before = self.ring[j].values.get(s.offset..s.offset + buckets)?;
-            if now.iter().chain(before).any(|v| v.is_nan()) {
-                return None;
+            if !self.present(s.offset, i) {
+                continue;
             }
+            let Some(k) = self.start(s.offset, i, j) else { continue };
+            let now = &self.ring[i].values[s.offset..s.offset + buckets];
+            let before = &self.ring[k].values[s.offset..s.offset + buckets];
             let reset = now.iter().zip(before).any(|(n, b)| n < b);
+            let mut observed = 0u64;
             for (t, (n, b)) in total.iter_mut().zip(now.iter().zip(before)) {
-                *t += if reset { *n as u64 } else { (n - b) as u64 };
+                let d = if reset { *n as u64 } else { (n - b) as u64 };
+                *t += d;
+                observed += d;
             }
+            rate += observed as f64 / (self.ring[i].mono - self.ring[k].mono);
+            any = true;
         }
-        Some(total)
+        any.then_some((total, rate))
     }
 }
 
@@ -595,6 +627,60 @@ mod tests {
         assert_eq!(all["quantiles"]["0.5"], serde_json::json!([null, 0.1]));
         let p99 = all["quantiles"]["0.99"][1].as_f64().unwrap();
         assert!((p99 - (0.1 + 0.9 * 0.98)).abs() < 1e-9, "{p99}");
+    }
+
+    #[test]
+    fn a_series_that_appears_later_has_rates_from_its_first_sample() {
+        // Like PromQL's rate(x[30s]): a series born inside the window is
+        // rated from its first sample, not left empty until the window
+        // slides past its birth.
+        let r = hotmeter::Registry::new();
+        let fam = r.string_family(("w_total", "W."), &["status"], hotmeter::Counter::new).unwrap();
+        let buckets = hotmeter::Buckets::new(vec![0.01, 0.1, 1.0]).unwrap();
+        let lat =
+            r.string_family(("l_seconds", "L."), &["op"], move || hotmeter::Histogram::new(buckets.clone())).unwrap();
+        let mut h = History::new(HistoryConfig::default());
+        for t in 0..6u64 {
+            fam.with(&["ok"], |c| c.inc_by(10)).unwrap();
+            lat.with(&["read"], |x| x.observe(0.005)).unwrap();
+            if t >= 2 {
+                // Born between samples 1 and 2: 4/s from sample 2 on.
+                fam.with(&["error"], |c| c.inc_by(4)).unwrap();
+                lat.with(&["write"], |x| (0..3).for_each(|_| x.observe(0.5))).unwrap();
+            }
+            h.push(&r.snapshot(), t * 1000, t as f64);
+        }
+        let v = json(&h, query(30));
+        let series = v["series"].as_array().unwrap();
+        let err = series.iter().find(|s| s["labels"]["status"] == "error").unwrap();
+        // Its first sample has nothing before it; then 4/s.
+        assert_eq!(err["values"], serde_json::json!([null, null, null, 4.0, 4.0, 4.0]));
+        let write = series.iter().find(|s| s["labels"]["op"] == "write").unwrap();
+        assert_eq!(write["rate"], serde_json::json!([null, null, null, 3.0, 3.0, 3.0]));
+        // The family's merged series keeps its members' data: "read" at
+        // 1/s all along, "write" at 3/s once it has two samples.
+        let all = series.iter().find(|s| s["id"] == "all:l_seconds").unwrap();
+        assert_eq!(all["rate"], serde_json::json!([null, 1.0, 1.0, 4.0, 4.0, 4.0]));
+        let p99 = &all["quantiles"]["0.99"];
+        assert!(p99[1].as_f64().unwrap() <= 0.01, "only fast reads: {p99}");
+        assert!(p99[5].as_f64().unwrap() > 0.1, "slow writes count once present: {p99}");
+    }
+
+    #[test]
+    fn the_ring_stays_within_its_stated_memory_bound() {
+        // More samples than the ring reserves up front (4,096), so it grows
+        // while filling; growth must not overshoot the configured samples.
+        let r = hotmeter::Registry::new();
+        r.counter("a_total", "A.").unwrap().inc();
+        let config = HistoryConfig { samples: 5000, max_cells: 1, ..HistoryConfig::default() };
+        let mut h = History::new(config.clone());
+        for t in 0..6000u64 {
+            h.push(&r.snapshot(), t, t as f64);
+        }
+        let held = h.ring.capacity() * std::mem::size_of::<Sample>()
+            + h.ring.iter().map(|s| s.values.len() * std::mem::size_of::<f64>()).sum::<usize>();
+        assert!(held <= config.memory_bound(), "{held} bytes held, bound {}", config.memory_bound());
+        assert!(h.ring.capacity() <= config.samples, "ring capacity {}", h.ring.capacity());
     }
 
     #[test]

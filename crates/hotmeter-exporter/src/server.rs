@@ -603,8 +603,30 @@ fn plain(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     r
 }
 
+/// Whether `path` is one of the dashboard's (`/dashboard`, `/dashboard/...`).
+fn is_dashboard_path(path: &str) -> bool {
+    path == "/dashboard" || path.starts_with("/dashboard/")
+}
+
 /// The whole routing decision, given the parts of a request it needs.
+/// Every answer to a dashboard path, refusals included (401, 405, 413,
+/// 404), carries the dashboard's security headers.
 async fn handle(
+    shared: Arc<Shared>,
+    method: Method,
+    uri: &hyper::Uri,
+    headers: &hyper::HeaderMap,
+) -> Response<Full<Bytes>> {
+    let dashboard = shared.dashboard.is_some() && is_dashboard_path(uri.path());
+    let mut r = answer(shared, method, uri, headers).await;
+    if dashboard {
+        dashboard::secure(&mut r);
+    }
+    r
+}
+
+/// [`handle`] without the dashboard's headers.
+async fn answer(
     shared: Arc<Shared>,
     method: Method,
     uri: &hyper::Uri,
@@ -664,17 +686,13 @@ async fn handle(
                 Err(_) => plain(StatusCode::INTERNAL_SERVER_ERROR, "render failed\n"),
             }
         }
-        p if (p == "/dashboard" || p.starts_with("/dashboard/")) && shared.dashboard.is_some() => {
+        p if dashboard::serves(p) && shared.dashboard.is_some() => {
             let gzip = headers.get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok()).is_some_and(accepts_gzip);
             let d = shared.dashboard.as_ref().map(Arc::clone);
             match d {
                 Some(d) => match dashboard::respond(&d, p, uri.query(), gzip).await {
                     Some(r) => r,
-                    None => {
-                        let mut r = plain(StatusCode::NOT_FOUND, "not found\n");
-                        dashboard::secure(&mut r);
-                        r
-                    }
+                    None => plain(StatusCode::NOT_FOUND, "not found\n"),
                 },
                 None => plain(StatusCode::NOT_FOUND, "not found\n"),
             }

@@ -39,6 +39,7 @@ fn page_assets_history_and_sources() {
         .listen("127.0.0.1:0".parse().unwrap())
         .history(fast_history())
         .dashboard_source("Report", "/report", || b"{\"ok\":true}".to_vec())
+        .dashboard_source("Nested", "/dashboard/nested", || b"{\"nested\":1}".to_vec())
         .start()
         .unwrap();
     let addr = server.local_addr();
@@ -73,8 +74,17 @@ fn page_assets_history_and_sources() {
     assert_eq!((r.status, r.header("x-content-type-options")), (404, Some("nosniff")));
 
     let sources: serde_json::Value = serde_json::from_slice(&get(addr, "/dashboard/sources", "").body).unwrap();
-    assert_eq!(sources, serde_json::json!({"sources": [{"title": "Report", "path": "/report"}]}));
+    assert_eq!(
+        sources,
+        serde_json::json!({"sources": [
+            {"title": "Report", "path": "/report"},
+            {"title": "Nested", "path": "/dashboard/nested"},
+        ]})
+    );
     assert_eq!(get(addr, "/report", "").text(), "{\"ok\":true}");
+    // A source under /dashboard/ is served, not hidden by the page's routes.
+    let nested = get(addr, "/dashboard/nested", "");
+    assert_eq!((nested.status, nested.text()), (200, "{\"nested\":1}".to_owned()));
 
     // Counters as rates: with a window longer than the ring, the latest
     // rate runs from the oldest sample, so rate × time between them is the
@@ -132,6 +142,15 @@ fn every_dashboard_route_needs_credentials() {
     for path in paths {
         let r = get(addr, path, "");
         assert_eq!(r.status, 401, "{path}");
+        if path.starts_with("/dashboard") {
+            // Refusals of the dashboard's paths carry its headers too.
+            assert_eq!(r.header("content-security-policy"), Some(DASHBOARD_CSP), "{path}");
+            assert_eq!(r.header("x-content-type-options"), Some("nosniff"), "{path}");
+            let post =
+                common::raw(addr, format!("POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes());
+            assert_eq!(post.status, 405, "{path}");
+            assert_eq!(post.header("content-security-policy"), Some(DASHBOARD_CSP), "POST {path}");
+        }
         assert!(!r.text().contains("<html"), "{path}");
         assert_eq!(get(addr, path, "Authorization: Bearer wrong\r\n").status, 401, "{path}");
         assert_eq!(get(addr, path, "Authorization: Bearer s3cret\r\n").status, 200, "{path}");
