@@ -15,6 +15,8 @@
 //! | `remote_write_queue_length` | gauge | snapshots waiting, the one being sent included |
 //! | `remote_write_queue_capacity` | gauge | the queue's bound, in snapshots |
 //!
+//! Two clients started on one registry record into the same handles (the
+//! registry hands back the registered metric), so their counts add up.
 //! Counters only go up and never reset. Once the client has shut down,
 //! `samples = sent + failed + dropped`; while it runs the difference is
 //! what is queued.
