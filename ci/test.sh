@@ -22,8 +22,9 @@ if command -v rustup >/dev/null 2>&1; then
 fi
 cargo --version
 
-step "system packages (Debian's prometheus, with promtool, and prometheus-alertmanager)"
-if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus-alertmanager >/dev/null 2>&1; then
+step "system packages (Debian's prometheus, with promtool, prometheus-alertmanager, prometheus-pushgateway)"
+if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus-alertmanager >/dev/null 2>&1 \
+    || ! command -v prometheus-pushgateway >/dev/null 2>&1; then
     SUDO=""
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     # Install without starting the packaged services: the tests start their
@@ -36,11 +37,12 @@ if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus-alertmanager
     fi
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-        prometheus prometheus-alertmanager >/dev/null
+        prometheus prometheus-alertmanager prometheus-pushgateway >/dev/null
     [ -z "$made_policy" ] || $SUDO rm -f /usr/sbin/policy-rc.d
 fi
 promtool --version 2>&1 | head -n 1
 prometheus-alertmanager --version 2>&1 | head -n 1
+prometheus-pushgateway --version 2>&1 | head -n 1
 
 step "alert rules, their unit tests and the local stack's configs (promtool, amtool)"
 promtool check rules alerts/*.yml

@@ -14,9 +14,11 @@
 //! ## The queue and its memory bound
 //! The queue holds at most [`RemoteWrite::queue_capacity`] snapshots (the
 //! one being sent included), each a compressed `WriteRequest`: about
-//! 10-12 bytes per series after snappy (measured in `docs/scaling.md`), so
-//! the default 30 snapshots of a 1,000-series registry hold well under
-//! 1 MiB. When a new snapshot finds the queue full, the oldest snapshot
+//! 13 bytes per series after snappy with short label values (measured in
+//! `docs/scaling.md`), so the default 30 snapshots of a 1,000-series
+//! registry hold about 400 KiB; besides the queue, the sampler keeps one
+//! request's buffers (about 120 bytes of protobuf per series plus its
+//! label strings) for reuse. When a new snapshot finds the queue full, the oldest snapshot
 //! that is not on the wire at that moment is dropped and its samples are
 //! counted in `remote_write_samples_dropped_total`. Counters are
 //! cumulative, so the newest snapshot carries everything the dropped ones
