@@ -416,14 +416,14 @@ impl Sender {
             let (id, body, samples, deadline) = {
                 let mut st = shared.lock();
                 loop {
-                    if let Some(deadline) = st.stop {
-                        if Instant::now() >= deadline || (st.queue.is_empty() && st.sampler_done) {
-                            let left: u64 = st.queue.drain(..).map(|b| b.samples).sum();
-                            st.stats.dropped += left;
-                            shared.metrics.dropped.inc_by(left);
-                            shared.set_queue_gauge(&st);
-                            return;
-                        }
+                    if let Some(deadline) = st.stop
+                        && (Instant::now() >= deadline || (st.queue.is_empty() && st.sampler_done))
+                    {
+                        let left: u64 = st.queue.drain(..).map(|b| b.samples).sum();
+                        st.stats.dropped += left;
+                        shared.metrics.dropped.inc_by(left);
+                        shared.set_queue_gauge(&st);
+                        return;
                     }
                     if !st.queue.is_empty() {
                         break;

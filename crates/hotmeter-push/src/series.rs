@@ -184,7 +184,10 @@ mod tests {
     use super::*;
     use hotmeter::{Buckets, Counter, SummaryOpts};
 
-    fn series(enc: &RemoteWriteEncoder) -> Vec<(Vec<(String, String)>, f64, i64)> {
+    /// A series as (labels, value, timestamp).
+    type Flat = (Vec<(String, String)>, f64, i64);
+
+    fn series(enc: &RemoteWriteEncoder) -> Vec<Flat> {
         enc.request()
             .timeseries
             .iter()
