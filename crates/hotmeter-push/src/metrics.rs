@@ -1,5 +1,5 @@
 //! The remote_write client's own metrics, registered in the registry it
-//! pushes: [`PushMetrics`] and the names it exports.
+//! pushes: the names it exports and the handles (`PushMetrics`) it records into.
 //!
 //! Owns: the names, help texts and buckets of `remote_write_*`. Must not:
 //! count anything itself (the queue and sender record into these handles).
