@@ -22,10 +22,11 @@ if command -v rustup >/dev/null 2>&1; then
 fi
 cargo --version
 
-step "system packages (Debian's prometheus, with promtool, prometheus-alertmanager, and chromium for the dashboard's browser test)"
+step "system packages (Debian's prometheus, with promtool, prometheus-alertmanager, prometheus-pushgateway, and chromium for the dashboard's browser test)"
 missing=()
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
+command -v prometheus-pushgateway >/dev/null 2>&1 || missing+=(prometheus-pushgateway)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ "${#missing[@]}" -gt 0 ]; then
     SUDO=""
@@ -44,6 +45,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 promtool --version 2>&1 | head -n 1
 prometheus-alertmanager --version 2>&1 | head -n 1
+prometheus-pushgateway --version 2>&1 | head -n 1
 chromium --version 2>/dev/null | head -n 1
 
 step "alert rules, their unit tests and the local stack's configs (promtool, amtool)"

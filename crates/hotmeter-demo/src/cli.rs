@@ -35,6 +35,15 @@ pub(crate) struct Options {
     pub(crate) decision_log: PathBuf,
     pub(crate) deployment: Deployment,
     pub(crate) thresholds: MigrationThresholds,
+    /// Push every snapshot to this remote_write receiver (None: only serve).
+    pub(crate) remote_write: Option<String>,
+    pub(crate) remote_write_interval: Duration,
+    /// The `job` external label of pushed series.
+    pub(crate) job: String,
+    /// The `instance` external label (None: the address the exporter serves on).
+    pub(crate) instance: Option<String>,
+    /// Keep serving /metrics this long after the summary (final counts stay scrapeable).
+    pub(crate) linger: Option<Duration>,
 }
 
 /// `hotmeter-demo decide`: where the inputs come from.
@@ -151,6 +160,30 @@ struct RunArgs {
     bearer_token_file: Option<PathBuf>,
     #[command(flatten)]
     decision: DecisionArgs,
+    #[command(flatten)]
+    push: PushArgs,
+}
+
+/// Pushing instead of (or beside) being scraped.
+#[derive(Debug, Args)]
+struct PushArgs {
+    /// Also push every snapshot to this Prometheus remote_write receiver, e.g.
+    /// http://127.0.0.1:9090/api/v1/write (default: none, only serve /metrics)
+    #[arg(long, value_name = "URL", value_parser = remote_write_url)]
+    remote_write: Option<String>,
+    /// How often to push with --remote-write
+    #[arg(long, value_name = "TIME", default_value = "15s", value_parser = positive_duration)]
+    remote_write_interval: Duration,
+    /// The `job` label of pushed series
+    #[arg(long, value_name = "NAME", default_value = "hotmeter-demo")]
+    job: String,
+    /// The `instance` label of pushed series (default: the address /metrics is served on)
+    #[arg(long, value_name = "NAME")]
+    instance: Option<String>,
+    /// After the summary, keep serving /metrics for TIME so a last scrape sees the final counts
+    /// (default: none; Ctrl-C ends it early)
+    #[arg(long, value_name = "TIME", value_parser = positive_duration)]
+    linger: Option<Duration>,
 }
 
 /// How often to decide; `None` never.
@@ -284,6 +317,15 @@ fn deployment(v: &str) -> Result<Deployment, String> {
     v.parse().map_err(|_| "expected single-server or multi-server".into())
 }
 
+fn remote_write_url(v: &str) -> Result<String, String> {
+    let ok = ["http://", "https://"].iter().any(|p| v.strip_prefix(p).is_some_and(|rest| !rest.is_empty()));
+    if ok {
+        Ok(v.to_owned())
+    } else {
+        Err("expected an http:// or https:// URL, e.g. http://127.0.0.1:9090/api/v1/write".into())
+    }
+}
+
 fn prometheus_url(v: &str) -> Result<String, String> {
     PrometheusSource::new(v)
         .map(|_| v.to_owned())
@@ -320,6 +362,11 @@ impl RunArgs {
             decision_log: d.decision_log,
             deployment: d.deployment,
             thresholds,
+            remote_write: self.push.remote_write,
+            remote_write_interval: self.push.remote_write_interval,
+            job: self.push.job,
+            instance: self.push.instance,
+            linger: self.push.linger,
         })
     }
 }
@@ -405,6 +452,23 @@ mod tests {
         assert_eq!(o.namespace.as_deref(), Some("engram"));
         assert_eq!(o.sync, Durability::Normal);
         assert_eq!(options(&["--duration", "1.5"]).duration, Some(Duration::from_millis(1500)));
+        assert_eq!((d.remote_write, d.remote_write_interval), (None, Duration::from_secs(15)));
+        assert_eq!((d.job.as_str(), d.instance, d.linger), ("hotmeter-demo", None, None));
+        let p = options(&[
+            "--remote-write",
+            "http://127.0.0.1:9090/api/v1/write",
+            "--remote-write-interval",
+            "2s",
+            "--job",
+            "fleet",
+            "--instance",
+            "a:1",
+            "--linger",
+            "1m",
+        ]);
+        assert_eq!(p.remote_write.as_deref(), Some("http://127.0.0.1:9090/api/v1/write"));
+        assert_eq!((p.remote_write_interval, p.linger), (Duration::from_secs(2), Some(Duration::from_secs(60))));
+        assert_eq!((p.job.as_str(), p.instance.as_deref()), ("fleet", Some("a:1")));
         for help in [&["--help"][..], &["--rate", "5", "-h"]] {
             let e = run(help).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::DisplayHelp, "{help:?}");
@@ -442,6 +506,9 @@ mod tests {
             (&["--sync", "off"], "--sync"),
             (&["--memory-space", ""], "--memory-space"),
             (&["--memory-space", "a\nb"], "--memory-space"),
+            (&["--remote-write", "127.0.0.1:9090"], "--remote-write"),
+            (&["--remote-write", "http://"], "--remote-write"),
+            (&["--remote-write-interval", "0"], "--remote-write-interval"),
         ] {
             match run(args) {
                 Err(e) => {

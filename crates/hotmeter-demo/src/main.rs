@@ -13,7 +13,8 @@
 //!
 //! Owns: wiring the pipeline (`hotmeter-streaming`), the checkpoint store
 //! and decision (`hotmeter-checkpoint`), the SLOs and traces
-//! (`hotmeter-slo`) and the exporter together, and the run's steps. Must
+//! (`hotmeter-slo`), the exporter and the remote_write client
+//! (`hotmeter-push`) together, and the run's steps. Must
 //! not: keep counts of its own beyond submitted/rejected (what it prints
 //! comes from registry snapshots) or lose an observation unaccounted.
 
@@ -36,7 +37,7 @@ use hotmeter_streaming::Shutdown;
 
 use crate::cli::{Command, Options};
 use crate::outcome::{Failed, Mode, RunSummary, context};
-use crate::pipeline::{build_pipeline, generate, query_recall, start_exporter};
+use crate::pipeline::{build_pipeline, generate, query_recall, start_exporter, start_push};
 use crate::report::{report_until_stopped, summarize};
 use crate::status::say;
 use crate::traffic::Traffic;
@@ -152,6 +153,10 @@ fn run(o: &Options, mode: Mode) -> Result<RunSummary, Failed> {
         Mode::Serve => Some(start_exporter(o, &p)?),
         Mode::Measure => None,
     };
+    let pusher = match mode {
+        Mode::Serve => start_push(o, &p, server.as_ref().map(|s| s.local_addr()))?,
+        Mode::Measure => None,
+    };
     let decisions = match (mode, o.decide_every) {
         (Mode::Serve, Some(every)) => Some((
             context(DecisionLog::open(&o.decision_log), || "cannot open the decision log (--decision-log)".into())?,
@@ -175,12 +180,34 @@ fn run(o: &Options, mode: Mode) -> Result<RunSummary, Failed> {
     });
 
     let report = p.pool.shutdown(Shutdown::Drain);
+    if let Some(pusher) = pusher {
+        // After the drain: the last snapshot pushed holds the final counts.
+        let s = pusher.shutdown(PUSH_FLUSH_DEADLINE);
+        say(format_args!(
+            "remote_write: {} samples in {} snapshots: {} sent, {} failed, {} dropped\n",
+            s.samples, s.snapshots, s.sent, s.failed, s.dropped
+        ));
+    }
     let result = summarize(o, mode, &p, &report, &traffic, started);
+    if let (Some(linger), Some(server)) = (o.linger, &server) {
+        say(format_args!(
+            "serving the final counts on http://{}/metrics for {:.0} s\n",
+            server.local_addr(),
+            linger.as_secs_f64()
+        ));
+        let until = Instant::now() + linger;
+        while Instant::now() < until && !stop.load(Ordering::Acquire) {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
     if let Some(server) = server {
         server.shutdown();
     }
     result
 }
+
+/// How long a stopping demo may spend sending its last snapshots.
+const PUSH_FLUSH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Clears the flag when dropped.
 struct StopOnDrop<'a>(&'a AtomicBool);

@@ -1,5 +1,5 @@
 //! Wiring the pipeline: the registry, the pool, the checkpoint store, the
-//! SLOs and traces, the exporter, and the two load threads that drive it
+//! SLOs and traces, the exporter, the remote_write client, and the two load threads that drive it
 //! (the paced generator and the recall queries).
 //!
 //! Owns: building the pipeline from the options and running its load.
@@ -147,6 +147,29 @@ pub(crate) fn start_exporter(o: &Options, p: &Pipeline) -> Result<hotmeter_expor
         None => say(format_args!("running until Ctrl-C\n")),
     };
     Ok(server)
+}
+
+/// With `--remote-write`: starts pushing the registry (external labels
+/// `job` and `instance`, the latter defaulting to the served address).
+pub(crate) fn start_push(
+    o: &Options,
+    p: &Pipeline,
+    served: Option<std::net::SocketAddr>,
+) -> Result<Option<hotmeter_push::RemoteWriter>, Failed> {
+    let Some(url) = &o.remote_write else { return Ok(None) };
+    let instance = o.instance.clone().or_else(|| served.map(|a| a.to_string())).unwrap_or_else(|| "demo".into());
+    let writer = hotmeter_push::RemoteWrite::new(url.clone())
+        .interval(o.remote_write_interval)
+        .job(o.job.clone())
+        .instance(instance.clone())
+        .start(&p.registry);
+    let writer = context(writer, || format!("cannot push to {url} (--remote-write)"))?;
+    say(format_args!(
+        "pushing to {url} every {:.1} s as job={:?} instance={instance:?}\n",
+        o.remote_write_interval.as_secs_f64(),
+        o.job
+    ));
+    Ok(Some(writer))
 }
 
 /// The generator: paced to `--rate` in 1 ms steps, one session per space,

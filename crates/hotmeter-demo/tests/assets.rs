@@ -136,6 +136,17 @@ fn dashboards_import_into_grafana() {
             vars.iter().any(|v| v["type"] == "datasource" && v["query"] == "prometheus" && v["name"] == "datasource"),
             "{file}: a Prometheus datasource variable"
         );
+        let instance = vars.iter().find(|v| v["name"] == "instance").unwrap_or_else(|| panic!("{file}: instance"));
+        assert_eq!((instance["includeAll"].as_bool(), instance["allValue"].as_str()), (Some(true), Some(".*")));
+        for p in d["panels"].as_array().unwrap() {
+            for t in p["targets"].as_array().into_iter().flatten() {
+                let expr = t["expr"].as_str().unwrap();
+                // Every metric selector is filtered by the variable.
+                let metrics = expr.matches("streaming_").count() + expr.matches("checkpoint_").count();
+                assert!(metrics > 0, "{file}: {expr}");
+                assert_eq!(expr.matches(r#"instance=~"$instance""#).count(), metrics, "{file}: {expr}");
+            }
+        }
         let mut ids = BTreeSet::new();
         let mut cells: Vec<(String, u64, u64, u64, u64)> = Vec::new();
         for p in d["panels"].as_array().unwrap() {

@@ -218,7 +218,8 @@ fn dashboard_exprs() -> Vec<(String, String, String)> {
         let board: Value = serde_json::from_str(&text).unwrap();
         for panel in board["panels"].as_array().unwrap() {
             for target in panel["targets"].as_array().into_iter().flatten() {
-                let expr = target["expr"].as_str().unwrap().to_owned();
+                // The `instance` variable set to All, as Grafana sends it.
+                let expr = target["expr"].as_str().unwrap().replace("$instance", ".*");
                 out.push((file.to_owned(), panel["title"].as_str().unwrap().to_owned(), expr));
             }
         }

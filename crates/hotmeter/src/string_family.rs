@@ -423,8 +423,8 @@ mod tests {
         f.with(&["x"], |c| c.inc()).unwrap();
         let a = crate::Registry::builder().const_label("host", "a").build().unwrap();
         let b = crate::Registry::new();
-        a.register(("t_total", "T."), f.clone()).unwrap();
-        b.register(("t_total", "T."), f.clone()).unwrap();
+        let _ = a.register(("t_total", "T."), f.clone()).unwrap();
+        let _ = b.register(("t_total", "T."), f.clone()).unwrap();
         // Alternate scrapes: each sees its own constant labels, never the other's.
         for _ in 0..2 {
             assert_eq!(scrape(&a), ["t_total{host=\"a\",k=\"x\"} |{host=\"a\",k=\"x\"|host=a,k=x|1"]);

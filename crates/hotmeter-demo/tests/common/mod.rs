@@ -178,3 +178,77 @@ impl Drop for Demo {
         let _ = self.child.wait();
     }
 }
+
+/// Child processes, each in its own process group, sent SIGTERM (the
+/// group) on drop, then SIGKILL: a script's children go with it.
+#[derive(Default)]
+pub(crate) struct Group(Vec<Child>);
+
+impl Group {
+    pub(crate) fn spawn(&mut self, cmd: &mut Command) -> &mut Child {
+        use std::os::unix::process::CommandExt;
+        let child = cmd.process_group(0).spawn().unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        self.0.push(child);
+        self.0.last_mut().unwrap()
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let group = format!("-{}", child.id());
+            let _ = Command::new("kill").args(["-TERM", "--", &group]).stderr(Stdio::null()).status();
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = Command::new("kill").args(["-KILL", "--", &group]).stderr(Stdio::null()).status();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A free loopback port.
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Polls `check` every 250 ms until it returns `Some`, or panics after `limit`.
+pub(crate) fn poll<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// An instant PromQL query's result vector.
+pub(crate) fn promql(prom: &str, q: &str) -> Vec<serde_json::Value> {
+    let r = get_with(prom, "/api/v1/query", &[("query", q)]).expect("query Prometheus");
+    assert_eq!(r.status, 200, "query {q}: {}", r.body);
+    let v: serde_json::Value = serde_json::from_str(&r.body).expect("JSON from Prometheus");
+    v["data"]["result"].as_array().cloned().unwrap_or_default()
+}
+
+/// The value of a query returning one series.
+pub(crate) fn promql_scalar(prom: &str, q: &str) -> Option<f64> {
+    promql(prom, q).first().and_then(|s| s["value"][1].as_str()).and_then(|v| v.parse().ok())
+}
+
+/// Fails (never skips) when Debian's `prometheus` is missing.
+pub(crate) fn require_prometheus() {
+    let found = Command::new("prometheus").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status();
+    assert!(found.is_ok(), "`prometheus` not found: install Debian's prometheus (bash ci/test.sh does)");
+}
+
+/// `checkpoints   N written, M failed` from a demo's summary: N + M.
+pub(crate) fn summary_writes(lines: &str) -> Option<u64> {
+    let line = lines.lines().find(|l| l.trim_start().starts_with("checkpoints") && l.contains(" written, "))?;
+    let mut words = line.split_whitespace();
+    let written: u64 = words.nth(1)?.parse().ok()?;
+    let failed: u64 = words.nth(1)?.parse().ok()?;
+    Some(written + failed)
+}

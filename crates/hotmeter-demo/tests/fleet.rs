@@ -1,0 +1,116 @@
+//! A fleet as one: `deploy/run-fleet.sh 5` starts five demos on their own
+//! loopback ports and a Prometheus that finds them through file_sd. Every
+//! instance is `up`; once the demos have finished (their counts fixed,
+//! still served thanks to `--linger`), the fleet aggregates the dashboards
+//! use equal the sum of what the instances report themselves, and the
+//! `instance` variable narrows a panel to one of them.
+//!
+//! Needs Debian's `prometheus` (the test command installs it); without it
+//! this test fails and says so.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{DEMO, Group, free_port, poll, promql, promql_scalar};
+
+const N: usize = 5;
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+
+/// The sum of `name`'s samples on an instance's own /metrics.
+fn own_sum(addr: &str, name: &str) -> f64 {
+    let r = common::get(addr, "/metrics").expect("the instance serves /metrics");
+    r.body
+        .lines()
+        .filter(|l| l.starts_with(name) && matches!(l.as_bytes().get(name.len()), Some(b'{' | b' ')))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[test]
+fn five_instances_aggregate_as_one() {
+    common::require_prometheus();
+    let dir = tempfile::tempdir().unwrap();
+    let ports: Vec<u16> = (0..N).map(|_| free_port()).collect();
+    let addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let prom = format!("127.0.0.1:{}", free_port());
+    let mut group = Group::default();
+    group.spawn(
+        Command::new("bash")
+            .arg(format!("{ROOT}/deploy/run-fleet.sh"))
+            .arg(N.to_string())
+            .args(["--rate", "40", "--workers", "2", "--duration", "6s", "--linger", "90s"])
+            .env("HOTMETER_DEMO", DEMO)
+            .env("HOTMETER_FLEET_DIR", dir.path())
+            .env("FLEET_PROMETHEUS", &prom)
+            .env("FLEET_PORTS", ports.iter().map(u16::to_string).collect::<Vec<_>>().join(" "))
+            .env("FLEET_SCRAPE_INTERVAL", "1s")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit()),
+    );
+
+    // Every instance is discovered and up.
+    let up = poll("five instances up", Duration::from_secs(60), || {
+        let got = common::get(&prom, "/-/ready").ok().filter(|r| r.status == 200).map(|_| promql(&prom, "up == 1"))?;
+        (got.len() == N).then_some(got)
+    });
+    let mut instances: Vec<String> =
+        up.iter().map(|s| s["metric"]["instance"].as_str().unwrap_or_default().to_owned()).collect();
+    instances.sort();
+    let mut want = addrs.clone();
+    want.sort();
+    assert_eq!(instances, want);
+
+    // The demos finish; their counts stop changing and stay served.
+    let mut own_total = 0u64;
+    for i in 0..N {
+        let log = dir.path().join(format!("demo-{i}.log"));
+        let writes = poll(&format!("demo {i}'s summary"), Duration::from_secs(60), || {
+            common::summary_writes(&std::fs::read_to_string(&log).ok()?)
+        });
+        own_total += writes;
+    }
+    let own: Vec<f64> = addrs.iter().map(|a| own_sum(a, "checkpoint_writes_total")).collect();
+    assert_eq!(own.iter().sum::<f64>(), own_total as f64, "each /metrics agrees with its summary");
+
+    // Once Prometheus has scraped the final counts, the fleet aggregate (the
+    // dashboard's "Total writes" panel with All) is their sum, exactly.
+    let all = |expr: &str| expr.replace("$instance", ".*");
+    let total_panel = r#"sum(checkpoint_writes_total{instance=~"$instance"})"#;
+    poll("the final counts scraped", Duration::from_secs(30), || {
+        (promql_scalar(&prom, &all(total_panel)) == Some(own_total as f64)).then_some(())
+    });
+    // ... and one instance picked in the variable shows that instance's own.
+    for (addr, own) in addrs.iter().zip(&own) {
+        let one = total_panel.replace("$instance", &addr.replace('.', "\\\\."));
+        assert_eq!(promql_scalar(&prom, &one), Some(*own), "{addr}");
+        assert_eq!(promql_scalar(&prom, &format!("up{{instance=\"{addr}\"}}")), Some(1.0), "{addr} still up");
+    }
+    // Histogram buckets summed by `le` across instances are the sum of
+    // each instance's own buckets (what fleet quantiles are computed from).
+    let own_inf: f64 = addrs
+        .iter()
+        .map(|a| {
+            let r = common::get(a, "/metrics").unwrap();
+            r.body
+                .lines()
+                .filter(|l| l.starts_with("checkpoint_write_duration_seconds_bucket{") && l.contains(r#"le="+Inf""#))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum::<f64>()
+        })
+        .sum();
+    assert_eq!(own_inf, own_total as f64);
+    let fleet_inf = promql_scalar(
+        &prom,
+        &all(r#"sum by (le) (checkpoint_write_duration_seconds_bucket{instance=~"$instance",le="+Inf"})"#),
+    );
+    assert_eq!(fleet_inf, Some(own_total as f64));
+    let p99 = promql_scalar(
+        &prom,
+        &all(
+            r#"histogram_quantile(0.99, sum by (le) (checkpoint_write_duration_seconds_bucket{instance=~"$instance"}))"#,
+        ),
+    );
+    assert!(p99.is_some_and(|v| v.is_finite() && v > 0.0), "a fleet P99 from summed buckets: {p99:?}");
+}

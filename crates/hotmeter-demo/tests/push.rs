@@ -1,0 +1,76 @@
+//! The demo pushed instead of scraped: `--remote-write` into Debian's
+//! Prometheus started with `--web.enable-remote-write-receiver` on a
+//! loopback port. After the run, the received checkpoint counters equal
+//! the demo's own final counts exactly, the write-latency histogram is
+//! complete, and the `job`/`instance` external labels are on every series.
+//!
+//! Needs Debian's `prometheus` (the test command installs it); without it
+//! this test fails and says so.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{Demo, Group, free_port, poll, promql, promql_scalar};
+
+#[test]
+fn the_demo_pushes_its_final_counts() {
+    common::require_prometheus();
+    let dir = tempfile::tempdir().unwrap();
+    let prom = format!("127.0.0.1:{}", free_port());
+    std::fs::write(dir.path().join("p.yml"), "global:\n  scrape_interval: 1m\n").unwrap();
+    let mut group = Group::default();
+    group.spawn(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", dir.path().join("p.yml").display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg("--web.enable-remote-write-receiver")
+            .arg(format!("--web.listen-address={prom}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    poll("Prometheus ready", Duration::from_secs(60), || {
+        common::get(&prom, "/-/ready").ok().filter(|r| r.status == 200).map(|_| ())
+    });
+
+    let url = format!("http://{prom}/api/v1/write");
+    let mut demo = Demo::start(&[
+        "--rate",
+        "100",
+        "--duration",
+        "4s",
+        "--decide-every",
+        "0",
+        "--remote-write",
+        &url,
+        "--remote-write-interval",
+        "1s",
+        "--instance",
+        "demo-a",
+    ]);
+    demo.wait_for("pushing to");
+    assert!(demo.wait().success(), "{}", demo.seen().join("\n"));
+    let out = demo.seen().join("\n");
+    let own = common::summary_writes(&out).unwrap_or_else(|| panic!("no summary in:\n{out}"));
+    assert!(own > 100, "the demo wrote: {out}");
+    let pushed = out.lines().find(|l| l.starts_with("remote_write:")).unwrap_or_else(|| panic!("{out}"));
+    assert!(pushed.contains(" 0 failed, 0 dropped"), "{pushed}");
+
+    let sel = r#"job="hotmeter-demo",instance="demo-a""#;
+    let received = poll("the pushed checkpoint counts", Duration::from_secs(30), || {
+        promql_scalar(&prom, &format!("sum(checkpoint_writes_total{{{sel}}})"))
+    });
+    assert_eq!(received, own as f64, "Prometheus received the demo's final count exactly");
+    let count = promql_scalar(&prom, &format!("checkpoint_write_duration_seconds_count{{{sel}}}"));
+    assert_eq!(count, Some(own as f64), "one latency observation per write");
+    // The histogram arrived whole: every bucket, +Inf equal to the count.
+    let buckets = promql(&prom, &format!("checkpoint_write_duration_seconds_bucket{{{sel}}}"));
+    assert!(buckets.len() >= 5, "{buckets:?}");
+    let inf = buckets.iter().find(|b| b["metric"]["le"] == "+Inf").expect("an le=\"+Inf\" bucket");
+    assert_eq!(inf["value"][1].as_str().and_then(|v| v.parse::<f64>().ok()), Some(own as f64));
+    assert!(promql_scalar(&prom, &format!("sum(checkpoint_write_duration_seconds_sum{{{sel}}})")).unwrap() > 0.0);
+    // Nothing arrived without the external labels.
+    assert_eq!(promql(&prom, r#"{__name__=~"checkpoint_.+", job!="hotmeter-demo"}"#).len(), 0);
+    assert_eq!(promql(&prom, r#"{__name__=~"checkpoint_.+", instance!="demo-a"}"#).len(), 0);
+}

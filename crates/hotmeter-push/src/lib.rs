@@ -1,0 +1,86 @@
+//! # hotmeter-push
+//!
+//! Push a hotmeter registry where a scrape cannot reach it: a Prometheus
+//! **remote_write 1.0** client for fleets that send into a scaled store
+//! (Prometheus' own receiver, Grafana Mimir, Thanos Receive,
+//! VictoriaMetrics), and a **Pushgateway** client for batch jobs that live
+//! shorter than a scrape interval.
+//!
+//! | item | what it is |
+//! |---|---|
+//! | [`RemoteWrite`], [`RemoteWriter`], [`PushStats`] | the remote_write client: settings, the running client, its counts |
+//! | [`RemoteWriteEncoder`], [`Encoded`] | one registry walk → protobuf `WriteRequest` → snappy block |
+//! | [`proto`] | the hand-declared remote_write messages (`prost` derive, no `protoc`) |
+//! | [`Pushgateway`], [`GroupingKey`] | push (`PUT`), push-add (`POST`) and delete of a group |
+//! | [`metrics`] | the client's own `remote_write_*` metrics |
+//! | [`ConfigError`], [`EncodeError`], [`SendError`] | typed errors |
+//!
+//! This crate depends on the core only: it stands beside the exporter and
+//! the integrations and never imports them (the Pushgateway body is written
+//! by its own text encoder over [`hotmeter::Registry::collect`]).
+//!
+//! ## remote_write
+//! Every interval a sampler thread walks the registry (as a scrape does:
+//! recording threads never wait), builds one `TimeSeries` per Prometheus
+//! sample, with `__name__`, the series' labels and the external labels
+//! (`job`, `instance`, your own) sorted by name, stamps them with the
+//! snapshot's time, encodes and snappy-compresses the request and queues
+//! it. A sender thread `POST`s it with `Content-Encoding: snappy`,
+//! `Content-Type: application/x-protobuf`,
+//! `X-Prometheus-Remote-Write-Version: 0.1.0` and
+//! `User-Agent: hotmeter-push/<version>`. 5xx, 429 and transport failures
+//! are retried with exponential backoff and jitter, never sooner than a
+//! `Retry-After`; any other 4xx drops the request and counts its samples
+//! as failed. The queue is bounded and drops its oldest snapshots first,
+//! counting every dropped sample (memory bound in [`RemoteWriter`]'s
+//! module docs, on [`RemoteWrite::queue_capacity`]).
+//!
+//! Classic histograms travel as `_bucket{le}` (cumulative, `+Inf` last),
+//! `_sum` and `_count`; summaries as `{quantile}` series, `_sum` and
+//! `_count`. **Native histograms are not sent**: the core has none yet
+//! (the protocol's `histograms` field stays empty), nor are exemplars or
+//! metadata.
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let registry = hotmeter::Registry::new();
+//! let writes = registry.counter("checkpoint_writes_total", "Checkpoint writes.")?;
+//! writes.inc_by(5);
+//! let mut encoder = hotmeter_push::RemoteWriteEncoder::new([("job", "demo"), ("instance", "a:1")])?;
+//! let push = encoder.encode(&registry, 1_700_000_000_000)?;
+//! assert_eq!(push.samples, 1);
+//! let series = &encoder.request().timeseries[0];
+//! let labels: Vec<String> = series.labels.iter().map(|l| format!("{}={}", l.name, l.value)).collect();
+//! assert_eq!(labels, ["__name__=checkpoint_writes_total", "instance=a:1", "job=demo"]);
+//! assert_eq!((series.samples[0].value, series.samples[0].timestamp), (5.0, 1_700_000_000_000));
+//! # Ok(()) }
+//! ```
+//! A running client: [`RemoteWrite::start`]; its shutdown flushes the last
+//! snapshot within a deadline.
+//!
+//! ## Pushgateway
+//! [`Pushgateway::push`], [`push_add`](Pushgateway::push_add) and
+//! [`delete`](Pushgateway::delete) send the text format 0.0.4 to
+//! `/metrics/job/<job>/<label>/<value>...` with the same retry rules.
+//!
+//! ## Features
+//! - `rustls` (default): `https://` endpoints through rustls with the
+//!   webpki root certificates. Without it an `https://` URL is refused
+//!   with [`ConfigError::TlsDisabled`].
+
+#![forbid(unsafe_code)]
+
+mod error;
+pub mod metrics;
+pub mod proto;
+mod pushgateway;
+mod remote_write;
+mod series;
+mod text;
+mod transport;
+
+pub use error::{ConfigError, EncodeError, SendError};
+pub use pushgateway::{GroupingKey, Pushgateway};
+pub use remote_write::{DEFAULT_INTERVAL, DEFAULT_QUEUE_CAPACITY, PushStats, RemoteWrite, RemoteWriter};
+pub use series::{Encoded, RemoteWriteEncoder};
+pub use transport::USER_AGENT;

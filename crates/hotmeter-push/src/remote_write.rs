@@ -1,0 +1,504 @@
+//! The remote_write client: [`RemoteWrite`] (its settings), [`RemoteWriter`]
+//! (the running client) and [`PushStats`].
+//!
+//! Owns: two background threads and the bounded queue between them. The
+//! sampler thread walks the registry every interval (reading cells exactly
+//! as a scrape does: recording threads never wait on it), encodes and
+//! compresses the snapshot and queues it. The sender thread sends the
+//! oldest queued snapshot, retries it on 5xx, 429 and transport failures
+//! with exponential backoff and jitter (at least the receiver's
+//! `Retry-After`), and drops it on any other 4xx. Must not: take a lock a
+//! recording thread could wait on, hold the queue's lock while a request is
+//! on the wire, or lose a sample without counting it.
+//!
+//! ## The queue and its memory bound
+//! The queue holds at most [`RemoteWrite::queue_capacity`] snapshots (the
+//! one being sent included), each a compressed `WriteRequest`: about
+//! 13 bytes per series after snappy with short label values (measured in
+//! `docs/scaling.md`), so the default 30 snapshots of a 1,000-series
+//! registry hold about 400 KiB; besides the queue, the sampler keeps one
+//! request's buffers (about 120 bytes of protobuf per series plus its
+//! label strings) for reuse. When a new snapshot finds the queue full, the oldest snapshot
+//! that is not on the wire at that moment is dropped and its samples are
+//! counted in `remote_write_samples_dropped_total`. Counters are
+//! cumulative, so the newest snapshot carries everything the dropped ones
+//! did except their resolution in time.
+//!
+//! ## Shutdown
+//! [`RemoteWriter::shutdown`] takes one last snapshot, then sends what is
+//! queued, oldest first, until the queue is empty or the deadline passes;
+//! what is left then is counted as dropped. Afterwards
+//! `samples == sent + failed + dropped` ([`PushStats::accounted`]).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use hotmeter::Registry;
+
+use crate::error::{ConfigError, SendError};
+use crate::metrics::PushMetrics;
+use crate::series::RemoteWriteEncoder;
+use crate::transport::{Attempt, Backoff, agent, attempt, check_url};
+
+/// Settings of a remote_write client; [`start`](Self::start) checks them
+/// and starts it.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// let registry = hotmeter::Registry::new();
+/// let writer = hotmeter_push::RemoteWrite::new("http://127.0.0.1:9090/api/v1/write")
+///     .interval(Duration::from_secs(15))
+///     .job("checkpointer")
+///     .instance("worker-7")
+///     .external_label("region", "eu-west")
+///     .start(&registry)?;
+/// // ... work ...
+/// let stats = writer.shutdown(Duration::from_secs(5)); // flushes the last snapshot
+/// assert!(stats.accounted());
+/// # Ok::<(), hotmeter_push::ConfigError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct RemoteWrite {
+    url: String,
+    interval: Duration,
+    external: Vec<(String, String)>,
+    capacity: usize,
+    timeout: Duration,
+    backoff: (Duration, Duration),
+    flush_deadline: Duration,
+}
+
+/// Default push interval.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(15);
+/// Default queue bound, in snapshots.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 30;
+
+impl RemoteWrite {
+    /// A client for the receiver at `url` (Prometheus:
+    /// `http://HOST:9090/api/v1/write`; Mimir: `.../api/v1/push`;
+    /// VictoriaMetrics: `.../api/v1/write`), pushing every 15 s, queueing
+    /// at most 30 snapshots, 10 s per attempt, backoff 100 ms to 5 s, and
+    /// 5 s to flush when dropped.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            interval: DEFAULT_INTERVAL,
+            external: Vec::new(),
+            capacity: DEFAULT_QUEUE_CAPACITY,
+            timeout: Duration::from_secs(10),
+            backoff: (Duration::from_millis(100), Duration::from_secs(5)),
+            flush_deadline: Duration::from_secs(5),
+        }
+    }
+
+    /// How often to take and push a snapshot.
+    pub fn interval(mut self, every: Duration) -> Self {
+        self.interval = every;
+        self
+    }
+
+    /// The `job` external label.
+    pub fn job(self, job: impl Into<String>) -> Self {
+        self.external_label("job", job)
+    }
+
+    /// The `instance` external label.
+    pub fn instance(self, instance: impl Into<String>) -> Self {
+        self.external_label("instance", instance)
+    }
+
+    /// An external label, added to every series that lacks it; a later
+    /// value for the same name replaces an earlier one.
+    pub fn external_label(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        let name = name.into();
+        self.external.retain(|(n, _)| *n != name);
+        self.external.push((name, value.into()));
+        self
+    }
+
+    /// The queue's bound in snapshots, at least 2 (see the module docs).
+    pub fn queue_capacity(mut self, snapshots: usize) -> Self {
+        self.capacity = snapshots;
+        self
+    }
+
+    /// The longest one HTTP attempt may take.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Backoff between retries: doubling from `min` up to `max`, each wait
+    /// drawn from its upper half.
+    pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.backoff = (min, max);
+        self
+    }
+
+    /// How long dropping a [`RemoteWriter`] may spend flushing.
+    pub fn flush_deadline(mut self, deadline: Duration) -> Self {
+        self.flush_deadline = deadline;
+        self
+    }
+
+    /// Checks the settings, registers the client's metrics in `registry`
+    /// (see [`metrics`](crate::metrics)) and starts the two threads. The
+    /// first snapshot is taken at once.
+    pub fn start(self, registry: &Registry) -> Result<RemoteWriter, ConfigError> {
+        let uri = check_url(&self.url)?;
+        let encoder = RemoteWriteEncoder::new(self.external.clone())?;
+        if self.capacity < 2 {
+            return Err(ConfigError::QueueCapacity { capacity: self.capacity });
+        }
+        for (setting, d) in [("interval", self.interval), ("timeout", self.timeout), ("backoff", self.backoff.0)] {
+            if d.is_zero() {
+                return Err(ConfigError::Timing { setting });
+            }
+        }
+        if self.backoff.0 > self.backoff.1 {
+            return Err(ConfigError::Timing { setting: "backoff" });
+        }
+        let metrics = PushMetrics::register(registry, self.capacity).map_err(ConfigError::Metrics)?;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            wake_sender: Condvar::new(),
+            wake_sampler: Condvar::new(),
+            metrics,
+            capacity: self.capacity,
+        });
+        let sampler = {
+            let (shared, registry, interval) = (shared.clone(), registry.clone(), self.interval);
+            std::thread::Builder::new()
+                .name("remote-write-sampler".into())
+                .spawn(move || sample(&shared, &registry, encoder, interval))
+                .map_err(ConfigError::Spawn)?
+        };
+        let sender = {
+            let for_thread = shared.clone();
+            let sender = Sender { agent: agent(self.timeout), uri, timeout: self.timeout, backoff: self.backoff };
+            let spawned =
+                std::thread::Builder::new().name("remote-write-sender".into()).spawn(move || sender.run(&for_thread));
+            match spawned {
+                Ok(handle) => handle,
+                Err(e) => {
+                    shared.lock().stop = Some(Instant::now());
+                    shared.wake_sampler.notify_all();
+                    let _ = sampler.join();
+                    return Err(ConfigError::Spawn(e));
+                }
+            }
+        };
+        Ok(RemoteWriter { shared, threads: Some((sampler, sender)), flush_deadline: self.flush_deadline })
+    }
+}
+
+/// A running remote_write client. Dropping it shuts it down with the
+/// [flush deadline](RemoteWrite::flush_deadline).
+#[derive(Debug)]
+pub struct RemoteWriter {
+    shared: Arc<Shared>,
+    threads: Option<(JoinHandle<()>, JoinHandle<()>)>,
+    flush_deadline: Duration,
+}
+
+/// What a client has done, in samples (one per series per snapshot).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PushStats {
+    /// Snapshots taken.
+    pub snapshots: u64,
+    /// Samples taken into the queue.
+    pub samples: u64,
+    /// Samples the receiver accepted.
+    pub sent: u64,
+    /// Samples refused with a status that is not retried.
+    pub failed: u64,
+    /// Samples dropped from a full queue or at the shutdown deadline.
+    pub dropped: u64,
+    /// Samples sent again after a retryable failure (each retry counts).
+    pub retried: u64,
+    /// Requests answered with a status that is not retried.
+    pub rejected_requests: u64,
+    /// The last status that was not 2xx, if any.
+    pub last_error_status: Option<u16>,
+    /// Snapshots queued now, the one being sent included.
+    pub queue_len: usize,
+    /// The most snapshots ever queued at once.
+    pub max_queue_len: usize,
+    /// The queue's bound.
+    pub capacity: usize,
+}
+
+impl PushStats {
+    /// Whether every sample taken is sent, failed, dropped or still queued
+    /// and nothing more: `samples == sent + failed + dropped` once the
+    /// queue is empty.
+    pub fn accounted(&self) -> bool {
+        self.queue_len == 0 && self.samples == self.sent + self.failed + self.dropped
+    }
+}
+
+impl RemoteWriter {
+    /// The client's counts so far.
+    pub fn stats(&self) -> PushStats {
+        let st = self.shared.lock();
+        PushStats { queue_len: st.queue.len(), capacity: self.shared.capacity, ..st.stats }
+    }
+
+    /// Takes a snapshot now instead of at the next tick (the interval
+    /// restarts from it).
+    pub fn push_now(&self) {
+        self.shared.lock().snapshot_requested = true;
+        self.shared.wake_sampler.notify_all();
+    }
+
+    /// Stops: takes a last snapshot, sends what is queued until `deadline`
+    /// from now, counts what is left as dropped, and returns the final
+    /// counts. The threads are gone when it returns.
+    pub fn shutdown(mut self, deadline: Duration) -> PushStats {
+        self.stop(deadline);
+        self.stats()
+    }
+
+    fn stop(&mut self, deadline: Duration) {
+        let Some((sampler, sender)) = self.threads.take() else { return };
+        self.shared.lock().stop = Some(Instant::now() + deadline);
+        self.shared.wake_sampler.notify_all();
+        self.shared.wake_sender.notify_all();
+        let _ = sampler.join();
+        let _ = sender.join();
+    }
+}
+
+impl Drop for RemoteWriter {
+    fn drop(&mut self) {
+        self.stop(self.flush_deadline);
+    }
+}
+
+/// The queue and counts, behind one mutex that only the two threads and
+/// [`RemoteWriter`]'s methods take (never a recording thread).
+#[derive(Debug)]
+struct Shared {
+    state: Mutex<State>,
+    wake_sender: Condvar,
+    wake_sampler: Condvar,
+    metrics: PushMetrics,
+    capacity: usize,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic elsewhere leaves the counts consistent (each update is
+        // one critical section): keep going.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    queue: VecDeque<Batch>,
+    /// The front batch is being sent: eviction skips it.
+    on_wire: bool,
+    /// Set by shutdown: the time by which the sender gives up.
+    stop: Option<Instant>,
+    /// The sampler has queued its last snapshot.
+    sampler_done: bool,
+    snapshot_requested: bool,
+    next_id: u64,
+    stats: PushStats,
+}
+
+#[derive(Debug)]
+struct Batch {
+    id: u64,
+    body: Arc<[u8]>,
+    samples: u64,
+    attempts: u32,
+}
+
+impl Shared {
+    /// Queues a snapshot, evicting the oldest one not on the wire when full.
+    fn enqueue(&self, st: &mut State, body: Arc<[u8]>, samples: u64) {
+        st.stats.snapshots += 1;
+        st.stats.samples += samples;
+        self.metrics.samples.inc_by(samples);
+        if st.queue.len() >= self.capacity {
+            // capacity >= 2, so with the front on the wire index 1 exists.
+            let victim = usize::from(st.on_wire);
+            if let Some(old) = st.queue.remove(victim) {
+                st.stats.dropped += old.samples;
+                self.metrics.dropped.inc_by(old.samples);
+            }
+        }
+        let id = st.next_id;
+        st.next_id += 1;
+        st.queue.push_back(Batch { id, body, samples, attempts: 0 });
+        st.stats.max_queue_len = st.stats.max_queue_len.max(st.queue.len());
+        self.set_queue_gauge(st);
+    }
+
+    fn set_queue_gauge(&self, st: &State) {
+        self.metrics.queue_length.set(i64::try_from(st.queue.len()).unwrap_or(i64::MAX));
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(0))
+}
+
+/// The sampler thread: a snapshot at start, every `interval`, on request,
+/// and a last one at shutdown.
+fn sample(shared: &Shared, registry: &Registry, mut encoder: RemoteWriteEncoder, interval: Duration) {
+    let mut next = Instant::now();
+    loop {
+        let last = {
+            let mut st = shared.lock();
+            loop {
+                if st.stop.is_some() || st.snapshot_requested {
+                    break;
+                }
+                let now = Instant::now();
+                if now >= next {
+                    break;
+                }
+                st = shared.wake_sampler.wait_timeout(st, next - now).unwrap_or_else(PoisonError::into_inner).0;
+            }
+            st.snapshot_requested = false;
+            st.stop.is_some()
+        };
+        let taken = encoder.encode(registry, now_ms());
+        let mut st = shared.lock();
+        match taken {
+            Ok(encoded) => shared.enqueue(&mut st, Arc::from(encoded.body), encoded.samples),
+            Err(_) => {
+                // Only an oversized body fails: count its samples as failed.
+                let n = encoder.request().timeseries.len() as u64;
+                st.stats.samples += n;
+                st.stats.failed += n;
+                shared.metrics.samples.inc_by(n);
+                shared.metrics.failed.inc_by(n);
+            }
+        }
+        if last {
+            st.sampler_done = true;
+        }
+        drop(st);
+        shared.wake_sender.notify_all();
+        if last {
+            return;
+        }
+        next = Instant::now() + interval;
+    }
+}
+
+/// The sender thread's settings.
+struct Sender {
+    agent: ureq::Agent,
+    uri: ureq::http::Uri,
+    timeout: Duration,
+    backoff: (Duration, Duration),
+}
+
+const HEADERS: [(&str, &str); 3] = [
+    ("Content-Encoding", "snappy"),
+    ("Content-Type", "application/x-protobuf"),
+    ("X-Prometheus-Remote-Write-Version", "0.1.0"),
+];
+
+impl Sender {
+    fn run(&self, shared: &Shared) {
+        let mut backoff = Backoff::new(self.backoff.0, self.backoff.1);
+        loop {
+            // Wait for work; at the deadline drop what is left and stop.
+            let (id, body, samples, deadline) = {
+                let mut st = shared.lock();
+                loop {
+                    if let Some(deadline) = st.stop
+                        && (Instant::now() >= deadline || (st.queue.is_empty() && st.sampler_done))
+                    {
+                        let left: u64 = st.queue.drain(..).map(|b| b.samples).sum();
+                        st.stats.dropped += left;
+                        shared.metrics.dropped.inc_by(left);
+                        shared.set_queue_gauge(&st);
+                        return;
+                    }
+                    if !st.queue.is_empty() {
+                        break;
+                    }
+                    st = match st.stop {
+                        Some(deadline) => {
+                            let left = deadline.saturating_duration_since(Instant::now());
+                            shared.wake_sender.wait_timeout(st, left).unwrap_or_else(PoisonError::into_inner).0
+                        }
+                        None => shared.wake_sender.wait(st).unwrap_or_else(PoisonError::into_inner),
+                    };
+                }
+                let stop = st.stop;
+                let State { queue, stats, on_wire, .. } = &mut *st;
+                let Some(front) = queue.front_mut() else { continue };
+                front.attempts += 1;
+                if front.attempts > 1 {
+                    stats.retried += front.samples;
+                    shared.metrics.retried.inc_by(front.samples);
+                }
+                *on_wire = true;
+                (front.id, front.body.clone(), front.samples, stop)
+            };
+
+            let timeout = match deadline {
+                Some(d) => self.timeout.min(d.saturating_duration_since(Instant::now())),
+                None => self.timeout,
+            };
+            let started = Instant::now();
+            let outcome = attempt(&self.agent, ureq::http::Method::POST, &self.uri, &HEADERS, &body, timeout);
+            shared.metrics.send_duration.observe(started.elapsed().as_secs_f64());
+
+            let mut st = shared.lock();
+            st.on_wire = false;
+            // The front cannot have been evicted while on the wire.
+            debug_assert_eq!(st.queue.front().map(|b| b.id), Some(id));
+            let wait = match outcome {
+                Attempt::Done => {
+                    st.queue.pop_front();
+                    st.stats.sent += samples;
+                    shared.metrics.sent.inc_by(samples);
+                    backoff.reset();
+                    None
+                }
+                Attempt::Fail(error) => {
+                    st.queue.pop_front();
+                    st.stats.failed += samples;
+                    st.stats.rejected_requests += 1;
+                    if let SendError::Rejected { status, .. } = error {
+                        st.stats.last_error_status = Some(status);
+                    }
+                    shared.metrics.failed.inc_by(samples);
+                    backoff.reset();
+                    None
+                }
+                Attempt::Retry { after, error } => {
+                    if let SendError::Unavailable { status, .. } = error {
+                        st.stats.last_error_status = Some(status);
+                    }
+                    Some(backoff.next(after))
+                }
+            };
+            shared.set_queue_gauge(&st);
+            if let Some(wait) = wait {
+                // Sleep out the backoff; shutdown shortens it to the deadline.
+                let until = Instant::now() + wait;
+                loop {
+                    let now = Instant::now();
+                    let end = st.stop.map_or(until, |d| d.min(until));
+                    if now >= end {
+                        break;
+                    }
+                    st = shared.wake_sender.wait_timeout(st, end - now).unwrap_or_else(PoisonError::into_inner).0;
+                }
+            }
+        }
+    }
+}

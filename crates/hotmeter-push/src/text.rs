@@ -1,0 +1,157 @@
+//! The Prometheus text format 0.0.4, written from one walk of a registry,
+//! for Pushgateway bodies: `encode_text` and its float spelling.
+//!
+//! Owns: `# HELP`/`# TYPE` lines, sample lines, cumulative `_bucket{le}`
+//! lines, `{quantile}` lines, float spelling (`+Inf`, `-Inf`, `NaN`,
+//! shortest round-trip digits). Must not: import the exporter (the two
+//! crates stand on the same floor); label sets come from the core's
+//! [`hotmeter::write_label_set`] so escaping is the one the exporter uses.
+
+use hotmeter::{Desc, Labels, Registry, Value, Visitor};
+
+/// The content type of what [`encode_text`] writes.
+pub(crate) const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Appends the whole registry to `out` in the text format 0.0.4.
+pub(crate) fn encode_text(registry: &Registry, out: &mut Vec<u8>) {
+    registry.collect(&mut TextWriter { out, name: String::new() });
+}
+
+/// Writes `v` as Prometheus spells floats: shortest round-trip digits,
+/// `+Inf`, `-Inf`, `NaN`.
+pub(crate) fn write_f64(out: &mut Vec<u8>, v: f64) {
+    if v.is_nan() {
+        out.extend_from_slice(b"NaN");
+    } else if v == f64::INFINITY {
+        out.extend_from_slice(b"+Inf");
+    } else if v == f64::NEG_INFINITY {
+        out.extend_from_slice(b"-Inf");
+    } else {
+        out.extend_from_slice(ryu::Buffer::new().format_finite(v).as_bytes());
+    }
+}
+
+struct TextWriter<'a> {
+    out: &'a mut Vec<u8>,
+    name: String,
+}
+
+enum Num {
+    U(u64),
+    I(i64),
+    F(f64),
+}
+
+impl TextWriter<'_> {
+    fn line(&mut self, suffix: &str, labels: &Labels<'_>, extra: Option<(&str, f64)>, value: Num) {
+        let out = &mut *self.out;
+        out.extend_from_slice(self.name.as_bytes());
+        out.extend_from_slice(suffix.as_bytes());
+        let before = out.len();
+        hotmeter::write_label_set(out, labels);
+        if let Some((name, v)) = extra {
+            out.push(if out.len() > before { b',' } else { b'{' });
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b"=\"");
+            write_f64(out, v);
+            out.push(b'"');
+        }
+        if out.len() > before {
+            out.push(b'}');
+        }
+        out.push(b' ');
+        match value {
+            Num::U(v) => out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes()),
+            Num::I(v) => out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes()),
+            Num::F(v) => write_f64(out, v),
+        }
+        out.push(b'\n');
+    }
+}
+
+impl Visitor for TextWriter<'_> {
+    fn family(&mut self, desc: &Desc) {
+        self.name.clear();
+        self.name.push_str(&desc.name);
+        let out = &mut *self.out;
+        if !desc.help.is_empty() {
+            out.extend_from_slice(b"# HELP ");
+            out.extend_from_slice(desc.name.as_bytes());
+            out.push(b' ');
+            out.extend_from_slice(desc.help.replace('\\', "\\\\").replace('\n', "\\n").as_bytes());
+            out.push(b'\n');
+        }
+        out.extend_from_slice(b"# TYPE ");
+        out.extend_from_slice(desc.name.as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(desc.kind.as_str().as_bytes());
+        out.push(b'\n');
+    }
+
+    fn sample(&mut self, labels: &Labels<'_>, value: &Value<'_>) {
+        match *value {
+            Value::Counter(v) | Value::TracedCounter { total: v, .. } => self.line("", labels, None, Num::U(v)),
+            Value::FloatCounter(v) | Value::Gauge(v) => self.line("", labels, None, Num::F(v)),
+            Value::IntGauge(v) => self.line("", labels, None, Num::I(v)),
+            Value::Histogram { bounds, counts, sum, count, exemplars: _ } => {
+                let mut cumulative = 0u64;
+                for (i, &c) in counts.iter().enumerate() {
+                    cumulative += c;
+                    let le = bounds.get(i).copied().unwrap_or(f64::INFINITY);
+                    self.line("_bucket", labels, Some(("le", le)), Num::U(cumulative));
+                }
+                self.line("_sum", labels, None, Num::F(sum));
+                self.line("_count", labels, None, Num::U(count));
+            }
+            Value::Summary { quantiles, sum, count } => {
+                for &(q, v) in quantiles {
+                    self.line("", labels, Some(("quantile", q)), Num::F(v));
+                }
+                self.line("_sum", labels, None, Num::F(sum));
+                self.line("_count", labels, None, Num::U(count));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hotmeter::{Buckets, Counter};
+
+    #[test]
+    fn golden_text() {
+        let r = Registry::new();
+        let fam = r.string_family(("jobs_total", "Jobs\\done\nhere."), &["kind"], Counter::new).unwrap();
+        fam.with(&["a\"b"], |c| c.inc_by(2)).unwrap();
+        let h = r.histogram("d_seconds", "D.", Buckets::new([0.5]).unwrap()).unwrap();
+        h.observe(0.25);
+        h.observe(2.0);
+        r.int_gauge("g", "").unwrap().set(-3);
+        let mut out = Vec::new();
+        encode_text(&r, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "# HELP d_seconds D.\n# TYPE d_seconds histogram\n\
+             d_seconds_bucket{le=\"0.5\"} 1\nd_seconds_bucket{le=\"+Inf\"} 2\nd_seconds_sum 2.25\nd_seconds_count 2\n\
+             # TYPE g gauge\ng -3\n\
+             # HELP hotmeter_label_overflow_total Lookups of new label sets routed to a family's overflow series \
+             because it reached its cardinality limit.\n\
+             # TYPE hotmeter_label_overflow_total counter\nhotmeter_label_overflow_total{metric=\"jobs_total\"} 0\n\
+             # HELP jobs_total Jobs\\\\done\\nhere.\n# TYPE jobs_total counter\njobs_total{kind=\"a\\\"b\"} 2\n"
+        );
+    }
+
+    #[test]
+    fn floats() {
+        let f = |v: f64| {
+            let mut o = Vec::new();
+            write_f64(&mut o, v);
+            String::from_utf8(o).unwrap()
+        };
+        assert_eq!(
+            [f(f64::NAN), f(f64::INFINITY), f(f64::NEG_INFINITY), f(1.0), f(0.005)],
+            ["NaN", "+Inf", "-Inf", "1.0", "0.005"]
+        );
+    }
+}

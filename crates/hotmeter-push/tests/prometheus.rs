@@ -1,0 +1,144 @@
+//! The remote_write client against Debian's Prometheus started with
+//! `--web.enable-remote-write-receiver` on a loopback port: received
+//! values equal pushed values exactly, histograms arrive complete with
+//! their external labels; and a 30 s outage of the receiver (killed, then
+//! restarted on its data) costs counted drops, never an unbounded queue
+//! or a lost count.
+//!
+//! Needs Debian's `prometheus` (the test command installs it); without it
+//! these tests fail and say so.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{Procs, free_port, query, scalar, start_receiver, wait_for};
+use hotmeter::{Buckets, Counter, Registry, SummaryOpts};
+use hotmeter_push::RemoteWrite;
+
+hotmeter::label_enum! {
+    /// Outcome of a write.
+    pub enum Status: "status" { Ok = "ok", Error = "error" }
+}
+
+#[test]
+fn received_values_equal_pushed_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut procs = Procs::default();
+    let prom = format!("127.0.0.1:{}", free_port());
+    start_receiver(&mut procs, "prometheus", dir.path(), &prom);
+
+    let registry = Registry::new();
+    let writes: hotmeter::Family<Status, Counter> =
+        registry.family(("pushed_writes_total", "Writes by outcome."), Counter::new).unwrap();
+    writes.get(Status::Ok).inc_by(123_456_789);
+    writes.get(Status::Error).inc_by(5);
+    let latency =
+        registry.histogram("pushed_latency_seconds", "Latency.", Buckets::new([0.01, 0.1, 1.0]).unwrap()).unwrap();
+    for v in [0.005, 0.05, 0.06, 0.5, 5.0] {
+        latency.observe(v);
+    }
+    let sizes = registry.summary("pushed_size_bytes", "Sizes.", SummaryOpts::default()).unwrap();
+    sizes.observe(100.0);
+
+    let writer = RemoteWrite::new(format!("http://{prom}/api/v1/write"))
+        .interval(Duration::from_secs(3600))
+        .job("push-test")
+        .instance("host-1:9898")
+        .external_label("region", "eu")
+        .start(&registry)
+        .unwrap();
+    writes.get(Status::Ok).inc_by(11); // reaches Prometheus with the last snapshot
+    let stats = writer.shutdown(Duration::from_secs(20));
+    assert_eq!((stats.sent, stats.failed, stats.dropped), (stats.samples, 0, 0), "{stats:?}");
+
+    let sel = r#"{job="push-test",instance="host-1:9898",region="eu"}"#;
+    let ok = wait_for("the pushed counter", Duration::from_secs(30), || {
+        scalar(&prom, &format!("pushed_writes_total{{status=\"ok\",{}", &sel[1..]))
+    });
+    assert_eq!(ok, 123_456_800.0, "exact, and the last snapshot's");
+    assert_eq!(scalar(&prom, &format!("pushed_writes_total{{status=\"error\",{}", &sel[1..])), Some(5.0));
+
+    // Every bucket, cumulative, with the exposition's `le` spelling.
+    let mut buckets: Vec<(String, f64)> = query(&prom, &format!("pushed_latency_seconds_bucket{sel}"))
+        .iter()
+        .map(|s| (s["metric"]["le"].as_str().unwrap().to_owned(), s["value"][1].as_str().unwrap().parse().unwrap()))
+        .collect();
+    buckets.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let want = [("0.01", 1.0), ("0.1", 3.0), ("1.0", 4.0), ("+Inf", 5.0)];
+    assert_eq!(buckets, want.map(|(l, v)| (l.to_owned(), v)), "buckets");
+    assert_eq!(scalar(&prom, &format!("pushed_latency_seconds_count{sel}")), Some(5.0));
+    assert_eq!(scalar(&prom, &format!("pushed_latency_seconds_sum{sel}")), Some(0.005 + 0.05 + 0.06 + 0.5 + 5.0));
+    assert_eq!(scalar(&prom, &format!("pushed_size_bytes_count{sel}")), Some(1.0));
+    let quantiles = query(&prom, &format!("pushed_size_bytes{sel}"));
+    assert_eq!(quantiles.len(), SummaryOpts::default().quantiles.len(), "{quantiles:?}");
+    // The client's own metrics travel too, with the same labels.
+    let capacity = scalar(&prom, &format!("remote_write_queue_capacity{sel}"));
+    assert_eq!(capacity, Some(hotmeter_push::DEFAULT_QUEUE_CAPACITY as f64));
+}
+
+#[test]
+fn a_30_second_outage_is_counted_and_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut procs = Procs::default();
+    let prom = format!("127.0.0.1:{}", free_port());
+    start_receiver(&mut procs, "prometheus", dir.path(), &prom);
+
+    let registry = Registry::new();
+    let work = registry.counter("outage_work_total", "Work done.").unwrap();
+    const CAPACITY: usize = 6;
+    let writer = RemoteWrite::new(format!("http://{prom}/api/v1/write"))
+        .interval(Duration::from_millis(250))
+        .queue_capacity(CAPACITY)
+        .backoff(Duration::from_millis(100), Duration::from_secs(2))
+        .timeout(Duration::from_secs(2))
+        .job("outage")
+        .start(&registry)
+        .unwrap();
+
+    // Recording goes on through the outage (bounded: at most 100,000 increments).
+    let recording = Arc::new(AtomicBool::new(true));
+    let recorder = {
+        let (work, recording) = (work.clone(), recording.clone());
+        std::thread::spawn(move || {
+            for _ in 0..100_000 {
+                if !recording.load(Ordering::Relaxed) {
+                    break;
+                }
+                work.inc();
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        })
+    };
+
+    wait_for("a first delivery", Duration::from_secs(30), || (writer.stats().sent > 0).then_some(()));
+    procs.kill("prometheus");
+    let down = Instant::now();
+    while down.elapsed() < Duration::from_secs(30) {
+        let s = writer.stats();
+        assert!(s.queue_len <= CAPACITY && s.max_queue_len <= CAPACITY, "queue past its bound: {s:?}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let during = writer.stats();
+    assert!(during.dropped > 0 && during.retried > 0, "an outage this long drops and retries: {during:?}");
+
+    start_receiver(&mut procs, "prometheus (restarted)", dir.path(), &prom);
+    wait_for("deliveries after the restart", Duration::from_secs(60), || {
+        (writer.stats().sent > during.sent).then_some(())
+    });
+    recording.store(false, Ordering::Relaxed);
+    recorder.join().unwrap();
+    let produced_work = work.get();
+    let stats = writer.shutdown(Duration::from_secs(20));
+
+    assert!(stats.max_queue_len <= CAPACITY, "{stats:?}");
+    assert_eq!(stats.failed, 0, "{stats:?}");
+    assert_eq!(stats.sent + stats.dropped, stats.samples, "sent + dropped == produced: {stats:?}");
+    // The last snapshot made it: Prometheus holds the final count exactly.
+    let received = wait_for("the final count", Duration::from_secs(30), || {
+        scalar(&prom, r#"outage_work_total{job="outage"}"#).filter(|v| *v == produced_work as f64)
+    });
+    assert_eq!(received, produced_work as f64);
+}

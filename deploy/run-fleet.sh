@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Starts a fleet on loopback: N hotmeter demos, each on its own port, and one
+# Prometheus that discovers them through file_sd (a targets file written
+# here) and evaluates the alert rules, so dashboards and rules see N
+# instances. Ctrl-C stops everything; so does the end of the demos' own
+# --duration (and --linger). Extra arguments go to every demo:
+#
+#   bash deploy/run-fleet.sh 5 --rate 40 --duration 10m
+#
+# Dashboards: point Grafana at the Prometheus below; the `instance`
+# variable picks All or one.
+#
+# Environment (all optional):
+#   HOTMETER_FLEET_DIR       state: TSDB, databases, logs (default target/fleet)
+#   HOTMETER_DEMO            the demo binary (default: cargo build --release)
+#   FLEET_PROMETHEUS         Prometheus' address (default 127.0.0.1:9090)
+#   FLEET_PORTS              the demos' ports, space separated (default 9901..)
+#   FLEET_SCRAPE_INTERVAL    default 5s
+#
+# Needs Debian's `prometheus` package.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+n="${1:-}"
+if ! [[ "$n" =~ ^[0-9]+$ ]] || ((n < 1 || n > 100)); then
+    echo "usage: bash deploy/run-fleet.sh N [demo options...]   (N from 1 to 100)" >&2
+    exit 2
+fi
+shift
+if ! command -v prometheus >/dev/null; then
+    echo "run-fleet: missing prometheus; install with: sudo apt-get install -y prometheus" >&2
+    exit 1
+fi
+
+state="${HOTMETER_FLEET_DIR:-target/fleet}"
+mkdir -p "$state/prometheus"
+state="$(cd "$state" && pwd)"
+prom="${FLEET_PROMETHEUS:-127.0.0.1:9090}"
+read -r -a ports <<<"${FLEET_PORTS:-$(seq -s ' ' 9901 $((9900 + n)))}"
+if ((${#ports[@]} < n)); then
+    echo "run-fleet: FLEET_PORTS names ${#ports[@]} ports for $n demos" >&2
+    exit 2
+fi
+
+demo="${HOTMETER_DEMO:-}"
+if [ -z "$demo" ]; then
+    echo "building the demo..."
+    cargo build --release -p hotmeter-demo
+    demo=target/release/hotmeter-demo
+fi
+
+pids=()
+stop() {
+    trap - INT TERM EXIT
+    # Demos first (SIGTERM: each drains and prints its summary), then Prometheus.
+    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
+trap stop INT TERM EXIT
+
+# The file_sd targets: one entry per demo, each its own `instance`.
+targets=""
+for ((i = 0; i < n; i++)); do
+    targets+="${targets:+, }\"127.0.0.1:${ports[i]}\""
+done
+printf '[{"targets": [%s], "labels": {"fleet": "local"}}]\n' "$targets" >"$state/targets.json.tmp"
+mv "$state/targets.json.tmp" "$state/targets.json"
+
+root="$(pwd)"
+cat >"$state/prometheus.yml" <<YML
+global:
+  scrape_interval: ${FLEET_SCRAPE_INTERVAL:-5s}
+  evaluation_interval: ${FLEET_SCRAPE_INTERVAL:-5s}
+rule_files:
+  - $root/alerts/checkpoints.yml
+  - $root/alerts/streaming.yml
+  - $root/alerts/slo.yml
+scrape_configs:
+  - job_name: hotmeter-demo
+    file_sd_configs:
+      - files: ["$state/targets.json"]
+        refresh_interval: 5s
+YML
+
+demo_pids=()
+for ((i = 0; i < n; i++)); do
+    "$demo" --listen "127.0.0.1:${ports[i]}" --db "$state/demo-$i.db" --decide-every 0 \
+        --decision-log "$state/decisions-$i.jsonl" "$@" >"$state/demo-$i.log" 2>&1 &
+    demo_pids+=($!)
+done
+pids+=("${demo_pids[@]}")
+prometheus --config.file="$state/prometheus.yml" --storage.tsdb.path="$state/prometheus" \
+    --web.listen-address="$prom" >"$state/prometheus.log" 2>&1 &
+pids+=($!)
+
+echo "fleet of $n on loopback (state and logs in $state):"
+for ((i = 0; i < n; i++)); do echo "  demo $i      http://127.0.0.1:${ports[i]}/metrics"; done
+echo "  Prometheus  http://$prom   (targets from $state/targets.json)"
+echo "Ctrl-C stops everything."
+wait "${demo_pids[@]}" || true
