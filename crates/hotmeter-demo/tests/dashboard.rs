@@ -205,7 +205,15 @@ impl Cdp {
             .filter(|e| match e["method"].as_str().unwrap_or("") {
                 "Runtime.consoleAPICalled" => matches!(e["params"]["type"].as_str(), Some("error" | "assert")),
                 "Runtime.exceptionThrown" | "Page.javascriptDialogOpening" => true,
-                "Log.entryAdded" => e["params"]["entry"]["level"] == "error",
+                // The browser fetches `/favicon.ico` itself, without the
+                // page's extra headers: with auth on, that 401 is the
+                // server doing its job, not a problem of the page.
+                "Log.entryAdded" => {
+                    let entry = &e["params"]["entry"];
+                    entry["level"] == "error"
+                        && !(entry["source"] == "network"
+                            && entry["url"].as_str().is_some_and(|u| u.ends_with("/favicon.ico")))
+                }
                 _ => false,
             })
             .collect()
