@@ -115,31 +115,78 @@ struct Writers {
 /// One key and its value.
 pub struct Entry<V> {
     hash: u64,
-    /// The values, concatenated: one allocation to compare against.
-    key: Box<str>,
-    /// Where each value ends in `key`.
+    /// The values, concatenated: one comparison, and no allocation when
+    /// short.
+    key: KeyBytes,
+    /// Where each value but the last ends in `key` (the last ends at its
+    /// end): no allocation for one value.
     ends: Box<[u32]>,
     value: V,
     removed: AtomicBool,
 }
 
+/// Keys up to this many bytes live inside the entry.
+const INLINE_KEY: usize = 22;
+
+/// A key's bytes, inside the entry when short (most label values), so a
+/// lookup compares them without following another pointer.
+enum KeyBytes {
+    Inline { len: u8, bytes: [u8; INLINE_KEY] },
+    Heap(Box<str>),
+}
+
+impl KeyBytes {
+    fn new(values: &[&str]) -> Self {
+        let len: usize = values.iter().map(|v| v.len()).sum();
+        if len <= INLINE_KEY {
+            let mut bytes = [0u8; INLINE_KEY];
+            let mut at = 0;
+            for v in values {
+                bytes[at..at + v.len()].copy_from_slice(v.as_bytes());
+                at += v.len();
+            }
+            KeyBytes::Inline { len: len as u8, bytes }
+        } else {
+            KeyBytes::Heap(values.concat().into())
+        }
+    }
+
+    #[inline(always)]
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            KeyBytes::Inline { len, bytes } => &bytes[..*len as usize],
+            KeyBytes::Heap(s) => s.as_bytes(),
+        }
+    }
+
+    /// The key as text. It was made by concatenating `&str`s, so it is
+    /// UTF-8; checked anyway, as no `unsafe` is wanted here (reads for
+    /// rendering and label values only, never on the hit path).
+    fn as_str(&self) -> &str {
+        match self {
+            KeyBytes::Inline { len, bytes } => std::str::from_utf8(&bytes[..*len as usize]).unwrap_or(""),
+            KeyBytes::Heap(s) => s,
+        }
+    }
+}
+
 impl<V> std::fmt::Debug for Entry<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries((0..self.ends.len()).map(|i| self.key_value(i))).finish()
+        f.debug_list().entries((0..=self.ends.len()).map(|i| self.key_value(i))).finish()
     }
 }
 
 impl<V> Entry<V> {
     fn new(hash: u64, values: &[&str], value: V) -> Self {
-        let key: String = values.concat();
         let ends = values
             .iter()
+            .take(values.len().saturating_sub(1))
             .scan(0usize, |end, v| {
                 *end += v.len();
                 Some(*end as u32)
             })
             .collect();
-        Self { hash, key: key.into(), ends, value, removed: AtomicBool::new(false) }
+        Self { hash, key: KeyBytes::new(values), ends, value, removed: AtomicBool::new(false) }
     }
 
     /// The value stored for this key.
@@ -147,16 +194,18 @@ impl<V> Entry<V> {
         &self.value
     }
 
-    /// The key's values concatenated, and where each one ends.
+    /// The key's values concatenated, and where each value but the last
+    /// ends (the last ends at the end of the text).
     pub fn joined_key(&self) -> (&str, &[u32]) {
-        (&self.key, &self.ends)
+        (self.key.as_str(), &self.ends)
     }
 
     /// Key value `i`, or `""` past the end.
     pub fn key_value(&self, i: usize) -> &str {
-        let start = if i == 0 { 0 } else { self.ends.get(i - 1).map_or(0, |&e| e as usize) };
-        let end = self.ends.get(i).map_or(start, |&e| e as usize);
-        self.key.get(start..end).unwrap_or("")
+        let key = self.key.as_str();
+        let start = if i == 0 { 0 } else { self.ends.get(i - 1).map_or(key.len(), |&e| e as usize) };
+        let end = self.ends.get(i).map_or(if i <= self.ends.len() { key.len() } else { start }, |&e| e as usize);
+        key.get(start..end).unwrap_or("")
     }
 
     /// Whether the key was removed (and not brought back since).
@@ -164,30 +213,37 @@ impl<V> Entry<V> {
         self.removed.load(Ordering::Relaxed)
     }
 
-    /// Whether this entry's values are exactly `values`.
+    /// Whether this entry's values are exactly `values` (whose count the
+    /// index has checked against its arity).
     #[inline]
     fn matches(&self, values: &[&str]) -> bool {
         let key = self.key.as_bytes();
-        if let [only] = values {
+        match values {
             // One value: equal lengths and bytes say it all.
-            return fast_eq(key, only.as_bytes());
-        }
-        if self.ends.len() != values.len() {
-            return false;
-        }
-        let mut start = 0usize;
-        for (v, &end) in values.iter().zip(self.ends.iter()) {
-            let end = end as usize;
-            if end - start != v.len() || !key.get(start..end).is_some_and(|k| fast_eq(k, v.as_bytes())) {
-                return false;
+            [only] => fast_eq(key, only.as_bytes()),
+            [] => key.is_empty(),
+            _ => {
+                if self.ends.len() + 1 != values.len() {
+                    return false;
+                }
+                let mut start = 0usize;
+                for (i, v) in values.iter().enumerate() {
+                    let end = self.ends.get(i).map_or(key.len(), |&e| e as usize);
+                    if end < start
+                        || end - start != v.len()
+                        || !key.get(start..end).is_some_and(|k| fast_eq(k, v.as_bytes()))
+                    {
+                        return false;
+                    }
+                    start = end;
+                }
+                start == key.len()
             }
-            start = end;
         }
-        start == key.len()
     }
 
     fn cmp_values(&self, query: &[&str]) -> std::cmp::Ordering {
-        (0..self.ends.len()).map(|i| self.key_value(i)).cmp(query.iter().copied())
+        (0..query.len()).map(|i| self.key_value(i)).cmp(query.iter().copied())
     }
 }
 

@@ -115,10 +115,12 @@ pub(crate) struct Rendered<'a> {
     pub(crate) labels_end: u32,
 }
 
-/// Value `j` of a key stored as its values concatenated plus their ends.
+/// Value `j` of a key stored as its values concatenated plus where each
+/// value but the last ends.
 fn joined_value<'a>(key: &'a str, ends: &[u32], j: usize) -> Option<&'a str> {
     let start = if j == 0 { 0 } else { *ends.get(j - 1)? as usize };
-    key.get(start..*ends.get(j)? as usize)
+    let end = if j == ends.len() { key.len() } else { *ends.get(j)? as usize };
+    key.get(start..end)
 }
 
 /// One sample, borrowed for the duration of a [`Visitor::sample`] call.
