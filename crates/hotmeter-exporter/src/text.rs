@@ -10,7 +10,7 @@
 //!
 //! Spec: <https://prometheus.io/docs/instrumenting/exposition_formats/#text-based-format>
 
-use hotmeter::{Desc, Labels, MetricType, Registry, Value, Visitor, write_label_set};
+use hotmeter::{CounterRun, Desc, Labels, MetricType, Registry, Value, Visitor, write_label_set};
 
 /// Content type of the Prometheus text format.
 pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -185,6 +185,27 @@ impl Visitor for Encoder<'_> {
             out.extend_from_slice(family.as_bytes());
             out.push(b' ');
             out.extend_from_slice(unit.as_str().as_bytes());
+            out.push(b'\n');
+        }
+    }
+
+    fn size_hint(&mut self, bytes: usize) {
+        self.out.reserve(bytes);
+    }
+
+    fn counters(&mut self, run: &CounterRun<'_>) {
+        if !self.main_sample_is_family_name {
+            for i in 0..run.len() {
+                self.sample(&run.labels(i), &Value::Counter(run.value(i)));
+            }
+            return;
+        }
+        // The floor: a copy of each prefix, its value's digits, a newline.
+        let out = &mut *self.out;
+        out.reserve(run.prefix_bytes() + run.len() * 21);
+        for (prefix, v) in run.iter() {
+            out.extend_from_slice(prefix);
+            out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
             out.push(b'\n');
         }
     }

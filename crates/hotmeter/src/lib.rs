@@ -114,7 +114,7 @@ pub use snapshot::{FamilySnapshot, OwnedValue, RegistrySnapshot, SeriesSnapshot}
 pub use string_family::{DEFAULT_CARDINALITY_LIMIT, OVERFLOW_LABEL_VALUE, StringFamily};
 pub use summary::{Summary, SummaryError, SummaryOpts};
 pub use traced_counter::TracedCounter;
-pub use value::{Labels, Metric, Scratch, Value, Visitor};
+pub use value::{CounterRun, Labels, Metric, Scratch, Value, Visitor};
 
 /// Hooks for the loom models only (`--cfg hotmeter_loom` builds): not API.
 #[cfg(hotmeter_loom)]

@@ -16,7 +16,7 @@ use crate::error::LabelCountError;
 use crate::index::StringIndex;
 use crate::render::write_sample_prefix;
 use crate::sync::{Arc, AtomicU64, Mutex, Ordering, lock};
-use crate::value::{LabelValues, Labels, Metric, Rendered, Scratch, Visitor};
+use crate::value::{CounterRun, LabelValues, Labels, Metric, PrefixSpan as Span, Rendered, Scratch, Value, Visitor};
 
 /// Label value of the series that collects label sets beyond a
 /// [`StringFamily`]'s cardinality limit (every label gets this value).
@@ -108,13 +108,6 @@ struct ScrapePlan<M> {
     /// Per series: where its prefix ends in `prefixes`, and where its label
     /// set starts and ends within the prefix.
     spans: Vec<Span>,
-}
-
-#[derive(Clone, Copy)]
-struct Span {
-    end: u32,
-    labels_start: u32,
-    labels_end: u32,
 }
 
 impl<M: Metric> ScrapePlan<M> {
@@ -295,6 +288,15 @@ impl<M: Metric> StringFamily<M> {
         self.inner.label_names.iter().map(|n| &**n).collect()
     }
 
+    /// The overflow series, once any lookup went there.
+    fn collect_overflow(&self, desc: &Desc, scratch: &mut Scratch, visitor: &mut dyn Visitor) {
+        if self.overflowed() > 0 {
+            let labels = Labels { desc, values: LabelValues::Same(OVERFLOW_LABEL_VALUE), rendered: None };
+            let value = self.inner.overflow.sample(scratch);
+            visitor.sample(&labels, &value);
+        }
+    }
+
     pub(crate) fn overflow_series(&self) -> &M {
         &self.inner.overflow
     }
@@ -311,11 +313,41 @@ impl<M: Metric> Collect for StringFamily<M> {
         // Scrapes of one family take turns on its plan; recording threads
         // never touch it, and inserts only wait for the short copy of the
         // order inside `refresh`.
-        let mut plan = lock(&inner.plan);
+        let mut plan_guard = lock(&inner.plan);
         let mut order = std::mem::take(&mut scratch.order);
-        plan.refresh(desc, &inner.series, &mut order);
+        plan_guard.refresh(desc, &inner.series, &mut order);
         scratch.order = order;
-        let plan = &*plan;
+        let plan = &*plan_guard;
+        // Plain counters go over as one run: their values read in one
+        // tight loop, then handed to the visitor with the prefixes.
+        if matches!(M::TYPE, crate::MetricType::Counter) {
+            let mut values = std::mem::take(&mut scratch.values);
+            values.clear();
+            for metric in &plan.metrics {
+                match metric.sample(scratch) {
+                    Value::Counter(v) => values.push(v),
+                    _ => break,
+                }
+            }
+            if values.len() == plan.metrics.len() {
+                visitor.counters(&CounterRun {
+                    desc,
+                    prefixes: &plan.prefixes,
+                    spans: &plan.spans,
+                    values: &values,
+                    source: &inner.series,
+                    slots: &plan.slots,
+                });
+                scratch.values = values;
+                return self.collect_overflow(desc, scratch, visitor);
+            }
+            scratch.values = values;
+        }
+        // One line per series for the one-number kinds: prefix, value
+        // (at most 20 digits, or a float), newline.
+        if matches!(M::TYPE, crate::MetricType::Gauge) {
+            visitor.size_hint(plan.prefixes.len() + plan.spans.len() * 22);
+        }
         let mut start = 0usize;
         for ((span, metric), &slot) in plan.spans.iter().zip(&plan.metrics).zip(&plan.slots) {
             let end = span.end as usize;
@@ -330,11 +362,8 @@ impl<M: Metric> Collect for StringFamily<M> {
             let value = metric.sample(scratch);
             visitor.sample(&labels, &value);
         }
-        if self.overflowed() > 0 {
-            let labels = Labels { desc, values: LabelValues::Same(OVERFLOW_LABEL_VALUE), rendered: None };
-            let value = inner.overflow.sample(scratch);
-            visitor.sample(&labels, &value);
-        }
+        drop(plan_guard);
+        self.collect_overflow(desc, scratch, visitor)
     }
     fn as_any(&self) -> &dyn Any {
         self

@@ -178,6 +178,98 @@ pub trait Visitor {
     fn family(&mut self, desc: &Desc);
     /// One series of the current family.
     fn sample(&mut self, labels: &Labels<'_>, value: &Value<'_>);
+    /// A hint, before a family's samples: about this many bytes of sample
+    /// prefixes and values follow in Prometheus text (a writer may reserve
+    /// room for them once instead of growing as it goes). Only a hint: it
+    /// may be low or high, and most families give none.
+    fn size_hint(&mut self, _bytes: usize) {}
+    /// A run of counter series of the current family, each with its
+    /// rendered sample prefix and its value, in label-value order (string
+    /// families hand their plain counters over this way). By default, one
+    /// [`sample`](Self::sample) call per series; a text writer can instead
+    /// stream the prefixes and values in one loop.
+    fn counters(&mut self, run: &CounterRun<'_>) {
+        for i in 0..run.len() {
+            self.sample(&run.labels(i), &Value::Counter(run.value(i)));
+        }
+    }
+}
+
+/// Where a series' sample prefix ends in a run's buffer, and where its
+/// label set starts and ends within the prefix.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PrefixSpan {
+    pub(crate) end: u32,
+    pub(crate) labels_start: u32,
+    pub(crate) labels_end: u32,
+}
+
+/// Consecutive counter series of one family, ready to write: every sample
+/// prefix (`name{labels} `) in one buffer, and the values read for this
+/// scrape. See [`Visitor::counters`].
+#[derive(Clone, Copy)]
+pub struct CounterRun<'a> {
+    pub(crate) desc: &'a Desc,
+    pub(crate) prefixes: &'a [u8],
+    pub(crate) spans: &'a [PrefixSpan],
+    pub(crate) values: &'a [u64],
+    pub(crate) source: &'a dyn crate::index::KeySource,
+    pub(crate) slots: &'a [u32],
+}
+
+impl fmt::Debug for CounterRun<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CounterRun").field("family", &self.desc.name).field("len", &self.len()).finish()
+    }
+}
+
+impl<'a> CounterRun<'a> {
+    /// Number of series.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// True with no series.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// Every prefix, concatenated, as [`iter`](Self::iter) hands them out.
+    pub fn prefix_bytes(&self) -> usize {
+        self.prefixes.len()
+    }
+
+    /// Each series' sample prefix (`name{labels} `) and value.
+    pub fn iter(&self) -> impl Iterator<Item = (&'a [u8], u64)> + 'a {
+        let prefixes = self.prefixes;
+        let mut start = 0usize;
+        self.spans.iter().zip(self.values).map(move |(span, &v)| {
+            let end = span.end as usize;
+            let prefix = &prefixes[start..end];
+            start = end;
+            (prefix, v)
+        })
+    }
+
+    /// Series `i`'s value.
+    pub fn value(&self, i: usize) -> u64 {
+        self.values[i]
+    }
+
+    /// Series `i`'s labels, as [`Visitor::sample`] would get them.
+    pub fn labels(&self, i: usize) -> Labels<'a> {
+        let start = if i == 0 { 0 } else { self.spans[i - 1].end as usize };
+        let span = self.spans[i];
+        Labels {
+            desc: self.desc,
+            values: LabelValues::Indexed { source: self.source, slot: self.slots[i] },
+            rendered: Some(Rendered {
+                bytes: &self.prefixes[start..span.end as usize],
+                labels_start: span.labels_start,
+                labels_end: span.labels_end,
+            }),
+        }
+    }
 }
 
 /// Reusable buffers for reading samples, so a scrape allocates nothing per
@@ -188,6 +280,7 @@ pub struct Scratch {
     pub(crate) exemplars: Vec<Option<crate::Exemplar>>,
     pub(crate) quantiles: Vec<(f64, f64)>,
     pub(crate) order: Vec<u32>,
+    pub(crate) values: Vec<u64>,
 }
 
 /// A metric handle that can be read as one sample.
