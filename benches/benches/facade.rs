@@ -1,14 +1,66 @@
 //! The `metrics` facade with hotmeter installed versus with
 //! `metrics-exporter-prometheus` installed: the same macro call sites, each
 //! recorder set as the thread's local recorder around the call (so both pay
-//! the same facade dispatch).
+//! the same facade dispatch), beside the facade's own floor: a recorder
+//! that does nothing but hand back one cached handle whose methods do
+//! nothing, so what it costs is the facade's API itself (the key, an `Arc`
+//! clone and drop, a dynamic call).
 
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use hotmeter_benches::latency;
 
+/// The facade floor's handle: every call does nothing.
+struct Nothing;
+
+impl metrics::CounterFn for Nothing {
+    fn increment(&self, value: u64) {
+        black_box(value);
+    }
+    fn absolute(&self, value: u64) {
+        black_box(value);
+    }
+}
+
+impl metrics::GaugeFn for Nothing {
+    fn increment(&self, value: f64) {
+        black_box(value);
+    }
+    fn decrement(&self, value: f64) {
+        black_box(value);
+    }
+    fn set(&self, value: f64) {
+        black_box(value);
+    }
+}
+
+impl metrics::HistogramFn for Nothing {
+    fn record(&self, value: f64) {
+        black_box(value);
+    }
+}
+
+/// The facade floor: one cached handle, returned for every key.
+struct CachedNothing(std::sync::Arc<Nothing>);
+
+impl metrics::Recorder for CachedNothing {
+    fn describe_counter(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
+    fn describe_gauge(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
+    fn describe_histogram(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
+    fn register_counter(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+        metrics::Counter::from_arc(self.0.clone())
+    }
+    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+        metrics::Gauge::from_arc(self.0.clone())
+    }
+    fn register_histogram(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Histogram {
+        metrics::Histogram::from_arc(self.0.clone())
+    }
+}
+
 fn facade(c: &mut Criterion) {
+    let floor = CachedNothing(std::sync::Arc::new(Nothing));
     let hm = hotmeter_metrics::HotmeterRecorder::new(hotmeter::Registry::new());
     let mx = metrics_exporter_prometheus::PrometheusBuilder::new()
         .set_buckets(&hotmeter::DEFAULT_BUCKETS)
@@ -23,6 +75,11 @@ fn facade(c: &mut Criterion) {
     });
     g.bench_function("metrics_exporter_prometheus", |b| {
         metrics::with_local_recorder(&mx, || {
+            b.iter(|| metrics::counter!("requests_total", "status" => "ok").increment(1))
+        })
+    });
+    g.bench_function("floor_facade_cached_noop_handle", |b| {
+        metrics::with_local_recorder(&floor, || {
             b.iter(|| metrics::counter!("requests_total", "status" => "ok").increment(1))
         })
     });
@@ -41,6 +98,11 @@ fn facade(c: &mut Criterion) {
     });
     g.bench_function("metrics_exporter_prometheus", |b| {
         metrics::with_local_recorder(&mx, || {
+            b.iter(|| metrics::histogram!("request_duration_seconds", "status" => "ok").record(next()))
+        })
+    });
+    g.bench_function("floor_facade_cached_noop_handle", |b| {
+        metrics::with_local_recorder(&floor, || {
             b.iter(|| metrics::histogram!("request_duration_seconds", "status" => "ok").record(next()))
         })
     });

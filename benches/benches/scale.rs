@@ -1,11 +1,11 @@
-//! How lookup cost grows with the number of live series (issue #13, first
-//! part): an increment through a runtime string label looked up on every
-//! call, in a family already holding 8, 1,000 or 100,000 series, the label
+//! How costs grow with the number of live series (issue #13). First, an
+//! increment through a runtime string label looked up on every call, in a family already holding 8, 1,000 or 100,000 series, the label
 //! value drawn pseudo-randomly from all of them, so that the big tables do
 //! not sit in L1 as a 16-value cycle would. hotmeter beside every peer whose
 //! API takes a borrowed runtime value (`metrics` would need an owned
 //! `String` per call and is left out: that allocation, not its map, would be
-//! measured).
+//! measured). Second, recording through a family of 1 or 100,000 series
+//! with no lookup (`record_by_family_size`).
 
 use std::hint::black_box;
 
@@ -74,5 +74,76 @@ fn lookup_every_call(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, lookup_every_call);
+/// A typed label with 100,000 values (`id="0".."99999"`), for a typed
+/// family as large as the biggest string family here.
+#[derive(Clone, Copy)]
+struct Id(usize);
+
+const IDS: usize = 100_000;
+
+fn id_names() -> &'static [String] {
+    static NAMES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    NAMES.get_or_init(|| (0..IDS).map(|i| i.to_string()).collect())
+}
+
+impl hotmeter::LabelSet for Id {
+    const LABELS: usize = 1;
+    const CARDINALITY: usize = IDS;
+    fn label_name(_: usize) -> &'static str {
+        "id"
+    }
+    fn label_value(index: usize, _: usize) -> &'static str {
+        id_names().get(index).map_or("", String::as_str)
+    }
+    fn index(self) -> usize {
+        self.0
+    }
+}
+
+/// One value: the typed family of one series.
+#[derive(Clone, Copy)]
+struct One;
+
+impl hotmeter::LabelSet for One {
+    const LABELS: usize = 1;
+    const CARDINALITY: usize = 1;
+    fn label_name(_: usize) -> &'static str {
+        "id"
+    }
+    fn label_value(_: usize, _: usize) -> &'static str {
+        "0"
+    }
+    fn index(self) -> usize {
+        0
+    }
+}
+
+/// Recording cost against family size: an increment of a series picked
+/// pseudo-randomly in a family of 1 or of 100,000 series, through a typed
+/// family (`get` is an index) and through handles kept from a string
+/// family, beside the floor of the same random walk over a plain array of
+/// atomics (the cache effect alone).
+fn record_by_family_size(c: &mut Criterion) {
+    for n in [1usize, IDS] {
+        let mut g = c.benchmark_group(format!("record_by_family_size/counter_inc/{n}_series"));
+        let mut p = Picker(0x2545_f491_4f6c_dd1d, n);
+        if n == 1 {
+            let typed: hotmeter::Family<One, hotmeter::Counter> = hotmeter::Family::new(hotmeter::Counter::new);
+            g.bench_function("hotmeter_typed_family", |b| b.iter(|| typed.get(One).inc()));
+        } else {
+            let typed: hotmeter::Family<Id, hotmeter::Counter> = hotmeter::Family::new(hotmeter::Counter::new);
+            g.bench_function("hotmeter_typed_family", |b| b.iter(|| typed.get(Id(p.next())).inc()));
+        }
+        let fam = hotmeter::StringFamily::with_limit(&["id"], n, hotmeter::Counter::new);
+        let handles: Vec<hotmeter::Counter> = (0..n).map(|i| fam.get(&[&i.to_string()]).unwrap()).collect();
+        g.bench_function("hotmeter_string_family_handle", |b| b.iter(|| handles[p.next()].inc()));
+        let cells: Vec<std::sync::atomic::AtomicU64> = (0..n).map(|_| std::sync::atomic::AtomicU64::new(0)).collect();
+        g.bench_function("floor_atomic_array", |b| {
+            b.iter(|| cells[p.next()].fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+        });
+        g.finish();
+    }
+}
+
+criterion_group!(benches, lookup_every_call, record_by_family_size);
 criterion_main!(benches);
