@@ -2,12 +2,16 @@
 """Turns criterion's estimates under target/criterion into the markdown
 tables of BENCHMARKS.md: ns/op (median), ratio to the floor row of the
 group, and hotmeter's ratio to the fastest peer. Reads only; run it after
-`cargo bench -p hotmeter-benches`."""
+`cargo bench -p hotmeter-benches`.
+
+`report.py --spread RUN1 RUN2 [PREFIX]`: one row per group, two runs (each
+a copy of target/criterion) side by side: hotmeter's time, the fastest
+peer's, how many times faster hotmeter is in each run, and the floor."""
 import json
 import pathlib
 import sys
 
-ROOT = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "target/criterion")
+ROOT = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 and not sys.argv[1].startswith("--") else "target/criterion")
 OURS = ("hotmeter",)
 
 
@@ -16,11 +20,11 @@ def median_ns(bench_dir):
     return est["median"]["point_estimate"]
 
 
-def groups():
+def groups(root=None):
     """Criterion stores group 'a/b/c' as directory 'a_b_c'; benchmark.json names it.
     Returns {group: {function: (median ns, output bytes or None)}}."""
     out = {}
-    for bench_json in ROOT.rglob("new/benchmark.json"):
+    for bench_json in (root or ROOT).rglob("new/benchmark.json"):
         meta = json.loads(bench_json.read_text())
         throughput = (meta.get("throughput") or {}).get("Bytes")
         out.setdefault(meta["group_id"], {})[meta["function_id"]] = (median_ns(bench_json.parent.parent), throughput)
@@ -62,5 +66,30 @@ def main():
             print(f"\nfastest peer: `{best_peer[0]}` ({fmt_ns(best_peer[1])})")
 
 
+def spread(run1, run2, prefix=""):
+    """One row per group: hotmeter and the fastest peer in two runs."""
+    runs = [groups(pathlib.Path(run1)), groups(pathlib.Path(run2))]
+    print("| group | hotmeter | fastest peer | hotmeter is x faster | floor |")
+    print("|---|---:|---:|---:|---:|")
+    for group in sorted(set(runs[0]) | set(runs[1])):
+        if not group.startswith(prefix):
+            continue
+        cells = {"hm": [], "peer": [], "ratio": [], "floor": []}
+        for r in runs:
+            rows = {k: v[0] for k, v in r.get(group, {}).items()}
+            hm = rows.get("hotmeter")
+            peers = {k: v for k, v in rows.items() if not k.startswith(OURS) and not k.startswith("floor")}
+            best = min(peers.items(), key=lambda kv: kv[1]) if peers else None
+            floor = next((v for k, v in rows.items() if k.startswith("floor")), None)
+            cells["hm"].append(fmt_ns(hm) if hm else "–")
+            cells["peer"].append(f"{fmt_ns(best[1])} `{best[0]}`" if best else "–")
+            cells["ratio"].append(f"{best[1] / hm:.2f}" if best and hm else "–")
+            cells["floor"].append(fmt_ns(floor) if floor else "–")
+        print(f"| `{group}` | " + " | ".join(" / ".join(v) for v in cells.values()) + " |")
+
+
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) > 1 and sys.argv[1] == "--spread":
+        spread(*sys.argv[2:5])
+    else:
+        main()

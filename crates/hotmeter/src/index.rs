@@ -100,7 +100,13 @@ struct Inner<V: 'static> {
 }
 
 /// One storage segment: slots filled once, in order.
-type Segment<V> = Box<[OnceLock<Entry<V>>]>;
+type Segment<V> = Box<[SlotCell<V>]>;
+
+/// One slot, on a cache line of its own when the entry fits one (a
+/// counter's does: 64 bytes with its once-cell), so a lookup that reaches
+/// an entry touches one line.
+#[repr(align(64))]
+struct SlotCell<V: 'static>(OnceLock<Entry<V>>);
 
 struct Writers {
     /// Slots used (distinct keys ever inserted).
@@ -114,7 +120,8 @@ struct Writers {
 
 /// One key and its value.
 pub struct Entry<V> {
-    hash: u64,
+    /// The low half of the key's hash (the index word holds the high half).
+    hash_lo: u32,
     /// The values, concatenated: one comparison, and no allocation when
     /// short.
     key: KeyBytes,
@@ -186,7 +193,7 @@ impl<V> Entry<V> {
                 Some(*end as u32)
             })
             .collect();
-        Self { hash, key: KeyBytes::new(values), ends, value, removed: AtomicBool::new(false) }
+        Self { hash_lo: hash as u32, key: KeyBytes::new(values), ends, value, removed: AtomicBool::new(false) }
     }
 
     /// The value stored for this key.
@@ -282,7 +289,7 @@ impl<V> Inner<V> {
     #[inline(always)]
     fn slot(&self, i: usize) -> Option<&Entry<V>> {
         let (k, off) = slot_position(i);
-        self.segments.get(k)?.get()?.get(off)?.get()
+        self.segments.get(k)?.get()?.get(off)?.0.get()
     }
 
     /// Finds the entry for `values` in index generation `g`.
@@ -300,7 +307,7 @@ impl<V> Inner<V> {
             }
             if word >> 32 == hash >> 32 {
                 let entry = self.slot((word & 0xffff_ffff) as usize - 1)?;
-                if entry.hash == hash && entry.matches(values) {
+                if entry.hash_lo == hash as u32 && entry.matches(values) {
                     return Some(entry);
                 }
             }
@@ -437,8 +444,8 @@ impl<V: Send + Sync + 'static> StringIndex<V> {
         let value = make()?;
         let slot = w.slots;
         let (k, off) = slot_position(slot);
-        let segment = inner.segments[k].get_or_init(|| (0..SEGMENT0 << k).map(|_| OnceLock::new()).collect());
-        let _ = segment[off].set(Entry::new(hash, values, value));
+        let segment = inner.segments[k].get_or_init(|| (0..SEGMENT0 << k).map(|_| SlotCell(OnceLock::new())).collect());
+        let _ = segment[off].0.set(Entry::new(hash, values, value));
         w.slots += 1;
         self.publish(slot, w.slots, hash);
         // Release: publishes the new index word to the unlocked full check.
@@ -459,9 +466,13 @@ impl<V: Send + Sync + 'static> StringIndex<V> {
         if slots * 2 > capacity && g + 1 < LEVELS {
             g += 1;
             let index: Box<[AtomicU64]> = (0..INDEX0 << g).map(|_| AtomicU64::new(0)).collect();
-            for s in 0..slot {
-                if let Some(entry) = inner.slot(s) {
-                    insert_word(&index, entry.hash, s);
+            // Every slot so far has a word in the current generation: its
+            // high half and the entry's low half make the whole hash.
+            for word in inner.generations[g - 1].get().into_iter().flat_map(|old| old.iter()) {
+                let word = word.load(Ordering::Relaxed);
+                let s = (word & 0xffff_ffff) as usize;
+                if let Some(entry) = s.checked_sub(1).and_then(|s| inner.slot(s)) {
+                    insert_word(&index, (word & !0xffff_ffff) | u64::from(entry.hash_lo), s - 1);
                 }
             }
             let _ = inner.generations[g].set(index);
@@ -601,6 +612,27 @@ fn insert_word(index: &[AtomicU64], hash: u64, slot: usize) {
 #[cfg(all(test, not(hotmeter_loom)))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_counters_slot_is_one_cache_line() {
+        assert_eq!(std::mem::size_of::<SlotCell<crate::Counter>>(), 64);
+        assert_eq!(std::mem::align_of::<SlotCell<crate::Counter>>(), 64);
+    }
+
+    #[test]
+    fn growth_keeps_every_key_findable() {
+        let index: StringIndex<usize> = StringIndex::with_limit(2, 5_000);
+        let keys: Vec<[String; 2]> = (0..5_000).map(|i| [i.to_string(), (i * 7).to_string()]).collect();
+        for (i, k) in keys.iter().enumerate() {
+            let v = [k[0].as_str(), k[1].as_str()];
+            assert_eq!(index.get_or_insert_with(StringIndex::<usize>::hash(&v), &v, || i, |x| *x).unwrap(), Some(i));
+        }
+        for (i, k) in keys.iter().enumerate() {
+            let v = [k[0].as_str(), k[1].as_str()];
+            assert_eq!(index.find(StringIndex::<usize>::hash(&v), &v).unwrap().copied(), Some(i), "{v:?}");
+        }
+        assert!(index.generation() >= 8, "the index grew through several generations");
+    }
     use proptest::prelude::*;
 
     proptest! {
