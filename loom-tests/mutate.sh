@@ -32,6 +32,8 @@ mutations=(
   "M15~crates/hotmeter/src/sync.rs~s/lock\(&self\.slots\)\.free\.push\(slot\);/let _ = slot;/~slots~an_exited_threads_slot_goes_to_one_thread"
   "M16~crates/hotmeter/src/counter.rs~s/add_to_shard\(shards, n\);\n    \}/let _ = (shards, n);\n    }/~counter~sharded_counter_loses_no_increment"
   "M17~crates/hotmeter/src/counter.rs~s/shards\.iter\(\)\.fold\(first, /shards.iter().fold(0, /~counter~sharded_counter_loses_no_increment"
+  "M18~crates/hotmeter/src/index.rs~s/if seen == Some\(w\.version\) \{/if seen.is_some() {/~family~a_scrape_racing_an_insert_and_a_removal_is_consistent"
+  "M19~crates/hotmeter/src/index.rs~s/w\.version \+= 1;\n(\s*)true/\$1true/~family~a_scrape_racing_an_insert_and_a_removal_is_consistent"
 )
 
 wanted=("$@")

@@ -2,7 +2,9 @@
 //! same label set get the same series; the cardinality limit holds; an
 //! existing (or revived) label set never lands in the overflow series at the
 //! limit; the index grows past its first generation while read; `remove`
-//! and `clear` race lookups without losing an increment.
+//! and `clear` race lookups without losing an increment; a scrape racing
+//! an insert and a removal sees a consistent set, and the next one sees
+//! the change (the scrape plan).
 #![cfg(hotmeter_loom)]
 
 use loom::sync::{Arc, Mutex};
@@ -107,6 +109,53 @@ fn remove_racing_a_lookup_loses_nothing() {
         assert!(f.len() <= 1);
         assert_eq!(f.overflowed(), 0);
         assert_eq!(f.get(&["a"]).unwrap().get(), 2, "an increment was lost");
+    });
+}
+
+/// The series a scrape sees, as `label=value` pairs, read through the
+/// registry walk the exporters use.
+fn scrape(r: &hotmeter::Registry) -> Vec<(String, u64)> {
+    struct V(Vec<(String, u64)>);
+    impl hotmeter::Visitor for V {
+        fn family(&mut self, _: &hotmeter::Desc) {}
+        fn sample(&mut self, labels: &hotmeter::Labels<'_>, value: &hotmeter::Value<'_>) {
+            if let hotmeter::Value::Counter(v) = value {
+                let set: Vec<String> = labels.iter().map(|(n, v)| format!("{n}={v}")).collect();
+                self.0.push((set.join(","), *v));
+            }
+        }
+    }
+    let mut v = V(Vec::new());
+    r.collect(&mut v);
+    v.0.retain(|(set, _)| set.starts_with("id="));
+    v.0
+}
+
+/// A scrape races one thread inserting `b` and another removing `a`: it
+/// sees each change wholly or not at all (never a removed series' stale
+/// prefix beside another's value), and a scrape after both sees exactly
+/// `b`, with its increment.
+#[test]
+fn a_scrape_racing_an_insert_and_a_removal_is_consistent() {
+    loom::model(|| {
+        let r = hotmeter::Registry::new();
+        let f = r.string_family(("t_total", "T."), &["id"], hotmeter::SingleCounter::new).unwrap();
+        f.with(&["a"], |c| c.inc()).unwrap();
+        assert_eq!(scrape(&r), [("id=a".to_owned(), 1)]);
+        let (fi, fr) = (f.clone(), f.clone());
+        let inserter = thread::spawn(move || fi.with(&["b"], |c| c.inc_by(2)).unwrap());
+        let remover = thread::spawn(move || fr.remove(&["a"]));
+        let seen = scrape(&r);
+        for (set, v) in &seen {
+            match set.as_str() {
+                "id=a" => assert_eq!(*v, 1),
+                "id=b" => assert!(*v <= 2),
+                other => panic!("unexpected series {other}"),
+            }
+        }
+        inserter.join().unwrap();
+        assert!(remover.join().unwrap());
+        assert_eq!(scrape(&r), [("id=b".to_owned(), 2)], "the plan missed a change");
     });
 }
 
