@@ -404,6 +404,12 @@ fn now_ms() -> i64 {
 /// and a last one at shutdown.
 fn sample(shared: &Shared, registry: &Registry, mut encoder: RemoteWriteEncoder, interval: Duration) {
     let mut next = Instant::now();
+    // Every snapshot is at least a millisecond after the one before, even
+    // when two fall in one millisecond or the wall clock steps back: a
+    // receiver refuses a second, different value at a timestamp it holds
+    // (Prometheus: 400, and the whole request is rolled back) as it
+    // refuses one older than it holds.
+    let mut last_ms = i64::MIN;
     loop {
         let last = {
             let mut st = shared.lock();
@@ -420,7 +426,9 @@ fn sample(shared: &Shared, registry: &Registry, mut encoder: RemoteWriteEncoder,
             st.snapshot_requested = false;
             st.stop.is_some()
         };
-        let taken = encoder.encode(registry, now_ms());
+        let timestamp_ms = now_ms().max(last_ms.saturating_add(1));
+        last_ms = timestamp_ms;
+        let taken = encoder.encode(registry, timestamp_ms);
         let mut st = shared.lock();
         match taken {
             Ok(encoded) => shared.enqueue(&mut st, Arc::from(encoded.body), encoded.samples),
