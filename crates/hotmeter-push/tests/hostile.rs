@@ -122,3 +122,23 @@ fn a_retry_after_of_days_does_not_hold_shutdown() {
     let (addr, accepted) = raw_receiver(retry_in_days);
     shutdown_keeps_its_deadline(&addr, &accepted);
 }
+
+/// A batch job is not put to sleep for days: a `Retry-After` longer than
+/// the attempt timeout ends the retries at once with the 503.
+#[test]
+fn a_pushgateway_asking_for_days_fails_the_push_at_once() {
+    let (addr, got) = common::scripted_receiver(vec![(503, "Retry-After: 999999\r\n")]);
+    let registry = Registry::new();
+    registry.counter("batch_rows_total", "Rows.").unwrap().inc();
+    let gateway = hotmeter_push::Pushgateway::new(&format!("http://{addr}")).unwrap();
+    let key = hotmeter_push::GroupingKey::new("batch").unwrap();
+    let started = Instant::now();
+    let result = gateway.push(&registry, &key);
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "the push took {took:?}");
+    assert!(
+        matches!(result, Err(hotmeter_push::SendError::Unavailable { status: 503, attempts: 1 })),
+        "{result:?}"
+    );
+    assert_eq!(got.lock().unwrap().len(), 1);
+}
