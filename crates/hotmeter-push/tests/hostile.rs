@@ -136,9 +136,6 @@ fn a_pushgateway_asking_for_days_fails_the_push_at_once() {
     let result = gateway.push(&registry, &key);
     let took = started.elapsed();
     assert!(took < Duration::from_secs(5), "the push took {took:?}");
-    assert!(
-        matches!(result, Err(hotmeter_push::SendError::Unavailable { status: 503, attempts: 1 })),
-        "{result:?}"
-    );
+    assert!(matches!(result, Err(hotmeter_push::SendError::Unavailable { status: 503, attempts: 1 })), "{result:?}");
     assert_eq!(got.lock().unwrap().len(), 1);
 }
