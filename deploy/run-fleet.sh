@@ -16,6 +16,7 @@
 #   FLEET_PROMETHEUS         Prometheus' address (default 127.0.0.1:9090)
 #   FLEET_PORTS              the demos' ports, space separated (default 9901..)
 #   FLEET_SCRAPE_INTERVAL    default 5s
+#   FLEET_STOP_GRACE         seconds a stopping process gets before SIGKILL (default 15)
 #
 # Needs Debian's `prometheus` package.
 set -euo pipefail
@@ -30,6 +31,11 @@ shift
 if ! command -v prometheus >/dev/null; then
     echo "run-fleet: missing prometheus; install with: sudo apt-get install -y prometheus" >&2
     exit 1
+fi
+
+if ! [[ "${FLEET_STOP_GRACE:-15}" =~ ^[0-9]+$ ]]; then
+    echo "run-fleet: FLEET_STOP_GRACE must be whole seconds" >&2
+    exit 2
 fi
 
 state="${HOTMETER_FLEET_DIR:-target/fleet}"
@@ -54,6 +60,16 @@ stop() {
     trap - INT TERM EXIT
     # Demos first (SIGTERM: each drains and prints its summary), then Prometheus.
     for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    # Bounded: whatever still runs FLEET_STOP_GRACE seconds later is killed.
+    local waited=0 alive
+    while ((waited < ${FLEET_STOP_GRACE:-15} * 10)); do
+        alive=0
+        for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+        ((alive)) || break
+        sleep 0.1
+        waited=$((waited + 1))
+    done
+    for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
 }
 trap stop INT TERM EXIT

@@ -3,7 +3,8 @@
 //! instance is `up`; once the demos have finished (their counts fixed,
 //! still served thanks to `--linger`), the fleet aggregates the dashboards
 //! use equal the sum of what the instances report themselves, and the
-//! `instance` variable narrows a panel to one of them.
+//! `instance` variable narrows a panel to one of them. And stopping the
+//! fleet is bounded even when a demo ignores SIGTERM.
 //!
 //! Needs Debian's `prometheus` (the test command installs it); without it
 //! this test fails and says so.
@@ -113,4 +114,44 @@ fn five_instances_aggregate_as_one() {
         ),
     );
     assert!(p99.is_some_and(|v| v.is_finite() && v > 0.0), "a fleet P99 from summed buckets: {p99:?}");
+}
+
+/// Stopping the fleet is bounded: a demo that ignores SIGTERM is killed
+/// after `FLEET_STOP_GRACE`, and the script exits leaving no process
+/// behind (the signal goes to the script alone, not to its group).
+#[test]
+fn a_demo_that_ignores_sigterm_is_killed_when_the_fleet_stops() {
+    common::require_prometheus();
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("stubborn.pid");
+    let stubborn = dir.path().join("stubborn-demo.sh");
+    std::fs::write(&stubborn, "#!/bin/bash\ntrap '' TERM\necho $$ > \"$STUBBORN_PID\"\nexec sleep 300\n").unwrap();
+    let executable = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+    std::fs::set_permissions(&stubborn, executable).unwrap();
+    let mut group = Group::default();
+    let script = group.spawn(
+        Command::new("bash")
+            .arg(format!("{ROOT}/deploy/run-fleet.sh"))
+            .arg("1")
+            .env("HOTMETER_DEMO", &stubborn)
+            .env("STUBBORN_PID", &pid_file)
+            .env("HOTMETER_FLEET_DIR", dir.path())
+            .env("FLEET_PROMETHEUS", format!("127.0.0.1:{}", free_port()))
+            .env("FLEET_PORTS", free_port().to_string())
+            .env("FLEET_STOP_GRACE", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    let pid: i32 = poll("the stubborn demo", Duration::from_secs(20), || {
+        std::fs::read_to_string(&pid_file).ok()?.trim().parse().ok()
+    });
+    let alive = |pid: i32| {
+        Command::new("kill").args(["-0", &pid.to_string()]).stderr(Stdio::null()).status().unwrap().success()
+    };
+    assert!(alive(pid));
+    std::thread::sleep(Duration::from_secs(1));
+    let status = Command::new("kill").args(["-TERM", &script.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    poll("the script to exit", Duration::from_secs(10), || script.try_wait().unwrap());
+    assert!(!alive(pid), "the demo that ignored SIGTERM outlived the fleet");
 }

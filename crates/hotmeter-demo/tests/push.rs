@@ -70,6 +70,22 @@ fn the_demo_pushes_its_final_counts() {
     let inf = buckets.iter().find(|b| b["metric"]["le"] == "+Inf").expect("an le=\"+Inf\" bucket");
     assert_eq!(inf["value"][1].as_str().and_then(|v| v.parse::<f64>().ok()), Some(own as f64));
     assert!(promql_scalar(&prom, &format!("sum(checkpoint_write_duration_seconds_sum{{{sel}}})")).unwrap() > 0.0);
+    // Each dashboard's `instance` variable, asked of this Prometheus that
+    // only receives pushes (no scrape, so no `up`), offers the pushed
+    // instance.
+    for file in ["checkpoint-writes.json", "streaming-infrastructure.json"] {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../dashboards/").to_owned() + file;
+        let d: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let var = d["templating"]["list"].as_array().unwrap().iter().find(|v| v["name"] == "instance").unwrap();
+        let q = var["query"]["query"].as_str().unwrap();
+        let metric = q
+            .strip_prefix("label_values(")
+            .and_then(|r| r.strip_suffix(", instance)"))
+            .unwrap_or_else(|| panic!("{file}: {q}"));
+        let r = common::get_with(&prom, "/api/v1/label/instance/values", &[("match[]", metric)]).unwrap();
+        let values: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(values["data"], serde_json::json!(["demo-a"]), "{file}: {q} offers the pushed instance");
+    }
     // Nothing arrived without the external labels.
     assert_eq!(promql(&prom, r#"{__name__=~"checkpoint_.+", job!="hotmeter-demo"}"#).len(), 0);
     assert_eq!(promql(&prom, r#"{__name__=~"checkpoint_.+", instance!="demo-a"}"#).len(), 0);

@@ -61,7 +61,9 @@ impl Pushgateway {
         self
     }
 
-    /// Retries after a 5xx, 429 or transport failure (0: none).
+    /// Retries after a 5xx, 429 or transport failure (0: none). A
+    /// `Retry-After` longer than the [timeout](Self::timeout) ends them
+    /// at once with the error.
     pub fn retries(mut self, retries: u32) -> Self {
         self.retries = retries;
         self
@@ -111,7 +113,9 @@ impl Pushgateway {
                 Attempt::Done => return Ok(()),
                 Attempt::Fail(e) => return Err(e),
                 Attempt::Retry { after, error } => {
-                    if attempts > self.retries {
+                    // A Retry-After longer than one attempt may take ends
+                    // the retries: a batch job does not sleep for hours.
+                    if attempts > self.retries || after.is_some_and(|a| a > self.timeout) {
                         return Err(match error {
                             SendError::Unavailable { status, .. } => SendError::Unavailable { status, attempts },
                             SendError::Transport { source, .. } => SendError::Transport { source, attempts },

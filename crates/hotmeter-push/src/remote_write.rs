@@ -27,7 +27,13 @@
 //! ## Shutdown
 //! [`RemoteWriter::shutdown`] takes one last snapshot, then sends what is
 //! queued, oldest first, until the queue is empty or the deadline passes;
-//! what is left then is counted as dropped. Afterwards
+//! what is left then is counted as dropped. Attempts started during
+//! shutdown end at the deadline; one already on the wire when shutdown
+//! began (a receiver that accepts and never answers) is given up at the
+//! deadline: its samples count as dropped (the receiver may still store
+//! them) and its thread, detached, ends by itself within the attempt
+//! [timeout](RemoteWrite::timeout). So shutdown returns within the
+//! deadline and a moment, whatever the receiver does. Afterwards
 //! `samples == sent + failed + dropped` ([`PushStats::accounted`]).
 
 use std::collections::VecDeque;
@@ -165,6 +171,7 @@ impl RemoteWrite {
             state: Mutex::new(State::default()),
             wake_sender: Condvar::new(),
             wake_sampler: Condvar::new(),
+            sender_exited: Condvar::new(),
             metrics,
             capacity: self.capacity,
         });
@@ -256,7 +263,10 @@ impl RemoteWriter {
 
     /// Stops: takes a last snapshot, sends what is queued until `deadline`
     /// from now, counts what is left as dropped, and returns the final
-    /// counts. The threads are gone when it returns.
+    /// counts within about `deadline` (see the module docs: a request on
+    /// the wire at the deadline is given up and its thread left to end by
+    /// itself within the attempt timeout; otherwise the threads are gone
+    /// when it returns).
     pub fn shutdown(mut self, deadline: Duration) -> PushStats {
         self.stop(deadline);
         self.stats()
@@ -264,11 +274,40 @@ impl RemoteWriter {
 
     fn stop(&mut self, deadline: Duration) {
         let Some((sampler, sender)) = self.threads.take() else { return };
-        self.shared.lock().stop = Some(Instant::now() + deadline);
+        let until = Instant::now() + deadline;
+        self.shared.lock().stop = Some(until);
         self.shared.wake_sampler.notify_all();
         self.shared.wake_sender.notify_all();
         let _ = sampler.join();
-        let _ = sender.join();
+        // The sender bounds every attempt it starts by the deadline, but
+        // one already on the wire when shutdown began runs to its own
+        // timeout, and `ureq` cannot cut it short. Wait for the sender
+        // until the deadline (and a moment to wake up); past that, give up
+        // on the request in flight: its samples and whatever is queued are
+        // counted as dropped now, and the sender, once its attempt ends
+        // (within the attempt timeout), leaves without counting anything.
+        let mut st = self.shared.lock();
+        let give_up = until + SENDER_GRACE;
+        while !st.sender_exited {
+            let now = Instant::now();
+            if now >= give_up {
+                break;
+            }
+            st = self.shared.sender_exited.wait_timeout(st, give_up - now).unwrap_or_else(PoisonError::into_inner).0;
+        }
+        if st.sender_exited {
+            drop(st);
+            let _ = sender.join();
+        } else {
+            st.abandoned = true;
+            st.on_wire = false;
+            let left: u64 = st.queue.drain(..).map(|b| b.samples).sum();
+            st.stats.dropped += left;
+            self.shared.metrics.dropped.inc_by(left);
+            self.shared.set_queue_gauge(&st);
+            // Detached: it holds only its `Arc<Shared>` and ends by itself.
+            drop(sender);
+        }
     }
 }
 
@@ -285,6 +324,8 @@ struct Shared {
     state: Mutex<State>,
     wake_sender: Condvar,
     wake_sampler: Condvar,
+    /// Signalled when the sender thread returns.
+    sender_exited: Condvar,
     metrics: PushMetrics,
     capacity: usize,
 }
@@ -306,6 +347,12 @@ struct State {
     stop: Option<Instant>,
     /// The sampler has queued its last snapshot.
     sampler_done: bool,
+    /// The sender thread has returned.
+    sender_exited: bool,
+    /// Shutdown gave up on a request still on the wire past its deadline
+    /// and counted everything left as dropped: the sender must count
+    /// nothing more.
+    abandoned: bool,
     snapshot_requested: bool,
     next_id: u64,
     stats: PushStats,
@@ -345,6 +392,10 @@ impl Shared {
     }
 }
 
+/// How long past its deadline shutdown waits for the sender to wake up
+/// and return before it gives up on a request still on the wire.
+const SENDER_GRACE: Duration = Duration::from_millis(100);
+
 fn now_ms() -> i64 {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(0))
 }
@@ -353,6 +404,12 @@ fn now_ms() -> i64 {
 /// and a last one at shutdown.
 fn sample(shared: &Shared, registry: &Registry, mut encoder: RemoteWriteEncoder, interval: Duration) {
     let mut next = Instant::now();
+    // Every snapshot is at least a millisecond after the one before, even
+    // when two fall in one millisecond or the wall clock steps back: a
+    // receiver refuses a second, different value at a timestamp it holds
+    // (Prometheus: 400, and the whole request is rolled back) as it
+    // refuses one older than it holds.
+    let mut last_ms = i64::MIN;
     loop {
         let last = {
             let mut st = shared.lock();
@@ -369,7 +426,9 @@ fn sample(shared: &Shared, registry: &Registry, mut encoder: RemoteWriteEncoder,
             st.snapshot_requested = false;
             st.stop.is_some()
         };
-        let taken = encoder.encode(registry, now_ms());
+        let timestamp_ms = now_ms().max(last_ms.saturating_add(1));
+        last_ms = timestamp_ms;
+        let taken = encoder.encode(registry, timestamp_ms);
         let mut st = shared.lock();
         match taken {
             Ok(encoded) => shared.enqueue(&mut st, Arc::from(encoded.body), encoded.samples),
@@ -410,6 +469,15 @@ const HEADERS: [(&str, &str); 3] = [
 
 impl Sender {
     fn run(&self, shared: &Shared) {
+        /// Tells a waiting shutdown that the sender has returned, panics included.
+        struct Exited<'a>(&'a Shared);
+        impl Drop for Exited<'_> {
+            fn drop(&mut self) {
+                self.0.lock().sender_exited = true;
+                self.0.sender_exited.notify_all();
+            }
+        }
+        let _exited = Exited(shared);
         let mut backoff = Backoff::new(self.backoff.0, self.backoff.1);
         loop {
             // Wait for work; at the deadline drop what is left and stop.
@@ -457,6 +525,10 @@ impl Sender {
             shared.metrics.send_duration.observe(started.elapsed().as_secs_f64());
 
             let mut st = shared.lock();
+            if st.abandoned {
+                // Shutdown has counted this request and the queue as dropped.
+                return;
+            }
             st.on_wire = false;
             // The front cannot have been evicted while on the wire.
             debug_assert_eq!(st.queue.front().map(|b| b.id), Some(id));

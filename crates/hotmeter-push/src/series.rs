@@ -137,6 +137,10 @@ impl Collector<'_> {
         // series' own) stays and the external one goes.
         set.sort_by(|a, b| a.name.cmp(&b.name));
         set.dedup_by(|later, first| later.name == first.name);
+        // Prometheus reads one NaN bit pattern (0x7ff0000000000002) as a
+        // staleness marker that ends the series; a NaN recorded in a gauge
+        // could carry it. Send every NaN as the ordinary one.
+        let value = if value.is_nan() { f64::NAN } else { value };
         self.out.push(TimeSeries { labels: set, samples: vec![Sample { value, timestamp: self.timestamp_ms }] });
     }
 }
@@ -273,6 +277,21 @@ mod tests {
         let decoded = WriteRequest::decode(&raw[..]).unwrap();
         assert_eq!(&decoded, enc.request());
         assert_eq!(decoded.timeseries[0].samples[0], Sample { value: -1.5, timestamp: 7 });
+    }
+
+    #[test]
+    fn a_recorded_nan_is_never_the_staleness_marker() {
+        const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;
+        let r = Registry::new();
+        r.gauge("g", "G.").unwrap().set(f64::from_bits(STALE_NAN));
+        r.gauge("h", "H.").unwrap().set(f64::NAN);
+        let mut enc = RemoteWriteEncoder::new::<&str, &str>([]).unwrap();
+        let e = enc.encode(&r, 7).unwrap();
+        let raw = snap::raw::Decoder::new().decompress_vec(e.body).unwrap();
+        for s in WriteRequest::decode(&raw[..]).unwrap().timeseries {
+            let v = s.samples[0].value;
+            assert!(v.is_nan() && v.to_bits() != STALE_NAN, "{:?}: {:#x}", s.labels, v.to_bits());
+        }
     }
 
     #[test]

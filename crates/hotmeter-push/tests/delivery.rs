@@ -1,7 +1,8 @@
 //! Delivery rules against a loopback receiver whose answers the test
 //! scripts: the request's headers and body, 400 never retried, 429 with
 //! `Retry-After` retried no sooner than asked, the queue's bound while a
-//! receiver fails, and bad settings refused with typed errors.
+//! receiver fails, strictly increasing snapshot timestamps, and bad
+//! settings refused with typed errors.
 
 mod common;
 
@@ -127,6 +128,34 @@ fn a_failing_receiver_never_grows_the_queue_past_its_bound() {
     assert_eq!(counter("remote_write_samples_retried_total"), stats.retried);
     assert_eq!(snap.value("remote_write_queue_length", &[]), Some(&hotmeter::OwnedValue::IntGauge(0)));
     assert_eq!(snap.value("remote_write_queue_capacity", &[]), Some(&hotmeter::OwnedValue::IntGauge(3)));
+}
+
+/// Prometheus refuses a second, different value at a timestamp it holds
+/// with a 400 that rolls back the whole request.
+#[test]
+fn snapshots_never_share_a_timestamp() {
+    let (addr, got) = common::scripted_receiver(vec![(204, "")]);
+    let registry = Registry::new();
+    let c = registry.counter("ticks_total", "Ticks.").unwrap();
+    let writer = RemoteWrite::new(format!("http://{addr}/api/v1/write"))
+        .interval(Duration::from_secs(3600))
+        .queue_capacity(1000)
+        .start(&registry)
+        .unwrap();
+    // Snapshots asked for back to back: several fall in one millisecond.
+    // (Bounded: 2 s or 100 snapshots, whichever comes first.)
+    let until = std::time::Instant::now() + Duration::from_secs(2);
+    while writer.stats().snapshots < 100 && std::time::Instant::now() < until {
+        c.inc();
+        writer.push_now();
+        std::thread::yield_now();
+    }
+    let stats = writer.shutdown(Duration::from_secs(10));
+    assert!(stats.accounted() && stats.dropped == 0 && stats.snapshots > 10, "{stats:?}");
+    let stamps: Vec<i64> =
+        got.lock().unwrap().iter().map(|r| decode(&r.body).timeseries[0].samples[0].timestamp).collect();
+    assert_eq!(stamps.len() as u64, stats.snapshots);
+    assert!(stamps.windows(2).all(|w| w[0] < w[1]), "timestamps not strictly increasing: {stamps:?}");
 }
 
 #[test]
