@@ -77,7 +77,8 @@ def spread(run1, run2, prefix=""):
         cells = {"hm": [], "peer": [], "ratio": [], "floor": []}
         for r in runs:
             rows = {k: v[0] for k, v in r.get(group, {}).items()}
-            hm = rows.get("hotmeter")
+            # hotmeter's row: `hotmeter`, else its first `hotmeter_*` row.
+            hm = rows.get("hotmeter") or next((v for k, v in sorted(rows.items()) if k.startswith(OURS)), None)
             peers = {k: v for k, v in rows.items() if not k.startswith(OURS) and not k.startswith("floor")}
             best = min(peers.items(), key=lambda kv: kv[1]) if peers else None
             floor = next((v for k, v in rows.items() if k.startswith("floor")), None)
