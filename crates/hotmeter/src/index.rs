@@ -705,7 +705,8 @@ mod tests {
         // A caller's hash may use only one half of the word, or be constant:
         // growth rebuilds each hash from the index word's high half and the
         // entry's low half, so every key stays findable (and removable).
-        let hashes: [(&str, fn(u64) -> u64); 4] = [
+        type Hash = fn(u64) -> u64;
+        let hashes: [(&str, Hash); 4] = [
             ("constant", |_| 7),
             ("low half only", |i| i.wrapping_mul(0x9e37_79b9) & 0xffff_ffff),
             ("high half only", |i| i.wrapping_mul(0x9e37_79b9) << 32),
