@@ -701,6 +701,39 @@ mod tests {
     }
 
     #[test]
+    fn growth_keeps_keys_findable_under_callers_own_degenerate_hashes() {
+        // A caller's hash may use only one half of the word, or be constant:
+        // growth rebuilds each hash from the index word's high half and the
+        // entry's low half, so every key stays findable (and removable).
+        type Hash = fn(u64) -> u64;
+        let hashes: [(&str, Hash); 4] = [
+            ("constant", |_| 7),
+            ("low half only", |i| i.wrapping_mul(0x9e37_79b9) & 0xffff_ffff),
+            ("high half only", |i| i.wrapping_mul(0x9e37_79b9) << 32),
+            ("all ones", |_| u64::MAX),
+        ];
+        for (what, hash) in hashes {
+            let index: StringIndex<u64> = StringIndex::with_limit(1, 1_000);
+            for i in 0..600u64 {
+                let k = i.to_string();
+                assert_eq!(index.get_or_insert_with(hash(i), &[&k], || i, |v| *v).unwrap(), Some(i), "{what}");
+            }
+            assert!(index.generation() >= 5, "{what}: grew");
+            for i in 0..600u64 {
+                let k = i.to_string();
+                assert_eq!(index.find(hash(i), &[&k]).unwrap().copied(), Some(i), "{what}: key {i}");
+            }
+            assert!(index.remove(hash(599), &["599"]), "{what}");
+            assert_eq!(index.find(hash(599), &["599"]).unwrap(), None, "{what}");
+            assert_eq!(
+                index.get_or_insert_with(hash(599), &["599"], || 0, |v| *v).unwrap(),
+                Some(599),
+                "{what}: revived"
+            );
+        }
+    }
+
+    #[test]
     fn index_grows_through_generations() {
         let index: StringIndex<usize> = StringIndex::with_limit(1, 5000);
         for i in 0..3000 {

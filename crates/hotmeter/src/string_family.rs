@@ -123,12 +123,17 @@ impl<M: Metric> ScrapePlan<M> {
     }
 
     /// Brings the plan up to date with the index and `desc`.
+    ///
+    /// A series the old plan already had keeps its prefix and its handle,
+    /// moved over (a slot's key and metric never change, and live slots
+    /// keep their relative order): no entry is read, no handle cloned or
+    /// dropped for it, so a scrape after one insert into a large family
+    /// costs a pass over the plan, not a re-render of every series.
     fn refresh(&mut self, desc: &Desc, index: &StringIndex<M>, order: &mut Vec<u32>) {
         let seen = if self.desc_id == desc.id { self.version } else { None };
         let Some(version) = index.live_sorted_slots_since(seen, order) else { return };
         let reuse = self.desc_id == desc.id && self.version.is_some();
-        // Where each slot's prefix sits in the old plan, to copy instead of
-        // rendering again.
+        // Where each slot sits in the old plan.
         let mut old_at: Vec<u32> = Vec::new();
         if reuse {
             let max = self.slots.iter().copied().max().map_or(0, |m| m as usize + 1);
@@ -139,28 +144,33 @@ impl<M: Metric> ScrapePlan<M> {
         }
         let old_prefixes = std::mem::take(&mut self.prefixes);
         let old_spans = std::mem::take(&mut self.spans);
+        // In plan order; a series still live is found at a later position
+        // than the previous one still live, so one forward pass hands each
+        // its old handle (and drops those of removed series).
+        let mut old_metrics = std::mem::take(&mut self.metrics).into_iter().enumerate();
         self.slots.clear();
-        self.metrics.clear();
+        self.metrics.reserve(order.len());
+        self.spans.reserve(order.len());
         self.prefixes.reserve(old_prefixes.len());
         for &slot in order.iter() {
-            let Some(entry) = index.entry(slot) else { continue };
-            let begin = self.prefixes.len();
-            let (labels_start, labels_end) = match old_at.get(slot as usize).copied().filter(|&i| i != u32::MAX) {
-                Some(i) => {
-                    let i = i as usize;
+            let old = old_at.get(slot as usize).copied().filter(|&i| i != u32::MAX).map(|i| i as usize);
+            let kept = old.and_then(|i| old_metrics.by_ref().find(|&(j, _)| j >= i).filter(|&(j, _)| j == i));
+            let (labels_start, labels_end, metric) = match (old, kept) {
+                (Some(i), Some((_, metric))) => {
                     let start = if i == 0 { 0 } else { old_spans[i - 1].end as usize };
                     self.prefixes.extend_from_slice(&old_prefixes[start..old_spans[i].end as usize]);
-                    (old_spans[i].labels_start, old_spans[i].labels_end)
+                    (old_spans[i].labels_start, old_spans[i].labels_end, metric)
                 }
-                None => {
+                _ => {
+                    let Some(entry) = index.entry(slot) else { continue };
                     let (key, ends) = entry.joined_key();
-                    write_sample_prefix(&mut self.prefixes, desc, LabelValues::Joined { key, ends })
+                    let (start, end) = write_sample_prefix(&mut self.prefixes, desc, LabelValues::Joined { key, ends });
+                    (start, end, entry.value().clone())
                 }
             };
-            debug_assert!(self.prefixes.len() > begin);
             self.spans.push(Span { end: self.prefixes.len() as u32, labels_start, labels_end });
             self.slots.push(slot);
-            self.metrics.push(entry.value().clone());
+            self.metrics.push(metric);
         }
         self.version = Some(version);
         self.desc_id = desc.id;

@@ -213,3 +213,101 @@ fn an_existing_label_set_never_lands_in_overflow_at_the_limit() {
     }
     assert!(rounds >= 100, "only {rounds} rounds ran");
 }
+
+/// Two registries scrape one string family while a writer inserts (growing
+/// the index through several generations) and removes series: every scrape
+/// lists series in strictly increasing label order, each with the value its
+/// label names, and always every series that is never removed.
+#[test]
+fn scrapes_racing_inserts_removals_and_growth_stay_consistent() {
+    use hotmeter::{Counter, Registry, StringFamily};
+    struct Lines(Vec<(String, u64)>);
+    impl hotmeter::Visitor for Lines {
+        fn family(&mut self, _: &hotmeter::Desc) {}
+        fn sample(&mut self, labels: &hotmeter::Labels<'_>, value: &hotmeter::Value<'_>) {
+            if let (Some((_, id)), hotmeter::Value::Counter(v)) = (labels.iter().find(|(n, _)| *n == "id"), value) {
+                self.0.push((id.to_owned(), *v));
+            }
+        }
+    }
+    let f = StringFamily::with_limit(&["id"], 10_000, Counter::new);
+    // Zero-padded, so label order is numeric order; the value is the number.
+    let key = |i: u64| format!("{i:06}");
+    let stable: Vec<u64> = (0..50).map(|i| i * 97).collect();
+    for &i in &stable {
+        f.with(&[&key(i)], |c| c.inc_by(i)).unwrap();
+    }
+    let a = Registry::new();
+    let b = Registry::builder().const_label("host", "b").build().unwrap();
+    let _ = a.register(("s_total", "S."), f.clone()).unwrap();
+    let _ = b.register(("s_total", "S."), f.clone()).unwrap();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for i in 0..6_000u64 {
+                let i = i * 97 + 1; // never a stable key
+                f.with(&[&key(i)], |c| c.inc_by(i)).unwrap();
+                if i % 3 == 0 {
+                    f.remove(&[&key(i)]);
+                }
+            }
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+        for r in [&a, &b] {
+            let done = &done;
+            let stable = &stable;
+            scope.spawn(move || {
+                let mut scrapes = 0;
+                while !done.load(std::sync::atomic::Ordering::Relaxed) || scrapes < 3 {
+                    let mut lines = Lines(Vec::new());
+                    r.collect(&mut lines);
+                    for w in lines.0.windows(2) {
+                        assert!(w[0].0 < w[1].0, "order: {:?} then {:?}", w[0], w[1]);
+                    }
+                    for (id, v) in &lines.0 {
+                        let n: u64 = id.parse().unwrap();
+                        // A series just created may not have its increment yet.
+                        assert!(*v == n || *v == 0, "{id} = {v}");
+                    }
+                    for &i in stable {
+                        assert!(lines.0.iter().any(|(id, v)| *id == key(i) && *v == i), "stable {i} missing");
+                    }
+                    scrapes += 1;
+                }
+            });
+        }
+    });
+}
+
+/// A counter read from one thread never goes down while other threads
+/// increment it through its growth from one cell to shards.
+#[test]
+fn counter_reads_never_go_down_through_shard_growth() {
+    for _ in 0..20 {
+        let c = hotmeter::Counter::new();
+        let writers_done = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..2 {
+                scope.spawn(|| {
+                    for _ in 0..50_000 {
+                        c.inc();
+                    }
+                    writers_done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                });
+            }
+            scope.spawn(|| {
+                let mut last = 0;
+                loop {
+                    let finished = writers_done.load(std::sync::atomic::Ordering::Relaxed) == 2;
+                    let now = c.get();
+                    assert!(now >= last, "{now} after {last}");
+                    last = now;
+                    if finished {
+                        break;
+                    }
+                }
+            });
+        });
+        assert_eq!(c.get(), 100_000);
+    }
+}
