@@ -35,7 +35,8 @@ impl RenderCache {
 /// Appends a series' sample prefix, `name{a="x",b="y"} ` (or `name ` when
 /// it has no labels), and returns where its label set (`{a="x",b="y"`, no
 /// closing brace) starts and ends in `out`, relative to where the prefix
-/// starts.
+/// starts. One prefix (a series' name and label values) is taken to be under
+/// 4 GiB, which no label value in memory twice comes near.
 pub(crate) fn write_sample_prefix(out: &mut Vec<u8>, desc: &Desc, values: LabelValues<'_>) -> (u32, u32) {
     let begin = out.len();
     out.extend_from_slice(desc.name.as_bytes());

@@ -157,8 +157,8 @@ impl<M: Metric> ScrapePlan<M> {
             let kept = old.and_then(|i| old_metrics.by_ref().find(|&(j, _)| j >= i).filter(|&(j, _)| j == i));
             let (labels_start, labels_end, metric) = match (old, kept) {
                 (Some(i), Some((_, metric))) => {
-                    let start = if i == 0 { 0 } else { old_spans[i - 1].end as usize };
-                    self.prefixes.extend_from_slice(&old_prefixes[start..old_spans[i].end as usize]);
+                    let start = if i == 0 { 0 } else { old_spans[i - 1].end };
+                    self.prefixes.extend_from_slice(&old_prefixes[start..old_spans[i].end]);
                     (old_spans[i].labels_start, old_spans[i].labels_end, metric)
                 }
                 _ => {
@@ -168,7 +168,7 @@ impl<M: Metric> ScrapePlan<M> {
                     (start, end, entry.value().clone())
                 }
             };
-            self.spans.push(Span { end: self.prefixes.len() as u32, labels_start, labels_end });
+            self.spans.push(Span { end: self.prefixes.len(), labels_start, labels_end });
             self.slots.push(slot);
             self.metrics.push(metric);
         }
@@ -360,7 +360,7 @@ impl<M: Metric> Collect for StringFamily<M> {
         }
         let mut start = 0usize;
         for ((span, metric), &slot) in plan.spans.iter().zip(&plan.metrics).zip(&plan.slots) {
-            let end = span.end as usize;
+            let end = span.end;
             let rendered = Rendered {
                 bytes: &plan.prefixes[start..end],
                 labels_start: span.labels_start,

@@ -199,7 +199,9 @@ pub trait Visitor {
 /// label set starts and ends within the prefix.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct PrefixSpan {
-    pub(crate) end: u32,
+    /// A byte offset into the run's buffer: `usize`, since a family's
+    /// prefixes together may pass 4 GiB (16 million series of long values).
+    pub(crate) end: usize,
     pub(crate) labels_start: u32,
     pub(crate) labels_end: u32,
 }
@@ -244,7 +246,7 @@ impl<'a> CounterRun<'a> {
         let prefixes = self.prefixes;
         let mut start = 0usize;
         self.spans.iter().zip(self.values).map(move |(span, &v)| {
-            let end = span.end as usize;
+            let end = span.end;
             let prefix = &prefixes[start..end];
             start = end;
             (prefix, v)
@@ -258,13 +260,13 @@ impl<'a> CounterRun<'a> {
 
     /// Series `i`'s labels, as [`Visitor::sample`] would get them.
     pub fn labels(&self, i: usize) -> Labels<'a> {
-        let start = if i == 0 { 0 } else { self.spans[i - 1].end as usize };
+        let start = if i == 0 { 0 } else { self.spans[i - 1].end };
         let span = self.spans[i];
         Labels {
             desc: self.desc,
             values: LabelValues::Indexed { source: self.source, slot: self.slots[i] },
             rendered: Some(Rendered {
-                bytes: &self.prefixes[start..span.end as usize],
+                bytes: &self.prefixes[start..span.end],
                 labels_start: span.labels_start,
                 labels_end: span.labels_end,
             }),
