@@ -144,11 +144,12 @@ impl Visitor for JsonEncoder<'_> {
 
 /// A JSON number, or a string for NaN and the infinities.
 pub(crate) fn number(out: &mut Vec<u8>, v: f64) {
-    if v.is_finite() {
-        out.extend_from_slice(ryu::Buffer::new().format_finite(v).as_bytes());
-    } else {
+    let quoted = !v.is_finite();
+    if quoted {
         out.push(b'"');
-        crate::text::write_f64(out, v);
+    }
+    hotmeter::write_f64(out, v);
+    if quoted {
         out.push(b'"');
     }
 }

@@ -10,7 +10,7 @@
 //!
 //! Spec: <https://prometheus.io/docs/instrumenting/exposition_formats/#text-based-format>
 
-use hotmeter::{CounterRun, Desc, Labels, MetricType, Registry, Value, Visitor, write_label_set};
+use hotmeter::{CounterRun, Desc, Labels, MetricType, Registry, Value, Visitor, write_f64, write_label_set};
 
 /// Content type of the Prometheus text format.
 pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -316,20 +316,6 @@ fn write_exemplar(out: &mut Vec<u8>, e: &hotmeter::Exemplar) {
     out.push(b' ');
     // Milliseconds are what Prometheus keeps of an exemplar's time.
     write_f64(out, (e.timestamp * 1e3).round() / 1e3);
-}
-
-/// Writes `v` as Prometheus spells floats: shortest round-trip digits,
-/// `+Inf`, `-Inf`, `NaN`.
-pub(crate) fn write_f64(out: &mut Vec<u8>, v: f64) {
-    if v.is_nan() {
-        out.extend_from_slice(b"NaN");
-    } else if v == f64::INFINITY {
-        out.extend_from_slice(b"+Inf");
-    } else if v == f64::NEG_INFINITY {
-        out.extend_from_slice(b"-Inf");
-    } else {
-        out.extend_from_slice(ryu::Buffer::new().format_finite(v).as_bytes());
-    }
 }
 
 /// HELP escaping: `\` and line feed in the text format; OpenMetrics

@@ -18,7 +18,7 @@ use prost::Message;
 
 use crate::error::{ConfigError, EncodeError};
 use crate::proto::{Label, Sample, TimeSeries, WriteRequest};
-use crate::text::write_f64;
+use hotmeter::write_f64;
 
 /// Encodes registry snapshots as remote_write 1.0 request bodies, reusing
 /// its buffers from one push to the next.

@@ -1,13 +1,13 @@
 //! The Prometheus text format 0.0.4, written from one walk of a registry,
-//! for Pushgateway bodies: `encode_text` and its float spelling.
+//! for Pushgateway bodies: `encode_text`.
 //!
 //! Owns: `# HELP`/`# TYPE` lines, sample lines, cumulative `_bucket{le}`
-//! lines, `{quantile}` lines, float spelling (`+Inf`, `-Inf`, `NaN`,
-//! shortest round-trip digits). Must not: import the exporter (the two
-//! crates stand on the same floor); label sets come from the core's
+//! lines, `{quantile}` lines (floats spelled by the core's
+//! [`hotmeter::write_f64`], as the exporter spells them). Must not: import
+//! the exporter (the two crates stand on the same floor); label sets come from the core's
 //! [`hotmeter::write_label_set`] so escaping is the one the exporter uses.
 
-use hotmeter::{Desc, Labels, Registry, Value, Visitor};
+use hotmeter::{Desc, Labels, Registry, Value, Visitor, write_f64};
 
 /// The content type of what [`encode_text`] writes.
 pub(crate) const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -15,20 +15,6 @@ pub(crate) const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=u
 /// Appends the whole registry to `out` in the text format 0.0.4.
 pub(crate) fn encode_text(registry: &Registry, out: &mut Vec<u8>) {
     registry.collect(&mut TextWriter { out, name: String::new() });
-}
-
-/// Writes `v` as Prometheus spells floats: shortest round-trip digits,
-/// `+Inf`, `-Inf`, `NaN`.
-pub(crate) fn write_f64(out: &mut Vec<u8>, v: f64) {
-    if v.is_nan() {
-        out.extend_from_slice(b"NaN");
-    } else if v == f64::INFINITY {
-        out.extend_from_slice(b"+Inf");
-    } else if v == f64::NEG_INFINITY {
-        out.extend_from_slice(b"-Inf");
-    } else {
-        out.extend_from_slice(ryu::Buffer::new().format_finite(v).as_bytes());
-    }
 }
 
 struct TextWriter<'a> {

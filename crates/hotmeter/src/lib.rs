@@ -109,7 +109,7 @@ pub use instrument::{Call, Instrumented, Outcome};
 pub use labels::LabelSet;
 pub use name::{full_name, validate_label_name, validate_metric_name};
 pub use registry::{OVERFLOW_METRIC, Opts, Registrable, Registry, RegistryBuilder, SummaryOrRegistryError};
-pub use render::{escape_label_value, write_label_set};
+pub use render::{escape_label_value, write_f64, write_label_set};
 pub use snapshot::{FamilySnapshot, OwnedValue, RegistrySnapshot, SeriesSnapshot};
 pub use string_family::{DEFAULT_CARDINALITY_LIMIT, OVERFLOW_LABEL_VALUE, StringFamily};
 pub use summary::{Summary, SummaryError, SummaryOpts};

@@ -78,6 +78,30 @@ pub fn write_label_set(out: &mut Vec<u8>, labels: &Labels<'_>) {
     }
 }
 
+/// Writes `v` as the Prometheus exposition formats spell floats: shortest
+/// round-trip digits, `+Inf`, `-Inf`, `NaN` (the one spelling every
+/// encoder, scraped or pushed, uses).
+///
+/// ```
+/// let mut out = Vec::new();
+/// for v in [0.005, 1.0, f64::INFINITY, f64::NEG_INFINITY, f64::NAN] {
+///     hotmeter::write_f64(&mut out, v);
+///     out.push(b' ');
+/// }
+/// assert_eq!(out, b"0.005 1.0 +Inf -Inf NaN ");
+/// ```
+pub fn write_f64(out: &mut Vec<u8>, v: f64) {
+    if v.is_nan() {
+        out.extend_from_slice(b"NaN");
+    } else if v == f64::INFINITY {
+        out.extend_from_slice(b"+Inf");
+    } else if v == f64::NEG_INFINITY {
+        out.extend_from_slice(b"-Inf");
+    } else {
+        out.extend_from_slice(ryu::Buffer::new().format_finite(v).as_bytes());
+    }
+}
+
 /// Escapes a label value for the exposition formats: backslash, double
 /// quote and line feed.
 pub fn escape_label_value(out: &mut Vec<u8>, value: &str) {
