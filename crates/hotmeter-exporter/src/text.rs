@@ -211,19 +211,6 @@ impl Visitor for Encoder<'_> {
     }
 
     fn sample(&mut self, labels: &Labels<'_>, value: &Value<'_>) {
-        // The common case first, in a few instructions: a counter sample
-        // named as its family, whose series carries its rendered
-        // `name{labels} ` prefix (every labeled series does).
-        if let (Value::Counter(v), true, Some(prefix)) =
-            (value, self.main_sample_is_family_name, labels.rendered_sample_prefix())
-        {
-            let out = &mut *self.out;
-            out.reserve(prefix.len() + 21);
-            out.extend_from_slice(prefix);
-            out.extend_from_slice(itoa::Buffer::new().format(*v).as_bytes());
-            out.push(b'\n');
-            return;
-        }
         match *value {
             Value::Counter(v) => {
                 let suffix = if self.format == Format::OpenMetrics { "_total" } else { "" };

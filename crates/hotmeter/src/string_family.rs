@@ -16,7 +16,9 @@ use crate::error::LabelCountError;
 use crate::index::StringIndex;
 use crate::render::write_sample_prefix;
 use crate::sync::{Arc, AtomicU64, Mutex, Ordering, lock};
-use crate::value::{CounterRun, LabelValues, Labels, Metric, PrefixSpan as Span, Rendered, Scratch, Value, Visitor};
+use crate::value::{
+    CounterRun, LabelValues, Labels, Metric, PrefixSpan as Span, Scratch, Value, Visitor, planned_labels,
+};
 
 /// Label value of the series that collects label sets beyond a
 /// [`StringFamily`]'s cardinality limit (every label gets this value).
@@ -358,17 +360,8 @@ impl<M: Metric> Collect for StringFamily<M> {
         if matches!(M::TYPE, crate::MetricType::Gauge) {
             visitor.size_hint(plan.prefixes.len() + plan.spans.len() * 22);
         }
-        let mut start = 0usize;
-        for ((span, metric), &slot) in plan.spans.iter().zip(&plan.metrics).zip(&plan.slots) {
-            let end = span.end;
-            let rendered = Rendered {
-                bytes: &plan.prefixes[start..end],
-                labels_start: span.labels_start,
-                labels_end: span.labels_end,
-            };
-            start = end;
-            let labels =
-                Labels { desc, values: LabelValues::Indexed { source: &inner.series, slot }, rendered: Some(rendered) };
+        for (i, (metric, &slot)) in plan.metrics.iter().zip(&plan.slots).enumerate() {
+            let labels = planned_labels(desc, &plan.prefixes, &plan.spans, i, &inner.series, slot);
             let value = metric.sample(scratch);
             visitor.sample(&labels, &value);
         }

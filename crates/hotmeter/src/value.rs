@@ -260,17 +260,30 @@ impl<'a> CounterRun<'a> {
 
     /// Series `i`'s labels, as [`Visitor::sample`] would get them.
     pub fn labels(&self, i: usize) -> Labels<'a> {
-        let start = if i == 0 { 0 } else { self.spans[i - 1].end };
-        let span = self.spans[i];
-        Labels {
-            desc: self.desc,
-            values: LabelValues::Indexed { source: self.source, slot: self.slots[i] },
-            rendered: Some(Rendered {
-                bytes: &self.prefixes[start..span.end],
-                labels_start: span.labels_start,
-                labels_end: span.labels_end,
-            }),
-        }
+        planned_labels(self.desc, self.prefixes, self.spans, i, self.source, self.slots[i])
+    }
+}
+
+/// The labels of series `i` of a scrape plan: its prefix in `prefixes` (as
+/// `spans` delimits it), its values read from `source` at `slot` if asked.
+pub(crate) fn planned_labels<'a>(
+    desc: &'a Desc,
+    prefixes: &'a [u8],
+    spans: &[PrefixSpan],
+    i: usize,
+    source: &'a dyn crate::index::KeySource,
+    slot: u32,
+) -> Labels<'a> {
+    let start = if i == 0 { 0 } else { spans[i - 1].end };
+    let span = spans[i];
+    Labels {
+        desc,
+        values: LabelValues::Indexed { source, slot },
+        rendered: Some(Rendered {
+            bytes: &prefixes[start..span.end],
+            labels_start: span.labels_start,
+            labels_end: span.labels_end,
+        }),
     }
 }
 
