@@ -8,6 +8,13 @@ cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 # Bounded model checking keeps the loom step to a few minutes on 2 cores.
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}"
+# Disk: a cold run must fit on a machine with little free space. Incremental
+# caches (about 0.8 GB) buy nothing in a one-shot run, and full debug info is
+# most of the rest; line tables keep file:line in panics and backtraces.
+# Overridable for local runs that want the usual profile.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+export CARGO_PROFILE_DEV_DEBUG="${CARGO_PROFILE_DEV_DEBUG:-line-tables-only}"
+export CARGO_PROFILE_TEST_DEBUG="${CARGO_PROFILE_TEST_DEBUG:-line-tables-only}"
 
 suite_start=$(date +%s)
 results=$(mktemp)
@@ -21,6 +28,8 @@ if command -v rustup >/dev/null 2>&1; then
     rustup component add rustfmt clippy >/dev/null 2>&1 || true
 fi
 cargo --version
+# Free space where target/ goes, so a full disk is plain in the log.
+df -h . | tail -n 1
 
 step "system packages (Debian's prometheus, with promtool, prometheus-alertmanager, prometheus-pushgateway, and chromium for the dashboard's browser test)"
 missing=()
@@ -76,5 +85,6 @@ step "docs (-D warnings)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 
 step "all steps passed"
+du -sh target 2>/dev/null || true
 # One closing line over every test binary above (unit, stress, doc, loom).
 awk '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed\n", p, f }' "$results"
