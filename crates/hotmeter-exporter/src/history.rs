@@ -91,6 +91,12 @@ impl Layout {
     fn of(value: &OwnedValue) -> Layout {
         match value {
             OwnedValue::Histogram { bounds, .. } => Layout::Histogram { bounds: bounds.clone() },
+            // A native histogram is kept by its classic buckets when it has
+            // them, else as its count and sum (no quantiles).
+            OwnedValue::NativeHistogram { bounds, .. } if !bounds.is_empty() => {
+                Layout::Histogram { bounds: bounds.clone() }
+            }
+            OwnedValue::NativeHistogram { .. } => Layout::Summary { quantiles: Vec::new() },
             OwnedValue::Summary { quantiles, .. } => {
                 Layout::Summary { quantiles: quantiles.iter().map(|q| q.0).collect() }
             }
@@ -276,11 +282,18 @@ impl History {
                     OwnedValue::Counter(v) => cells[0] = *v as f64,
                     OwnedValue::IntGauge(v) => cells[0] = *v as f64,
                     OwnedValue::FloatCounter(v) | OwnedValue::Gauge(v) => cells[0] = *v,
-                    OwnedValue::Histogram { counts, sum, .. } => {
+                    OwnedValue::Histogram { counts, sum, .. } | OwnedValue::NativeHistogram { counts, sum, .. }
+                        if !counts.is_empty() =>
+                    {
                         for (cell, c) in cells.iter_mut().zip(counts) {
                             *cell = *c as f64;
                         }
                         cells[counts.len()] = *sum;
+                    }
+                    OwnedValue::Histogram { .. } => {}
+                    OwnedValue::NativeHistogram { sum, count, .. } => {
+                        cells[0] = *count as f64;
+                        cells[1] = *sum;
                     }
                     OwnedValue::Summary { quantiles, sum, count } => {
                         cells[0] = *count as f64;

@@ -95,28 +95,43 @@ impl Visitor for JsonEncoder<'_> {
                 out.extend_from_slice(itoa::Buffer::new().format(count).as_bytes());
                 out.extend_from_slice(b",\"sum\":");
                 number(out, sum);
-                out.extend_from_slice(b",\"buckets\":[");
-                let mut cumulative = 0u64;
-                for (i, &c) in counts.iter().enumerate() {
-                    cumulative += c;
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    out.extend_from_slice(b"{\"le\":");
-                    number(out, bounds.get(i).copied().unwrap_or(f64::INFINITY));
-                    out.extend_from_slice(b",\"count\":");
-                    out.extend_from_slice(itoa::Buffer::new().format(cumulative).as_bytes());
-                    out.push(b'}');
-                }
-                out.push(b']');
+                buckets(out, bounds, counts);
                 for (key, q) in [("p50", 0.5), ("p95", 0.95), ("p99", 0.99)] {
+                    quantile(out, key, histogram_quantile(bounds, counts, q));
+                }
+            }
+            Value::NativeHistogram { native, bounds, counts } => {
+                out.extend_from_slice(b",\"count\":");
+                out.extend_from_slice(itoa::Buffer::new().format(native.count).as_bytes());
+                out.extend_from_slice(b",\"sum\":");
+                number(out, native.sum);
+                out.extend_from_slice(b",\"schema\":");
+                out.extend_from_slice(itoa::Buffer::new().format(native.schema).as_bytes());
+                out.extend_from_slice(b",\"zero_threshold\":");
+                number(out, native.zero_threshold);
+                out.extend_from_slice(b",\"zero_count\":");
+                out.extend_from_slice(itoa::Buffer::new().format(native.zero_count).as_bytes());
+                for (key, buckets) in [("positive", native.positive), ("negative", native.negative)] {
                     out.extend_from_slice(b",\"");
                     out.extend_from_slice(key.as_bytes());
-                    out.extend_from_slice(b"\":");
-                    match histogram_quantile(bounds, counts, q) {
-                        Some(v) => number(out, v),
-                        None => out.extend_from_slice(b"null"),
+                    out.extend_from_slice(b"\":[");
+                    for (i, &(k, c)) in buckets.iter().enumerate() {
+                        if i > 0 {
+                            out.push(b',');
+                        }
+                        out.push(b'[');
+                        out.extend_from_slice(itoa::Buffer::new().format(k).as_bytes());
+                        out.push(b',');
+                        out.extend_from_slice(itoa::Buffer::new().format(c).as_bytes());
+                        out.push(b']');
                     }
+                    out.push(b']');
+                }
+                if !bounds.is_empty() {
+                    buckets(out, bounds, counts);
+                }
+                for (key, q) in [("p50", 0.5), ("p95", 0.95), ("p99", 0.99)] {
+                    quantile(out, key, hotmeter::native_quantile(&native, q));
                 }
             }
             Value::Summary { quantiles, sum, count } => {
@@ -139,6 +154,35 @@ impl Visitor for JsonEncoder<'_> {
             }
         }
         out.push(b'}');
+    }
+}
+
+/// `,"buckets":[{"le":..,"count":..},..]` with cumulative counts.
+fn buckets(out: &mut Vec<u8>, bounds: &[f64], counts: &[u64]) {
+    out.extend_from_slice(b",\"buckets\":[");
+    let mut cumulative = 0u64;
+    for (i, &c) in counts.iter().enumerate() {
+        cumulative += c;
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"le\":");
+        number(out, bounds.get(i).copied().unwrap_or(f64::INFINITY));
+        out.extend_from_slice(b",\"count\":");
+        out.extend_from_slice(itoa::Buffer::new().format(cumulative).as_bytes());
+        out.push(b'}');
+    }
+    out.push(b']');
+}
+
+/// `,"key":value` for a quantile estimate, `null` when there is none.
+fn quantile(out: &mut Vec<u8>, key: &str, v: Option<f64>) {
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(b"\":");
+    match v {
+        Some(v) => number(out, v),
+        None => out.extend_from_slice(b"null"),
     }
 }
 

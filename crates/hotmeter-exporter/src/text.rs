@@ -233,53 +233,17 @@ impl Visitor for Encoder<'_> {
             }
             Value::IntGauge(v) => self.sample_line("", labels, None, Num::I(v)),
             Value::Histogram { bounds, counts, sum, count, exemplars } => {
-                // A family's series share their bounds: format them once.
-                let mut le = std::mem::take(&mut self.le);
-                if le.bounds[..] != *bounds {
-                    le.bounds.clear();
-                    le.bounds.extend_from_slice(bounds);
-                    le.text.clear();
-                    le.ends.clear();
-                    // Each entry is the rest of a bucket line up to its value:
-                    // `0.005"} `.
-                    for &b in bounds.iter().chain(std::iter::once(&f64::INFINITY)) {
-                        write_f64(&mut le.text, b);
-                        le.text.extend_from_slice(b"\"} ");
-                        le.ends.push(le.text.len());
-                    }
+                self.histogram(labels, bounds, counts, sum, count, exemplars);
+            }
+            Value::NativeHistogram { native, bounds, counts } => {
+                // Text formats cannot carry exponential buckets: the classic
+                // ones kept alongside, or else only `_sum` and `_count`.
+                if bounds.is_empty() {
+                    self.sample_line("_sum", labels, None, Num::F(native.sum));
+                    self.sample_line("_count", labels, None, Num::U(native.count));
+                } else {
+                    self.histogram(labels, bounds, counts, native.sum, native.count, &[]);
                 }
-                // `name_bucket{labels,le="` once per series, then per bucket:
-                // that prefix, the cached bound, the count.
-                let mut prefix = std::mem::take(&mut self.bucket_prefix);
-                prefix.clear();
-                prefix.extend_from_slice(&self.name.as_bytes()[..self.stem_end]);
-                prefix.extend_from_slice(b"_bucket");
-                let before = prefix.len();
-                match labels.rendered() {
-                    Some(rendered) => prefix.extend_from_slice(rendered),
-                    None => write_label_set(&mut prefix, labels),
-                }
-                prefix.extend_from_slice(if prefix.len() > before { b",le=\"" } else { b"{le=\"" });
-                let mut cumulative = 0u64;
-                let mut start = 0;
-                // OpenMetrics 1.0 carries exemplars on bucket lines; text 0.0.4 cannot.
-                let exemplars = if self.format == Format::OpenMetrics { exemplars } else { &[] };
-                for (i, (&c, &end)) in counts.iter().zip(&le.ends).enumerate() {
-                    cumulative += c;
-                    let out = &mut *self.out;
-                    out.extend_from_slice(&prefix);
-                    out.extend_from_slice(&le.text[start..end]);
-                    write_num(out, Num::U(cumulative));
-                    if let Some(Some(e)) = exemplars.get(i) {
-                        write_exemplar(out, e);
-                    }
-                    out.push(b'\n');
-                    start = end;
-                }
-                self.le = le;
-                self.bucket_prefix = prefix;
-                self.sample_line("_sum", labels, None, Num::F(sum));
-                self.sample_line("_count", labels, None, Num::U(count));
             }
             Value::Summary { quantiles, sum, count } => {
                 for &(q, v) in quantiles {
@@ -291,6 +255,67 @@ impl Visitor for Encoder<'_> {
                 self.sample_line("_count", labels, None, Num::U(count));
             }
         }
+    }
+}
+
+impl Encoder<'_> {
+    /// A classic histogram's bucket lines, `_sum` and `_count`.
+    fn histogram(
+        &mut self,
+        labels: &Labels<'_>,
+        bounds: &[f64],
+        counts: &[u64],
+        sum: f64,
+        count: u64,
+        exemplars: &[Option<hotmeter::Exemplar>],
+    ) {
+        // A family's series share their bounds: format them once.
+        let mut le = std::mem::take(&mut self.le);
+        if le.bounds[..] != *bounds {
+            le.bounds.clear();
+            le.bounds.extend_from_slice(bounds);
+            le.text.clear();
+            le.ends.clear();
+            // Each entry is the rest of a bucket line up to its value:
+            // `0.005"} `.
+            for &b in bounds.iter().chain(std::iter::once(&f64::INFINITY)) {
+                write_f64(&mut le.text, b);
+                le.text.extend_from_slice(b"\"} ");
+                le.ends.push(le.text.len());
+            }
+        }
+        // `name_bucket{labels,le="` once per series, then per bucket:
+        // that prefix, the cached bound, the count.
+        let mut prefix = std::mem::take(&mut self.bucket_prefix);
+        prefix.clear();
+        prefix.extend_from_slice(&self.name.as_bytes()[..self.stem_end]);
+        prefix.extend_from_slice(b"_bucket");
+        let before = prefix.len();
+        match labels.rendered() {
+            Some(rendered) => prefix.extend_from_slice(rendered),
+            None => write_label_set(&mut prefix, labels),
+        }
+        prefix.extend_from_slice(if prefix.len() > before { b",le=\"" } else { b"{le=\"" });
+        let mut cumulative = 0u64;
+        let mut start = 0;
+        // OpenMetrics 1.0 carries exemplars on bucket lines; text 0.0.4 cannot.
+        let exemplars = if self.format == Format::OpenMetrics { exemplars } else { &[] };
+        for (i, (&c, &end)) in counts.iter().zip(&le.ends).enumerate() {
+            cumulative += c;
+            let out = &mut *self.out;
+            out.extend_from_slice(&prefix);
+            out.extend_from_slice(&le.text[start..end]);
+            write_num(out, Num::U(cumulative));
+            if let Some(Some(e)) = exemplars.get(i) {
+                write_exemplar(out, e);
+            }
+            out.push(b'\n');
+            start = end;
+        }
+        self.le = le;
+        self.bucket_prefix = prefix;
+        self.sample_line("_sum", labels, None, Num::F(sum));
+        self.sample_line("_count", labels, None, Num::U(count));
     }
 }
 

@@ -172,6 +172,19 @@ impl Visitor for Collector<'_> {
                 self.push("_sum", labels, None, sum);
                 self.push("_count", labels, None, count as f64);
             }
+            // Sent as its classic series (or only `_sum` and `_count`
+            // without them); the protocol's native histogram field is not
+            // written yet.
+            Value::NativeHistogram { native, bounds, counts } => {
+                let mut cumulative = 0u64;
+                for (i, &c) in counts.iter().enumerate() {
+                    cumulative += c;
+                    let le = bounds.get(i).copied().unwrap_or(f64::INFINITY);
+                    self.push("_bucket", labels, Some(("le", float_text(le))), cumulative as f64);
+                }
+                self.push("_sum", labels, None, native.sum);
+                self.push("_count", labels, None, native.count as f64);
+            }
             Value::Summary { quantiles, sum, count } => {
                 for &(q, v) in quantiles {
                     self.push("", labels, Some(("quantile", float_text(q))), v);

@@ -89,6 +89,18 @@ impl Visitor for TextWriter<'_> {
                 self.line("_sum", labels, None, Num::F(sum));
                 self.line("_count", labels, None, Num::U(count));
             }
+            // The Pushgateway's text format has no exponential buckets:
+            // the classic ones kept alongside, or only `_sum` and `_count`.
+            Value::NativeHistogram { native, bounds, counts } => {
+                let mut cumulative = 0u64;
+                for (i, &c) in counts.iter().enumerate() {
+                    cumulative += c;
+                    let le = bounds.get(i).copied().unwrap_or(f64::INFINITY);
+                    self.line("_bucket", labels, Some(("le", le)), Num::U(cumulative));
+                }
+                self.line("_sum", labels, None, Num::F(native.sum));
+                self.line("_count", labels, None, Num::U(native.count));
+            }
             Value::Summary { quantiles, sum, count } => {
                 for &(q, v) in quantiles {
                     self.line("", labels, Some(("quantile", q)), Num::F(v));

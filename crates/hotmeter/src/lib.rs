@@ -88,6 +88,8 @@ mod index;
 mod instrument;
 mod labels;
 mod name;
+#[allow(dead_code)] // until the NativeHistogram metric lands (next commit)
+mod native_histogram;
 mod registry;
 mod render;
 mod snapshot;
@@ -108,13 +110,16 @@ pub use index::{Entry, StringIndex};
 pub use instrument::{Call, Instrumented, Outcome};
 pub use labels::LabelSet;
 pub use name::{full_name, validate_label_name, validate_metric_name};
+pub use native_histogram::{
+    DEFAULT_ZERO_THRESHOLD, MAX_SCHEMA, MIN_SCHEMA, bucket_upper, native_quantile, spans_and_deltas,
+};
 pub use registry::{OVERFLOW_METRIC, Opts, Registrable, Registry, RegistryBuilder, SummaryOrRegistryError};
 pub use render::{escape_label_value, write_f64, write_label_set};
 pub use snapshot::{FamilySnapshot, OwnedValue, RegistrySnapshot, SeriesSnapshot};
 pub use string_family::{DEFAULT_CARDINALITY_LIMIT, OVERFLOW_LABEL_VALUE, StringFamily};
 pub use summary::{Summary, SummaryError, SummaryOpts};
 pub use traced_counter::TracedCounter;
-pub use value::{CounterRun, Labels, Metric, Scratch, Value, Visitor};
+pub use value::{CounterRun, Labels, Metric, NativeBuckets, Scratch, Value, Visitor};
 
 /// Hooks for the loom models only (`--cfg hotmeter_loom` builds): not API.
 #[cfg(hotmeter_loom)]

@@ -57,6 +57,28 @@ pub enum OwnedValue {
         /// Count.
         count: u64,
     },
+    /// Native histogram (see [`NativeBuckets`](crate::NativeBuckets)),
+    /// with its classic buckets when it keeps them.
+    NativeHistogram {
+        /// Resolution, -4 to 8.
+        schema: i8,
+        /// Zero bucket width (`|v| <=` this).
+        zero_threshold: f64,
+        /// Observations in the zero bucket.
+        zero_count: u64,
+        /// Count.
+        count: u64,
+        /// Sum.
+        sum: f64,
+        /// Populated positive buckets `(index, count)`, ascending.
+        positive: Vec<(i32, u64)>,
+        /// Populated negative buckets `(index, count)`, ascending by `|v|`.
+        negative: Vec<(i32, u64)>,
+        /// Classic finite bounds kept alongside (empty if none).
+        bounds: Vec<f64>,
+        /// Classic per-bucket counts, last = `+Inf` (empty if none).
+        counts: Vec<u64>,
+    },
     /// Summary.
     Summary {
         /// `(quantile, value)`.
@@ -75,6 +97,20 @@ impl OwnedValue {
     pub fn quantile(&self, q: f64) -> Option<f64> {
         match self {
             Self::Histogram { bounds, counts, .. } => quantile_from_buckets(bounds, counts, q),
+            Self::NativeHistogram { schema, zero_threshold, zero_count, count, sum, positive, negative, .. } => {
+                crate::native_histogram::native_quantile(
+                    &crate::NativeBuckets {
+                        schema: *schema,
+                        zero_threshold: *zero_threshold,
+                        zero_count: *zero_count,
+                        count: *count,
+                        sum: *sum,
+                        positive,
+                        negative,
+                    },
+                    q,
+                )
+            }
             Self::Summary { quantiles, .. } => quantiles
                 .iter()
                 .min_by(|a, b| (a.0 - q).abs().total_cmp(&(b.0 - q).abs()))
@@ -95,6 +131,17 @@ impl From<&Value<'_>> for OwnedValue {
             Value::Histogram { bounds, counts, sum, count, exemplars: _ } => {
                 Self::Histogram { bounds: bounds.to_vec(), counts: counts.to_vec(), sum, count }
             }
+            Value::NativeHistogram { native, bounds, counts } => Self::NativeHistogram {
+                schema: native.schema,
+                zero_threshold: native.zero_threshold,
+                zero_count: native.zero_count,
+                count: native.count,
+                sum: native.sum,
+                positive: native.positive.to_vec(),
+                negative: native.negative.to_vec(),
+                bounds: bounds.to_vec(),
+                counts: counts.to_vec(),
+            },
             Value::Summary { quantiles, sum, count } => Self::Summary { quantiles: quantiles.to_vec(), sum, count },
         }
     }

@@ -159,6 +159,18 @@ pub enum Value<'a> {
         /// histogram never recorded one. Only OpenMetrics carries them.
         exemplars: &'a [Option<crate::Exemplar>],
     },
+    /// A consistent native (sparse exponential) histogram read, with the
+    /// classic buckets kept alongside when it has them.
+    NativeHistogram {
+        /// The exponential buckets.
+        native: NativeBuckets<'a>,
+        /// Finite upper bounds of the classic buckets kept alongside
+        /// (`+Inf` implicit); empty when it keeps none.
+        bounds: &'a [f64],
+        /// Per-bucket classic counts (not cumulative), the last one `+Inf`;
+        /// empty when it keeps none. Same observations as `native`.
+        counts: &'a [u64],
+    },
     /// A summary read.
     Summary {
         /// `(quantile, value)` pairs, ascending by quantile. A value is NaN
@@ -169,6 +181,32 @@ pub enum Value<'a> {
         /// Number of all observations ever.
         count: u64,
     },
+}
+
+/// The exponential buckets of a native histogram, as Prometheus models
+/// them: with `base = 2^(2^-schema)`, bucket `i` holds the observations `v`
+/// with `base^(i-1) < |v| <= base^i`; observations with `|v| <=
+/// zero_threshold` are in the zero bucket instead.
+///
+/// Consistent: `count == zero_count + positive and negative counts`, and
+/// `sum` belongs to exactly those observations.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct NativeBuckets<'a> {
+    /// Resolution, from -4 (coarsest, each bucket 2^16 wide) to 8.
+    pub schema: i8,
+    /// Observations with `|v|` at or below this are in the zero bucket.
+    pub zero_threshold: f64,
+    /// Observations in the zero bucket.
+    pub zero_count: u64,
+    /// Number of observations.
+    pub count: u64,
+    /// Sum of observations.
+    pub sum: f64,
+    /// Populated buckets of positive observations, `(index, count)`,
+    /// ascending by index, every count non-zero.
+    pub positive: &'a [(i32, u64)],
+    /// Populated buckets of negative observations by `|v|`, as `positive`.
+    pub negative: &'a [(i32, u64)],
 }
 
 /// Receives a registry's contents during a scrape, in order: one
