@@ -139,11 +139,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 OwnedValue::Counter(c) => c.to_string(),
                 OwnedValue::Gauge(g) | OwnedValue::FloatCounter(g) => g.to_string(),
                 OwnedValue::IntGauge(g) => g.to_string(),
-                v @ OwnedValue::Histogram { count, sum, .. } => format!(
-                    "count {count}, sum {sum:.6}, p50 ≈ {:.1} µs, p99 ≈ {:.1} µs",
-                    v.quantile(0.5).unwrap_or(0.0) * 1e6,
-                    v.quantile(0.99).unwrap_or(0.0) * 1e6
-                ),
+                v @ (OwnedValue::Histogram { count, sum, .. } | OwnedValue::NativeHistogram { count, sum, .. }) => {
+                    format!(
+                        "count {count}, sum {sum:.6}, p50 ≈ {:.1} µs, p99 ≈ {:.1} µs",
+                        v.quantile(0.5).unwrap_or(0.0) * 1e6,
+                        v.quantile(0.99).unwrap_or(0.0) * 1e6
+                    )
+                }
                 OwnedValue::Summary { quantiles, count, .. } => {
                     let q: Vec<String> =
                         quantiles.iter().map(|(q, v)| format!("p{}={:.1}µs", q * 100.0, v * 1e6)).collect();
