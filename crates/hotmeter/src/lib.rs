@@ -88,7 +88,6 @@ mod index;
 mod instrument;
 mod labels;
 mod name;
-#[allow(dead_code)] // until the NativeHistogram metric lands (next commit)
 mod native_histogram;
 mod registry;
 mod render;
@@ -111,7 +110,8 @@ pub use instrument::{Call, Instrumented, Outcome};
 pub use labels::LabelSet;
 pub use name::{full_name, validate_label_name, validate_metric_name};
 pub use native_histogram::{
-    DEFAULT_ZERO_THRESHOLD, MAX_SCHEMA, MIN_SCHEMA, bucket_upper, native_quantile, spans_and_deltas,
+    DEFAULT_ZERO_THRESHOLD, MAX_SCHEMA, MIN_SCHEMA, NativeHistogram, NativeOpts, NativeSnapshot, OCTAVE_SLOTS,
+    bucket_upper, native_quantile, spans_and_deltas,
 };
 pub use registry::{OVERFLOW_METRIC, Opts, Registrable, Registry, RegistryBuilder, SummaryOrRegistryError};
 pub use render::{escape_label_value, write_f64, write_label_set};

@@ -465,6 +465,16 @@ impl Registry {
         self.register(Opts::new(name, help), Histogram::new(buckets))
     }
 
+    /// Registers (or finds) a [`NativeHistogram`](crate::NativeHistogram).
+    pub fn native_histogram(
+        &self,
+        name: &str,
+        help: &str,
+        opts: crate::NativeOpts,
+    ) -> Result<crate::NativeHistogram, RegistryError> {
+        self.register(Opts::new(name, help), crate::NativeHistogram::new(opts))
+    }
+
     /// Registers (or finds) a [`Summary`].
     pub fn summary(&self, name: &str, help: &str, opts: SummaryOpts) -> Result<Summary, SummaryOrRegistryError> {
         let s = Summary::new(opts).map_err(SummaryOrRegistryError::Summary)?;

@@ -334,13 +334,16 @@ pub struct Scratch {
     pub(crate) quantiles: Vec<(f64, f64)>,
     pub(crate) order: Vec<u32>,
     pub(crate) values: Vec<u64>,
+    pub(crate) native_positive: Vec<(i32, u64)>,
+    pub(crate) native_negative: Vec<(i32, u64)>,
 }
 
 /// A metric handle that can be read as one sample.
 ///
 /// Implemented by [`Counter`](crate::Counter),
 /// [`SingleCounter`](crate::SingleCounter), [`Gauge`](crate::Gauge),
-/// [`IntGauge`](crate::IntGauge), [`Histogram`](crate::Histogram) and
+/// [`IntGauge`](crate::IntGauge), [`Histogram`](crate::Histogram),
+/// [`NativeHistogram`](crate::NativeHistogram) and
 /// [`Summary`](crate::Summary): the types a family can hold.
 pub trait Metric: Clone + Send + Sync + 'static {
     /// The Prometheus type.
