@@ -146,14 +146,14 @@ pub(crate) fn merge_down(buckets: &mut Vec<(i32, u64)>, by: u32) {
     buckets.truncate(w);
 }
 
-/// Slots of a sign's power-of-two table per shard (2 under loom, so small
-/// models reach the schema -4 fallback).
+/// Slots of a sign's power-of-two table per shard (1 under loom, so a
+/// two-observation model reaches the schema -4 fallback).
 #[cfg(not(hotmeter_loom))]
 pub const OCTAVE_SLOTS: usize = 64;
-/// Slots of a sign's power-of-two table per shard (2 under loom, so small
-/// models reach the schema -4 fallback).
+/// Slots of a sign's power-of-two table per shard (1 under loom, so a
+/// two-observation model reaches the schema -4 fallback).
 #[cfg(hotmeter_loom)]
-pub const OCTAVE_SLOTS: usize = 2;
+pub const OCTAVE_SLOTS: usize = 1;
 
 /// Added to a power of two's exponent to make a table key (0 = free).
 const OCTAVE_BIAS: i32 = 4096;
