@@ -100,7 +100,7 @@ impl Visitor for JsonEncoder<'_> {
                     quantile(out, key, histogram_quantile(bounds, counts, q));
                 }
             }
-            Value::NativeHistogram { native, bounds, counts } => {
+            Value::NativeHistogram { native, bounds, counts, exemplars: _ } => {
                 out.extend_from_slice(b",\"count\":");
                 out.extend_from_slice(itoa::Buffer::new().format(native.count).as_bytes());
                 out.extend_from_slice(b",\"sum\":");

@@ -175,7 +175,7 @@ impl Visitor for Collector<'_> {
             // Sent as its classic series (or only `_sum` and `_count`
             // without them); the protocol's native histogram field is not
             // written yet.
-            Value::NativeHistogram { native, bounds, counts } => {
+            Value::NativeHistogram { native, bounds, counts, exemplars: _ } => {
                 let mut cumulative = 0u64;
                 for (i, &c) in counts.iter().enumerate() {
                     cumulative += c;

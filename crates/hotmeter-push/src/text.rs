@@ -91,7 +91,7 @@ impl Visitor for TextWriter<'_> {
             }
             // The Pushgateway's text format has no exponential buckets:
             // the classic ones kept alongside, or only `_sum` and `_count`.
-            Value::NativeHistogram { native, bounds, counts } => {
+            Value::NativeHistogram { native, bounds, counts, exemplars: _ } => {
                 let mut cumulative = 0u64;
                 for (i, &c) in counts.iter().enumerate() {
                     cumulative += c;

@@ -43,6 +43,7 @@
 
 use crate::desc::MetricType;
 use crate::error::BucketError;
+use crate::exemplar::{Exemplar, ExemplarSlots, TraceId, now_unix_seconds};
 use crate::gauge::add_f64;
 use crate::histogram::{Buckets, bucket_index};
 use crate::sync::{
@@ -293,6 +294,9 @@ struct NativeCore {
     shared: OnceLock<Box<CachePadded<Shard>>>,
     /// Serialises readers; writers never touch it.
     reader: Mutex<ReaderCache>,
+    /// One exemplar per classic bucket, made by the first exemplar offered
+    /// (only with classic buckets).
+    exemplars: OnceLock<ExemplarSlots>,
 }
 
 /// One sign's buckets in one shard.
@@ -407,6 +411,7 @@ impl NativeHistogram {
                 owned: (0..owned).map(|_| OnceLock::new()).collect(),
                 shared: OnceLock::new(),
                 reader: Mutex::new(ReaderCache { halves: (0..2 * (owned + 1)).map(|_| HalfRead::default()).collect() }),
+                exemplars: OnceLock::new(),
                 opts,
             }),
         }
@@ -440,6 +445,36 @@ impl NativeHistogram {
         }
     }
 
+    /// Records one observation and, with classic buckets kept alongside,
+    /// keeps `trace` as the exemplar of the classic bucket it falls in
+    /// (newest wins), exactly as [`Histogram::observe_with_exemplar`](crate::Histogram::observe_with_exemplar)
+    /// does. Without classic buckets only the observation is recorded.
+    pub fn observe_with_exemplar(&self, v: f64, trace: &TraceId) {
+        self.observe(v);
+        let core = &*self.core;
+        let (Some(classic), false) = (&core.opts.classic, v.is_nan()) else { return };
+        let slots = core.exemplars.get_or_init(|| ExemplarSlots::new(core.classic_buckets));
+        slots.offer(
+            bucket_index(classic.bounds(), v),
+            Exemplar { trace_id: *trace, value: v, timestamp: now_unix_seconds() },
+        );
+    }
+
+    /// The current exemplar of each classic bucket (`+Inf` last); empty if
+    /// none was ever recorded.
+    pub fn exemplars(&self) -> Vec<Option<Exemplar>> {
+        let mut out = Vec::new();
+        self.exemplars_into(&mut out);
+        out
+    }
+
+    fn exemplars_into(&self, out: &mut Vec<Option<Exemplar>>) {
+        match self.core.exemplars.get() {
+            Some(slots) => slots.read_into(out),
+            None => out.clear(),
+        }
+    }
+
     /// Records a duration, in seconds.
     #[inline]
     pub fn observe_duration(&self, d: std::time::Duration) {
@@ -449,7 +484,7 @@ impl NativeHistogram {
     /// A consistent snapshot. Never blocks writers.
     pub fn snapshot(&self) -> NativeSnapshot {
         let mut scratch = Scratch::default();
-        let (native, counts, nan_dropped) = self.read(&mut scratch);
+        let (native, counts, nan_dropped, _) = self.read(&mut scratch);
         NativeSnapshot {
             schema: native.schema,
             zero_threshold: native.zero_threshold,
@@ -466,7 +501,7 @@ impl NativeHistogram {
 
     /// Reads every shard into `scratch` (native buckets, classic counts).
     /// Returns the buckets, the classic counts and the NaN observations dropped.
-    fn read<'a>(&self, scratch: &'a mut Scratch) -> (NativeBuckets<'a>, &'a [u64], u64) {
+    fn read<'a>(&self, scratch: &'a mut Scratch) -> (NativeBuckets<'a>, &'a [u64], u64, &'a [Option<Exemplar>]) {
         let core = &*self.core;
         let mut cache = lock(&core.reader);
         let cache = &mut *cache;
@@ -501,8 +536,8 @@ impl NativeHistogram {
                 core.read_shared(shard, &mut cache.halves[2 * i + h], h, expected);
             }
         }
-        let (native, counts) = core.merge(&cache.halves, scratch);
-        (native, counts, nan)
+        let (native, counts, exemplars) = core.merge(&cache.halves, scratch);
+        (native, counts, nan, exemplars)
     }
 }
 
@@ -677,8 +712,12 @@ impl NativeCore {
 
     /// Adds up every remembered half into `scratch` and reduces the
     /// resolution until the bucket limit holds.
-    fn merge<'a>(&self, halves: &[HalfRead], scratch: &'a mut Scratch) -> (NativeBuckets<'a>, &'a [u64]) {
-        let Scratch { native_positive: pos, native_negative: neg, counts, .. } = scratch;
+    fn merge<'a>(
+        &self,
+        halves: &[HalfRead],
+        scratch: &'a mut Scratch,
+    ) -> (NativeBuckets<'a>, &'a [u64], &'a [Option<Exemplar>]) {
+        let Scratch { native_positive: pos, native_negative: neg, counts, exemplars, .. } = scratch;
         pos.clear();
         neg.clear();
         let mut coarse = false;
@@ -740,7 +779,7 @@ impl NativeCore {
             positive: pos,
             negative: neg,
         };
-        (native, counts)
+        (native, counts, exemplars)
     }
 }
 
@@ -842,8 +881,17 @@ impl NativeSnapshot {
 impl Metric for NativeHistogram {
     const TYPE: MetricType = MetricType::Histogram;
     fn sample<'a>(&'a self, scratch: &'a mut Scratch) -> Value<'a> {
-        let (native, counts, _nan) = self.read(scratch);
-        Value::NativeHistogram { native, bounds: self.core.opts.classic.as_ref().map_or(&[], |b| b.bounds()), counts }
+        // Exemplars first: each is at least as old as the counts read after it.
+        let mut exemplars = std::mem::take(&mut scratch.exemplars);
+        self.exemplars_into(&mut exemplars);
+        scratch.exemplars = exemplars;
+        let (native, counts, _nan, exemplars) = self.read(scratch);
+        Value::NativeHistogram {
+            native,
+            bounds: self.core.opts.classic.as_ref().map_or(&[], |b| b.bounds()),
+            counts,
+            exemplars,
+        }
     }
     fn same_layout(&self, other: &Self) -> bool {
         self.core.opts == other.core.opts

@@ -131,7 +131,7 @@ impl From<&Value<'_>> for OwnedValue {
             Value::Histogram { bounds, counts, sum, count, exemplars: _ } => {
                 Self::Histogram { bounds: bounds.to_vec(), counts: counts.to_vec(), sum, count }
             }
-            Value::NativeHistogram { native, bounds, counts } => Self::NativeHistogram {
+            Value::NativeHistogram { native, bounds, counts, exemplars: _ } => Self::NativeHistogram {
                 schema: native.schema,
                 zero_threshold: native.zero_threshold,
                 zero_count: native.zero_count,

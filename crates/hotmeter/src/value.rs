@@ -170,6 +170,8 @@ pub enum Value<'a> {
         /// Per-bucket classic counts (not cumulative), the last one `+Inf`;
         /// empty when it keeps none. Same observations as `native`.
         counts: &'a [u64],
+        /// The exemplar of each classic bucket (`+Inf` last), or empty.
+        exemplars: &'a [Option<crate::Exemplar>],
     },
     /// A summary read.
     Summary {
