@@ -53,9 +53,11 @@ fn successes_equal_rows_and_injected_errors_are_counted_and_returned() {
     assert_eq!(snap.value(names::CHECKPOINT_WRITES, &["error"]), Some(&OwnedValue::Counter(injected)));
     assert_eq!(rows_in_file(&path), ok, "checkpoint_writes_total{{status=\"success\"}} == rows in the file");
     match snap.value(names::CHECKPOINT_WRITE_DURATION, &[]) {
-        Some(OwnedValue::Histogram { count, bounds, .. }) => {
+        Some(OwnedValue::NativeHistogram { count, bounds, counts, zero_count, positive, .. }) => {
             assert_eq!(*count, ok + injected, "every write timed, failed ones too");
-            assert_eq!(bounds.as_slice(), names::CHECKPOINT_WRITE_BUCKETS);
+            assert_eq!(bounds.as_slice(), names::CHECKPOINT_WRITE_BUCKETS, "classic buckets alongside");
+            assert_eq!(counts.iter().sum::<u64>(), *count, "classic buckets count the same writes");
+            assert_eq!(zero_count + positive.iter().map(|b| b.1).sum::<u64>(), *count);
         }
         other => panic!("duration is {other:?}"),
     }

@@ -33,7 +33,15 @@ fn events(slo: &Slo, snap: &RegistrySnapshot, namespace: Option<&str>) -> (f64, 
             let Some(f) = snap.family(&full_name(namespace, histogram)) else { return (0.0, 0.0) };
             let (mut g, mut t) = (0.0, 0.0);
             for s in &f.series {
-                let OwnedValue::Histogram { bounds, counts, count, .. } = &s.value else { continue };
+                // A native histogram counts through its classic buckets.
+                let (OwnedValue::Histogram { bounds, counts, count, .. }
+                | OwnedValue::NativeHistogram { bounds, counts, count, .. }) = &s.value
+                else {
+                    continue;
+                };
+                if counts.is_empty() {
+                    continue;
+                }
                 t += *count as f64;
                 g += at_or_below(bounds, counts, *threshold);
             }
@@ -134,7 +142,10 @@ type Merged = (Vec<f64>, Vec<u64>);
 fn merged(snap: &RegistrySnapshot, name: &str) -> Option<Merged> {
     let mut out: Option<Merged> = None;
     for s in &snap.family(name)?.series {
-        if let OwnedValue::Histogram { bounds, counts, .. } = &s.value {
+        if let OwnedValue::Histogram { bounds, counts, .. } | OwnedValue::NativeHistogram { bounds, counts, .. } =
+            &s.value
+            && !counts.is_empty()
+        {
             let m = out.get_or_insert_with(|| (bounds.clone(), vec![0; counts.len()]));
             if m.1.len() == counts.len() {
                 m.1.iter_mut().zip(counts).for_each(|(a, b)| *a += b);

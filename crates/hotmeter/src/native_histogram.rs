@@ -78,8 +78,8 @@ fn frexp(v: f64) -> (f64, i32) {
 /// For schema `s > 0`: the `2^s` lower bounds of the buckets within one
 /// power of two, as fractions in `[0.5, 1)`: `2^(j/2^s - 1)`.
 fn fraction_bounds(schema: i8) -> &'static [f64] {
-    use std::sync::OnceLock;
-    static TABLES: [OnceLock<Box<[f64]>>; 8] = [const { OnceLock::new() }; 8];
+    use crate::sync::StaticOnceLock;
+    static TABLES: [StaticOnceLock<Box<[f64]>>; 8] = [const { StaticOnceLock::new() }; 8];
     debug_assert!((1..=MAX_SCHEMA).contains(&schema));
     TABLES[schema as usize - 1].get_or_init(|| {
         let n = 1usize << schema;
@@ -1224,13 +1224,13 @@ mod tests {
         let per_thread = 3_000usize;
         let opts = NativeOpts::new().max_buckets(20).unwrap().classic(Buckets::new([0.01, 1.0]).unwrap());
         let h = NativeHistogram::new(opts.clone());
-        let stop = std::sync::atomic::AtomicBool::new(false);
+        let stop = crate::sync::AtomicBool::new(false);
         let all: Vec<Vec<f64>> = (0..threads).map(|t| awkward_values(per_thread, 7 + t as u64)).collect();
         std::thread::scope(|s| {
             let reader = s.spawn(|| {
                 let mut snapshots = 0u64;
                 let mut last_count = 0;
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) || snapshots == 0 {
+                while !stop.load(Ordering::Relaxed) || snapshots == 0 {
                     let snap = h.snapshot();
                     let buckets: u64 = snap.positive.iter().chain(&snap.negative).map(|b| b.1).sum();
                     assert_eq!(snap.count, snap.zero_count + buckets, "count is zero bucket plus buckets");
@@ -1255,7 +1255,7 @@ mod tests {
             for w in writers {
                 w.join().unwrap();
             }
-            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            stop.store(true, Ordering::Relaxed);
             assert!(reader.join().unwrap() > 0);
         });
         let values: Vec<f64> = all.concat();
