@@ -57,6 +57,11 @@ prometheus-alertmanager --version 2>&1 | head -n 1
 prometheus-pushgateway --version 2>&1 | head -n 1
 chromium --version 2>/dev/null | head -n 1
 
+step "Python parsers (prometheus_client, pinned; the exposition tests read our output back with it)"
+python3 -c 'import prometheus_client' 2>/dev/null \
+    || python3 -m pip install --user --quiet --disable-pip-version-check prometheus_client==0.22.1
+python3 -c 'import prometheus_client; print("prometheus_client", prometheus_client.__version__ if hasattr(prometheus_client, "__version__") else "")'
+
 step "alert rules, their unit tests and the local stack's configs (promtool, amtool)"
 promtool check rules alerts/*.yml
 promtool test rules alerts/tests/*.yml

@@ -6,7 +6,8 @@
 //! | item | what it is |
 //! |---|---|
 //! | [`encode_text`], [`TEXT_CONTENT_TYPE`] | Prometheus text format 0.0.4 |
-//! | [`encode_openmetrics`], [`OPENMETRICS_CONTENT_TYPE`], [`wants_openmetrics`] | OpenMetrics 1.0 text, by `Accept` negotiation |
+//! | [`encode_openmetrics`], [`OPENMETRICS_CONTENT_TYPE`] | OpenMetrics 1.0 text |
+//! | [`negotiate`], [`Offered`], [`Negotiated`], [`ExpositionFormat`], [`encode_negotiated`] | content negotiation over text 0.0.4 and 1.0.0, OpenMetrics 0.0.1 and 1.0.0 and protobuf, with `escaping=`; the chosen text format written with UTF-8 names quoted or escaped |
 //! | [`encode_json`] | a JSON snapshot with quantile estimates |
 //! | [`register_process_metrics`] | `process_*` metrics from Linux `/proc` |
 //! | [`promtool::check_metrics`] | runs `promtool check metrics` on exposition, for tests |
@@ -42,6 +43,7 @@ mod connections;
 mod dashboard;
 mod history;
 mod json;
+mod negotiate;
 mod openmetrics;
 mod process;
 pub mod promtool;
@@ -52,7 +54,10 @@ pub use connections::ConnectionStats;
 pub use dashboard::{DASHBOARD_CSP, dashboard_page_weight};
 pub use history::HistoryConfig;
 pub use json::{JSON_CONTENT_TYPE, encode_json};
-pub use openmetrics::{OPENMETRICS_CONTENT_TYPE, encode_openmetrics, wants_openmetrics};
+pub use negotiate::{ExpositionFormat, Negotiated, Offered, negotiate};
+#[allow(deprecated)]
+pub use openmetrics::wants_openmetrics;
+pub use openmetrics::{OPENMETRICS_CONTENT_TYPE, encode_openmetrics};
 pub use process::register_process_metrics;
 pub use server::{Auth, DEFAULT_LISTEN, Exporter, Limits, MetricsService, ServerHandle, ThreadedServer};
-pub use text::{TEXT_CONTENT_TYPE, encode_text};
+pub use text::{TEXT_CONTENT_TYPE, encode_negotiated, encode_text};

@@ -1,11 +1,18 @@
-//! OpenMetrics 1.0 text, chosen by content negotiation.
+//! OpenMetrics text 1.0.0 (and 0.0.1, the version Prometheus 2 asked for
+//! second), chosen by content negotiation ([`crate::negotiate`]).
 //!
-//! Owns: the OpenMetrics-specific parts (content type, `# EOF`, negotiation
-//! on `Accept`); the writing itself is the encoder shared with the
+//! Owns: the OpenMetrics-specific parts (content type, `# EOF`, and the
+//! deprecated [`wants_openmetrics`]); the writing itself is the encoder shared with the
 //! Prometheus text format in [`crate::text`], which names counter families
 //! without `_total` and their samples with it, writes `# UNIT` where the
 //! family name carries the unit, and escapes `"` in HELP. Must not: hold
 //! locks recording waits on.
+//!
+//! 0.0.1 and 1.0.0: everything this encoder writes is spelled the same in
+//! both (Prometheus parses them with one parser); they differ only in what
+//! a scraper asking for 0.0.1 can take, so 0.0.1 never gets quoted UTF-8
+//! names (`escaping` is always `underscores`). Neither version gets
+//! `_created` samples yet.
 //!
 //! Exemplars: every sample line goes through one writer
 //! (`text::Encoder::sample_line`), which is where an exemplar
@@ -36,12 +43,16 @@ pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; versio
 /// # Ok::<(), hotmeter::RegistryError>(())
 /// ```
 pub fn encode_openmetrics(registry: &Registry, out: &mut Vec<u8>) {
-    registry.collect(&mut Encoder::new(out, Format::OpenMetrics));
+    registry.collect(&mut Encoder::new(out, Format::OpenMetrics, hotmeter::EscapingScheme::Underscores));
     out.extend_from_slice(b"# EOF\n");
 }
 
 /// Whether an `Accept` header asks for OpenMetrics (any
 /// `application/openmetrics-text` entry with a non-zero quality).
+#[deprecated(
+    since = "0.1.0",
+    note = "ignores q-value order, versions and escaping; use `negotiate(accept, offered)`, whose result names the format and its exact Content-Type"
+)]
 pub fn wants_openmetrics(accept: &str) -> bool {
     accept.split(',').any(|entry| {
         let mut parts = entry.split(';').map(str::trim);
@@ -59,6 +70,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(deprecated)]
     fn negotiation() {
         assert!(wants_openmetrics("application/openmetrics-text; version=1.0.0"));
         assert!(wants_openmetrics(

@@ -1,5 +1,5 @@
-//! Prometheus text exposition format 0.0.4, and the encoder it shares with
-//! OpenMetrics 1.0 ([`crate::openmetrics`]).
+//! Prometheus text exposition formats 0.0.4 and 1.0.0, and the encoder
+//! they share with OpenMetrics 0.0.1 and 1.0.0 ([`crate::openmetrics`]).
 //!
 //! Owns: turning a [`hotmeter::Registry`] walk into exposition bytes:
 //! `# HELP`/`# TYPE` once per family, escaped label values, shortest
@@ -8,9 +8,23 @@
 //! into a caller-owned buffer and allocates nothing per series. Must not:
 //! hold any lock a recording thread could wait on (it only reads snapshots).
 //!
+//! UTF-8 names: text 1.0.0 is 0.0.4 plus names outside the legacy set,
+//! quoted when the scraper allows UTF-8 (`{"my.metric",label="v"}`,
+//! `# TYPE "my.metric" gauge`, `"label.name"="v"`) and escaped by its
+//! scheme otherwise; 0.0.4 always escapes with `underscores`. Whether a
+//! family needs any of this is decided once per family
+//! ([`Desc::names_are_legacy`]): a family of legacy names takes exactly the
+//! path it took before, the cached series prefixes and the `counters()`
+//! run included; only families with UTF-8 names go the slower way.
+//!
 //! Spec: <https://prometheus.io/docs/instrumenting/exposition_formats/#text-based-format>
 
-use hotmeter::{CounterRun, Desc, Labels, MetricType, Registry, Value, Visitor, write_f64, write_label_set};
+use hotmeter::{
+    CounterRun, Desc, EscapingScheme, Labels, MetricType, NameKind, Registry, Value, Visitor, escape_label_value,
+    is_legacy_label_name, is_legacy_metric_name, write_f64, write_label_set,
+};
+
+use crate::negotiate::{ExpositionFormat, Negotiated};
 
 /// Content type of the Prometheus text format.
 pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -30,15 +44,53 @@ pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// # Ok::<(), hotmeter::RegistryError>(())
 /// ```
 pub fn encode_text(registry: &Registry, out: &mut Vec<u8>) {
-    registry.collect(&mut Encoder::new(out, Format::Text));
+    registry.collect(&mut Encoder::new(out, Format::Text, EscapingScheme::Underscores));
+}
+
+/// Appends `chosen`'s text format (see [`negotiate`](crate::negotiate)) of
+/// everything in `registry` to `out`, and returns what it wrote, to name
+/// in `Content-Type`: `chosen` itself for the four text formats; text
+/// 0.0.4 for protobuf, which this crate's text encoders do not write.
+///
+/// ```
+/// use hotmeter::{EscapingScheme, NameValidation, Registry};
+/// use hotmeter_exporter::{ExpositionFormat::Text100, Negotiated, encode_negotiated};
+/// let registry = Registry::builder().name_validation(NameValidation::Utf8).build()?;
+/// registry.gauge("queue.depth", "Jobs waiting.")?.set(3.0);
+/// let mut out = Vec::new();
+/// encode_negotiated(&registry, Negotiated::new(Text100, EscapingScheme::AllowUtf8), &mut out);
+/// let text = String::from_utf8(out).unwrap();
+/// assert!(text.ends_with("# HELP \"queue.depth\" Jobs waiting.\n# TYPE \"queue.depth\" gauge\n{\"queue.depth\"} 3.0\n"));
+/// let mut out = Vec::new();
+/// encode_negotiated(&registry, Negotiated::new(Text100, EscapingScheme::Values), &mut out);
+/// assert!(String::from_utf8(out).unwrap().ends_with("U__queue_2e_depth 3.0\n"));
+/// # Ok::<(), hotmeter::RegistryError>(())
+/// ```
+pub fn encode_negotiated(registry: &Registry, chosen: Negotiated, out: &mut Vec<u8>) -> Negotiated {
+    let format = match chosen.format {
+        ExpositionFormat::Text100 | ExpositionFormat::Text004 => Format::Text,
+        ExpositionFormat::OpenMetrics100 | ExpositionFormat::OpenMetrics001 => Format::OpenMetrics,
+        _ => {
+            let fallback = Negotiated::default();
+            encode_text(registry, out);
+            return fallback;
+        }
+    };
+    registry.collect(&mut Encoder::new(out, format, chosen.escaping));
+    if format == Format::OpenMetrics {
+        out.extend_from_slice(b"# EOF\n");
+    }
+    chosen
 }
 
 /// Which text dialect an [`Encoder`] writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Format {
-    /// Prometheus text 0.0.4.
+    /// Prometheus text 0.0.4 and 1.0.0 (the same syntax; 1.0.0 may quote
+    /// UTF-8 names).
     Text,
-    /// OpenMetrics 1.0 text.
+    /// OpenMetrics text 1.0.0 and 0.0.1 (the same syntax for everything
+    /// this encoder writes; 1.0.0 may quote UTF-8 names).
     OpenMetrics,
 }
 
@@ -46,6 +98,18 @@ pub(crate) enum Format {
 pub(crate) struct Encoder<'a> {
     out: &'a mut Vec<u8>,
     format: Format,
+    /// How names outside the legacy set are written.
+    escaping: EscapingScheme,
+    /// Whether the current family's names are all legacy: then everything
+    /// below is unused and the cached prefixes are exact.
+    legacy: bool,
+    /// The current family's name (escaped) is quoted inside the braces.
+    quote_name: bool,
+    /// The current family's label names as written (escaped, or quoted),
+    /// concatenated; name `i` ends at `label_ends[i]`. Families with UTF-8
+    /// names only.
+    label_names: Vec<u8>,
+    label_ends: Vec<usize>,
     /// The current family's sample name stem (for OpenMetrics counters, the
     /// name without `_total`).
     stem_end: usize,
@@ -70,10 +134,15 @@ struct LeCache {
 }
 
 impl<'a> Encoder<'a> {
-    pub(crate) fn new(out: &'a mut Vec<u8>, format: Format) -> Self {
+    pub(crate) fn new(out: &'a mut Vec<u8>, format: Format, escaping: EscapingScheme) -> Self {
         Self {
             out,
             format,
+            escaping,
+            legacy: true,
+            quote_name: false,
+            label_names: Vec::new(),
+            label_ends: Vec::new(),
             stem_end: 0,
             name: String::new(),
             kind: MetricType::Gauge,
@@ -99,15 +168,8 @@ impl<'a> Encoder<'a> {
             out.push(b'\n');
             return;
         }
-        out.extend_from_slice(&self.name.as_bytes()[..self.stem_end]);
-        out.extend_from_slice(suffix.as_bytes());
-        // The label set, open: `{a="x",b="y"` (cached per series by the core).
-        let start = out.len();
-        match labels.rendered() {
-            Some(rendered) => out.extend_from_slice(rendered),
-            None => write_label_set(out, labels),
-        }
-        let open = out.len() > start;
+        let open = self.series_open(suffix, labels);
+        let out = &mut *self.out;
         if let Some((name, bound)) = extra {
             out.push(if open { b',' } else { b'{' });
             out.extend_from_slice(name.as_bytes());
@@ -120,6 +182,88 @@ impl<'a> Encoder<'a> {
         out.push(b' ');
         write_num(out, value);
         out.push(b'\n');
+    }
+}
+
+impl Encoder<'_> {
+    /// Writes a sample's name and its label set, open (`name{a="x"` with
+    /// no closing brace, or just `name`), and returns whether a brace is
+    /// open.
+    fn series_open(&mut self, suffix: &str, labels: &Labels<'_>) -> bool {
+        let stem = &self.name[..self.stem_end];
+        let out = &mut *self.out;
+        if self.legacy {
+            out.extend_from_slice(stem.as_bytes());
+            out.extend_from_slice(suffix.as_bytes());
+            // The label set, open: `{a="x",b="y"` (cached per series by the core).
+            let start = out.len();
+            match labels.rendered() {
+                Some(rendered) => out.extend_from_slice(rendered),
+                None => write_label_set(out, labels),
+            }
+            return out.len() > start;
+        }
+        // UTF-8 names: `{"my.metric_sum",a="x"` or `my_metric_sum{"a.b"="x"`.
+        if self.quote_name {
+            out.extend_from_slice(b"{\"");
+            escape_label_value(out, stem);
+            out.extend_from_slice(suffix.as_bytes());
+            out.push(b'"');
+        } else {
+            out.extend_from_slice(stem.as_bytes());
+            out.extend_from_slice(suffix.as_bytes());
+        }
+        let mut open = self.quote_name;
+        let mut start = 0;
+        for ((_, value), &end) in labels.iter().zip(&self.label_ends) {
+            out.push(if open { b',' } else { b'{' });
+            open = true;
+            out.extend_from_slice(&self.label_names[start..end]);
+            out.extend_from_slice(b"=\"");
+            escape_label_value(out, value);
+            out.push(b'"');
+            start = end;
+        }
+        open
+    }
+
+    /// The family name as `# HELP`/`# TYPE`/`# UNIT` write it: bare, or
+    /// quoted when it is a UTF-8 name the scraper allows.
+    fn write_family_name(&mut self, end: usize) {
+        let name = &self.name[..end];
+        if self.quote_name {
+            self.out.push(b'"');
+            escape_label_value(self.out, name);
+            self.out.push(b'"');
+        } else {
+            self.out.extend_from_slice(name.as_bytes());
+        }
+    }
+
+    /// Decides, once per family, how its names are written.
+    fn names_for(&mut self, desc: &Desc) {
+        self.name.clear();
+        self.legacy = desc.names_are_legacy();
+        if self.legacy {
+            self.name.push_str(&desc.name);
+            self.quote_name = false;
+            return;
+        }
+        self.name.push_str(&self.escaping.escape(&desc.name, NameKind::Metric));
+        self.quote_name = !is_legacy_metric_name(&self.name);
+        self.label_names.clear();
+        self.label_ends.clear();
+        for name in desc.const_labels.iter().map(|(n, _)| n).chain(&desc.label_names) {
+            let written = self.escaping.escape(name, NameKind::Label);
+            if is_legacy_label_name(&written) {
+                self.label_names.extend_from_slice(written.as_bytes());
+            } else {
+                self.label_names.push(b'"');
+                escape_label_value(&mut self.label_names, &written);
+                self.label_names.push(b'"');
+            }
+            self.label_ends.push(self.label_names.len());
+        }
     }
 }
 
@@ -142,14 +286,13 @@ enum Num {
 impl Visitor for Encoder<'_> {
     fn family(&mut self, desc: &Desc) {
         self.kind = desc.kind;
-        self.name.clear();
-        self.name.push_str(&desc.name);
+        self.names_for(desc);
         self.stem_end = self.name.len();
         // OpenMetrics names a counter family without `_total`; its sample
         // gets the suffix back.
         let family_end = match (self.format, desc.kind) {
             (Format::OpenMetrics, MetricType::Counter) => {
-                let stem = desc.name.strip_suffix("_total").unwrap_or(&desc.name);
+                let stem = self.name.strip_suffix("_total").unwrap_or(&self.name);
                 self.stem_end = stem.len();
                 stem.len()
             }
@@ -157,35 +300,36 @@ impl Visitor for Encoder<'_> {
         };
         // The counter sample is stem + `_total` in OpenMetrics: the family
         // name itself when it was registered with `_total`.
-        self.main_sample_is_family_name = match (self.format, desc.kind) {
-            (Format::OpenMetrics, MetricType::Counter) => desc.name.ends_with("_total"),
-            (_, MetricType::Counter | MetricType::Gauge) => true,
-            _ => false,
-        };
-        let family = &self.name[..family_end];
-        let out = &mut *self.out;
+        // (The cached prefix spells the registered names: exact only for
+        // a family of legacy names.)
+        self.main_sample_is_family_name = self.legacy
+            && match (self.format, desc.kind) {
+                (Format::OpenMetrics, MetricType::Counter) => desc.name.ends_with("_total"),
+                (_, MetricType::Counter | MetricType::Gauge) => true,
+                _ => false,
+            };
         if !desc.help.is_empty() {
-            out.extend_from_slice(b"# HELP ");
-            out.extend_from_slice(family.as_bytes());
-            out.push(b' ');
-            escape_help(out, &desc.help, self.format);
-            out.push(b'\n');
+            self.out.extend_from_slice(b"# HELP ");
+            self.write_family_name(family_end);
+            self.out.push(b' ');
+            escape_help(self.out, &desc.help, self.format);
+            self.out.push(b'\n');
         }
-        out.extend_from_slice(b"# TYPE ");
-        out.extend_from_slice(family.as_bytes());
-        out.push(b' ');
-        out.extend_from_slice(desc.kind.as_str().as_bytes());
-        out.push(b'\n');
+        self.out.extend_from_slice(b"# TYPE ");
+        self.write_family_name(family_end);
+        self.out.push(b' ');
+        self.out.extend_from_slice(desc.kind.as_str().as_bytes());
+        self.out.push(b'\n');
         if self.format == Format::OpenMetrics
             && let Some(unit) = &desc.unit
             // OpenMetrics requires the family name to end in `_<unit>`.
-            && family.strip_suffix(unit.as_str()).is_some_and(|rest| rest.ends_with('_'))
+            && self.name[..family_end].strip_suffix(unit.as_str()).is_some_and(|rest| rest.ends_with('_'))
         {
-            out.extend_from_slice(b"# UNIT ");
-            out.extend_from_slice(family.as_bytes());
-            out.push(b' ');
-            out.extend_from_slice(unit.as_str().as_bytes());
-            out.push(b'\n');
+            self.out.extend_from_slice(b"# UNIT ");
+            self.write_family_name(family_end);
+            self.out.push(b' ');
+            self.out.extend_from_slice(unit.as_str().as_bytes());
+            self.out.push(b'\n');
         }
     }
 
@@ -288,14 +432,11 @@ impl Encoder<'_> {
         // that prefix, the cached bound, the count.
         let mut prefix = std::mem::take(&mut self.bucket_prefix);
         prefix.clear();
-        prefix.extend_from_slice(&self.name.as_bytes()[..self.stem_end]);
-        prefix.extend_from_slice(b"_bucket");
-        let before = prefix.len();
-        match labels.rendered() {
-            Some(rendered) => prefix.extend_from_slice(rendered),
-            None => write_label_set(&mut prefix, labels),
-        }
-        prefix.extend_from_slice(if prefix.len() > before { b",le=\"" } else { b"{le=\"" });
+        // The series' name and labels go into the prefix buffer, not the output.
+        std::mem::swap(self.out, &mut prefix);
+        let open = self.series_open("_bucket", labels);
+        std::mem::swap(self.out, &mut prefix);
+        prefix.extend_from_slice(if open { b",le=\"" } else { b"{le=\"" });
         let mut cumulative = 0u64;
         let mut start = 0;
         // OpenMetrics 1.0 carries exemplars on bucket lines; text 0.0.4 cannot.

@@ -21,6 +21,76 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
 }
 
+/// Every format the server negotiates, with and without gzip: the exact
+/// Content-Type, `Vary`, and a body in that format (UTF-8 names quoted or
+/// escaped as the header asked); protobuf is never claimed until its
+/// encoder is wired in.
+#[test]
+fn every_format_is_negotiated_and_gzipped() {
+    let rt = runtime();
+    let r = hotmeter::Registry::builder().name_validation(hotmeter::NameValidation::Utf8).build().unwrap();
+    r.counter("jobs.done_total", "Jobs run.").unwrap().inc_by(7);
+    let server = rt.block_on(Exporter::new(r).listen("127.0.0.1:0".parse().unwrap()).serve()).unwrap();
+    let addr = server.local_addr();
+    let prometheus_3 = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1";
+    let protobuf = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited";
+    let cases = [
+        ("", "text/plain; version=0.0.4; charset=utf-8", "jobs_done_total 7\n"),
+        (
+            prometheus_3,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=allow-utf-8",
+            "{\"jobs.done_total\"} 7\n# EOF\n",
+        ),
+        (
+            "application/openmetrics-text;version=0.0.1",
+            "application/openmetrics-text; version=0.0.1; charset=utf-8",
+            "jobs_done_total 7\n# EOF\n",
+        ),
+        (
+            "text/plain;version=1.0.0;escaping=allow-utf-8",
+            "text/plain; version=1.0.0; charset=utf-8; escaping=allow-utf-8",
+            "{\"jobs.done_total\"} 7\n",
+        ),
+        (
+            "text/plain;version=1.0.0;escaping=dots",
+            "text/plain; version=1.0.0; charset=utf-8; escaping=dots",
+            "jobs_dot_done__total 7\n",
+        ),
+        (
+            "text/plain;version=1.0.0;escaping=values",
+            "text/plain; version=1.0.0; charset=utf-8; escaping=values",
+            "U__jobs_2e_done__total 7\n",
+        ),
+        (protobuf, "text/plain; version=0.0.4; charset=utf-8", "jobs_done_total 7\n"),
+    ];
+    for (accept, content_type, tail) in cases {
+        for gzip in [false, true] {
+            let mut headers = String::new();
+            if !accept.is_empty() {
+                headers.push_str(&format!("Accept: {accept}\r\n"));
+            }
+            if gzip {
+                headers.push_str("Accept-Encoding: gzip\r\n");
+            }
+            let resp = get(addr, "/metrics", &headers);
+            assert_eq!(resp.status, 200);
+            assert_eq!(resp.header("content-type"), Some(content_type), "{accept}");
+            assert_eq!(resp.header("vary"), Some("Accept, Accept-Encoding"));
+            let body = if gzip {
+                assert_eq!(resp.header("content-encoding"), Some("gzip"), "{accept}");
+                let mut plain = String::new();
+                flate2::read::GzDecoder::new(&resp.body[..]).read_to_string(&mut plain).unwrap();
+                plain
+            } else {
+                assert_eq!(resp.header("content-encoding"), None);
+                resp.text()
+            };
+            assert!(body.ends_with(tail), "{accept} (gzip {gzip}): {body}");
+        }
+    }
+    rt.block_on(server.shutdown());
+}
+
 #[test]
 fn routes_negotiation_gzip_and_errors() {
     let rt = runtime();
@@ -35,7 +105,10 @@ fn routes_negotiation_gzip_and_errors() {
     assert_eq!(r.text(), "# HELP jobs_total Jobs run.\n# TYPE jobs_total counter\njobs_total 7\n");
 
     let r = get(addr, "/metrics", "Accept: application/openmetrics-text; version=1.0.0\r\n");
-    assert_eq!(r.header("content-type"), Some("application/openmetrics-text; version=1.0.0; charset=utf-8"));
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=underscores")
+    );
     assert!(r.text().ends_with("jobs_total 7\n# EOF\n"), "{}", r.text());
 
     let r = get(addr, "/metrics", "Accept-Encoding: gzip\r\n");

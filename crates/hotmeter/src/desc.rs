@@ -88,6 +88,11 @@ pub struct Desc {
     pub const_labels: Vec<(String, String)>,
     /// The family's own label names, in declaration order.
     pub label_names: Vec<String>,
+    /// Whether the name and every label name are legacy-valid, so every
+    /// format writes them bare and the per-series prefix cache is exact:
+    /// decided once here, so encoders pay nothing per series for UTF-8
+    /// support while every name is legacy.
+    legacy_names: bool,
 }
 
 impl PartialEq for Desc {
@@ -111,6 +116,25 @@ impl Desc {
         const_labels: Vec<(String, String)>,
         label_names: Vec<String>,
     ) -> Self {
-        Self { id: crate::sync::next_registration_id(), name, help, unit, kind, const_labels, label_names }
+        let legacy_names = crate::escape::is_legacy_metric_name(&name)
+            && const_labels.iter().map(|(n, _)| n).chain(&label_names).all(|n| crate::escape::is_legacy_label_name(n));
+        Self {
+            id: crate::sync::next_registration_id(),
+            name,
+            help,
+            unit,
+            kind,
+            const_labels,
+            label_names,
+            legacy_names,
+        }
+    }
+
+    /// True when the family name and every label name match the legacy
+    /// grammar (always, in a registry built with the default
+    /// [`NameValidation::Legacy`](crate::NameValidation)): encoders may
+    /// then write every name bare and use the cached sample prefixes.
+    pub fn names_are_legacy(&self) -> bool {
+        self.legacy_names
     }
 }

@@ -178,6 +178,26 @@ pub enum RegistryError {
         /// That metric's type.
         existing_kind: MetricType,
     },
+    /// Under [`NameValidation::Utf8`](crate::NameValidation), two names
+    /// that differ as registered would be written alike for a scraper that
+    /// asked for `scheme` (e.g. `a.b` and `a_b` under `underscores`): two
+    /// metric names of the registry (`kind` is [`NameKind::Metric`],
+    /// `metric` is empty), or two label names of one metric
+    /// ([`NameKind::Label`], `metric` names it).
+    EscapingCollision {
+        /// The escaping scheme under which they collide.
+        scheme: crate::EscapingScheme,
+        /// Metric names or label names.
+        kind: NameKind,
+        /// The metric whose label names collide (empty for metric names).
+        metric: String,
+        /// The name being registered.
+        name: String,
+        /// The name registered first (or the label given first).
+        existing: String,
+        /// What both would be written as.
+        escaped: String,
+    },
 }
 
 /// What differs between two registrations of one name.
@@ -242,6 +262,17 @@ impl fmt::Display for RegistryError {
                 f,
                 "{kind} {name:?} would expose {exposed:?}, which the {existing_kind} {existing:?} already exposes"
             ),
+            Self::EscapingCollision { scheme, kind, metric, name, existing, escaped } => {
+                let what = match kind {
+                    NameKind::Metric => "metric name",
+                    NameKind::Label => "label name",
+                };
+                write!(f, "{what} {name:?} ")?;
+                if !metric.is_empty() {
+                    write!(f, "of metric {metric:?} ")?;
+                }
+                write!(f, "and {existing:?} would both be exposed as {escaped:?} under escaping={scheme}")
+            }
         }
     }
 }

@@ -21,6 +21,7 @@
 //! | [`Visitor`], [`Value`], [`Labels`], [`Desc`] | the read side encoders use |
 //! | [`RegistrySnapshot`] | an owned copy of a scrape, for tests, JSON and people |
 //! | [`full_name`], [`validate_metric_name`] | the namespace rule and the one name validator |
+//! | [`NameValidation`], [`EscapingScheme`] | UTF-8 names (a [`RegistryBuilder`] option) and how encoders escape them per scrape |
 //!
 //! ## Quick start
 //! ```
@@ -80,6 +81,7 @@ mod collect;
 mod counter;
 mod desc;
 mod error;
+mod escape;
 mod exemplar;
 mod family;
 mod gauge;
@@ -101,6 +103,7 @@ mod value;
 pub use counter::{Counter, FloatCounter, SingleCounter};
 pub use desc::{Desc, MetricType, Unit};
 pub use error::{BucketError, LabelCountError, NameError, NameErrorReason, NameKind, RegistryError, ShapeDifference};
+pub use escape::{EscapingScheme, NameValidation, is_legacy_label_name, is_legacy_metric_name};
 pub use exemplar::{Exemplar, MAX_TRACE_ID, TraceId, TraceIdError};
 pub use family::Family;
 pub use gauge::{Gauge, IntGauge};
@@ -108,7 +111,7 @@ pub use histogram::{Buckets, DEFAULT_BUCKETS, Histogram, HistogramSnapshot, Hist
 pub use index::{Entry, StringIndex};
 pub use instrument::{Call, Instrumented, Outcome};
 pub use labels::LabelSet;
-pub use name::{full_name, validate_label_name, validate_metric_name};
+pub use name::{full_name, validate_label_name, validate_label_name_as, validate_metric_name, validate_metric_name_as};
 pub use native_histogram::{
     DEFAULT_ZERO_THRESHOLD, MAX_SCHEMA, MIN_SCHEMA, NativeHistogram, NativeOpts, NativeSnapshot, OCTAVE_SLOTS,
     bucket_upper, native_quantile, spans_and_deltas,

@@ -2,9 +2,49 @@
 //!
 //! Owns: the Prometheus naming rules (metric names `[a-zA-Z_:][a-zA-Z0-9_:]*`,
 //! label names `[a-zA-Z_][a-zA-Z0-9_]*`, no `__` prefix on label names) and
-//! the reserved label names. Must not: allocate on success (validation).
+//! the reserved label names, and their UTF-8 variant
+//! ([`NameValidation::Utf8`]: any non-empty name, `__` label prefix still
+//! reserved). Must not: allocate on success (validation), or escape names
+//! (that is `escape`'s, at encoding).
 
 use crate::error::{NameError, NameErrorReason};
+use crate::escape::NameValidation;
+
+/// Checks a metric name under `validation`: [`validate_metric_name`] for
+/// `Legacy`; any non-empty name for `Utf8`.
+///
+/// ```
+/// use hotmeter::NameValidation::{Legacy, Utf8};
+/// assert!(hotmeter::validate_metric_name_as("my.metric", Utf8).is_ok());
+/// assert!(hotmeter::validate_metric_name_as("my.metric", Legacy).is_err());
+/// assert!(hotmeter::validate_metric_name_as("", Utf8).is_err());
+/// ```
+pub fn validate_metric_name_as(name: &str, validation: NameValidation) -> Result<(), NameError> {
+    match validation {
+        NameValidation::Legacy => validate_metric_name(name),
+        NameValidation::Utf8 if name.is_empty() => Err(NameError::metric(name, NameErrorReason::Empty)),
+        NameValidation::Utf8 => Ok(()),
+    }
+}
+
+/// Checks a label name under `validation`: [`validate_label_name`] for
+/// `Legacy`; for `Utf8` any non-empty name that does not start with `__`
+/// (reserved by Prometheus under both schemes).
+///
+/// ```
+/// use hotmeter::NameValidation::{Legacy, Utf8};
+/// assert!(hotmeter::validate_label_name_as("service.name", Utf8).is_ok());
+/// assert!(hotmeter::validate_label_name_as("service.name", Legacy).is_err());
+/// assert!(hotmeter::validate_label_name_as("__x", Utf8).is_err());
+/// ```
+pub fn validate_label_name_as(name: &str, validation: NameValidation) -> Result<(), NameError> {
+    match validation {
+        NameValidation::Legacy => validate_label_name(name),
+        NameValidation::Utf8 if name.is_empty() => Err(NameError::label(name, NameErrorReason::Empty)),
+        NameValidation::Utf8 if name.starts_with("__") => Err(NameError::label(name, NameErrorReason::ReservedPrefix)),
+        NameValidation::Utf8 => Ok(()),
+    }
+}
 
 /// Checks a metric name against `[a-zA-Z_:][a-zA-Z0-9_:]*`.
 ///

@@ -10,11 +10,12 @@ use std::fmt;
 
 use crate::collect::Collect;
 use crate::desc::{Desc, MetricType, Unit};
-use crate::error::{NameError, NameErrorReason, RegistryError, ShapeDifference};
+use crate::error::{NameError, NameErrorReason, NameKind, RegistryError, ShapeDifference};
+use crate::escape::{EscapingScheme, NameValidation};
 use crate::family::Family;
 use crate::histogram::{Buckets, Histogram};
 use crate::labels::LabelSet;
-use crate::name::{reserved_label_for, validate_label_name, validate_metric_name};
+use crate::name::{reserved_label_for, validate_label_name_as, validate_metric_name_as};
 use crate::snapshot::RegistrySnapshot;
 use crate::string_family::StringFamily;
 use crate::summary::{Summary, SummaryError, SummaryOpts};
@@ -137,6 +138,12 @@ struct Families {
     /// owns it. Two families may never share one: a scrape would hold two
     /// series of one name, or two families of one name.
     exposed: BTreeMap<String, (String, MetricType)>,
+    /// The same under each escaping scheme, in a registry that takes UTF-8
+    /// names (empty otherwise: legacy names escape to themselves): a name
+    /// that is distinct as registered may not become another family's
+    /// name for a scraper that asked for `underscores`, `dots` or `values`.
+    escaped: BTreeMap<(EscapingScheme, String), (String, MetricType)>,
+    validation: NameValidation,
 }
 
 /// Every name a family of `kind` registered as `name` is exposed under, in
@@ -182,10 +189,48 @@ impl Families {
         Ok(())
     }
 
+    /// Refuses `name` if, under some escaping scheme, a name it would be
+    /// exposed under is another family's (UTF-8 registries only).
+    fn check_escaped_names(&self, name: &str, kind: MetricType) -> Result<(), RegistryError> {
+        if self.validation != NameValidation::Utf8 {
+            return Ok(());
+        }
+        for scheme in EscapingScheme::ESCAPING {
+            for escaped in exposed_names(&scheme.escape(name, NameKind::Metric), kind) {
+                let key = (scheme, escaped);
+                if let Some((owner, _)) = self.escaped.get(&key)
+                    && owner != name
+                {
+                    return Err(RegistryError::EscapingCollision {
+                        scheme,
+                        kind: NameKind::Metric,
+                        metric: String::new(),
+                        name: name.to_owned(),
+                        existing: owner.clone(),
+                        escaped: key.1,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn reserve_exposed_names(&mut self, name: &str, kind: MetricType) {
         for exposed in exposed_names(name, kind) {
             self.exposed.insert(exposed, (name.to_owned(), kind));
         }
+        if self.validation == NameValidation::Utf8 {
+            for scheme in EscapingScheme::ESCAPING {
+                for escaped in exposed_names(&scheme.escape(name, NameKind::Metric), kind) {
+                    self.escaped.insert((scheme, escaped), (name.to_owned(), kind));
+                }
+            }
+        }
+    }
+
+    fn release_exposed_names(&mut self, name: &str) {
+        self.exposed.retain(|_, (owner, _)| owner != name);
+        self.escaped.retain(|_, (owner, _)| owner != name);
     }
 }
 
@@ -206,6 +251,7 @@ struct CollectState {
 
 struct Inner {
     namespace: Option<String>,
+    validation: NameValidation,
     /// The full name of the registry's own overflow counter.
     overflow_name: String,
     const_labels: Vec<(String, String)>,
@@ -263,6 +309,7 @@ impl Default for Registry {
 pub struct RegistryBuilder {
     namespace: Option<String>,
     const_labels: Vec<(String, String)>,
+    validation: NameValidation,
 }
 
 impl RegistryBuilder {
@@ -278,15 +325,37 @@ impl RegistryBuilder {
         self
     }
 
+    /// Which metric and label names the registry accepts:
+    /// [`NameValidation::Legacy`] (the default) or [`NameValidation::Utf8`]
+    /// (Prometheus 3 names such as `http.server.duration`; encoders quote or
+    /// escape them per scrape, and registration refuses names whose escaped
+    /// forms would collide).
+    ///
+    /// ```
+    /// use hotmeter::{NameValidation, Registry, RegistryError};
+    /// let r = Registry::builder().name_validation(NameValidation::Utf8).build()?;
+    /// r.counter("jobs.done_total", "Jobs run.")?;
+    /// // `jobs_done_total` is what `underscores` makes of the first name.
+    /// let e = r.counter("jobs_done_total", "Jobs run.").unwrap_err();
+    /// assert!(matches!(e, RegistryError::EscapingCollision { .. }));
+    /// assert!(Registry::new().counter("jobs.done_total", "Jobs run.").is_err());
+    /// # Ok::<(), RegistryError>(())
+    /// ```
+    pub fn name_validation(mut self, validation: NameValidation) -> Self {
+        self.validation = validation;
+        self
+    }
+
     /// Validates and builds. Refused: an invalid namespace or constant label
     /// name, a constant label given twice, and a constant label named
     /// `metric`, which the registry's own overflow counter
     /// ([`OVERFLOW_METRIC`]) uses to name a family.
     pub fn build(self) -> Result<Registry, RegistryError> {
+        let validation = self.validation;
         if let Some(ns) = &self.namespace {
-            validate_metric_name(ns)?;
+            validate_metric_name_as(ns, validation)?;
         }
-        check_label_names("", self.const_labels.iter().map(|(n, _)| n.as_str()), MetricType::Counter)?;
+        check_label_names("", self.const_labels.iter().map(|(n, _)| n.as_str()), MetricType::Counter, validation)?;
         // The overflow self-metric is this registry's own: its name and the
         // names it is exposed under are reserved from the start (a user
         // metric can neither take them nor make string families fail
@@ -296,12 +365,14 @@ impl RegistryBuilder {
             &overflow_name,
             self.const_labels.iter().map(|(n, _)| n.as_str()).chain([OVERFLOW_LABEL]),
             MetricType::Counter,
+            validation,
         )?;
-        let mut families = Families::default();
+        let mut families = Families { validation, ..Families::default() };
         families.reserve_exposed_names(&overflow_name, MetricType::Counter);
         Ok(Registry {
             inner: Arc::new(Inner {
                 namespace: self.namespace,
+                validation,
                 overflow_name,
                 const_labels: self.const_labels,
                 families: Mutex::new(families),
@@ -317,10 +388,11 @@ fn check_label_names<'a>(
     metric: &str,
     names: impl Iterator<Item = &'a str>,
     kind: MetricType,
+    validation: NameValidation,
 ) -> Result<(), RegistryError> {
     let mut seen: Vec<&str> = Vec::new();
     for name in names {
-        validate_label_name(name)?;
+        validate_label_name_as(name, validation)?;
         if reserved_label_for(kind) == Some(name) {
             return Err(NameError::label(name, NameErrorReason::Reserved).into());
         }
@@ -328,6 +400,30 @@ fn check_label_names<'a>(
             return Err(RegistryError::DuplicateLabel { metric: metric.to_owned(), label: name.to_owned() });
         }
         seen.push(name);
+    }
+    if validation == NameValidation::Utf8 {
+        check_escaped_label_names(metric, &seen)?;
+    }
+    Ok(())
+}
+
+/// Refuses two label names of one metric that some escaping scheme would
+/// write alike (`a.b` and `a_b` under `underscores`).
+fn check_escaped_label_names(metric: &str, names: &[&str]) -> Result<(), RegistryError> {
+    for scheme in EscapingScheme::ESCAPING {
+        let escaped: Vec<_> = names.iter().map(|n| scheme.escape(n, NameKind::Label)).collect();
+        for (i, e) in escaped.iter().enumerate() {
+            if let Some(j) = escaped[..i].iter().position(|earlier| earlier == e) {
+                return Err(RegistryError::EscapingCollision {
+                    scheme,
+                    kind: NameKind::Label,
+                    metric: metric.to_owned(),
+                    name: names[i].to_owned(),
+                    existing: names[j].to_owned(),
+                    escaped: e.clone().into_owned(),
+                });
+            }
+        }
     }
     Ok(())
 }
@@ -362,7 +458,7 @@ impl Registry {
     pub fn register<M: Registrable>(&self, opts: impl Into<Opts>, metric: M) -> Result<M, RegistryError> {
         let opts = opts.into();
         let name = self.full_name(&opts.name);
-        validate_metric_name(&name)?;
+        validate_metric_name_as(&name, self.inner.validation)?;
         let kind = private::Registrable::metric_type(&metric);
         let label_names = private::Registrable::label_names(&metric);
         let mut const_labels = self.inner.const_labels.clone();
@@ -371,6 +467,7 @@ impl Registry {
             &name,
             const_labels.iter().map(|(n, _)| n.as_str()).chain(label_names.iter().map(String::as_str)),
             kind,
+            self.inner.validation,
         )?;
         let desc = Desc::new(name.clone(), opts.help, opts.unit, kind, const_labels, label_names);
 
@@ -383,6 +480,7 @@ impl Registry {
             return Self::reuse(existing, &desc, &metric);
         }
         families.check_exposed_names(&name, kind)?;
+        families.check_escaped_names(&name, kind)?;
         let collect = private::Registrable::into_collect(metric.clone());
         if collect.overflowed().is_some() {
             self.inner.overflow.track(&name, collect.clone());
@@ -544,7 +642,7 @@ impl Registry {
             return false;
         }
         let mut families = lock(&self.inner.families);
-        families.exposed.retain(|_, (owner, _)| owner != full_name);
+        families.release_exposed_names(full_name);
         families.by_name.remove(full_name).is_some()
     }
 }
@@ -819,6 +917,109 @@ mod tests {
         assert_eq!(snap.value("ids_total", &[crate::OVERFLOW_LABEL_VALUE]), Some(&OwnedValue::Counter(2)));
         assert!(r.unregister("ids_total"));
         assert!(r.snapshot().value(OVERFLOW_METRIC, &["ids_total"]).is_none());
+    }
+
+    fn utf8() -> Registry {
+        Registry::builder().name_validation(NameValidation::Utf8).build().unwrap()
+    }
+
+    fn escaping_collision(e: RegistryError) -> (EscapingScheme, NameKind, String, String, String) {
+        match e {
+            RegistryError::EscapingCollision { scheme, kind, name, existing, escaped, .. } => {
+                (scheme, kind, name, existing, escaped)
+            }
+            other => panic!("expected an escaping collision, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn utf8_names_only_when_asked_for() {
+        let legacy = Registry::new();
+        assert!(matches!(legacy.counter("a.b_total", "x"), Err(RegistryError::InvalidName(_))));
+        assert!(matches!(
+            legacy.string_family(("ok_total", "x"), &["k.v"], Counter::new),
+            Err(RegistryError::InvalidName(_))
+        ));
+        let r = utf8();
+        let c = r.counter("http.server.requests_total", "x").unwrap();
+        c.inc();
+        let _ = r.string_family(("by_total", "x"), &["service.name", "ünïcode"], Counter::new).unwrap();
+        assert!(!r.snapshot().family("http.server.requests_total").unwrap().desc.names_are_legacy());
+        assert!(r.snapshot().family("hotmeter_label_overflow_total").unwrap().desc.names_are_legacy());
+        // Still refused under UTF-8: empty names, the `__` label prefix, `le` on histograms.
+        assert!(matches!(r.counter("", "x"), Err(RegistryError::InvalidName(_))));
+        let e = r.string_family(("c_total", "x"), &["__k"], Counter::new).unwrap_err();
+        assert!(matches!(&e, RegistryError::InvalidName(n) if n.reason == NameErrorReason::ReservedPrefix), "{e:?}");
+        assert!(r.register(("h", "x"), StringFamily::new(&["le"], Histogram::with_default_buckets)).is_err());
+        assert!(Registry::builder().name_validation(NameValidation::Utf8).namespace("my.app").build().is_ok());
+        assert!(Registry::builder().namespace("my.app").build().is_err());
+    }
+
+    #[test]
+    fn escaping_collisions_of_metric_names_are_refused_in_both_orders() {
+        // `a.b` and `a_b` meet under `underscores`.
+        let r = utf8();
+        let _ = r.gauge("a.b", "x").unwrap();
+        let (scheme, kind, name, existing, escaped) = escaping_collision(r.gauge("a_b", "x").unwrap_err());
+        assert_eq!((scheme, kind), (EscapingScheme::Underscores, NameKind::Metric));
+        assert_eq!((name.as_str(), existing.as_str(), escaped.as_str()), ("a_b", "a.b", "a_b"));
+        let r = utf8();
+        let _ = r.gauge("a_b", "x").unwrap();
+        let (_, _, name, existing, _) = escaping_collision(r.gauge("a.b", "x").unwrap_err());
+        assert_eq!((name.as_str(), existing.as_str()), ("a.b", "a_b"));
+        // `a.b` and `a/b` meet under underscores too, and `a.b`, `a_dot_b` under dots.
+        let r = utf8();
+        let _ = r.gauge("a.b", "x").unwrap();
+        assert_eq!(escaping_collision(r.gauge("a/b", "x").unwrap_err()).0, EscapingScheme::Underscores);
+        let r = utf8();
+        let _ = r.gauge("a.b", "x").unwrap();
+        let (scheme, _, _, _, escaped) = escaping_collision(r.gauge("a_dot_b", "x").unwrap_err());
+        assert_eq!((scheme, escaped.as_str()), (EscapingScheme::Dots, "a_dot_b"));
+        // A sample name of a histogram: `l.at` escapes to `l_at`, whose
+        // `_count` a gauge `l_at_count` would repeat.
+        let r = utf8();
+        let _ = r.histogram("l.at", "x", Buckets::default()).unwrap();
+        let (_, _, _, existing, escaped) = escaping_collision(r.gauge("l_at_count", "x").unwrap_err());
+        assert_eq!((existing.as_str(), escaped.as_str()), ("l.at", "l_at_count"));
+        // Distinct under every scheme: fine; re-registration returns the handle;
+        // unregistering frees the escaped names.
+        let r = utf8();
+        let a = r.counter("a.b_total", "x").unwrap();
+        let _ = r.counter("a-c_total", "x").unwrap();
+        a.inc();
+        assert_eq!(r.counter("a.b_total", "x").unwrap().get(), 1);
+        assert!(r.unregister("a.b_total"));
+        let _ = r.counter("a_b_total", "x").unwrap();
+        // The message names both and the scheme.
+        let e = r.counter("a?b_total", "x").unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("\"a?b_total\"") && text.contains("\"a_b_total\"") && text.contains("underscores"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn escaping_collisions_of_label_names_are_refused_within_a_family() {
+        let r = utf8();
+        let e = r.string_family(("x_total", "x"), &["k.v", "k_v"], Counter::new).unwrap_err();
+        let (scheme, kind, name, existing, escaped) = escaping_collision(e.clone());
+        assert_eq!((scheme, kind), (EscapingScheme::Underscores, NameKind::Label));
+        assert_eq!((name.as_str(), existing.as_str(), escaped.as_str()), ("k_v", "k.v", "k_v"));
+        assert!(matches!(e, RegistryError::EscapingCollision { metric, .. } if metric == "x_total"));
+        // `:` is not legal in label names: `k:v` escapes to `k_v` too.
+        assert!(r.string_family(("y_total", "x"), &["k_v", "k:v"], Counter::new).is_err());
+        // Against a constant label of the registry.
+        let r =
+            Registry::builder().name_validation(NameValidation::Utf8).const_label("host.name", "h").build().unwrap();
+        assert!(r.string_family(("z_total", "x"), &["host_name"], Counter::new).is_err());
+        // Two families may each have a label the other's escapes to.
+        let _ = r.string_family(("a_total", "x"), &["k.v"], Counter::new).unwrap();
+        let _ = r.string_family(("b_total", "x"), &["k_v"], Counter::new).unwrap();
+        // And the builder checks its own constant labels.
+        let b =
+            Registry::builder().name_validation(NameValidation::Utf8).const_label("a.b", "1").const_label("a_b", "2");
+        assert!(matches!(b.build(), Err(RegistryError::EscapingCollision { .. })));
     }
 
     #[test]

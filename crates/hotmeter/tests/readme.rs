@@ -30,3 +30,15 @@ fn readme_five_lines_and_labels() -> Result<(), Box<dyn std::error::Error>> {
     assert_eq!(latency.snapshot().count(), 1);
     Ok(())
 }
+
+#[test]
+fn readme_utf8_names() -> Result<(), Box<dyn std::error::Error>> {
+    let registry = hotmeter::Registry::builder().name_validation(hotmeter::NameValidation::Utf8).build()?;
+    let requests = registry.counter("http.server.requests_total", "Requests served.")?;
+    requests.inc();
+    assert!(matches!(
+        registry.counter("http_server_requests_total", "Requests served."),
+        Err(hotmeter::RegistryError::EscapingCollision { .. })
+    ));
+    Ok(())
+}
