@@ -7,6 +7,7 @@
 //! |---|---|
 //! | [`encode_text`], [`TEXT_CONTENT_TYPE`] | Prometheus text format 0.0.4 |
 //! | [`encode_openmetrics`], [`OPENMETRICS_CONTENT_TYPE`], [`wants_openmetrics`] | OpenMetrics 1.0 text, by `Accept` negotiation |
+//! | [`encode_protobuf`], [`PROTOBUF_CONTENT_TYPE`] | the Prometheus protobuf format (length-delimited `MetricFamily`), the one that carries native histograms |
 //! | [`encode_json`] | a JSON snapshot with quantile estimates |
 //! | [`register_process_metrics`] | `process_*` metrics from Linux `/proc` |
 //! | [`promtool::check_metrics`] | runs `promtool check metrics` on exposition, for tests |
@@ -34,10 +35,15 @@
 //! ```
 //!
 //! ## Features
-//! None: the server is always built (hyper, tokio).
+//! The server is always built (hyper, tokio).
+//! - `client-model`: [`client_model`], `prost` types of client_model's
+//!   `metrics.proto` to decode protobuf exposition with (tests, benchmarks).
+//!   The encoder itself needs no protobuf crate.
 
 #![forbid(unsafe_code)]
 
+#[cfg(any(test, feature = "client-model"))]
+pub mod client_model;
 mod connections;
 mod dashboard;
 mod history;
@@ -45,6 +51,7 @@ mod json;
 mod openmetrics;
 mod process;
 pub mod promtool;
+mod protobuf;
 mod server;
 mod text;
 
@@ -54,5 +61,6 @@ pub use history::HistoryConfig;
 pub use json::{JSON_CONTENT_TYPE, encode_json};
 pub use openmetrics::{OPENMETRICS_CONTENT_TYPE, encode_openmetrics, wants_openmetrics};
 pub use process::register_process_metrics;
+pub use protobuf::{PROTOBUF_CONTENT_TYPE, encode_protobuf};
 pub use server::{Auth, DEFAULT_LISTEN, Exporter, Limits, MetricsService, ServerHandle, ThreadedServer};
 pub use text::{TEXT_CONTENT_TYPE, encode_text};
