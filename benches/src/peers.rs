@@ -161,6 +161,49 @@ pub trait Render {
     fn render_reused(&mut self) -> usize;
     /// The rendered text, for checking it before timing.
     fn text(&mut self) -> Vec<u8>;
+    /// Renders the Prometheus protobuf format (length-delimited
+    /// `io.prometheus.client.MetricFamily`) into `out`, cleared first, with
+    /// the library's own encoder; `false` for a library without one.
+    fn render_protobuf(&mut self, out: &mut Vec<u8>) -> bool {
+        let _ = out;
+        false
+    }
+}
+
+/// Checks that a protobuf rendering decodes (with prost types of
+/// `metrics.proto` that are no library's under test) and holds the `n`
+/// series of `kind` (those carrying the shape's first label), each with its
+/// value or its buckets, or the comparison would be void.
+pub fn assert_complete_protobuf(lib: &str, bytes: &[u8], kind: Kind, shape: Shape, n: usize) {
+    let families = hotmeter_exporter::client_model::decode_delimited(bytes)
+        .unwrap_or_else(|e| panic!("{lib}: protobuf does not decode: {e}"));
+    let label = shape.label_names()[0];
+    let mut found = 0;
+    let series = families.iter().flat_map(|f| &f.metric);
+    for m in series.filter(|m| m.label.iter().any(|l| l.name.as_deref() == Some(label))) {
+        match kind {
+            Kind::Counter => {
+                if let Some(c) = &m.counter {
+                    // A zero may be left out (proto3-style encoders do).
+                    let got = c.value.unwrap_or(0.0);
+                    if shape == Shape::Short {
+                        let id = m.label.iter().find_map(|l| l.value.as_deref()?.parse::<usize>().ok());
+                        let id = id.unwrap_or_else(|| panic!("{lib}: no id"));
+                        assert_eq!(got, value(id) as f64, "{lib}: value of id={id}");
+                    }
+                    found += 1;
+                }
+            }
+            Kind::Histogram => {
+                if let Some(h) = &m.histogram {
+                    assert_eq!(h.sample_count, Some(OBS_PER_SERIES as u64), "{lib}: histogram count");
+                    assert!(h.bucket.len() >= BUCKETS.len(), "{lib}: {} buckets", h.bucket.len());
+                    found += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(found, n, "{lib} rendered {found} series in protobuf, expected {n}");
 }
 
 /// Builds `lib`'s family of `n` series of `kind` in `shape`, every series
@@ -307,6 +350,11 @@ impl Render for HotmeterFamily {
         hotmeter_exporter::encode_text(&self.registry, &mut out);
         out
     }
+    fn render_protobuf(&mut self, out: &mut Vec<u8>) -> bool {
+        out.clear();
+        hotmeter_exporter::encode_protobuf(&self.registry, out);
+        true
+    }
 }
 
 struct PrometheusFamily {
@@ -373,6 +421,12 @@ impl Render for PrometheusFamily {
         self.encode(&mut out);
         out
     }
+    fn render_protobuf(&mut self, out: &mut Vec<u8>) -> bool {
+        out.clear();
+        prometheus::Encoder::encode(&prometheus::ProtobufEncoder::new(), &self.registry.gather(), out)
+            .expect("encodes");
+        true
+    }
 }
 
 type PcLabels = Vec<(String, String)>;
@@ -435,6 +489,15 @@ impl Render for PrometheusClientFamily {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("encodes");
         out.into_bytes()
+    }
+    /// Its encoder builds prost messages, which prost then serialises.
+    fn render_protobuf(&mut self, out: &mut Vec<u8>) -> bool {
+        out.clear();
+        let families = prometheus_client::encoding::prometheus_protobuf::encode(&self.registry).expect("encodes");
+        for f in &families {
+            prost::Message::encode_length_delimited(f, out).expect("room in a Vec");
+        }
+        true
     }
 }
 
@@ -720,6 +783,16 @@ impl Render for FastmetricsFamily {
         )
         .expect("encodes");
         out.into_bytes()
+    }
+    fn render_protobuf(&mut self, out: &mut Vec<u8>) -> bool {
+        out.clear();
+        fastmetrics::format::protobuf::encode(
+            out,
+            &self.registry,
+            fastmetrics::format::protobuf::ProtobufProfile::Prometheus,
+        )
+        .expect("encodes");
+        true
     }
 }
 

@@ -7,7 +7,8 @@
 //! |---|---|
 //! | [`encode_text`], [`TEXT_CONTENT_TYPE`] | Prometheus text format 0.0.4 |
 //! | [`encode_openmetrics`], [`OPENMETRICS_CONTENT_TYPE`] | OpenMetrics 1.0 text |
-//! | [`negotiate`], [`Offered`], [`Negotiated`], [`ExpositionFormat`], [`encode_negotiated`] | content negotiation over text 0.0.4 and 1.0.0, OpenMetrics 0.0.1 and 1.0.0 and protobuf, with `escaping=`; the chosen text format written with UTF-8 names quoted or escaped |
+//! | [`encode_protobuf`], [`PROTOBUF_CONTENT_TYPE`] | the Prometheus protobuf format (length-delimited `MetricFamily`), the one that carries native histograms |
+//! | [`negotiate`], [`Offered`], [`Negotiated`], [`ExpositionFormat`], [`encode_negotiated`] | content negotiation over text 0.0.4 and 1.0.0, OpenMetrics 0.0.1 and 1.0.0 and protobuf, with `escaping=`; the chosen format written with UTF-8 names quoted or escaped |
 //! | [`encode_json`] | a JSON snapshot with quantile estimates |
 //! | [`register_process_metrics`] | `process_*` metrics from Linux `/proc` |
 //! | [`promtool::check_metrics`] | runs `promtool check metrics` on exposition, for tests |
@@ -35,10 +36,15 @@
 //! ```
 //!
 //! ## Features
-//! None: the server is always built (hyper, tokio).
+//! The server is always built (hyper, tokio).
+//! - `client-model`: [`client_model`], `prost` types of client_model's
+//!   `metrics.proto` to decode protobuf exposition with (tests, benchmarks).
+//!   The encoder itself needs no protobuf crate.
 
 #![forbid(unsafe_code)]
 
+#[cfg(any(test, feature = "client-model"))]
+pub mod client_model;
 mod connections;
 mod dashboard;
 mod history;
@@ -47,6 +53,7 @@ mod negotiate;
 mod openmetrics;
 mod process;
 pub mod promtool;
+mod protobuf;
 mod server;
 mod text;
 
@@ -59,5 +66,6 @@ pub use negotiate::{ExpositionFormat, Negotiated, Offered, negotiate};
 pub use openmetrics::wants_openmetrics;
 pub use openmetrics::{OPENMETRICS_CONTENT_TYPE, encode_openmetrics};
 pub use process::register_process_metrics;
+pub use protobuf::{PROTOBUF_CONTENT_TYPE, encode_protobuf, encode_protobuf_escaped};
 pub use server::{Auth, DEFAULT_LISTEN, Exporter, Limits, MetricsService, ServerHandle, ThreadedServer};
 pub use text::{TEXT_CONTENT_TYPE, encode_negotiated, encode_text};

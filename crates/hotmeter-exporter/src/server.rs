@@ -716,18 +716,16 @@ async fn answer(
 }
 
 // ---------------------------------------------------------------------------
-// MERGE(protobuf): the one place that says what `/metrics` can produce.
-// When `crate::protobuf` lands: `METRICS_FORMATS = Offered::ALL`, and the
-// `Protobuf` arm below calls `crate::encode_protobuf(registry, out)` and
-// returns `chosen`. Until then the server never claims protobuf: negotiation
-// is told it is not offered, and the arm is unreachable (it writes text
-// 0.0.4 and says so, should it ever be reached).
-const METRICS_FORMATS: Offered = Offered::TEXT;
+// What `/metrics` can produce: every format negotiation knows.
+const METRICS_FORMATS: Offered = Offered::ALL;
 
 /// Writes `chosen` and returns what was written (for `Content-Type`).
 fn encode_metrics(registry: &hotmeter::Registry, chosen: Negotiated, out: &mut Vec<u8>) -> Negotiated {
     match chosen.format {
-        ExpositionFormat::Protobuf => encode_negotiated(registry, Negotiated::default(), out),
+        ExpositionFormat::Protobuf => {
+            crate::protobuf::encode_protobuf_escaped(registry, chosen.escaping, out);
+            chosen
+        }
         _ => encode_negotiated(registry, chosen, out),
     }
 }

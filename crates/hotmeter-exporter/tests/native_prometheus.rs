@@ -70,16 +70,10 @@ fn prometheus_ingests_native_histograms_over_protobuf_and_agrees_on_quantiles() 
     );
     let registry = Registry::new();
     let h = registry
-        .native_histogram(
-            "work_seconds",
-            "Work.",
-            NativeOpts::new().classic(Buckets::new([0.001, 0.01, 0.1]).unwrap()),
-        )
+        .native_histogram("work_seconds", "Work.", NativeOpts::new().classic(Buckets::new([0.001, 0.01, 0.1]).unwrap()))
         .unwrap();
-    let server = hotmeter_exporter::Exporter::new(registry.clone())
-        .listen("127.0.0.1:0".parse().unwrap())
-        .start()
-        .unwrap();
+    let server =
+        hotmeter_exporter::Exporter::new(registry.clone()).listen("127.0.0.1:0".parse().unwrap()).start().unwrap();
     let target = server.local_addr();
 
     let dir = std::env::temp_dir().join(format!("hotmeter-native-{}", std::process::id()));

@@ -61,7 +61,13 @@ fn every_format_is_negotiated_and_gzipped() {
             "text/plain; version=1.0.0; charset=utf-8; escaping=values",
             "U__jobs_2e_done__total 7\n",
         ),
-        (protobuf, "text/plain; version=0.0.4; charset=utf-8", "jobs_done_total 7\n"),
+        // Delimited MetricFamily: the escaped family name, then the counter
+        // (tag 0x1a) holding one double (tag 0x09) of 7.0 at the very end.
+        (
+            protobuf,
+            "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited; escaping=underscores",
+            "\x1a\x09\x09\x00\x00\x00\x00\x00\x00\x1c@",
+        ),
     ];
     for (accept, content_type, tail) in cases {
         for gzip in [false, true] {
@@ -78,13 +84,16 @@ fn every_format_is_negotiated_and_gzipped() {
             assert_eq!(resp.header("vary"), Some("Accept, Accept-Encoding"));
             let body = if gzip {
                 assert_eq!(resp.header("content-encoding"), Some("gzip"), "{accept}");
-                let mut plain = String::new();
-                flate2::read::GzDecoder::new(&resp.body[..]).read_to_string(&mut plain).unwrap();
-                plain
+                let mut plain = Vec::new();
+                flate2::read::GzDecoder::new(&resp.body[..]).read_to_end(&mut plain).unwrap();
+                String::from_utf8(plain).unwrap()
             } else {
                 assert_eq!(resp.header("content-encoding"), None);
                 resp.text()
             };
+            if accept == protobuf {
+                assert!(body.contains("jobs_done_total") && !body.contains("jobs.done"), "escaped: {body:?}");
+            }
             assert!(body.ends_with(tail), "{accept} (gzip {gzip}): {body}");
         }
     }

@@ -1,0 +1,577 @@
+//! The Prometheus protobuf exposition format: length-delimited
+//! `io.prometheus.client.MetricFamily` messages, one per family, as
+//! client_model's `metrics.proto` defines them. The only format that
+//! carries native histograms to Prometheus.
+//!
+//! Owns: writing the wire format straight into a caller-owned buffer from
+//! one registry walk (varints, tags, little-endian doubles), with no
+//! message structs and no allocation per series; every metric and label
+//! name goes through [`wire_name`], the one place a name-escaping scheme
+//! hooks in. Must not: hold any lock a recording thread could wait on (it
+//! only reads snapshots), negotiate content types or escape names (the
+//! server and `negotiate` do that), or know how a native histogram records.
+//!
+//! What is sent, following client_golang (the reference producer):
+//! - names as registered, so a counter family keeps its `_total`;
+//! - label pairs constant labels first, then the family's labels, in
+//!   declaration order (Prometheus sorts them when it parses);
+//! - integer counters and gauges as doubles (the format has no integers);
+//! - classic buckets cumulative, without the `+Inf` bucket (it is the
+//!   sample count) unless that bucket has an exemplar to carry;
+//! - native histograms with schema, zero threshold and zero count always
+//!   set, spans and deltas from [`hotmeter::spans_and_deltas`], deltas
+//!   packed, and a no-op span (offset 0, length 0) when the histogram has no
+//!   observations and a zero threshold of 0, which would otherwise read as
+//!   a classic histogram; classic buckets alongside when it keeps them;
+//! - exemplars with their one `trace_id` label and a millisecond timestamp;
+//! - no `created_timestamp` yet (the core does not record it): each kind's
+//!   body is written between one `open`/`close` pair, so adding it is one
+//!   [`timestamp`] call per kind.
+//!
+//! Nested lengths: a message's length comes before its bytes. Small
+//! messages whose size is known up front (label pairs, plain buckets,
+//! quantiles, spans) get it computed exactly. The rest reserve a guessed
+//! number of bytes for the length, are written, and are shifted when the
+//! length needs a different number of bytes: a series' `Metric` guesses
+//! what the family's previous series needed (series of a family are alike,
+//! so after the first series a shift is rare), a family guesses three
+//! bytes (16 KiB to 2 MiB, where a family of thousands of series lands; a
+//! smaller family is cheap to shift, a larger one is shifted once).
+//!
+//! Spec: <https://github.com/prometheus/client_model/blob/master/io/prometheus/client/metrics.proto>,
+//! <https://prometheus.io/docs/instrumenting/exposition_formats/#protobuf-format>
+
+use std::borrow::Cow;
+
+use hotmeter::{Desc, EscapingScheme, Exemplar, Labels, MetricType, NameKind, NativeBuckets, Registry, Value, Visitor};
+
+/// Content type of the Prometheus protobuf format (length-delimited
+/// `MetricFamily` messages).
+pub const PROTOBUF_CONTENT_TYPE: &str =
+    "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
+
+/// Appends the Prometheus protobuf format of everything in `registry` to
+/// `out`: one length-delimited `io.prometheus.client.MetricFamily` per
+/// family, in name order.
+///
+/// ```
+/// let registry = hotmeter::Registry::new();
+/// registry.counter("jobs_total", "Jobs run.")?.inc_by(3);
+/// let mut out = Vec::new();
+/// hotmeter_exporter::encode_protobuf(&registry, &mut out);
+/// assert_eq!(
+///     out,
+///     [
+///         &[38u8][..],                                // MetricFamily, 38 bytes
+///         &[0x0a, 10], b"jobs_total",                 // name
+///         &[0x12, 9], b"Jobs run.",                   // help
+///         &[0x18, 0],                                 // type COUNTER
+///         &[0x22, 11, 0x1a, 9, 0x09],                 // metric { counter { value
+///         &3.0f64.to_le_bytes(),                      // 3.0 } }
+///     ]
+///     .concat()
+/// );
+/// # Ok::<(), hotmeter::RegistryError>(())
+/// ```
+pub fn encode_protobuf(registry: &Registry, out: &mut Vec<u8>) {
+    encode_protobuf_escaped(registry, EscapingScheme::AllowUtf8, out);
+}
+
+/// As [`encode_protobuf`], with every UTF-8 metric and label name escaped
+/// by `escaping` (names valid under the legacy rules are sent as they are;
+/// a registry that has only those pays nothing for this).
+pub fn encode_protobuf_escaped(registry: &Registry, escaping: EscapingScheme, out: &mut Vec<u8>) {
+    let mut encoder = Encoder::new(out);
+    encoder.escaping = escaping;
+    registry.collect(&mut encoder);
+    encoder.finish();
+}
+
+/// The name a metric or label name is sent as: the one place every name
+/// passes. Escaped by the negotiated scheme unless the family's names are
+/// all legacy-valid (then borrowed, with no scan).
+#[inline]
+fn wire_name(name: &str, kind: NameKind, escaping: Option<EscapingScheme>) -> Cow<'_, str> {
+    match escaping {
+        None => Cow::Borrowed(name),
+        Some(scheme) => scheme.escape(name, kind),
+    }
+}
+
+/// Field numbers of `metrics.proto`, by message.
+mod field {
+    pub(super) mod family {
+        pub(crate) const NAME: u32 = 1;
+        pub(crate) const HELP: u32 = 2;
+        pub(crate) const TYPE: u32 = 3;
+        pub(crate) const METRIC: u32 = 4;
+        pub(crate) const UNIT: u32 = 5;
+    }
+    pub(super) mod metric {
+        pub(crate) const LABEL: u32 = 1;
+        pub(crate) const GAUGE: u32 = 2;
+        pub(crate) const COUNTER: u32 = 3;
+        pub(crate) const SUMMARY: u32 = 4;
+        pub(crate) const HISTOGRAM: u32 = 7;
+    }
+    pub(super) mod label_pair {
+        pub(crate) const NAME: u32 = 1;
+        pub(crate) const VALUE: u32 = 2;
+    }
+    /// `Gauge`, `Counter` and `Untyped` all keep their value in field 1.
+    pub(super) const VALUE: u32 = 1;
+    pub(super) mod counter {
+        pub(crate) const EXEMPLAR: u32 = 2;
+        #[allow(dead_code)] // Not recorded yet.
+        pub(crate) const CREATED_TIMESTAMP: u32 = 3;
+    }
+    pub(super) mod summary {
+        pub(crate) const SAMPLE_COUNT: u32 = 1;
+        pub(crate) const SAMPLE_SUM: u32 = 2;
+        pub(crate) const QUANTILE: u32 = 3;
+        #[allow(dead_code)] // Not recorded yet.
+        pub(crate) const CREATED_TIMESTAMP: u32 = 4;
+    }
+    pub(super) mod quantile {
+        pub(crate) const QUANTILE: u32 = 1;
+        pub(crate) const VALUE: u32 = 2;
+    }
+    pub(super) mod histogram {
+        pub(crate) const SAMPLE_COUNT: u32 = 1;
+        pub(crate) const SAMPLE_SUM: u32 = 2;
+        pub(crate) const BUCKET: u32 = 3;
+        pub(crate) const SCHEMA: u32 = 5;
+        pub(crate) const ZERO_THRESHOLD: u32 = 6;
+        pub(crate) const ZERO_COUNT: u32 = 7;
+        pub(crate) const NEGATIVE_SPAN: u32 = 9;
+        pub(crate) const NEGATIVE_DELTA: u32 = 10;
+        pub(crate) const POSITIVE_SPAN: u32 = 12;
+        pub(crate) const POSITIVE_DELTA: u32 = 13;
+        #[allow(dead_code)] // Not recorded yet.
+        pub(crate) const CREATED_TIMESTAMP: u32 = 15;
+    }
+    pub(super) mod bucket {
+        pub(crate) const CUMULATIVE_COUNT: u32 = 1;
+        pub(crate) const UPPER_BOUND: u32 = 2;
+        pub(crate) const EXEMPLAR: u32 = 3;
+    }
+    pub(super) mod span {
+        pub(crate) const OFFSET: u32 = 1;
+        pub(crate) const LENGTH: u32 = 2;
+    }
+    pub(super) mod exemplar {
+        pub(crate) const LABEL: u32 = 1;
+        pub(crate) const VALUE: u32 = 2;
+        pub(crate) const TIMESTAMP: u32 = 3;
+    }
+    /// `google.protobuf.Timestamp`.
+    pub(super) mod timestamp {
+        pub(crate) const SECONDS: u32 = 1;
+        pub(crate) const NANOS: u32 = 2;
+    }
+}
+
+/// `MetricType` enum values.
+fn type_number(kind: MetricType) -> u64 {
+    match kind {
+        MetricType::Counter => 0,
+        MetricType::Gauge => 1,
+        MetricType::Summary => 2,
+        MetricType::Histogram => 4,
+        // UNTYPED, for a kind this encoder does not know yet.
+        _ => 3,
+    }
+}
+
+/// What a family guesses its length needs (see the module docs).
+const FAMILY_LENGTH_GUESS: usize = 3;
+
+/// A [`Visitor`] that writes the protobuf format.
+struct Encoder<'a> {
+    out: &'a mut Vec<u8>,
+    /// The family being written, until the next one starts or the walk ends.
+    family: Option<Open>,
+    /// Bytes the previous series' `Metric` length took: the next one's guess.
+    metric_width: usize,
+    /// The open family's unit, written after its metrics.
+    unit: Option<hotmeter::Unit>,
+    /// Reused by native histograms.
+    spans: Vec<(i32, u32)>,
+    deltas: Vec<i64>,
+    /// How to send UTF-8 names.
+    escaping: EscapingScheme,
+    /// The current family's scheme when it has a non-legacy name, else `None`.
+    family_escaping: Option<EscapingScheme>,
+}
+
+impl<'a> Encoder<'a> {
+    fn new(out: &'a mut Vec<u8>) -> Self {
+        Self {
+            out,
+            family: None,
+            metric_width: 1,
+            unit: None,
+            spans: Vec::new(),
+            deltas: Vec::new(),
+            escaping: EscapingScheme::AllowUtf8,
+            family_escaping: None,
+        }
+    }
+
+    /// Closes the last family.
+    fn finish(&mut self) {
+        if let Some(family) = self.family.take() {
+            if let Some(unit) = self.unit.take() {
+                string(self.out, field::family::UNIT, unit.as_str());
+            }
+            close(self.out, family);
+        }
+    }
+}
+
+impl Visitor for Encoder<'_> {
+    fn family(&mut self, desc: &Desc) {
+        self.finish();
+        let out = &mut *self.out;
+        // Delimited: the family's length, then its fields (no tag).
+        self.family = Some(open(out, FAMILY_LENGTH_GUESS));
+        self.metric_width = 1;
+        self.family_escaping =
+            (!desc.names_are_legacy() && self.escaping != EscapingScheme::AllowUtf8).then_some(self.escaping);
+        string(out, field::family::NAME, &wire_name(&desc.name, NameKind::Metric, self.family_escaping));
+        string(out, field::family::HELP, &desc.help);
+        uint(out, field::family::TYPE, type_number(desc.kind));
+        // As OpenMetrics does: only a unit the name ends with. Written after
+        // the metrics, in field-number order as client_golang's are.
+        self.unit = desc.unit.clone().filter(|unit| {
+            let stem = match desc.kind {
+                MetricType::Counter => desc.name.strip_suffix("_total").unwrap_or(&desc.name),
+                _ => &desc.name,
+            };
+            stem.strip_suffix(unit.as_str()).is_some_and(|rest| rest.ends_with('_'))
+        });
+    }
+
+    fn size_hint(&mut self, bytes: usize) {
+        // Text bytes: the protobuf form of the same samples is about as long
+        // for counters and shorter for histograms.
+        self.out.reserve(bytes);
+    }
+
+    fn sample(&mut self, labels: &Labels<'_>, value: &Value<'_>) {
+        let out = &mut *self.out;
+        tag(out, field::family::METRIC, LEN);
+        let metric = open(out, self.metric_width);
+        for (name, value) in labels.iter() {
+            label_pair(out, field::metric::LABEL, &wire_name(name, NameKind::Label, self.family_escaping), value);
+        }
+        match *value {
+            Value::Counter(v) => counter(out, v as f64, None),
+            Value::TracedCounter { total, exemplar } => counter(out, total as f64, exemplar.as_ref()),
+            Value::FloatCounter(v) => counter(out, v, None),
+            Value::Gauge(v) => gauge(out, v),
+            Value::IntGauge(v) => gauge(out, v as f64),
+            Value::Histogram { bounds, counts, sum, count, exemplars } => {
+                tag(out, field::metric::HISTOGRAM, LEN);
+                let h = open(out, 1);
+                uint(out, field::histogram::SAMPLE_COUNT, count);
+                double(out, field::histogram::SAMPLE_SUM, sum);
+                classic_buckets(out, bounds, counts, exemplars);
+                close(out, h);
+            }
+            Value::NativeHistogram { native, bounds, counts, exemplars } => {
+                tag(out, field::metric::HISTOGRAM, LEN);
+                let h = open(out, 1);
+                uint(out, field::histogram::SAMPLE_COUNT, native.count);
+                double(out, field::histogram::SAMPLE_SUM, native.sum);
+                if !bounds.is_empty() {
+                    classic_buckets(out, bounds, counts, exemplars);
+                }
+                native_buckets(out, &native, &mut self.spans, &mut self.deltas);
+                close(out, h);
+            }
+            Value::Summary { quantiles, sum, count } => {
+                tag(out, field::metric::SUMMARY, LEN);
+                let s = open(out, 1);
+                uint(out, field::summary::SAMPLE_COUNT, count);
+                double(out, field::summary::SAMPLE_SUM, sum);
+                for &(q, v) in quantiles {
+                    tag(out, field::summary::QUANTILE, LEN);
+                    out.push(18);
+                    double(out, field::quantile::QUANTILE, q);
+                    double(out, field::quantile::VALUE, v);
+                }
+                close(out, s);
+            }
+        }
+        self.metric_width = close(out, metric);
+    }
+}
+
+/// A `Counter` message.
+#[inline]
+fn counter(out: &mut Vec<u8>, value: f64, exemplar: Option<&Exemplar>) {
+    tag(out, field::metric::COUNTER, LEN);
+    let c = open(out, 1);
+    double(out, field::VALUE, value);
+    if let Some(e) = exemplar {
+        write_exemplar(out, field::counter::EXEMPLAR, e);
+    }
+    close(out, c);
+}
+
+/// A `Gauge` message.
+#[inline]
+fn gauge(out: &mut Vec<u8>, value: f64) {
+    tag(out, field::metric::GAUGE, LEN);
+    out.push(9);
+    double(out, field::VALUE, value);
+}
+
+/// Cumulative `Bucket`s for `bounds` (`+Inf` only with an exemplar).
+fn classic_buckets(out: &mut Vec<u8>, bounds: &[f64], counts: &[u64], exemplars: &[Option<Exemplar>]) {
+    let mut cumulative = 0u64;
+    for (i, (&bound, &c)) in bounds.iter().zip(counts).enumerate() {
+        cumulative += c;
+        bucket(out, cumulative, bound, exemplars.get(i).and_then(Option::as_ref));
+    }
+    if let Some(Some(e)) = exemplars.get(bounds.len()) {
+        cumulative += counts.get(bounds.len()).copied().unwrap_or(0);
+        bucket(out, cumulative, f64::INFINITY, Some(e));
+    }
+}
+
+/// One `Bucket`.
+#[inline]
+fn bucket(out: &mut Vec<u8>, cumulative: u64, upper_bound: f64, exemplar: Option<&Exemplar>) {
+    tag(out, field::histogram::BUCKET, LEN);
+    match exemplar {
+        None => {
+            varint(out, (1 + varint_len(cumulative) + 9) as u64);
+            uint(out, field::bucket::CUMULATIVE_COUNT, cumulative);
+            double(out, field::bucket::UPPER_BOUND, upper_bound);
+        }
+        Some(e) => {
+            let b = open(out, 1);
+            uint(out, field::bucket::CUMULATIVE_COUNT, cumulative);
+            double(out, field::bucket::UPPER_BOUND, upper_bound);
+            write_exemplar(out, field::bucket::EXEMPLAR, e);
+            close(out, b);
+        }
+    }
+}
+
+/// The native part of a `Histogram` message.
+fn native_buckets(out: &mut Vec<u8>, native: &NativeBuckets<'_>, spans: &mut Vec<(i32, u32)>, deltas: &mut Vec<i64>) {
+    use field::histogram as h;
+    varint_field(out, h::SCHEMA, zigzag(i64::from(native.schema)));
+    double(out, h::ZERO_THRESHOLD, native.zero_threshold);
+    uint(out, h::ZERO_COUNT, native.zero_count);
+    hotmeter::spans_and_deltas(native.negative, spans, deltas);
+    spans_field(out, h::NEGATIVE_SPAN, spans);
+    deltas_field(out, h::NEGATIVE_DELTA, deltas);
+    hotmeter::spans_and_deltas(native.positive, spans, deltas);
+    if spans.is_empty() && native.negative.is_empty() && native.zero_threshold == 0.0 && native.zero_count == 0 {
+        // Without observations and with no zero bucket, nothing above would
+        // tell a scraper this is a native histogram: a no-op span does.
+        spans.push((0, 0));
+    }
+    spans_field(out, h::POSITIVE_SPAN, spans);
+    deltas_field(out, h::POSITIVE_DELTA, deltas);
+}
+
+/// Repeated `BucketSpan`s (offsets `sint32`, lengths `uint32`).
+fn spans_field(out: &mut Vec<u8>, number: u32, spans: &[(i32, u32)]) {
+    for &(offset, length) in spans {
+        let offset = zigzag(i64::from(offset));
+        tag(out, number, LEN);
+        varint(out, (2 + varint_len(offset) + varint_len(u64::from(length))) as u64);
+        varint_field(out, field::span::OFFSET, offset);
+        varint_field(out, field::span::LENGTH, u64::from(length));
+    }
+}
+
+/// Repeated `sint64` deltas, packed (parsers take packed and unpacked
+/// alike; packed is one tag and one length for all of them).
+fn deltas_field(out: &mut Vec<u8>, number: u32, deltas: &[i64]) {
+    if deltas.is_empty() {
+        return;
+    }
+    tag(out, number, LEN);
+    let len: usize = deltas.iter().map(|&d| varint_len(zigzag(d))).sum();
+    varint(out, len as u64);
+    for &d in deltas {
+        varint(out, zigzag(d));
+    }
+}
+
+/// An `Exemplar` message: the `trace_id` label, the value, the time.
+fn write_exemplar(out: &mut Vec<u8>, number: u32, e: &Exemplar) {
+    tag(out, number, LEN);
+    let x = open(out, 1);
+    label_pair(out, field::exemplar::LABEL, "trace_id", e.trace_id.as_str());
+    double(out, field::exemplar::VALUE, e.value);
+    timestamp(out, field::exemplar::TIMESTAMP, e.timestamp);
+    close(out, x);
+}
+
+/// A `google.protobuf.Timestamp` from seconds since the Unix epoch, to the
+/// millisecond Prometheus keeps (zero fields left out, as proto3 does).
+fn timestamp(out: &mut Vec<u8>, number: u32, seconds: f64) {
+    let ms = (seconds * 1e3).round() as i64;
+    let (secs, nanos) = (ms.div_euclid(1000), ms.rem_euclid(1000) * 1_000_000);
+    // int64 and int32 are plain two's-complement varints (not zigzag).
+    let len = if secs != 0 { 1 + varint_len(secs as u64) } else { 0 }
+        + if nanos != 0 { 1 + varint_len(nanos as u64) } else { 0 };
+    tag(out, number, LEN);
+    varint(out, len as u64);
+    if secs != 0 {
+        varint_field(out, field::timestamp::SECONDS, secs as u64);
+    }
+    if nanos != 0 {
+        varint_field(out, field::timestamp::NANOS, nanos as u64);
+    }
+}
+
+/// A `LabelPair` message (its length computed up front).
+#[inline]
+fn label_pair(out: &mut Vec<u8>, number: u32, name: &str, value: &str) {
+    let len = 2 + varint_len(name.len() as u64) + name.len() + varint_len(value.len() as u64) + value.len();
+    tag(out, number, LEN);
+    varint(out, len as u64);
+    string(out, field::label_pair::NAME, name);
+    string(out, field::label_pair::VALUE, value);
+}
+
+// The wire format: <https://protobuf.dev/programming-guides/encoding/>.
+// Hand-written rather than prost's `encoding` helpers: these write into a
+// `Vec` with a one-byte fast path and need no `BufMut`, and the exporter
+// then depends on no protobuf crate at all (prost is only the tests'
+// independent decoder).
+
+/// Wire type of varints.
+const VARINT: u8 = 0;
+/// Wire type of 64-bit fixed values (doubles).
+const I64: u8 = 1;
+/// Wire type of length-delimited values (strings, messages, packed).
+const LEN: u8 = 2;
+
+/// A field's key: its number and wire type.
+#[inline]
+fn tag(out: &mut Vec<u8>, number: u32, wire_type: u8) {
+    varint(out, u64::from(number << 3 | u32::from(wire_type)));
+}
+
+/// A base-128 varint, least significant group first.
+#[inline]
+fn varint(out: &mut Vec<u8>, v: u64) {
+    if v < 0x80 {
+        out.push(v as u8);
+    } else {
+        let mut buf = [0u8; 10];
+        let n = varint_into(&mut buf, v);
+        out.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// Writes `v` as a varint at the start of `buf`; returns its length.
+#[inline]
+fn varint_into(buf: &mut [u8; 10], mut v: u64) -> usize {
+    let mut i = 0;
+    while v >= 0x80 {
+        buf[i] = v as u8 | 0x80;
+        v >>= 7;
+        i += 1;
+    }
+    buf[i] = v as u8;
+    i + 1
+}
+
+/// Bytes the varint of `v` takes (1 to 10).
+#[inline]
+fn varint_len(v: u64) -> usize {
+    // Significant bits, rounded up to groups of 7; zero takes one byte.
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// ZigZag: `sint32`/`sint64` map small magnitudes of either sign to small
+/// varints (0, -1, 1, -2 ... to 0, 1, 2, 3 ...).
+#[inline]
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+#[inline]
+fn varint_field(out: &mut Vec<u8>, number: u32, v: u64) {
+    tag(out, number, VARINT);
+    varint(out, v);
+}
+
+#[inline]
+fn uint(out: &mut Vec<u8>, number: u32, v: u64) {
+    varint_field(out, number, v);
+}
+
+#[inline]
+fn double(out: &mut Vec<u8>, number: u32, v: f64) {
+    tag(out, number, I64);
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+#[inline]
+fn string(out: &mut Vec<u8>, number: u32, s: &str) {
+    tag(out, number, LEN);
+    varint(out, s.len() as u64);
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// A length-delimited value being written: where its body starts and how
+/// many bytes were reserved before it for its length.
+#[derive(Clone, Copy, Debug)]
+struct Open {
+    body: usize,
+    width: usize,
+}
+
+/// Reserves `guess` bytes for a length (the tag, if any, already written).
+#[inline]
+fn open(out: &mut Vec<u8>, guess: usize) -> Open {
+    out.extend_from_slice(&[0u8; 10][..guess]);
+    Open { body: out.len(), width: guess }
+}
+
+/// Writes the length of the body since `open`, shifting the body when the
+/// length takes more or fewer bytes than were reserved; returns how many
+/// it took.
+#[inline]
+fn close(out: &mut Vec<u8>, open: Open) -> usize {
+    let len = out.len() - open.body;
+    let start = open.body - open.width;
+    if len < 0x80 && open.width == 1 {
+        out[start] = len as u8;
+        return 1;
+    }
+    let width = varint_len(len as u64);
+    shift_body(out, open, width);
+    let mut buf = [0u8; 10];
+    varint_into(&mut buf, len as u64);
+    out[start..start + width].copy_from_slice(&buf[..width]);
+    width
+}
+
+#[cold]
+fn shift_body(out: &mut Vec<u8>, open: Open, width: usize) {
+    let end = out.len();
+    if width > open.width {
+        let by = width - open.width;
+        out.resize(end + by, 0);
+        out.copy_within(open.body..end, open.body + by);
+    } else if width < open.width {
+        let by = open.width - width;
+        out.copy_within(open.body..end, open.body - by);
+        out.truncate(end - by);
+    }
+}
+
+#[cfg(test)]
+mod tests;
