@@ -42,3 +42,19 @@ fn readme_utf8_names() -> Result<(), Box<dyn std::error::Error>> {
     ));
     Ok(())
 }
+
+/// README "Native histograms".
+#[test]
+fn readme_native_histograms() -> Result<(), Box<dyn std::error::Error>> {
+    let registry = hotmeter::Registry::new();
+    let latency = registry.native_histogram(
+        "write_seconds",
+        "Write latency.",
+        // Classic buckets alongside ("both"), for scrapers without native support.
+        hotmeter::NativeOpts::new().classic(hotmeter::Buckets::new([0.001, 0.01, 0.1])?),
+    )?;
+    latency.observe(30e-6);
+    let s = latency.snapshot();
+    assert_eq!((s.schema, s.count, s.classic_counts.as_slice()), (3, 1, &[1, 0, 0, 0][..]));
+    Ok(())
+}
