@@ -37,7 +37,7 @@
 //!
 //! ## Features
 //! The server is always built (hyper, tokio).
-//! - `client-model`: [`client_model`], `prost` types of client_model's
+//! - `client-model`: the `client_model` module, `prost` types of client_model's
 //!   `metrics.proto` to decode protobuf exposition with (tests, benchmarks).
 //!   The encoder itself needs no protobuf crate.
 

@@ -6,7 +6,7 @@
 //! Owns: writing the wire format straight into a caller-owned buffer from
 //! one registry walk (varints, tags, little-endian doubles), with no
 //! message structs and no allocation per series; every metric and label
-//! name goes through [`wire_name`], the one place a name-escaping scheme
+//! name goes through `wire_name`, the one place a name-escaping scheme
 //! hooks in. Must not: hold any lock a recording thread could wait on (it
 //! only reads snapshots), negotiate content types or escape names (the
 //! server and `negotiate` do that), or know how a native histogram records.
@@ -26,7 +26,7 @@
 //! - exemplars with their one `trace_id` label and a millisecond timestamp;
 //! - no `created_timestamp` yet (the core does not record it): each kind's
 //!   body is written between one `open`/`close` pair, so adding it is one
-//!   [`timestamp`] call per kind.
+//!   `timestamp` call per kind.
 //!
 //! Nested lengths: a message's length comes before its bytes. Small
 //! messages whose size is known up front (label pairs, plain buckets,
