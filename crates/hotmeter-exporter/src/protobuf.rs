@@ -122,14 +122,12 @@ mod field {
     pub(super) const VALUE: u32 = 1;
     pub(super) mod counter {
         pub(crate) const EXEMPLAR: u32 = 2;
-        #[allow(dead_code)] // Not recorded yet.
         pub(crate) const CREATED_TIMESTAMP: u32 = 3;
     }
     pub(super) mod summary {
         pub(crate) const SAMPLE_COUNT: u32 = 1;
         pub(crate) const SAMPLE_SUM: u32 = 2;
         pub(crate) const QUANTILE: u32 = 3;
-        #[allow(dead_code)] // Not recorded yet.
         pub(crate) const CREATED_TIMESTAMP: u32 = 4;
     }
     pub(super) mod quantile {
@@ -147,7 +145,6 @@ mod field {
         pub(crate) const NEGATIVE_DELTA: u32 = 10;
         pub(crate) const POSITIVE_SPAN: u32 = 12;
         pub(crate) const POSITIVE_DELTA: u32 = 13;
-        #[allow(dead_code)] // Not recorded yet.
         pub(crate) const CREATED_TIMESTAMP: u32 = 15;
     }
     pub(super) mod bucket {
@@ -265,10 +262,11 @@ impl Visitor for Encoder<'_> {
         for (name, value) in labels.iter() {
             label_pair(out, field::metric::LABEL, &wire_name(name, NameKind::Label, self.family_escaping), value);
         }
+        let created = labels.created_unix_nanos();
         match *value {
-            Value::Counter(v) => counter(out, v as f64, None),
-            Value::TracedCounter { total, exemplar } => counter(out, total as f64, exemplar.as_ref()),
-            Value::FloatCounter(v) => counter(out, v, None),
+            Value::Counter(v) => counter(out, v as f64, None, created),
+            Value::TracedCounter { total, exemplar } => counter(out, total as f64, exemplar.as_ref(), created),
+            Value::FloatCounter(v) => counter(out, v, None, created),
             Value::Gauge(v) => gauge(out, v),
             Value::IntGauge(v) => gauge(out, v as f64),
             Value::Histogram { bounds, counts, sum, count, exemplars } => {
@@ -277,6 +275,7 @@ impl Visitor for Encoder<'_> {
                 uint(out, field::histogram::SAMPLE_COUNT, count);
                 double(out, field::histogram::SAMPLE_SUM, sum);
                 classic_buckets(out, bounds, counts, exemplars);
+                created_timestamp(out, field::histogram::CREATED_TIMESTAMP, created);
                 close(out, h);
             }
             Value::NativeHistogram { native, bounds, counts, exemplars } => {
@@ -288,6 +287,7 @@ impl Visitor for Encoder<'_> {
                     classic_buckets(out, bounds, counts, exemplars);
                 }
                 native_buckets(out, &native, &mut self.spans, &mut self.deltas);
+                created_timestamp(out, field::histogram::CREATED_TIMESTAMP, created);
                 close(out, h);
             }
             Value::Summary { quantiles, sum, count } => {
@@ -301,6 +301,7 @@ impl Visitor for Encoder<'_> {
                     double(out, field::quantile::QUANTILE, q);
                     double(out, field::quantile::VALUE, v);
                 }
+                created_timestamp(out, field::summary::CREATED_TIMESTAMP, created);
                 close(out, s);
             }
         }
@@ -310,14 +311,31 @@ impl Visitor for Encoder<'_> {
 
 /// A `Counter` message.
 #[inline]
-fn counter(out: &mut Vec<u8>, value: f64, exemplar: Option<&Exemplar>) {
+fn counter(out: &mut Vec<u8>, value: f64, exemplar: Option<&Exemplar>, created: Option<u64>) {
     tag(out, field::metric::COUNTER, LEN);
     let c = open(out, 1);
     double(out, field::VALUE, value);
     if let Some(e) = exemplar {
         write_exemplar(out, field::counter::EXEMPLAR, e);
     }
+    created_timestamp(out, field::counter::CREATED_TIMESTAMP, created);
     close(out, c);
+}
+
+/// A series' `created_timestamp`, exact to the nanosecond, when it has one.
+#[inline]
+fn created_timestamp(out: &mut Vec<u8>, number: u32, unix_nanos: Option<u64>) {
+    let Some(n) = unix_nanos else { return };
+    let (secs, nanos) = (n / 1_000_000_000, n % 1_000_000_000);
+    let len = if secs != 0 { 1 + varint_len(secs) } else { 0 } + if nanos != 0 { 1 + varint_len(nanos) } else { 0 };
+    tag(out, number, LEN);
+    varint(out, len as u64);
+    if secs != 0 {
+        varint_field(out, field::timestamp::SECONDS, secs);
+    }
+    if nanos != 0 {
+        varint_field(out, field::timestamp::NANOS, nanos);
+    }
 }
 
 /// A `Gauge` message.

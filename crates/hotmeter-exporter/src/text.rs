@@ -76,7 +76,9 @@ pub fn encode_negotiated(registry: &Registry, chosen: Negotiated, out: &mut Vec<
             return fallback;
         }
     };
-    registry.collect(&mut Encoder::new(out, format, chosen.escaping));
+    let mut encoder = Encoder::new(out, format, chosen.escaping);
+    encoder.created = format == Format::OpenMetrics && registry.created_samples();
+    registry.collect(&mut encoder);
     if format == Format::OpenMetrics {
         out.extend_from_slice(b"# EOF\n");
     }
@@ -100,6 +102,9 @@ pub(crate) struct Encoder<'a> {
     format: Format,
     /// How names outside the legacy set are written.
     escaping: EscapingScheme,
+    /// OpenMetrics only, when the registry asks for it: a `_created` sample
+    /// after each counter, histogram and summary.
+    pub(crate) created: bool,
     /// Whether the current family's names are all legacy: then everything
     /// below is unused and the cached prefixes are exact.
     legacy: bool,
@@ -139,6 +144,7 @@ impl<'a> Encoder<'a> {
             out,
             format,
             escaping,
+            created: false,
             legacy: true,
             quote_name: false,
             label_names: Vec::new(),
@@ -338,7 +344,7 @@ impl Visitor for Encoder<'_> {
     }
 
     fn counters(&mut self, run: &CounterRun<'_>) {
-        if !self.main_sample_is_family_name {
+        if !self.main_sample_is_family_name || self.created {
             for i in 0..run.len() {
                 self.sample(&run.labels(i), &Value::Counter(run.value(i)));
             }
@@ -355,6 +361,20 @@ impl Visitor for Encoder<'_> {
     }
 
     fn sample(&mut self, labels: &Labels<'_>, value: &Value<'_>) {
+        self.sample_lines(labels, value);
+        if self.created
+            && let Some(nanos) = labels.created_unix_nanos()
+        {
+            // `<name>_created{labels} <seconds>`, after the point's other samples.
+            let seconds = (nanos / 1_000_000_000) as f64 + (nanos % 1_000_000_000) as f64 / 1e9;
+            self.sample_line("_created", labels, None, Num::F(seconds));
+        }
+    }
+}
+
+impl Encoder<'_> {
+    /// Every sample line of one series but `_created`.
+    fn sample_lines(&mut self, labels: &Labels<'_>, value: &Value<'_>) {
         match *value {
             Value::Counter(v) => {
                 let suffix = if self.format == Format::OpenMetrics { "_total" } else { "" };

@@ -207,3 +207,68 @@ fn python_parsers_read_back_what_was_registered() {
     assert!(out.status.success(), "prometheus_client disagrees:\n{report}");
     assert_eq!(report.lines().filter(|l| l.starts_with("ok ")).count(), cases().len(), "{report}");
 }
+
+/// `_created` samples (a registry built with `created_samples(true)`):
+/// OpenMetrics carries one per counter, histogram and summary series, at
+/// the metric's creation time, and prometheus_client's OpenMetrics parser
+/// reads them back exactly; text formats never carry them.
+#[test]
+fn python_openmetrics_parser_reads_created_samples() {
+    let python = python_with_prometheus_client();
+    let r = Registry::builder().created_samples(true).build().unwrap();
+    let jobs = r.string_family(("jobs_total", "Jobs."), &["kind"], Counter::new).unwrap();
+    jobs.with(&["a"], |c| c.inc_by(2)).unwrap();
+    let b = jobs.get(&["a"]).unwrap();
+    let lat = r.histogram("lat_seconds", "Latency.", Buckets::new([0.5]).unwrap()).unwrap();
+    lat.observe(0.25);
+    // Quantile lines are the summary encoder's business; none here.
+    let opts = hotmeter::SummaryOpts { quantiles: Vec::new(), ..hotmeter::SummaryOpts::default() };
+    let sizes = r.summary("size_bytes", "Sizes.", opts).unwrap();
+    sizes.observe(10.0);
+    r.gauge("level", "Level.").unwrap().set(1.0);
+    let secs = |nanos: u64| (nanos / 1_000_000_000) as f64 + (nanos % 1_000_000_000) as f64 / 1e9;
+    let now = secs(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64);
+    for created in [b.created_unix_nanos(), lat.created_unix_nanos(), sizes.created_unix_nanos()] {
+        assert!((now - secs(created)).abs() < 60.0, "created {created} is not about now ({now})");
+    }
+    let mut om = Vec::new();
+    hotmeter_exporter::encode_openmetrics(&r, &mut om);
+    let om = String::from_utf8(om).unwrap();
+    let samples = vec![
+        serde_json::json!(["jobs_total", {"kind": "a"}, 2.0]),
+        serde_json::json!(["jobs_created", {"kind": "a"}, secs(b.created_unix_nanos())]),
+        serde_json::json!(["hotmeter_label_overflow_total", {"metric": "jobs_total"}, 0.0]),
+        serde_json::json!(["lat_seconds_bucket", {"le": "0.5"}, 1.0]),
+        serde_json::json!(["lat_seconds_bucket", {"le": "+Inf"}, 1.0]),
+        serde_json::json!(["lat_seconds_sum", {}, 0.25]),
+        serde_json::json!(["lat_seconds_count", {}, 1.0]),
+        serde_json::json!(["lat_seconds_created", {}, secs(lat.created_unix_nanos())]),
+        serde_json::json!(["size_bytes_sum", {}, 10.0]),
+        serde_json::json!(["size_bytes_count", {}, 1.0]),
+        serde_json::json!(["size_bytes_created", {}, secs(sizes.created_unix_nanos())]),
+        serde_json::json!(["level", {}, 1.0]),
+    ];
+    // The registry's own overflow counter keeps no creation time.
+    assert!(!om.contains("hotmeter_label_overflow_created"), "{om}");
+    let dir = std::env::temp_dir().join(format!("hotmeter-created-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("created.om");
+    std::fs::write(&path, &om).unwrap();
+    let cases_path = dir.join("cases.json");
+    let cases = serde_json::json!([{ "path": path.to_str().unwrap(), "parser": "openmetrics", "samples": samples }]);
+    std::fs::write(&cases_path, serde_json::to_vec(&cases).unwrap()).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/parse_exposition.py");
+    let out = Command::new(python).arg(&script).arg(&cases_path).output().unwrap();
+    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(out.status.success(), "prometheus_client disagrees:\n{report}\n{om}");
+    // Off by default, and never in the text formats.
+    let mut text = Vec::new();
+    hotmeter_exporter::encode_text(&r, &mut text);
+    assert!(!String::from_utf8(text).unwrap().contains("_created"));
+    let plain = Registry::new();
+    plain.counter("c_total", "C.").unwrap().inc();
+    let mut om = Vec::new();
+    hotmeter_exporter::encode_openmetrics(&plain, &mut om);
+    assert!(!String::from_utf8(om).unwrap().contains("_created"));
+}

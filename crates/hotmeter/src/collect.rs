@@ -27,7 +27,8 @@ pub trait Collect: Send + Sync + 'static {
 impl<M: Metric> Collect for M {
     fn collect(&self, desc: &Desc, scratch: &mut Scratch, visitor: &mut dyn Visitor) {
         let value = self.sample(scratch);
-        visitor.sample(&Labels { desc, values: LabelValues::None, rendered: None }, &value);
+        let created = self.created_unix_nanos();
+        visitor.sample(&Labels { desc, values: LabelValues::None, rendered: None, created }, &value);
     }
     fn as_any(&self) -> &dyn Any {
         self

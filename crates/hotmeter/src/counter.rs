@@ -4,6 +4,7 @@
 //! Owns: the counter cells and their read (sum of shards). Must not:
 //! allocate, lock or make a syscall when recording.
 
+use crate::exemplar::unix_nanos_now;
 use crate::sync::{Arc, AtomicU64, CachePadded, OnceLock, Ordering, shard_count, thread_slot};
 
 /// A monotonically increasing `u64` counter that shards itself across
@@ -41,16 +42,24 @@ pub struct Counter {
 }
 
 /// A counter's first cell and, once it has been contended, its shards.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Cells {
     first: AtomicU64,
     shards: OnceLock<Box<[CachePadded<AtomicU64>]>>,
+    /// When the counter was made, in nanoseconds since the Unix epoch.
+    created: u64,
 }
 
 impl Counter {
-    /// A new counter at zero, not yet sharded.
+    /// A new counter at zero, not yet sharded, created now.
     pub fn new() -> Self {
-        Self { cells: Arc::new(Cells::default()) }
+        Self { cells: Arc::new(Cells { first: AtomicU64::new(0), shards: OnceLock::new(), created: unix_nanos_now() }) }
+    }
+
+    /// When it was made, in nanoseconds since the Unix epoch (OpenMetrics'
+    /// `_created`, protobuf's `created_timestamp`).
+    pub fn created_unix_nanos(&self) -> u64 {
+        self.cells.created
     }
 
     /// Adds one.
@@ -132,16 +141,40 @@ impl Default for Counter {
 /// errors.inc();
 /// assert_eq!(errors.get(), 1);
 /// ```
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 #[must_use]
 pub struct SingleCounter {
-    cell: Arc<AtomicU64>,
+    cell: Arc<CreatedCell>,
+}
+
+/// One atomic cell and when it was made (nanoseconds since the Unix epoch).
+#[derive(Debug)]
+struct CreatedCell {
+    value: AtomicU64,
+    created: u64,
+}
+
+impl CreatedCell {
+    fn new(value: u64) -> Arc<Self> {
+        Arc::new(Self { value: AtomicU64::new(value), created: unix_nanos_now() })
+    }
+}
+
+impl Default for SingleCounter {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl SingleCounter {
-    /// A new counter at zero.
+    /// A new counter at zero, created now.
     pub fn new() -> Self {
-        Self { cell: Arc::new(AtomicU64::new(0)) }
+        Self { cell: CreatedCell::new(0) }
+    }
+
+    /// When it was made, in nanoseconds since the Unix epoch.
+    pub fn created_unix_nanos(&self) -> u64 {
+        self.cell.created
     }
 
     /// Adds one.
@@ -154,12 +187,12 @@ impl SingleCounter {
     #[inline]
     pub fn inc_by(&self, n: u64) {
         // Relaxed: publishes nothing but itself.
-        self.cell.fetch_add(n, Ordering::Relaxed);
+        self.cell.value.fetch_add(n, Ordering::Relaxed);
     }
 
     /// The current total.
     pub fn get(&self) -> u64 {
-        self.cell.load(Ordering::Relaxed)
+        self.cell.value.load(Ordering::Relaxed)
     }
 }
 
@@ -181,7 +214,7 @@ impl SingleCounter {
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct FloatCounter {
-    bits: Arc<AtomicU64>,
+    bits: Arc<CreatedCell>,
 }
 
 impl Default for FloatCounter {
@@ -191,9 +224,14 @@ impl Default for FloatCounter {
 }
 
 impl FloatCounter {
-    /// A new counter at `0.0`.
+    /// A new counter at `0.0`, created now.
     pub fn new() -> Self {
-        Self { bits: Arc::new(AtomicU64::new(0f64.to_bits())) }
+        Self { bits: CreatedCell::new(0f64.to_bits()) }
+    }
+
+    /// When it was made, in nanoseconds since the Unix epoch.
+    pub fn created_unix_nanos(&self) -> u64 {
+        self.bits.created
     }
 
     /// Adds `v` if it is finite and not negative. The total saturates at
@@ -202,7 +240,7 @@ impl FloatCounter {
         if !(v.is_finite() && v >= 0.0) {
             return;
         }
-        crate::gauge::update_f64(&self.bits, |cur| (cur + v).min(f64::MAX));
+        crate::gauge::update_f64(&self.bits.value, |cur| (cur + v).min(f64::MAX));
     }
 
     /// Raises the value to `total` if that is larger (for mirroring a
@@ -228,13 +266,13 @@ impl FloatCounter {
         // other input (negative, -0.0, NaN, infinite) would compare as a
         // huge integer, so it never reaches the `fetch_max`.
         if total.is_finite() && total > 0.0 {
-            self.bits.fetch_max(total.to_bits(), Ordering::Relaxed);
+            self.bits.value.fetch_max(total.to_bits(), Ordering::Relaxed);
         }
     }
 
     /// The current value.
     pub fn get(&self) -> f64 {
-        f64::from_bits(self.bits.load(Ordering::Relaxed))
+        f64::from_bits(self.bits.value.load(Ordering::Relaxed))
     }
 }
 

@@ -99,6 +99,14 @@ impl ExemplarSlots {
     }
 }
 
+/// Now, in nanoseconds since the Unix epoch (0 if the clock is before it):
+/// when a metric was made.
+pub(crate) fn unix_nanos_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
 pub(crate) fn now_unix_seconds() -> f64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }

@@ -96,8 +96,9 @@ impl<L: LabelSet, M: Metric> Collect for Family<L, M> {
         for &i in self.order.iter() {
             let values = LabelValues::Typed { index: i as usize, value: L::label_value };
             let rendered = self.rendered[i as usize].get(desc, values);
-            let labels = Labels { desc, values, rendered };
-            let value = self.series[i as usize].sample(scratch);
+            let metric = &self.series[i as usize];
+            let labels = Labels { desc, values, rendered, created: metric.created_unix_nanos() };
+            let value = metric.sample(scratch);
             visitor.sample(&labels, &value);
         }
     }

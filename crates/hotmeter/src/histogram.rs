@@ -249,6 +249,8 @@ struct Core {
     /// One exemplar per bucket, created by the first exemplar recorded:
     /// histograms that never get one pay nothing.
     exemplars: crate::sync::OnceLock<ExemplarSlots>,
+    /// When it was made, in nanoseconds since the Unix epoch.
+    created: u64,
 }
 
 /// Per shard (owned ones, then the shared one) and half, the bucket counts
@@ -288,6 +290,7 @@ impl Histogram {
                 active: AtomicU64::new(0),
                 reader: Mutex::new(reader),
                 exemplars: crate::sync::OnceLock::new(),
+                created: crate::exemplar::unix_nanos_now(),
             }),
         }
     }
@@ -300,6 +303,11 @@ impl Histogram {
     /// The bucket layout.
     pub fn buckets(&self) -> &Buckets {
         &self.core.bounds
+    }
+
+    /// When it was made, in nanoseconds since the Unix epoch.
+    pub fn created_unix_nanos(&self) -> u64 {
+        self.core.created
     }
 
     /// Records one observation.

@@ -297,6 +297,8 @@ struct NativeCore {
     /// One exemplar per classic bucket, made by the first exemplar offered
     /// (only with classic buckets).
     exemplars: OnceLock<ExemplarSlots>,
+    /// When it was made, in nanoseconds since the Unix epoch.
+    created: u64,
 }
 
 /// One sign's buckets in one shard.
@@ -412,6 +414,7 @@ impl NativeHistogram {
                 shared: OnceLock::new(),
                 reader: Mutex::new(ReaderCache { halves: (0..2 * (owned + 1)).map(|_| HalfRead::default()).collect() }),
                 exemplars: OnceLock::new(),
+                created: crate::exemplar::unix_nanos_now(),
                 opts,
             }),
         }
@@ -420,6 +423,11 @@ impl NativeHistogram {
     /// The options it was made with.
     pub fn opts(&self) -> &NativeOpts {
         &self.core.opts
+    }
+
+    /// When it was made, in nanoseconds since the Unix epoch.
+    pub fn created_unix_nanos(&self) -> u64 {
+        self.core.created
     }
 
     /// Records one observation.
@@ -895,6 +903,9 @@ impl Metric for NativeHistogram {
     }
     fn same_layout(&self, other: &Self) -> bool {
         self.core.opts == other.core.opts
+    }
+    fn created_unix_nanos(&self) -> Option<u64> {
+        Some(self.core.created)
     }
 }
 

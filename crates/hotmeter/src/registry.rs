@@ -252,6 +252,7 @@ struct CollectState {
 struct Inner {
     namespace: Option<String>,
     validation: NameValidation,
+    created_samples: bool,
     /// The full name of the registry's own overflow counter.
     overflow_name: String,
     const_labels: Vec<(String, String)>,
@@ -310,6 +311,7 @@ pub struct RegistryBuilder {
     namespace: Option<String>,
     const_labels: Vec<(String, String)>,
     validation: NameValidation,
+    created_samples: bool,
 }
 
 impl RegistryBuilder {
@@ -346,6 +348,23 @@ impl RegistryBuilder {
         self
     }
 
+    /// Whether OpenMetrics output carries a `<name>_created` sample (the
+    /// series' creation time, in seconds) for every counter, histogram and
+    /// summary. Off by default, as in `client_golang`: Prometheus 2.x stores
+    /// each `_created` sample as a series of its own, doubling those
+    /// families' series. Protobuf output always carries the creation time
+    /// (`created_timestamp`), which Prometheus reads without a new series.
+    ///
+    /// ```
+    /// let r = hotmeter::Registry::builder().created_samples(true).build()?;
+    /// assert!(r.created_samples());
+    /// # Ok::<(), hotmeter::RegistryError>(())
+    /// ```
+    pub fn created_samples(mut self, on: bool) -> Self {
+        self.created_samples = on;
+        self
+    }
+
     /// Validates and builds. Refused: an invalid namespace or constant label
     /// name, a constant label given twice, and a constant label named
     /// `metric`, which the registry's own overflow counter
@@ -373,6 +392,7 @@ impl RegistryBuilder {
             inner: Arc::new(Inner {
                 namespace: self.namespace,
                 validation,
+                created_samples: self.created_samples,
                 overflow_name,
                 const_labels: self.const_labels,
                 families: Mutex::new(families),
@@ -447,6 +467,12 @@ impl Registry {
     /// A builder for a namespace and constant labels.
     pub fn builder() -> RegistryBuilder {
         RegistryBuilder::default()
+    }
+
+    /// Whether OpenMetrics output carries `_created` samples
+    /// ([`RegistryBuilder::created_samples`]).
+    pub fn created_samples(&self) -> bool {
+        self.inner.created_samples
     }
 
     fn full_name(&self, name: &str) -> String {
@@ -702,7 +728,7 @@ impl Collect for OverflowCollector {
     fn collect(&self, desc: &Desc, _scratch: &mut Scratch, visitor: &mut dyn Visitor) {
         for (key, family) in lock(&self.families).iter() {
             let value = Value::Counter(family.overflowed().unwrap_or(0));
-            visitor.sample(&Labels { desc, values: LabelValues::Strings(key), rendered: None }, &value);
+            visitor.sample(&Labels { desc, values: LabelValues::Strings(key), rendered: None, created: None }, &value);
         }
     }
     fn as_any(&self) -> &dyn std::any::Any {

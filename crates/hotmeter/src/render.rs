@@ -41,7 +41,7 @@ pub(crate) fn write_sample_prefix(out: &mut Vec<u8>, desc: &Desc, values: LabelV
     let begin = out.len();
     out.extend_from_slice(desc.name.as_bytes());
     let start = out.len();
-    write_label_set(out, &Labels { desc, values, rendered: None });
+    write_label_set(out, &Labels { desc, values, rendered: None, created: None });
     let end = out.len();
     out.extend_from_slice(if end > start { b"} " } else { b" " });
     ((start - begin) as u32, (end - begin) as u32)

@@ -303,8 +303,14 @@ impl<M: Metric> StringFamily<M> {
     /// The overflow series, once any lookup went there.
     fn collect_overflow(&self, desc: &Desc, scratch: &mut Scratch, visitor: &mut dyn Visitor) {
         if self.overflowed() > 0 {
-            let labels = Labels { desc, values: LabelValues::Same(OVERFLOW_LABEL_VALUE), rendered: None };
-            let value = self.inner.overflow.sample(scratch);
+            let overflow = &self.inner.overflow;
+            let labels = Labels {
+                desc,
+                values: LabelValues::Same(OVERFLOW_LABEL_VALUE),
+                rendered: None,
+                created: overflow.created_unix_nanos(),
+            };
+            let value = overflow.sample(scratch);
             visitor.sample(&labels, &value);
         }
     }
@@ -334,10 +340,16 @@ impl<M: Metric> Collect for StringFamily<M> {
         // tight loop, then handed to the visitor with the prefixes.
         if matches!(M::TYPE, crate::MetricType::Counter) {
             let mut values = std::mem::take(&mut scratch.values);
+            let mut created = std::mem::take(&mut scratch.created);
             values.clear();
+            created.clear();
             for metric in &plan.metrics {
                 match metric.sample(scratch) {
-                    Value::Counter(v) => values.push(v),
+                    Value::Counter(v) => {
+                        values.push(v);
+                        // On the line the value was just read from.
+                        created.push(metric.created_unix_nanos().unwrap_or(0));
+                    }
                     _ => break,
                 }
             }
@@ -347,13 +359,16 @@ impl<M: Metric> Collect for StringFamily<M> {
                     prefixes: &plan.prefixes,
                     spans: &plan.spans,
                     values: &values,
+                    created: &created,
                     source: &inner.series,
                     slots: &plan.slots,
                 });
                 scratch.values = values;
+                scratch.created = created;
                 return self.collect_overflow(desc, scratch, visitor);
             }
             scratch.values = values;
+            scratch.created = created;
         }
         // One line per series for the one-number kinds: prefix, value
         // (at most 20 digits, or a float), newline.
@@ -361,7 +376,8 @@ impl<M: Metric> Collect for StringFamily<M> {
             visitor.size_hint(plan.prefixes.len() + plan.spans.len() * 22);
         }
         for (i, (metric, &slot)) in plan.metrics.iter().zip(&plan.slots).enumerate() {
-            let labels = planned_labels(desc, &plan.prefixes, &plan.spans, i, &inner.series, slot);
+            let labels =
+                planned_labels(desc, &plan.prefixes, &plan.spans, i, &inner.series, slot, metric.created_unix_nanos());
             let value = metric.sample(scratch);
             visitor.sample(&labels, &value);
         }

@@ -118,6 +118,8 @@ struct Inner {
     shards: Box<[CachePadded<Mutex<Shard>>]>,
     /// The reader's side; one reader at a time.
     reader: Mutex<ReadSide>,
+    /// When it was made, in nanoseconds since the Unix epoch.
+    created: u64,
 }
 
 /// What a reader owns: the window's data moved out of the shards, per ring
@@ -184,12 +186,26 @@ impl Summary {
             spare_epochs: vec![NO_EPOCH; opts.age_buckets],
             merged: proto,
         });
-        Ok(Self { inner: Arc::new(Inner { opts, start: Instant::now(), sub_window_ns, shards, reader }) })
+        Ok(Self {
+            inner: Arc::new(Inner {
+                opts,
+                start: Instant::now(),
+                sub_window_ns,
+                shards,
+                reader,
+                created: crate::exemplar::unix_nanos_now(),
+            }),
+        })
     }
 
     /// The options.
     pub fn opts(&self) -> &SummaryOpts {
         &self.inner.opts
+    }
+
+    /// When it was made, in nanoseconds since the Unix epoch.
+    pub fn created_unix_nanos(&self) -> u64 {
+        self.inner.created
     }
 
     fn epoch(&self) -> u64 {
@@ -322,6 +338,9 @@ impl Metric for Summary {
     }
     fn same_layout(&self, other: &Self) -> bool {
         self.inner.opts == other.inner.opts
+    }
+    fn created_unix_nanos(&self) -> Option<u64> {
+        Some(self.inner.created)
     }
 }
 

@@ -60,6 +60,11 @@ impl TracedCounter {
     }
 
     /// The total.
+    pub fn created_unix_nanos(&self) -> u64 {
+        self.counter.created_unix_nanos()
+    }
+
+    /// The current total.
     pub fn get(&self) -> u64 {
         self.counter.get()
     }

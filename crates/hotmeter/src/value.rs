@@ -44,6 +44,9 @@ pub struct Labels<'a> {
     pub(crate) values: LabelValues<'a>,
     /// The sample prefix in exposition syntax, cached per series.
     pub(crate) rendered: Option<Rendered<'a>>,
+    /// When the series' metric was made (nanoseconds since the Unix epoch),
+    /// for kinds that keep it.
+    pub(crate) created: Option<u64>,
 }
 
 impl fmt::Debug for Labels<'_> {
@@ -96,6 +99,14 @@ impl<'a> Labels<'a> {
     /// encoder renders it.
     pub fn rendered(&self) -> Option<&'a [u8]> {
         self.rendered.and_then(|r| r.bytes.get(r.labels_start as usize..r.labels_end as usize))
+    }
+
+    /// When the series' metric was made, in nanoseconds since the Unix
+    /// epoch: counters, histograms and summaries keep it (OpenMetrics'
+    /// `_created`, protobuf's `created_timestamp`); gauges and the overflow
+    /// series do not.
+    pub fn created_unix_nanos(&self) -> Option<u64> {
+        self.created
     }
 
     /// The whole sample prefix, `family_name{labels} ` (or `family_name `),
@@ -255,6 +266,8 @@ pub struct CounterRun<'a> {
     pub(crate) prefixes: &'a [u8],
     pub(crate) spans: &'a [PrefixSpan],
     pub(crate) values: &'a [u64],
+    /// Per series, when its counter was made (Unix nanoseconds).
+    pub(crate) created: &'a [u64],
     pub(crate) source: &'a dyn crate::index::KeySource,
     pub(crate) slots: &'a [u32],
 }
@@ -300,7 +313,15 @@ impl<'a> CounterRun<'a> {
 
     /// Series `i`'s labels, as [`Visitor::sample`] would get them.
     pub fn labels(&self, i: usize) -> Labels<'a> {
-        planned_labels(self.desc, self.prefixes, self.spans, i, self.source, self.slots[i])
+        planned_labels(
+            self.desc,
+            self.prefixes,
+            self.spans,
+            i,
+            self.source,
+            self.slots[i],
+            self.created.get(i).copied(),
+        )
     }
 }
 
@@ -313,6 +334,7 @@ pub(crate) fn planned_labels<'a>(
     i: usize,
     source: &'a dyn crate::index::KeySource,
     slot: u32,
+    created: Option<u64>,
 ) -> Labels<'a> {
     let start = if i == 0 { 0 } else { spans[i - 1].end };
     let span = spans[i];
@@ -324,6 +346,7 @@ pub(crate) fn planned_labels<'a>(
             labels_start: span.labels_start,
             labels_end: span.labels_end,
         }),
+        created,
     }
 }
 
@@ -336,6 +359,7 @@ pub struct Scratch {
     pub(crate) quantiles: Vec<(f64, f64)>,
     pub(crate) order: Vec<u32>,
     pub(crate) values: Vec<u64>,
+    pub(crate) created: Vec<u64>,
     pub(crate) native_positive: Vec<(i32, u64)>,
     pub(crate) native_negative: Vec<(i32, u64)>,
 }
@@ -357,26 +381,35 @@ pub trait Metric: Clone + Send + Sync + 'static {
     fn same_layout(&self, _other: &Self) -> bool {
         true
     }
+    /// When it was made, in nanoseconds since the Unix epoch, for kinds
+    /// that keep it (counters, histograms, summaries).
+    fn created_unix_nanos(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// `Metric` for a handle whose sample is one number read with `get()`.
 macro_rules! one_number_metric {
-    ($($handle:ty => $kind:ident, $value:ident;)*) => {$(
+    ($($handle:ty => $kind:ident, $value:ident, $created:expr;)*) => {$(
         impl Metric for $handle {
             const TYPE: MetricType = MetricType::$kind;
             fn sample<'a>(&'a self, _: &'a mut Scratch) -> Value<'a> {
                 Value::$value(self.get())
+            }
+            fn created_unix_nanos(&self) -> Option<u64> {
+                let created: fn(&Self) -> Option<u64> = $created;
+                created(self)
             }
         }
     )*};
 }
 
 one_number_metric! {
-    crate::Counter => Counter, Counter;
-    crate::SingleCounter => Counter, Counter;
-    crate::FloatCounter => Counter, FloatCounter;
-    crate::Gauge => Gauge, Gauge;
-    crate::IntGauge => Gauge, IntGauge;
+    crate::Counter => Counter, Counter, |c| Some(c.created_unix_nanos());
+    crate::SingleCounter => Counter, Counter, |c| Some(c.created_unix_nanos());
+    crate::FloatCounter => Counter, FloatCounter, |c| Some(c.created_unix_nanos());
+    crate::Gauge => Gauge, Gauge, |_| None;
+    crate::IntGauge => Gauge, IntGauge, |_| None;
 }
 
 impl Metric for crate::TracedCounter {
@@ -385,6 +418,9 @@ impl Metric for crate::TracedCounter {
         // The exemplar first: it is at least as old as the total read after it.
         let exemplar = self.exemplar();
         Value::TracedCounter { total: self.get(), exemplar }
+    }
+    fn created_unix_nanos(&self) -> Option<u64> {
+        Some(self.created_unix_nanos())
     }
 }
 
@@ -405,5 +441,8 @@ impl Metric for crate::Histogram {
     }
     fn same_layout(&self, other: &Self) -> bool {
         self.buckets() == other.buckets()
+    }
+    fn created_unix_nanos(&self) -> Option<u64> {
+        Some(self.created_unix_nanos())
     }
 }

@@ -113,7 +113,8 @@ fn wire_helpers() {
 #[test]
 fn counters_and_gauges_round_trip() {
     let r = Registry::builder().const_label("zone", "eu\"1\n").build().unwrap();
-    r.counter("jobs_total", "Jobs run.").unwrap().inc_by(12_345);
+    let jobs = r.counter("jobs_total", "Jobs run.").unwrap();
+    jobs.inc_by(12_345);
     r.register(("ratio_total", ""), hotmeter::FloatCounter::new()).unwrap().inc_by(2.5);
     r.gauge("temperature", "Heat \"now\"\\.").unwrap().set(-3.25);
     r.int_gauge("depth", "Waiting.").unwrap().set(-7);
@@ -144,11 +145,14 @@ fn counters_and_gauges_round_trip() {
     assert_eq!(depth.metric[0].gauge, Some(pb::Gauge { value: Some(-7.0) }));
     assert!(depth.metric[0].counter.is_none() && depth.metric[0].timestamp_ms.is_none());
 
+    let created = jobs.created_unix_nanos();
     let jobs = &f[1];
     assert_eq!(jobs.r#type, Some(pb::MetricType::Counter as i32));
     assert_eq!(jobs.help.as_deref(), Some("Jobs run."));
     let c = jobs.metric[0].counter.as_ref().unwrap();
-    assert_eq!((c.value, &c.exemplar, &c.created_timestamp), (Some(12_345.0), &None, &None));
+    // The creation time, exact to the nanosecond.
+    let ts = pb::Timestamp { seconds: (created / 1_000_000_000) as i64, nanos: (created % 1_000_000_000) as i32 };
+    assert_eq!((c.value, &c.exemplar, &c.created_timestamp), (Some(12_345.0), &None, &Some(ts)));
 
     let per = &f[2];
     assert_eq!(per.metric.len(), 2);
