@@ -13,7 +13,9 @@ pub const CHECKPOINT_WRITES: &str = "checkpoint_writes_total";
 /// error. A native histogram (schema 3, every bucket about 9% wide) with the
 /// classic [`CHECKPOINT_WRITE_BUCKETS`] alongside: Prometheus with native
 /// histograms enabled scrapes the exponential buckets over protobuf, text
-/// scrapers and the alert rules get `_bucket` series.
+/// scrapers and the alert rules get `_bucket` series (a Prometheus before
+/// 2.45 with the feature keeps no `_bucket` series for it, so the alert
+/// rules need one without: see `docs/operations.md`).
 pub const CHECKPOINT_WRITE_DURATION: &str = "checkpoint_write_duration_seconds";
 /// `checkpoint_store_file_size_bytes`: database file plus write-ahead log.
 pub const CHECKPOINT_FILE_SIZE: &str = "checkpoint_store_file_size_bytes";

@@ -178,7 +178,10 @@ fn dashboards_import_into_grafana() {
     assert_eq!(threshold_values(&panel("Checkpoint writes/s")), [80.0, 100.0]);
     assert_eq!(threshold_values(&panel("Write error rate %")), [1.0]);
     assert_eq!(threshold_values(&panel("P99 write latency (ms)")), [100.0]);
-    for title in ["Checkpoint writes/s", "Write error rate %", "P99 write latency (ms)"] {
+    assert_eq!(threshold_values(&panel("P99 write latency (native histogram)")), [100.0]);
+    for title in
+        ["Checkpoint writes/s", "Write error rate %", "P99 write latency (ms)", "P99 write latency (native histogram)"]
+    {
         assert_eq!(
             panel(title)["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"],
             "line+area",
@@ -187,6 +190,7 @@ fn dashboards_import_into_grafana() {
     }
     assert_eq!(panel("Write error rate %")["fieldConfig"]["defaults"]["unit"], "percent");
     assert_eq!(panel("P99 write latency (ms)")["fieldConfig"]["defaults"]["unit"], "ms");
+    assert_eq!(panel("P99 write latency (native histogram)")["fieldConfig"]["defaults"]["unit"], "ms");
     assert_eq!(panel("Store file size")["fieldConfig"]["defaults"]["unit"], "bytes");
 
     let s: Value = serde_json::from_str(&read("dashboards/streaming-infrastructure.json")).unwrap();

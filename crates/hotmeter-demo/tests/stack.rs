@@ -2,8 +2,11 @@
 //! Prometheus scraping it and evaluating a test copy of `alerts/*.yml`
 //! (only `for:` shortened), a real Alertmanager, and a webhook receiver
 //! written here. A second demo with no injected failures runs beside it,
-//! scraped by a second Prometheus, and must not alert. Everything listens on
-//! loopback; every process is killed when the test ends, pass or fail.
+//! scraped by a second Prometheus, and must not alert. A third Prometheus,
+//! with `--enable-feature=native-histograms`, scrapes the faulty demo over
+//! protobuf for the dashboard panels that read native buckets (see
+//! [`Needs`]). Everything listens on loopback; every process is killed when
+//! the test ends, pass or fail.
 //!
 //! Needs Debian's `prometheus` and `prometheus-alertmanager` (the test
 //! command installs them). Without them this test fails and says so, unless
@@ -20,6 +23,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use hotmeter_checkpoint::metrics::CHECKPOINT_WRITE_BUCKETS;
 use serde_json::Value;
 
 const DEMO: &str = env!("CARGO_BIN_EXE_hotmeter-demo");
@@ -29,6 +33,8 @@ const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 /// deviation is under 0.0026, so 0.01 is about four standard deviations.
 const ERROR_RATE: f64 = 0.02;
 const ERROR_TOLERANCE: f64 = 0.01;
+/// The title suffix that marks a panel reading native-histogram buckets.
+const NATIVE_PANEL: &str = "(native histogram)";
 
 /// Child processes, killed (and reaped) on drop, including on panic.
 #[derive(Default)]
@@ -177,29 +183,60 @@ fn test_rules(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-fn start_prometheus(procs: &mut Procs, dir: &Path, name: &str, target: &str, am: &str, rules: &[PathBuf]) -> String {
+/// Which Prometheus a dashboard panel's queries need.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Needs {
+    /// Series a text scrape carries (counters, gauges, classic `_bucket`s):
+    /// the Prometheus without native histograms, as the alert rules need.
+    Text,
+    /// A native histogram's own buckets (`histogram_quantile` over the bare
+    /// histogram name): only a Prometheus with
+    /// `--enable-feature=native-histograms` has them, and Debian's 2.42 then
+    /// drops that histogram's classic `_bucket` series. Marked by
+    /// [`NATIVE_PANEL`] at the end of the panel title.
+    Native,
+}
+
+/// A Prometheus scraping `target` every second; with `am`, evaluating
+/// `rules` and alerting there; with `native`, ingesting native histograms
+/// (over protobuf).
+fn start_prometheus(
+    procs: &mut Procs,
+    dir: &Path,
+    name: &str,
+    target: &str,
+    am: Option<&str>,
+    rules: &[PathBuf],
+    native: bool,
+) -> String {
     let port = free_port();
     let config = dir.join(format!("{name}.yml"));
     let rule_list: Vec<String> = rules.iter().map(|r| format!("  - {}", r.display())).collect();
+    let alerting = am.map_or(String::new(), |am| {
+        format!(
+            "rule_files:\n{}\n\
+             alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['{am}']\n",
+            rule_list.join("\n")
+        )
+    });
     std::fs::write(
         &config,
         format!(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n  external_labels:\n    stack: {name}\n\
-             rule_files:\n{}\n\
-             alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['{am}']\n\
+             {alerting}\
              scrape_configs:\n  - job_name: hotmeter-demo\n    static_configs:\n      - targets: ['{target}']\n",
-            rule_list.join("\n")
         ),
     )
     .unwrap();
     let addr = format!("127.0.0.1:{port}");
+    let features = if native { "exemplar-storage,native-histograms" } else { "exemplar-storage" };
     procs.spawn(
         name,
         Command::new("prometheus")
             .arg(format!("--config.file={}", config.display()))
             .arg(format!("--storage.tsdb.path={}", dir.join(format!("{name}-data")).display()))
             .arg("--storage.tsdb.retention.time=7d")
-            .arg("--enable-feature=exemplar-storage")
+            .arg(format!("--enable-feature={features}"))
             .arg(format!("--web.listen-address={addr}"))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join(format!("{name}.log"))).unwrap()),
@@ -210,8 +247,9 @@ fn start_prometheus(procs: &mut Procs, dir: &Path, name: &str, target: &str, am:
     addr
 }
 
-/// Every `expr` of every panel of both dashboards.
-fn dashboard_exprs() -> Vec<(String, String, String)> {
+/// Every `expr` of every panel of both dashboards: (file, panel title,
+/// expr, which Prometheus it needs).
+fn dashboard_exprs() -> Vec<(String, String, String, Needs)> {
     let mut out = Vec::new();
     for file in ["checkpoint-writes.json", "streaming-infrastructure.json"] {
         let text = std::fs::read_to_string(Path::new(ROOT).join("dashboards").join(file)).unwrap();
@@ -220,7 +258,9 @@ fn dashboard_exprs() -> Vec<(String, String, String)> {
             for target in panel["targets"].as_array().into_iter().flatten() {
                 // The `instance` variable set to All, as Grafana sends it.
                 let expr = target["expr"].as_str().unwrap().replace("$instance", ".*");
-                out.push((file.to_owned(), panel["title"].as_str().unwrap().to_owned(), expr));
+                let title = panel["title"].as_str().unwrap().to_owned();
+                let needs = if title.ends_with(NATIVE_PANEL) { Needs::Native } else { Needs::Text };
+                out.push((file.to_owned(), title, expr, needs));
             }
         }
     }
@@ -296,11 +336,13 @@ fn a_failing_write_becomes_a_delivered_alert() {
     let faulty_demo = start_demo(&mut procs, "demo (faulty)", &dir.path().join("faulty.db"), ERROR_RATE);
     let clean_demo = start_demo(&mut procs, "demo (clean)", &dir.path().join("clean.db"), 0.0);
     let rules = test_rules(dir.path());
-    let prom = start_prometheus(&mut procs, dir.path(), "faulty", &faulty_demo, &am, &rules);
-    let clean_prom = start_prometheus(&mut procs, dir.path(), "clean", &clean_demo, &am, &rules);
+    let prom = start_prometheus(&mut procs, dir.path(), "faulty", &faulty_demo, Some(&am), &rules, false);
+    let clean_prom = start_prometheus(&mut procs, dir.path(), "clean", &clean_demo, Some(&am), &rules, false);
+    // Native histograms, same demo as `prom`: no rules (they read `_bucket`s).
+    let native_prom = start_prometheus(&mut procs, dir.path(), "native", &faulty_demo, None, &[], true);
 
     // The target is up.
-    for p in [&prom, &clean_prom] {
+    for p in [&prom, &clean_prom, &native_prom] {
         wait_for("the demo target up", Duration::from_secs(60), || {
             (scalar(p, "up{job=\"hotmeter-demo\"}") == Some(1.0)).then_some(())
         });
@@ -314,7 +356,7 @@ fn a_failing_write_becomes_a_delivered_alert() {
     for f in ["checkpoints.yml", "streaming.yml", "slo.yml"] {
         referenced.extend(metric_names(&std::fs::read_to_string(Path::new(ROOT).join("alerts").join(f)).unwrap()));
     }
-    for (_, _, expr) in dashboard_exprs() {
+    for (_, _, expr, _) in dashboard_exprs() {
         referenced.extend(metric_names(&expr));
     }
     assert!(referenced.len() >= 15, "found {referenced:?}");
@@ -352,15 +394,64 @@ fn a_failing_write_becomes_a_delivered_alert() {
     assert_eq!(alert["labels"]["severity"], "warning");
     assert!(alert["annotations"]["runbook_url"].as_str().unwrap().ends_with("operations.md#higherrorrate"));
 
-    // Let rates settle over >= 20 s of data, then every panel expression returns data.
+    // Let rates settle over >= 20 s of data, then every panel expression
+    // returns data on the Prometheus it needs.
     std::thread::sleep(Duration::from_secs(20).saturating_sub(started.elapsed().min(Duration::from_secs(20))));
-    for (file, title, expr) in dashboard_exprs() {
-        let result = wait_for(&format!("data for {file} / {title}: {expr}"), Duration::from_secs(30), || {
-            let r = query(&prom, &expr);
-            (!r.is_empty()).then_some(r)
+    let panels = dashboard_exprs();
+    assert!(panels.iter().any(|p| p.3 == Needs::Native), "a native-histogram panel");
+    for (file, title, expr, needs) in &panels {
+        let server = match needs {
+            Needs::Text => &prom,
+            Needs::Native => &native_prom,
+        };
+        let hint = match needs {
+            Needs::Text => format!(" (a panel reading native buckets must end its title with {NATIVE_PANEL:?})"),
+            Needs::Native => " (from the Prometheus with native histograms)".to_owned(),
+        };
+        wait_for(&format!("data for {file} / {title}: {expr}{hint}"), Duration::from_secs(30), || {
+            (!query(server, expr).is_empty()).then_some(())
         });
-        assert!(!result.is_empty());
+        if *needs == Needs::Native {
+            // The marking matters: a text scrape carries no native buckets.
+            assert!(query(&prom, expr).is_empty(), "{title} has data without native histograms: mark it Text");
+        }
     }
+
+    // The native P99 panel agrees, loosely, with the classic one on the
+    // same demo. They are different estimators: the classic one knows only
+    // which of CHECKPOINT_WRITE_BUCKETS holds the 99th percentile and
+    // interpolates linearly inside it (from 0 in the first, 1 ms wide), the
+    // native one locates it within a schema-3 bucket, a factor 2^(1/8)
+    // (about 9%) wide. So the native estimate must lie in the classic
+    // bucket that holds the classic estimate, widened by one native bucket
+    // each side (a native bucket can straddle a classic bound). Both are
+    // evaluated at one instant; their windows (1m, 5m) both reach back to
+    // about the start of this steady 100 writes/s run.
+    let p99_expr = |title: &str| {
+        panels
+            .iter()
+            .find(|p| p.1 == title && p.2.contains("histogram_quantile(0.99,"))
+            .map(|p| p.2.clone())
+            .unwrap_or_else(|| panic!("a P99 query in panel {title:?}"))
+    };
+    let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64() - 1.0;
+    let first_at = |prom: &str, q: &str| -> Option<f64> {
+        let r = common::get_with(prom, "/api/v1/query", &[("query", q), ("time", &at.to_string())]).ok()?;
+        let v: Value = serde_json::from_str(&r.body).ok()?;
+        v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+    };
+    let classic_ms = first_at(&prom, &p99_expr("P99 write latency (ms)")).expect("a classic P99");
+    let native_ms =
+        first_at(&native_prom, &p99_expr(&format!("P99 write latency {NATIVE_PANEL}"))).expect("a native P99");
+    let bounds_ms: Vec<f64> = CHECKPOINT_WRITE_BUCKETS.iter().map(|b| b * 1000.0).collect();
+    let hi = bounds_ms.iter().copied().find(|&b| b >= classic_ms).unwrap_or(f64::INFINITY);
+    let lo = bounds_ms.iter().copied().rfind(|&b| b < classic_ms).unwrap_or(0.0);
+    let native_width = 2f64.powf(1.0 / 8.0);
+    eprintln!("P99 write latency: classic {classic_ms:.3} ms (bucket ({lo}, {hi}] ms), native {native_ms:.3} ms");
+    assert!(
+        native_ms.is_finite() && lo / native_width <= native_ms && native_ms <= hi * native_width,
+        "native P99 {native_ms} ms outside the classic P99 {classic_ms} ms's bucket ({lo}, {hi}] ms widened by {native_width}"
+    );
 
     // The generated SLO rules evaluate against real data (their `le`
     // strings match the exposition's): every 5m error ratio has a sample,

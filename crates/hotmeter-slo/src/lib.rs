@@ -46,6 +46,7 @@
 //! None.
 #![forbid(unsafe_code)]
 
+mod native;
 mod rules;
 mod slo;
 mod trace;

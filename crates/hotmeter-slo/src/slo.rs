@@ -11,7 +11,8 @@
 //! - [`Indicator::Latency`]: a histogram's observations at or below a
 //!   threshold, interpolated linearly inside the bucket that holds it (the
 //!   model `histogram_quantile` uses), so "P95 <= 400 ms" is "at least 95%
-//!   of observations at or below 0.4 s".
+//!   of observations at or below 0.4 s". A native histogram is evaluated
+//!   from its exponential buckets, not the classic ones it may keep.
 
 use std::time::Duration;
 
@@ -33,7 +34,9 @@ pub enum Indicator {
         histogram: String,
         /// The latency bound, in seconds.
         threshold: f64,
-        /// The histogram's bucket bounds (for the generated rules).
+        /// The histogram's classic bucket bounds (for the generated rules,
+        /// which read `_bucket` series; in-process evaluation reads the
+        /// snapshot's own buckets).
         bounds: Vec<f64>,
     },
 }

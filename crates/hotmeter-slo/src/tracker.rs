@@ -5,6 +5,12 @@
 //! keep counts of its own — it reads the snapshots a scrape reads, so the
 //! report and Prometheus agree — or hold more samples than its longest
 //! window needs.
+//!
+//! Latency SLOs read classic histograms through their buckets and native
+//! histograms through their native buckets (never the classic ones kept
+//! alongside): a window is the difference of two snapshots at one schema
+//! ([`NativeSum::since`]), its SLI the share at or below the threshold and
+//! its quantile Prometheus' estimate from those buckets.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -12,9 +18,11 @@ use std::time::Instant;
 use hotmeter::{OwnedValue, RegistrySnapshot, full_name};
 use serde_json::json;
 
+use crate::native::NativeSum;
 use crate::slo::{Indicator, Slo, SloError};
 
-/// (good, total) events of one SLO in one snapshot.
+/// (good, total) events of one SLO in one snapshot. Native histograms
+/// count nothing here: their windows come from their buckets ([`Latency`]).
 fn events(slo: &Slo, snap: &RegistrySnapshot, namespace: Option<&str>) -> (f64, f64) {
     match &slo.indicator {
         Indicator::Ratio { metric, label, good } => {
@@ -33,12 +41,7 @@ fn events(slo: &Slo, snap: &RegistrySnapshot, namespace: Option<&str>) -> (f64, 
             let Some(f) = snap.family(&full_name(namespace, histogram)) else { return (0.0, 0.0) };
             let (mut g, mut t) = (0.0, 0.0);
             for s in &f.series {
-                // A native histogram counts through its classic buckets.
-                let (OwnedValue::Histogram { bounds, counts, count, .. }
-                | OwnedValue::NativeHistogram { bounds, counts, count, .. }) = &s.value
-                else {
-                    continue;
-                };
+                let OwnedValue::Histogram { bounds, counts, count, .. } = &s.value else { continue };
                 if counts.is_empty() {
                     continue;
                 }
@@ -139,11 +142,35 @@ impl SloReport {
 /// A histogram family's series summed: (bounds, per-bucket counts).
 type Merged = (Vec<f64>, Vec<u64>);
 
+/// A latency SLO's histogram family in one snapshot, its series summed.
+#[derive(Debug, Clone)]
+enum Latency {
+    /// Classic buckets.
+    Classic(Merged),
+    /// Native buckets, at the coarsest schema among the series.
+    Native(NativeSum),
+}
+
+impl Latency {
+    fn read(snap: &RegistrySnapshot, name: &str) -> Option<Latency> {
+        let mut native: Option<NativeSum> = None;
+        for n in snap.family(name)?.series.iter().filter_map(|s| NativeSum::of(&s.value)) {
+            match &mut native {
+                Some(sum) => sum.add(&n),
+                None => native = Some(n),
+            }
+        }
+        match native {
+            Some(n) => Some(Latency::Native(n)),
+            None => merged(snap, name).map(Latency::Classic),
+        }
+    }
+}
+
 fn merged(snap: &RegistrySnapshot, name: &str) -> Option<Merged> {
     let mut out: Option<Merged> = None;
     for s in &snap.family(name)?.series {
-        if let OwnedValue::Histogram { bounds, counts, .. } | OwnedValue::NativeHistogram { bounds, counts, .. } =
-            &s.value
+        if let OwnedValue::Histogram { bounds, counts, .. } = &s.value
             && !counts.is_empty()
         {
             let m = out.get_or_insert_with(|| (bounds.clone(), vec![0; counts.len()]));
@@ -155,9 +182,9 @@ fn merged(snap: &RegistrySnapshot, name: &str) -> Option<Merged> {
     out
 }
 
-/// One recorded snapshot: when, (good, total) per SLO, and merged bucket
-/// counts per latency SLO.
-type Sample = (Instant, Vec<(f64, f64)>, Vec<Option<Merged>>);
+/// One recorded snapshot: when, (good, total) per SLO, and summed buckets
+/// per latency SLO.
+type Sample = (Instant, Vec<(f64, f64)>, Vec<Option<Latency>>);
 
 /// Evaluates SLOs from registry snapshots fed to it over time. Memory is
 /// bounded: samples older than the longest window are dropped.
@@ -183,12 +210,15 @@ impl SloTracker {
     /// Records one snapshot taken at `at`.
     pub fn record(&mut self, at: Instant, snap: &RegistrySnapshot) {
         let counts = self.slos.iter().map(|s| events(s, snap, self.namespace.as_deref())).collect();
-        // Cumulative bucket counts per latency SLO, for windowed quantiles.
+        // Cumulative buckets per latency SLO, for windowed quantiles (and a
+        // native histogram's whole window).
         let buckets = self
             .slos
             .iter()
             .map(|s| match &s.indicator {
-                Indicator::Latency { histogram, .. } => merged(snap, &full_name(self.namespace.as_deref(), histogram)),
+                Indicator::Latency { histogram, .. } => {
+                    Latency::read(snap, &full_name(self.namespace.as_deref(), histogram))
+                }
                 Indicator::Ratio { .. } => None,
             })
             .collect();
@@ -215,16 +245,24 @@ impl SloTracker {
                     self.samples.iter().find(|(t, ..)| t_end.saturating_duration_since(*t) <= slo.window)
                 });
                 let (good, total, quantile_seconds) = match (start, end) {
-                    (Some((_, s, sb)), Some((_, e, eb))) => {
-                        let q = match (&sb[i], &eb[i]) {
-                            (Some((_, c0)), Some((bounds, c1))) if c0.len() == c1.len() => {
-                                let window: Vec<u64> = c1.iter().zip(c0).map(|(a, b)| a.saturating_sub(*b)).collect();
-                                hotmeter::histogram_quantile(bounds, &window, slo.objective)
-                            }
-                            _ => None,
-                        };
-                        (e[i].0 - s[i].0, e[i].1 - s[i].1, q)
-                    }
+                    (Some((_, s, sb)), Some((_, e, eb))) => match (&sb[i], &eb[i], &slo.indicator) {
+                        // Native: the window's own buckets (none before: all of them).
+                        (before, Some(Latency::Native(now)), Indicator::Latency { threshold, .. }) => {
+                            let window = match before {
+                                Some(Latency::Native(then)) => now.since(then),
+                                _ => now.clone(),
+                            };
+                            (window.at_or_below(*threshold), window.count as f64, window.quantile(slo.objective))
+                        }
+                        (Some(Latency::Classic((_, c0))), Some(Latency::Classic((bounds, c1))), _)
+                            if c0.len() == c1.len() =>
+                        {
+                            let window: Vec<u64> = c1.iter().zip(c0).map(|(a, b)| a.saturating_sub(*b)).collect();
+                            let q = hotmeter::histogram_quantile(bounds, &window, slo.objective);
+                            (e[i].0 - s[i].0, e[i].1 - s[i].1, q)
+                        }
+                        _ => (e[i].0 - s[i].0, e[i].1 - s[i].1, None),
+                    },
                     _ => (0.0, 0.0, None),
                 };
                 let sli = if total > 0.0 { (good / total).clamp(0.0, 1.0) } else { 1.0 };
@@ -246,7 +284,7 @@ impl SloTracker {
 pub(crate) mod tests {
     use super::*;
     use crate::slo::Indicator;
-    use hotmeter::{Buckets, Counter, Family, Registry};
+    use hotmeter::{Buckets, Counter, Family, NativeHistogram, NativeOpts, Registry};
     use std::time::Duration;
 
     hotmeter::label_enum! {
@@ -325,6 +363,103 @@ pub(crate) mod tests {
         assert!(!rep.slos[0].met);
         assert!(rep.slos[0].error_budget_remaining < 0.0);
         assert_eq!(rep.violated(), 1);
+    }
+
+    /// One latency SLO on `write_seconds`: P95 at or below `threshold`.
+    fn latency_slo(threshold: f64) -> Slo {
+        Slo {
+            name: "write-latency".into(),
+            description: "P95 write latency.".into(),
+            indicator: Indicator::Latency {
+                histogram: "write_seconds".into(),
+                threshold,
+                bounds: vec![0.1, 0.25, 0.5, 1.0],
+            },
+            objective: 0.95,
+            window: Duration::from_secs(60),
+        }
+    }
+
+    fn native(value: &OwnedValue) -> (i8, Vec<(i32, u64)>) {
+        let OwnedValue::NativeHistogram { schema, positive, .. } = value else { panic!("{value:?}") };
+        (*schema, positive.clone())
+    }
+
+    #[test]
+    fn native_histograms_are_read_through_their_native_buckets() {
+        let r = Registry::new();
+        let opts = NativeOpts::new().classic(Buckets::new([0.1, 0.25, 0.5, 1.0]).unwrap());
+        let lat = r.native_histogram("write_seconds", "l", opts.clone()).unwrap();
+        // The same window's observations alone, for the expected quantile.
+        let alone = NativeHistogram::new(opts);
+        // 0.3 is in the schema 3 bucket (2^-1.75, 2^-1.625] = (0.2973, 0.3242].
+        let (lower, upper) = (hotmeter::bucket_upper(-14, 3), hotmeter::bucket_upper(-13, 3));
+        assert!(lower < 0.3 && 0.3 <= upper, "{lower} {upper}");
+        let threshold_inside = lower + 0.25 * (upper - lower);
+        let mut t = SloTracker::new(vec![latency_slo(0.4), latency_slo(threshold_inside)], None).unwrap();
+        let t0 = Instant::now();
+        // Before the window: 1000 slow writes, which must not count.
+        for _ in 0..1000 {
+            lat.observe(2.0);
+        }
+        t.record(t0, &r.snapshot());
+        t.record(t0 + Duration::from_secs(100), &r.snapshot());
+        // In the window: 90 fast, 10 at 0.3.
+        for v in std::iter::repeat_n(0.05, 90).chain(std::iter::repeat_n(0.3, 10)) {
+            lat.observe(v);
+            alone.observe(v);
+        }
+        t.record(t0 + Duration::from_secs(130), &r.snapshot());
+        let rep = t.report();
+        // Every window write is at or below 0.4 s: the classic buckets would
+        // have put 0.3 in (0.25, 0.5] and counted only 60% of those 10 good.
+        let l = &rep.slos[0];
+        assert_eq!((l.events, l.sli, l.met), (100.0, 1.0, true));
+        assert_eq!(l.quantile_seconds, alone.snapshot().quantile(0.95));
+        let q = l.quantile_seconds.unwrap();
+        assert!(lower < q && q <= upper, "{q}");
+        // A threshold a quarter into 0.3's bucket: 90 + 10 / 4 good.
+        let inside = &rep.slos[1];
+        assert!((inside.sli - 0.925).abs() < 1e-12, "{}", inside.sli);
+        assert!(!inside.met);
+        // The report's JSON is the same shape for either kind of histogram.
+        let json: serde_json::Value = serde_json::from_str(&rep.to_json(t.slos())).unwrap();
+        assert_eq!(json["slos"][0]["current"], serde_json::json!(q));
+        assert_eq!(json["slos"][0]["events"], 100.0);
+    }
+
+    #[test]
+    fn a_window_across_a_schema_drop_merges_the_older_snapshot_down() {
+        // No classic buckets at all (those would have given no events), and
+        // at most 8 buckets: a wide spread of values reduces the resolution.
+        let r = Registry::new();
+        let lat = r.native_histogram("write_seconds", "l", NativeOpts::new().max_buckets(8).unwrap()).unwrap();
+        // 0.5 = 2^-1 is a bucket bound at every schema >= 0, so the SLI is
+        // exact whatever schema the window ends at.
+        let mut t = SloTracker::new(vec![latency_slo(0.5)], None).unwrap();
+        let t0 = Instant::now();
+        for _ in 0..1000 {
+            lat.observe(0.01); // before the window, all good
+        }
+        t.record(t0, &r.snapshot());
+        let before = r.snapshot();
+        let (schema_before, buckets_before) = native(&before.families[0].series[0].value);
+        assert_eq!((schema_before, buckets_before.len()), (3, 1));
+        // In the window: 50 in [0.1, 0.5], 50 in [0.6, 1.0).
+        for i in 0..50 {
+            lat.observe(0.1 + 0.008 * f64::from(i));
+            lat.observe(0.6 + 0.008 * f64::from(i));
+        }
+        let after = r.snapshot();
+        let (schema_after, _) = native(&after.families[0].series[0].value);
+        assert!((0..3).contains(&schema_after), "the resolution dropped to {schema_after}");
+        t.record(t0 + Duration::from_secs(30), &after);
+        let l = &t.report().slos[0];
+        // Only the window's 100, half of them good: the older snapshot's
+        // 1000 fast writes were subtracted at the new schema.
+        assert_eq!((l.events, l.sli, l.met), (100.0, 0.5, false));
+        let q = l.quantile_seconds.unwrap();
+        assert!((0.6..=1.0).contains(&q), "{q}");
     }
 
     #[test]

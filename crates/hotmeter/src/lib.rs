@@ -114,7 +114,7 @@ pub use labels::LabelSet;
 pub use name::{full_name, validate_label_name, validate_label_name_as, validate_metric_name, validate_metric_name_as};
 pub use native_histogram::{
     DEFAULT_ZERO_THRESHOLD, MAX_SCHEMA, MIN_SCHEMA, NativeHistogram, NativeOpts, NativeSnapshot, OCTAVE_SLOTS,
-    bucket_upper, native_quantile, spans_and_deltas,
+    bucket_upper, merge_down, native_quantile, spans_and_deltas,
 };
 pub use registry::{OVERFLOW_METRIC, Opts, Registrable, Registry, RegistryBuilder, SummaryOrRegistryError};
 pub use render::{escape_label_value, write_f64, write_label_set};

@@ -1,7 +1,7 @@
 //! Native (sparse exponential) histograms: [`NativeHistogram`],
 //! [`NativeOpts`], [`NativeSnapshot`], and the bucket arithmetic shared by
-//! the metric, its snapshots and encoders ([`native_quantile`],
-//! [`spans_and_deltas`]).
+//! the metric, its snapshots, encoders and readers ([`native_quantile`],
+//! [`spans_and_deltas`], [`merge_down`]).
 //!
 //! Owns: bucket keys (which bucket a value falls in at a schema), bucket
 //! bounds, merging buckets to a lower schema, the sharded hot/cold storage
@@ -128,8 +128,18 @@ pub(crate) fn coarser_key(key: i32, by: u32) -> i32 {
 }
 
 /// Merges ascending `(key, count)` buckets in place down by `by` schema
-/// steps; the result stays ascending with no empty entries.
-pub(crate) fn merge_down(buckets: &mut Vec<(i32, u64)>, by: u32) {
+/// steps (from schema `s` to `s - by`); the result stays ascending with no
+/// empty entries if the input had none. Exact: every bound at the coarser
+/// schema is also a bound at the finer one, so no count is split.
+///
+/// ```
+/// // Schema 1 buckets (1, 2^0.5], (2^0.5, 2] and (2, 2^1.5] at schema 0:
+/// // the first two are (1, 2], the third (2, 4].
+/// let mut buckets = vec![(1, 2), (2, 3), (3, 1)];
+/// hotmeter::merge_down(&mut buckets, 1);
+/// assert_eq!(buckets, [(1, 5), (2, 1)]);
+/// ```
+pub fn merge_down(buckets: &mut Vec<(i32, u64)>, by: u32) {
     if by == 0 {
         return;
     }
