@@ -158,7 +158,13 @@ pub(crate) fn start_push(
 ) -> Result<Option<hotmeter_push::RemoteWriter>, Failed> {
     let Some(url) = &o.remote_write else { return Ok(None) };
     let instance = o.instance.clone().or_else(|| served.map(|a| a.to_string())).unwrap_or_else(|| "demo".into());
+    // Classic: the demo's write latency is a native histogram whose alert
+    // rules and dashboards read its classic buckets, and the receiver the
+    // README starts is a plain Prometheus, which refuses (500) every request
+    // holding a native histogram unless started with
+    // `--enable-feature=native-histograms`.
     let writer = hotmeter_push::RemoteWrite::new(url.clone())
+        .native_histograms(hotmeter_push::NativeHistograms::Classic)
         .interval(o.remote_write_interval)
         .job(o.job.clone())
         .instance(instance.clone())

@@ -9,7 +9,7 @@
 //! | item | what it is |
 //! |---|---|
 //! | [`RemoteWrite`], [`RemoteWriter`], [`PushStats`] | the remote_write client: settings, the running client, its counts |
-//! | [`RemoteWriteEncoder`], [`Encoded`] | one registry walk → protobuf `WriteRequest` → snappy block |
+//! | [`RemoteWriteEncoder`], [`Encoded`], [`NativeHistograms`] | one registry walk → protobuf `WriteRequest` → snappy block; what native histograms become |
 //! | [`proto`] | the hand-declared remote_write messages (`prost` derive, no `protoc`) |
 //! | [`Pushgateway`], [`GroupingKey`] | push (`PUT`), push-add (`POST`) and delete of a group |
 //! | [`metrics`] | the client's own `remote_write_*` metrics |
@@ -37,9 +37,21 @@
 //!
 //! Classic histograms travel as `_bucket{le}` (cumulative, `+Inf` last),
 //! `_sum` and `_count`; summaries as `{quantile}` series, `_sum` and
-//! `_count`. **Native histograms are not sent**: the core has none yet
-//! (the protocol's `histograms` field stays empty), nor are exemplars or
-//! metadata.
+//! `_count`. A [`hotmeter::NativeHistogram`] travels as one series named
+//! as the family carrying an integer native histogram (the protocol's
+//! `histograms` field: schema, zero bucket, spans and deltas), and counts
+//! as one sample; its classic buckets kept alongside are not sent unless
+//! [`NativeHistograms::NativeAndClassic`] asks for them too, and
+//! [`NativeHistograms::Classic`] sends only those, for receivers without
+//! native histograms (Prometheus without
+//! `--enable-feature=native-histograms` refuses, with 500, every request
+//! that holds one). Exemplars and metadata are not sent. Metric and label
+//! names registered as UTF-8 are sent escaped with the `underscores`
+//! scheme (`http.server.requests_total` as `http_server_requests_total`):
+//! remote_write 1.0 takes legacy names only, Prometheus 2.42 stores others
+//! unchecked (PromQL reaches such a metric only as `{__name__="..."}`),
+//! 2.46 and later skip such series. Families of legacy names (all of a
+//! default registry's) are sent as registered, with no extra work.
 //!
 //! ```
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -82,5 +94,5 @@ mod transport;
 pub use error::{ConfigError, EncodeError, SendError};
 pub use pushgateway::{GroupingKey, Pushgateway};
 pub use remote_write::{DEFAULT_INTERVAL, DEFAULT_QUEUE_CAPACITY, PushStats, RemoteWrite, RemoteWriter};
-pub use series::{Encoded, RemoteWriteEncoder};
+pub use series::{Encoded, NativeHistograms, RemoteWriteEncoder};
 pub use transport::USER_AGENT;

@@ -1,24 +1,74 @@
 //! One walk of a registry turned into a remote_write request:
-//! [`RemoteWriteEncoder`] and what it returns, [`Encoded`].
+//! [`RemoteWriteEncoder`], what it returns ([`Encoded`]), and how it sends
+//! native histograms ([`NativeHistograms`]).
 //!
 //! Owns: the mapping from hotmeter values to Prometheus series (a counter
 //! or gauge is one series; a classic histogram is `_bucket{le}` per bound
-//! plus `le="+Inf"`, `_sum` and `_count`; a summary is one
-//! `{quantile}` series per quantile plus `_sum` and `_count`), external
-//! labels, label sorting, protobuf encoding and snappy block compression.
-//! Must not: send anything, or run on a recording thread (it allocates
-//! per series).
+//! plus `le="+Inf"`, `_sum` and `_count`; a native histogram is one series
+//! carrying one `Histogram` in spans and deltas, with or instead of its
+//! classic series as [`NativeHistograms`] says; a summary is one
+//! `{quantile}` series per quantile plus `_sum` and `_count`), escaping of
+//! UTF-8 names, external labels, label sorting, protobuf encoding and
+//! snappy block compression. Must not: send anything, or run on a
+//! recording thread (it allocates per series).
 //!
 //! Spellings match the Prometheus text exposition the exporter serves
 //! (`le="0.005"`, `le="1.0"`, `le="+Inf"`, `quantile="0.99"`), so a
 //! dashboard reads pushed and scraped series with the same selectors.
+//!
+//! ## UTF-8 names
+//! remote_write 1.0 requires legacy names (metric names
+//! `[a-zA-Z_:][a-zA-Z0-9_:]*`, label names `[a-zA-Z_][a-zA-Z0-9_]*`) and
+//! has no way to announce others. Receivers differ in what they do with
+//! them: Prometheus 2.42 stores them unchecked (PromQL then reaches such a
+//! metric only as `{__name__="a.b"}` and cannot match such a label at
+//! all), 2.46 and later skip the series and count it in
+//! `prometheus_api_remote_write_invalid_labels_samples_total`. So a family
+//! registered with UTF-8 names (`NameValidation::Utf8`) is sent with its
+//! metric and label names escaped by the `underscores` scheme
+//! (`http.server.requests_total` becomes `http_server_requests_total`), as
+//! a scrape that asked for no escaping sees it. Registration already
+//! refused names that escaping would make alike. Families whose names are
+//! all legacy (every family of a default registry) skip the step.
 
-use hotmeter::{Desc, Labels, Registry, Value, Visitor};
+use hotmeter::{Desc, EscapingScheme, Labels, NameKind, NativeBuckets, Registry, Value, Visitor, write_f64};
 use prost::Message;
 
 use crate::error::{ConfigError, EncodeError};
-use crate::proto::{Label, Sample, TimeSeries, WriteRequest};
-use hotmeter::write_f64;
+use crate::proto::{BucketSpan, Histogram, Label, Sample, TimeSeries, WriteRequest, histogram};
+
+/// What a [`NativeHistogram`](hotmeter::NativeHistogram) is sent as over
+/// remote_write. Classic [`Histogram`](hotmeter::Histogram)s are always
+/// sent as classic series.
+///
+/// The receiver must take native histograms for the first two: Prometheus
+/// from 2.40 with `--enable-feature=native-histograms` (a setting in 3.x).
+/// One without answers every request that holds one with 500 ("native
+/// histograms are disabled") and stores none of it; the client retries it
+/// (counted in `remote_write_samples_retried_total`) while newer snapshots
+/// are dropped. Choose [`Classic`](Self::Classic) for such a receiver.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum NativeHistograms {
+    /// One series `name` carrying the native histogram, and nothing else:
+    /// the classic buckets kept alongside are not sent. This is what
+    /// Prometheus 2.42 stores when it scrapes a histogram with both
+    /// (native histograms enabled, it keeps the native part only), so a
+    /// pushed and a scraped process look alike.
+    #[default]
+    Native,
+    /// The native series `name`, and beside it the classic series
+    /// `name_bucket{le}` (when the histogram keeps classic buckets),
+    /// `name_sum` and `name_count`, as Prometheus 2.45 and later store a
+    /// scrape with `scrape_classic_histograms: true`. For dashboards and
+    /// alerts still written against `_bucket` while they move to native
+    /// queries; each histogram then costs its native sample plus
+    /// `buckets + 3` float samples.
+    NativeAndClassic,
+    /// Only the classic series (`name_bucket{le}` when kept, `name_sum`,
+    /// `name_count`): for receivers without native histograms.
+    Classic,
+}
 
 /// Encodes registry snapshots as remote_write 1.0 request bodies, reusing
 /// its buffers from one push to the next.
@@ -39,6 +89,7 @@ use hotmeter::write_f64;
 pub struct RemoteWriteEncoder {
     /// External labels, sorted by name.
     external: Vec<(String, String)>,
+    native: NativeHistograms,
     request: WriteRequest,
     raw: Vec<u8>,
     compressed: Vec<u8>,
@@ -51,7 +102,8 @@ pub struct RemoteWriteEncoder {
 pub struct Encoded<'a> {
     /// The snappy-compressed protobuf `WriteRequest`: the HTTP body.
     pub body: &'a [u8],
-    /// Samples in it (one per series).
+    /// Samples in it: one per series, a float sample or a native
+    /// histogram (which counts as one sample, whatever its bucket count).
     pub samples: u64,
     /// The protobuf's size before compression.
     pub uncompressed_len: usize,
@@ -76,11 +128,19 @@ impl RemoteWriteEncoder {
         }
         Ok(Self {
             external,
+            native: NativeHistograms::default(),
             request: WriteRequest::default(),
             raw: Vec::new(),
             compressed: Vec::new(),
             snappy: snap::raw::Encoder::new(),
         })
+    }
+
+    /// What native histograms are sent as ([`NativeHistograms::Native`]
+    /// unless set).
+    pub fn native_histograms(mut self, mode: NativeHistograms) -> Self {
+        self.native = mode;
+        self
     }
 
     /// Walks `registry` once, stamping every sample with `timestamp_ms`
@@ -89,8 +149,12 @@ impl RemoteWriteEncoder {
         self.request.timeseries.clear();
         let mut collector = Collector {
             external: &self.external,
+            native: self.native,
             timestamp_ms,
             name: String::new(),
+            label_names: None,
+            spans: Vec::new(),
+            deltas: Vec::new(),
             out: &mut self.request.timeseries,
         };
         registry.collect(&mut collector);
@@ -116,32 +180,98 @@ impl RemoteWriteEncoder {
 /// The visitor that appends one [`TimeSeries`] per Prometheus sample.
 struct Collector<'a> {
     external: &'a [(String, String)],
+    native: NativeHistograms,
     timestamp_ms: i64,
+    /// The family's metric name as sent (escaped if it is not legacy).
     name: String,
+    /// The family's label names escaped, constant labels first; `None`
+    /// when every name is legacy and is sent as registered.
+    label_names: Option<Vec<String>>,
+    spans: Vec<(i32, u32)>,
+    deltas: Vec<i64>,
     out: &'a mut Vec<TimeSeries>,
 }
 
+/// Prometheus reads one NaN bit pattern (0x7ff0000000000002) as a
+/// staleness marker that ends the series (for a native histogram, in its
+/// sum); a NaN recorded in a gauge could carry it. Every NaN goes out as
+/// the ordinary one.
+fn not_stale(v: f64) -> f64 {
+    if v.is_nan() { f64::NAN } else { v }
+}
+
 impl Collector<'_> {
-    /// One series: `name+suffix`, the series' labels, `extra` (`le` or
-    /// `quantile`), the external labels not already present; sorted by
-    /// name (the spec requires it).
-    fn push(&mut self, suffix: &str, labels: &Labels<'_>, extra: Option<(&str, String)>, value: f64) {
+    /// One series' label set: `name+suffix`, the series' labels (escaped
+    /// names if the family needs it), `extra` (`le` or `quantile`), the
+    /// external labels not already present; sorted by name (the spec
+    /// requires it).
+    fn label_set(&self, suffix: &str, labels: &Labels<'_>, extra: Option<(&str, String)>) -> Vec<Label> {
         let mut set = Vec::with_capacity(2 + labels.len() + self.external.len());
         set.push(Label { name: "__name__".into(), value: format!("{}{suffix}", self.name) });
         if let Some((n, v)) = extra {
             set.push(Label { name: n.into(), value: v });
         }
-        set.extend(labels.iter().map(|(n, v)| Label { name: n.into(), value: v.into() }));
+        for i in 0..labels.len() {
+            let Some((name, value)) = labels.get(i) else { continue };
+            let name = self.label_names.as_ref().and_then(|names| names.get(i)).map_or(name, String::as_str);
+            set.push(Label { name: name.into(), value: value.into() });
+        }
         set.extend(self.external.iter().map(|(n, v)| Label { name: n.clone(), value: v.clone() }));
         // Stable: of two labels with one name, the first pushed (the
         // series' own) stays and the external one goes.
         set.sort_by(|a, b| a.name.cmp(&b.name));
         set.dedup_by(|later, first| later.name == first.name);
-        // Prometheus reads one NaN bit pattern (0x7ff0000000000002) as a
-        // staleness marker that ends the series; a NaN recorded in a gauge
-        // could carry it. Send every NaN as the ordinary one.
-        let value = if value.is_nan() { f64::NAN } else { value };
-        self.out.push(TimeSeries { labels: set, samples: vec![Sample { value, timestamp: self.timestamp_ms }] });
+        set
+    }
+
+    /// One float series.
+    fn push(&mut self, suffix: &str, labels: &Labels<'_>, extra: Option<(&str, String)>, value: f64) {
+        let set = self.label_set(suffix, labels, extra);
+        let sample = Sample { value: not_stale(value), timestamp: self.timestamp_ms };
+        self.out.push(TimeSeries { labels: set, samples: vec![sample], histograms: Vec::new() });
+    }
+
+    /// `_bucket{le}` per classic bucket (cumulative, `+Inf` last), `_sum`
+    /// and `_count`.
+    fn push_classic(&mut self, labels: &Labels<'_>, bounds: &[f64], counts: &[u64], sum: f64, count: u64) {
+        let mut cumulative = 0u64;
+        for (i, &c) in counts.iter().enumerate() {
+            cumulative += c;
+            let le = bounds.get(i).copied().unwrap_or(f64::INFINITY);
+            self.push("_bucket", labels, Some(("le", float_text(le))), cumulative as f64);
+        }
+        self.push("_sum", labels, None, sum);
+        self.push("_count", labels, None, count as f64);
+    }
+
+    /// One series named as the family carrying one integer native
+    /// histogram. The reset hint is left `UNKNOWN`: the receiver detects a
+    /// reset (a restarted process) itself.
+    fn push_native(&mut self, labels: &Labels<'_>, native: &NativeBuckets<'_>) {
+        let set = self.label_set("", labels, None);
+        let mut spans_of = |buckets: &[(i32, u64)]| {
+            hotmeter::spans_and_deltas(buckets, &mut self.spans, &mut self.deltas);
+            let spans = self.spans.iter().map(|&(offset, length)| BucketSpan { offset, length }).collect();
+            (spans, self.deltas.clone())
+        };
+        let (negative_spans, negative_deltas) = spans_of(native.negative);
+        let (positive_spans, positive_deltas) = spans_of(native.positive);
+        let h = Histogram {
+            count: Some(histogram::Count::CountInt(native.count)),
+            sum: not_stale(native.sum),
+            schema: i32::from(native.schema),
+            zero_threshold: native.zero_threshold,
+            zero_count: Some(histogram::ZeroCount::ZeroCountInt(native.zero_count)),
+            negative_spans,
+            negative_deltas,
+            negative_counts: Vec::new(),
+            positive_spans,
+            positive_deltas,
+            positive_counts: Vec::new(),
+            reset_hint: histogram::ResetHint::Unknown as i32,
+            timestamp: self.timestamp_ms,
+        };
+        self.out.push(TimeSeries { labels: set, samples: Vec::new(), histograms: vec![h] });
     }
 }
 
@@ -154,7 +284,15 @@ fn float_text(v: f64) -> String {
 impl Visitor for Collector<'_> {
     fn family(&mut self, desc: &Desc) {
         self.name.clear();
-        self.name.push_str(&desc.name);
+        if desc.names_are_legacy() {
+            self.name.push_str(&desc.name);
+            self.label_names = None;
+            return;
+        }
+        let scheme = EscapingScheme::Underscores;
+        self.name.push_str(&scheme.escape(&desc.name, NameKind::Metric));
+        let names = desc.const_labels.iter().map(|(n, _)| n).chain(&desc.label_names);
+        self.label_names = Some(names.map(|n| scheme.escape(n, NameKind::Label).into_owned()).collect());
     }
 
     fn sample(&mut self, labels: &Labels<'_>, value: &Value<'_>) {
@@ -163,27 +301,15 @@ impl Visitor for Collector<'_> {
             Value::FloatCounter(v) | Value::Gauge(v) => self.push("", labels, None, v),
             Value::IntGauge(v) => self.push("", labels, None, v as f64),
             Value::Histogram { bounds, counts, sum, count, exemplars: _ } => {
-                let mut cumulative = 0u64;
-                for (i, &c) in counts.iter().enumerate() {
-                    cumulative += c;
-                    let le = bounds.get(i).copied().unwrap_or(f64::INFINITY);
-                    self.push("_bucket", labels, Some(("le", float_text(le))), cumulative as f64);
-                }
-                self.push("_sum", labels, None, sum);
-                self.push("_count", labels, None, count as f64);
+                self.push_classic(labels, bounds, counts, sum, count);
             }
-            // Sent as its classic series (or only `_sum` and `_count`
-            // without them); the protocol's native histogram field is not
-            // written yet.
             Value::NativeHistogram { native, bounds, counts, exemplars: _ } => {
-                let mut cumulative = 0u64;
-                for (i, &c) in counts.iter().enumerate() {
-                    cumulative += c;
-                    let le = bounds.get(i).copied().unwrap_or(f64::INFINITY);
-                    self.push("_bucket", labels, Some(("le", float_text(le))), cumulative as f64);
+                if self.native != NativeHistograms::Classic {
+                    self.push_native(labels, &native);
                 }
-                self.push("_sum", labels, None, native.sum);
-                self.push("_count", labels, None, native.count as f64);
+                if self.native != NativeHistograms::Native {
+                    self.push_classic(labels, bounds, counts, native.sum, native.count);
+                }
             }
             Value::Summary { quantiles, sum, count } => {
                 for &(q, v) in quantiles {
@@ -199,7 +325,7 @@ impl Visitor for Collector<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hotmeter::{Buckets, Counter, SummaryOpts};
+    use hotmeter::{Buckets, Counter, NameValidation, NativeOpts, SummaryOpts};
 
     /// A series as (labels, value, timestamp).
     type Flat = (Vec<(String, String)>, f64, i64);
@@ -209,11 +335,16 @@ mod tests {
             .timeseries
             .iter()
             .map(|s| {
-                (
-                    s.labels.iter().map(|l| (l.name.clone(), l.value.clone())).collect(),
-                    s.samples[0].value,
-                    s.samples[0].timestamp,
-                )
+                // A native histogram's series as its count.
+                let (value, timestamp) = match (s.samples.first(), s.histograms.first()) {
+                    (Some(x), _) => (x.value, x.timestamp),
+                    (None, Some(h)) => match h.count {
+                        Some(histogram::Count::CountInt(c)) => (c as f64, h.timestamp),
+                        _ => (f64::NAN, h.timestamp),
+                    },
+                    (None, None) => panic!("an empty series: {s:?}"),
+                };
+                (s.labels.iter().map(|l| (l.name.clone(), l.value.clone())).collect(), value, timestamp)
             })
             .collect()
     }
@@ -321,5 +452,167 @@ mod tests {
             RemoteWriteEncoder::new([("job", "a"), ("job", "b")]),
             Err(ConfigError::DuplicateLabel { name }) if name == "job"
         ));
+    }
+
+    /// A native histogram at schema 0 with classic buckets alongside:
+    /// positive buckets 0, 2 (twice) and 7, negative bucket -1, one zero.
+    fn native_registry() -> Registry {
+        let r = Registry::new();
+        let opts = NativeOpts::new().schema(0).unwrap().classic(Buckets::new([1.0, 10.0]).unwrap());
+        let h = r.native_histogram("rt_seconds", "RT.", opts).unwrap();
+        for v in [1.0, 3.0, 3.5, 100.0, -0.5, 0.0] {
+            h.observe(v);
+        }
+        r
+    }
+
+    fn names(enc: &RemoteWriteEncoder) -> Vec<String> {
+        enc.request().timeseries.iter().map(|s| s.labels[0].value.clone()).collect()
+    }
+
+    #[test]
+    fn native_histograms_travel_as_spans_and_deltas() {
+        let r = native_registry();
+        let mut enc = RemoteWriteEncoder::new([("job", "j")]).unwrap();
+        let encoded = enc.encode(&r, 99).unwrap();
+        assert_eq!(encoded.samples, 1, "one series, one histogram sample");
+        let raw = snap::raw::Decoder::new().decompress_vec(encoded.body).unwrap();
+        let decoded = WriteRequest::decode(&raw[..]).unwrap();
+        assert_eq!(&decoded, enc.request());
+        let [series] = &decoded.timeseries[..] else { panic!("{decoded:?}") };
+        assert_eq!(
+            series.labels,
+            [
+                Label { name: "__name__".into(), value: "rt_seconds".into() },
+                Label { name: "job".into(), value: "j".into() }
+            ]
+        );
+        assert!(series.samples.is_empty());
+        let [h] = &series.histograms[..] else { panic!("{series:?}") };
+        let span = |offset, length| BucketSpan { offset, length };
+        let want = Histogram {
+            count: Some(histogram::Count::CountInt(6)),
+            sum: 107.0,
+            schema: 0,
+            zero_threshold: hotmeter::DEFAULT_ZERO_THRESHOLD,
+            zero_count: Some(histogram::ZeroCount::ZeroCountInt(1)),
+            negative_spans: vec![span(-1, 1)],
+            negative_deltas: vec![1],
+            // Keys 0..=2 in one span (the empty key 1 bridged with a zero
+            // count), then a gap of 4 to key 7.
+            positive_spans: vec![span(0, 3), span(4, 1)],
+            positive_deltas: vec![1, -1, 2, -1],
+            timestamp: 99,
+            ..Histogram::default()
+        };
+        assert_eq!(*h, want);
+        assert_eq!(h.reset_hint, histogram::ResetHint::Unknown as i32);
+    }
+
+    #[test]
+    fn native_histogram_modes_choose_the_series() {
+        let r = native_registry();
+        let mode = |m| RemoteWriteEncoder::new::<&str, &str>([]).unwrap().native_histograms(m);
+        let mut both = mode(NativeHistograms::NativeAndClassic);
+        assert_eq!(both.encode(&r, 1).unwrap().samples, 6);
+        assert_eq!(
+            names(&both),
+            [
+                "rt_seconds",
+                "rt_seconds_bucket",
+                "rt_seconds_bucket",
+                "rt_seconds_bucket",
+                "rt_seconds_sum",
+                "rt_seconds_count"
+            ]
+        );
+        let got = series(&both);
+        // Classic counts from the buckets kept alongside: -0.5, 0 and 1 at
+        // or below 1; 3 and 3.5 below 10; 100 above.
+        let values: Vec<(Option<&str>, f64)> =
+            got[1..].iter().map(|s| (s.0.iter().find(|l| l.0 == "le").map(|l| l.1.as_str()), s.1)).collect();
+        assert_eq!(values, [(Some("1.0"), 3.0), (Some("10.0"), 5.0), (Some("+Inf"), 6.0), (None, 107.0), (None, 6.0)]);
+        assert_eq!(both.request().timeseries[0].histograms.len(), 1);
+        assert!(both.request().timeseries[1..].iter().all(|s| s.histograms.is_empty() && s.samples.len() == 1));
+
+        let mut classic = mode(NativeHistograms::Classic);
+        assert_eq!(classic.encode(&r, 1).unwrap().samples, 5);
+        assert_eq!(names(&classic), &names(&both)[1..]);
+        assert!(classic.request().timeseries.iter().all(|s| s.histograms.is_empty()));
+
+        // Without classic buckets, the classic form is `_sum` and `_count`.
+        let bare = Registry::new();
+        bare.native_histogram("n", "N.", NativeOpts::new()).unwrap().observe(2.0);
+        assert_eq!(mode(NativeHistograms::Classic).encode(&bare, 1).unwrap().samples, 2);
+        let mut native = mode(NativeHistograms::Native);
+        assert_eq!(native.encode(&bare, 1).unwrap().samples, 1);
+        assert_eq!(names(&native), ["n"]);
+    }
+
+    #[test]
+    fn utf8_names_are_escaped_with_underscores_and_legacy_ones_kept() {
+        let r = Registry::builder().name_validation(NameValidation::Utf8).const_label("zone.id", "z1").build().unwrap();
+        let fam = r
+            .string_family(("http.server.requests_total", "Requests."), &["service.name", "code"], Counter::new)
+            .unwrap();
+        fam.with(&["api.v1", "200"], |c| c.inc_by(3)).unwrap();
+        let h =
+            r.native_histogram("rpc.duration", "D.", NativeOpts::new().classic(Buckets::new([1.0]).unwrap())).unwrap();
+        h.observe(0.5);
+        let mut enc =
+            RemoteWriteEncoder::new([("job", "j")]).unwrap().native_histograms(NativeHistograms::NativeAndClassic);
+        enc.encode(&r, 1).unwrap();
+        let got = series(&enc);
+        let find = |name: &str| got.iter().find(|s| s.0[0].1 == name).unwrap_or_else(|| panic!("{name}: {got:?}"));
+        // Values are never escaped; names are, and the set is sorted by the
+        // names as sent.
+        assert_eq!(
+            find("http_server_requests_total").0,
+            labels(&[
+                ("__name__", "http_server_requests_total"),
+                ("code", "200"),
+                ("job", "j"),
+                ("service_name", "api.v1"),
+                ("zone_id", "z1")
+            ])
+        );
+        assert_eq!(find("rpc_duration").0, labels(&[("__name__", "rpc_duration"), ("job", "j"), ("zone_id", "z1")]));
+        assert_eq!(find("rpc_duration_bucket").0[1], ("job".to_owned(), "j".to_owned()));
+        for s in &got {
+            assert!(hotmeter::is_legacy_metric_name(&s.0[0].1), "{s:?}");
+            assert!(s.0.iter().all(|l| hotmeter::is_legacy_label_name(l.0.trim_start_matches('_'))), "{s:?}");
+        }
+
+        // A legacy registry's names are sent as registered.
+        let plain = Registry::new();
+        plain.counter("a_b:c_total", "A.").unwrap().inc();
+        let mut enc = RemoteWriteEncoder::new::<&str, &str>([]).unwrap();
+        enc.encode(&plain, 1).unwrap();
+        assert_eq!(names(&enc), ["a_b:c_total"]);
+    }
+
+    /// The per-histogram size the memory-bound docs state: about 40 bytes
+    /// and one to two bytes per bucket, before compression (measured: 41
+    /// bytes empty with its one label, 225 more for 176 buckets).
+    #[test]
+    fn a_native_histogram_costs_a_few_bytes_per_bucket() {
+        let r = Registry::new();
+        let h = r.native_histogram("h", "H.", NativeOpts::new()).unwrap();
+        let mut enc = RemoteWriteEncoder::new::<&str, &str>([]).unwrap();
+        let empty = enc.encode(&r, 1_700_000_000_000).unwrap().uncompressed_len;
+        // 160 populated buckets (the default most), counts up to 1,000.
+        for i in 0..160 {
+            for _ in 0..(1 + i * 6) {
+                h.observe(1.1f64.powi(i));
+            }
+        }
+        let full = enc.encode(&r, 1_700_000_000_000).unwrap().uncompressed_len;
+        // Deltas: the populated buckets and the short gaps bridged.
+        let deltas = enc.request().timeseries[0].histograms[0].positive_deltas.len();
+        assert!((160..=190).contains(&deltas), "{deltas}");
+        let per_bucket = (full - empty) as f64 / deltas as f64;
+        assert!((1.0..=2.5).contains(&per_bucket), "{per_bucket} bytes per bucket");
+        let label_bytes = 2 + 2 + 8 + 1; // labels field, __name__ pair framing, "__name__", "h"
+        assert!(empty - label_bytes <= 40, "{empty} bytes for an empty histogram");
     }
 }

@@ -3,23 +3,36 @@
 //!
 //! Owns: `# HELP`/`# TYPE` lines, sample lines, cumulative `_bucket{le}`
 //! lines, `{quantile}` lines (floats spelled by the core's
-//! [`hotmeter::write_f64`], as the exporter spells them). Must not: import
-//! the exporter (the two crates stand on the same floor); label sets come from the core's
-//! [`hotmeter::write_label_set`] so escaping is the one the exporter uses.
+//! [`hotmeter::write_f64`], as the exporter spells them), and the escaping
+//! of UTF-8 names. Must not: import the exporter (the two crates stand on
+//! the same floor); label values are escaped by the core's
+//! [`hotmeter::escape_label_value`], the one the exporter uses.
+//!
+//! Text 0.0.4 has no UTF-8 names, and the Pushgateway parses what it is
+//! pushed as 0.0.4: a family registered with UTF-8 names
+//! (`NameValidation::Utf8`) is written with its metric and label names
+//! escaped by the `underscores` scheme, as the exporter serves 0.0.4 (and
+//! the names then match what remote_write sends). Families whose names are
+//! all legacy ([`hotmeter::Desc::names_are_legacy`]) are written as
+//! registered, on the same path as before.
 
-use hotmeter::{Desc, Labels, Registry, Value, Visitor, write_f64};
+use hotmeter::{Desc, EscapingScheme, Labels, NameKind, Registry, Value, Visitor, escape_label_value, write_f64};
 
 /// The content type of what [`encode_text`] writes.
 pub(crate) const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Appends the whole registry to `out` in the text format 0.0.4.
 pub(crate) fn encode_text(registry: &Registry, out: &mut Vec<u8>) {
-    registry.collect(&mut TextWriter { out, name: String::new() });
+    registry.collect(&mut TextWriter { out, name: String::new(), label_names: None });
 }
 
 struct TextWriter<'a> {
     out: &'a mut Vec<u8>,
+    /// The family's metric name as written (escaped if not legacy).
     name: String,
+    /// The family's label names escaped, constant labels first; `None`
+    /// when every name is legacy and is written as registered.
+    label_names: Option<Vec<String>>,
 }
 
 enum Num {
@@ -34,7 +47,19 @@ impl TextWriter<'_> {
         out.extend_from_slice(self.name.as_bytes());
         out.extend_from_slice(suffix.as_bytes());
         let before = out.len();
-        hotmeter::write_label_set(out, labels);
+        match &self.label_names {
+            None => hotmeter::write_label_set(out, labels),
+            Some(names) => {
+                for (i, name) in names.iter().enumerate() {
+                    let Some((_, value)) = labels.get(i) else { continue };
+                    out.push(if out.len() > before { b',' } else { b'{' });
+                    out.extend_from_slice(name.as_bytes());
+                    out.extend_from_slice(b"=\"");
+                    escape_label_value(out, value);
+                    out.push(b'"');
+                }
+            }
+        }
         if let Some((name, v)) = extra {
             out.push(if out.len() > before { b',' } else { b'{' });
             out.extend_from_slice(name.as_bytes());
@@ -58,17 +83,25 @@ impl TextWriter<'_> {
 impl Visitor for TextWriter<'_> {
     fn family(&mut self, desc: &Desc) {
         self.name.clear();
-        self.name.push_str(&desc.name);
+        if desc.names_are_legacy() {
+            self.name.push_str(&desc.name);
+            self.label_names = None;
+        } else {
+            let scheme = EscapingScheme::Underscores;
+            self.name.push_str(&scheme.escape(&desc.name, NameKind::Metric));
+            let names = desc.const_labels.iter().map(|(n, _)| n).chain(&desc.label_names);
+            self.label_names = Some(names.map(|n| scheme.escape(n, NameKind::Label).into_owned()).collect());
+        }
         let out = &mut *self.out;
         if !desc.help.is_empty() {
             out.extend_from_slice(b"# HELP ");
-            out.extend_from_slice(desc.name.as_bytes());
+            out.extend_from_slice(self.name.as_bytes());
             out.push(b' ');
             out.extend_from_slice(desc.help.replace('\\', "\\\\").replace('\n', "\\n").as_bytes());
             out.push(b'\n');
         }
         out.extend_from_slice(b"# TYPE ");
-        out.extend_from_slice(desc.name.as_bytes());
+        out.extend_from_slice(self.name.as_bytes());
         out.push(b' ');
         out.extend_from_slice(desc.kind.as_str().as_bytes());
         out.push(b'\n');
@@ -115,7 +148,7 @@ impl Visitor for TextWriter<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hotmeter::{Buckets, Counter};
+    use hotmeter::{Buckets, Counter, NameValidation, NativeOpts};
 
     #[test]
     fn golden_text() {
@@ -138,6 +171,48 @@ mod tests {
              # TYPE hotmeter_label_overflow_total counter\nhotmeter_label_overflow_total{metric=\"jobs_total\"} 0\n\
              # HELP jobs_total Jobs\\\\done\\nhere.\n# TYPE jobs_total counter\njobs_total{kind=\"a\\\"b\"} 2\n"
         );
+    }
+
+    #[test]
+    fn utf8_names_are_escaped_with_underscores() {
+        let r =
+            Registry::builder().name_validation(NameValidation::Utf8).const_label("zone.id", "z\"1").build().unwrap();
+        let fam =
+            r.string_family(("http.requests_total", "Requests."), &["service.name", "code"], Counter::new).unwrap();
+        fam.with(&["api.v1", "200"], |c| c.inc_by(2)).unwrap();
+        let opts = NativeOpts::new().classic(Buckets::new([1.0]).unwrap());
+        r.native_histogram("rpc.duration_seconds", "", opts).unwrap().observe(0.5);
+        r.gauge("plain_gauge", "Legacy.").unwrap().set(1.5);
+        let mut out = Vec::new();
+        encode_text(&r, &mut out);
+        let text = String::from_utf8(out).unwrap();
+        let families: Vec<&str> = text.lines().filter(|l| !l.contains("hotmeter_label_overflow_total")).collect();
+        assert_eq!(
+            families,
+            [
+                "# HELP http_requests_total Requests.",
+                "# TYPE http_requests_total counter",
+                r#"http_requests_total{zone_id="z\"1",service_name="api.v1",code="200"} 2"#,
+                "# HELP plain_gauge Legacy.",
+                "# TYPE plain_gauge gauge",
+                r#"plain_gauge{zone_id="z\"1"} 1.5"#,
+                "# TYPE rpc_duration_seconds histogram",
+                r#"rpc_duration_seconds_bucket{zone_id="z\"1",le="1.0"} 1"#,
+                r#"rpc_duration_seconds_bucket{zone_id="z\"1",le="+Inf"} 1"#,
+                r#"rpc_duration_seconds_sum{zone_id="z\"1"} 0.5"#,
+                r#"rpc_duration_seconds_count{zone_id="z\"1"} 1"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn legacy_names_are_written_as_registered() {
+        // `:` is legal in metric names, so `a:b` is not rewritten.
+        let r = Registry::builder().name_validation(NameValidation::Utf8).build().unwrap();
+        r.counter("a:b_total", "").unwrap().inc();
+        let mut out = Vec::new();
+        encode_text(&r, &mut out);
+        assert!(String::from_utf8(out).unwrap().contains("\na:b_total 1\n"));
     }
 
     #[test]

@@ -94,6 +94,13 @@ fn a_429_is_retried_after_its_retry_after() {
 fn a_failing_receiver_never_grows_the_queue_past_its_bound() {
     let (addr, got) = common::scripted_receiver(vec![(503, "")]);
     let (registry, writes) = registry_with_writes(0);
+    // A native histogram with classic buckets alongside: one series, one
+    // sample per snapshot (its classic buckets are not sent by default).
+    let opts = hotmeter::NativeOpts::new().classic(hotmeter::Buckets::new([0.1, 1.0]).unwrap());
+    let native = registry.native_histogram("wait_seconds", "Waits.", opts).unwrap();
+    for v in [0.05, 0.5, 5.0, -1.0, 0.0] {
+        native.observe(v);
+    }
     let writer = RemoteWrite::new(format!("http://{addr}/api/v1/write"))
         .interval(Duration::from_millis(20))
         .queue_capacity(3)
@@ -128,6 +135,17 @@ fn a_failing_receiver_never_grows_the_queue_past_its_bound() {
     assert_eq!(counter("remote_write_samples_retried_total"), stats.retried);
     assert_eq!(snap.value("remote_write_queue_length", &[]), Some(&hotmeter::OwnedValue::IntGauge(0)));
     assert_eq!(snap.value("remote_write_queue_capacity", &[]), Some(&hotmeter::OwnedValue::IntGauge(3)));
+    // Every snapshot has the same series; the native histogram is one of
+    // them and one sample.
+    let first = decode(&got.lock().unwrap()[0].body);
+    let histograms: Vec<_> = first.timeseries.iter().filter(|s| !s.histograms.is_empty()).collect();
+    assert_eq!(histograms.len(), 1, "{first:?}");
+    assert!(histograms[0].samples.is_empty() && histograms[0].histograms.len() == 1);
+    let classic = |s: &&hotmeter_push::proto::TimeSeries| {
+        s.labels.iter().any(|l| l.name == "__name__" && l.value.starts_with("wait_seconds_"))
+    };
+    assert!(!first.timeseries.iter().any(|s| classic(&s)), "classic buckets sent by default");
+    assert_eq!(stats.samples, stats.snapshots * first.timeseries.len() as u64, "{stats:?}");
 }
 
 /// Prometheus refuses a second, different value at a timestamp it holds

@@ -96,3 +96,41 @@ fn push_push_add_and_delete_a_group() {
     gateway.delete(&other_key).unwrap();
     assert_eq!(group_lines(&gw), Vec::<String>::new(), "both groups are gone");
 }
+
+/// A registry of UTF-8 names pushes as text 0.0.4 with the names escaped
+/// by `underscores`, and the Pushgateway takes it.
+#[test]
+fn utf8_names_arrive_escaped() {
+    common::require("prometheus-pushgateway", "prometheus-pushgateway");
+    let mut procs = Procs::default();
+    let gw = format!("127.0.0.1:{}", free_port());
+    procs.spawn(
+        "pushgateway",
+        Command::new("prometheus-pushgateway")
+            .arg(format!("--web.listen-address={gw}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    wait_for("the Pushgateway ready", Duration::from_secs(30), || {
+        get(&gw, "/-/ready", &[]).filter(|(s, _)| *s == 200).map(|_| ())
+    });
+
+    let registry = Registry::builder().name_validation(hotmeter::NameValidation::Utf8).build().unwrap();
+    let fam = registry
+        .string_family(("http.requests_total", "Requests."), &["service.name"], hotmeter::Counter::new)
+        .unwrap();
+    fam.with(&["api.v1"], |c| c.inc_by(7)).unwrap();
+    let gateway = Pushgateway::new(&format!("http://{gw}")).unwrap();
+    let key = GroupingKey::new("utf8-job").unwrap();
+    gateway.push(&registry, &key).unwrap();
+
+    let (status, body) = get(&gw, "/metrics", &[]).expect("GET /metrics");
+    assert_eq!(status, 200);
+    let line = body
+        .lines()
+        .find(|l| l.starts_with("http_requests_total{") && l.contains(r#"job="utf8-job""#))
+        .unwrap_or_else(|| panic!("no escaped family in:\n{body}"));
+    assert!(line.contains(r#"service_name="api.v1""#) && line.ends_with(" 7"), "{line}");
+    assert!(body.contains("# TYPE http_requests_total counter"), "{body}");
+    gateway.delete(&key).unwrap();
+}

@@ -103,6 +103,11 @@ pub(crate) fn scalar(prom: &str, q: &str) -> Option<f64> {
 /// Starts Debian's Prometheus as a remote-write receiver (no scrape
 /// targets) on `addr`, with its data in `dir`; waits until ready.
 pub(crate) fn start_receiver(procs: &mut Procs, name: &str, dir: &Path, addr: &str) {
+    start_receiver_with(procs, name, dir, addr, &[]);
+}
+
+/// [`start_receiver`] with `extra` flags (`--enable-feature=...`).
+pub(crate) fn start_receiver_with(procs: &mut Procs, name: &str, dir: &Path, addr: &str, extra: &[&str]) {
     require("prometheus", "prometheus");
     let config = dir.join("receiver.yml");
     std::fs::write(&config, "global:\n  scrape_interval: 1m\n").unwrap();
@@ -112,6 +117,7 @@ pub(crate) fn start_receiver(procs: &mut Procs, name: &str, dir: &Path, addr: &s
             .arg(format!("--config.file={}", config.display()))
             .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
             .arg("--web.enable-remote-write-receiver")
+            .args(extra)
             .arg(format!("--web.listen-address={addr}"))
             .stdout(Stdio::null())
             .stderr(std::fs::File::options().create(true).append(true).open(dir.join("prometheus.log")).unwrap()),
