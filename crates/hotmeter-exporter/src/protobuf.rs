@@ -24,9 +24,8 @@
 //!   observations and a zero threshold of 0, which would otherwise read as
 //!   a classic histogram; classic buckets alongside when it keeps them;
 //! - exemplars with their one `trace_id` label and a millisecond timestamp;
-//! - no `created_timestamp` yet (the core does not record it): each kind's
-//!   body is written between one `open`/`close` pair, so adding it is one
-//!   `timestamp` call per kind.
+//! - `created_timestamp` on counters, histograms and summaries, exact to
+//!   the nanosecond, from [`hotmeter::Labels::created_unix_nanos`].
 //!
 //! Nested lengths: a message's length comes before its bytes. Small
 //! messages whose size is known up front (label pairs, plain buckets,

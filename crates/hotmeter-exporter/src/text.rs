@@ -401,10 +401,11 @@ impl Encoder<'_> {
             }
             Value::NativeHistogram { native, bounds, counts, exemplars } => {
                 // Text formats cannot carry exponential buckets: the classic
-                // ones kept alongside, or else only `_sum` and `_count`.
+                // ones kept alongside, or else one `+Inf` bucket (as
+                // client_golang writes it: OpenMetrics requires a histogram
+                // to end in `+Inf`), `_sum` and `_count`.
                 if bounds.is_empty() {
-                    self.sample_line("_sum", labels, None, Num::F(native.sum));
-                    self.sample_line("_count", labels, None, Num::U(native.count));
+                    self.histogram(labels, &[], &[native.count], native.sum, native.count, &[]);
                 } else {
                     self.histogram(labels, bounds, counts, native.sum, native.count, exemplars);
                 }
@@ -435,7 +436,7 @@ impl Encoder<'_> {
     ) {
         // A family's series share their bounds: format them once.
         let mut le = std::mem::take(&mut self.le);
-        if le.bounds[..] != *bounds {
+        if le.ends.is_empty() || le.bounds[..] != *bounds {
             le.bounds.clear();
             le.bounds.extend_from_slice(bounds);
             le.text.clear();
@@ -551,7 +552,7 @@ mod native_tests {
     use hotmeter::{Buckets, NativeOpts, Registry, TraceId};
 
     #[test]
-    fn native_histograms_show_their_classic_buckets_or_only_sum_and_count() {
+    fn native_histograms_show_their_classic_buckets_or_only_the_inf_bucket() {
         let r = Registry::new();
         let both =
             r.native_histogram("both_seconds", "B.", NativeOpts::new().classic(Buckets::new([0.5]).unwrap())).unwrap();
@@ -568,7 +569,7 @@ mod native_tests {
                 "both_seconds_bucket{le=\"0.5\"} 1\nboth_seconds_bucket{le=\"+Inf\"} 2\n",
                 "both_seconds_sum 2.25\nboth_seconds_count 2\n",
                 "# HELP native_seconds N.\n# TYPE native_seconds histogram\n",
-                "native_seconds_sum 0.25\nnative_seconds_count 1\n",
+                "native_seconds_bucket{le=\"+Inf\"} 1\nnative_seconds_sum 0.25\nnative_seconds_count 1\n",
             )
         );
         let mut out = Vec::new();

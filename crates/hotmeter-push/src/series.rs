@@ -308,6 +308,10 @@ impl Visitor for Collector<'_> {
                     self.push_native(labels, &native);
                 }
                 if self.native != NativeHistograms::Native {
+                    // Without classic buckets, the one `+Inf` bucket (as the
+                    // text formats write it).
+                    let inf = [native.count];
+                    let counts = if bounds.is_empty() { &inf[..] } else { counts };
                     self.push_classic(labels, bounds, counts, native.sum, native.count);
                 }
             }
@@ -540,10 +544,13 @@ mod tests {
         assert_eq!(names(&classic), &names(&both)[1..]);
         assert!(classic.request().timeseries.iter().all(|s| s.histograms.is_empty()));
 
-        // Without classic buckets, the classic form is `_sum` and `_count`.
+        // Without classic buckets, the classic form is the one `+Inf`
+        // bucket, `_sum` and `_count`.
         let bare = Registry::new();
         bare.native_histogram("n", "N.", NativeOpts::new()).unwrap().observe(2.0);
-        assert_eq!(mode(NativeHistograms::Classic).encode(&bare, 1).unwrap().samples, 2);
+        let mut bare_classic = mode(NativeHistograms::Classic);
+        assert_eq!(bare_classic.encode(&bare, 1).unwrap().samples, 3);
+        assert_eq!(names(&bare_classic), ["n_bucket", "n_sum", "n_count"]);
         let mut native = mode(NativeHistograms::Native);
         assert_eq!(native.encode(&bare, 1).unwrap().samples, 1);
         assert_eq!(names(&native), ["n"]);

@@ -123,8 +123,10 @@ impl Visitor for TextWriter<'_> {
                 self.line("_count", labels, None, Num::U(count));
             }
             // The Pushgateway's text format has no exponential buckets:
-            // the classic ones kept alongside, or only `_sum` and `_count`.
+            // the classic ones kept alongside, or else the one `+Inf` bucket.
             Value::NativeHistogram { native, bounds, counts, exemplars: _ } => {
+                let inf = [native.count];
+                let counts = if bounds.is_empty() { &inf[..] } else { counts };
                 let mut cumulative = 0u64;
                 for (i, &c) in counts.iter().enumerate() {
                     cumulative += c;

@@ -108,25 +108,24 @@ impl NativeSum {
         }
     }
 
-    /// Every bucket as `(lower, upper, count)`, ascending by value: the
-    /// negative buckets, the zero bucket, the positive ones. The zero
-    /// bucket's range stops at 0 on a side with no buckets, as in
-    /// [`native_quantile`].
-    fn ranges(&self) -> impl Iterator<Item = (f64, f64, u64)> + '_ {
-        let s = self.schema;
-        let neg = self.negative.iter().rev().map(move |&(k, c)| (-bucket_upper(k, s), -bucket_upper(k - 1, s), c));
-        let zero_lower = if self.negative.is_empty() && !self.positive.is_empty() { 0.0 } else { -self.zero_threshold };
-        let zero_upper = if self.positive.is_empty() && !self.negative.is_empty() { 0.0 } else { self.zero_threshold };
-        let zero = (self.zero_count > 0).then_some((zero_lower, zero_upper, self.zero_count));
-        let pos = self.positive.iter().map(move |&(k, c)| (bucket_upper(k - 1, s), bucket_upper(k, s), c));
-        neg.chain(zero).chain(pos)
+    fn buckets(&self) -> NativeBuckets<'_> {
+        NativeBuckets {
+            schema: self.schema,
+            zero_threshold: self.zero_threshold,
+            zero_count: self.zero_count,
+            count: self.count,
+            sum: self.sum,
+            positive: &self.positive,
+            negative: &self.negative,
+        }
     }
 
     /// Observations at or below `x`: whole buckets below it, and the share
     /// of the bucket that holds it that lies at or below it, assuming its
     /// observations are spread evenly (linear interpolation).
     pub(crate) fn at_or_below(&self, x: f64) -> f64 {
-        self.ranges()
+        self.buckets()
+            .ranges()
             .map(|(lower, upper, c)| {
                 let c = c as f64;
                 if x >= upper {
@@ -142,18 +141,7 @@ impl NativeSum {
 
     /// The `q`-quantile, as Prometheus estimates it from native buckets.
     pub(crate) fn quantile(&self, q: f64) -> Option<f64> {
-        native_quantile(
-            &NativeBuckets {
-                schema: self.schema,
-                zero_threshold: self.zero_threshold,
-                zero_count: self.zero_count,
-                count: self.count,
-                sum: self.sum,
-                positive: &self.positive,
-                negative: &self.negative,
-            },
-            q,
-        )
+        native_quantile(&self.buckets(), q)
     }
 }
 

@@ -52,6 +52,10 @@ use crate::sync::{
 };
 use crate::value::{Metric, NativeBuckets, Scratch, Value};
 
+/// Generated bound tables (`tools/native_bounds.py`).
+#[rustfmt::skip]
+mod native_bounds;
+
 /// Coarsest schema: each bucket spans a factor of 2^16.
 pub const MIN_SCHEMA: i8 = -4;
 /// Finest schema: 256 buckets per power of two.
@@ -76,22 +80,39 @@ fn frexp(v: f64) -> (f64, i32) {
 }
 
 /// For schema `s > 0`: the `2^s` lower bounds of the buckets within one
-/// power of two, as fractions in `[0.5, 1)`: `2^(j/2^s - 1)`.
+/// power of two, as fractions in `[0.5, 1)`: `2^(j/2^s - 1)`, each rounded
+/// toward zero (the tables in `native_bounds.rs`, generated exactly), so a
+/// value compares against the irrational bound exactly, as `client_golang`'s
+/// tables do. `exp2` rounds to nearest and is off by a few ulps: values just
+/// above a bound would land a bucket too low.
 fn fraction_bounds(schema: i8) -> &'static [f64] {
     use crate::sync::StaticOnceLock;
     static TABLES: [StaticOnceLock<Box<[f64]>>; 8] = [const { StaticOnceLock::new() }; 8];
     debug_assert!((1..=MAX_SCHEMA).contains(&schema));
     TABLES[schema as usize - 1].get_or_init(|| {
-        let n = 1usize << schema;
-        (0..n).map(|j| (j as f64 / n as f64 - 1.0).exp2()).collect()
+        let bits: &[u64] = match schema {
+            1 => &native_bounds::SCHEMA_1,
+            2 => &native_bounds::SCHEMA_2,
+            3 => &native_bounds::SCHEMA_3,
+            4 => &native_bounds::SCHEMA_4,
+            5 => &native_bounds::SCHEMA_5,
+            6 => &native_bounds::SCHEMA_6,
+            7 => &native_bounds::SCHEMA_7,
+            _ => &native_bounds::SCHEMA_8,
+        };
+        bits.iter().map(|&b| f64::from_bits(b)).collect()
     })
 }
 
 /// The bucket key of `|v|` at `schema`, for `|v|` beyond the zero bucket
-/// and not NaN. `±Inf` falls in the bucket of `f64::MAX`.
+/// and not NaN. `±Inf` falls in the bucket after `f64::MAX`'s, as in
+/// `client_golang`.
 #[inline]
 pub(crate) fn bucket_key(v: f64, schema: i8) -> i32 {
-    let a = v.abs().min(f64::MAX);
+    let a = v.abs();
+    if a.is_infinite() {
+        return bucket_key(f64::MAX, schema) + 1;
+    }
     let (frac, exp) = frexp(a);
     if schema > 0 {
         let bounds = fraction_bounds(schema);
@@ -263,7 +284,8 @@ impl NativeOpts {
 ///
 /// Recording is lock-free and allocation-free once the power of two an
 /// observation falls in has been used by its thread; negative values and
-/// `-Inf` go to negative buckets, `±Inf` to the bucket of `±f64::MAX`, and
+/// `-Inf` go to negative buckets, `±Inf` to the bucket after `±f64::MAX`'s
+/// (as in `client_golang`), and
 /// NaN is not recorded but counted ([`NativeSnapshot::nan_dropped`]). The
 /// module docs say how resolution is reduced and how snapshots stay exact.
 ///
@@ -588,10 +610,10 @@ impl NativeCore {
     /// The key of `a > zero_threshold` at the storage schema.
     #[inline]
     fn storage_key(&self, a: f64) -> i32 {
-        if self.storage_schema == 0 {
-            return bucket_key(a, 0);
+        if self.storage_schema == 0 || a.is_infinite() {
+            return bucket_key(a, self.storage_schema);
         }
-        let (frac, exp) = frexp(a.min(f64::MAX));
+        let (frac, exp) = frexp(a);
         let j = self.fractions.partition_point(|&b| b < frac) as i32;
         j + (exp - 1) * self.per_block as i32
     }
@@ -919,11 +941,29 @@ impl Metric for NativeHistogram {
     }
 }
 
+impl NativeBuckets<'_> {
+    /// Every populated bucket as `(lower, upper, count)`, ascending by
+    /// value, as Prometheus' bucket iterator yields them: the negative
+    /// buckets from the most negative, the zero bucket, the positive ones. A
+    /// bucket that reaches into the zero bucket starts (or ends) at its
+    /// threshold; the zero bucket stops at 0 on a side with no buckets.
+    pub fn ranges(&self) -> impl Iterator<Item = (f64, f64, u64)> + '_ {
+        let (s, zt) = (self.schema, self.zero_threshold);
+        let neg =
+            self.negative.iter().rev().map(move |&(k, c)| (-bucket_upper(k, s), -bucket_upper(k - 1, s).max(zt), c));
+        let zero_lower = if self.negative.is_empty() && !self.positive.is_empty() { 0.0 } else { -zt };
+        let zero_upper = if self.positive.is_empty() && !self.negative.is_empty() { 0.0 } else { zt };
+        let zero = (self.zero_count > 0).then_some((zero_lower, zero_upper, self.zero_count));
+        let pos = self.positive.iter().map(move |&(k, c)| (bucket_upper(k - 1, s).max(zt), bucket_upper(k, s), c));
+        neg.chain(zero).chain(pos)
+    }
+}
+
 /// The `q`-quantile of a native histogram as Prometheus 2.x's
 /// `histogram_quantile` computes it: buckets in ascending order of value
 /// (negative ones from the most negative, the zero bucket, the positive
-/// ones), the bucket where the rank `q * count` is reached, and linear
-/// interpolation within it. `None` with no observations or `q` NaN;
+/// ones: [`NativeBuckets::ranges`]), the bucket where the rank `q * count`
+/// is reached, and linear interpolation within it. `None` with no observations or `q` NaN;
 /// `-Inf`/`+Inf` for `q < 0`/`q > 1`, as PromQL returns.
 pub fn native_quantile(h: &NativeBuckets<'_>, q: f64) -> Option<f64> {
     if h.count == 0 || q.is_nan() {
@@ -937,15 +977,9 @@ pub fn native_quantile(h: &NativeBuckets<'_>, q: f64) -> Option<f64> {
     }
     let total = h.count as f64;
     let rank = q * total;
-    // (lower, upper, count) in ascending order of value.
-    let neg = h.negative.iter().rev().map(|&(k, c)| (-bucket_upper(k, h.schema), -bucket_upper(k - 1, h.schema), c));
-    let zero_lower = if h.negative.is_empty() && !h.positive.is_empty() { 0.0 } else { -h.zero_threshold };
-    let zero_upper = if h.positive.is_empty() && !h.negative.is_empty() { 0.0 } else { h.zero_threshold };
-    let zero = (h.zero_count > 0).then_some((zero_lower, zero_upper, h.zero_count));
-    let pos = h.positive.iter().map(|&(k, c)| (bucket_upper(k - 1, h.schema), bucket_upper(k, h.schema), c));
     let mut seen = 0.0;
     let mut last = None;
-    for (lower, upper, c) in neg.chain(zero).chain(pos) {
+    for (lower, upper, c) in h.ranges() {
         let c = c as f64;
         seen += c;
         last = Some((lower, upper, c));
@@ -1019,7 +1053,7 @@ mod tests {
         assert_eq!(bucket_key(5.0, -1), 2);
         assert_eq!(bucket_key(0.25, -1), -1);
         // Extremes.
-        assert_eq!(bucket_key(f64::INFINITY, 0), bucket_key(f64::MAX, 0));
+        assert_eq!(bucket_key(f64::INFINITY, 0), bucket_key(f64::MAX, 0) + 1);
         assert_eq!(bucket_key(f64::MAX, 0), 1024);
         assert_eq!(bucket_key(f64::MIN_POSITIVE / 4.0, 0), -1024);
     }
@@ -1186,8 +1220,8 @@ mod tests {
         }
         let s = h.snapshot();
         assert_eq!((s.count, s.zero_count, s.nan_dropped), (6, 3, 1));
-        assert_eq!(s.positive, vec![(0, 1), (1024, 1)]);
-        assert_eq!(s.negative, vec![(1024, 1)]);
+        assert_eq!(s.positive, vec![(0, 1), (1025, 1)]);
+        assert_eq!(s.negative, vec![(1025, 1)]);
         assert!(s.sum.is_nan(), "+Inf plus -Inf");
         assert!(NativeOpts::new().zero_threshold(f64::NAN).is_err());
         assert!(NativeOpts::new().zero_threshold(-1.0).is_err());

@@ -433,6 +433,15 @@ fn check_escaped_label_names(metric: &str, names: &[&str]) -> Result<(), Registr
     for scheme in EscapingScheme::ESCAPING {
         let escaped: Vec<_> = names.iter().map(|n| scheme.escape(n, NameKind::Label)).collect();
         for (i, e) in escaped.iter().enumerate() {
+            // `._name__` escapes to `__name__` under `underscores`, what every
+            // legacy scraper gets: refused as if registered so, or it would
+            // read a reserved label (this one renames the series). Not under
+            // `dots`, which turns any leading non-ASCII letter into `__`
+            // (`é` into `__`) by its definition: refusing those would refuse
+            // most UTF-8 label names; a scraper asks for `dots` knowingly.
+            if scheme == EscapingScheme::Underscores && e.starts_with("__") {
+                return Err(NameError::label(names[i], NameErrorReason::ReservedPrefix).into());
+            }
             if let Some(j) = escaped[..i].iter().position(|earlier| earlier == e) {
                 return Err(RegistryError::EscapingCollision {
                     scheme,

@@ -1,4 +1,6 @@
-//! Review of issue #14: native histogram edge cases and a stress test.
+//! Native histogram edge cases (bucket bounds, the zero threshold in
+//! quantiles, infinities, the generated bound tables) and stress tests of
+//! block claims and the schema -4 fallback racing snapshots.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -190,7 +192,11 @@ fn stress_fallback_racing_snapshots() {
                     // Every key at schema -4 holds 2^16-wide buckets; at
                     // finer schemas keys must be consistent with the values.
                     for &(key, _) in &s.positive {
-                        assert!((-41..=41).contains(&(key >> (s.schema.max(0) as u32))) || s.schema < 0, "{key} at {}", s.schema);
+                        assert!(
+                            (-41..=41).contains(&(key >> (s.schema.max(0) as u32))) || s.schema < 0,
+                            "{key} at {}",
+                            s.schema
+                        );
                     }
                 }
             })
@@ -217,4 +223,18 @@ fn stress_fallback_racing_snapshots() {
         }
         assert!((s.sum - expect).abs() <= expect.abs() * 1e-9, "{} vs {expect}", s.sum);
     }
+}
+
+/// The checked-in bound tables are exactly what their generator makes
+/// (bounds rounded toward zero, computed with 100-digit decimals).
+#[test]
+fn native_bound_tables_are_what_the_generator_makes() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new("python3")
+        .arg(root.join("tools/native_bounds.py"))
+        .output()
+        .expect("python3 runs the generator");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let committed = std::fs::read(root.join("src/native_histogram/native_bounds.rs")).unwrap();
+    assert!(out.stdout == committed, "src/native_histogram/native_bounds.rs is stale: run tools/native_bounds.py");
 }
