@@ -4,6 +4,9 @@ tables of BENCHMARKS.md: ns/op (median), ratio to the floor row of the
 group, and hotmeter's ratio to the fastest peer. Reads only; run it after
 `cargo bench -p hotmeter-benches`.
 
+`report.py [ROOT [PREFIX]]`: the tables of every group under ROOT whose id
+starts with PREFIX.
+
 `report.py --spread RUN1 RUN2 [PREFIX]`: one row per group, two runs (each
 a copy of target/criterion) side by side: hotmeter's time, the fastest
 peer's, how many times faster hotmeter is in each run, and the floor."""
@@ -39,11 +42,11 @@ def fmt_ns(ns):
     return f"{ns:.2f} ns"
 
 
-def main():
+def main(prefix=""):
     found = groups()
     if not found:
         sys.exit(f"no criterion results under {ROOT}: run `cargo bench -p hotmeter-benches` first")
-    for group in sorted(found):
+    for group in sorted(g for g in found if g.startswith(prefix)):
         rows = {k: v[0] for k, v in found[group].items()}
         bytes_out = {k: v[1] for k, v in found[group].items()}
         floor = next((v for k, v in rows.items() if k.startswith("floor")), None)
@@ -93,4 +96,4 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--spread":
         spread(*sys.argv[2:5])
     else:
-        main()
+        main(sys.argv[2] if len(sys.argv) > 2 else "")

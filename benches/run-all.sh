@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every table of BENCHMARKS.md's issue-13 section from one command: the
+# Every table of BENCHMARKS.md's issue-13 and issue-14 sections from one command: the
 # timing benchmarks (hotmeter beside every peer, one criterion process per
 # file) run twice, each run's results kept apart, then one row per group
 # with both runs side by side; then the memory tables. Prints Markdown on
@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 out=${BENCH_OUT:-target/bench-runs}
 mkdir -p "$out"
-benches=(--bench record --bench labels --bench render --bench facade --bench scale --bench push)
+benches=(--bench record --bench labels --bench render --bench render_protobuf --bench render_formats --bench facade --bench scale --bench push)
 cargo bench -p hotmeter-benches "${benches[@]}" --no-run >&2
 
 for run in 1 2; do
@@ -27,5 +27,11 @@ echo "### Two runs, hotmeter against the fastest peer (run 1 / run 2)"
 echo
 python3 benches/report.py --spread "$out/run1" "$out/run2"
 echo
+for run in 1 2; do
+    echo "### Run $run: native histograms and hotmeter's own cost per exposition format"
+    python3 benches/report.py "$out/run$run" native_histogram_observe
+    python3 benches/report.py "$out/run$run" render_formats
+    echo
+done
 echo "### Memory"
 cargo bench -p hotmeter-benches --bench memory 2>/dev/null

@@ -181,15 +181,19 @@ fn native_histogram_observe(c: &mut Criterion) {
         black_box(i)
     };
     let mut g = c.benchmark_group("native_histogram_observe/1thread");
-    g.bench_function("hotmeter_classic", |b| b.iter(|| classic.observe(latency(next()))));
-    g.bench_function("hotmeter_native", |b| b.iter(|| native.observe(latency(next()))));
+    // `hotmeter` is the native histogram alone; the classic one is the
+    // reference the 1.5x goal is measured against.
+    g.bench_function("hotmeter_classic_histogram", |b| b.iter(|| classic.observe(latency(next()))));
+    g.bench_function("hotmeter", |b| b.iter(|| native.observe(latency(next()))));
     g.bench_function("hotmeter_native_and_classic", |b| b.iter(|| both.observe(latency(next()))));
     g.bench_function("prometheus_client_native", |b| b.iter(|| pc.observe(latency(next()))));
     g.finish();
 
     let mut g = c.benchmark_group("native_histogram_observe/2threads");
-    g.bench_function("hotmeter_classic", |b| b.iter_custom(|n| contended(2, n, |i| classic.observe(latency(i)))));
-    g.bench_function("hotmeter_native", |b| b.iter_custom(|n| contended(2, n, |i| native.observe(latency(i)))));
+    g.bench_function("hotmeter_classic_histogram", |b| {
+        b.iter_custom(|n| contended(2, n, |i| classic.observe(latency(i))))
+    });
+    g.bench_function("hotmeter", |b| b.iter_custom(|n| contended(2, n, |i| native.observe(latency(i)))));
     g.bench_function("prometheus_client_native", |b| b.iter_custom(|n| contended(2, n, |i| pc.observe(latency(i)))));
     g.finish();
 }

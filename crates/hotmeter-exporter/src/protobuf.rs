@@ -55,21 +55,29 @@ pub const PROTOBUF_CONTENT_TYPE: &str =
 ///
 /// ```
 /// let registry = hotmeter::Registry::new();
-/// registry.counter("jobs_total", "Jobs run.")?.inc_by(3);
+/// registry.gauge("queue_depth", "Jobs waiting.")?.set(3.0);
 /// let mut out = Vec::new();
 /// hotmeter_exporter::encode_protobuf(&registry, &mut out);
 /// assert_eq!(
 ///     out,
 ///     [
-///         &[38u8][..],                                // MetricFamily, 38 bytes
-///         &[0x0a, 10], b"jobs_total",                 // name
-///         &[0x12, 9], b"Jobs run.",                   // help
-///         &[0x18, 0],                                 // type COUNTER
-///         &[0x22, 11, 0x1a, 9, 0x09],                 // metric { counter { value
+///         &[43u8][..],                                // MetricFamily, 43 bytes
+///         &[0x0a, 11], b"queue_depth",                // name
+///         &[0x12, 13], b"Jobs waiting.",              // help
+///         &[0x18, 1],                                 // type GAUGE
+///         &[0x22, 11, 0x12, 9, 0x09],                 // metric { gauge { value
 ///         &3.0f64.to_le_bytes(),                      // 3.0 } }
 ///     ]
 ///     .concat()
 /// );
+/// // A counter also carries its creation time (`created_timestamp`).
+/// let jobs = registry.counter("jobs_total", "Jobs run.")?;
+/// let mut out = Vec::new();
+/// hotmeter_exporter::encode_protobuf(&registry, &mut out);
+/// let seconds = jobs.created_unix_nanos() / 1_000_000_000;
+/// let mut varint = Vec::new();
+/// prost::encoding::encode_varint(seconds, &mut varint);
+/// assert!(out.windows(varint.len() + 1).any(|w| w[0] == 0x08 && w[1..] == varint[..]));
 /// # Ok::<(), hotmeter::RegistryError>(())
 /// ```
 pub fn encode_protobuf(registry: &Registry, out: &mut Vec<u8>) {
