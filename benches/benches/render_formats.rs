@@ -12,14 +12,15 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use hotmeter::{Counter, EscapingScheme, NameValidation, Registry};
+use hotmeter::{Counter, EscapingScheme, NameValidation, Registry, StringFamily};
 use hotmeter_exporter::{ExpositionFormat, Negotiated, encode_negotiated, encode_protobuf_escaped};
 
 const SERIES: usize = 10_000;
 
 fn registry(validation: NameValidation, name: &str) -> Registry {
     let r = Registry::builder().name_validation(validation).build().unwrap();
-    let fam = r.string_family((name, "Requests."), &["id"], Counter::new).unwrap();
+    // Room for every series (the default limit is 2,000).
+    let fam = r.register((name, "Requests."), StringFamily::with_limit(&["id"], SERIES, Counter::new)).unwrap();
     for i in 0..SERIES {
         fam.with(&[&i.to_string()], |c| c.inc_by(i as u64 * 7)).unwrap();
     }
