@@ -104,6 +104,31 @@ fn fraction_bounds(schema: i8) -> &'static [f64] {
     })
 }
 
+/// Top mantissa bits that index a [`first_bounds`] table.
+const MANTISSA_BITS: u32 = 10;
+
+/// For schema `s > 0`: per interval of the top [`MANTISSA_BITS`] mantissa
+/// bits, the first bucket `j` whose bound (in [`fraction_bounds`]) is at or
+/// above the interval's lowest fraction. Buckets are at least `2^(1/256)`
+/// apart (0.27%) and an interval is at most 0.2% wide, so at most one bound
+/// falls inside: a value's bucket is `j`, or `j + 1` when it is above
+/// bound `j`. One load and one compare instead of a binary search whose
+/// branches a varied workload mispredicts.
+fn first_bounds(schema: i8) -> &'static [u16] {
+    use crate::sync::StaticOnceLock;
+    static TABLES: [StaticOnceLock<Box<[u16]>>; 8] = [const { StaticOnceLock::new() }; 8];
+    TABLES[schema as usize - 1].get_or_init(|| {
+        let bounds = fraction_bounds(schema);
+        (0..1u64 << MANTISSA_BITS)
+            .map(|t| {
+                // The interval's lowest fraction: 0.5 with these top bits.
+                let lowest = f64::from_bits((1022u64 << 52) | (t << (52 - MANTISSA_BITS)));
+                bounds.partition_point(|&b| b < lowest) as u16
+            })
+            .collect()
+    })
+}
+
 /// The bucket key of `|v|` at `schema`, for `|v|` beyond the zero bucket
 /// and not NaN. `±Inf` falls in the bucket after `f64::MAX`'s, as in
 /// `client_golang`.
@@ -314,6 +339,9 @@ struct NativeCore {
     storage_schema: i8,
     /// `2^storage_schema`: counts per block and half.
     per_block: usize,
+    /// For positive storage schemas, per top-mantissa interval, the first
+    /// bucket that may hold it ([`first_bounds`]).
+    first_bounds: &'static [u16],
     /// For positive storage schemas, the fractions that end each bucket
     /// within a power of two.
     fractions: &'static [f64],
@@ -384,15 +412,31 @@ impl Side {
     }
 
     /// The block of power of two `octave`, claiming a slot for it if need
-    /// be; `None` when the table is full of others.
+    /// be; `None` when the table is full of others. The fast path is the
+    /// block already in its home slot (any run of [`OCTAVE_SLOTS`]
+    /// consecutive powers of two has a slot each).
     #[inline]
     fn block(&self, octave: i32, per_block: usize) -> Option<&[AtomicU64]> {
         let want = (octave + OCTAVE_BIAS) as u64;
-        let start = octave.rem_euclid(OCTAVE_SLOTS as i32) as usize;
+        // The slot count is a power of two: the mask is `rem_euclid`.
+        let home = (octave as u32 as usize) & (OCTAVE_SLOTS - 1);
+        // Acquire: pairs with the claim, so the block is looked up after
+        // the key that names it.
+        if self.keys[home].load(Ordering::Acquire) == want
+            && let Some(block) = self.blocks[home].get()
+        {
+            return Some(block);
+        }
+        self.block_slow(home, want, per_block)
+    }
+
+    /// Probes from `home` for the slot keyed `want`, claiming a free one
+    /// and allocating its block at first use.
+    #[cold]
+    #[inline(never)]
+    fn block_slow(&self, home: usize, want: u64, per_block: usize) -> Option<&[AtomicU64]> {
         for probe in 0..OCTAVE_SLOTS {
-            let i = (start + probe) % OCTAVE_SLOTS;
-            // Acquire: pairs with the claim below, so the block is looked
-            // up after the key that names it.
+            let i = (home + probe) % OCTAVE_SLOTS;
             let k = self.keys[i].load(Ordering::Acquire);
             if k == want {
                 return Some(self.blocks[i].get_or_init(|| zeroed(2 * per_block)));
@@ -441,6 +485,7 @@ impl NativeHistogram {
                 storage_schema,
                 per_block: 1 << storage_schema,
                 fractions: if storage_schema > 0 { fraction_bounds(storage_schema) } else { &[] },
+                first_bounds: if storage_schema > 0 { first_bounds(storage_schema) } else { &[] },
                 classic_buckets,
                 owned: (0..owned).map(|_| OnceLock::new()).collect(),
                 shared: OnceLock::new(),
@@ -610,12 +655,20 @@ impl NativeCore {
     /// The key of `a > zero_threshold` at the storage schema.
     #[inline]
     fn storage_key(&self, a: f64) -> i32 {
-        if self.storage_schema == 0 || a.is_infinite() {
+        let bits = a.to_bits();
+        let raw = ((bits >> 52) & 0x7ff) as i32;
+        // Schema 0, subnormals and infinities: the general path.
+        if self.storage_schema == 0 || raw == 0 || raw == 0x7ff {
             return bucket_key(a, self.storage_schema);
         }
-        let (frac, exp) = frexp(a);
-        let j = self.fractions.partition_point(|&b| b < frac) as i32;
-        j + (exp - 1) * self.per_block as i32
+        // `a = frac * 2^exp` with `frac` in [0.5, 1): the same mantissa.
+        let frac = f64::from_bits((bits & !(0x7ff << 52)) | (1022u64 << 52));
+        let top = ((bits >> (52 - MANTISSA_BITS)) & ((1 << MANTISSA_BITS) - 1)) as usize;
+        let j = self.first_bounds[top] as usize;
+        // Past the last bound (`j == 2^schema`) the value is in the next
+        // power of two's first bucket, which `j` already names.
+        let j = j + usize::from(self.fractions.get(j).is_some_and(|&b| b < frac));
+        j as i32 + (raw - 1023) * self.per_block as i32
     }
 
     #[inline]
@@ -1056,6 +1109,45 @@ mod tests {
         assert_eq!(bucket_key(f64::INFINITY, 0), bucket_key(f64::MAX, 0) + 1);
         assert_eq!(bucket_key(f64::MAX, 0), 1024);
         assert_eq!(bucket_key(f64::MIN_POSITIVE / 4.0, 0), -1024);
+    }
+
+    #[test]
+    fn the_recording_key_is_the_reference_key_at_every_bound() {
+        // The table-driven key writers use against the binary search over
+        // the exact bounds, at each bound, the doubles next to it, and a
+        // spread of random doubles, in several powers of two.
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for schema in 1..=MAX_SCHEMA {
+            let h = NativeHistogram::new(NativeOpts::new().schema(schema).unwrap());
+            let core = &*h.core;
+            let check = |v: f64| {
+                if v.is_finite() && v > 0.0 {
+                    assert_eq!(
+                        core.storage_key(v),
+                        bucket_key(v, schema),
+                        "schema {schema}, {v:e} ({:#x})",
+                        v.to_bits()
+                    );
+                }
+            };
+            for &b in fraction_bounds(schema) {
+                for scale in [1.0, 2.0, 1024.0, 1.0 / 4096.0, 2f64.powi(300), 2f64.powi(-1000)] {
+                    let v = b * scale;
+                    check(v);
+                    check(f64::from_bits(v.to_bits() + 1));
+                    check(f64::from_bits(v.to_bits() - 1));
+                }
+            }
+            for _ in 0..20_000 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                check(f64::from_bits(x >> 1));
+            }
+            check(f64::MAX);
+            check(f64::MIN_POSITIVE);
+            check(f64::MIN_POSITIVE / 3.0);
+        }
     }
 
     #[test]
