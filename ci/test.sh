@@ -82,6 +82,9 @@ RUSTFLAGS="--cfg hotmeter_loom" cargo test -p loom-tests --release --locked --ta
 
 step "loom mutation smoke: two listed mutations must be caught (all: bash loom-tests/mutate.sh)"
 bash loom-tests/mutate.sh M2 M14
+# The loom builds are not needed again: give their disk back before the
+# release build of the benchmarks.
+rm -rf target/loom target/loom-mutants
 
 step "benchmarks compile (cargo bench --no-run)"
 cargo bench --workspace --no-run --locked

@@ -90,7 +90,13 @@ fn the_demo_serves_every_streaming_metric_with_plausible_values() {
     let err = get(&s, "checkpoint_writes_total{status=\"error\"}");
     let ratio = err / (ok + err);
     assert!(ok > 100.0 && (0.005..0.15).contains(&ratio), "ok {ok}, err {err}");
-    assert_eq!(get(&s, "checkpoint_write_duration_seconds_count"), ok + err);
+    // Every write is timed, failed ones too. The pipeline runs during the
+    // scrape, which reads the duration family before `checkpoint_writes_total`:
+    // writes that finish in between are in one and not the other, so the two
+    // agree to within a few writes here (exactly when the store is quiet:
+    // `hotmeter-checkpoint`'s tests).
+    let timed = get(&s, "checkpoint_write_duration_seconds_count");
+    assert!((timed - (ok + err)).abs() <= 5.0, "timed {timed}, written {}", ok + err);
     for le in ["0.001", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1.0", "+Inf"] {
         get(&s, &format!("checkpoint_write_duration_seconds_bucket{{le=\"{le}\"}}"));
     }
