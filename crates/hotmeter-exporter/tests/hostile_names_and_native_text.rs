@@ -46,12 +46,11 @@ fn escaped_label_names_never_become_reserved_for_legacy_scrapers() {
     }
 }
 
-/// A native histogram without classic buckets is written in OpenMetrics as
-/// a `histogram` family with only `_sum` and `_count`. OpenMetrics requires
-/// every histogram point to have buckets ending in `+Inf`, so
-/// prometheus_client's OpenMetrics parser (which the issue says must accept
-/// everything hotmeter emits) rejects the exposition. client_golang writes
-/// `_bucket{le="+Inf"} <count>` for a native-only histogram in text formats.
+/// A native histogram without classic buckets is written in the text
+/// formats with one `_bucket{le="+Inf"}` line beside `_sum` and `_count`,
+/// as client_golang writes it: OpenMetrics requires every histogram point to
+/// end in a `+Inf` bucket, and prometheus_client's OpenMetrics parser (which
+/// must accept everything hotmeter emits) rejects one without.
 #[test]
 fn openmetrics_native_histogram_without_classic_buckets_parses() {
     let r = Registry::new();
@@ -60,7 +59,7 @@ fn openmetrics_native_histogram_without_classic_buckets_parses() {
     h.observe(3.0);
     for format in [OpenMetrics100, OpenMetrics001] {
         let text = render(&r, format, EscapingScheme::Underscores);
-        let dir = std::env::temp_dir().join(format!("review14-om-{}-{format:?}.prom", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("hotmeter-native-om-{}-{format:?}.prom", std::process::id()));
         std::fs::write(&dir, &text).unwrap();
         let script = "import sys\nfrom prometheus_client.openmetrics.parser import text_string_to_metric_families as p\nlist(p(open(sys.argv[1]).read()))\n";
         let out = Command::new("python3").arg("-c").arg(script).arg(&dir).output().expect("python3");
