@@ -82,15 +82,16 @@ RUSTFLAGS="--cfg hotmeter_loom" cargo test -p loom-tests --release --locked --ta
 
 step "loom mutation smoke: two listed mutations must be caught (all: bash loom-tests/mutate.sh)"
 bash loom-tests/mutate.sh M2 M14
-# The loom builds are not needed again: give their disk back before the
-# release build of the benchmarks.
-rm -rf target/loom target/loom-mutants
-
-step "benchmarks compile (cargo bench --no-run)"
-cargo bench --workspace --no-run --locked
 
 step "docs (-D warnings)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
+
+step "benchmarks compile (cargo bench --no-run)"
+# Nothing after this needs the debug and loom builds: their disk goes back
+# first, so the release build of the benchmarks never stacks on top of them
+# (peak disk is the larger of the two, not their sum).
+rm -rf target/debug target/loom target/loom-mutants
+cargo bench --workspace --no-run --locked
 
 step "all steps passed"
 du -sh target 2>/dev/null || true
