@@ -89,8 +89,11 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 step "benchmarks compile (cargo bench --no-run)"
 # Nothing after this needs the debug and loom builds: their disk goes back
 # first, so the release build of the benchmarks never stacks on top of them
-# (peak disk is the larger of the two, not their sum).
-rm -rf target/debug target/loom target/loom-mutants
+# (peak disk is the larger of the two, not their sum). HOTMETER_KEEP_BUILDS=1
+# keeps them, for a local run with room to spare.
+if [ -z "${HOTMETER_KEEP_BUILDS:-}" ]; then
+    rm -rf target/debug target/loom target/loom-mutants
+fi
 cargo bench --workspace --no-run --locked
 
 step "all steps passed"
