@@ -97,25 +97,36 @@ impl OwnedValue {
     pub fn quantile(&self, q: f64) -> Option<f64> {
         match self {
             Self::Histogram { bounds, counts, .. } => quantile_from_buckets(bounds, counts, q),
-            Self::NativeHistogram { schema, zero_threshold, zero_count, count, sum, positive, negative, .. } => {
-                crate::native_histogram::native_quantile(
-                    &crate::NativeBuckets {
-                        schema: *schema,
-                        zero_threshold: *zero_threshold,
-                        zero_count: *zero_count,
-                        count: *count,
-                        sum: *sum,
-                        positive,
-                        negative,
-                    },
-                    q,
-                )
+            Self::NativeHistogram { .. } => {
+                self.native_buckets().and_then(|b| crate::native_histogram::native_quantile(&b, q))
             }
             Self::Summary { quantiles, .. } => quantiles
                 .iter()
                 .min_by(|a, b| (a.0 - q).abs().total_cmp(&(b.0 - q).abs()))
                 .map(|&(_, v)| v)
                 .filter(|v| !v.is_nan()),
+            _ => None,
+        }
+    }
+}
+
+impl OwnedValue {
+    /// A native histogram's exponential buckets, as encoders and
+    /// [`native_quantile`](crate::native_quantile) take them; `None` for
+    /// every other kind.
+    pub fn native_buckets(&self) -> Option<crate::NativeBuckets<'_>> {
+        match self {
+            Self::NativeHistogram { schema, zero_threshold, zero_count, count, sum, positive, negative, .. } => {
+                Some(crate::NativeBuckets {
+                    schema: *schema,
+                    zero_threshold: *zero_threshold,
+                    zero_count: *zero_count,
+                    count: *count,
+                    sum: *sum,
+                    positive,
+                    negative,
+                })
+            }
             _ => None,
         }
     }
