@@ -609,8 +609,8 @@ impl ReaderCache {
 }
 
 /// Spin briefly, then yield: a writer descheduled mid-observation needs the
-/// CPU to finish.
-fn backoff(spins: &mut u32) {
+/// CPU to finish. Shared with the native histogram's reader.
+pub(crate) fn backoff(spins: &mut u32) {
     *spins += 1;
     if *spins < 64 {
         spin_loop();

@@ -45,9 +45,9 @@ use crate::desc::MetricType;
 use crate::error::BucketError;
 use crate::exemplar::{Exemplar, ExemplarSlots, TraceId, now_unix_seconds};
 use crate::gauge::add_f64;
-use crate::histogram::{Buckets, bucket_index};
+use crate::histogram::{Buckets, backoff, bucket_index};
 use crate::sync::{
-    Arc, AtomicU64, CachePadded, Mutex, OnceLock, Ordering, exclusive_shard_count, fence, lock, spin_loop, thread_slot,
+    Arc, AtomicU64, CachePadded, Mutex, OnceLock, Ordering, exclusive_shard_count, fence, lock, thread_slot,
     thread_slot_or_max,
 };
 use crate::value::{Metric, NativeBuckets, Scratch, Value};
@@ -910,20 +910,6 @@ struct HalfRead {
 struct ReaderCache {
     /// `[shard * 2 + half]`, owned shards then the shared one.
     halves: Vec<HalfRead>,
-}
-
-/// Spin briefly, then yield: a writer descheduled mid-observation needs the
-/// CPU to finish.
-fn backoff(spins: &mut u32) {
-    *spins += 1;
-    if *spins < 64 {
-        spin_loop();
-    } else {
-        #[cfg(not(hotmeter_loom))]
-        std::thread::yield_now();
-        #[cfg(hotmeter_loom)]
-        spin_loop();
-    }
 }
 
 /// A consistent read of a [`NativeHistogram`].
