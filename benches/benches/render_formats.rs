@@ -12,7 +12,8 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use hotmeter::{Counter, EscapingScheme, NameValidation, Registry, StringFamily};
+use hotmeter::expose::EscapingScheme;
+use hotmeter::{Counter, NameValidation, Registry, StringFamily};
 use hotmeter_exporter::{ExpositionFormat, Negotiated, encode_negotiated, encode_protobuf_escaped};
 
 const SERIES: usize = 10_000;

@@ -31,11 +31,11 @@ fn exemplar_slots_are_created_once_and_never_torn() {
 /// Collects every sample prefix of `x_total` a scrape sees, rendered or not.
 struct Prefixes(Vec<Vec<u8>>, bool);
 
-impl hotmeter::Visitor for Prefixes {
-    fn family(&mut self, desc: &hotmeter::Desc) {
+impl hotmeter::expose::Visitor for Prefixes {
+    fn family(&mut self, desc: &hotmeter::expose::Desc) {
         self.1 = desc.name == "x_total";
     }
-    fn sample(&mut self, labels: &hotmeter::Labels<'_>, _: &hotmeter::Value<'_>) {
+    fn sample(&mut self, labels: &hotmeter::expose::Labels<'_>, _: &hotmeter::expose::Value<'_>) {
         if !self.1 {
             return;
         }
@@ -43,7 +43,7 @@ impl hotmeter::Visitor for Prefixes {
         if prefix.is_empty() {
             // Not cached: render it as an encoder would.
             prefix.extend_from_slice(b"x_total");
-            hotmeter::write_label_set(&mut prefix, labels);
+            hotmeter::expose::write_label_set(&mut prefix, labels);
             prefix.extend_from_slice(b"} ");
         }
         self.0.push(prefix);

@@ -116,10 +116,10 @@ fn remove_racing_a_lookup_loses_nothing() {
 /// registry walk the exporters use.
 fn scrape(r: &hotmeter::Registry) -> Vec<(String, u64)> {
     struct V(Vec<(String, u64)>);
-    impl hotmeter::Visitor for V {
-        fn family(&mut self, _: &hotmeter::Desc) {}
-        fn sample(&mut self, labels: &hotmeter::Labels<'_>, value: &hotmeter::Value<'_>) {
-            if let hotmeter::Value::Counter(v) = value {
+    impl hotmeter::expose::Visitor for V {
+        fn family(&mut self, _: &hotmeter::expose::Desc) {}
+        fn sample(&mut self, labels: &hotmeter::expose::Labels<'_>, value: &hotmeter::expose::Value<'_>) {
+            if let hotmeter::expose::Value::Counter(v) = value {
                 let set: Vec<String> = labels.iter().map(|(n, v)| format!("{n}={v}")).collect();
                 self.0.push((set.join(","), *v));
             }

@@ -18,8 +18,8 @@ fn model(f: impl Fn() + Sync + Send + 'static) {
 /// The observations a snapshot holds, as the sum of their values (all
 /// exact in binary), checked against its count and buckets.
 fn assert_consistent(s: &NativeSnapshot) {
-    let buckets: u64 = s.positive.iter().chain(&s.negative).map(|b| b.1).sum();
-    assert_eq!(s.count, s.zero_count + buckets, "count is not zero bucket plus buckets: {s:?}");
+    let buckets: u64 = s.native.positive.iter().chain(&s.native.negative).map(|b| b.1).sum();
+    assert_eq!(s.native.count, s.native.zero_count + buckets, "count is not zero bucket plus buckets: {s:?}");
 }
 
 /// One writer observes two values in two powers of two. Under loom a
@@ -39,13 +39,13 @@ fn a_snapshot_racing_a_claim_and_the_fallback_is_a_whole_prefix() {
         });
         let s = h.snapshot();
         assert_consistent(&s);
-        let n = s.count as usize;
+        let n = s.native.count as usize;
         assert!(n <= VALUES.len());
-        assert_eq!(s.sum, VALUES[..n].iter().sum::<f64>(), "sum not of exactly the counted prefix: {s:?}");
+        assert_eq!(s.native.sum, VALUES[..n].iter().sum::<f64>(), "sum not of exactly the counted prefix: {s:?}");
         t.join().unwrap();
         let s = h.snapshot();
         assert_consistent(&s);
-        assert_eq!((s.count, s.sum, s.schema), (2, 4.5, hotmeter::MIN_SCHEMA));
+        assert_eq!((s.native.count, s.native.sum, s.native.schema), (2, 4.5, hotmeter::native::MIN_SCHEMA));
     });
 }
 
@@ -57,13 +57,18 @@ fn assert_exact_subset(s: &NativeSnapshot, values: &[f64]) {
     assert_consistent(s);
     let subset = (0..1u32 << values.len()).find(|m| {
         let vs = values.iter().enumerate().filter(|(i, _)| m & (1 << i) != 0);
-        vs.clone().count() as u64 == s.count && vs.map(|(_, v)| v).sum::<f64>() == s.sum
+        vs.clone().count() as u64 == s.native.count && vs.map(|(_, v)| v).sum::<f64>() == s.native.sum
     });
-    let Some(m) = subset else { panic!("count {} with sum {} is no set of observations", s.count, s.sum) };
-    for &(k, c) in &s.positive {
-        let (lo, hi) = (hotmeter::bucket_upper(k - 1, s.schema), hotmeter::bucket_upper(k, s.schema));
+    let Some(m) = subset else {
+        panic!("count {} with sum {} is no set of observations", s.native.count, s.native.sum)
+    };
+    for &(k, c) in &s.native.positive {
+        let (lo, hi) = (
+            hotmeter::native::bucket_upper(k - 1, s.native.schema),
+            hotmeter::native::bucket_upper(k, s.native.schema),
+        );
         let inside = values.iter().enumerate().filter(|&(i, &v)| m & (1 << i) != 0 && lo < v && v <= hi).count() as u64;
-        assert_eq!(c, inside, "bucket {k} at schema {} ({lo}, {hi}]: {s:?}", s.schema);
+        assert_eq!(c, inside, "bucket {k} at schema {} ({lo}, {hi}]: {s:?}", s.native.schema);
     }
 }
 
@@ -89,7 +94,7 @@ fn writers_on_owned_and_shared_shards_lose_and_tear_nothing() {
         }
         let s = h.snapshot();
         assert_exact_subset(&s, &VALUES);
-        assert_eq!(s.count, 3);
+        assert_eq!(s.native.count, 3);
     });
 }
 
@@ -110,7 +115,10 @@ fn a_reduced_snapshot_is_still_an_exact_subset() {
             .collect();
         let check = |s: &NativeSnapshot| {
             assert_exact_subset(s, &VALUES);
-            assert!(s.positive.len() <= 1 || s.schema == hotmeter::MIN_SCHEMA, "limit not applied: {s:?}");
+            assert!(
+                s.native.positive.len() <= 1 || s.native.schema == hotmeter::native::MIN_SCHEMA,
+                "limit not applied: {s:?}"
+            );
         };
         check(&h.snapshot());
         for t in ts {
@@ -118,7 +126,7 @@ fn a_reduced_snapshot_is_still_an_exact_subset() {
         }
         let s = h.snapshot();
         check(&s);
-        assert_eq!(s.count, 3);
-        assert!(s.schema < 0, "three buckets at schema 0 need a reduction: {s:?}");
+        assert_eq!(s.native.count, 3);
+        assert!(s.native.schema < 0, "three buckets at schema 0 need a reduction: {s:?}");
     });
 }

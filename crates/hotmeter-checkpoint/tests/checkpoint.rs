@@ -53,7 +53,8 @@ fn successes_equal_rows_and_injected_errors_are_counted_and_returned() {
     assert_eq!(snap.value(names::CHECKPOINT_WRITES, &["error"]), Some(&OwnedValue::Counter(injected)));
     assert_eq!(rows_in_file(&path), ok, "checkpoint_writes_total{{status=\"success\"}} == rows in the file");
     match snap.value(names::CHECKPOINT_WRITE_DURATION, &[]) {
-        Some(OwnedValue::NativeHistogram { count, bounds, counts, zero_count, positive, .. }) => {
+        Some(OwnedValue::NativeHistogram { native, bounds, counts }) => {
+            let hotmeter::native::NativeBuckets { count, zero_count, positive, .. } = native;
             assert_eq!(*count, ok + injected, "every write timed, failed ones too");
             assert_eq!(bounds.as_slice(), names::CHECKPOINT_WRITE_BUCKETS, "classic buckets alongside");
             assert_eq!(counts.iter().sum::<u64>(), *count, "classic buckets count the same writes");

@@ -8,6 +8,7 @@
 use std::io::Write;
 use std::time::Duration;
 
+use hotmeter::native::NativeBuckets;
 use hotmeter::{OwnedValue, RegistrySnapshot};
 use hotmeter_checkpoint::metrics::{self as checkpoint, WriteStatus};
 use hotmeter_streaming::BackpressureState;
@@ -26,7 +27,7 @@ impl Names {
     }
 
     pub(crate) fn full(&self, base: &str) -> String {
-        hotmeter::full_name(self.namespace.as_deref(), base)
+        hotmeter::name::full_name(self.namespace.as_deref(), base)
     }
 }
 
@@ -40,7 +41,7 @@ pub(crate) struct Tally {
     /// The write latency's native buckets (schema, zero bucket, positive
     /// buckets): quantiles come from these when present, since the classic
     /// buckets' first bound (1 ms) is coarser than most writes.
-    pub(crate) write_native: Option<NativeWrites>,
+    pub(crate) write_native: Option<NativeBuckets>,
     pub(crate) accepted: u64,
     pub(crate) processed: u64,
     pub(crate) rejected: u64,
@@ -48,54 +49,6 @@ pub(crate) struct Tally {
     pub(crate) state: i64,
     pub(crate) sessions: i64,
     pub(crate) file_size: i64,
-}
-
-/// Write latencies as native buckets.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct NativeWrites {
-    pub(crate) schema: i8,
-    pub(crate) zero_threshold: f64,
-    pub(crate) zero_count: u64,
-    pub(crate) count: u64,
-    pub(crate) positive: Vec<(i32, u64)>,
-}
-
-impl NativeWrites {
-    fn quantile(&self, q: f64) -> Option<f64> {
-        hotmeter::native_quantile(
-            &hotmeter::NativeBuckets {
-                schema: self.schema,
-                zero_threshold: self.zero_threshold,
-                zero_count: self.zero_count,
-                count: self.count,
-                sum: 0.0,
-                positive: &self.positive,
-                negative: &[],
-            },
-            q,
-        )
-    }
-
-    /// The writes between `before` and `self`; `self` whole when the
-    /// resolution was reduced in between (the buckets no longer line up).
-    fn since(&self, before: &NativeWrites) -> NativeWrites {
-        if before.schema != self.schema {
-            return self.clone();
-        }
-        let mut earlier = before.positive.iter().peekable();
-        let positive = self
-            .positive
-            .iter()
-            .map(|&(k, c)| {
-                while earlier.next_if(|e| e.0 < k).is_some() {}
-                let old = earlier.next_if(|e| e.0 == k).map_or(0, |e| e.1);
-                (k, c.saturating_sub(old))
-            })
-            .filter(|b| b.1 > 0)
-            .collect::<Vec<_>>();
-        let zero_count = self.zero_count.saturating_sub(before.zero_count);
-        NativeWrites { positive, zero_count, count: self.count.saturating_sub(before.count), ..self.clone() }
-    }
 }
 
 fn counters(snap: &RegistrySnapshot, name: &str) -> u64 {
@@ -125,15 +78,7 @@ impl Tally {
             _ => (Vec::new(), Vec::new()),
         };
         let write_native = match duration {
-            Some(OwnedValue::NativeHistogram { schema, zero_threshold, zero_count, count, positive, .. }) => {
-                Some(NativeWrites {
-                    schema: *schema,
-                    zero_threshold: *zero_threshold,
-                    zero_count: *zero_count,
-                    count: *count,
-                    positive: positive.clone(),
-                })
-            }
+            Some(OwnedValue::NativeHistogram { native, .. }) => Some(native.clone()),
             _ => None,
         };
         let depth_name = names.full(m::QUEUE_DEPTH);
@@ -168,7 +113,7 @@ impl Tally {
     pub(crate) fn write_quantile(&self, q: f64) -> Option<f64> {
         match &self.write_native {
             Some(native) => native.quantile(q),
-            None => hotmeter::histogram_quantile(&self.write_bounds, &self.write_counts, q),
+            None => hotmeter::expose::histogram_quantile(&self.write_bounds, &self.write_counts, q),
         }
     }
 }
@@ -199,7 +144,7 @@ impl Window {
             p99_write: match (&before.write_native, &now.write_native) {
                 (Some(b), Some(n)) => n.since(b).quantile(0.99),
                 (None, Some(n)) => n.quantile(0.99),
-                _ => hotmeter::histogram_quantile(&now.write_bounds, &window_counts, 0.99),
+                _ => hotmeter::expose::histogram_quantile(&now.write_bounds, &window_counts, 0.99),
             },
             processed_per_sec: now.processed.saturating_sub(before.processed) as f64 / secs,
             rejected: now.rejected.saturating_sub(before.rejected),
@@ -281,19 +226,18 @@ mod tests {
 
     #[test]
     fn native_write_latencies_give_the_windows_own_p99() {
-        let native = |positive: Vec<(i32, u64)>| NativeWrites {
-            schema: 3,
+        let native = |positive: Vec<(i32, u64)>| NativeBuckets {
             zero_threshold: 0.0,
-            zero_count: 0,
             count: positive.iter().map(|b| b.1).sum(),
             positive,
+            ..NativeBuckets::empty(3)
         };
         // Key -120 at schema 3 is about 30 µs; key -80 about 1 ms.
         let before = Tally { write_native: Some(native(vec![(-80, 100)])), ..Tally::default() };
         let now = Tally { write_native: Some(native(vec![(-120, 1000), (-80, 100)])), ..Tally::default() };
         let w = Window::between(&before, &now, Duration::from_secs(1));
         let p99 = w.p99_write.unwrap();
-        let (lo, hi) = (hotmeter::bucket_upper(-121, 3), hotmeter::bucket_upper(-120, 3));
+        let (lo, hi) = (hotmeter::native::bucket_upper(-121, 3), hotmeter::native::bucket_upper(-120, 3));
         assert!(lo < p99 && p99 <= hi, "{p99} in ({lo}, {hi}]: only this window's writes");
         assert!(now.write_quantile(0.5).unwrap() < 50e-6, "p50 over all writes is a microsecond figure");
     }

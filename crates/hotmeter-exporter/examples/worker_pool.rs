@@ -139,7 +139,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 OwnedValue::Counter(c) => c.to_string(),
                 OwnedValue::Gauge(g) | OwnedValue::FloatCounter(g) => g.to_string(),
                 OwnedValue::IntGauge(g) => g.to_string(),
-                v @ (OwnedValue::Histogram { count, sum, .. } | OwnedValue::NativeHistogram { count, sum, .. }) => {
+                v @ (OwnedValue::Histogram { .. } | OwnedValue::NativeHistogram { .. }) => {
+                    let (count, sum) = match v {
+                        OwnedValue::NativeHistogram { native, .. } => (native.count, native.sum),
+                        OwnedValue::Histogram { count, sum, .. } => (*count, *sum),
+                        _ => unreachable!("matched above"),
+                    };
                     format!(
                         "count {count}, sum {sum:.6}, p50 ≈ {:.1} µs, p99 ≈ {:.1} µs",
                         v.quantile(0.5).unwrap_or(0.0) * 1e6,

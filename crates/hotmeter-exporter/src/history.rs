@@ -22,7 +22,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
-use hotmeter::{MetricType, OwnedValue, RegistrySnapshot};
+use hotmeter::expose::MetricType;
+use hotmeter::{OwnedValue, RegistrySnapshot};
 
 use crate::json::{number, string};
 
@@ -282,18 +283,22 @@ impl History {
                     OwnedValue::Counter(v) => cells[0] = *v as f64,
                     OwnedValue::IntGauge(v) => cells[0] = *v as f64,
                     OwnedValue::FloatCounter(v) | OwnedValue::Gauge(v) => cells[0] = *v,
-                    OwnedValue::Histogram { counts, sum, .. } | OwnedValue::NativeHistogram { counts, sum, .. }
-                        if !counts.is_empty() =>
-                    {
+                    OwnedValue::Histogram { counts, sum, .. } if !counts.is_empty() => {
                         for (cell, c) in cells.iter_mut().zip(counts) {
                             *cell = *c as f64;
                         }
                         cells[counts.len()] = *sum;
                     }
+                    OwnedValue::NativeHistogram { counts, native, .. } if !counts.is_empty() => {
+                        for (cell, c) in cells.iter_mut().zip(counts) {
+                            *cell = *c as f64;
+                        }
+                        cells[counts.len()] = native.sum;
+                    }
                     OwnedValue::Histogram { .. } => {}
-                    OwnedValue::NativeHistogram { sum, count, .. } => {
-                        cells[0] = *count as f64;
-                        cells[1] = *sum;
+                    OwnedValue::NativeHistogram { native, .. } => {
+                        cells[0] = native.count as f64;
+                        cells[1] = native.sum;
                     }
                     OwnedValue::Summary { quantiles, sum, count } => {
                         cells[0] = *count as f64;
@@ -454,7 +459,7 @@ impl History {
                     out.push(b':');
                     array(out, points, &|i, j| {
                         j.and_then(|j| self.bucket_deltas(members, buckets, i, j))
-                            .and_then(|(d, _)| hotmeter::histogram_quantile(bounds, &d, *q))
+                            .and_then(|(d, _)| hotmeter::expose::histogram_quantile(bounds, &d, *q))
                             .unwrap_or(f64::NAN)
                     });
                 }

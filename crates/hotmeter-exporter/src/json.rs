@@ -5,7 +5,8 @@
 //! `"NaN"`, `"+Inf"`, `"-Inf"` (JSON has no spelling for them). Must not:
 //! hold locks recording waits on.
 
-use hotmeter::{Desc, Labels, Registry, Value, Visitor, histogram_quantile};
+use hotmeter::Registry;
+use hotmeter::expose::{Desc, Labels, Value, Visitor, histogram_quantile};
 
 /// Content type of the JSON snapshot.
 pub const JSON_CONTENT_TYPE: &str = "application/json";
@@ -131,7 +132,7 @@ impl Visitor for JsonEncoder<'_> {
                     buckets(out, bounds, counts);
                 }
                 for (key, q) in [("p50", 0.5), ("p95", 0.95), ("p99", 0.99)] {
-                    quantile(out, key, hotmeter::native_quantile(&native, q));
+                    quantile(out, key, native.quantile(q));
                 }
             }
             Value::Summary { quantiles, sum, count } => {
@@ -192,7 +193,7 @@ pub(crate) fn number(out: &mut Vec<u8>, v: f64) {
     if quoted {
         out.push(b'"');
     }
-    hotmeter::write_f64(out, v);
+    hotmeter::expose::write_f64(out, v);
     if quoted {
         out.push(b'"');
     }

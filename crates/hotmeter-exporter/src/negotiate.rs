@@ -32,7 +32,7 @@
 //! Spec: <https://prometheus.io/docs/instrumenting/content_negotiation/>,
 //! <https://prometheus.io/docs/instrumenting/escaping_schemes/>
 
-use hotmeter::EscapingScheme;
+use hotmeter::expose::EscapingScheme;
 
 /// One of the exposition formats Prometheus negotiates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -147,7 +147,7 @@ impl Negotiated {
     /// for the text formats, and `escaping=` where the format has it.
     ///
     /// ```
-    /// use hotmeter::EscapingScheme;
+    /// use hotmeter::expose::EscapingScheme;
     /// use hotmeter_exporter::{ExpositionFormat, Negotiated};
     /// let n = Negotiated::new(ExpositionFormat::Text100, EscapingScheme::AllowUtf8);
     /// assert_eq!(n.content_type(), "text/plain; version=1.0.0; charset=utf-8; escaping=allow-utf-8");
@@ -187,7 +187,7 @@ impl Negotiated {
 /// the formats in `offered`. Never fails: see the module docs for the rules.
 ///
 /// ```
-/// use hotmeter::EscapingScheme;
+/// use hotmeter::expose::EscapingScheme;
 /// use hotmeter_exporter::{ExpositionFormat, Offered, negotiate};
 /// // What Prometheus 3 sends by default.
 /// let accept = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,\

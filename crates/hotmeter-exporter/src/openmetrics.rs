@@ -43,7 +43,7 @@ pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; versio
 /// # Ok::<(), hotmeter::RegistryError>(())
 /// ```
 pub fn encode_openmetrics(registry: &Registry, out: &mut Vec<u8>) {
-    let mut encoder = Encoder::new(out, Format::OpenMetrics, hotmeter::EscapingScheme::Underscores);
+    let mut encoder = Encoder::new(out, Format::OpenMetrics, hotmeter::expose::EscapingScheme::Underscores);
     encoder.created = registry.created_samples();
     registry.collect(&mut encoder);
     out.extend_from_slice(b"# EOF\n");

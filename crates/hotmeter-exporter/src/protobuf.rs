@@ -19,13 +19,13 @@
 //! - classic buckets cumulative, without the `+Inf` bucket (it is the
 //!   sample count) unless that bucket has an exemplar to carry;
 //! - native histograms with schema, zero threshold and zero count always
-//!   set, spans and deltas from [`hotmeter::spans_and_deltas`], deltas
+//!   set, spans and deltas from [`hotmeter::native::spans_and_deltas`], deltas
 //!   packed, and a no-op span (offset 0, length 0) when the histogram has no
 //!   observations and a zero threshold of 0, which would otherwise read as
 //!   a classic histogram; classic buckets alongside when it keeps them;
 //! - exemplars with their one `trace_id` label and a millisecond timestamp;
 //! - `created_timestamp` on counters, histograms and summaries, exact to
-//!   the nanosecond, from [`hotmeter::Labels::created_unix_nanos`].
+//!   the nanosecond, from [`hotmeter::expose::Labels::created_unix_nanos`].
 //!
 //! Nested lengths: a message's length comes before its bytes. Small
 //! messages whose size is known up front (label pairs, plain buckets,
@@ -42,7 +42,9 @@
 
 use std::borrow::Cow;
 
-use hotmeter::{Desc, EscapingScheme, Exemplar, Labels, MetricType, NameKind, NativeBuckets, Registry, Value, Visitor};
+use hotmeter::expose::{Desc, EscapingScheme, Labels, MetricType, Value, Visitor};
+use hotmeter::native::NativeBucketsRef;
+use hotmeter::{Exemplar, NameKind, Registry};
 
 /// Content type of the Prometheus protobuf format (length-delimited
 /// `MetricFamily` messages).
@@ -387,15 +389,20 @@ fn bucket(out: &mut Vec<u8>, cumulative: u64, upper_bound: f64, exemplar: Option
 }
 
 /// The native part of a `Histogram` message.
-fn native_buckets(out: &mut Vec<u8>, native: &NativeBuckets<'_>, spans: &mut Vec<(i32, u32)>, deltas: &mut Vec<i64>) {
+fn native_buckets(
+    out: &mut Vec<u8>,
+    native: &NativeBucketsRef<'_>,
+    spans: &mut Vec<(i32, u32)>,
+    deltas: &mut Vec<i64>,
+) {
     use field::histogram as h;
     varint_field(out, h::SCHEMA, zigzag(i64::from(native.schema)));
     double(out, h::ZERO_THRESHOLD, native.zero_threshold);
     uint(out, h::ZERO_COUNT, native.zero_count);
-    hotmeter::spans_and_deltas(native.negative, spans, deltas);
+    hotmeter::native::spans_and_deltas(native.negative, spans, deltas);
     spans_field(out, h::NEGATIVE_SPAN, spans);
     deltas_field(out, h::NEGATIVE_DELTA, deltas);
-    hotmeter::spans_and_deltas(native.positive, spans, deltas);
+    hotmeter::native::spans_and_deltas(native.positive, spans, deltas);
     if spans.is_empty() && native.negative.is_empty() && native.zero_threshold == 0.0 && native.zero_count == 0 {
         // Without observations and with no zero bucket, nothing above would
         // tell a scraper this is a native histogram: a no-op span does.

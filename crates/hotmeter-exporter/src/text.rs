@@ -19,10 +19,12 @@
 //!
 //! Spec: <https://prometheus.io/docs/instrumenting/exposition_formats/#text-based-format>
 
-use hotmeter::{
-    CounterRun, Desc, EscapingScheme, Labels, MetricType, NameKind, Registry, Value, Visitor, escape_label_value,
-    is_legacy_label_name, is_legacy_metric_name, write_f64, write_label_set,
+use hotmeter::expose::{
+    CounterRun, Desc, EscapingScheme, Labels, MetricType, Value, Visitor, escape_label_value, write_f64,
+    write_label_set,
 };
+use hotmeter::name::{is_legacy_label_name, is_legacy_metric_name};
+use hotmeter::{NameKind, Registry};
 
 use crate::negotiate::{ExpositionFormat, Negotiated};
 
@@ -53,7 +55,8 @@ pub fn encode_text(registry: &Registry, out: &mut Vec<u8>) {
 /// 0.0.4 for protobuf, which this crate's text encoders do not write.
 ///
 /// ```
-/// use hotmeter::{EscapingScheme, NameValidation, Registry};
+/// use hotmeter::{NameValidation, Registry};
+/// use hotmeter::expose::EscapingScheme;
 /// use hotmeter_exporter::{ExpositionFormat::Text100, Negotiated, encode_negotiated};
 /// let registry = Registry::builder().name_validation(NameValidation::Utf8).build()?;
 /// registry.gauge("queue.depth", "Jobs waiting.")?.set(3.0);
@@ -484,7 +487,7 @@ impl Encoder<'_> {
 /// ` # {trace_id="..."} value timestamp`: an OpenMetrics exemplar.
 fn write_exemplar(out: &mut Vec<u8>, e: &hotmeter::Exemplar) {
     out.extend_from_slice(b" # {trace_id=\"");
-    hotmeter::escape_label_value(out, e.trace_id.as_str());
+    hotmeter::expose::escape_label_value(out, e.trace_id.as_str());
     out.extend_from_slice(b"\"} ");
     write_f64(out, e.value);
     out.push(b' ');
@@ -496,7 +499,7 @@ fn write_exemplar(out: &mut Vec<u8>, e: &hotmeter::Exemplar) {
 /// escapes `"` too, exactly as label values are escaped.
 fn escape_help(out: &mut Vec<u8>, help: &str, format: Format) {
     if format == Format::OpenMetrics {
-        return hotmeter::escape_label_value(out, help);
+        return hotmeter::expose::escape_label_value(out, help);
     }
     for (i, part) in help.split('\n').enumerate() {
         if i > 0 {
@@ -536,7 +539,7 @@ mod tests {
     #[test]
     fn escaping() {
         let mut out = Vec::new();
-        hotmeter::escape_label_value(&mut out, "a\\b\"c\nd");
+        hotmeter::expose::escape_label_value(&mut out, "a\\b\"c\nd");
         assert_eq!(String::from_utf8(out).unwrap(), "a\\\\b\\\"c\\nd");
         let mut out = Vec::new();
         escape_help(&mut out, "say \"hi\"\\\n", Format::Text);

@@ -326,7 +326,7 @@ fn counter_exemplars_ride_on_the_openmetrics_total_line() {
 /// readily hands the freed address to the next registration).
 #[test]
 fn re_registration_under_a_new_name_never_prints_the_old_one() {
-    fn check<M: hotmeter::Registrable + Clone>(family: M, line_a: &str, line_b: &str) {
+    fn check<M: hotmeter::expose::Registrable + Clone>(family: M, line_a: &str, line_b: &str) {
         for format in [text, openmetrics] {
             let r = Registry::new();
             r.register(("a_total", "A."), family.clone()).unwrap();

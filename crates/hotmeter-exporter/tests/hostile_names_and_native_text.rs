@@ -3,7 +3,8 @@
 
 use std::process::Command;
 
-use hotmeter::{EscapingScheme, NameValidation, NativeOpts, Opts, Registry};
+use hotmeter::expose::EscapingScheme;
+use hotmeter::{NameValidation, NativeOpts, Opts, Registry};
 use hotmeter_exporter::ExpositionFormat::{self, OpenMetrics001, OpenMetrics100, Text004, Text100};
 use hotmeter_exporter::{Negotiated, encode_negotiated};
 

@@ -140,9 +140,10 @@ fn prometheus_ingests_native_histograms_over_protobuf_and_agrees_on_quantiles() 
     }
     // The schema Prometheus stored is the one hotmeter reported.
     let total = registry.snapshot();
-    let Some(hotmeter::OwnedValue::NativeHistogram { count, sum, .. }) = total.value("work_seconds", &[]) else {
+    let Some(hotmeter::OwnedValue::NativeHistogram { native, .. }) = total.value("work_seconds", &[]) else {
         panic!("not a native histogram")
     };
+    let (count, sum) = (&native.count, &native.sum);
     assert_eq!(query(prom, "histogram_count(work_seconds)"), Some(*count as f64));
     let their_sum = query(prom, "histogram_sum(work_seconds)").unwrap();
     assert!(((their_sum - sum) / sum).abs() < 1e-12, "sum {their_sum} vs {sum}");

@@ -4,7 +4,8 @@
 //! independent review; each case printed a scrape that Prometheus drops or
 //! rejects, or silently stopped exporting overflow counts).
 
-use hotmeter::{Counter, MetricType, OVERFLOW_METRIC, Registry, RegistryError, SingleCounter, StringFamily};
+use hotmeter::expose::MetricType;
+use hotmeter::{Counter, OVERFLOW_METRIC, Registry, RegistryError, SingleCounter, StringFamily};
 use hotmeter_exporter::encode_text;
 
 fn text(r: &Registry) -> String {
@@ -52,7 +53,7 @@ fn the_overflow_counter_name_is_reserved() {
             Some(ns) => Registry::builder().namespace(ns).build().unwrap(),
             None => Registry::new(),
         };
-        let reserved = hotmeter::full_name(namespace, OVERFLOW_METRIC);
+        let reserved = hotmeter::name::full_name(namespace, OVERFLOW_METRIC);
         let err = r.counter(OVERFLOW_METRIC, "Mine.").unwrap_err();
         assert_eq!(err, RegistryError::ReservedName { name: reserved.clone() });
         assert!(err.to_string().contains("reserved"), "{err}");
@@ -76,7 +77,7 @@ fn the_overflow_counter_name_is_reserved() {
         overflow_once(&f);
         let body = text(&r);
         assert!(
-            body.contains(&format!("{reserved}{{metric=\"{}\"}} 1", hotmeter::full_name(namespace, "ids_total"))),
+            body.contains(&format!("{reserved}{{metric=\"{}\"}} 1", hotmeter::name::full_name(namespace, "ids_total"))),
             "{body}"
         );
         assert!(!r.unregister(&reserved), "the registry's own counter cannot be unregistered");

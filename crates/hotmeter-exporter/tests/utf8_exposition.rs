@@ -8,7 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use hotmeter::{Buckets, Counter, EscapingScheme, NameKind, NameValidation, Opts, Registry};
+use hotmeter::expose::EscapingScheme;
+use hotmeter::{Buckets, Counter, NameKind, NameValidation, Opts, Registry};
 use hotmeter_exporter::ExpositionFormat::{OpenMetrics001, OpenMetrics100, Text004, Text100};
 use hotmeter_exporter::{ExpositionFormat, Negotiated, encode_negotiated, promtool};
 

@@ -55,9 +55,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
-use hotmeter::{
-    Buckets, Counter, Gauge, Histogram, Metric, Registry, Scratch, SingleCounter, StringFamily, StringIndex, Value,
-};
+use hotmeter::expose::{Metric, Scratch, Value};
+use hotmeter::index::StringIndex;
+use hotmeter::{Buckets, Counter, Gauge, Histogram, Registry, SingleCounter, StringFamily};
 use metrics::{Key, KeyName, Metadata, SharedString, Unit};
 
 /// Builds a [`HotmeterRecorder`].
@@ -360,9 +360,9 @@ impl HotmeterRecorder {
     /// `name` made valid, counted when it had to change.
     fn sanitize(&self, name: &str, kind: &str, metric: bool) -> String {
         let valid = if metric {
-            hotmeter::validate_metric_name(name).is_ok()
+            hotmeter::name::validate_metric_name(name).is_ok()
         } else {
-            hotmeter::validate_label_name(name).is_ok()
+            hotmeter::name::validate_label_name(name).is_ok()
         };
         if valid {
             return name.to_owned();
@@ -524,21 +524,21 @@ struct FacadeGauge(Arc<GaugeCell>);
 struct FacadeHistogram(Arc<HistogramCell>);
 
 impl Metric for FacadeCounter {
-    const TYPE: hotmeter::MetricType = hotmeter::MetricType::Counter;
+    const TYPE: hotmeter::expose::MetricType = hotmeter::expose::MetricType::Counter;
     fn sample<'a>(&'a self, scratch: &'a mut Scratch) -> Value<'a> {
         self.0.0.sample(scratch)
     }
 }
 
 impl Metric for FacadeGauge {
-    const TYPE: hotmeter::MetricType = hotmeter::MetricType::Gauge;
+    const TYPE: hotmeter::expose::MetricType = hotmeter::expose::MetricType::Gauge;
     fn sample<'a>(&'a self, scratch: &'a mut Scratch) -> Value<'a> {
         self.0.0.sample(scratch)
     }
 }
 
 impl Metric for FacadeHistogram {
-    const TYPE: hotmeter::MetricType = hotmeter::MetricType::Histogram;
+    const TYPE: hotmeter::expose::MetricType = hotmeter::expose::MetricType::Histogram;
     fn sample<'a>(&'a self, scratch: &'a mut Scratch) -> Value<'a> {
         self.0.0.sample(scratch)
     }

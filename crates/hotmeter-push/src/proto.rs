@@ -73,7 +73,7 @@ pub struct Sample {
 }
 
 /// One native histogram sample: Prometheus' spans-and-deltas form of the
-/// exponential buckets (see `hotmeter::NativeBuckets` for what a bucket
+/// exponential buckets (see `hotmeter::native::NativeBucketsRef` for what a bucket
 /// holds).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Histogram {

@@ -150,7 +150,7 @@ impl GroupingKey {
     /// Adds a label pair; the value may be any text, empty included.
     pub fn label(mut self, name: impl Into<String>, value: impl Into<String>) -> Result<Self, ConfigError> {
         let name = name.into();
-        hotmeter::validate_label_name(&name)
+        hotmeter::name::validate_label_name(&name)
             .map_err(|source| ConfigError::InvalidLabelName { name: name.clone(), source })?;
         if name == "job" || self.labels.iter().any(|(n, _)| *n == name) {
             return Err(ConfigError::DuplicateLabel { name });

@@ -31,7 +31,9 @@
 //! refused names that escaping would make alike. Families whose names are
 //! all legacy (every family of a default registry) skip the step.
 
-use hotmeter::{Desc, EscapingScheme, Labels, NameKind, NativeBuckets, Registry, Value, Visitor, write_f64};
+use hotmeter::expose::{Desc, EscapingScheme, Labels, Value, Visitor, write_f64};
+use hotmeter::native::NativeBucketsRef;
+use hotmeter::{NameKind, Registry};
 use prost::Message;
 
 use crate::error::{ConfigError, EncodeError};
@@ -119,7 +121,7 @@ impl RemoteWriteEncoder {
         let mut external: Vec<(String, String)> =
             external_labels.into_iter().map(|(n, v)| (n.into(), v.into())).collect();
         for (name, _) in &external {
-            hotmeter::validate_label_name(name)
+            hotmeter::name::validate_label_name(name)
                 .map_err(|source| ConfigError::InvalidLabelName { name: name.clone(), source })?;
         }
         external.sort_by(|a, b| a.0.cmp(&b.0));
@@ -247,10 +249,10 @@ impl Collector<'_> {
     /// One series named as the family carrying one integer native
     /// histogram. The reset hint is left `UNKNOWN`: the receiver detects a
     /// reset (a restarted process) itself.
-    fn push_native(&mut self, labels: &Labels<'_>, native: &NativeBuckets<'_>) {
+    fn push_native(&mut self, labels: &Labels<'_>, native: &NativeBucketsRef<'_>) {
         let set = self.label_set("", labels, None);
         let mut spans_of = |buckets: &[(i32, u64)]| {
-            hotmeter::spans_and_deltas(buckets, &mut self.spans, &mut self.deltas);
+            hotmeter::native::spans_and_deltas(buckets, &mut self.spans, &mut self.deltas);
             let spans = self.spans.iter().map(|&(offset, length)| BucketSpan { offset, length }).collect();
             (spans, self.deltas.clone())
         };
@@ -498,7 +500,7 @@ mod tests {
             count: Some(histogram::Count::CountInt(6)),
             sum: 107.0,
             schema: 0,
-            zero_threshold: hotmeter::DEFAULT_ZERO_THRESHOLD,
+            zero_threshold: hotmeter::native::DEFAULT_ZERO_THRESHOLD,
             zero_count: Some(histogram::ZeroCount::ZeroCountInt(1)),
             negative_spans: vec![span(-1, 1)],
             negative_deltas: vec![1],
@@ -586,8 +588,8 @@ mod tests {
         assert_eq!(find("rpc_duration").0, labels(&[("__name__", "rpc_duration"), ("job", "j"), ("zone_id", "z1")]));
         assert_eq!(find("rpc_duration_bucket").0[1], ("job".to_owned(), "j".to_owned()));
         for s in &got {
-            assert!(hotmeter::is_legacy_metric_name(&s.0[0].1), "{s:?}");
-            assert!(s.0.iter().all(|l| hotmeter::is_legacy_label_name(l.0.trim_start_matches('_'))), "{s:?}");
+            assert!(hotmeter::name::is_legacy_metric_name(&s.0[0].1), "{s:?}");
+            assert!(s.0.iter().all(|l| hotmeter::name::is_legacy_label_name(l.0.trim_start_matches('_'))), "{s:?}");
         }
 
         // A legacy registry's names are sent as registered.

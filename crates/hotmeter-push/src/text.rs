@@ -3,20 +3,21 @@
 //!
 //! Owns: `# HELP`/`# TYPE` lines, sample lines, cumulative `_bucket{le}`
 //! lines, `{quantile}` lines (floats spelled by the core's
-//! [`hotmeter::write_f64`], as the exporter spells them), and the escaping
+//! [`hotmeter::expose::write_f64`], as the exporter spells them), and the escaping
 //! of UTF-8 names. Must not: import the exporter (the two crates stand on
 //! the same floor); label values are escaped by the core's
-//! [`hotmeter::escape_label_value`], the one the exporter uses.
+//! [`hotmeter::expose::escape_label_value`], the one the exporter uses.
 //!
 //! Text 0.0.4 has no UTF-8 names, and the Pushgateway parses what it is
 //! pushed as 0.0.4: a family registered with UTF-8 names
 //! (`NameValidation::Utf8`) is written with its metric and label names
 //! escaped by the `underscores` scheme, as the exporter serves 0.0.4 (and
 //! the names then match what remote_write sends). Families whose names are
-//! all legacy ([`hotmeter::Desc::names_are_legacy`]) are written as
+//! all legacy ([`hotmeter::expose::Desc::names_are_legacy`]) are written as
 //! registered, on the same path as before.
 
-use hotmeter::{Desc, EscapingScheme, Labels, NameKind, Registry, Value, Visitor, escape_label_value, write_f64};
+use hotmeter::expose::{Desc, EscapingScheme, Labels, Value, Visitor, escape_label_value, write_f64};
+use hotmeter::{NameKind, Registry};
 
 /// The content type of what [`encode_text`] writes.
 pub(crate) const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -48,7 +49,7 @@ impl TextWriter<'_> {
         out.extend_from_slice(suffix.as_bytes());
         let before = out.len();
         match &self.label_names {
-            None => hotmeter::write_label_set(out, labels),
+            None => hotmeter::expose::write_label_set(out, labels),
             Some(names) => {
                 for (i, name) in names.iter().enumerate() {
                     let Some((_, value)) = labels.get(i) else { continue };

@@ -47,8 +47,11 @@ fn prometheus_receives_native_histograms_and_agrees_on_count_sum_and_quantile() 
         h.observe(v);
     }
     let ours = h.snapshot();
-    assert_eq!(ours.count, 2000);
-    assert!(ours.zero_count == 100 && !ours.negative.is_empty() && ours.positive.len() > 50, "{ours:?}");
+    assert_eq!(ours.native.count, 2000);
+    assert!(
+        ours.native.zero_count == 100 && !ours.native.negative.is_empty() && ours.native.positive.len() > 50,
+        "{ours:?}"
+    );
 
     let writer = RemoteWrite::new(format!("http://{prom}/api/v1/write"))
         .interval(Duration::from_secs(3600))
@@ -65,11 +68,11 @@ fn prometheus_receives_native_histograms_and_agrees_on_count_sum_and_quantile() 
     let count = wait_for("the pushed native histogram", Duration::from_secs(30), || {
         scalar(&prom, &format!("histogram_count({sel})"))
     });
-    assert_eq!(count, ours.count as f64, "count, exactly");
-    assert_eq!(scalar(&prom, &format!("histogram_sum({sel})")), Some(ours.sum), "sum, exactly");
+    assert_eq!(count, ours.native.count as f64, "count, exactly");
+    assert_eq!(scalar(&prom, &format!("histogram_sum({sel})")), Some(ours.native.sum), "sum, exactly");
     for q in [0.5, 0.9, 0.05] {
         let theirs = scalar(&prom, &format!("histogram_quantile({q}, {sel})")).expect("a quantile");
-        let mine = hotmeter::native_quantile(&ours.buckets(), q).unwrap();
+        let mine = ours.quantile(q).unwrap();
         assert!(((theirs - mine) / mine).abs() < 1e-9, "q={q}: Prometheus says {theirs}, hotmeter {mine}");
     }
     // One series, stored as a native histogram: no float sample under the

@@ -14,7 +14,7 @@
 //!
 //! Metric names in definitions are written without namespace; a tracker
 //! or rule set built with a namespace reads `engram_...` through
-//! [`hotmeter::full_name`].
+//! [`hotmeter::name::full_name`].
 //!
 //! # Quick start
 //! ```
@@ -46,7 +46,6 @@
 //! None.
 #![forbid(unsafe_code)]
 
-mod native;
 mod rules;
 mod slo;
 mod trace;

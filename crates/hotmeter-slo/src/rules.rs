@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 
-use hotmeter::full_name;
+use hotmeter::name::full_name;
 
 use crate::slo::{Indicator, Slo};
 

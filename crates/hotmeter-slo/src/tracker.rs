@@ -9,17 +9,18 @@
 //! Latency SLOs read classic histograms through their buckets and native
 //! histograms through their native buckets (never the classic ones kept
 //! alongside): a window is the difference of two snapshots at one schema
-//! ([`NativeSum::since`]), its SLI the share at or below the threshold and
+//! ([`NativeBuckets::since`](hotmeter::native::NativeBuckets::since)), its SLI the share at or below the threshold and
 //! its quantile Prometheus' estimate from those buckets.
 
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use hotmeter::{OwnedValue, RegistrySnapshot, full_name};
+use hotmeter::name::full_name;
+use hotmeter::{OwnedValue, RegistrySnapshot};
 use serde_json::json;
 
-use crate::native::NativeSum;
 use crate::slo::{Indicator, Slo, SloError};
+use hotmeter::native::NativeBuckets;
 
 /// (good, total) events of one SLO in one snapshot. Native histograms
 /// count nothing here: their windows come from their buckets ([`Latency`]).
@@ -148,16 +149,18 @@ enum Latency {
     /// Classic buckets.
     Classic(Merged),
     /// Native buckets, at the coarsest schema among the series.
-    Native(NativeSum),
+    Native(NativeBuckets),
 }
 
 impl Latency {
     fn read(snap: &RegistrySnapshot, name: &str) -> Option<Latency> {
-        let mut native: Option<NativeSum> = None;
-        for n in snap.family(name)?.series.iter().filter_map(|s| NativeSum::of(&s.value)) {
-            match &mut native {
-                Some(sum) => sum.add(&n),
-                None => native = Some(n),
+        let mut native: Option<NativeBuckets> = None;
+        for s in &snap.family(name)?.series {
+            if let OwnedValue::NativeHistogram { native: n, .. } = &s.value {
+                match &mut native {
+                    Some(sum) => sum.add(n),
+                    None => native = Some(n.clone()),
+                }
             }
         }
         match native {
@@ -258,7 +261,7 @@ impl SloTracker {
                             if c0.len() == c1.len() =>
                         {
                             let window: Vec<u64> = c1.iter().zip(c0).map(|(a, b)| a.saturating_sub(*b)).collect();
-                            let q = hotmeter::histogram_quantile(bounds, &window, slo.objective);
+                            let q = hotmeter::expose::histogram_quantile(bounds, &window, slo.objective);
                             (e[i].0 - s[i].0, e[i].1 - s[i].1, q)
                         }
                         _ => (e[i].0 - s[i].0, e[i].1 - s[i].1, None),
@@ -381,8 +384,8 @@ pub(crate) mod tests {
     }
 
     fn native(value: &OwnedValue) -> (i8, Vec<(i32, u64)>) {
-        let OwnedValue::NativeHistogram { schema, positive, .. } = value else { panic!("{value:?}") };
-        (*schema, positive.clone())
+        let OwnedValue::NativeHistogram { native, .. } = value else { panic!("{value:?}") };
+        (native.schema, native.positive.clone())
     }
 
     #[test]
@@ -393,7 +396,7 @@ pub(crate) mod tests {
         // The same window's observations alone, for the expected quantile.
         let alone = NativeHistogram::new(opts);
         // 0.3 is in the schema 3 bucket (2^-1.75, 2^-1.625] = (0.2973, 0.3242].
-        let (lower, upper) = (hotmeter::bucket_upper(-14, 3), hotmeter::bucket_upper(-13, 3));
+        let (lower, upper) = (hotmeter::native::bucket_upper(-14, 3), hotmeter::native::bucket_upper(-13, 3));
         assert!(lower < 0.3 && 0.3 <= upper, "{lower} {upper}");
         let threshold_inside = lower + 0.25 * (upper - lower);
         let mut t = SloTracker::new(vec![latency_slo(0.4), latency_slo(threshold_inside)], None).unwrap();

@@ -109,7 +109,7 @@ struct Families {
     queue_memory: IntGauge,
 }
 
-fn handle<M: hotmeter::Metric>(family: &StringFamily<M>, values: &[&str]) -> M {
+fn handle<M: hotmeter::expose::Metric>(family: &StringFamily<M>, values: &[&str]) -> M {
     family.get(values).expect("label count fixed by the registration above")
 }
 

@@ -55,7 +55,7 @@ impl Unit {
     /// A custom unit; must be a valid label name (`[a-zA-Z_][a-zA-Z0-9_]*`).
     pub fn new(unit: impl Into<String>) -> Result<Self, crate::NameError> {
         let unit = unit.into();
-        crate::validate_label_name(&unit)?;
+        crate::name::validate_label_name(&unit)?;
         Ok(Self(std::borrow::Cow::Owned(unit)))
     }
 

@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use crate::MetricType;
+use crate::expose::MetricType;
 
 /// Why a metric or label name was rejected.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,7 +186,7 @@ pub enum RegistryError {
     /// ([`NameKind::Label`], `metric` names it).
     EscapingCollision {
         /// The escaping scheme under which they collide.
-        scheme: crate::EscapingScheme,
+        scheme: crate::expose::EscapingScheme,
         /// Metric names or label names.
         kind: NameKind,
         /// The metric whose label names collide (empty for metric names).

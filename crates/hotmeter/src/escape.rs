@@ -39,7 +39,7 @@ pub enum NameValidation {
 /// Legacy-valid names are written as they are under every scheme.
 ///
 /// ```
-/// use hotmeter::EscapingScheme;
+/// use hotmeter::expose::EscapingScheme;
 /// use hotmeter::NameKind::Metric;
 /// assert_eq!(EscapingScheme::Underscores.escape("my.metric/x", Metric), "my_metric_x");
 /// assert_eq!(EscapingScheme::Dots.escape("my.metric_x", Metric), "my_dot_metric__x");
@@ -224,10 +224,10 @@ mod tests {
 
         #[test]
         fn legacy_check_agrees_with_the_validator(s in "\\PC{0,12}") {
-            prop_assert_eq!(is_legacy_metric_name(&s), crate::validate_metric_name(&s).is_ok());
+            prop_assert_eq!(is_legacy_metric_name(&s), crate::name::validate_metric_name(&s).is_ok());
             prop_assert_eq!(
                 is_legacy_label_name(&s),
-                crate::validate_label_name(&s).is_ok() || (s.starts_with("__") && is_legacy_label_name(&s[1..]))
+                crate::name::validate_label_name(&s).is_ok() || (s.starts_with("__") && is_legacy_label_name(&s[1..]))
             );
         }
     }

@@ -11,9 +11,8 @@ use std::fmt;
 
 use crate::sync::Mutex;
 
-/// Longest trace id, in bytes. OpenMetrics caps an exemplar's label set at
-/// 128 characters; `trace_id` and 64 bytes of id stay well inside it.
-pub const MAX_TRACE_ID: usize = 64;
+/// Longest trace id, in bytes ([`TraceId::MAX_LEN`]).
+const MAX_TRACE_ID: usize = 64;
 
 /// A trace id checked to fit an exemplar: 1 to 64 bytes, no control characters.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -38,6 +37,10 @@ impl fmt::Display for TraceIdError {
 impl std::error::Error for TraceIdError {}
 
 impl TraceId {
+    /// Longest trace id, in bytes. OpenMetrics caps an exemplar's label set
+    /// at 128 characters; `trace_id` and 64 bytes of id stay well inside it.
+    pub const MAX_LEN: usize = MAX_TRACE_ID;
+
     /// Checks and copies `id`.
     pub fn new(id: &str) -> Result<Self, TraceIdError> {
         if id.is_empty() || id.len() > MAX_TRACE_ID || id.chars().any(char::is_control) {

@@ -708,7 +708,7 @@ impl HistogramSnapshot {
 /// the quantile falls in `+Inf`.
 ///
 /// ```
-/// assert_eq!(hotmeter::histogram_quantile(&[1.0, 2.0], &[0, 10, 0], 0.5), Some(1.5));
+/// assert_eq!(hotmeter::expose::histogram_quantile(&[1.0, 2.0], &[0, 10, 0], 0.5), Some(1.5));
 /// ```
 pub fn histogram_quantile(bounds: &[f64], counts: &[u64], q: f64) -> Option<f64> {
     quantile_from_buckets(bounds, counts, q)

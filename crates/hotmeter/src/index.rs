@@ -53,8 +53,8 @@ const MAX_LIMIT: usize = 1 << 24;
 ///
 /// # Examples
 /// ```
-/// let index: hotmeter::StringIndex<String> = hotmeter::StringIndex::with_limit(2, 100);
-/// let hash = hotmeter::StringIndex::<String>::hash(&["GET", "/a"]);
+/// let index: hotmeter::index::StringIndex<String> = hotmeter::index::StringIndex::with_limit(2, 100);
+/// let hash = hotmeter::index::StringIndex::<String>::hash(&["GET", "/a"]);
 /// let made = index.get_or_insert_with(hash, &["GET", "/a"], || "first".to_owned(), |v| v.clone())?;
 /// assert_eq!(made.as_deref(), Some("first"));
 /// let again = index.get_or_insert_with(hash, &["GET", "/a"], || unreachable!(), |v| v.len())?;
@@ -585,7 +585,7 @@ impl<V: Send + Sync + 'static> StringIndex<V> {
 }
 
 /// Reads a stored key by slot, for label values that an encoder asks for
-/// lazily ([`Labels`](crate::Labels) of a string family's series).
+/// lazily ([`Labels`](crate::expose::Labels) of a string family's series).
 pub(crate) trait KeySource: Sync {
     /// The key in `slot`: its values concatenated, and where each ends.
     fn key(&self, slot: u32) -> Option<(&str, &[u32])>;

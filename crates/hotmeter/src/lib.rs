@@ -5,23 +5,34 @@
 //! in a few nanoseconds without locks, allocation or syscalls, and read by
 //! scrapes that never block the workers.
 //!
+//! The crate root holds what a program records into and reads back:
+//!
 //! | type | what it is |
 //! |---|---|
 //! | [`Counter`] | monotonic `u64`, sharded across cache lines (the default) |
 //! | [`SingleCounter`] | monotonic `u64` in one cell, for large, quiet families |
 //! | [`FloatCounter`] | monotonic `f64` (CPU seconds), for one writer |
+//! | [`TracedCounter`] | a counter whose increments can carry an exemplar |
 //! | [`Gauge`], [`IntGauge`] | values that go up and down (`f64`, `i64`) |
 //! | [`Histogram`], [`Buckets`] | fixed-bucket distributions with consistent snapshots |
+//! | [`NativeHistogram`], [`NativeOpts`] | sparse exponential (native) histograms |
 //! | [`Summary`], [`SummaryOpts`] | sliding-window quantiles (P50…P99.9), HDR-backed |
+//! | [`Exemplar`], [`TraceId`] | a trace id attached to an observation |
 //! | [`Family`], [`LabelSet`], [`label_enum!`] | typed labels: a lookup is an array index |
 //! | [`StringFamily`] | runtime string labels with a cardinality cap and overflow series |
-//! | [`StringIndex`] | the lock-free map from string tuples to values under [`StringFamily`], for caches of your own |
-//! | [`Registry`], [`Opts`] | names, help, units, validation, collect-on-scrape callbacks |
+//! | [`Registry`], [`RegistryBuilder`], [`Opts`], [`Unit`], [`NameValidation`] | names, help, units, validation, collect-on-scrape callbacks |
 //! | [`Instrumented`], [`Outcome`], [`Call`] | one-line instrumentation of a sync or async function |
-//! | [`Visitor`], [`Value`], [`Labels`], [`Desc`] | the read side encoders use |
-//! | [`RegistrySnapshot`] | an owned copy of a scrape, for tests, JSON and people |
-//! | [`full_name`], [`validate_metric_name`] | the namespace rule and the one name validator |
-//! | [`NameValidation`], [`EscapingScheme`] | UTF-8 names (a [`RegistryBuilder`] option) and how encoders escape them per scrape |
+//! | [`RegistrySnapshot`], [`OwnedValue`], [`HistogramSnapshot`], [`NativeSnapshot`] | owned copies of a scrape or an instrument, for tests, JSON and people |
+//! | [`RegistryError`], [`BucketError`], [`SummaryError`], [`LabelCountError`], [`NameError`], … | typed errors at every edge |
+//!
+//! The building blocks live in modules of their own:
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`expose`] | the read side encoders use: [`Visitor`](expose::Visitor), [`Value`](expose::Value), [`Labels`](expose::Labels), [`Desc`](expose::Desc), [`Scratch`](expose::Scratch), the byte-level render helpers and [`EscapingScheme`](expose::EscapingScheme) |
+//! | [`native`] | native-histogram bucket math and [`NativeBuckets`](native::NativeBuckets), the one owned form of a native histogram's buckets (`add`, `since`, `quantile`) |
+//! | [`name`] | the one validator for metric and label names, and the namespace rule ([`full_name`](name::full_name)) |
+//! | [`index`] | [`StringIndex`](index::StringIndex), the lock-free map under [`StringFamily`], for caches of your own |
 //!
 //! ## Quick start
 //! ```
@@ -83,13 +94,15 @@ mod desc;
 mod error;
 mod escape;
 mod exemplar;
+pub mod expose;
 mod family;
 mod gauge;
 mod histogram;
-mod index;
+pub mod index;
 mod instrument;
 mod labels;
-mod name;
+pub mod name;
+pub mod native;
 mod native_histogram;
 mod registry;
 mod render;
@@ -101,28 +114,21 @@ mod traced_counter;
 mod value;
 
 pub use counter::{Counter, FloatCounter, SingleCounter};
-pub use desc::{Desc, MetricType, Unit};
+pub use desc::Unit;
 pub use error::{BucketError, LabelCountError, NameError, NameErrorReason, NameKind, RegistryError, ShapeDifference};
-pub use escape::{EscapingScheme, NameValidation, is_legacy_label_name, is_legacy_metric_name};
-pub use exemplar::{Exemplar, MAX_TRACE_ID, TraceId, TraceIdError};
+pub use escape::NameValidation;
+pub use exemplar::{Exemplar, TraceId, TraceIdError};
 pub use family::Family;
 pub use gauge::{Gauge, IntGauge};
-pub use histogram::{Buckets, DEFAULT_BUCKETS, Histogram, HistogramSnapshot, HistogramTimer, histogram_quantile};
-pub use index::{Entry, StringIndex};
+pub use histogram::{Buckets, DEFAULT_BUCKETS, Histogram, HistogramSnapshot, HistogramTimer};
 pub use instrument::{Call, Instrumented, Outcome};
 pub use labels::LabelSet;
-pub use name::{full_name, validate_label_name, validate_label_name_as, validate_metric_name, validate_metric_name_as};
-pub use native_histogram::{
-    DEFAULT_ZERO_THRESHOLD, MAX_SCHEMA, MIN_SCHEMA, NativeHistogram, NativeOpts, NativeSnapshot, OCTAVE_SLOTS,
-    bucket_upper, merge_down, native_quantile, spans_and_deltas,
-};
-pub use registry::{OVERFLOW_METRIC, Opts, Registrable, Registry, RegistryBuilder, SummaryOrRegistryError};
-pub use render::{escape_label_value, write_f64, write_label_set};
+pub use native_histogram::{NativeHistogram, NativeOpts, NativeSnapshot};
+pub use registry::{OVERFLOW_METRIC, Opts, Registry, RegistryBuilder, SummaryOrRegistryError};
 pub use snapshot::{FamilySnapshot, OwnedValue, RegistrySnapshot, SeriesSnapshot};
 pub use string_family::{DEFAULT_CARDINALITY_LIMIT, OVERFLOW_LABEL_VALUE, StringFamily};
 pub use summary::{Summary, SummaryError, SummaryOpts};
 pub use traced_counter::TracedCounter;
-pub use value::{CounterRun, Labels, Metric, NativeBuckets, Scratch, Value, Visitor};
 
 /// Hooks for the loom models only (`--cfg hotmeter_loom` builds): not API.
 #[cfg(hotmeter_loom)]

@@ -9,15 +9,16 @@
 
 use crate::error::{NameError, NameErrorReason};
 use crate::escape::NameValidation;
+pub use crate::escape::{is_legacy_label_name, is_legacy_metric_name};
 
 /// Checks a metric name under `validation`: [`validate_metric_name`] for
 /// `Legacy`; any non-empty name for `Utf8`.
 ///
 /// ```
 /// use hotmeter::NameValidation::{Legacy, Utf8};
-/// assert!(hotmeter::validate_metric_name_as("my.metric", Utf8).is_ok());
-/// assert!(hotmeter::validate_metric_name_as("my.metric", Legacy).is_err());
-/// assert!(hotmeter::validate_metric_name_as("", Utf8).is_err());
+/// assert!(hotmeter::name::validate_metric_name_as("my.metric", Utf8).is_ok());
+/// assert!(hotmeter::name::validate_metric_name_as("my.metric", Legacy).is_err());
+/// assert!(hotmeter::name::validate_metric_name_as("", Utf8).is_err());
 /// ```
 pub fn validate_metric_name_as(name: &str, validation: NameValidation) -> Result<(), NameError> {
     match validation {
@@ -33,9 +34,9 @@ pub fn validate_metric_name_as(name: &str, validation: NameValidation) -> Result
 ///
 /// ```
 /// use hotmeter::NameValidation::{Legacy, Utf8};
-/// assert!(hotmeter::validate_label_name_as("service.name", Utf8).is_ok());
-/// assert!(hotmeter::validate_label_name_as("service.name", Legacy).is_err());
-/// assert!(hotmeter::validate_label_name_as("__x", Utf8).is_err());
+/// assert!(hotmeter::name::validate_label_name_as("service.name", Utf8).is_ok());
+/// assert!(hotmeter::name::validate_label_name_as("service.name", Legacy).is_err());
+/// assert!(hotmeter::name::validate_label_name_as("__x", Utf8).is_err());
 /// ```
 pub fn validate_label_name_as(name: &str, validation: NameValidation) -> Result<(), NameError> {
     match validation {
@@ -49,8 +50,8 @@ pub fn validate_label_name_as(name: &str, validation: NameValidation) -> Result<
 /// Checks a metric name against `[a-zA-Z_:][a-zA-Z0-9_:]*`.
 ///
 /// ```
-/// assert!(hotmeter::validate_metric_name("http_requests_total").is_ok());
-/// assert!(hotmeter::validate_metric_name("2xx").is_err());
+/// assert!(hotmeter::name::validate_metric_name("http_requests_total").is_ok());
+/// assert!(hotmeter::name::validate_metric_name("2xx").is_err());
 /// ```
 pub fn validate_metric_name(name: &str) -> Result<(), NameError> {
     let bytes = name.as_bytes();
@@ -72,8 +73,8 @@ pub fn validate_metric_name(name: &str) -> Result<(), NameError> {
 /// `.namespace(..)` will expose (generated rules, PromQL queries, status lines).
 ///
 /// ```
-/// assert_eq!(hotmeter::full_name(Some("engram"), "streaming_batches_total"), "engram_streaming_batches_total");
-/// assert_eq!(hotmeter::full_name(None, "up"), "up");
+/// assert_eq!(hotmeter::name::full_name(Some("engram"), "streaming_batches_total"), "engram_streaming_batches_total");
+/// assert_eq!(hotmeter::name::full_name(None, "up"), "up");
 /// ```
 pub fn full_name(namespace: Option<&str>, name: &str) -> String {
     match namespace {
@@ -92,8 +93,8 @@ pub fn full_name(namespace: Option<&str>, name: &str) -> String {
 /// `__` prefix, which Prometheus reserves for internal use.
 ///
 /// ```
-/// assert!(hotmeter::validate_label_name("status").is_ok());
-/// assert!(hotmeter::validate_label_name("__name__").is_err());
+/// assert!(hotmeter::name::validate_label_name("status").is_ok());
+/// assert!(hotmeter::name::validate_label_name("__name__").is_err());
 /// ```
 pub fn validate_label_name(name: &str) -> Result<(), NameError> {
     let bytes = name.as_bytes();
@@ -114,10 +115,10 @@ pub fn validate_label_name(name: &str) -> Result<(), NameError> {
 
 /// Label names that a metric type generates itself and so cannot be given
 /// by the user: `le` on histograms, `quantile` on summaries.
-pub(crate) fn reserved_label_for(kind: crate::MetricType) -> Option<&'static str> {
+pub(crate) fn reserved_label_for(kind: crate::expose::MetricType) -> Option<&'static str> {
     match kind {
-        crate::MetricType::Histogram => Some("le"),
-        crate::MetricType::Summary => Some("quantile"),
+        crate::expose::MetricType::Histogram => Some("le"),
+        crate::expose::MetricType::Summary => Some("quantile"),
         _ => None,
     }
 }

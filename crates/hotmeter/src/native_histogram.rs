@@ -46,171 +46,24 @@ use crate::error::BucketError;
 use crate::exemplar::{Exemplar, ExemplarSlots, TraceId, now_unix_seconds};
 use crate::gauge::add_f64;
 use crate::histogram::{Buckets, backoff, bucket_index};
+use crate::native::{
+    DEFAULT_ZERO_THRESHOLD, MANTISSA_BITS, MAX_SCHEMA, MIN_SCHEMA, NativeBuckets, NativeBucketsRef, bucket_key,
+    bucket_upper, coarser_key, first_bounds, fraction_bounds, merge_down,
+};
 use crate::sync::{
     Arc, AtomicU64, CachePadded, Mutex, OnceLock, Ordering, exclusive_shard_count, fence, lock, thread_slot,
     thread_slot_or_max,
 };
-use crate::value::{Metric, NativeBuckets, Scratch, Value};
-
-/// Generated bound tables (`tools/native_bounds.py`).
-#[rustfmt::skip]
-mod native_bounds;
-
-/// Coarsest schema: each bucket spans a factor of 2^16.
-pub const MIN_SCHEMA: i8 = -4;
-/// Finest schema: 256 buckets per power of two.
-pub const MAX_SCHEMA: i8 = 8;
-
-/// Prometheus' default zero threshold, `2^-128`, as `client_golang` uses.
-pub const DEFAULT_ZERO_THRESHOLD: f64 = 2.938_735_877_055_719e-39;
-
-/// `(frac, exp)` with `v = frac * 2^exp`, `frac` in `[0.5, 1)`, for finite
-/// positive `v` (subnormals included).
-#[inline]
-fn frexp(v: f64) -> (f64, i32) {
-    let bits = v.to_bits();
-    let raw = ((bits >> 52) & 0x7ff) as i32;
-    if raw == 0 {
-        // Subnormal: scale into the normal range first.
-        let (f, e) = frexp(v * f64::from_bits(0x43f0_0000_0000_0000)); // 2^64
-        return (f, e - 64);
-    }
-    let frac = f64::from_bits((bits & !(0x7ff << 52)) | (1022u64 << 52));
-    (frac, raw - 1022)
-}
-
-/// For schema `s > 0`: the `2^s` lower bounds of the buckets within one
-/// power of two, as fractions in `[0.5, 1)`: `2^(j/2^s - 1)`, each rounded
-/// toward zero (the tables in `native_bounds.rs`, generated exactly), so a
-/// value compares against the irrational bound exactly, as `client_golang`'s
-/// tables do. `exp2` rounds to nearest and is off by a few ulps: values just
-/// above a bound would land a bucket too low.
-fn fraction_bounds(schema: i8) -> &'static [f64] {
-    use crate::sync::StaticOnceLock;
-    static TABLES: [StaticOnceLock<Box<[f64]>>; 8] = [const { StaticOnceLock::new() }; 8];
-    debug_assert!((1..=MAX_SCHEMA).contains(&schema));
-    TABLES[schema as usize - 1].get_or_init(|| {
-        let bits: &[u64] = match schema {
-            1 => &native_bounds::SCHEMA_1,
-            2 => &native_bounds::SCHEMA_2,
-            3 => &native_bounds::SCHEMA_3,
-            4 => &native_bounds::SCHEMA_4,
-            5 => &native_bounds::SCHEMA_5,
-            6 => &native_bounds::SCHEMA_6,
-            7 => &native_bounds::SCHEMA_7,
-            _ => &native_bounds::SCHEMA_8,
-        };
-        bits.iter().map(|&b| f64::from_bits(b)).collect()
-    })
-}
-
-/// Top mantissa bits that index a [`first_bounds`] table.
-const MANTISSA_BITS: u32 = 10;
-
-/// For schema `s > 0`: per interval of the top [`MANTISSA_BITS`] mantissa
-/// bits, the first bucket `j` whose bound (in [`fraction_bounds`]) is at or
-/// above the interval's lowest fraction. Buckets are at least `2^(1/256)`
-/// apart (0.27%) and an interval is at most 0.2% wide, so at most one bound
-/// falls inside: a value's bucket is `j`, or `j + 1` when it is above
-/// bound `j`. One load and one compare instead of a binary search whose
-/// branches a varied workload mispredicts.
-fn first_bounds(schema: i8) -> &'static [u16] {
-    use crate::sync::StaticOnceLock;
-    static TABLES: [StaticOnceLock<Box<[u16]>>; 8] = [const { StaticOnceLock::new() }; 8];
-    TABLES[schema as usize - 1].get_or_init(|| {
-        let bounds = fraction_bounds(schema);
-        (0..1u64 << MANTISSA_BITS)
-            .map(|t| {
-                // The interval's lowest fraction: 0.5 with these top bits.
-                let lowest = f64::from_bits((1022u64 << 52) | (t << (52 - MANTISSA_BITS)));
-                bounds.partition_point(|&b| b < lowest) as u16
-            })
-            .collect()
-    })
-}
-
-/// The bucket key of `|v|` at `schema`, for `|v|` beyond the zero bucket
-/// and not NaN. `±Inf` falls in the bucket after `f64::MAX`'s, as in
-/// `client_golang`.
-#[inline]
-pub(crate) fn bucket_key(v: f64, schema: i8) -> i32 {
-    let a = v.abs();
-    if a.is_infinite() {
-        return bucket_key(f64::MAX, schema) + 1;
-    }
-    let (frac, exp) = frexp(a);
-    if schema > 0 {
-        let bounds = fraction_bounds(schema);
-        // First j with bounds[j] >= frac: the bucket's upper edge.
-        let j = bounds.partition_point(|&b| b < frac) as i32;
-        j + (exp - 1) * bounds.len() as i32
-    } else {
-        // Powers of two end a bucket: 2^k is in bucket k (schema 0).
-        let mut key = exp;
-        if frac == 0.5 {
-            key -= 1;
-        }
-        let shift = -schema as i32;
-        let offset = (1 << shift) - 1;
-        (key + offset) >> shift
-    }
-}
-
-/// The upper bound of bucket `key` at `schema`: `2^(key * 2^-schema)`.
-pub fn bucket_upper(key: i32, schema: i8) -> f64 {
-    if schema >= 0 {
-        (key as f64 / f64::from(1u32 << schema)).exp2()
-    } else {
-        (key as f64 * f64::from(1u32 << -schema)).exp2()
-    }
-}
-
-/// The key at `schema - by` of the bucket `key` at `schema`: buckets merge
-/// in aligned groups of `2^by` (exact: every coarse bound is a fine one).
-#[inline]
-pub(crate) fn coarser_key(key: i32, by: u32) -> i32 {
-    let offset = (1i32 << by) - 1;
-    (key + offset) >> by
-}
-
-/// Merges ascending `(key, count)` buckets in place down by `by` schema
-/// steps (from schema `s` to `s - by`); the result stays ascending with no
-/// empty entries if the input had none. Exact: every bound at the coarser
-/// schema is also a bound at the finer one, so no count is split.
-///
-/// ```
-/// // Schema 1 buckets (1, 2^0.5], (2^0.5, 2] and (2, 2^1.5] at schema 0:
-/// // the first two are (1, 2], the third (2, 4].
-/// let mut buckets = vec![(1, 2), (2, 3), (3, 1)];
-/// hotmeter::merge_down(&mut buckets, 1);
-/// assert_eq!(buckets, [(1, 5), (2, 1)]);
-/// ```
-pub fn merge_down(buckets: &mut Vec<(i32, u64)>, by: u32) {
-    if by == 0 {
-        return;
-    }
-    let mut w = 0usize;
-    for r in 0..buckets.len() {
-        let (k, c) = buckets[r];
-        let k = coarser_key(k, by);
-        if w > 0 && buckets[w - 1].0 == k {
-            buckets[w - 1].1 += c;
-        } else {
-            buckets[w] = (k, c);
-            w += 1;
-        }
-    }
-    buckets.truncate(w);
-}
+use crate::value::{Metric, Scratch, Value};
 
 /// Slots of a sign's power-of-two table per shard (1 under loom, so a
 /// two-observation model reaches the schema -4 fallback).
 #[cfg(not(hotmeter_loom))]
-pub const OCTAVE_SLOTS: usize = 64;
+const OCTAVE_SLOTS: usize = 64;
 /// Slots of a sign's power-of-two table per shard (1 under loom, so a
 /// two-observation model reaches the schema -4 fallback).
 #[cfg(hotmeter_loom)]
-pub const OCTAVE_SLOTS: usize = 1;
+const OCTAVE_SLOTS: usize = 1;
 
 /// Added to a power of two's exponent to make a table key (0 = free).
 const OCTAVE_BIAS: i32 = 4096;
@@ -320,7 +173,7 @@ impl NativeOpts {
 /// h.observe(1.5); // bucket 1: (1, 2]
 /// h.observe(3.0); // bucket 2: (2, 4]
 /// h.observe(0.0); // the zero bucket
-/// let s = h.snapshot();
+/// let s = h.snapshot().native;
 /// assert_eq!((s.schema, s.count, s.zero_count), (0, 3, 1));
 /// assert_eq!(s.positive, vec![(1, 1), (2, 1)]);
 /// assert_eq!(s.sum, 4.5);
@@ -571,13 +424,7 @@ impl NativeHistogram {
         let mut scratch = Scratch::default();
         let (native, counts, nan_dropped, _) = self.read(&mut scratch);
         NativeSnapshot {
-            schema: native.schema,
-            zero_threshold: native.zero_threshold,
-            zero_count: native.zero_count,
-            count: native.count,
-            sum: native.sum,
-            positive: native.positive.to_vec(),
-            negative: native.negative.to_vec(),
+            native: native.into(),
             classic_bounds: self.core.opts.classic.as_ref().map(|b| b.bounds().to_vec()).unwrap_or_default(),
             classic_counts: counts.to_vec(),
             nan_dropped,
@@ -586,7 +433,7 @@ impl NativeHistogram {
 
     /// Reads every shard into `scratch` (native buckets, classic counts).
     /// Returns the buckets, the classic counts and the NaN observations dropped.
-    fn read<'a>(&self, scratch: &'a mut Scratch) -> (NativeBuckets<'a>, &'a [u64], u64, &'a [Option<Exemplar>]) {
+    fn read<'a>(&self, scratch: &'a mut Scratch) -> (NativeBucketsRef<'a>, &'a [u64], u64, &'a [Option<Exemplar>]) {
         let core = &*self.core;
         let mut cache = lock(&core.reader);
         let cache = &mut *cache;
@@ -809,7 +656,7 @@ impl NativeCore {
         &self,
         halves: &[HalfRead],
         scratch: &'a mut Scratch,
-    ) -> (NativeBuckets<'a>, &'a [u64], &'a [Option<Exemplar>]) {
+    ) -> (NativeBucketsRef<'a>, &'a [u64], &'a [Option<Exemplar>]) {
         let Scratch { native_positive: pos, native_negative: neg, counts, exemplars, .. } = scratch;
         pos.clear();
         neg.clear();
@@ -863,7 +710,7 @@ impl NativeCore {
                 *t += c;
             }
         }
-        let native = NativeBuckets {
+        let native = NativeBucketsRef {
             schema,
             zero_threshold: self.opts.zero_threshold,
             zero_count: zero,
@@ -915,20 +762,9 @@ struct ReaderCache {
 /// A consistent read of a [`NativeHistogram`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct NativeSnapshot {
-    /// The resolution of the buckets below.
-    pub schema: i8,
-    /// Zero bucket width.
-    pub zero_threshold: f64,
-    /// Observations in the zero bucket.
-    pub zero_count: u64,
-    /// Every observation (zero bucket plus all buckets).
-    pub count: u64,
-    /// Their sum.
-    pub sum: f64,
-    /// Populated positive buckets `(key, count)`, ascending.
-    pub positive: Vec<(i32, u64)>,
-    /// Populated negative buckets `(key of |v|, count)`, ascending.
-    pub negative: Vec<(i32, u64)>,
+    /// The native buckets: schema, zero bucket, count, sum, and every
+    /// populated bucket.
+    pub native: NativeBuckets,
     /// Classic bounds kept alongside (empty if none).
     pub classic_bounds: Vec<f64>,
     /// Classic per-bucket counts, `+Inf` last (empty if none).
@@ -938,22 +774,9 @@ pub struct NativeSnapshot {
 }
 
 impl NativeSnapshot {
-    /// The buckets as encoders see them.
-    pub fn buckets(&self) -> NativeBuckets<'_> {
-        NativeBuckets {
-            schema: self.schema,
-            zero_threshold: self.zero_threshold,
-            zero_count: self.zero_count,
-            count: self.count,
-            sum: self.sum,
-            positive: &self.positive,
-            negative: &self.negative,
-        }
-    }
-
-    /// The `q`-quantile as Prometheus estimates it ([`native_quantile`]).
+    /// The `q`-quantile as Prometheus estimates it ([`NativeBuckets::quantile`]).
     pub fn quantile(&self, q: f64) -> Option<f64> {
-        native_quantile(&self.buckets(), q)
+        self.native.quantile(q)
     }
 }
 
@@ -980,122 +803,9 @@ impl Metric for NativeHistogram {
     }
 }
 
-impl NativeBuckets<'_> {
-    /// Every populated bucket as `(lower, upper, count)`, ascending by
-    /// value, as Prometheus' bucket iterator yields them: the negative
-    /// buckets from the most negative, the zero bucket, the positive ones. A
-    /// bucket that reaches into the zero bucket starts (or ends) at its
-    /// threshold; the zero bucket stops at 0 on a side with no buckets.
-    pub fn ranges(&self) -> impl Iterator<Item = (f64, f64, u64)> + '_ {
-        let (s, zt) = (self.schema, self.zero_threshold);
-        let neg =
-            self.negative.iter().rev().map(move |&(k, c)| (-bucket_upper(k, s), -bucket_upper(k - 1, s).max(zt), c));
-        let zero_lower = if self.negative.is_empty() && !self.positive.is_empty() { 0.0 } else { -zt };
-        let zero_upper = if self.positive.is_empty() && !self.negative.is_empty() { 0.0 } else { zt };
-        let zero = (self.zero_count > 0).then_some((zero_lower, zero_upper, self.zero_count));
-        let pos = self.positive.iter().map(move |&(k, c)| (bucket_upper(k - 1, s).max(zt), bucket_upper(k, s), c));
-        neg.chain(zero).chain(pos)
-    }
-}
-
-/// The `q`-quantile of a native histogram as Prometheus 2.x's
-/// `histogram_quantile` computes it: buckets in ascending order of value
-/// (negative ones from the most negative, the zero bucket, the positive
-/// ones: [`NativeBuckets::ranges`]), the bucket where the rank `q * count`
-/// is reached, and linear interpolation within it. `None` with no observations or `q` NaN;
-/// `-Inf`/`+Inf` for `q < 0`/`q > 1`, as PromQL returns.
-pub fn native_quantile(h: &NativeBuckets<'_>, q: f64) -> Option<f64> {
-    if h.count == 0 || q.is_nan() {
-        return None;
-    }
-    if q < 0.0 {
-        return Some(f64::NEG_INFINITY);
-    }
-    if q > 1.0 {
-        return Some(f64::INFINITY);
-    }
-    let total = h.count as f64;
-    let rank = q * total;
-    let mut seen = 0.0;
-    let mut last = None;
-    for (lower, upper, c) in h.ranges() {
-        let c = c as f64;
-        seen += c;
-        last = Some((lower, upper, c));
-        if seen >= rank {
-            break;
-        }
-    }
-    let (lower, upper, c) = last?;
-    let seen = seen.min(total);
-    if seen < rank {
-        return Some(upper);
-    }
-    let within = rank - (seen - c);
-    Some(lower + (upper - lower) * (within / c))
-}
-
-/// Prometheus' spans-and-deltas form of ascending `(key, count)` buckets:
-/// `spans` as `(offset, length)` (the first offset from key 0, later ones
-/// the gap after the previous span) and each count as the difference from
-/// the previous one. Gaps of up to two empty buckets are bridged with zero
-/// counts, as `client_golang` does, when that is shorter.
-pub fn spans_and_deltas(buckets: &[(i32, u64)], spans: &mut Vec<(i32, u32)>, deltas: &mut Vec<i64>) {
-    spans.clear();
-    deltas.clear();
-    let mut prev_key = 0i32;
-    let mut prev_count = 0i64;
-    for (i, &(key, count)) in buckets.iter().enumerate() {
-        let gap = key - prev_key - 1;
-        if i == 0 {
-            spans.push((key, 1));
-        } else if gap <= 2 {
-            // Bridge the gap with empty buckets inside the current span.
-            for _ in 0..gap {
-                deltas.push(-prev_count);
-                prev_count = 0;
-            }
-            if let Some(last) = spans.last_mut() {
-                last.1 += gap as u32 + 1;
-            }
-        } else {
-            spans.push((gap, 1));
-        }
-        deltas.push(count as i64 - prev_count);
-        prev_count = count as i64;
-        prev_key = key;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn keys_match_the_specification() {
-        // Schema 0: bucket k holds (2^(k-1), 2^k].
-        assert_eq!(bucket_key(1.0, 0), 0);
-        assert_eq!(bucket_key(1.5, 0), 1);
-        assert_eq!(bucket_key(2.0, 0), 1);
-        assert_eq!(bucket_key(2.1, 0), 2);
-        assert_eq!(bucket_key(0.5, 0), -1);
-        assert_eq!(bucket_key(-3.0, 0), 2);
-        // Schema 1: boundaries at 2^(k/2).
-        assert_eq!(bucket_key(1.0, 1), 0);
-        assert_eq!(bucket_key(1.4, 1), 1);
-        assert_eq!(bucket_key(1.5, 1), 2);
-        assert_eq!(bucket_key(2.0, 1), 2);
-        // Schema -1: boundaries at 4^k.
-        assert_eq!(bucket_key(1.0, -1), 0);
-        assert_eq!(bucket_key(3.0, -1), 1);
-        assert_eq!(bucket_key(4.0, -1), 1);
-        assert_eq!(bucket_key(5.0, -1), 2);
-        assert_eq!(bucket_key(0.25, -1), -1);
-        // Extremes.
-        assert_eq!(bucket_key(f64::INFINITY, 0), bucket_key(f64::MAX, 0) + 1);
-        assert_eq!(bucket_key(f64::MAX, 0), 1024);
-        assert_eq!(bucket_key(f64::MIN_POSITIVE / 4.0, 0), -1024);
-    }
 
     #[test]
     fn the_recording_key_is_the_reference_key_at_every_bound() {
@@ -1136,66 +846,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn every_key_is_the_bucket_whose_bounds_hold_the_value() {
-        for schema in MIN_SCHEMA..=MAX_SCHEMA {
-            for &v in &[1e-9, 3e-6, 0.001, 0.0173, 0.5, 0.999, 1.0, 1.0001, 7.3, 1e3, 12345.678, 4e12] {
-                let k = bucket_key(v, schema);
-                let (lo, hi) = (bucket_upper(k - 1, schema), bucket_upper(k, schema));
-                assert!(
-                    lo < v * (1.0 + 1e-12) && v <= hi * (1.0 + 1e-12),
-                    "schema {schema} v {v} key {k}: ({lo}, {hi}]"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn merging_down_is_the_key_at_the_coarser_schema() {
-        for schema in (MIN_SCHEMA + 2)..=MAX_SCHEMA {
-            for &v in &[1e-7, 0.003, 0.7, 1.0, 2.0, 3.3, 1e5] {
-                for by in 1..=2u32 {
-                    assert_eq!(
-                        coarser_key(bucket_key(v, schema), by),
-                        bucket_key(v, schema - by as i8),
-                        "{v} {schema} {by}"
-                    );
-                }
-            }
-        }
-        let mut b = vec![(-3, 1), (-2, 2), (1, 4), (2, 8), (3, 16)];
-        merge_down(&mut b, 1);
-        assert_eq!(b, vec![(-1, 3), (1, 12), (2, 16)]);
-    }
-
-    #[test]
-    fn spans_and_deltas_as_prometheus_encodes_them() {
-        let (mut s, mut d) = (Vec::new(), Vec::new());
-        spans_and_deltas(&[(0, 2), (1, 1), (3, 2), (10, 1)], &mut s, &mut d);
-        assert_eq!(s, vec![(0, 4), (6, 1)]);
-        assert_eq!(d, vec![2, -1, -1, 2, -1]);
-        spans_and_deltas(&[], &mut s, &mut d);
-        assert!(s.is_empty() && d.is_empty());
-    }
-
-    #[test]
-    fn quantile_interpolates_linearly_within_the_bucket() {
-        // Schema 0, 4 observations in (1, 2], 4 in (2, 4].
-        let h = NativeBuckets {
-            schema: 0,
-            zero_threshold: DEFAULT_ZERO_THRESHOLD,
-            zero_count: 0,
-            count: 8,
-            sum: 20.0,
-            positive: &[(1, 4), (2, 4)],
-            negative: &[],
-        };
-        assert_eq!(native_quantile(&h, 0.5), Some(2.0));
-        assert_eq!(native_quantile(&h, 0.25), Some(1.5));
-        assert_eq!(native_quantile(&h, 0.75), Some(3.0));
-        assert_eq!(native_quantile(&h, 1.0), Some(4.0));
-        assert_eq!(native_quantile(&NativeBuckets { count: 0, positive: &[], ..h }, 0.5), None);
-    }
     /// Values of every kind: zero bucket, tiny, huge, negative, powers of
     /// two (bucket edges), infinities.
     fn awkward_values(n: usize, seed: u64) -> Vec<f64> {
@@ -1247,18 +897,18 @@ mod tests {
             if v.abs() <= opts.zero_threshold {
                 zero += 1;
             } else if v > 0.0 {
-                *pos.entry(bucket_key(v, snap.schema)).or_default() += 1;
+                *pos.entry(bucket_key(v, snap.native.schema)).or_default() += 1;
             } else {
-                *neg.entry(bucket_key(v, snap.schema)).or_default() += 1;
+                *neg.entry(bucket_key(v, snap.native.schema)).or_default() += 1;
             }
         }
-        assert_eq!(snap.count, values.len() as u64);
-        assert_eq!(snap.zero_count, zero);
-        assert_eq!(snap.positive, pos.into_iter().collect::<Vec<_>>());
-        assert_eq!(snap.negative, neg.into_iter().collect::<Vec<_>>());
-        assert!((snap.sum - sum).abs() <= 1e-9 * sum.abs().max(1.0), "{} vs {sum}", snap.sum);
-        assert!(snap.schema <= opts.schema);
-        assert!(keys_at(snap.schema) <= opts.max_buckets || snap.schema == MIN_SCHEMA);
+        assert_eq!(snap.native.count, values.len() as u64);
+        assert_eq!(snap.native.zero_count, zero);
+        assert_eq!(snap.native.positive, pos.into_iter().collect::<Vec<_>>());
+        assert_eq!(snap.native.negative, neg.into_iter().collect::<Vec<_>>());
+        assert!((snap.native.sum - sum).abs() <= 1e-9 * sum.abs().max(1.0), "{} vs {sum}", snap.native.sum);
+        assert!(snap.native.schema <= opts.schema);
+        assert!(keys_at(snap.native.schema) <= opts.max_buckets || snap.native.schema == MIN_SCHEMA);
         // A shard that saw more powers of two than its table holds counts at
         // schema -4: allowed only when the values span that many.
         let octaves = |positive: bool| {
@@ -1270,8 +920,8 @@ mod tests {
                 .len()
         };
         let fell_back = octaves(true).max(octaves(false)) > OCTAVE_SLOTS;
-        if snap.schema < opts.schema && !(fell_back && snap.schema == MIN_SCHEMA) {
-            assert!(keys_at(snap.schema + 1) > opts.max_buckets, "reduced further than the limit needs");
+        if snap.native.schema < opts.schema && !(fell_back && snap.native.schema == MIN_SCHEMA) {
+            assert!(keys_at(snap.native.schema + 1) > opts.max_buckets, "reduced further than the limit needs");
         }
     }
 
@@ -1297,10 +947,10 @@ mod tests {
             h.observe(v);
         }
         let s = h.snapshot();
-        assert_eq!((s.count, s.zero_count, s.nan_dropped), (6, 3, 1));
-        assert_eq!(s.positive, vec![(0, 1), (1025, 1)]);
-        assert_eq!(s.negative, vec![(1025, 1)]);
-        assert!(s.sum.is_nan(), "+Inf plus -Inf");
+        assert_eq!((s.native.count, s.native.zero_count, s.nan_dropped), (6, 3, 1));
+        assert_eq!(s.native.positive, vec![(0, 1), (1025, 1)]);
+        assert_eq!(s.native.negative, vec![(1025, 1)]);
+        assert!(s.native.sum.is_nan(), "+Inf plus -Inf");
         assert!(NativeOpts::new().zero_threshold(f64::NAN).is_err());
         assert!(NativeOpts::new().zero_threshold(-1.0).is_err());
         assert!(NativeOpts::new().max_buckets(0).is_err());
@@ -1320,7 +970,7 @@ mod tests {
             h.observe(v);
         }
         let s = h.snapshot();
-        assert_eq!(s.schema, MIN_SCHEMA);
+        assert_eq!(s.native.schema, MIN_SCHEMA);
         check_against_reference(&opts, &values, &s);
     }
 
@@ -1333,7 +983,7 @@ mod tests {
         let s = h.snapshot();
         assert_eq!(s.classic_bounds, vec![0.001, 0.1]);
         assert_eq!(s.classic_counts, vec![1, 2, 1]);
-        assert_eq!(s.count, 4);
+        assert_eq!(s.native.count, 4);
     }
 
     #[test]
@@ -1343,7 +993,7 @@ mod tests {
         let mut last = MAX_SCHEMA;
         for i in 0..200 {
             h.observe(1.0 + i as f64 * 0.37);
-            let s = h.snapshot().schema;
+            let s = h.snapshot().native.schema;
             assert!(s <= last, "schema went from {last} to {s}");
             last = s;
         }
@@ -1365,11 +1015,15 @@ mod tests {
                 let mut last_count = 0;
                 while !stop.load(Ordering::Relaxed) || snapshots == 0 {
                     let snap = h.snapshot();
-                    let buckets: u64 = snap.positive.iter().chain(&snap.negative).map(|b| b.1).sum();
-                    assert_eq!(snap.count, snap.zero_count + buckets, "count is zero bucket plus buckets");
-                    assert_eq!(snap.classic_counts.iter().sum::<u64>(), snap.count, "classic = native");
-                    assert!(snap.count >= last_count);
-                    last_count = snap.count;
+                    let buckets: u64 = snap.native.positive.iter().chain(&snap.native.negative).map(|b| b.1).sum();
+                    assert_eq!(
+                        snap.native.count,
+                        snap.native.zero_count + buckets,
+                        "count is zero bucket plus buckets"
+                    );
+                    assert_eq!(snap.classic_counts.iter().sum::<u64>(), snap.native.count, "classic = native");
+                    assert!(snap.native.count >= last_count);
+                    last_count = snap.native.count;
                     snapshots += 1;
                 }
                 snapshots

@@ -57,10 +57,10 @@ pub(crate) fn write_sample_prefix(out: &mut Vec<u8>, desc: &Desc, values: LabelV
 /// let r = hotmeter::Registry::builder().const_label("host", "a\"b").build()?;
 /// r.counter("c_total", "C.")?.inc();
 /// struct V(Vec<u8>);
-/// impl hotmeter::Visitor for V {
-///     fn family(&mut self, _: &hotmeter::Desc) {}
-///     fn sample(&mut self, labels: &hotmeter::Labels<'_>, _: &hotmeter::Value<'_>) {
-///         hotmeter::write_label_set(&mut self.0, labels);
+/// impl hotmeter::expose::Visitor for V {
+///     fn family(&mut self, _: &hotmeter::expose::Desc) {}
+///     fn sample(&mut self, labels: &hotmeter::expose::Labels<'_>, _: &hotmeter::expose::Value<'_>) {
+///         hotmeter::expose::write_label_set(&mut self.0, labels);
 ///     }
 /// }
 /// let mut v = V(Vec::new());
@@ -85,7 +85,7 @@ pub fn write_label_set(out: &mut Vec<u8>, labels: &Labels<'_>) {
 /// ```
 /// let mut out = Vec::new();
 /// for v in [0.005, 1.0, f64::INFINITY, f64::NEG_INFINITY, f64::NAN] {
-///     hotmeter::write_f64(&mut out, v);
+///     hotmeter::expose::write_f64(&mut out, v);
 ///     out.push(b' ');
 /// }
 /// assert_eq!(out, b"0.005 1.0 +Inf -Inf NaN ");

@@ -7,6 +7,7 @@
 
 use crate::desc::Desc;
 use crate::histogram::histogram_quantile as quantile_from_buckets;
+use crate::native::NativeBuckets;
 use crate::value::{Labels, Value, Visitor};
 
 /// An owned copy of every family, for tests, JSON and people. Allocates;
@@ -57,23 +58,11 @@ pub enum OwnedValue {
         /// Count.
         count: u64,
     },
-    /// Native histogram (see [`NativeBuckets`](crate::NativeBuckets)),
-    /// with its classic buckets when it keeps them.
+    /// Native histogram, with its classic buckets when it keeps them.
     NativeHistogram {
-        /// Resolution, -4 to 8.
-        schema: i8,
-        /// Zero bucket width (`|v| <=` this).
-        zero_threshold: f64,
-        /// Observations in the zero bucket.
-        zero_count: u64,
-        /// Count.
-        count: u64,
-        /// Sum.
-        sum: f64,
-        /// Populated positive buckets `(index, count)`, ascending.
-        positive: Vec<(i32, u64)>,
-        /// Populated negative buckets `(index, count)`, ascending by `|v|`.
-        negative: Vec<(i32, u64)>,
+        /// The native buckets: schema, zero bucket, count, sum, and every
+        /// populated bucket ([`NativeBuckets::quantile`], [`NativeBuckets::since`]).
+        native: NativeBuckets,
         /// Classic finite bounds kept alongside (empty if none).
         bounds: Vec<f64>,
         /// Classic per-bucket counts, last = `+Inf` (empty if none).
@@ -97,36 +86,12 @@ impl OwnedValue {
     pub fn quantile(&self, q: f64) -> Option<f64> {
         match self {
             Self::Histogram { bounds, counts, .. } => quantile_from_buckets(bounds, counts, q),
-            Self::NativeHistogram { .. } => {
-                self.native_buckets().and_then(|b| crate::native_histogram::native_quantile(&b, q))
-            }
+            Self::NativeHistogram { native, .. } => native.quantile(q),
             Self::Summary { quantiles, .. } => quantiles
                 .iter()
                 .min_by(|a, b| (a.0 - q).abs().total_cmp(&(b.0 - q).abs()))
                 .map(|&(_, v)| v)
                 .filter(|v| !v.is_nan()),
-            _ => None,
-        }
-    }
-}
-
-impl OwnedValue {
-    /// A native histogram's exponential buckets, as encoders and
-    /// [`native_quantile`](crate::native_quantile) take them; `None` for
-    /// every other kind.
-    pub fn native_buckets(&self) -> Option<crate::NativeBuckets<'_>> {
-        match self {
-            Self::NativeHistogram { schema, zero_threshold, zero_count, count, sum, positive, negative, .. } => {
-                Some(crate::NativeBuckets {
-                    schema: *schema,
-                    zero_threshold: *zero_threshold,
-                    zero_count: *zero_count,
-                    count: *count,
-                    sum: *sum,
-                    positive,
-                    negative,
-                })
-            }
             _ => None,
         }
     }
@@ -142,17 +107,9 @@ impl From<&Value<'_>> for OwnedValue {
             Value::Histogram { bounds, counts, sum, count, exemplars: _ } => {
                 Self::Histogram { bounds: bounds.to_vec(), counts: counts.to_vec(), sum, count }
             }
-            Value::NativeHistogram { native, bounds, counts, exemplars: _ } => Self::NativeHistogram {
-                schema: native.schema,
-                zero_threshold: native.zero_threshold,
-                zero_count: native.zero_count,
-                count: native.count,
-                sum: native.sum,
-                positive: native.positive.to_vec(),
-                negative: native.negative.to_vec(),
-                bounds: bounds.to_vec(),
-                counts: counts.to_vec(),
-            },
+            Value::NativeHistogram { native, bounds, counts, exemplars: _ } => {
+                Self::NativeHistogram { native: native.into(), bounds: bounds.to_vec(), counts: counts.to_vec() }
+            }
             Value::Summary { quantiles, sum, count } => Self::Summary { quantiles: quantiles.to_vec(), sum, count },
         }
     }

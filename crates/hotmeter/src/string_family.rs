@@ -338,7 +338,7 @@ impl<M: Metric> Collect for StringFamily<M> {
         let plan = &*plan_guard;
         // Plain counters go over as one run: their values read in one
         // tight loop, then handed to the visitor with the prefixes.
-        if matches!(M::TYPE, crate::MetricType::Counter) {
+        if matches!(M::TYPE, crate::expose::MetricType::Counter) {
             let mut values = std::mem::take(&mut scratch.values);
             let mut created = std::mem::take(&mut scratch.created);
             values.clear();
@@ -372,7 +372,7 @@ impl<M: Metric> Collect for StringFamily<M> {
         }
         // One line per series for the one-number kinds: prefix, value
         // (at most 20 digits, or a float), newline.
-        if matches!(M::TYPE, crate::MetricType::Gauge) {
+        if matches!(M::TYPE, crate::expose::MetricType::Gauge) {
             visitor.size_hint(plan.prefixes.len() + plan.spans.len() * 22);
         }
         for (i, (metric, &slot)) in plan.metrics.iter().zip(&plan.slots).enumerate() {
@@ -407,12 +407,12 @@ mod tests {
         struct V(Vec<String>);
         impl Visitor for V {
             fn family(&mut self, _: &Desc) {}
-            fn sample(&mut self, labels: &Labels<'_>, value: &crate::Value<'_>) {
+            fn sample(&mut self, labels: &Labels<'_>, value: &crate::expose::Value<'_>) {
                 let prefix = labels.rendered_sample_prefix().map(|p| String::from_utf8_lossy(p).into_owned());
                 let set = labels.rendered().map(|p| String::from_utf8_lossy(p).into_owned());
                 let values: Vec<String> = labels.iter().map(|(n, v)| format!("{n}={v}")).collect();
                 let v = match value {
-                    crate::Value::Counter(v) => *v,
+                    crate::expose::Value::Counter(v) => *v,
                     _ => u64::MAX,
                 };
                 self.0.push(format!(

@@ -11,6 +11,7 @@
 use std::fmt;
 
 use crate::desc::{Desc, MetricType};
+use crate::native::NativeBucketsRef;
 
 /// The values of one series' variable labels.
 #[derive(Clone, Copy)]
@@ -28,7 +29,7 @@ pub(crate) enum LabelValues<'a> {
     },
     /// Every label has this value (the overflow series).
     Same(&'a str),
-    /// A key kept by a [`StringIndex`](crate::StringIndex), read only if
+    /// A key kept by a [`StringIndex`](crate::index::StringIndex), read only if
     /// an encoder asks for the values (text encoders use the rendered
     /// prefix and never do).
     Indexed {
@@ -93,7 +94,7 @@ impl<'a> Labels<'a> {
         (0..self.len()).filter_map(|i| self.get(i))
     }
 
-    /// The label set as [`write_label_set`](crate::write_label_set) writes it (open, no closing
+    /// The label set as [`write_label_set`](crate::expose::write_label_set) writes it (open, no closing
     /// brace), when the series keeps it cached (labeled families do,
     /// rendered at their first scrape); `None` otherwise, and then the
     /// encoder renders it.
@@ -174,7 +175,7 @@ pub enum Value<'a> {
     /// classic buckets kept alongside when it has them.
     NativeHistogram {
         /// The exponential buckets.
-        native: NativeBuckets<'a>,
+        native: NativeBucketsRef<'a>,
         /// Finite upper bounds of the classic buckets kept alongside
         /// (`+Inf` implicit); empty when it keeps none.
         bounds: &'a [f64],
@@ -194,32 +195,6 @@ pub enum Value<'a> {
         /// Number of all observations ever.
         count: u64,
     },
-}
-
-/// The exponential buckets of a native histogram, as Prometheus models
-/// them: with `base = 2^(2^-schema)`, bucket `i` holds the observations `v`
-/// with `base^(i-1) < |v| <= base^i`; observations with `|v| <=
-/// zero_threshold` are in the zero bucket instead.
-///
-/// Consistent: `count == zero_count + positive and negative counts`, and
-/// `sum` belongs to exactly those observations.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct NativeBuckets<'a> {
-    /// Resolution, from -4 (coarsest, each bucket 2^16 wide) to 8.
-    pub schema: i8,
-    /// Observations with `|v|` at or below this are in the zero bucket.
-    pub zero_threshold: f64,
-    /// Observations in the zero bucket.
-    pub zero_count: u64,
-    /// Number of observations.
-    pub count: u64,
-    /// Sum of observations.
-    pub sum: f64,
-    /// Populated buckets of positive observations, `(index, count)`,
-    /// ascending by index, every count non-zero.
-    pub positive: &'a [(i32, u64)],
-    /// Populated buckets of negative observations by `|v|`, as `positive`.
-    pub negative: &'a [(i32, u64)],
 }
 
 /// Receives a registry's contents during a scrape, in order: one

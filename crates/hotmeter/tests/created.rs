@@ -4,7 +4,8 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use hotmeter::{Buckets, Counter, Metric, NativeHistogram, NativeOpts, StringFamily};
+use hotmeter::expose::Metric;
+use hotmeter::{Buckets, Counter, NativeHistogram, NativeOpts, StringFamily};
 
 fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64

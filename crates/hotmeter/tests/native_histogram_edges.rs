@@ -5,7 +5,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use hotmeter::{NativeBuckets, NativeHistogram, NativeOpts, native_quantile};
+use hotmeter::native::NativeBucketsRef;
+use hotmeter::{NativeHistogram, NativeOpts};
 
 /// `std::f64::consts::SQRT_2` is the f64 just *above* the real sqrt(2)
 /// (1.41421356237309514547... > 1.41421356237309504880...), so at schema 1
@@ -18,11 +19,11 @@ use hotmeter::{NativeBuckets, NativeHistogram, NativeOpts, native_quantile};
 fn values_just_above_a_bucket_bound_go_to_the_next_bucket() {
     let h = NativeHistogram::new(NativeOpts::new().schema(1).unwrap());
     h.observe(std::f64::consts::SQRT_2);
-    assert_eq!(h.snapshot().positive, vec![(2, 1)], "SQRT_2 > sqrt(2): bucket (sqrt 2, 2]");
+    assert_eq!(h.snapshot().native.positive, vec![(2, 1)], "SQRT_2 > sqrt(2): bucket (sqrt 2, 2]");
 
     let h = NativeHistogram::new(NativeOpts::new().schema(1).unwrap());
     h.observe(std::f64::consts::FRAC_1_SQRT_2);
-    assert_eq!(h.snapshot().positive, vec![(0, 1)], "FRAC_1_SQRT_2 > 1/sqrt(2): bucket (1/sqrt 2, 1]");
+    assert_eq!(h.snapshot().native.positive, vec![(0, 1)], "FRAC_1_SQRT_2 > 1/sqrt(2): bucket (1/sqrt 2, 1]");
 
     // Schema 8, j = 250: the true bound 2^(250/256 - 1) is
     // 0.98388561161658755..., client_golang's table has 0.9838856116165875;
@@ -31,19 +32,19 @@ fn values_just_above_a_bucket_bound_go_to_the_next_bucket() {
     let v = 2.0 * 0.983_885_611_616_587_9;
     let h = NativeHistogram::new(NativeOpts::new().schema(8).unwrap());
     h.observe(v);
-    assert_eq!(h.snapshot().positive, vec![(251, 1)]);
+    assert_eq!(h.snapshot().native.positive, vec![(251, 1)]);
 }
 
 /// Prometheus (promql/quantile.go with `AllBucketIterator`) clamps a
 /// positive bucket's lower bound to the zero threshold (and a negative
 /// bucket's upper bound to `-zero_threshold`) before interpolating.
-/// `native_quantile` does not, so with a zero threshold that is not a
+/// `NativeBucketsRef::quantile` does not, so with a zero threshold that is not a
 /// bucket bound its quantiles differ from Prometheus'.
 #[test]
-fn native_quantile_clamps_buckets_to_the_zero_threshold_like_prometheus() {
+fn native_quantiles_clamp_buckets_to_the_zero_threshold_like_prometheus() {
     // Schema 0, zero threshold 0.001: bucket -9 is (2^-10, 2^-9] =
     // (0.0009765625, 0.001953125], Prometheus treats it as (0.001, 0.001953125].
-    let h = NativeBuckets {
+    let h = NativeBucketsRef {
         schema: 0,
         zero_threshold: 0.001,
         zero_count: 0,
@@ -53,11 +54,11 @@ fn native_quantile_clamps_buckets_to_the_zero_threshold_like_prometheus() {
         negative: &[],
     };
     let prometheus = 0.001 + (0.001_953_125 - 0.001) * 0.5;
-    assert_eq!(native_quantile(&h, 0.5), Some(prometheus));
+    assert_eq!(h.quantile(0.5), Some(prometheus));
 
-    let h = NativeBuckets { positive: &[], negative: &[(-9, 1)], ..h };
+    let h = NativeBucketsRef { positive: &[], negative: &[(-9, 1)], ..h };
     let prometheus = -0.001_953_125 + (-0.001 + 0.001_953_125) * 0.5;
-    assert_eq!(native_quantile(&h, 0.5), Some(prometheus));
+    assert_eq!(h.quantile(0.5), Some(prometheus));
 }
 
 /// The zero-threshold clamp end to end: a histogram with a non-power-of-two
@@ -67,7 +68,7 @@ fn histogram_with_custom_zero_threshold_quantile_matches_prometheus() {
     let h = NativeHistogram::new(NativeOpts::new().schema(0).unwrap().zero_threshold(0.001).unwrap());
     h.observe(0.0015);
     let s = h.snapshot();
-    assert_eq!(s.positive, vec![(-9, 1)]);
+    assert_eq!(s.native.positive, vec![(-9, 1)]);
     assert_eq!(s.quantile(0.5), Some(0.001 + (0.001_953_125 - 0.001) * 0.5));
 }
 
@@ -81,12 +82,12 @@ fn infinities_go_one_bucket_beyond_f64_max_like_client_golang() {
     h.observe(f64::MAX);
     h.observe(f64::INFINITY);
     let s = h.snapshot();
-    assert_eq!(s.positive, vec![(8192, 1), (8193, 1)]);
+    assert_eq!(s.native.positive, vec![(8192, 1), (8193, 1)]);
 }
 
 fn check(s: &hotmeter::NativeSnapshot) {
-    let buckets: u64 = s.positive.iter().chain(&s.negative).map(|&(_, c)| c).sum();
-    assert_eq!(s.count, s.zero_count + buckets, "{s:?}");
+    let buckets: u64 = s.native.positive.iter().chain(&s.native.negative).map(|&(_, c)| c).sum();
+    assert_eq!(s.native.count, s.native.zero_count + buckets, "{s:?}");
 }
 
 /// More writers than owned shards (16), values spanning 2^0..2^28 (exact
@@ -126,20 +127,20 @@ fn stress_exact_sums_with_block_claims_racing_snapshots() {
                 while !done.load(Ordering::Relaxed) {
                     let s = h.snapshot();
                     check(&s);
-                    assert!(s.count >= last, "count went back: {} after {last}", s.count);
-                    last = s.count;
-                    assert_eq!(s.schema, 3);
+                    assert!(s.native.count >= last, "count went back: {} after {last}", s.native.count);
+                    last = s.native.count;
+                    assert_eq!(s.native.schema, 3);
                     // Every bucket key is 8k for value 2^k: the sum is exact.
                     let mut expect = 0.0f64;
-                    for &(key, c) in &s.positive {
+                    for &(key, c) in &s.native.positive {
                         assert_eq!(key % 8, 0, "{key}");
                         expect += c as f64 * 2f64.powi(key / 8);
                     }
-                    for &(key, c) in &s.negative {
+                    for &(key, c) in &s.native.negative {
                         assert_eq!(key % 8, 0, "{key}");
                         expect -= c as f64 * 2f64.powi(key / 8);
                     }
-                    assert_eq!(s.sum, expect, "sum belongs to other observations than the buckets: {s:?}");
+                    assert_eq!(s.native.sum, expect, "sum belongs to other observations than the buckets: {s:?}");
                     n += 1;
                 }
                 n
@@ -153,7 +154,7 @@ fn stress_exact_sums_with_block_claims_racing_snapshots() {
         reader.join().unwrap();
         let s = h.snapshot();
         check(&s);
-        assert_eq!(s.count, THREADS as u64 * PER_THREAD, "lost observations");
+        assert_eq!(s.native.count, THREADS as u64 * PER_THREAD, "lost observations");
     }
 }
 
@@ -187,15 +188,15 @@ fn stress_fallback_racing_snapshots() {
                 while !done.load(Ordering::Relaxed) {
                     let s = h.snapshot();
                     check(&s);
-                    assert!(s.schema <= last_schema, "schema went back up");
-                    last_schema = s.schema;
+                    assert!(s.native.schema <= last_schema, "schema went back up");
+                    last_schema = s.native.schema;
                     // Every key at schema -4 holds 2^16-wide buckets; at
                     // finer schemas keys must be consistent with the values.
-                    for &(key, _) in &s.positive {
+                    for &(key, _) in &s.native.positive {
                         assert!(
-                            (-41..=41).contains(&(key >> (s.schema.max(0) as u32))) || s.schema < 0,
+                            (-41..=41).contains(&(key >> (s.native.schema.max(0) as u32))) || s.native.schema < 0,
                             "{key} at {}",
-                            s.schema
+                            s.native.schema
                         );
                     }
                 }
@@ -209,8 +210,8 @@ fn stress_fallback_racing_snapshots() {
         reader.join().unwrap();
         let s = h.snapshot();
         check(&s);
-        assert_eq!(s.count, THREADS as u64 * PER_THREAD, "lost observations");
-        assert_eq!(s.schema, -4);
+        assert_eq!(s.native.count, THREADS as u64 * PER_THREAD, "lost observations");
+        assert_eq!(s.native.schema, -4);
         // Expected sum, computed in the same order-independent way is not
         // exact; compare relatively.
         let mut expect = 0.0;
@@ -221,7 +222,7 @@ fn stress_fallback_racing_snapshots() {
                 expect += if i % 3 == 0 { -v } else { v };
             }
         }
-        assert!((s.sum - expect).abs() <= expect.abs() * 1e-9, "{} vs {expect}", s.sum);
+        assert!((s.native.sum - expect).abs() <= expect.abs() * 1e-9, "{} vs {expect}", s.native.sum);
     }
 }
 
@@ -235,6 +236,6 @@ fn native_bound_tables_are_what_the_generator_makes() {
         .output()
         .expect("python3 runs the generator");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let committed = std::fs::read(root.join("src/native_histogram/native_bounds.rs")).unwrap();
-    assert!(out.stdout == committed, "src/native_histogram/native_bounds.rs is stale: run tools/native_bounds.py");
+    let committed = std::fs::read(root.join("src/native/bounds.rs")).unwrap();
+    assert!(out.stdout == committed, "src/native/bounds.rs is stale: run tools/native_bounds.py");
 }

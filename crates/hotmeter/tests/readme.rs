@@ -55,6 +55,6 @@ fn readme_native_histograms() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     latency.observe(30e-6);
     let s = latency.snapshot();
-    assert_eq!((s.schema, s.count, s.classic_counts.as_slice()), (3, 1, &[1, 0, 0, 0][..]));
+    assert_eq!((s.native.schema, s.native.count, s.classic_counts.as_slice()), (3, 1, &[1, 0, 0, 0][..]));
     Ok(())
 }

@@ -222,10 +222,12 @@ fn an_existing_label_set_never_lands_in_overflow_at_the_limit() {
 fn scrapes_racing_inserts_removals_and_growth_stay_consistent() {
     use hotmeter::{Counter, Registry, StringFamily};
     struct Lines(Vec<(String, u64)>);
-    impl hotmeter::Visitor for Lines {
-        fn family(&mut self, _: &hotmeter::Desc) {}
-        fn sample(&mut self, labels: &hotmeter::Labels<'_>, value: &hotmeter::Value<'_>) {
-            if let (Some((_, id)), hotmeter::Value::Counter(v)) = (labels.iter().find(|(n, _)| *n == "id"), value) {
+    impl hotmeter::expose::Visitor for Lines {
+        fn family(&mut self, _: &hotmeter::expose::Desc) {}
+        fn sample(&mut self, labels: &hotmeter::expose::Labels<'_>, value: &hotmeter::expose::Value<'_>) {
+            if let (Some((_, id)), hotmeter::expose::Value::Counter(v)) =
+                (labels.iter().find(|(n, _)| *n == "id"), value)
+            {
                 self.0.push((id.to_owned(), *v));
             }
         }

@@ -1,4 +1,4 @@
-"""Generates crates/hotmeter/src/native_histogram/native_bounds.rs: for each schema s in 1..=8
+"""Generates crates/hotmeter/src/native/bounds.rs: for each schema s in 1..=8
 and j in 0..2**s, the largest double at or below 2**(j / 2**s - 1), the lower
 bound (as a fraction in [0.5, 1)) of bucket j within a power of two.
 
@@ -6,7 +6,7 @@ Rounded toward zero, not to nearest: only then does `frac <= bound` for a
 double `frac` hold exactly when frac <= the irrational bound itself (a double
 above the true bound is at least the next double after the rounded-down one).
 
-Run: python3 crates/hotmeter/tools/native_bounds.py > crates/hotmeter/src/native_histogram/native_bounds.rs
+Run: python3 crates/hotmeter/tools/native_bounds.py > crates/hotmeter/src/native/bounds.rs
 """
 
 import math

@@ -1,14 +1,14 @@
 //! Migration inputs from a Prometheus server, through its HTTP query API.
 //!
 //! Owns: the three PromQL queries (built from the metric constants in
-//! [`crate::metrics`] and the namespace rule of [`hotmeter::full_name`]) and
+//! [`crate::metrics`] and the namespace rule of [`hotmeter::name::full_name`]) and
 //! reading their answers. Must not: read a missing, failed or NaN answer as
 //! "sufficient" — each is a typed [`SourceError`] — or speak HTTP itself
 //! (`ureq` does).
 
 use std::time::{Duration, SystemTime};
 
-use hotmeter::full_name;
+use hotmeter::name::full_name;
 use serde_json::Value;
 
 use super::{Deployment, InvalidInput, MigrationMetrics};

@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use hotmeter::{
-    Buckets, Metric, NativeBuckets, Opts, OwnedValue, Registry, Scratch, Summary, SummaryOpts, TraceId, Unit, Value,
-};
+use hotmeter::expose::{Metric, Scratch, Value};
+use hotmeter::native::NativeBucketsRef;
+use hotmeter::{Buckets, Opts, OwnedValue, Registry, Summary, SummaryOpts, TraceId, Unit};
 use proptest::prelude::*;
 
 use super::*;
@@ -44,7 +44,7 @@ impl Metric for FixedNative {
         let d = &*self.0;
         let count = d.zero_count + d.positive.iter().chain(&d.negative).map(|b| b.1).sum::<u64>();
         Value::NativeHistogram {
-            native: NativeBuckets {
+            native: NativeBucketsRef {
                 schema: d.schema,
                 zero_threshold: d.zero_threshold,
                 zero_count: d.zero_count,
@@ -262,7 +262,7 @@ fn native_histograms_round_trip() {
         ("native_seconds", "Native."),
         native(NativeData {
             schema: 3,
-            zero_threshold: hotmeter::DEFAULT_ZERO_THRESHOLD,
+            zero_threshold: hotmeter::native::DEFAULT_ZERO_THRESHOLD,
             zero_count: 4,
             sum: 12.5,
             positive: positive.clone(),
@@ -304,7 +304,7 @@ fn native_histograms_round_trip() {
         ("idle_seconds", "No observations."),
         native(NativeData {
             schema: 8,
-            zero_threshold: hotmeter::DEFAULT_ZERO_THRESHOLD,
+            zero_threshold: hotmeter::native::DEFAULT_ZERO_THRESHOLD,
             zero_count: 0,
             sum: 0.0,
             positive: vec![],
@@ -332,7 +332,7 @@ fn native_histograms_round_trip() {
     assert!(empty.positive_delta.is_empty() && empty.negative_span.is_empty() && empty.bucket.is_empty());
 
     let idle = f[2].metric[0].histogram.as_ref().unwrap();
-    assert_eq!((idle.schema, idle.zero_threshold), (Some(8), Some(hotmeter::DEFAULT_ZERO_THRESHOLD)));
+    assert_eq!((idle.schema, idle.zero_threshold), (Some(8), Some(hotmeter::native::DEFAULT_ZERO_THRESHOLD)));
     assert!(idle.positive_span.is_empty(), "a zero threshold already marks it native");
 
     let h = f[3].metric[0].histogram.as_ref().unwrap();
@@ -414,17 +414,16 @@ fn assert_same(snapshot: &hotmeter::RegistrySnapshot, decoded: &[MetricFamily]) 
                     }
                     assert!(h.bucket.len() == bounds.len() || h.bucket.len() == bounds.len() + 1);
                 }
-                OwnedValue::NativeHistogram {
-                    schema,
-                    zero_threshold,
-                    zero_count,
-                    count,
-                    sum,
-                    positive,
-                    negative,
-                    bounds,
-                    counts,
-                } => {
+                OwnedValue::NativeHistogram { native, bounds, counts } => {
+                    let hotmeter::native::NativeBuckets {
+                        schema,
+                        zero_threshold,
+                        zero_count,
+                        count,
+                        sum,
+                        positive,
+                        negative,
+                    } = native;
                     let h = m.histogram.as_ref().unwrap();
                     assert_eq!(h.schema, Some(i32::from(*schema)));
                     assert_eq!(bits(h.zero_threshold), Some(zero_threshold.to_bits()));
@@ -486,7 +485,7 @@ fn sparse() -> impl Strategy<Value = Vec<(i32, u64)>> {
 fn native_data() -> impl Strategy<Value = NativeData> {
     (
         -4i8..=8,
-        prop_oneof![Just(0.0), Just(hotmeter::DEFAULT_ZERO_THRESHOLD), 0.0..1.0f64],
+        prop_oneof![Just(0.0), Just(hotmeter::native::DEFAULT_ZERO_THRESHOLD), 0.0..1.0f64],
         0u64..100,
         any_f64(),
         sparse(),
@@ -574,7 +573,7 @@ fn register(r: &Registry, opts: Opts, kind: &Kind, arity: usize, values: &[(Stri
         }
         Kind::Native(d) => {
             let d = Arc::new(d);
-            family!(FixedNative(d.clone()), |m| assert!(m.0.schema >= hotmeter::MIN_SCHEMA))
+            family!(FixedNative(d.clone()), |m| assert!(m.0.schema >= hotmeter::native::MIN_SCHEMA))
         }
     }
 }
