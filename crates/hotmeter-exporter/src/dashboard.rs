@@ -21,7 +21,7 @@ use hyper::{Response, StatusCode};
 use tokio::sync::watch;
 
 use crate::history::{History, HistoryQuery};
-use crate::json::string;
+use hotmeter_format::write_json_string;
 
 /// The `Content-Security-Policy` of every dashboard answer: only this
 /// origin's script, style and data, no inline script or style, no frames,
@@ -95,9 +95,9 @@ impl Dashboard {
                 out.push(b',');
             }
             out.extend_from_slice(b"{\"title\":");
-            string(&mut out, &s.title);
+            write_json_string(&mut out, &s.title);
             out.extend_from_slice(b",\"path\":");
-            string(&mut out, &s.path);
+            write_json_string(&mut out, &s.path);
             out.push(b'}');
         }
         out.extend_from_slice(b"]}");

@@ -25,7 +25,7 @@ use std::time::Duration;
 use hotmeter::expose::MetricType;
 use hotmeter::{OwnedValue, RegistrySnapshot};
 
-use crate::json::{number, string};
+use hotmeter_format::{write_json_number, write_json_string};
 
 /// How much history the exporter keeps for the dashboard.
 ///
@@ -357,13 +357,13 @@ impl History {
             out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
         }
         out.extend_from_slice(b",\"window_s\":");
-        number(out, window);
+        write_json_number(out, window);
         out.extend_from_slice(b",\"quantiles\":[");
         for (n, (name, _)) in QUANTILES.iter().enumerate() {
             if n > 0 {
                 out.push(b',');
             }
-            string(out, name);
+            write_json_string(out, name);
         }
         out.extend_from_slice(b"],\"times\":[");
         for (n, &(i, _)) in points.iter().enumerate() {
@@ -409,16 +409,16 @@ impl History {
     ) {
         let s = members[0];
         out.extend_from_slice(b"{\"id\":");
-        string(out, id);
+        write_json_string(out, id);
         out.extend_from_slice(b",\"name\":");
-        string(out, &s.name);
+        write_json_string(out, &s.name);
         out.extend_from_slice(b",\"type\":");
-        string(out, s.kind.as_str());
+        write_json_string(out, s.kind.as_str());
         out.extend_from_slice(b",\"help\":");
-        string(out, &s.help);
+        write_json_string(out, &s.help);
         out.extend_from_slice(b",\"unit\":");
         match &s.unit {
-            Some(u) => string(out, u),
+            Some(u) => write_json_string(out, u),
             None => out.extend_from_slice(b"null"),
         }
         out.extend_from_slice(if aggregate { b",\"aggregate\":true" } else { b",\"aggregate\":false" });
@@ -428,9 +428,9 @@ impl History {
                 if n > 0 {
                     out.push(b',');
                 }
-                string(out, name);
+                write_json_string(out, name);
                 out.push(b':');
-                string(out, value);
+                write_json_string(out, value);
             }
         }
         out.push(b'}');
@@ -455,7 +455,7 @@ impl History {
                     if n > 0 {
                         out.push(b',');
                     }
-                    string(out, name);
+                    write_json_string(out, name);
                     out.push(b':');
                     array(out, points, &|i, j| {
                         j.and_then(|j| self.bucket_deltas(members, buckets, i, j))
@@ -472,7 +472,7 @@ impl History {
                     if n > 0 {
                         out.push(b',');
                     }
-                    string(out, &q.to_string());
+                    write_json_string(out, &q.to_string());
                     out.push(b':');
                     let cell = s.offset + 2 + n;
                     array(out, points, &|i, _| self.ring[i].values.get(cell).copied().unwrap_or(f64::NAN));
@@ -549,7 +549,7 @@ fn array(out: &mut Vec<u8>, points: &[(usize, Option<usize>)], f: &dyn Fn(usize,
             out.push(b',');
         }
         let v = f(i, j);
-        if v.is_finite() { number(out, v) } else { out.extend_from_slice(b"null") }
+        if v.is_finite() { write_json_number(out, v) } else { out.extend_from_slice(b"null") }
     }
     out.push(b']');
 }

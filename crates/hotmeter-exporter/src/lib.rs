@@ -1,7 +1,8 @@
 //! # hotmeter-exporter
 //!
-//! Turns a [`hotmeter::Registry`] into the formats Prometheus and its tools
-//! read, and serves them over HTTP.
+//! Serves a [`hotmeter::Registry`] over HTTP in the formats Prometheus and
+//! its tools read. The encoders live in `hotmeter-format` (no I/O) and are
+//! re-exported here, so one dependency gives both.
 //!
 //! | item | what it is |
 //! |---|---|
@@ -37,35 +38,30 @@
 //!
 //! ## Features
 //! The server is always built (hyper, tokio).
-//! - `client-model`: the `client_model` module, `prost` types of client_model's
-//!   `metrics.proto` to decode protobuf exposition with (tests, benchmarks).
-//!   The encoder itself needs no protobuf crate.
+//! - `client-model`: re-exports `hotmeter_format::client_model`, `prost`
+//!   types of client_model's `metrics.proto` to decode protobuf exposition
+//!   with (tests, benchmarks). The encoder itself needs no protobuf crate.
 
 #![forbid(unsafe_code)]
 
-#[cfg(any(test, feature = "client-model"))]
-pub mod client_model;
+#[cfg(feature = "client-model")]
+pub use hotmeter_format::client_model;
 mod connections;
 mod dashboard;
 mod history;
-mod json;
-mod negotiate;
-mod openmetrics;
 mod process;
 pub mod promtool;
-mod protobuf;
 mod server;
-mod text;
 
 pub use connections::ConnectionStats;
 pub use dashboard::{DASHBOARD_CSP, dashboard_page_weight};
 pub use history::HistoryConfig;
-pub use json::{JSON_CONTENT_TYPE, encode_json};
-pub use negotiate::{ExpositionFormat, Negotiated, Offered, negotiate};
 #[allow(deprecated)]
-pub use openmetrics::wants_openmetrics;
-pub use openmetrics::{OPENMETRICS_CONTENT_TYPE, encode_openmetrics};
+pub use hotmeter_format::wants_openmetrics;
+pub use hotmeter_format::{
+    ExpositionFormat, JSON_CONTENT_TYPE, Negotiated, OPENMETRICS_CONTENT_TYPE, Offered, PROTOBUF_CONTENT_TYPE,
+    TEXT_CONTENT_TYPE, encode_json, encode_negotiated, encode_openmetrics, encode_protobuf, encode_protobuf_escaped,
+    encode_text, negotiate,
+};
 pub use process::register_process_metrics;
-pub use protobuf::{PROTOBUF_CONTENT_TYPE, encode_protobuf, encode_protobuf_escaped};
 pub use server::{Auth, DEFAULT_LISTEN, Exporter, Limits, MetricsService, ServerHandle, ThreadedServer};
-pub use text::{TEXT_CONTENT_TYPE, encode_negotiated, encode_text};

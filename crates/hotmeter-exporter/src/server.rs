@@ -723,7 +723,7 @@ const METRICS_FORMATS: Offered = Offered::ALL;
 fn encode_metrics(registry: &hotmeter::Registry, chosen: Negotiated, out: &mut Vec<u8>) -> Negotiated {
     match chosen.format {
         ExpositionFormat::Protobuf => {
-            crate::protobuf::encode_protobuf_escaped(registry, chosen.escaping, out);
+            hotmeter_format::encode_protobuf_escaped(registry, chosen.escaping, out);
             chosen
         }
         _ => encode_negotiated(registry, chosen, out),

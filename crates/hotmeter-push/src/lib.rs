@@ -15,9 +15,11 @@
 //! | [`metrics`] | the client's own `remote_write_*` metrics |
 //! | [`ConfigError`], [`EncodeError`], [`SendError`] | typed errors |
 //!
-//! This crate depends on the core only: it stands beside the exporter and
-//! the integrations and never imports them (the Pushgateway body is written
-//! by its own text encoder over [`hotmeter::Registry::collect`]).
+//! This crate depends on the core and on `hotmeter-format` (the exposition
+//! formats, no I/O) only: it stands beside the exporter and the
+//! integrations and never imports them. The Pushgateway body is the text
+//! format 0.0.4 the exporter serves, from the same encoder; remote_write
+//! escapes names with the same `FamilyNames`.
 //!
 //! ## remote_write
 //! Every interval a sampler thread walks the registry (as a scrape does:
@@ -88,7 +90,6 @@ pub mod proto;
 mod pushgateway;
 mod remote_write;
 mod series;
-mod text;
 mod transport;
 
 pub use error::{ConfigError, EncodeError, SendError};

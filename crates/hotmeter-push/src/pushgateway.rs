@@ -15,8 +15,8 @@ use base64::Engine as _;
 use hotmeter::Registry;
 
 use crate::error::{ConfigError, SendError};
-use crate::text::{TEXT_CONTENT_TYPE, encode_text};
 use crate::transport::{Attempt, Backoff, agent, attempt, check_url};
+use hotmeter_format::{TEXT_CONTENT_TYPE, encode_text};
 
 /// A Pushgateway at a base URL, e.g. `http://127.0.0.1:9091`.
 ///

@@ -31,9 +31,10 @@
 //! refused names that escaping would make alike. Families whose names are
 //! all legacy (every family of a default registry) skip the step.
 
+use hotmeter::Registry;
 use hotmeter::expose::{Desc, EscapingScheme, Labels, Value, Visitor, write_f64};
 use hotmeter::native::NativeBucketsRef;
-use hotmeter::{NameKind, Registry};
+use hotmeter_format::FamilyNames;
 use prost::Message;
 
 use crate::error::{ConfigError, EncodeError};
@@ -153,8 +154,7 @@ impl RemoteWriteEncoder {
             external: &self.external,
             native: self.native,
             timestamp_ms,
-            name: String::new(),
-            label_names: None,
+            names: FamilyNames::default(),
             spans: Vec::new(),
             deltas: Vec::new(),
             out: &mut self.request.timeseries,
@@ -184,11 +184,9 @@ struct Collector<'a> {
     external: &'a [(String, String)],
     native: NativeHistograms,
     timestamp_ms: i64,
-    /// The family's metric name as sent (escaped if it is not legacy).
-    name: String,
-    /// The family's label names escaped, constant labels first; `None`
-    /// when every name is legacy and is sent as registered.
-    label_names: Option<Vec<String>>,
+    /// The family's metric and label names as sent: as registered when
+    /// all are legacy, escaped with `underscores` otherwise.
+    names: FamilyNames,
     spans: Vec<(i32, u32)>,
     deltas: Vec<i64>,
     out: &'a mut Vec<TimeSeries>,
@@ -209,13 +207,13 @@ impl Collector<'_> {
     /// requires it).
     fn label_set(&self, suffix: &str, labels: &Labels<'_>, extra: Option<(&str, String)>) -> Vec<Label> {
         let mut set = Vec::with_capacity(2 + labels.len() + self.external.len());
-        set.push(Label { name: "__name__".into(), value: format!("{}{suffix}", self.name) });
+        set.push(Label { name: "__name__".into(), value: format!("{}{suffix}", self.names.name()) });
         if let Some((n, v)) = extra {
             set.push(Label { name: n.into(), value: v });
         }
         for i in 0..labels.len() {
             let Some((name, value)) = labels.get(i) else { continue };
-            let name = self.label_names.as_ref().and_then(|names| names.get(i)).map_or(name, String::as_str);
+            let name = self.names.label(i).unwrap_or(name);
             set.push(Label { name: name.into(), value: value.into() });
         }
         set.extend(self.external.iter().map(|(n, v)| Label { name: n.clone(), value: v.clone() }));
@@ -285,16 +283,7 @@ fn float_text(v: f64) -> String {
 
 impl Visitor for Collector<'_> {
     fn family(&mut self, desc: &Desc) {
-        self.name.clear();
-        if desc.names_are_legacy() {
-            self.name.push_str(&desc.name);
-            self.label_names = None;
-            return;
-        }
-        let scheme = EscapingScheme::Underscores;
-        self.name.push_str(&scheme.escape(&desc.name, NameKind::Metric));
-        let names = desc.const_labels.iter().map(|(n, _)| n).chain(&desc.label_names);
-        self.label_names = Some(names.map(|n| scheme.escape(n, NameKind::Label).into_owned()).collect());
+        self.names.set(desc, EscapingScheme::Underscores);
     }
 
     fn sample(&mut self, labels: &Labels<'_>, value: &Value<'_>) {

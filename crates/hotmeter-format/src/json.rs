@@ -17,7 +17,7 @@ pub const JSON_CONTENT_TYPE: &str = "application/json";
 /// let registry = hotmeter::Registry::new();
 /// registry.gauge("temperature_celsius", "Room \"temp\".")?.set(21.5);
 /// let mut out = Vec::new();
-/// hotmeter_exporter::encode_json(&registry, &mut out);
+/// hotmeter_format::encode_json(&registry, &mut out);
 /// assert_eq!(
 ///     String::from_utf8(out).unwrap(),
 ///     r#"{"families":[{"name":"temperature_celsius","help":"Room \"temp\".","type":"gauge","unit":null,"series":[{"labels":{},"value":21.5}]}]}"#
@@ -49,14 +49,14 @@ impl Visitor for JsonEncoder<'_> {
         self.families += 1;
         self.series = 0;
         out.extend_from_slice(b"{\"name\":");
-        string(out, &desc.name);
+        write_json_string(out, &desc.name);
         out.extend_from_slice(b",\"help\":");
-        string(out, &desc.help);
+        write_json_string(out, &desc.help);
         out.extend_from_slice(b",\"type\":");
-        string(out, desc.kind.as_str());
+        write_json_string(out, desc.kind.as_str());
         out.extend_from_slice(b",\"unit\":");
         match &desc.unit {
-            Some(u) => string(out, u.as_str()),
+            Some(u) => write_json_string(out, u.as_str()),
             None => out.extend_from_slice(b"null"),
         }
         out.extend_from_slice(b",\"series\":[");
@@ -73,9 +73,9 @@ impl Visitor for JsonEncoder<'_> {
             if i > 0 {
                 out.push(b',');
             }
-            string(out, name);
+            write_json_string(out, name);
             out.push(b':');
-            string(out, v);
+            write_json_string(out, v);
         }
         out.push(b'}');
         match *value {
@@ -89,13 +89,13 @@ impl Visitor for JsonEncoder<'_> {
             }
             Value::FloatCounter(v) | Value::Gauge(v) => {
                 out.extend_from_slice(b",\"value\":");
-                number(out, v);
+                write_json_number(out, v);
             }
             Value::Histogram { bounds, counts, sum, count, exemplars: _ } => {
                 out.extend_from_slice(b",\"count\":");
                 out.extend_from_slice(itoa::Buffer::new().format(count).as_bytes());
                 out.extend_from_slice(b",\"sum\":");
-                number(out, sum);
+                write_json_number(out, sum);
                 buckets(out, bounds, counts);
                 for (key, q) in [("p50", 0.5), ("p95", 0.95), ("p99", 0.99)] {
                     quantile(out, key, histogram_quantile(bounds, counts, q));
@@ -105,11 +105,11 @@ impl Visitor for JsonEncoder<'_> {
                 out.extend_from_slice(b",\"count\":");
                 out.extend_from_slice(itoa::Buffer::new().format(native.count).as_bytes());
                 out.extend_from_slice(b",\"sum\":");
-                number(out, native.sum);
+                write_json_number(out, native.sum);
                 out.extend_from_slice(b",\"schema\":");
                 out.extend_from_slice(itoa::Buffer::new().format(native.schema).as_bytes());
                 out.extend_from_slice(b",\"zero_threshold\":");
-                number(out, native.zero_threshold);
+                write_json_number(out, native.zero_threshold);
                 out.extend_from_slice(b",\"zero_count\":");
                 out.extend_from_slice(itoa::Buffer::new().format(native.zero_count).as_bytes());
                 for (key, buckets) in [("positive", native.positive), ("negative", native.negative)] {
@@ -139,16 +139,16 @@ impl Visitor for JsonEncoder<'_> {
                 out.extend_from_slice(b",\"count\":");
                 out.extend_from_slice(itoa::Buffer::new().format(count).as_bytes());
                 out.extend_from_slice(b",\"sum\":");
-                number(out, sum);
+                write_json_number(out, sum);
                 out.extend_from_slice(b",\"quantiles\":[");
                 for (i, &(q, v)) in quantiles.iter().enumerate() {
                     if i > 0 {
                         out.push(b',');
                     }
                     out.extend_from_slice(b"{\"quantile\":");
-                    number(out, q);
+                    write_json_number(out, q);
                     out.extend_from_slice(b",\"value\":");
-                    number(out, v);
+                    write_json_number(out, v);
                     out.push(b'}');
                 }
                 out.push(b']');
@@ -168,7 +168,7 @@ fn buckets(out: &mut Vec<u8>, bounds: &[f64], counts: &[u64]) {
             out.push(b',');
         }
         out.extend_from_slice(b"{\"le\":");
-        number(out, bounds.get(i).copied().unwrap_or(f64::INFINITY));
+        write_json_number(out, bounds.get(i).copied().unwrap_or(f64::INFINITY));
         out.extend_from_slice(b",\"count\":");
         out.extend_from_slice(itoa::Buffer::new().format(cumulative).as_bytes());
         out.push(b'}');
@@ -182,13 +182,14 @@ fn quantile(out: &mut Vec<u8>, key: &str, v: Option<f64>) {
     out.extend_from_slice(key.as_bytes());
     out.extend_from_slice(b"\":");
     match v {
-        Some(v) => number(out, v),
+        Some(v) => write_json_number(out, v),
         None => out.extend_from_slice(b"null"),
     }
 }
 
-/// A JSON number, or a string for NaN and the infinities.
-pub(crate) fn number(out: &mut Vec<u8>, v: f64) {
+/// Appends `v` as a JSON number, or as the string `"NaN"`, `"+Inf"` or
+/// `"-Inf"` (JSON has no spelling for them), as [`encode_json`] writes values.
+pub fn write_json_number(out: &mut Vec<u8>, v: f64) {
     let quoted = !v.is_finite();
     if quoted {
         out.push(b'"');
@@ -199,8 +200,8 @@ pub(crate) fn number(out: &mut Vec<u8>, v: f64) {
     }
 }
 
-/// A JSON string with the escapes RFC 8259 requires.
-pub(crate) fn string(out: &mut Vec<u8>, s: &str) {
+/// Appends `s` as a JSON string, with the escapes RFC 8259 requires.
+pub fn write_json_string(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     for c in s.chars() {
         match c {

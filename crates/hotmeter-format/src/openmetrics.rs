@@ -35,7 +35,7 @@ pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; versio
 /// let registry = hotmeter::Registry::new();
 /// registry.counter("jobs_total", "Jobs run.")?.inc();
 /// let mut out = Vec::new();
-/// hotmeter_exporter::encode_openmetrics(&registry, &mut out);
+/// hotmeter_format::encode_openmetrics(&registry, &mut out);
 /// assert_eq!(
 ///     String::from_utf8(out).unwrap(),
 ///     "# HELP jobs Jobs run.\n# TYPE jobs counter\njobs_total 1\n# EOF\n"

@@ -59,7 +59,7 @@ pub const PROTOBUF_CONTENT_TYPE: &str =
 /// let registry = hotmeter::Registry::new();
 /// registry.gauge("queue_depth", "Jobs waiting.")?.set(3.0);
 /// let mut out = Vec::new();
-/// hotmeter_exporter::encode_protobuf(&registry, &mut out);
+/// hotmeter_format::encode_protobuf(&registry, &mut out);
 /// assert_eq!(
 ///     out,
 ///     [
@@ -75,7 +75,7 @@ pub const PROTOBUF_CONTENT_TYPE: &str =
 /// // A counter also carries its creation time (`created_timestamp`).
 /// let jobs = registry.counter("jobs_total", "Jobs run.")?;
 /// let mut out = Vec::new();
-/// hotmeter_exporter::encode_protobuf(&registry, &mut out);
+/// hotmeter_format::encode_protobuf(&registry, &mut out);
 /// let seconds = jobs.created_unix_nanos() / 1_000_000_000;
 /// let mut varint = Vec::new();
 /// prost::encoding::encode_varint(seconds, &mut varint);

@@ -19,13 +19,14 @@
 //!
 //! Spec: <https://prometheus.io/docs/instrumenting/exposition_formats/#text-based-format>
 
+use hotmeter::Registry;
 use hotmeter::expose::{
     CounterRun, Desc, EscapingScheme, Labels, MetricType, Value, Visitor, escape_label_value, write_f64,
     write_label_set,
 };
 use hotmeter::name::{is_legacy_label_name, is_legacy_metric_name};
-use hotmeter::{NameKind, Registry};
 
+use crate::names::FamilyNames;
 use crate::negotiate::{ExpositionFormat, Negotiated};
 
 /// Content type of the Prometheus text format.
@@ -38,7 +39,7 @@ pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// let c = registry.counter("jobs_total", "Jobs run.")?;
 /// c.inc_by(3);
 /// let mut out = Vec::new();
-/// hotmeter_exporter::encode_text(&registry, &mut out);
+/// hotmeter_format::encode_text(&registry, &mut out);
 /// assert_eq!(
 ///     String::from_utf8(out).unwrap(),
 ///     "# HELP jobs_total Jobs run.\n# TYPE jobs_total counter\njobs_total 3\n"
@@ -57,7 +58,7 @@ pub fn encode_text(registry: &Registry, out: &mut Vec<u8>) {
 /// ```
 /// use hotmeter::{NameValidation, Registry};
 /// use hotmeter::expose::EscapingScheme;
-/// use hotmeter_exporter::{ExpositionFormat::Text100, Negotiated, encode_negotiated};
+/// use hotmeter_format::{ExpositionFormat::Text100, Negotiated, encode_negotiated};
 /// let registry = Registry::builder().name_validation(NameValidation::Utf8).build()?;
 /// registry.gauge("queue.depth", "Jobs waiting.")?.set(3.0);
 /// let mut out = Vec::new();
@@ -108,9 +109,10 @@ pub(crate) struct Encoder<'a> {
     /// OpenMetrics only, when the registry asks for it: a `_created` sample
     /// after each counter, histogram and summary.
     pub(crate) created: bool,
-    /// Whether the current family's names are all legacy: then everything
-    /// below is unused and the cached prefixes are exact.
-    legacy: bool,
+    /// The current family's metric and label names as written; when all
+    /// are legacy, the quoting state below is unused and the cached
+    /// prefixes are exact.
+    names: FamilyNames,
     /// The current family's name (escaped) is quoted inside the braces.
     quote_name: bool,
     /// The current family's label names as written (escaped, or quoted),
@@ -121,7 +123,6 @@ pub(crate) struct Encoder<'a> {
     /// The current family's sample name stem (for OpenMetrics counters, the
     /// name without `_total`).
     stem_end: usize,
-    name: String,
     kind: MetricType,
     /// Whether the family's main sample (a counter's or gauge's value) is
     /// named exactly as the registered family name.
@@ -148,12 +149,11 @@ impl<'a> Encoder<'a> {
             format,
             escaping,
             created: false,
-            legacy: true,
+            names: FamilyNames::default(),
             quote_name: false,
             label_names: Vec::new(),
             label_ends: Vec::new(),
             stem_end: 0,
-            name: String::new(),
             kind: MetricType::Gauge,
             main_sample_is_family_name: false,
             le: LeCache::default(),
@@ -168,7 +168,7 @@ impl<'a> Encoder<'a> {
         // Fast path: the sample is named as the family, so the series' cached
         // `name{labels} ` is the whole prefix.
         if self.main_sample_is_family_name
-            && suffix.len() == self.name.len() - self.stem_end
+            && suffix.len() == self.names.name().len() - self.stem_end
             && extra.is_none()
             && let Some(prefix) = labels.rendered_sample_prefix()
         {
@@ -199,9 +199,9 @@ impl Encoder<'_> {
     /// no closing brace, or just `name`), and returns whether a brace is
     /// open.
     fn series_open(&mut self, suffix: &str, labels: &Labels<'_>) -> bool {
-        let stem = &self.name[..self.stem_end];
+        let stem = &self.names.name()[..self.stem_end];
         let out = &mut *self.out;
-        if self.legacy {
+        if self.names.is_legacy() {
             out.extend_from_slice(stem.as_bytes());
             out.extend_from_slice(suffix.as_bytes());
             // The label set, open: `{a="x",b="y"` (cached per series by the core).
@@ -239,7 +239,7 @@ impl Encoder<'_> {
     /// The family name as `# HELP`/`# TYPE`/`# UNIT` write it: bare, or
     /// quoted when it is a UTF-8 name the scraper allows.
     fn write_family_name(&mut self, end: usize) {
-        let name = &self.name[..end];
+        let name = &self.names.name()[..end];
         if self.quote_name {
             self.out.push(b'"');
             escape_label_value(self.out, name);
@@ -251,24 +251,20 @@ impl Encoder<'_> {
 
     /// Decides, once per family, how its names are written.
     fn names_for(&mut self, desc: &Desc) {
-        self.name.clear();
-        self.legacy = desc.names_are_legacy();
-        if self.legacy {
-            self.name.push_str(&desc.name);
+        self.names.set(desc, self.escaping);
+        if self.names.is_legacy() {
             self.quote_name = false;
             return;
         }
-        self.name.push_str(&self.escaping.escape(&desc.name, NameKind::Metric));
-        self.quote_name = !is_legacy_metric_name(&self.name);
+        self.quote_name = !is_legacy_metric_name(self.names.name());
         self.label_names.clear();
         self.label_ends.clear();
-        for name in desc.const_labels.iter().map(|(n, _)| n).chain(&desc.label_names) {
-            let written = self.escaping.escape(name, NameKind::Label);
-            if is_legacy_label_name(&written) {
+        for written in self.names.labels() {
+            if is_legacy_label_name(written) {
                 self.label_names.extend_from_slice(written.as_bytes());
             } else {
                 self.label_names.push(b'"');
-                escape_label_value(&mut self.label_names, &written);
+                escape_label_value(&mut self.label_names, written);
                 self.label_names.push(b'"');
             }
             self.label_ends.push(self.label_names.len());
@@ -296,22 +292,22 @@ impl Visitor for Encoder<'_> {
     fn family(&mut self, desc: &Desc) {
         self.kind = desc.kind;
         self.names_for(desc);
-        self.stem_end = self.name.len();
+        self.stem_end = self.names.name().len();
         // OpenMetrics names a counter family without `_total`; its sample
         // gets the suffix back.
         let family_end = match (self.format, desc.kind) {
             (Format::OpenMetrics, MetricType::Counter) => {
-                let stem = self.name.strip_suffix("_total").unwrap_or(&self.name);
+                let stem = self.names.name().strip_suffix("_total").unwrap_or(self.names.name());
                 self.stem_end = stem.len();
                 stem.len()
             }
-            _ => self.name.len(),
+            _ => self.names.name().len(),
         };
         // The counter sample is stem + `_total` in OpenMetrics: the family
         // name itself when it was registered with `_total`.
         // (The cached prefix spells the registered names: exact only for
         // a family of legacy names.)
-        self.main_sample_is_family_name = self.legacy
+        self.main_sample_is_family_name = self.names.is_legacy()
             && match (self.format, desc.kind) {
                 (Format::OpenMetrics, MetricType::Counter) => desc.name.ends_with("_total"),
                 (_, MetricType::Counter | MetricType::Gauge) => true,
@@ -332,7 +328,7 @@ impl Visitor for Encoder<'_> {
         if self.format == Format::OpenMetrics
             && let Some(unit) = &desc.unit
             // OpenMetrics requires the family name to end in `_<unit>`.
-            && self.name[..family_end].strip_suffix(unit.as_str()).is_some_and(|rest| rest.ends_with('_'))
+            && self.names.name()[..family_end].strip_suffix(unit.as_str()).is_some_and(|rest| rest.ends_with('_'))
         {
             self.out.extend_from_slice(b"# UNIT ");
             self.write_family_name(family_end);

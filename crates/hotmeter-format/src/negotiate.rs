@@ -85,7 +85,7 @@ impl ExpositionFormat {
 /// Text 0.0.4, the last resort, is always in.
 ///
 /// ```
-/// use hotmeter_exporter::{ExpositionFormat, Offered};
+/// use hotmeter_format::{ExpositionFormat, Offered};
 /// assert!(!Offered::TEXT.contains(ExpositionFormat::Protobuf));
 /// assert!(Offered::ALL.contains(ExpositionFormat::Protobuf));
 /// assert!(Offered::TEXT.without(ExpositionFormat::Text004).contains(ExpositionFormat::Text004));
@@ -148,7 +148,7 @@ impl Negotiated {
     ///
     /// ```
     /// use hotmeter::expose::EscapingScheme;
-    /// use hotmeter_exporter::{ExpositionFormat, Negotiated};
+    /// use hotmeter_format::{ExpositionFormat, Negotiated};
     /// let n = Negotiated::new(ExpositionFormat::Text100, EscapingScheme::AllowUtf8);
     /// assert_eq!(n.content_type(), "text/plain; version=1.0.0; charset=utf-8; escaping=allow-utf-8");
     /// ```
@@ -188,7 +188,7 @@ impl Negotiated {
 ///
 /// ```
 /// use hotmeter::expose::EscapingScheme;
-/// use hotmeter_exporter::{ExpositionFormat, Offered, negotiate};
+/// use hotmeter_format::{ExpositionFormat, Offered, negotiate};
 /// // What Prometheus 3 sends by default.
 /// let accept = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,\
 ///     application/openmetrics-text;version=0.0.1;q=0.4,\

@@ -1,0 +1,52 @@
+//! # hotmeter-format
+//!
+//! The exposition formats of a [`hotmeter::Registry`], as pure functions
+//! from one walk of the registry to bytes in a caller-owned buffer: no
+//! sockets, no threads, no runtime. The pull exporter (`hotmeter-exporter`)
+//! serves them and re-exports this crate's API; the push crate
+//! (`hotmeter-push`) writes Pushgateway bodies with the same text encoder.
+//!
+//! | item | what it is |
+//! |---|---|
+//! | [`encode_text`], [`TEXT_CONTENT_TYPE`] | Prometheus text format 0.0.4 |
+//! | [`encode_openmetrics`], [`OPENMETRICS_CONTENT_TYPE`] | OpenMetrics 1.0 text |
+//! | [`encode_protobuf`], [`encode_protobuf_escaped`], [`PROTOBUF_CONTENT_TYPE`] | the Prometheus protobuf format (length-delimited `MetricFamily`), the one that carries native histograms |
+//! | [`negotiate`], [`Offered`], [`Negotiated`], [`ExpositionFormat`], [`encode_negotiated`] | content negotiation over text 0.0.4 and 1.0.0, OpenMetrics 0.0.1 and 1.0.0 and protobuf, with `escaping=`; the chosen format written with UTF-8 names quoted or escaped |
+//! | [`FamilyNames`] | a family's names as written: as registered when legacy, escaped by a scheme otherwise (every format and push transport) |
+//! | [`encode_json`], [`write_json_string`], [`write_json_number`] | a JSON snapshot with quantile estimates, and its two value writers |
+//!
+//! ## Quick start
+//! ```
+//! let registry = hotmeter::Registry::new();
+//! let jobs = registry.counter("jobs_total", "Jobs run.")?;
+//! jobs.inc();
+//! let mut out = Vec::new();
+//! hotmeter_format::encode_text(&registry, &mut out);
+//! assert_eq!(String::from_utf8(out).unwrap(), "# HELP jobs_total Jobs run.\n# TYPE jobs_total counter\njobs_total 1\n");
+//! # Ok::<(), hotmeter::RegistryError>(())
+//! ```
+//!
+//! ## Features
+//! - `client-model`: the `client_model` module, `prost` types of
+//!   client_model's `metrics.proto` to decode protobuf exposition with
+//!   (tests, benchmarks). The encoder itself needs no protobuf crate.
+
+#![forbid(unsafe_code)]
+
+#[cfg(any(test, feature = "client-model"))]
+pub mod client_model;
+mod json;
+mod names;
+mod negotiate;
+mod openmetrics;
+mod protobuf;
+mod text;
+
+pub use json::{JSON_CONTENT_TYPE, encode_json, write_json_number, write_json_string};
+pub use names::FamilyNames;
+pub use negotiate::{ExpositionFormat, Negotiated, Offered, negotiate};
+#[allow(deprecated)]
+pub use openmetrics::wants_openmetrics;
+pub use openmetrics::{OPENMETRICS_CONTENT_TYPE, encode_openmetrics};
+pub use protobuf::{PROTOBUF_CONTENT_TYPE, encode_protobuf, encode_protobuf_escaped};
+pub use text::{TEXT_CONTENT_TYPE, encode_negotiated, encode_text};
