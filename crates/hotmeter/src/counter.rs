@@ -89,7 +89,7 @@ impl Counter {
     #[inline(never)]
     fn inc_contended(&self, n: u64) {
         let shards =
-            self.cells.shards.get_or_init(|| (0..shard_count()).map(|_| CachePadded(AtomicU64::new(0))).collect());
+            self.cells.shards.get_or_init(|| (0..shard_count()).map(|_| CachePadded::new(AtomicU64::new(0))).collect());
         add_to_shard(shards, n);
     }
 

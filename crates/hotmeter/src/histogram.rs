@@ -216,18 +216,18 @@ struct Shard {
 impl Shard {
     fn new(buckets: usize) -> CachePadded<Self> {
         let chunks = (2 * buckets).div_ceil(CHUNK);
-        CachePadded(Self {
+        CachePadded::new(Self {
             control: AtomicU64::new(0),
             seq: [AtomicU64::new(0), AtomicU64::new(0)],
             nan: AtomicU64::new(0),
             sum: [AtomicU64::new(0f64.to_bits()), AtomicU64::new(0f64.to_bits())],
-            counts: (0..chunks).map(|_| CachePadded(std::array::from_fn(|_| AtomicU64::new(0)))).collect(),
+            counts: (0..chunks).map(|_| CachePadded::new(std::array::from_fn(|_| AtomicU64::new(0)))).collect(),
         })
     }
 
     #[inline]
     fn count(&self, i: usize) -> &AtomicU64 {
-        &self.counts[i / CHUNK].0[i % CHUNK]
+        &self.counts[i / CHUNK][i % CHUNK]
     }
 }
 

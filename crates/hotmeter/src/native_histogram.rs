@@ -314,7 +314,7 @@ impl Side {
 
 impl Shard {
     fn new(classic_buckets: usize) -> Box<CachePadded<Self>> {
-        Box::new(CachePadded(Self {
+        Box::new(CachePadded::new(Self {
             control: AtomicU64::new(0),
             seq: [AtomicU64::new(0), AtomicU64::new(0)],
             nan: AtomicU64::new(0),

@@ -170,7 +170,7 @@ impl Summary {
         let shards = shard_count().min(8);
         let shards = (0..shards)
             .map(|_| {
-                CachePadded(Mutex::new(Shard {
+                CachePadded::new(Mutex::new(Shard {
                     ring: vec![proto.clone(); opts.age_buckets],
                     epochs: vec![NO_EPOCH; opts.age_buckets],
                     count: 0,

@@ -329,22 +329,10 @@ pub(crate) fn shard_count() -> usize {
 }
 
 /// Pads and aligns a value to the size of the cache-coherence unit, so two
-/// values never share a line (false sharing).
-///
-/// - x86_64: 128 bytes. Lines are 64 bytes, but the spatial prefetcher pulls
-///   pairs of lines, so neighbours 64 bytes apart still interfere.
-/// - aarch64: 128 bytes. Several big cores (Apple M-series, Neoverse) use
-///   128-byte lines or pair prefetch.
-/// - everything else: 64 bytes, the common line size.
-#[cfg_attr(any(target_arch = "x86_64", target_arch = "aarch64"), repr(align(128)))]
-#[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), repr(align(64)))]
-#[derive(Debug, Default)]
-pub(crate) struct CachePadded<T>(pub(crate) T);
-
-impl<T> std::ops::Deref for CachePadded<T> {
-    type Target = T;
-    #[inline]
-    fn deref(&self) -> &T {
-        &self.0
-    }
-}
+/// values never share a line (false sharing): crossbeam's, which knows the
+/// unit of every target it supports (128 bytes on x86_64, aarch64 and
+/// powerpc64, where the spatial prefetcher or the line itself spans 128
+/// bytes; 256 on s390x; 32 on arm, mips, riscv and sparc; 64 elsewhere),
+/// rather than a table of our own. Alignment only: no atomics, so nothing
+/// for loom to model.
+pub(crate) use crossbeam_utils::CachePadded;
