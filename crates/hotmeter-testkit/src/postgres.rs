@@ -44,11 +44,11 @@ fn bin_dir() -> PathBuf {
         .map(|e| e.path().join("bin"))
         .filter(|bin| bin.join("initdb").is_file())
         .collect();
-    versions.sort_by_key(|bin| {
-        bin.parent().and_then(|v| v.file_name()?.to_str()?.parse::<u32>().ok()).unwrap_or(0)
-    });
+    versions.sort_by_key(|bin| bin.parent().and_then(|v| v.file_name()?.to_str()?.parse::<u32>().ok()).unwrap_or(0));
     versions.pop().unwrap_or_else(|| {
-        panic!("PostgreSQL not found: no `initdb` on PATH or in /usr/lib/postgresql/*/bin (install Debian's postgresql)")
+        panic!(
+            "PostgreSQL not found: no `initdb` on PATH or in /usr/lib/postgresql/*/bin (install Debian's postgresql)"
+        )
     })
 }
 
@@ -142,11 +142,7 @@ impl Postgres {
     /// first error) and returns what it printed; panics when it fails.
     pub fn psql(&self, sql: &str) -> String {
         let psql = Some(self.bin.join("psql")).filter(|p| p.is_file()).or_else(|| which("psql")).expect("`psql`");
-        let out = run(
-            None,
-            &psql,
-            &["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", &self.url(), "-c", sql],
-        );
+        let out = run(None, &psql, &["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", &self.url(), "-c", sql]);
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }
