@@ -15,16 +15,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::Demo;
 use hotmeter_testkit::http::{self, get_as};
-use hotmeter_testkit::{ChildGuard, which};
+use hotmeter_testkit::{ChildGuard, output_lines, which};
 use serde_json::{Value, json};
 
 /// A memory-space name that would run script if it reached the page as markup.
@@ -98,20 +96,16 @@ impl Browser {
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped()),
         );
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        // Reads stderr to its end, so Chromium never blocks on a full pipe.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.strip_prefix("DevTools listening on ws://127.0.0.1:") {
-                    let _ = tx.send(rest.split('/').next().unwrap_or("").to_owned());
-                }
+        let stderr = output_lines(child.stderr.take().unwrap());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let port = loop {
+            // On a panic, the guard kills Chromium as it unwinds.
+            let Ok(line) = stderr.recv_timeout(deadline.saturating_duration_since(Instant::now())) else {
+                panic!("Chromium did not open its DevTools endpoint within 30 s");
+            };
+            if let Some(rest) = line.strip_prefix("DevTools listening on ws://127.0.0.1:") {
+                break rest.split('/').next().unwrap_or("").parse().expect("a DevTools port");
             }
-        });
-        let port = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(p) => p.parse().expect("a DevTools port"),
-            // The guard kills Chromium as the panic unwinds.
-            Err(_) => panic!("Chromium did not open its DevTools endpoint within 30 s"),
         };
         Browser { _process: process, port, _profile: profile }
     }

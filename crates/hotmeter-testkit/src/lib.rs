@@ -18,7 +18,7 @@
 //! | [`free_port`], [`free_addr`] | a loopback port nobody listens on |
 //! | [`wait_for`] | poll until a check answers, or fail naming what was awaited |
 //! | [`which`], [`require`] | find a binary on `PATH`; fail naming its package |
-//! | [`ChildGuard`] | child processes killed (and reaped) on drop |
+//! | [`ChildGuard`], [`output_lines`] | child processes killed (and reaped) on drop; their output line by line |
 //! | [`http`] | the one HTTP client: GET, with a query and a bearer token |
 //! | [`promql`] | instant queries against a Prometheus HTTP API |
 //! | [`receiver`] | a scripted loopback HTTP receiver that records requests |
@@ -40,7 +40,7 @@ use std::time::{Duration, Instant};
 
 pub use launch::{Alertmanager, Prometheus, PrometheusBuilder, Pushgateway};
 pub use postgres::{POSTGRES_USER, Postgres};
-pub use process::ChildGuard;
+pub use process::{ChildGuard, output_lines};
 pub use victoria::{VICTORIA_METRICS_ENV, VictoriaMetrics};
 
 /// A free loopback port: bound once by the kernel's choice, then released.

@@ -3,7 +3,9 @@
 //! Owns: spawning, naming and stopping the children it holds. Must not:
 //! let a child outlive the guard, on a pass or a panic alike.
 
+use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// Child processes, each stopped and reaped when the guard drops
@@ -66,6 +68,19 @@ impl ChildGuard {
     fn position(&self, name: &str) -> usize {
         self.children.iter().position(|g| g.name == name).unwrap_or_else(|| panic!("no process {name}"))
     }
+}
+
+/// The lines of `output` (a child's piped stdout or stderr) on a channel,
+/// read on a thread of their own to the end (after the receiver is gone
+/// too), so the child never blocks on a full pipe.
+pub fn output_lines(output: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(output).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    rx
 }
 
 fn stop(guarded: &mut Guarded) {

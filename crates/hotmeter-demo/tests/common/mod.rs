@@ -9,12 +9,11 @@
 // Each test binary includes this module and uses a part of it.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use hotmeter_testkit::ChildGuard;
+use hotmeter_testkit::{ChildGuard, output_lines};
 
 /// The demo binary under test.
 pub(crate) const DEMO: &str = env!("CARGO_BIN_EXE_hotmeter-demo");
@@ -50,15 +49,7 @@ impl Demo {
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit()),
         );
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = output_lines(child.stdout.take().unwrap());
         Demo { process, lines, seen: Vec::new(), _dir: dir }
     }
 
