@@ -1,5 +1,5 @@
 //! Instant PromQL queries against a Prometheus-compatible HTTP API
-//! (`/api/v1/query`), through the one client of [`http`](crate::http).
+//! (`/api/v1/query`), through the one client of [`http`].
 //!
 //! Owns: sending a query and reading its result vector. Must not: hide a
 //! failed query: a refused connection, a non-200 answer or a status other
