@@ -175,7 +175,7 @@ pub trait Render {
 /// series of `kind` (those carrying the shape's first label), each with its
 /// value or its buckets, or the comparison would be void.
 pub fn assert_complete_protobuf(lib: &str, bytes: &[u8], kind: Kind, shape: Shape, n: usize) {
-    let families = hotmeter_exporter::client_model::decode_delimited(bytes)
+    let families = hotmeter_testkit::client_model::decode_delimited(bytes)
         .unwrap_or_else(|e| panic!("{lib}: protobuf does not decode: {e}"));
     let label = shape.label_names()[0];
     let mut found = 0;

@@ -10,10 +10,11 @@ mod common;
 use std::time::Duration;
 
 use common::Demo;
+use hotmeter_testkit::http;
 
 /// `checkpoint_writes_total{status="success"}` from one scrape.
 fn successful_writes(addr: &str) -> u64 {
-    let body = common::get(addr, "/metrics").expect("scrape the demo").body;
+    let body = http::get(addr, "/metrics").expect("scrape the demo").body;
     let line = body
         .lines()
         .find(|l| l.starts_with("checkpoint_writes_total{") && l.contains("status=\"success\""))

@@ -15,14 +15,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Demo, get_as};
+use common::Demo;
+use hotmeter_testkit::http::{self, get_as};
+use hotmeter_testkit::{ChildGuard, output_lines, which};
 use serde_json::{Value, json};
 
 /// A memory-space name that would run script if it reached the page as markup.
@@ -53,14 +53,8 @@ fn chromium() -> PathBuf {
     if let Some(p) = std::env::var_os("HOTMETER_CHROMIUM") {
         return PathBuf::from(p);
     }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    for dir in std::env::split_paths(&path) {
-        for name in ["chromium", "chromium-browser", "google-chrome"] {
-            let candidate = dir.join(name);
-            if candidate.is_file() {
-                return candidate;
-            }
-        }
+    if let Some(found) = ["chromium", "chromium-browser", "google-chrome"].into_iter().find_map(which) {
+        return found;
     }
     panic!(
         "no Chromium found: these tests open the dashboard in a real browser. Install Debian's \
@@ -71,7 +65,7 @@ fn chromium() -> PathBuf {
 /// Headless Chromium with a fresh profile and the DevTools endpoint on a
 /// free loopback port; killed on drop.
 struct Browser {
-    child: Child,
+    _process: ChildGuard,
     port: u16,
     _profile: tempfile::TempDir,
 }
@@ -79,52 +73,48 @@ struct Browser {
 impl Browser {
     fn start() -> Browser {
         let profile = tempfile::tempdir().unwrap();
-        let mut child = Command::new(chromium())
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--disable-extensions",
-                "--remote-debugging-address=127.0.0.1",
-                "--remote-debugging-port=0",
-                "--window-size=1280,2200",
-            ])
-            .arg(format!("--user-data-dir={}", profile.path().display()))
-            .arg("about:blank")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", chromium().display()));
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        // Reads stderr to its end, so Chromium never blocks on a full pipe.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.strip_prefix("DevTools listening on ws://127.0.0.1:") {
-                    let _ = tx.send(rest.split('/').next().unwrap_or("").to_owned());
-                }
-            }
-        });
-        let port = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(p) => p.parse().expect("a DevTools port"),
-            Err(_) => {
-                let _ = child.kill();
+        let mut process = ChildGuard::new();
+        let child = process.spawn(
+            "chromium",
+            Command::new(chromium())
+                .args([
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-quic",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--disable-extensions",
+                    "--remote-debugging-address=127.0.0.1",
+                    "--remote-debugging-port=0",
+                    "--window-size=1280,2200",
+                ])
+                .arg(format!("--user-data-dir={}", profile.path().display()))
+                .arg("about:blank")
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped()),
+        );
+        let stderr = output_lines(child.stderr.take().unwrap());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let port = loop {
+            // On a panic, the guard kills Chromium as it unwinds.
+            let Ok(line) = stderr.recv_timeout(deadline.saturating_duration_since(Instant::now())) else {
                 panic!("Chromium did not open its DevTools endpoint within 30 s");
+            };
+            if let Some(rest) = line.strip_prefix("DevTools listening on ws://127.0.0.1:") {
+                break rest.split('/').next().unwrap_or("").parse().expect("a DevTools port");
             }
         };
-        Browser { child, port, _profile: profile }
+        Browser { _process: process, port, _profile: profile }
     }
 
     /// A DevTools session on the browser's page.
     fn page(&self) -> Cdp {
         let deadline = Instant::now() + Duration::from_secs(20);
         let url = loop {
-            let list = common::get(&format!("127.0.0.1:{}", self.port), "/json/list").expect("DevTools /json/list");
+            let list = http::get(&format!("127.0.0.1:{}", self.port), "/json/list").expect("DevTools /json/list");
             let targets: Value = serde_json::from_str(&list.body).expect("targets as JSON");
             let page = targets.as_array().and_then(|t| t.iter().find(|t| t["type"] == "page"));
             if let Some(url) = page.and_then(|p| p["webSocketDebuggerUrl"].as_str()) {
@@ -134,13 +124,6 @@ impl Browser {
             std::thread::sleep(Duration::from_millis(100));
         };
         Cdp::connect(&url)
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

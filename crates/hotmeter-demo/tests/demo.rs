@@ -8,11 +8,12 @@ use std::collections::HashMap;
 use std::process::Command;
 
 use common::Demo;
+use hotmeter_testkit::{free_port, http};
 
 const DEMO: &str = common::DEMO;
 
 fn scrape(addr: &str) -> String {
-    let r = common::get(addr, "/metrics").expect("GET /metrics from the demo's exporter");
+    let r = http::get(addr, "/metrics").expect("GET /metrics from the demo's exporter");
     assert_eq!((r.version.as_str(), r.status), ("HTTP/1.1", 200), "{r:?}");
     assert!(r.content_type.contains("text/plain; version=0.0.4"), "{r:?}");
     assert!(!r.chunked, "{r:?}");
@@ -208,7 +209,7 @@ fn decide_in_process_with_two_percent_errors_says_migrate_now_and_logs_it() {
     assert!((1.0..3.0).contains(&pct), "measured {pct}% with 2% injected");
 
     // A Prometheus that is down is an error, exit 1, nothing logged.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port();
     let out = Command::new(DEMO)
         .args(["decide", "--source", "prometheus", "--prometheus", &format!("http://127.0.0.1:{port}")])
         .arg("--decision-log")
@@ -229,7 +230,7 @@ fn slos_are_served_and_failed_checkpoints_leave_incomplete_traces() {
     assert!(line.contains("| SLOs ") && line.contains(" met"), "{line}");
 
     // GET /slos: the report as JSON, from the same counters.
-    let r = common::get(&addr, "/slos").expect("GET /slos");
+    let r = http::get(&addr, "/slos").expect("GET /slos");
     assert!(r.status == 200 && r.content_type.contains("application/json"), "{r:?}");
     let report: serde_json::Value = serde_json::from_str(&r.body).unwrap();
     assert_eq!(report["total"], 3);

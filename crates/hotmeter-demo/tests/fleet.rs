@@ -14,14 +14,16 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{DEMO, Group, free_port, poll, promql, promql_scalar};
+use common::DEMO;
+use hotmeter_testkit::promql::{query, scalar};
+use hotmeter_testkit::{ChildGuard, free_addr, free_port, http, require, wait_for};
 
 const N: usize = 5;
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 
 /// The sum of `name`'s samples on an instance's own /metrics.
 fn own_sum(addr: &str, name: &str) -> f64 {
-    let r = common::get(addr, "/metrics").expect("the instance serves /metrics");
+    let r = http::get(addr, "/metrics").expect("the instance serves /metrics");
     r.body
         .lines()
         .filter(|l| l.starts_with(name) && matches!(l.as_bytes().get(name.len()), Some(b'{' | b' ')))
@@ -31,13 +33,14 @@ fn own_sum(addr: &str, name: &str) -> f64 {
 
 #[test]
 fn five_instances_aggregate_as_one() {
-    common::require_prometheus();
+    require("prometheus", "prometheus");
     let dir = tempfile::tempdir().unwrap();
     let ports: Vec<u16> = (0..N).map(|_| free_port()).collect();
     let addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-    let prom = format!("127.0.0.1:{}", free_port());
-    let mut group = Group::default();
-    group.spawn(
+    let prom = free_addr();
+    let mut group = ChildGuard::new();
+    group.spawn_group(
+        "run-fleet.sh",
         Command::new("bash")
             .arg(format!("{ROOT}/deploy/run-fleet.sh"))
             .arg(N.to_string())
@@ -52,8 +55,8 @@ fn five_instances_aggregate_as_one() {
     );
 
     // Every instance is discovered and up.
-    let up = poll("five instances up", Duration::from_secs(60), || {
-        let got = common::get(&prom, "/-/ready").ok().filter(|r| r.status == 200).map(|_| promql(&prom, "up == 1"))?;
+    let up = wait_for("five instances up", Duration::from_secs(60), || {
+        let got = http::get(&prom, "/-/ready").ok().filter(|r| r.status == 200).map(|_| query(&prom, "up == 1"))?;
         (got.len() == N).then_some(got)
     });
     let mut instances: Vec<String> =
@@ -67,7 +70,7 @@ fn five_instances_aggregate_as_one() {
     let mut own_total = 0u64;
     for i in 0..N {
         let log = dir.path().join(format!("demo-{i}.log"));
-        let writes = poll(&format!("demo {i}'s summary"), Duration::from_secs(60), || {
+        let writes = wait_for(&format!("demo {i}'s summary"), Duration::from_secs(60), || {
             common::summary_writes(&std::fs::read_to_string(&log).ok()?)
         });
         own_total += writes;
@@ -79,21 +82,21 @@ fn five_instances_aggregate_as_one() {
     // dashboard's "Total writes" panel with All) is their sum, exactly.
     let all = |expr: &str| expr.replace("$instance", ".*");
     let total_panel = r#"sum(checkpoint_writes_total{instance=~"$instance"})"#;
-    poll("the final counts scraped", Duration::from_secs(30), || {
-        (promql_scalar(&prom, &all(total_panel)) == Some(own_total as f64)).then_some(())
+    wait_for("the final counts scraped", Duration::from_secs(30), || {
+        (scalar(&prom, &all(total_panel)) == Some(own_total as f64)).then_some(())
     });
     // ... and one instance picked in the variable shows that instance's own.
     for (addr, own) in addrs.iter().zip(&own) {
         let one = total_panel.replace("$instance", &addr.replace('.', "\\\\."));
-        assert_eq!(promql_scalar(&prom, &one), Some(*own), "{addr}");
-        assert_eq!(promql_scalar(&prom, &format!("up{{instance=\"{addr}\"}}")), Some(1.0), "{addr} still up");
+        assert_eq!(scalar(&prom, &one), Some(*own), "{addr}");
+        assert_eq!(scalar(&prom, &format!("up{{instance=\"{addr}\"}}")), Some(1.0), "{addr} still up");
     }
     // Histogram buckets summed by `le` across instances are the sum of
     // each instance's own buckets (what fleet quantiles are computed from).
     let own_inf: f64 = addrs
         .iter()
         .map(|a| {
-            let r = common::get(a, "/metrics").unwrap();
+            let r = http::get(a, "/metrics").unwrap();
             r.body
                 .lines()
                 .filter(|l| l.starts_with("checkpoint_write_duration_seconds_bucket{") && l.contains(r#"le="+Inf""#))
@@ -102,12 +105,12 @@ fn five_instances_aggregate_as_one() {
         })
         .sum();
     assert_eq!(own_inf, own_total as f64);
-    let fleet_inf = promql_scalar(
+    let fleet_inf = scalar(
         &prom,
         &all(r#"sum by (le) (checkpoint_write_duration_seconds_bucket{instance=~"$instance",le="+Inf"})"#),
     );
     assert_eq!(fleet_inf, Some(own_total as f64));
-    let p99 = promql_scalar(
+    let p99 = scalar(
         &prom,
         &all(
             r#"histogram_quantile(0.99, sum by (le) (checkpoint_write_duration_seconds_bucket{instance=~"$instance"}))"#,
@@ -121,28 +124,29 @@ fn five_instances_aggregate_as_one() {
 /// behind (the signal goes to the script alone, not to its group).
 #[test]
 fn a_demo_that_ignores_sigterm_is_killed_when_the_fleet_stops() {
-    common::require_prometheus();
+    require("prometheus", "prometheus");
     let dir = tempfile::tempdir().unwrap();
     let pid_file = dir.path().join("stubborn.pid");
     let stubborn = dir.path().join("stubborn-demo.sh");
     std::fs::write(&stubborn, "#!/bin/bash\ntrap '' TERM\necho $$ > \"$STUBBORN_PID\"\nexec sleep 300\n").unwrap();
     let executable = std::os::unix::fs::PermissionsExt::from_mode(0o755);
     std::fs::set_permissions(&stubborn, executable).unwrap();
-    let mut group = Group::default();
-    let script = group.spawn(
+    let mut group = ChildGuard::new();
+    let script = group.spawn_group(
+        "run-fleet.sh",
         Command::new("bash")
             .arg(format!("{ROOT}/deploy/run-fleet.sh"))
             .arg("1")
             .env("HOTMETER_DEMO", &stubborn)
             .env("STUBBORN_PID", &pid_file)
             .env("HOTMETER_FLEET_DIR", dir.path())
-            .env("FLEET_PROMETHEUS", format!("127.0.0.1:{}", free_port()))
+            .env("FLEET_PROMETHEUS", free_addr())
             .env("FLEET_PORTS", free_port().to_string())
             .env("FLEET_STOP_GRACE", "1")
             .stdout(Stdio::null())
             .stderr(Stdio::null()),
     );
-    let pid: i32 = poll("the stubborn demo", Duration::from_secs(20), || {
+    let pid: i32 = wait_for("the stubborn demo", Duration::from_secs(20), || {
         std::fs::read_to_string(&pid_file).ok()?.trim().parse().ok()
     });
     let alive = |pid: i32| {
@@ -152,6 +156,6 @@ fn a_demo_that_ignores_sigterm_is_killed_when_the_fleet_stops() {
     std::thread::sleep(Duration::from_secs(1));
     let status = Command::new("kill").args(["-TERM", &script.id().to_string()]).status().unwrap();
     assert!(status.success());
-    poll("the script to exit", Duration::from_secs(10), || script.try_wait().unwrap());
+    wait_for("the script to exit", Duration::from_secs(10), || script.try_wait().unwrap());
     assert!(!alive(pid), "the demo that ignored SIGTERM outlived the fleet");
 }

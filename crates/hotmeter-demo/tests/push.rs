@@ -9,30 +9,16 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Demo, Group, free_port, poll, promql, promql_scalar};
+use common::Demo;
+use hotmeter_testkit::promql::{query, scalar};
+use hotmeter_testkit::{Prometheus, http, wait_for};
 
 #[test]
 fn the_demo_pushes_its_final_counts() {
-    common::require_prometheus();
-    let dir = tempfile::tempdir().unwrap();
-    let prom = format!("127.0.0.1:{}", free_port());
-    std::fs::write(dir.path().join("p.yml"), "global:\n  scrape_interval: 1m\n").unwrap();
-    let mut group = Group::default();
-    group.spawn(
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", dir.path().join("p.yml").display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
-            .arg("--web.enable-remote-write-receiver")
-            .arg(format!("--web.listen-address={prom}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    );
-    poll("Prometheus ready", Duration::from_secs(60), || {
-        common::get(&prom, "/-/ready").ok().filter(|r| r.status == 200).map(|_| ())
-    });
+    let receiver = Prometheus::builder("prometheus").remote_write_receiver().start();
+    let prom = receiver.addr();
 
     let url = format!("http://{prom}/api/v1/write");
     let mut demo = Demo::start(&[
@@ -58,18 +44,18 @@ fn the_demo_pushes_its_final_counts() {
     assert!(pushed.contains(" 0 failed, 0 dropped"), "{pushed}");
 
     let sel = r#"job="hotmeter-demo",instance="demo-a""#;
-    let received = poll("the pushed checkpoint counts", Duration::from_secs(30), || {
-        promql_scalar(&prom, &format!("sum(checkpoint_writes_total{{{sel}}})"))
+    let received = wait_for("the pushed checkpoint counts", Duration::from_secs(30), || {
+        scalar(prom, &format!("sum(checkpoint_writes_total{{{sel}}})"))
     });
     assert_eq!(received, own as f64, "Prometheus received the demo's final count exactly");
-    let count = promql_scalar(&prom, &format!("checkpoint_write_duration_seconds_count{{{sel}}}"));
+    let count = scalar(prom, &format!("checkpoint_write_duration_seconds_count{{{sel}}}"));
     assert_eq!(count, Some(own as f64), "one latency observation per write");
     // The histogram arrived whole: every bucket, +Inf equal to the count.
-    let buckets = promql(&prom, &format!("checkpoint_write_duration_seconds_bucket{{{sel}}}"));
+    let buckets = query(prom, &format!("checkpoint_write_duration_seconds_bucket{{{sel}}}"));
     assert!(buckets.len() >= 5, "{buckets:?}");
     let inf = buckets.iter().find(|b| b["metric"]["le"] == "+Inf").expect("an le=\"+Inf\" bucket");
     assert_eq!(inf["value"][1].as_str().and_then(|v| v.parse::<f64>().ok()), Some(own as f64));
-    assert!(promql_scalar(&prom, &format!("sum(checkpoint_write_duration_seconds_sum{{{sel}}})")).unwrap() > 0.0);
+    assert!(scalar(prom, &format!("sum(checkpoint_write_duration_seconds_sum{{{sel}}})")).unwrap() > 0.0);
     // Each dashboard's `instance` variable, asked of this Prometheus that
     // only receives pushes (no scrape, so no `up`), offers the pushed
     // instance.
@@ -82,11 +68,11 @@ fn the_demo_pushes_its_final_counts() {
             .strip_prefix("label_values(")
             .and_then(|r| r.strip_suffix(", instance)"))
             .unwrap_or_else(|| panic!("{file}: {q}"));
-        let r = common::get_with(&prom, "/api/v1/label/instance/values", &[("match[]", metric)]).unwrap();
+        let r = http::get_with(prom, "/api/v1/label/instance/values", &[("match[]", metric)]).unwrap();
         let values: serde_json::Value = serde_json::from_str(&r.body).unwrap();
         assert_eq!(values["data"], serde_json::json!(["demo-a"]), "{file}: {q} offers the pushed instance");
     }
     // Nothing arrived without the external labels.
-    assert_eq!(promql(&prom, r#"{__name__=~"checkpoint_.+", job!="hotmeter-demo"}"#).len(), 0);
-    assert_eq!(promql(&prom, r#"{__name__=~"checkpoint_.+", instance!="demo-a"}"#).len(), 0);
+    assert_eq!(query(prom, r#"{__name__=~"checkpoint_.+", job!="hotmeter-demo"}"#).len(), 0);
+    assert_eq!(query(prom, r#"{__name__=~"checkpoint_.+", instance!="demo-a"}"#).len(), 0);
 }

@@ -1,7 +1,7 @@
 //! The real loop, end to end: the demo with injected write failures, a real
 //! Prometheus scraping it and evaluating a test copy of `alerts/*.yml`
 //! (only `for:` shortened), a real Alertmanager, and a webhook receiver
-//! written here. A second demo with no injected failures runs beside it,
+//! (the testkit's scripted one). A second demo with no injected failures runs beside it,
 //! scraped by a second Prometheus, and must not alert. A third Prometheus,
 //! with `--enable-feature=native-histograms`, scrapes the faulty demo over
 //! protobuf for the dashboard panels that read native buckets (see
@@ -15,18 +15,17 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::{DEMO, Demo};
 use hotmeter_checkpoint::metrics::CHECKPOINT_WRITE_BUCKETS;
+use hotmeter_testkit::promql::{query, scalar};
+use hotmeter_testkit::receiver::{self, Received};
+use hotmeter_testkit::{Alertmanager, Prometheus, http, wait_for, which};
 use serde_json::Value;
 
-const DEMO: &str = env!("CARGO_BIN_EXE_hotmeter-demo");
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 /// Injected failure rate (the issue's 2%), and how far the measured rate
 /// may stray from it: at ~100 writes/s over >= 30 s the binomial standard
@@ -36,126 +35,13 @@ const ERROR_TOLERANCE: f64 = 0.01;
 /// The title suffix that marks a panel reading native-histogram buckets.
 const NATIVE_PANEL: &str = "(native histogram)";
 
-/// Child processes, killed (and reaped) on drop, including on panic.
-#[derive(Default)]
-struct Procs(Vec<(String, Child)>);
-
-impl Procs {
-    fn spawn(&mut self, name: &str, cmd: &mut Command) -> &mut Child {
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        self.0.push((name.to_owned(), child));
-        &mut self.0.last_mut().unwrap().1
-    }
-}
-
-impl Drop for Procs {
-    fn drop(&mut self) {
-        for (_, child) in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// `GET path`; (status, body).
-fn http_get(addr: &str, path: &str) -> Result<(u16, String), ureq::Error> {
-    common::get(addr, path).map(|r| (r.status, r.body))
-}
-
-/// An instant PromQL query; returns the result vector.
-fn query(prom: &str, q: &str) -> Vec<Value> {
-    let r = common::get_with(prom, "/api/v1/query", &[("query", q)]).expect("query Prometheus");
-    let (status, body) = (r.status, r.body);
-    assert_eq!(status, 200, "query {q}: {body}");
-    let v: Value = serde_json::from_str(&body).expect("JSON from Prometheus");
-    assert_eq!(v["status"], "success", "{q}: {body}");
-    v["data"]["result"].as_array().cloned().unwrap_or_default()
-}
-
-fn scalar(prom: &str, q: &str) -> Option<f64> {
-    query(prom, q).first().and_then(|s| s["value"][1].as_str()).and_then(|v| v.parse().ok())
-}
-
-/// Polls `check` every 250 ms until it returns `Some`, or panics after `limit`.
-fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
-/// A webhook receiver: stores every POST body.
-fn webhook() -> (u16, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let store = got.clone();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(conn) = conn else { continue };
-            let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
-            let mut reader = BufReader::new(conn);
-            let mut length = 0usize;
-            let mut line = String::new();
-            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-                line.clear();
-            }
-            let mut body = vec![0; length.min(1 << 20)];
-            if reader.read_exact(&mut body).is_ok() {
-                store.lock().unwrap().push(String::from_utf8_lossy(&body).into_owned());
-            }
-            let _ = reader.get_mut().write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-        }
-    });
-    (port, got)
-}
-
-/// Starts the demo; returns its metrics address once it serves.
-fn start_demo(procs: &mut Procs, name: &str, db: &Path, error_rate: f64) -> String {
-    let child = procs.spawn(
-        name,
-        Command::new(DEMO)
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--rate",
-                "100",
-                "--duration",
-                "10m",
-                "--decide-every",
-                "0",
-                "--error-rate",
-            ])
-            .arg(error_rate.to_string())
-            .arg("--db")
-            .arg(db)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit()),
-    );
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line); // keep draining after the address is read
-        }
-    });
-    loop {
-        let line = rx.recv_timeout(Duration::from_secs(60)).expect("the demo printed its address");
-        if let Some(rest) = line.strip_prefix("serving http://") {
-            return rest.trim_end_matches("/metrics").to_owned();
-        }
-    }
+/// Starts a demo with `error_rate` injected; returns it and its metrics
+/// address once it serves.
+fn start_demo(error_rate: f64) -> (Demo, String) {
+    let rate = error_rate.to_string();
+    let mut demo = Demo::start(&["--rate", "100", "--duration", "10m", "--decide-every", "0", "--error-rate", &rate]);
+    let addr = demo.addr();
+    (demo, addr)
 }
 
 /// The test copy of the rules: identical expressions, `for:` shortened to 5 s.
@@ -197,20 +83,17 @@ enum Needs {
     Native,
 }
 
-/// A Prometheus scraping `target` every second; with `am`, evaluating
-/// `rules` and alerting there; with `native`, ingesting native histograms
-/// (over protobuf).
+/// A Prometheus scraping `target` every second, keeping seven days; with
+/// `am`, evaluating `rules` and alerting there; with `native`, ingesting
+/// native histograms (over protobuf). Its files are `{name}.*` in `dir`.
 fn start_prometheus(
-    procs: &mut Procs,
     dir: &Path,
     name: &str,
     target: &str,
     am: Option<&str>,
     rules: &[PathBuf],
     native: bool,
-) -> String {
-    let port = free_port();
-    let config = dir.join(format!("{name}.yml"));
+) -> Prometheus {
     let rule_list: Vec<String> = rules.iter().map(|r| format!("  - {}", r.display())).collect();
     let alerting = am.map_or(String::new(), |am| {
         format!(
@@ -219,32 +102,17 @@ fn start_prometheus(
             rule_list.join("\n")
         )
     });
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n  external_labels:\n    stack: {name}\n\
-             {alerting}\
-             scrape_configs:\n  - job_name: hotmeter-demo\n    static_configs:\n      - targets: ['{target}']\n",
-        ),
-    )
-    .unwrap();
-    let addr = format!("127.0.0.1:{port}");
-    let features = if native { "exemplar-storage,native-histograms" } else { "exemplar-storage" };
-    procs.spawn(
-        name,
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join(format!("{name}-data")).display()))
-            .arg("--storage.tsdb.retention.time=7d")
-            .arg(format!("--enable-feature={features}"))
-            .arg(format!("--web.listen-address={addr}"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join(format!("{name}.log"))).unwrap()),
+    let config = format!(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n  external_labels:\n    stack: {name}\n\
+         {alerting}\
+         scrape_configs:\n  - job_name: hotmeter-demo\n    static_configs:\n      - targets: ['{target}']\n",
     );
-    wait_for(&format!("{name} ready"), Duration::from_secs(60), || {
-        http_get(&addr, "/-/ready").ok().filter(|(s, _)| *s == 200).map(|_| ())
-    });
-    addr
+    let prometheus = Prometheus::builder(name)
+        .config(config)
+        .dir(dir)
+        .flag("--storage.tsdb.retention.time=7d")
+        .feature("exemplar-storage");
+    if native { prometheus.feature("native-histograms") } else { prometheus }.start()
 }
 
 /// Every `expr` of every panel of both dashboards: (file, panel title,
@@ -297,7 +165,7 @@ fn a_failing_write_becomes_a_delivered_alert() {
         return;
     }
     for bin in ["prometheus", "prometheus-alertmanager"] {
-        let found = Command::new(bin).arg("--version").output().is_ok();
+        let found = which(bin).is_some();
         assert!(
             found,
             "`{bin}` not found: install Debian's prometheus and prometheus-alertmanager, or set HOTMETER_SKIP_STACK=1"
@@ -305,41 +173,26 @@ fn a_failing_write_becomes_a_delivered_alert() {
     }
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
-    let mut procs = Procs::default();
-    let (hook_port, notifications) = webhook();
+    let (hook, notifications) = receiver::scripted(vec![(200, "")]);
+    // The webhook's notifications, as text.
+    let notified = || notifications.lock().unwrap().iter().map(Received::text).collect::<Vec<_>>();
 
     // Alertmanager: loopback only, clustering off, fast grouping.
-    let am = format!("127.0.0.1:{}", free_port());
-    let am_config = dir.path().join("alertmanager.yml");
-    std::fs::write(
-        &am_config,
-        format!(
-            "route:\n  receiver: hook\n  group_by: [alertname, stack]\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n\
-             receivers:\n  - name: hook\n    webhook_configs:\n      - url: http://127.0.0.1:{hook_port}/hook\n"
-        ),
-    )
-    .unwrap();
-    procs.spawn(
-        "alertmanager",
-        Command::new("prometheus-alertmanager")
-            .arg(format!("--config.file={}", am_config.display()))
-            .arg(format!("--storage.path={}", dir.path().join("am-data").display()))
-            .arg(format!("--web.listen-address={am}"))
-            .arg("--cluster.listen-address=")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("alertmanager.log")).unwrap()),
-    );
-    wait_for("alertmanager ready", Duration::from_secs(60), || {
-        http_get(&am, "/-/ready").ok().filter(|(s, _)| *s == 200).map(|_| ())
-    });
+    let alertmanager = Alertmanager::start(&format!(
+        "route:\n  receiver: hook\n  group_by: [alertname, stack]\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n\
+         receivers:\n  - name: hook\n    webhook_configs:\n      - url: http://{hook}/hook\n"
+    ));
+    let am = alertmanager.addr();
 
-    let faulty_demo = start_demo(&mut procs, "demo (faulty)", &dir.path().join("faulty.db"), ERROR_RATE);
-    let clean_demo = start_demo(&mut procs, "demo (clean)", &dir.path().join("clean.db"), 0.0);
+    let (_faulty, faulty_demo) = start_demo(ERROR_RATE);
+    let (_clean, clean_demo) = start_demo(0.0);
     let rules = test_rules(dir.path());
-    let prom = start_prometheus(&mut procs, dir.path(), "faulty", &faulty_demo, Some(&am), &rules, false);
-    let clean_prom = start_prometheus(&mut procs, dir.path(), "clean", &clean_demo, Some(&am), &rules, false);
+    let faulty_prometheus = start_prometheus(dir.path(), "faulty", &faulty_demo, Some(am), &rules, false);
+    let clean_prometheus = start_prometheus(dir.path(), "clean", &clean_demo, Some(am), &rules, false);
     // Native histograms, same demo as `prom`: no rules (they read `_bucket`s).
-    let native_prom = start_prometheus(&mut procs, dir.path(), "native", &faulty_demo, None, &[], true);
+    let native_prometheus = start_prometheus(dir.path(), "native", &faulty_demo, None, &[], true);
+    let (prom, clean_prom, native_prom) =
+        (faulty_prometheus.addr().to_owned(), clean_prometheus.addr().to_owned(), native_prometheus.addr().to_owned());
 
     // The target is up.
     for p in [&prom, &clean_prom, &native_prom] {
@@ -349,7 +202,7 @@ fn a_failing_write_becomes_a_delivered_alert() {
     }
 
     // Every metric any rule or panel names is one the demo really emits.
-    let (_, scrape) = http_get(&faulty_demo, "/metrics").unwrap();
+    let scrape = http::get(&faulty_demo, "/metrics").unwrap().body;
     let emitted: BTreeSet<&str> =
         scrape.lines().filter_map(|l| l.strip_prefix("# TYPE ")).filter_map(|l| l.split(' ').next()).collect();
     let mut referenced = BTreeSet::new();
@@ -380,12 +233,7 @@ fn a_failing_write_becomes_a_delivered_alert() {
     });
     // ... and Alertmanager delivers it to the webhook.
     let delivered = wait_for("the webhook notified of HighErrorRate", Duration::from_secs(60), || {
-        notifications
-            .lock()
-            .unwrap()
-            .iter()
-            .find(|b| b.contains("\"HighErrorRate\"") && b.contains("\"faulty\""))
-            .cloned()
+        notified().into_iter().find(|b| b.contains("\"HighErrorRate\"") && b.contains("\"faulty\""))
     });
     let delivered: Value = serde_json::from_str(&delivered).unwrap();
     let alert =
@@ -436,7 +284,7 @@ fn a_failing_write_becomes_a_delivered_alert() {
     };
     let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64() - 1.0;
     let first_at = |prom: &str, q: &str| -> Option<f64> {
-        let r = common::get_with(prom, "/api/v1/query", &[("query", q), ("time", &at.to_string())]).ok()?;
+        let r = http::get_with(prom, "/api/v1/query", &[("query", q), ("time", &at.to_string())]).ok()?;
         let v: Value = serde_json::from_str(&r.body).ok()?;
         v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
     };
@@ -477,7 +325,7 @@ fn a_failing_write_becomes_a_delivered_alert() {
     // latest total equals what the demo served at that scrape, so it lies
     // between two direct reads taken around the query.
     let direct = |addr: &str| -> f64 {
-        let (_, body) = http_get(addr, "/metrics").unwrap();
+        let body = http::get(addr, "/metrics").unwrap().body;
         body.lines()
             .filter(|l| l.starts_with("checkpoint_writes_total{"))
             .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
@@ -502,8 +350,7 @@ fn a_failing_write_becomes_a_delivered_alert() {
     assert_eq!(state(&clean_prom), None, "HighErrorRate must not even be pending without failures");
     assert_eq!(scalar(&clean_prom, "sum(checkpoint_writes_total{status=\"error\"})"), Some(0.0));
     assert!(scalar(&clean_prom, "sum(checkpoint_writes_total)").unwrap() > 100.0, "the clean demo wrote");
-    let clean_notified =
-        notifications.lock().unwrap().iter().any(|b| b.contains("\"HighErrorRate\"") && b.contains("\"clean\""));
+    let clean_notified = notified().iter().any(|b| b.contains("\"HighErrorRate\"") && b.contains("\"clean\""));
     assert!(!clean_notified, "the clean stack must not notify HighErrorRate");
 
     // The migration decision, from Prometheus: the faulty demo must migrate
@@ -546,7 +393,7 @@ fn a_failing_write_becomes_a_delivered_alert() {
         let (start, end) = ((now - 600).to_string(), (now + 60).to_string());
         let query = [("query", "checkpoint_write_duration_seconds_bucket"), ("start", &start), ("end", &end)];
         let (status, body) =
-            common::get_with(&prom, "/api/v1/query_exemplars", &query).map(|r| (r.status, r.body)).ok()?;
+            http::get_with(&prom, "/api/v1/query_exemplars", &query).map(|r| (r.status, r.body)).ok()?;
         let v: Value = serde_json::from_str(&body).ok()?;
         let found: Vec<Value> = v["data"]
             .as_array()?
@@ -560,7 +407,7 @@ fn a_failing_write_becomes_a_delivered_alert() {
     assert!(trace.chars().all(|c| c.is_ascii_hexdigit()), "{trace}");
 
     // The running Prometheus keeps seven days of history.
-    let (_, flags) = http_get(&prom, "/api/v1/status/flags").unwrap();
+    let flags = http::get(&prom, "/api/v1/status/flags").unwrap().body;
     let flags: Value = serde_json::from_str(&flags).unwrap();
     // Prometheus prints durations in its largest whole unit: 7d reads back as 1w.
     let retention = flags["data"]["storage.tsdb.retention.time"].as_str().unwrap_or_default().to_owned();

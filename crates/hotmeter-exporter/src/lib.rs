@@ -37,15 +37,10 @@
 //! ```
 //!
 //! ## Features
-//! The server is always built (hyper, tokio).
-//! - `client-model`: re-exports `hotmeter_format::client_model`, `prost`
-//!   types of client_model's `metrics.proto` to decode protobuf exposition
-//!   with (tests, benchmarks). The encoder itself needs no protobuf crate.
+//! None: the server is always built (hyper, tokio).
 
 #![forbid(unsafe_code)]
 
-#[cfg(feature = "client-model")]
-pub use hotmeter_format::client_model;
 mod connections;
 mod dashboard;
 mod history;

@@ -2,12 +2,10 @@
 //! security headers, the history JSON the sampler fills, the application's
 //! sources, authentication on every route, and the switch that turns it off.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::get;
 use hotmeter_exporter::{Auth, DASHBOARD_CSP, Exporter, HistoryConfig};
+use hotmeter_testkit::raw::{self, get};
 
 fn fast_history() -> HistoryConfig {
     HistoryConfig { interval: Duration::from_millis(100), samples: 50, ..HistoryConfig::default() }
@@ -147,7 +145,7 @@ fn every_dashboard_route_needs_credentials() {
             assert_eq!(r.header("content-security-policy"), Some(DASHBOARD_CSP), "{path}");
             assert_eq!(r.header("x-content-type-options"), Some("nosniff"), "{path}");
             let post =
-                common::raw(addr, format!("POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes());
+                raw::exchange(addr, format!("POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes());
             assert_eq!(post.status, 405, "{path}");
             assert_eq!(post.header("content-security-policy"), Some(DASHBOARD_CSP), "POST {path}");
         }

@@ -3,13 +3,12 @@
 //! was reset mid-response once `max_connections` silent newcomers came).
 //! Raw sockets on purpose (silent newcomers, a slow reader).
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use hotmeter_exporter::{Exporter, Limits};
+use hotmeter_testkit::raw;
 
 #[test]
 fn a_scrape_being_written_outlasts_silent_newcomers() {
@@ -31,7 +30,7 @@ fn a_scrape_being_written_outlasts_silent_newcomers() {
 
     // The scraper: sends a complete head, reads the response slowly.
     let mut scraper = TcpStream::connect(addr).unwrap();
-    scraper.write_all(&common::get_request("/metrics", "")).unwrap();
+    scraper.write_all(&raw::get_request("/metrics", "")).unwrap();
     let mut buf = vec![0u8; 4096];
     let mut got = 0usize;
     scraper.set_read_timeout(Some(Duration::from_secs(30))).unwrap();

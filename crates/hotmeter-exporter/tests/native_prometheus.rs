@@ -9,65 +9,14 @@
 //! bucket as [`hotmeter::native_quantile`] does, so the two quantiles agree
 //! to floating-point rounding (rate scales every bucket alike).
 
-mod common;
-
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hotmeter::{Buckets, NativeOpts, Registry};
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn encode(q: &str) -> String {
-    q.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// The value of a PromQL instant query that returns one sample, if any.
-fn query(prom: SocketAddr, q: &str) -> Option<f64> {
-    let reply = common::try_raw(
-        prom,
-        &common::get_request(&format!("/api/v1/query?query={}", encode(q)), ""),
-        Duration::from_secs(10),
-    )
-    .ok()?;
-    let v: serde_json::Value = serde_json::from_slice(&reply.body).ok()?;
-    let result = v["data"]["result"].as_array()?;
-    if result.len() != 1 {
-        return None;
-    }
-    result[0]["value"][1].as_str()?.parse().ok()
-}
-
-fn poll<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
+use hotmeter_testkit::promql::scalar;
+use hotmeter_testkit::{Prometheus, wait_for};
 
 #[test]
 fn prometheus_ingests_native_histograms_over_protobuf_and_agrees_on_quantiles() {
-    assert!(
-        Command::new("prometheus").arg("--version").output().is_ok(),
-        "`prometheus` not found: install Debian's prometheus (ci/test.sh does)"
-    );
     let registry = Registry::new();
     let h = registry
         .native_histogram("work_seconds", "Work.", NativeOpts::new().classic(Buckets::new([0.001, 0.01, 0.1]).unwrap()))
@@ -76,37 +25,17 @@ fn prometheus_ingests_native_histograms_over_protobuf_and_agrees_on_quantiles() 
         hotmeter_exporter::Exporter::new(registry.clone()).listen("127.0.0.1:0".parse().unwrap()).start().unwrap();
     let target = server.local_addr();
 
-    let dir = std::env::temp_dir().join(format!("hotmeter-native-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let prom: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let config = dir.join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: native\n    static_configs:\n      - targets: ['{target}']\n"
-        ),
-    )
-    .unwrap();
-    let _prometheus = Killed(
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
-            .arg("--enable-feature=native-histograms")
-            .arg(format!("--web.listen-address={prom}"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("prometheus.log")).unwrap())
-            .spawn()
-            .unwrap(),
-    );
+    let prometheus =
+        Prometheus::builder("prometheus").scrape("native", &target.to_string()).feature("native-histograms").start();
+    let prom = prometheus.addr();
 
     // Batch A: a spread from 20 µs to 2 ms.
     for i in 0..1000 {
         h.observe(20e-6 * (1.0 + i as f64 * 0.1));
     }
     // Scraped as a native histogram: its count is A's, exactly.
-    poll("batch A scraped", Duration::from_secs(60), || {
-        query(prom, "histogram_count(work_seconds)").filter(|&c| c == 1000.0)
+    wait_for("batch A scraped", Duration::from_secs(60), || {
+        scalar(prom, "histogram_count(work_seconds)").filter(|&c| c == 1000.0)
     });
     std::thread::sleep(Duration::from_secs(3));
     let a_done = Instant::now();
@@ -115,8 +44,8 @@ fn prometheus_ingests_native_histograms_over_protobuf_and_agrees_on_quantiles() 
     for &v in &b {
         h.observe(v);
     }
-    poll("batch B scraped", Duration::from_secs(60), || {
-        query(prom, "histogram_count(work_seconds)").filter(|&c| c == 4000.0)
+    wait_for("batch B scraped", Duration::from_secs(60), || {
+        scalar(prom, "histogram_count(work_seconds)").filter(|&c| c == 4000.0)
     });
     std::thread::sleep(Duration::from_secs(2));
 
@@ -131,7 +60,7 @@ fn prometheus_ingests_native_histograms_over_protobuf_and_agrees_on_quantiles() 
     let window = format!("{}ms", a_done.elapsed().as_millis() + 1500);
     for q in [0.5, 0.9, 0.99] {
         let promql = format!("histogram_quantile({q}, rate(work_seconds[{window}]))");
-        let theirs = poll(&promql, Duration::from_secs(20), || query(prom, &promql));
+        let theirs = wait_for(&promql, Duration::from_secs(20), || scalar(prom, &promql));
         let ours = own.quantile(q).unwrap();
         assert!(
             ((theirs - ours) / ours).abs() < 1e-9,
@@ -144,13 +73,12 @@ fn prometheus_ingests_native_histograms_over_protobuf_and_agrees_on_quantiles() 
         panic!("not a native histogram")
     };
     let (count, sum) = (&native.count, &native.sum);
-    assert_eq!(query(prom, "histogram_count(work_seconds)"), Some(*count as f64));
-    let their_sum = query(prom, "histogram_sum(work_seconds)").unwrap();
+    assert_eq!(scalar(prom, "histogram_count(work_seconds)"), Some(*count as f64));
+    let their_sum = scalar(prom, "histogram_sum(work_seconds)").unwrap();
     assert!(((their_sum - sum) / sum).abs() < 1e-12, "sum {their_sum} vs {sum}");
     // The observation rate: B's 3000 observations over the window, within
     // what rate's extrapolation to the window's edges allows.
-    let rate = query(prom, &format!("histogram_count(increase(work_seconds[{window}]))")).unwrap();
+    let rate = scalar(prom, &format!("histogram_count(increase(work_seconds[{window}]))")).unwrap();
     assert!((rate - 3000.0).abs() / 3000.0 < 0.5, "increase {rate} for 3000 observations");
-    let _ = std::fs::remove_dir_all(&dir);
     drop(server);
 }

@@ -2,14 +2,12 @@
 //! negotiation, gzip, 404/405, readiness, auth, limits, malformed and slow
 //! clients, graceful shutdown. Every client is bounded by timeouts.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::{get, raw};
 use hotmeter_exporter::{Auth, Exporter, Limits};
+use hotmeter_testkit::raw::{self, get};
 
 fn registry() -> hotmeter::Registry {
     let r = hotmeter::Registry::new();
@@ -133,14 +131,14 @@ fn routes_negotiation_gzip_and_errors() {
     assert_eq!(r.header("content-type"), Some("application/json"));
     assert!(r.text().contains("\"name\":\"jobs_total\""));
 
-    let r = raw(addr, b"HEAD /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let r = raw::exchange(addr, b"HEAD /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     assert_eq!(r.status, 200);
     assert!(r.body.is_empty());
     let full_length = get(addr, "/metrics", "").body.len().to_string();
     assert_eq!(r.header("content-length"), Some(full_length.as_str()));
 
     assert_eq!(get(addr, "/nope", "").status, 404);
-    let r = raw(addr, b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    let r = raw::exchange(addr, b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     assert_eq!(r.status, 405);
     assert_eq!(r.header("allow"), Some("GET, HEAD"));
     assert_eq!(get(addr, "/healthz", "").status, 200);
@@ -151,12 +149,13 @@ fn routes_negotiation_gzip_and_errors() {
     assert_eq!(get(addr, "/readyz", "").status, 200);
 
     // Malformed requests get an error, never a panic, and the server lives on.
-    let r = raw(addr, b"THIS IS NOT HTTP\r\n\r\n");
+    let r = raw::exchange(addr, b"THIS IS NOT HTTP\r\n\r\n");
     assert_eq!(r.status, 400);
     let huge = format!("GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(64 * 1024));
-    let r = raw(addr, huge.as_bytes());
+    let r = raw::exchange(addr, huge.as_bytes());
     assert_eq!(r.status, 431);
-    let r = raw(addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 999999\r\nConnection: close\r\n\r\n");
+    let r =
+        raw::exchange(addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 999999\r\nConnection: close\r\n\r\n");
     assert_eq!(r.status, 413);
     assert_eq!(get(addr, "/metrics", "").status, 200);
 

@@ -9,14 +9,13 @@
 //! counts this process's open files). The sustained test runs 60 s;
 //! `HOTMETER_FLOOD_SECS` shortens it while iterating.
 
-mod common;
-
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use hotmeter_exporter::{Exporter, Limits};
+use hotmeter_testkit::raw;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -71,7 +70,7 @@ fn rss_kib() -> u64 {
 /// One normal scrape: `GET /metrics`, answered `200` within [`SCRAPE_LIMIT`].
 fn scrape(addr: SocketAddr) -> Result<Duration, String> {
     let started = Instant::now();
-    match common::try_raw(addr, &common::get_request("/metrics", ""), SCRAPE_LIMIT) {
+    match raw::try_exchange(addr, &raw::get_request("/metrics", ""), SCRAPE_LIMIT) {
         Ok(r) if r.status == 200 && r.text().contains("jobs_total 7\n") => Ok(started.elapsed()),
         Ok(r) => Err(format!("status {} after {:?}", r.status, started.elapsed())),
         Err(e) => Err(format!("{e} after {:?}", started.elapsed())),

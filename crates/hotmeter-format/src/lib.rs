@@ -27,14 +27,11 @@
 //! ```
 //!
 //! ## Features
-//! - `client-model`: the `client_model` module, `prost` types of
-//!   client_model's `metrics.proto` to decode protobuf exposition with
-//!   (tests, benchmarks). The encoder itself needs no protobuf crate.
+//! None: the protobuf encoder writes the wire format itself and needs no
+//! protobuf crate (tests decode it with `hotmeter-testkit`'s prost types).
 
 #![forbid(unsafe_code)]
 
-#[cfg(any(test, feature = "client-model"))]
-pub mod client_model;
 mod json;
 mod names;
 mod negotiate;

@@ -4,13 +4,12 @@
 //! receiver fails, strictly increasing snapshot timestamps, and bad
 //! settings refused with typed errors.
 
-mod common;
-
 use std::time::Duration;
 
 use hotmeter::{Counter, Registry};
 use hotmeter_push::proto::WriteRequest;
 use hotmeter_push::{ConfigError, RemoteWrite};
+use hotmeter_testkit::{receiver, wait_for};
 use prost::Message;
 
 fn registry_with_writes(n: u64) -> (Registry, Counter) {
@@ -27,7 +26,7 @@ fn decode(body: &[u8]) -> WriteRequest {
 
 #[test]
 fn headers_body_and_a_400_is_never_retried() {
-    let (addr, got) = common::scripted_receiver(vec![(400, "")]);
+    let (addr, got) = receiver::scripted(vec![(400, "")]);
     let (registry, _) = registry_with_writes(17);
     let writer = RemoteWrite::new(format!("http://{addr}/api/v1/write"))
         .interval(Duration::from_secs(3600))
@@ -36,7 +35,7 @@ fn headers_body_and_a_400_is_never_retried() {
         .backoff(Duration::from_millis(10), Duration::from_millis(20))
         .start(&registry)
         .unwrap();
-    common::wait_for("the first push", Duration::from_secs(10), || (!got.lock().unwrap().is_empty()).then_some(()));
+    wait_for("the first push", Duration::from_secs(10), || (!got.lock().unwrap().is_empty()).then_some(()));
     let stats = writer.shutdown(Duration::from_secs(5));
     let got = got.lock().unwrap();
     // The first snapshot and the last one (at shutdown): one request each,
@@ -69,7 +68,7 @@ fn headers_body_and_a_400_is_never_retried() {
 
 #[test]
 fn a_429_is_retried_after_its_retry_after() {
-    let (addr, got) = common::scripted_receiver(vec![(429, "Retry-After: 1\r\n"), (200, "")]);
+    let (addr, got) = receiver::scripted(vec![(429, "Retry-After: 1\r\n"), (200, "")]);
     let (registry, _) = registry_with_writes(3);
     // Backoff alone would retry within 20 ms: any longer gap is Retry-After's.
     let writer = RemoteWrite::new(format!("http://{addr}/api/v1/write"))
@@ -77,7 +76,7 @@ fn a_429_is_retried_after_its_retry_after() {
         .backoff(Duration::from_millis(10), Duration::from_millis(20))
         .start(&registry)
         .unwrap();
-    let (first, second) = common::wait_for("the retry", Duration::from_secs(10), || {
+    let (first, second) = wait_for("the retry", Duration::from_secs(10), || {
         let g = got.lock().unwrap();
         (g.len() >= 2).then(|| (g[0].clone(), g[1].clone()))
     });
@@ -92,7 +91,7 @@ fn a_429_is_retried_after_its_retry_after() {
 
 #[test]
 fn a_failing_receiver_never_grows_the_queue_past_its_bound() {
-    let (addr, got) = common::scripted_receiver(vec![(503, "")]);
+    let (addr, got) = receiver::scripted(vec![(503, "")]);
     let (registry, writes) = registry_with_writes(0);
     // A native histogram with classic buckets alongside: one series, one
     // sample per snapshot (its classic buckets are not sent by default).
@@ -115,7 +114,7 @@ fn a_failing_receiver_never_grows_the_queue_past_its_bound() {
         }
         std::thread::sleep(Duration::from_millis(1));
     }
-    common::wait_for("drops from the full queue", Duration::from_secs(20), || {
+    wait_for("drops from the full queue", Duration::from_secs(20), || {
         let s = writer.stats();
         assert!(s.queue_len <= 3 && s.max_queue_len <= 3, "{s:?}");
         (s.dropped > 0 && s.retried > 0).then_some(())
@@ -152,7 +151,7 @@ fn a_failing_receiver_never_grows_the_queue_past_its_bound() {
 /// with a 400 that rolls back the whole request.
 #[test]
 fn snapshots_never_share_a_timestamp() {
-    let (addr, got) = common::scripted_receiver(vec![(204, "")]);
+    let (addr, got) = receiver::scripted(vec![(204, "")]);
     let registry = Registry::new();
     let c = registry.counter("ticks_total", "Ticks.").unwrap();
     let writer = RemoteWrite::new(format!("http://{addr}/api/v1/write"))

@@ -6,8 +6,6 @@
 //! These receivers open raw sockets because they send broken or stalled
 //! HTTP on purpose.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
@@ -16,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use hotmeter::Registry;
 use hotmeter_push::RemoteWrite;
+use hotmeter_testkit::{receiver, wait_for};
 
 /// A loopback listener that hands every accepted connection to `serve` on
 /// its own thread; counts connections.
@@ -84,9 +83,7 @@ fn shutdown_keeps_its_deadline(addr: &str, accepted: &AtomicUsize) {
         .interval(Duration::from_secs(3600))
         .start(&registry)
         .unwrap();
-    common::wait_for("the first request", Duration::from_secs(10), || {
-        (accepted.load(Ordering::SeqCst) > 0).then_some(())
-    });
+    wait_for("the first request", Duration::from_secs(10), || (accepted.load(Ordering::SeqCst) > 0).then_some(()));
     std::thread::sleep(Duration::from_millis(200));
     let started = Instant::now();
     let stats = writer.shutdown(Duration::from_millis(500));
@@ -127,7 +124,7 @@ fn a_retry_after_of_days_does_not_hold_shutdown() {
 /// the attempt timeout ends the retries at once with the 503.
 #[test]
 fn a_pushgateway_asking_for_days_fails_the_push_at_once() {
-    let (addr, got) = common::scripted_receiver(vec![(503, "Retry-After: 999999\r\n")]);
+    let (addr, got) = receiver::scripted(vec![(503, "Retry-After: 999999\r\n")]);
     let registry = Registry::new();
     registry.counter("batch_rows_total", "Rows.").unwrap().inc();
     let gateway = hotmeter_push::Pushgateway::new(&format!("http://{addr}")).unwrap();

@@ -12,13 +12,13 @@
 //! Needs Debian's `prometheus` (the test command installs it); without it
 //! these tests fail and say so.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Procs, free_port, query, scalar, start_receiver, start_receiver_with, wait_for};
 use hotmeter::{Buckets, NameValidation, NativeOpts, Registry};
 use hotmeter_push::{NativeHistograms, RemoteWrite};
+use hotmeter_testkit::Prometheus;
+use hotmeter_testkit::promql::{query, scalar};
+use hotmeter_testkit::wait_for;
 
 /// Known observations: 100 negative, 100 zeros (the zero bucket), 1,800
 /// positive from 0.1 ms to about 0.8 s, so the buckets have a negative
@@ -33,10 +33,8 @@ fn observations() -> Vec<f64> {
 
 #[test]
 fn prometheus_receives_native_histograms_and_agrees_on_count_sum_and_quantile() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut procs = Procs::default();
-    let prom = format!("127.0.0.1:{}", free_port());
-    start_receiver_with(&mut procs, "prometheus", dir.path(), &prom, &["--enable-feature=native-histograms"]);
+    let receiver = Prometheus::builder("prometheus").remote_write_receiver().feature("native-histograms").start();
+    let prom = receiver.addr();
 
     let registry =
         Registry::builder().name_validation(NameValidation::Utf8).const_label("zone.id", "z1").build().unwrap();
@@ -66,22 +64,22 @@ fn prometheus_receives_native_histograms_and_agrees_on_count_sum_and_quantile() 
     // the constant label `zone.id` as `zone_id`.
     let sel = r#"pushed_rt_seconds{job="native-push",zone_id="z1"}"#;
     let count = wait_for("the pushed native histogram", Duration::from_secs(30), || {
-        scalar(&prom, &format!("histogram_count({sel})"))
+        scalar(prom, &format!("histogram_count({sel})"))
     });
     assert_eq!(count, ours.native.count as f64, "count, exactly");
-    assert_eq!(scalar(&prom, &format!("histogram_sum({sel})")), Some(ours.native.sum), "sum, exactly");
+    assert_eq!(scalar(prom, &format!("histogram_sum({sel})")), Some(ours.native.sum), "sum, exactly");
     for q in [0.5, 0.9, 0.05] {
-        let theirs = scalar(&prom, &format!("histogram_quantile({q}, {sel})")).expect("a quantile");
+        let theirs = scalar(prom, &format!("histogram_quantile({q}, {sel})")).expect("a quantile");
         let mine = ours.quantile(q).unwrap();
         assert!(((theirs - mine) / mine).abs() < 1e-9, "q={q}: Prometheus says {theirs}, hotmeter {mine}");
     }
     // One series, stored as a native histogram: no float sample under the
     // name, and the classic buckets kept alongside were not sent.
-    let raw = query(&prom, sel);
+    let raw = query(prom, sel);
     assert_eq!(raw.len(), 1, "{raw:?}");
     assert!(raw[0].get("histogram").is_some() && raw[0].get("value").is_none(), "{raw:?}");
     for suffix in ["_bucket", "_sum", "_count"] {
-        let classic = query(&prom, &format!("pushed_rt_seconds{suffix}"));
+        let classic = query(prom, &format!("pushed_rt_seconds{suffix}"));
         assert!(classic.is_empty(), "{suffix} sent in native mode: {classic:?}");
     }
 }
@@ -91,10 +89,8 @@ fn prometheus_receives_native_histograms_and_agrees_on_count_sum_and_quantile() 
 /// instead and everything arrives.
 #[test]
 fn classic_mode_serves_a_receiver_without_native_histograms() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut procs = Procs::default();
-    let prom = format!("127.0.0.1:{}", free_port());
-    start_receiver(&mut procs, "prometheus", dir.path(), &prom);
+    let receiver = Prometheus::builder("prometheus").remote_write_receiver().start();
+    let prom = receiver.addr();
 
     let registry = Registry::new();
     let opts = NativeOpts::new().classic(Buckets::new([0.001, 0.01, 0.1]).unwrap());
@@ -113,11 +109,11 @@ fn classic_mode_serves_a_receiver_without_native_histograms() {
 
     let sel = r#"{job="classic-push"}"#;
     let count = wait_for("the classic count", Duration::from_secs(30), || {
-        scalar(&prom, &format!("classic_rt_seconds_count{sel}"))
+        scalar(prom, &format!("classic_rt_seconds_count{sel}"))
     });
     assert_eq!(count, 2000.0);
     // -0.01.. and the zeros at or below 0.001; then each bound's share.
-    let mut buckets: Vec<(String, f64)> = query(&prom, &format!("classic_rt_seconds_bucket{sel}"))
+    let mut buckets: Vec<(String, f64)> = query(prom, &format!("classic_rt_seconds_bucket{sel}"))
         .iter()
         .map(|s| (s["metric"]["le"].as_str().unwrap().to_owned(), s["value"][1].as_str().unwrap().parse().unwrap()))
         .collect();

@@ -8,15 +8,14 @@
 //! Needs Debian's `prometheus` (the test command installs it); without it
 //! these tests fail and say so.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Procs, free_port, query, scalar, start_receiver, wait_for};
 use hotmeter::{Buckets, Counter, Registry, SummaryOpts};
 use hotmeter_push::RemoteWrite;
+use hotmeter_testkit::promql::{query, scalar};
+use hotmeter_testkit::{Prometheus, wait_for};
 
 hotmeter::label_enum! {
     /// Outcome of a write.
@@ -25,10 +24,8 @@ hotmeter::label_enum! {
 
 #[test]
 fn received_values_equal_pushed_values() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut procs = Procs::default();
-    let prom = format!("127.0.0.1:{}", free_port());
-    start_receiver(&mut procs, "prometheus", dir.path(), &prom);
+    let receiver = Prometheus::builder("prometheus").remote_write_receiver().start();
+    let prom = receiver.addr();
 
     let registry = Registry::new();
     let writes: hotmeter::Family<Status, Counter> =
@@ -56,35 +53,36 @@ fn received_values_equal_pushed_values() {
 
     let sel = r#"{job="push-test",instance="host-1:9898",region="eu"}"#;
     let ok = wait_for("the pushed counter", Duration::from_secs(30), || {
-        scalar(&prom, &format!("pushed_writes_total{{status=\"ok\",{}", &sel[1..]))
+        scalar(prom, &format!("pushed_writes_total{{status=\"ok\",{}", &sel[1..]))
     });
     assert_eq!(ok, 123_456_800.0, "exact, and the last snapshot's");
-    assert_eq!(scalar(&prom, &format!("pushed_writes_total{{status=\"error\",{}", &sel[1..])), Some(5.0));
+    assert_eq!(scalar(prom, &format!("pushed_writes_total{{status=\"error\",{}", &sel[1..])), Some(5.0));
 
     // Every bucket, cumulative, with the exposition's `le` spelling.
-    let mut buckets: Vec<(String, f64)> = query(&prom, &format!("pushed_latency_seconds_bucket{sel}"))
+    let mut buckets: Vec<(String, f64)> = query(prom, &format!("pushed_latency_seconds_bucket{sel}"))
         .iter()
         .map(|s| (s["metric"]["le"].as_str().unwrap().to_owned(), s["value"][1].as_str().unwrap().parse().unwrap()))
         .collect();
     buckets.sort_by(|a, b| a.1.total_cmp(&b.1));
     let want = [("0.01", 1.0), ("0.1", 3.0), ("1.0", 4.0), ("+Inf", 5.0)];
     assert_eq!(buckets, want.map(|(l, v)| (l.to_owned(), v)), "buckets");
-    assert_eq!(scalar(&prom, &format!("pushed_latency_seconds_count{sel}")), Some(5.0));
-    assert_eq!(scalar(&prom, &format!("pushed_latency_seconds_sum{sel}")), Some(0.005 + 0.05 + 0.06 + 0.5 + 5.0));
-    assert_eq!(scalar(&prom, &format!("pushed_size_bytes_count{sel}")), Some(1.0));
-    let quantiles = query(&prom, &format!("pushed_size_bytes{sel}"));
+    assert_eq!(scalar(prom, &format!("pushed_latency_seconds_count{sel}")), Some(5.0));
+    assert_eq!(scalar(prom, &format!("pushed_latency_seconds_sum{sel}")), Some(0.005 + 0.05 + 0.06 + 0.5 + 5.0));
+    assert_eq!(scalar(prom, &format!("pushed_size_bytes_count{sel}")), Some(1.0));
+    let quantiles = query(prom, &format!("pushed_size_bytes{sel}"));
     assert_eq!(quantiles.len(), SummaryOpts::default().quantiles.len(), "{quantiles:?}");
     // The client's own metrics travel too, with the same labels.
-    let capacity = scalar(&prom, &format!("remote_write_queue_capacity{sel}"));
+    let capacity = scalar(prom, &format!("remote_write_queue_capacity{sel}"));
     assert_eq!(capacity, Some(hotmeter_push::DEFAULT_QUEUE_CAPACITY as f64));
 }
 
 #[test]
 fn a_30_second_outage_is_counted_and_bounded() {
+    // Its data outlives the first process: the restart picks it up.
     let dir = tempfile::tempdir().unwrap();
-    let mut procs = Procs::default();
-    let prom = format!("127.0.0.1:{}", free_port());
-    start_receiver(&mut procs, "prometheus", dir.path(), &prom);
+    let receiver = || Prometheus::builder("prometheus").remote_write_receiver().dir(dir.path());
+    let first = receiver().start();
+    let prom = first.addr().to_owned();
 
     let registry = Registry::new();
     let work = registry.counter("outage_work_total", "Work done.").unwrap();
@@ -114,7 +112,7 @@ fn a_30_second_outage_is_counted_and_bounded() {
     };
 
     wait_for("a first delivery", Duration::from_secs(30), || (writer.stats().sent > 0).then_some(()));
-    procs.kill("prometheus");
+    drop(first); // killed
     let down = Instant::now();
     while down.elapsed() < Duration::from_secs(30) {
         let s = writer.stats();
@@ -124,7 +122,7 @@ fn a_30_second_outage_is_counted_and_bounded() {
     let during = writer.stats();
     assert!(during.dropped > 0 && during.retried > 0, "an outage this long drops and retries: {during:?}");
 
-    start_receiver(&mut procs, "prometheus (restarted)", dir.path(), &prom);
+    let _restarted = receiver().listen(&prom).start();
     wait_for("deliveries after the restart", Duration::from_secs(60), || {
         (writer.stats().sent > during.sent).then_some(())
     });

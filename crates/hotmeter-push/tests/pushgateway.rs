@@ -7,18 +7,13 @@
 //! Needs Debian's `prometheus-pushgateway` (the test command installs
 //! it); without it this test fails and says so.
 
-mod common;
-
-use std::process::{Command, Stdio};
-use std::time::Duration;
-
-use common::{Procs, free_port, get, wait_for};
 use hotmeter::{Buckets, Registry};
 use hotmeter_push::{GroupingKey, Pushgateway, SendError};
+use hotmeter_testkit::http;
 
 /// Lines of the Pushgateway's `/metrics` that belong to our job.
 fn group_lines(gw: &str) -> Vec<String> {
-    let (status, body) = get(gw, "/metrics", &[]).expect("GET /metrics");
+    let http::Reply { status, body, .. } = http::get(gw, "/metrics").expect("GET /metrics");
     assert_eq!(status, 200);
     body.lines().filter(|l| !l.starts_with('#') && l.contains(r#"job="nightly-export""#)).map(str::to_owned).collect()
 }
@@ -29,19 +24,8 @@ fn value(lines: &[String], prefix: &str) -> Option<f64> {
 
 #[test]
 fn push_push_add_and_delete_a_group() {
-    common::require("prometheus-pushgateway", "prometheus-pushgateway");
-    let mut procs = Procs::default();
-    let gw = format!("127.0.0.1:{}", free_port());
-    procs.spawn(
-        "pushgateway",
-        Command::new("prometheus-pushgateway")
-            .arg(format!("--web.listen-address={gw}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    );
-    wait_for("the Pushgateway ready", Duration::from_secs(30), || {
-        get(&gw, "/-/ready", &[]).filter(|(s, _)| *s == 200).map(|_| ())
-    });
+    let pushgateway = hotmeter_testkit::Pushgateway::start();
+    let gw = pushgateway.addr();
 
     // The batch job.
     let registry = Registry::new();
@@ -52,7 +36,7 @@ fn push_push_add_and_delete_a_group() {
     let key = GroupingKey::new("nightly-export").unwrap().label("shard", "3").unwrap().label("path", "/var/x").unwrap();
     gateway.push(&registry, &key).unwrap();
 
-    let lines = group_lines(&gw);
+    let lines = group_lines(gw);
     let rows = lines.iter().find(|l| l.starts_with("export_rows_total{")).expect("the pushed counter");
     for label in [r#"job="nightly-export""#, r#"shard="3""#, r#"path="/var/x""#] {
         assert!(rows.contains(label), "{label} missing from {rows}");
@@ -65,13 +49,13 @@ fn push_push_add_and_delete_a_group() {
     let extra = Registry::new();
     extra.gauge("export_last_success_timestamp_seconds", "When it last succeeded.").unwrap().set(1.7e9);
     gateway.push_add(&extra, &key).unwrap();
-    let lines = group_lines(&gw);
+    let lines = group_lines(gw);
     assert_eq!(value(&lines, "export_rows_total{"), Some(1234.0));
     assert_eq!(value(&lines, "export_last_success_timestamp_seconds{"), Some(1.7e9));
 
     // push replaces the group.
     gateway.push(&extra, &key).unwrap();
-    let lines = group_lines(&gw);
+    let lines = group_lines(gw);
     assert_eq!(value(&lines, "export_rows_total{"), None, "PUT replaced the group: {lines:?}");
     assert_eq!(value(&lines, "export_last_success_timestamp_seconds{"), Some(1.7e9));
 
@@ -87,33 +71,22 @@ fn push_push_add_and_delete_a_group() {
     }
 
     // The refused push left only the Pushgateway's failure marker for its group.
-    let lines = group_lines(&gw);
+    let lines = group_lines(gw);
     assert!(lines.iter().any(|l| l.starts_with("push_failure_time_seconds{") && l.contains(r#"shard="4""#)));
 
     gateway.delete(&key).unwrap();
-    let lines = group_lines(&gw);
+    let lines = group_lines(gw);
     assert!(!lines.iter().any(|l| l.contains(r#"shard="3""#)), "the group is gone: {lines:?}");
     gateway.delete(&other_key).unwrap();
-    assert_eq!(group_lines(&gw), Vec::<String>::new(), "both groups are gone");
+    assert_eq!(group_lines(gw), Vec::<String>::new(), "both groups are gone");
 }
 
 /// A registry of UTF-8 names pushes as text 0.0.4 with the names escaped
 /// by `underscores`, and the Pushgateway takes it.
 #[test]
 fn utf8_names_arrive_escaped() {
-    common::require("prometheus-pushgateway", "prometheus-pushgateway");
-    let mut procs = Procs::default();
-    let gw = format!("127.0.0.1:{}", free_port());
-    procs.spawn(
-        "pushgateway",
-        Command::new("prometheus-pushgateway")
-            .arg(format!("--web.listen-address={gw}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    );
-    wait_for("the Pushgateway ready", Duration::from_secs(30), || {
-        get(&gw, "/-/ready", &[]).filter(|(s, _)| *s == 200).map(|_| ())
-    });
+    let pushgateway = hotmeter_testkit::Pushgateway::start();
+    let gw = pushgateway.addr();
 
     let registry = Registry::builder().name_validation(hotmeter::NameValidation::Utf8).build().unwrap();
     let fam = registry
@@ -124,7 +97,7 @@ fn utf8_names_arrive_escaped() {
     let key = GroupingKey::new("utf8-job").unwrap();
     gateway.push(&registry, &key).unwrap();
 
-    let (status, body) = get(&gw, "/metrics", &[]).expect("GET /metrics");
+    let http::Reply { status, body, .. } = http::get(gw, "/metrics").expect("GET /metrics");
     assert_eq!(status, 200);
     let line = body
         .lines()

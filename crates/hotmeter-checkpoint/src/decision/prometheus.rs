@@ -223,8 +223,7 @@ mod tests {
 
     #[test]
     fn a_server_that_is_down_is_an_error() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let src = PrometheusSource::new(&format!("http://127.0.0.1:{port}")).unwrap();
+        let src = PrometheusSource::new(&format!("http://{}", hotmeter_testkit::free_addr())).unwrap();
         assert!(matches!(src.fetch(Deployment::SingleServer), Err(SourceError::Unreachable { .. })));
     }
 

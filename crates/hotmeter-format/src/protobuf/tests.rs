@@ -1,5 +1,5 @@
 //! The encoder judged by a decoder that is not ours: prost's derive on the
-//! checked-in `metrics.proto` types ([`crate::client_model`]).
+//! checked-in `metrics.proto` types (`hotmeter_testkit::client_model`).
 
 use std::sync::Arc;
 
@@ -9,7 +9,7 @@ use hotmeter::{Buckets, Opts, OwnedValue, Registry, Summary, SummaryOpts, TraceI
 use proptest::prelude::*;
 
 use super::*;
-use crate::client_model::{self as pb, MetricFamily};
+use hotmeter_testkit::client_model::{self as pb, MetricFamily};
 
 fn encode(registry: &Registry) -> Vec<MetricFamily> {
     let mut out = Vec::new();

@@ -1,5 +1,5 @@
 //! The `io.prometheus.client` messages of client_model's `metrics.proto`,
-//! as `prost` types, for decoding what [`encode_protobuf`](crate::encode_protobuf)
+//! as `prost` types, for decoding what `hotmeter_format::encode_protobuf`
 //! (or any other library) writes: a decoder that is not ours.
 //!
 //! Pure-Rust prost derive on checked-in types, because a fresh machine has
@@ -9,7 +9,7 @@
 //!
 //! Owns: the message shapes. Must not: be used on the scrape path (the
 //! encoder writes the wire format directly); it exists for tests and the
-//! benchmarks' completeness checks, behind the `client-model` feature.
+//! benchmarks' completeness checks.
 
 #![allow(missing_docs)]
 

@@ -1,0 +1,69 @@
+//! A single-node VictoriaMetrics, the OTLP work's receiver, on a loopback
+//! port with its storage in a temporary folder.
+//!
+//! Owns: finding the binary, its command line, the readiness wait and the
+//! process's lifetime. Must not: skip when the binary is missing: it fails
+//! saying how to provide it (tests that need it and run where no test
+//! command installs it are `#[ignore]`d with a reason).
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use crate::{ChildGuard, free_addr, http, wait_for, which};
+
+/// The environment variable that names the VictoriaMetrics binary.
+pub const VICTORIA_METRICS_ENV: &str = "HOTMETER_VICTORIA_METRICS";
+
+/// A running VictoriaMetrics, killed on drop; its storage removed after.
+#[derive(Debug)]
+pub struct VictoriaMetrics {
+    addr: String,
+    _process: ChildGuard,
+    _dir: TempDir,
+}
+
+impl VictoriaMetrics {
+    /// The binary: `$HOTMETER_VICTORIA_METRICS`, else `victoria-metrics`
+    /// on `PATH`.
+    pub fn binary() -> Option<PathBuf> {
+        match std::env::var_os(VICTORIA_METRICS_ENV) {
+            Some(path) => Some(PathBuf::from(path)),
+            None => which("victoria-metrics"),
+        }
+    }
+
+    /// Starts it on a free loopback port (`-search.latencyOffset=0s`, so a
+    /// sample is queryable as soon as it is stored) and waits (at most
+    /// 60 s) until `/health` answers; fails when the binary is missing.
+    pub fn start() -> VictoriaMetrics {
+        let bin = VictoriaMetrics::binary().unwrap_or_else(|| {
+            panic!(
+                "VictoriaMetrics not found: set {VICTORIA_METRICS_ENV} to its single-node binary \
+                 or put `victoria-metrics` on PATH"
+            )
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let addr = free_addr();
+        let mut process = ChildGuard::new();
+        process.spawn(
+            "victoria-metrics",
+            Command::new(&bin)
+                .arg(format!("-storageDataPath={}", dir.path().join("data").display()))
+                .arg(format!("-httpListenAddr={addr}"))
+                .arg("-search.latencyOffset=0s")
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(dir.path().join("victoria-metrics.log")).unwrap()),
+        );
+        wait_for("VictoriaMetrics healthy", Duration::from_secs(60), || http::is_ok(&addr, "/health").then_some(()));
+        VictoriaMetrics { addr, _process: process, _dir: dir }
+    }
+
+    /// Its `host:port`; its Prometheus query API is under `/api/v1/`, so
+    /// [`promql`](crate::promql) works against it.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+}
