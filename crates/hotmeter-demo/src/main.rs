@@ -19,6 +19,7 @@
 //! comes from registry snapshots) or lose an observation unaccounted.
 
 mod cli;
+mod decision;
 mod handler;
 mod outcome;
 mod pipeline;

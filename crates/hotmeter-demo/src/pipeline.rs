@@ -16,6 +16,7 @@ use hotmeter_slo::{Slo, SloTracker, TraceTracker};
 use hotmeter_streaming::{MemorySpace, PoolConfig, Priority, RecallIndex, WorkerPool};
 
 use crate::cli::Options;
+use crate::decision::DECISION_WINDOW;
 use crate::handler::{DemoHandler, STAGES, Store, trace_id};
 use crate::outcome::{Failed, context};
 use crate::slos;
@@ -104,7 +105,7 @@ pub(crate) fn start_exporter(o: &Options, p: &Pipeline) -> Result<hotmeter_expor
         Some(every) => format!(
             "no decision yet: one is made every {} s from the last {} s of writes",
             every.as_secs_f64(),
-            crate::report::DECISION_WINDOW.as_secs()
+            DECISION_WINDOW.as_secs()
         ),
         None => "periodic decisions are off (--decide-every 0)".to_owned(),
     };

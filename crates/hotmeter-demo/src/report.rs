@@ -1,13 +1,14 @@
 //! What the running demo prints: the live status line, the periodic
 //! migration decision, and the summary with its accounting check.
 //!
-//! Owns: reading registry snapshots into lines for people, and stopping
-//! cleanly when stdout goes away. Must not: keep counts of its own (every
-//! figure comes from a snapshot).
+//! Owns: reading registry snapshots into lines for people, feeding the
+//! decision's write window and asking `decision` for one every
+//! `--decide-every`, and stopping cleanly when stdout goes away. Must not:
+//! keep counts of its own (every figure comes from a snapshot).
 
 use std::io::IsTerminal;
+use std::sync::PoisonError;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use hotmeter_checkpoint::CheckpointStore;
@@ -15,6 +16,7 @@ use hotmeter_checkpoint::decision::{DecisionLog, WriteWindow};
 use hotmeter_streaming::ShutdownReport;
 
 use crate::cli::Options;
+use crate::decision::{DECISION_WINDOW, decide_in_process};
 use crate::outcome::{Failed, Mode, RunSummary, context};
 use crate::pipeline::Pipeline;
 use crate::status::{self, Tally, Window, say};
@@ -147,55 +149,4 @@ pub(crate) fn summarize(
         elapsed,
         file_size: p.store.inner().file_size_bytes().unwrap_or(0),
     })
-}
-
-/// How far back the running demo's periodic decisions look.
-pub(crate) const DECISION_WINDOW: Duration = Duration::from_secs(300);
-
-/// One periodic decision from the in-process window: logged, kept in
-/// `latest` as JSON (for `/decision` and the dashboard), and returned as a
-/// line for the terminal.
-pub(crate) fn decide_in_process(
-    window: &WriteWindow,
-    o: &Options,
-    file_size: u64,
-    log: &DecisionLog,
-    latest: &Mutex<Option<String>>,
-) -> String {
-    use hotmeter_checkpoint::decision::{MigrationMetrics, should_migrate};
-    let Some((wps, pct)) = window.rates(DECISION_WINDOW) else {
-        return "decision: not enough data yet".to_owned();
-    };
-    let metrics = match MigrationMetrics::new(pct, wps, o.deployment, file_size) {
-        Ok(m) => m,
-        Err(e) => return format!("decision: skipped ({e})"),
-    };
-    let d = should_migrate(&metrics, &o.thresholds);
-    let json = serde_json::json!({
-        "timestamp": hotmeter_checkpoint::decision::rfc3339(std::time::SystemTime::now()),
-        "source": "in-process",
-        "window_seconds": DECISION_WINDOW.as_secs(),
-        "inputs": {
-            "error_rate_percent": metrics.error_rate_percent,
-            "writes_per_second": metrics.writes_per_second,
-            "file_size_bytes": metrics.file_size_bytes,
-            "deployment": metrics.deployment.as_str(),
-        },
-        "verdict": d.verdict.to_string(),
-        "reasons": d.reasons.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        "justification": d.justification,
-    });
-    *latest.lock().unwrap_or_else(PoisonError::into_inner) = Some(json.to_string());
-    let logged = match log.append("in-process", &metrics, &o.thresholds, &d) {
-        Ok(()) => String::new(),
-        Err(e) => format!(" [not logged: {e}]"),
-    };
-    let why = d.reasons.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
-    format!(
-        "decision: {} ({:.1} writes/s, {:.2}% errors{}){logged}",
-        d.verdict,
-        wps,
-        pct,
-        if why.is_empty() { String::new() } else { format!("; {why}") }
-    )
 }
