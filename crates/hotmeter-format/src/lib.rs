@@ -41,9 +41,9 @@ mod text;
 
 pub use json::{JSON_CONTENT_TYPE, encode_json, write_json_number, write_json_string};
 pub use names::FamilyNames;
-pub use negotiate::{ExpositionFormat, Negotiated, Offered, negotiate};
+pub use negotiate::{ExpositionFormat, Negotiated, Offered, TEXT_CONTENT_TYPE, negotiate};
 #[allow(deprecated)]
 pub use openmetrics::wants_openmetrics;
 pub use openmetrics::{OPENMETRICS_CONTENT_TYPE, encode_openmetrics};
 pub use protobuf::{PROTOBUF_CONTENT_TYPE, encode_protobuf, encode_protobuf_escaped};
-pub use text::{TEXT_CONTENT_TYPE, encode_negotiated, encode_text};
+pub use text::{encode_negotiated, encode_text};

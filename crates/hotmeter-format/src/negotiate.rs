@@ -34,6 +34,10 @@
 
 use hotmeter::expose::EscapingScheme;
 
+/// Content type of the Prometheus text format 0.0.4 (what [`encode_text`](crate::encode_text)
+/// writes, and what a scrape that asks for nothing in particular gets).
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
 /// One of the exposition formats Prometheus negotiates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -169,7 +173,7 @@ impl Negotiated {
             };
         }
         match self.format {
-            Text004 => crate::TEXT_CONTENT_TYPE,
+            Text004 => TEXT_CONTENT_TYPE,
             OpenMetrics001 => "application/openmetrics-text; version=0.0.1; charset=utf-8",
             Text100 => by_scheme!("text/plain; version=1.0.0; charset=utf-8"),
             OpenMetrics100 => by_scheme!("application/openmetrics-text; version=1.0.0; charset=utf-8"),

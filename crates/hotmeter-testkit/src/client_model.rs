@@ -197,7 +197,7 @@ pub struct Timestamp {
 }
 
 /// Decodes a stream of length-delimited `MetricFamily` messages, as
-/// [`PROTOBUF_CONTENT_TYPE`](crate::PROTOBUF_CONTENT_TYPE) bodies are.
+/// `hotmeter_format::PROTOBUF_CONTENT_TYPE` bodies are.
 pub fn decode_delimited(mut bytes: &[u8]) -> Result<Vec<MetricFamily>, prost::DecodeError> {
     let mut families = Vec::new();
     while !bytes.is_empty() {

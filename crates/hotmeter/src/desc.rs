@@ -1,42 +1,11 @@
-//! What describes a metric family: [`MetricType`], [`Unit`], [`Desc`].
+//! What describes a metric family: [`Unit`], [`Desc`] (its type is a
+//! [`MetricType`]).
 //!
 //! Owns: the family's name, help, unit, type and label names as the
 //! registry validated them, and its registration identity. Must not: hold
 //! values or know any exposition format.
 
-use std::fmt;
-
-/// The Prometheus type of a metric family.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum MetricType {
-    /// Monotonic counter.
-    Counter,
-    /// Value that goes up and down.
-    Gauge,
-    /// Bucketed distribution.
-    Histogram,
-    /// Quantiles over a sliding window, with sum and count.
-    Summary,
-}
-
-impl MetricType {
-    /// The lowercase name used in `# TYPE` lines.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Counter => "counter",
-            Self::Gauge => "gauge",
-            Self::Histogram => "histogram",
-            Self::Summary => "summary",
-        }
-    }
-}
-
-impl fmt::Display for MetricType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::metric_type::MetricType;
 
 /// A metric's unit, as OpenMetrics `# UNIT` spells it (`seconds`, `bytes`).
 ///
@@ -53,7 +22,7 @@ impl Unit {
     pub const RATIO: Unit = Unit(std::borrow::Cow::Borrowed("ratio"));
 
     /// A custom unit; must be a valid label name (`[a-zA-Z_][a-zA-Z0-9_]*`).
-    pub fn new(unit: impl Into<String>) -> Result<Self, crate::NameError> {
+    pub fn new(unit: impl Into<String>) -> Result<Self, crate::error::NameError> {
         let unit = unit.into();
         crate::name::validate_label_name(&unit)?;
         Ok(Self(std::borrow::Cow::Owned(unit)))

@@ -101,6 +101,7 @@ mod histogram;
 pub mod index;
 mod instrument;
 mod labels;
+mod metric_type;
 pub mod name;
 pub mod native;
 mod native_histogram;
@@ -115,8 +116,8 @@ mod value;
 
 pub use counter::{Counter, FloatCounter, SingleCounter};
 pub use desc::Unit;
-pub use error::{BucketError, LabelCountError, NameError, NameErrorReason, NameKind, RegistryError, ShapeDifference};
-pub use escape::NameValidation;
+pub use error::{BucketError, LabelCountError, NameError, NameErrorReason, RegistryError, ShapeDifference};
+pub use escape::{NameKind, NameValidation};
 pub use exemplar::{Exemplar, TraceId, TraceIdError};
 pub use family::Family;
 pub use gauge::{Gauge, IntGauge};

@@ -115,10 +115,10 @@ pub fn validate_label_name(name: &str) -> Result<(), NameError> {
 
 /// Label names that a metric type generates itself and so cannot be given
 /// by the user: `le` on histograms, `quantile` on summaries.
-pub(crate) fn reserved_label_for(kind: crate::expose::MetricType) -> Option<&'static str> {
+pub(crate) fn reserved_label_for(kind: crate::metric_type::MetricType) -> Option<&'static str> {
     match kind {
-        crate::expose::MetricType::Histogram => Some("le"),
-        crate::expose::MetricType::Summary => Some("quantile"),
+        crate::metric_type::MetricType::Histogram => Some("le"),
+        crate::metric_type::MetricType::Summary => Some("quantile"),
         _ => None,
     }
 }
@@ -182,6 +182,18 @@ mod tests {
                 && !s.contains(':')
                 && !s.starts_with("__");
             prop_assert_eq!(validate_label_name(&s).is_ok(), by_grammar);
+        }
+    }
+
+    proptest! {
+        /// The escaping module's fast legacy checks agree with the validator.
+        #[test]
+        fn legacy_check_agrees_with_the_validator(s in "\\PC{0,12}") {
+            prop_assert_eq!(is_legacy_metric_name(&s), validate_metric_name(&s).is_ok());
+            prop_assert_eq!(
+                is_legacy_label_name(&s),
+                validate_label_name(&s).is_ok() || (s.starts_with("__") && is_legacy_label_name(&s[1..]))
+            );
         }
     }
 }

@@ -10,7 +10,8 @@ use std::fmt;
 
 use crate::collect::Collect;
 use crate::desc::{Desc, MetricType, Unit};
-use crate::error::{NameError, NameErrorReason, NameKind, RegistryError, ShapeDifference};
+use crate::error::{NameError, NameErrorReason, RegistryError, ShapeDifference};
+use crate::escape::NameKind;
 use crate::escape::{EscapingScheme, NameValidation};
 use crate::family::Family;
 use crate::histogram::{Buckets, Histogram};
