@@ -74,11 +74,13 @@ impl FamilyNames {
 
     /// Whether every name is legacy, so labels are written as registered
     /// (and [`label`](Self::label) has nothing to say).
+    #[inline]
     pub fn is_legacy(&self) -> bool {
         self.legacy
     }
 
     /// The metric name as written (escaped unless legacy).
+    #[inline]
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -86,6 +88,7 @@ impl FamilyNames {
     /// Label name `i` (constant labels first) as written, for a family with
     /// names outside the legacy set; `None` for a legacy family or past the
     /// last label.
+    #[inline]
     pub fn label(&self, i: usize) -> Option<&str> {
         if self.legacy || i >= self.len {
             return None;
