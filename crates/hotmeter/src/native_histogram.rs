@@ -1,16 +1,13 @@
 //! Native (sparse exponential) histograms: [`NativeHistogram`],
-//! [`NativeOpts`], [`NativeSnapshot`], and the bucket arithmetic shared by
-//! the metric, its snapshots, encoders and readers ([`native_quantile`],
-//! [`spans_and_deltas`], [`merge_down`]).
+//! [`NativeOpts`], [`NativeSnapshot`]. The bucket arithmetic they share with
+//! encoders and readers (keys, bounds, merging down, spans, quantiles) is
+//! [`crate::native`]'s.
 //!
-//! Owns: bucket keys (which bucket a value falls in at a schema), bucket
-//! bounds, merging buckets to a lower schema, the sharded hot/cold storage
-//! of the metric and its consistent snapshot. Must not: allocate, lock or
-//! make a syscall when recording into a bucket range already used, nor ever
-//! make a writer wait for a reader.
-//!
-//! Conventions are Prometheus' (native histograms specification): with
-//! `base = 2^(2^-schema)`, bucket `i` holds `base^(i-1) < |v| <= base^i`.
+//! Owns: the sharded hot/cold storage of the metric, the fast bucket key
+//! writers compute (a table lookup checked against `native`'s reference
+//! key), and its consistent snapshot. Must not: allocate, lock or make a
+//! syscall when recording into a bucket range already used, nor ever make a
+//! writer wait for a reader.
 //!
 //! # How it records
 //! Writers always record at the *storage schema* (the configured schema, or

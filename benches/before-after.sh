@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# hotmeter's own figures before and after a change, for changes that must
+# not move them (refactors): builds REV (default: the merge base with
+# origin's main, or HEAD~1) in a temporary worktree and the working tree
+# here, then runs the hotmeter entries of the given benchmark files
+# alternately, REV, HEAD, REV, HEAD, so drift on a shared machine shows as
+# disagreement between the two pairs rather than as a change. Peers are
+# left out: their figures cannot move with our code.
+#
+#   bash benches/before-after.sh REV [bench ...]      (default benches: record labels)
+#   FILTER=render_text/counters/short/1000_series bash benches/before-after.sh REV render
+#
+# FILTER (default `hotmeter`) is criterion's filter; the render benchmarks
+# name their groups by workload and their functions by library, so give
+# them a group's name (their peers then run too, in the same process).
+#
+# Environment: PROFILE=bench (default: LTO, one codegen unit) or
+# PROFILE=release-default (no LTO, 16 codegen units: what a dependent
+# crate's `cargo build --release` gives hotmeter). Prints a Markdown table
+# on stdout, progress on stderr. Run it on an otherwise idle machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rev=${1:?usage: before-after.sh REV [bench ...]}
+shift
+benches=("$@")
+[ "${#benches[@]}" -gt 0 ] || benches=(record labels)
+args=()
+for b in "${benches[@]}"; do args+=(--bench "$b"); done
+
+profile_args=()
+case "${PROFILE:-bench}" in
+    bench) ;;
+    release-default)
+        export CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16
+        profile_args=(--profile release)
+        ;;
+    *) echo "PROFILE is bench or release-default" >&2; exit 2 ;;
+esac
+
+here=$PWD
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$here/target}
+base=$(mktemp -d)/base
+git worktree add --detach "$base" "$rev" >&2
+trap 'git worktree remove --force "$base" >&2 || true' EXIT
+
+timing=(-- --warm-up-time "${WARM_UP:-0.5}" --measurement-time "${MEASURE:-2}" "${FILTER:-hotmeter}")
+out=$CARGO_TARGET_DIR/before-after
+rm -rf "$out"
+mkdir -p "$out"
+for tree in "$base" "$here"; do
+    echo "building $tree" >&2
+    (cd "$tree" && cargo bench -p hotmeter-benches "${profile_args[@]}" "${args[@]}" --no-run >&2)
+done
+for round in 1 2; do
+    for side in before after; do
+        tree=$here
+        [ "$side" = after ] || tree=$base
+        echo "round $round: $side ($tree)" >&2
+        rm -rf "$CARGO_TARGET_DIR/criterion"
+        (cd "$tree" && cargo bench -p hotmeter-benches "${profile_args[@]}" "${args[@]}" "${timing[@]}" \
+            > "$out/$side$round.log" 2>&1)
+        cp -r "$CARGO_TARGET_DIR/criterion" "$out/$side$round"
+    done
+done
+echo "- **Date:** $(date -u +%Y-%m-%d). **CPU:** \`$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')\`, $(nproc) CPUs. **Profile:** ${PROFILE:-bench}. **Before:** \`$(git rev-parse --short "$rev")\`, **after:** \`$(git rev-parse --short HEAD)\`$(git diff --quiet || echo ' plus uncommitted changes')."
+echo
+python3 benches/before_after.py "$out"
