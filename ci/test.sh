@@ -31,12 +31,15 @@ cargo --version
 # Free space where target/ goes, so a full disk is plain in the log.
 df -h . | tail -n 1
 
-step "system packages (Debian's prometheus, with promtool, prometheus-alertmanager, prometheus-pushgateway, and chromium for the dashboard's browser test)"
+step "system packages (Debian's prometheus, with promtool, prometheus-alertmanager, prometheus-pushgateway, chromium for the dashboard's browser test, postgresql for the test kit's throwaway clusters)"
 missing=()
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
 command -v prometheus-pushgateway >/dev/null 2>&1 || missing+=(prometheus-pushgateway)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# PostgreSQL: the test kit starts a throwaway cluster of its own (initdb and
+# pg_ctl in a temporary folder, loopback, a free port), never a system one.
+command -v initdb >/dev/null 2>&1 || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 if [ "${#missing[@]}" -gt 0 ]; then
     SUDO=""
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -56,6 +59,7 @@ promtool --version 2>&1 | head -n 1
 prometheus-alertmanager --version 2>&1 | head -n 1
 prometheus-pushgateway --version 2>&1 | head -n 1
 chromium --version 2>/dev/null | head -n 1
+{ command -v initdb >/dev/null 2>&1 && initdb --version; } || ls /usr/lib/postgresql/*/bin/initdb
 
 step "Python parsers (prometheus_client, pinned; the exposition tests read our output back with it)"
 python3 -c 'import prometheus_client' 2>/dev/null \
