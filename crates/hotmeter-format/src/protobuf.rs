@@ -6,10 +6,11 @@
 //! Owns: writing the wire format straight into a caller-owned buffer from
 //! one registry walk (varints, tags, little-endian doubles), with no
 //! message structs and no allocation per series; every metric and label
-//! name goes through `wire_name`, the one place a name-escaping scheme
-//! hooks in. Must not: hold any lock a recording thread could wait on (it
-//! only reads snapshots), negotiate content types or escape names (the
-//! server and `negotiate` do that), or know how a native histogram records.
+//! name is written as [`FamilyNames`] decides once per family (as
+//! registered, or escaped by the negotiated scheme). Must not: hold any
+//! lock a recording thread could wait on (it only reads snapshots),
+//! negotiate content types (the server and `negotiate` do that), or know
+//! how a native histogram records.
 //!
 //! What is sent, following client_golang (the reference producer):
 //! - names as registered, so a counter family keeps its `_total`;
@@ -40,11 +41,11 @@
 //! Spec: <https://github.com/prometheus/client_model/blob/master/io/prometheus/client/metrics.proto>,
 //! <https://prometheus.io/docs/instrumenting/exposition_formats/#protobuf-format>
 
-use std::borrow::Cow;
-
 use hotmeter::expose::{Desc, EscapingScheme, Labels, MetricType, Value, Visitor};
 use hotmeter::native::NativeBucketsRef;
-use hotmeter::{Exemplar, NameKind, Registry};
+use hotmeter::{Exemplar, Registry};
+
+use crate::names::FamilyNames;
 
 /// Content type of the Prometheus protobuf format (length-delimited
 /// `MetricFamily` messages).
@@ -94,17 +95,6 @@ pub fn encode_protobuf_escaped(registry: &Registry, escaping: EscapingScheme, ou
     encoder.escaping = escaping;
     registry.collect(&mut encoder);
     encoder.finish();
-}
-
-/// The name a metric or label name is sent as: the one place every name
-/// passes. Escaped by the negotiated scheme unless the family's names are
-/// all legacy-valid (then borrowed, with no scan).
-#[inline]
-fn wire_name(name: &str, kind: NameKind, escaping: Option<EscapingScheme>) -> Cow<'_, str> {
-    match escaping {
-        None => Cow::Borrowed(name),
-        Some(scheme) => scheme.escape(name, kind),
-    }
 }
 
 /// Field numbers of `metrics.proto`, by message.
@@ -206,8 +196,8 @@ struct Encoder<'a> {
     deltas: Vec<i64>,
     /// How to send UTF-8 names.
     escaping: EscapingScheme,
-    /// The current family's scheme when it has a non-legacy name, else `None`.
-    family_escaping: Option<EscapingScheme>,
+    /// The current family's metric and label names as sent.
+    names: FamilyNames,
 }
 
 impl<'a> Encoder<'a> {
@@ -220,7 +210,7 @@ impl<'a> Encoder<'a> {
             spans: Vec::new(),
             deltas: Vec::new(),
             escaping: EscapingScheme::AllowUtf8,
-            family_escaping: None,
+            names: FamilyNames::default(),
         }
     }
 
@@ -242,9 +232,8 @@ impl Visitor for Encoder<'_> {
         // Delimited: the family's length, then its fields (no tag).
         self.family = Some(open(out, FAMILY_LENGTH_GUESS));
         self.metric_width = 1;
-        self.family_escaping =
-            (!desc.names_are_legacy() && self.escaping != EscapingScheme::AllowUtf8).then_some(self.escaping);
-        string(out, field::family::NAME, &wire_name(&desc.name, NameKind::Metric, self.family_escaping));
+        self.names.set(desc, self.escaping);
+        string(out, field::family::NAME, self.names.name());
         string(out, field::family::HELP, &desc.help);
         uint(out, field::family::TYPE, type_number(desc.kind));
         // As OpenMetrics does: only a unit the name ends with. Written after
@@ -268,8 +257,8 @@ impl Visitor for Encoder<'_> {
         let out = &mut *self.out;
         tag(out, field::family::METRIC, LEN);
         let metric = open(out, self.metric_width);
-        for (name, value) in labels.iter() {
-            label_pair(out, field::metric::LABEL, &wire_name(name, NameKind::Label, self.family_escaping), value);
+        for (i, (name, value)) in labels.iter().enumerate() {
+            label_pair(out, field::metric::LABEL, self.names.label(i).unwrap_or(name), value);
         }
         let created = labels.created_unix_nanos();
         match *value {

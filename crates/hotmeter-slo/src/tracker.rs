@@ -8,8 +8,9 @@
 //!
 //! Latency SLOs read classic histograms through their buckets and native
 //! histograms through their native buckets (never the classic ones kept
-//! alongside): a window is the difference of two snapshots at one schema
-//! ([`NativeBuckets::since`](hotmeter::native::NativeBuckets::since)), its SLI the share at or below the threshold and
+//! alongside): a window is each series' difference of two snapshots
+//! ([`NativeBuckets::since`](hotmeter::native::NativeBuckets::since)),
+//! summed over the series, its SLI the share at or below the threshold and
 //! its quantile Prometheus' estimate from those buckets.
 
 use std::collections::VecDeque;
@@ -143,31 +144,56 @@ impl SloReport {
 /// A histogram family's series summed: (bounds, per-bucket counts).
 type Merged = (Vec<f64>, Vec<u64>);
 
-/// A latency SLO's histogram family in one snapshot, its series summed.
+/// A series' labels, as a snapshot lists them.
+type SeriesLabels = Vec<(String, String)>;
+
+/// A latency SLO's histogram family in one snapshot.
 #[derive(Debug, Clone)]
 enum Latency {
-    /// Classic buckets.
+    /// Classic buckets, its series summed.
     Classic(Merged),
-    /// Native buckets, at the coarsest schema among the series.
-    Native(NativeBuckets),
+    /// Native buckets, series by series (sorted by labels): a window is
+    /// taken per series and then summed, so a series that goes away while
+    /// another comes is neither a reset of the others nor a loss.
+    Native(Vec<(SeriesLabels, NativeBuckets)>),
 }
 
 impl Latency {
     fn read(snap: &RegistrySnapshot, name: &str) -> Option<Latency> {
-        let mut native: Option<NativeBuckets> = None;
-        for s in &snap.family(name)?.series {
-            if let OwnedValue::NativeHistogram { native: n, .. } = &s.value {
-                match &mut native {
-                    Some(sum) => sum.add(n),
-                    None => native = Some(n.clone()),
-                }
-            }
+        let mut native: Vec<(SeriesLabels, NativeBuckets)> = snap
+            .family(name)?
+            .series
+            .iter()
+            .filter_map(|s| match &s.value {
+                OwnedValue::NativeHistogram { native, .. } => Some((s.labels.clone(), native.clone())),
+                _ => None,
+            })
+            .collect();
+        if native.is_empty() {
+            return merged(snap, name).map(Latency::Classic);
         }
-        match native {
-            Some(n) => Some(Latency::Native(n)),
-            None => merged(snap, name).map(Latency::Classic),
+        native.sort_by(|a, b| a.0.cmp(&b.0));
+        Some(Latency::Native(native))
+    }
+}
+
+/// The observations between two reads of a native family: each series'
+/// own window ([`NativeBuckets::since`] its earlier read, or all of it when
+/// it is new), summed at the coarsest schema among them. A series that went
+/// away adds nothing (as Prometheus' `rate` over the sum of series).
+fn native_window(now: &[(SeriesLabels, NativeBuckets)], then: &[(SeriesLabels, NativeBuckets)]) -> NativeBuckets {
+    let mut total: Option<NativeBuckets> = None;
+    for (labels, buckets) in now {
+        let window = match then.binary_search_by(|(l, _)| l.cmp(labels)) {
+            Ok(i) => buckets.since(&then[i].1),
+            Err(_) => buckets.clone(),
+        };
+        match &mut total {
+            Some(sum) => sum.add(&window),
+            None => total = Some(window),
         }
     }
+    total.unwrap_or_else(|| NativeBuckets::empty(0))
 }
 
 fn merged(snap: &RegistrySnapshot, name: &str) -> Option<Merged> {
@@ -251,10 +277,11 @@ impl SloTracker {
                     (Some((_, s, sb)), Some((_, e, eb))) => match (&sb[i], &eb[i], &slo.indicator) {
                         // Native: the window's own buckets (none before: all of them).
                         (before, Some(Latency::Native(now)), Indicator::Latency { threshold, .. }) => {
-                            let window = match before {
-                                Some(Latency::Native(then)) => now.since(then),
-                                _ => now.clone(),
+                            let then = match before {
+                                Some(Latency::Native(then)) => then.as_slice(),
+                                _ => &[],
                             };
+                            let window = native_window(now, then);
                             (window.at_or_below(*threshold), window.count as f64, window.quantile(slo.objective))
                         }
                         (Some(Latency::Classic((_, c0))), Some(Latency::Classic((bounds, c1))), _)

@@ -1,9 +1,8 @@
-//! Review of #20: the SLO tracker's native-histogram window is
-//! `NativeBuckets::since` over the family's series summed. When a series
-//! goes away and another comes (label churn, an expired series that comes
-//! back), the sum's count can grow while a bucket shrinks; `since` only
-//! detects a reset when the count drops, so the window's buckets and its
-//! count disagree and the SLI reads "met" on a window that violated it.
+//! The SLO tracker's native-histogram window is taken series by series:
+//! when a series goes away and another comes (label churn, an expired
+//! series that comes back), the family's sum can grow in total while a
+//! bucket shrinks, which must read neither as a reset of every series nor
+//! as lost observations.
 
 use std::time::{Duration, Instant};
 

@@ -356,30 +356,59 @@ impl NativeBuckets {
         self.sum += other.sum;
     }
 
-    /// The observations since `earlier`, an older read of the same series
-    /// (or the same sum of series).
+    /// The observations since `earlier`, an older read of the same series.
     ///
-    /// The resolution a scrape reports only goes down, so when it dropped in
-    /// between, `earlier` is merged down to this schema first: exact, the
-    /// window keeps every observation and the coarser buckets. A count that
-    /// went down means the histogram was reset (a new process, or a series
-    /// that expired and came back): as Prometheus' `rate` does, the window
-    /// is then everything since the reset, `self` whole.
+    /// The resolution a series reports only goes down, so when it dropped
+    /// in between, `earlier` is merged down to this schema first (exact:
+    /// the window keeps every observation, in the coarser buckets); a zero
+    /// bucket that widened takes in the earlier buckets it now covers.
+    /// Anything else that only a new series can show is a **reset**, as
+    /// Prometheus' `DetectReset` reads native histograms: the count, the
+    /// zero bucket or any bucket went down, the schema went up, the zero
+    /// bucket narrowed, or it widened into the middle of an earlier bucket.
+    /// After a reset (a new process, or a series that expired and came
+    /// back) the window is everything since it, `self` whole, as `rate`
+    /// takes it. Either way the window is consistent: its `count` is its
+    /// zero bucket plus its buckets.
+    ///
+    /// Read series by series: a sum of several series
+    /// ([`add`](Self::add)) can go down in one bucket while it grows in
+    /// total when one series goes away and another comes, which reads as a
+    /// reset of the whole sum.
     pub fn since(&self, earlier: &NativeBuckets) -> NativeBuckets {
-        if self.count < earlier.count {
-            return self.clone();
+        self.increase_since(earlier).unwrap_or_else(|| self.clone())
+    }
+
+    /// The window since `earlier` when nothing in between reads as a reset.
+    fn increase_since(&self, earlier: &NativeBuckets) -> Option<NativeBuckets> {
+        if self.count < earlier.count || self.schema > earlier.schema || self.zero_threshold < earlier.zero_threshold {
+            return None;
         }
-        let (mut now, mut then) = (self.clone(), earlier.clone());
-        Self::align(&mut now, &mut then);
-        let sub = |a: u64, b: u64| a.saturating_sub(b);
-        NativeBuckets {
-            positive: combine(&now.positive, &then.positive, sub),
-            negative: combine(&now.negative, &then.negative, sub),
-            zero_count: now.zero_count.saturating_sub(then.zero_count),
-            count: now.count - then.count,
-            sum: now.sum - then.sum,
-            ..now
+        let mut then = earlier.clone();
+        let by = (then.schema - self.schema) as u32;
+        merge_down(&mut then.positive, by);
+        merge_down(&mut then.negative, by);
+        then.schema = self.schema;
+        if self.zero_threshold > then.zero_threshold {
+            let zt = self.zero_threshold;
+            for side in [&mut then.positive, &mut then.negative] {
+                let inside = side.partition_point(|&(k, _)| bucket_upper(k, self.schema) <= zt);
+                // A bucket the wider zero bucket cuts in two: Prometheus
+                // calls that a reset (its observations cannot be split).
+                if side.get(inside).is_some_and(|&(k, _)| bucket_upper(k - 1, self.schema) < zt) {
+                    return None;
+                }
+                then.zero_count += side.drain(..inside).map(|(_, c)| c).sum::<u64>();
+            }
         }
+        Some(NativeBuckets {
+            zero_count: self.zero_count.checked_sub(then.zero_count)?,
+            positive: decrease(&self.positive, &then.positive)?,
+            negative: decrease(&self.negative, &then.negative)?,
+            count: self.count - then.count,
+            sum: self.sum - then.sum,
+            ..self.clone()
+        })
     }
 
     /// Brings the buckets down to `schema` (at most the current one) and
@@ -422,6 +451,20 @@ impl From<NativeBucketsRef<'_>> for NativeBuckets {
             negative: b.negative.to_vec(),
         }
     }
+}
+
+/// `now - then` key by key, leaving out empty buckets; `None` when a bucket
+/// of `then` went down or is missing from `now` (a reset).
+fn decrease(now: &[(i32, u64)], then: &[(i32, u64)]) -> Option<Vec<(i32, u64)>> {
+    let mut later = now.iter().peekable();
+    for &(key, count) in then {
+        while later.next_if(|&&(k, _)| k < key).is_some() {}
+        match later.next() {
+            Some(&(k, c)) if k == key && c >= count => {}
+            _ => return None,
+        }
+    }
+    Some(combine(now, then, u64::saturating_sub))
 }
 
 /// Two ascending bucket lists combined key by key (`op(a, 0)` or `op(0, b)`
@@ -683,5 +726,31 @@ mod tests {
         let b = [(-5, 7), (0, 4), (5, 1)];
         assert_eq!(combine(&a, &b, |x, y| x + y), [(-5, 7), (-2, 1), (0, 8), (3, 2), (5, 1)]);
         assert_eq!(combine(&a, &b, u64::saturating_sub), [(-2, 1), (3, 2)]);
+    }
+
+    #[test]
+    fn a_wider_zero_bucket_takes_in_the_earlier_buckets_it_covers() {
+        // Earlier: zero bucket 1e-3, 4 in (1/16, 1/8] (key -3), 10 in (1, 2].
+        let mut earlier = buckets(&[(-3, 4), (1, 10)], &[], 0);
+        earlier.zero_threshold = 1e-3;
+        // Now: the zero bucket reaches 1/8, so key -3's 4 and 2 more are in it.
+        let mut now = buckets(&[(1, 13)], &[], 6);
+        now.zero_threshold = 0.125;
+        let w = now.since(&earlier);
+        assert_eq!((w.zero_count, w.positive.as_slice(), w.count), (2, &[(1, 3)][..], 5));
+    }
+
+    #[test]
+    fn a_zero_bucket_that_cuts_an_earlier_bucket_in_two_or_narrows_is_a_reset() {
+        let mut earlier = buckets(&[(-3, 4), (1, 10)], &[], 0);
+        earlier.zero_threshold = 1e-3;
+        // 0.1 lies inside (1/16, 1/8]: those 4 observations cannot be split.
+        let mut now = buckets(&[(1, 13)], &[], 6);
+        now.zero_threshold = 0.1;
+        assert_eq!(now.since(&earlier), now);
+        // A narrower zero bucket than before: only a new series has one.
+        let mut narrower = buckets(&[(-3, 4), (1, 20)], &[], 1);
+        narrower.zero_threshold = 1e-4;
+        assert_eq!(narrower.since(&earlier), narrower);
     }
 }

@@ -338,7 +338,7 @@ impl<M: Metric> Collect for StringFamily<M> {
         let plan = &*plan_guard;
         // Plain counters go over as one run: their values read in one
         // tight loop, then handed to the visitor with the prefixes.
-        if matches!(M::TYPE, crate::expose::MetricType::Counter) {
+        if matches!(M::TYPE, crate::metric_type::MetricType::Counter) {
             let mut values = std::mem::take(&mut scratch.values);
             let mut created = std::mem::take(&mut scratch.created);
             values.clear();
@@ -372,7 +372,7 @@ impl<M: Metric> Collect for StringFamily<M> {
         }
         // One line per series for the one-number kinds: prefix, value
         // (at most 20 digits, or a float), newline.
-        if matches!(M::TYPE, crate::expose::MetricType::Gauge) {
+        if matches!(M::TYPE, crate::metric_type::MetricType::Gauge) {
             visitor.size_hint(plan.prefixes.len() + plan.spans.len() * 22);
         }
         for (i, (metric, &slot)) in plan.metrics.iter().zip(&plan.slots).enumerate() {

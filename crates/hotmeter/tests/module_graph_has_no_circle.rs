@@ -1,9 +1,8 @@
-//! Review of #20 ("no crate's import graph has a circle"; commit 6bacc14:
-//! "No import circle among the core's ... modules"): the core's top-level
-//! modules, with an edge `a -> b` when non-test code in `a` names
-//! `crate::b`, have no cycle. Re-exporting facades (`expose`) count: a
-//! module that names `crate::expose::X` depends on everything `expose`
-//! re-exports.
+//! No import circle among the core's top-level modules: an edge `a -> b`
+//! when non-test code in `a` names `crate::b`. Re-exporting facades
+//! (`expose`) count: a module that names `crate::expose::X` depends on
+//! everything `expose` re-exports, so the core's own modules name the
+//! module that defines a type, never the facade.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

@@ -1,11 +1,9 @@
-//! Review of #20: `NativeBuckets::since` claims Prometheus' reset handling
-//! ("as Prometheus' `rate` does") and promises a consistent result (`count`
-//! is the zero bucket plus every bucket). Prometheus' `DetectReset` calls a
-//! pair of native histograms a reset when the count goes down, *or* the
-//! schema goes up, *or* the zero count or any bucket goes down; `since`
-//! only looks at the count, so a reset whose new count has already passed
-//! the old one is subtracted bucket by bucket with saturation: observations
-//! vanish, `count` disagrees with the buckets, and the sum goes negative.
+//! `NativeBuckets::since` reads a reset as Prometheus' `DetectReset` does:
+//! the count, the zero bucket or any bucket going down, or the schema going
+//! up, is a new series, and the window is then all of it. A reset whose new
+//! count has already passed the old one must not be subtracted bucket by
+//! bucket (observations would vanish, the window's count would disagree
+//! with its buckets and its sum could go negative).
 
 use hotmeter::native::NativeBuckets;
 use hotmeter::{NativeHistogram, NativeOpts};
