@@ -22,7 +22,7 @@ trap 'git worktree remove --force "$base" >&2 || true' EXIT
 mkdir -p "$base/benches/examples"
 cp benches/examples/instructions.rs "$base/benches/examples/instructions.rs"
 
-ops=(counter_inc:1000000 string_lookup:200000 histogram_observe:1000000 native_observe:1000000 render_counters_1000:20 render_histograms_1000:5)
+ops=(counter_inc:1000000 string_lookup:200000 histogram_observe:1000000 native_observe:1000000 render_counters_1000:20 render_histograms_1000:5 render_protobuf_1000:20)
 count() { # binary op n -> instructions
     valgrind --tool=callgrind --callgrind-out-file=/dev/null "$1" "$2" "$3" 2>&1 \
         | sed -n 's/.*Collected : \([0-9]*\).*/\1/p'

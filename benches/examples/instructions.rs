@@ -52,8 +52,8 @@ fn main() {
                 h.observe(black_box(values[i % values.len()]));
             }
         }
-        "render_counters_1000" | "render_histograms_1000" => {
-            if op == "render_counters_1000" {
+        "render_counters_1000" | "render_histograms_1000" | "render_protobuf_1000" => {
+            if op != "render_histograms_1000" {
                 let f = registry
                     .register(("r_total", "R."), StringFamily::with_limit(&["memory_space"], 2_000, Counter::new))
                     .expect("registers");
@@ -77,16 +77,21 @@ fn main() {
                 }
             }
             let mut out = Vec::new();
+            let protobuf = op == "render_protobuf_1000";
             for _ in 0..n {
                 out.clear();
-                hotmeter_exporter::encode_text(&registry, &mut out);
+                if protobuf {
+                    hotmeter_exporter::encode_protobuf(&registry, &mut out);
+                } else {
+                    hotmeter_exporter::encode_text(&registry, &mut out);
+                }
                 black_box(&out);
             }
         }
         _ => {
             eprintln!(
                 "usage: instructions OP [N]; OP is counter_inc, string_lookup, histogram_observe, native_observe, \
-                 render_counters_1000 or render_histograms_1000"
+                 render_counters_1000, render_histograms_1000 or render_protobuf_1000 (the 1,000 counters)"
             );
             std::process::exit(2);
         }
