@@ -18,19 +18,20 @@ ROOT = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 and not sys.argv[1].startsw
 OURS = ("hotmeter",)
 
 
-def median_ns(bench_dir):
+def estimate_ns(bench_dir, stat="median"):
     est = json.loads((bench_dir / "new" / "estimates.json").read_text())
-    return est["median"]["point_estimate"]
+    return est[stat]["point_estimate"]
 
 
-def groups(root=None):
+def groups(root=None, stat="median"):
     """Criterion stores group 'a/b/c' as directory 'a_b_c'; benchmark.json names it.
-    Returns {group: {function: (median ns, output bytes or None)}}."""
+    Returns {group: {function: (ns by `stat`, median or mean; output bytes or None)}}."""
     out = {}
     for bench_json in (root or ROOT).rglob("new/benchmark.json"):
         meta = json.loads(bench_json.read_text())
         throughput = (meta.get("throughput") or {}).get("Bytes")
-        out.setdefault(meta["group_id"], {})[meta["function_id"]] = (median_ns(bench_json.parent.parent), throughput)
+        ns = estimate_ns(bench_json.parent.parent, stat)
+        out.setdefault(meta["group_id"], {})[meta["function_id"]] = (ns, throughput)
     return out
 
 
