@@ -25,7 +25,7 @@ use std::time::Duration;
 use hotmeter::expose::MetricType;
 use hotmeter::{OwnedValue, RegistrySnapshot};
 
-use hotmeter_format::{write_json_number, write_json_string};
+use hotmeter_format::{write_json_number, write_json_object, write_json_string};
 
 /// How much history the exporter keeps for the dashboard.
 ///
@@ -422,18 +422,9 @@ impl History {
             None => out.extend_from_slice(b"null"),
         }
         out.extend_from_slice(if aggregate { b",\"aggregate\":true" } else { b",\"aggregate\":false" });
-        out.extend_from_slice(b",\"labels\":{");
-        if !aggregate {
-            for (n, (name, value)) in s.labels.iter().enumerate() {
-                if n > 0 {
-                    out.push(b',');
-                }
-                write_json_string(out, name);
-                out.push(b':');
-                write_json_string(out, value);
-            }
-        }
-        out.push(b'}');
+        out.extend_from_slice(b",\"labels\":");
+        let labels = if aggregate { &[][..] } else { &s.labels[..] };
+        write_json_object(out, labels.iter().map(|(name, value)| (name.as_str(), value.as_str())));
         let list = |out: &mut Vec<u8>, key: &str, f: &dyn Fn(usize, Option<usize>) -> f64| {
             out.extend_from_slice(format!(",\"{key}\":").as_bytes());
             array(out, points, f);

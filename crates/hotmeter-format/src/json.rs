@@ -68,16 +68,8 @@ impl Visitor for JsonEncoder<'_> {
             out.push(b',');
         }
         self.series += 1;
-        out.extend_from_slice(b"{\"labels\":{");
-        for (i, (name, v)) in labels.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            write_json_string(out, name);
-            out.push(b':');
-            write_json_string(out, v);
-        }
-        out.push(b'}');
+        out.extend_from_slice(b"{\"labels\":");
+        write_json_object(out, labels.iter());
         match *value {
             Value::Counter(v) | Value::TracedCounter { total: v, .. } => {
                 out.extend_from_slice(b",\"value\":");
@@ -198,6 +190,21 @@ pub fn write_json_number(out: &mut Vec<u8>, v: f64) {
     if quoted {
         out.push(b'"');
     }
+}
+
+/// Appends `pairs` as a JSON object of strings, `{"name":"value",...}`, in
+/// order (a series' labels, as [`encode_json`] writes them).
+pub fn write_json_object<'a>(out: &mut Vec<u8>, pairs: impl IntoIterator<Item = (&'a str, &'a str)>) {
+    out.push(b'{');
+    for (i, (name, value)) in pairs.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_json_string(out, name);
+        out.push(b':');
+        write_json_string(out, value);
+    }
+    out.push(b'}');
 }
 
 /// Appends `s` as a JSON string, with the escapes RFC 8259 requires.

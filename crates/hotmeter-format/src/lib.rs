@@ -13,7 +13,7 @@
 //! | [`encode_protobuf`], [`encode_protobuf_escaped`], [`PROTOBUF_CONTENT_TYPE`] | the Prometheus protobuf format (length-delimited `MetricFamily`), the one that carries native histograms |
 //! | [`negotiate`], [`Offered`], [`Negotiated`], [`ExpositionFormat`], [`encode_negotiated`] | content negotiation over text 0.0.4 and 1.0.0, OpenMetrics 0.0.1 and 1.0.0 and protobuf, with `escaping=`; the chosen format written with UTF-8 names quoted or escaped |
 //! | [`FamilyNames`] | a family's names as written: as registered when legacy, escaped by a scheme otherwise (every format and push transport) |
-//! | [`encode_json`], [`write_json_string`], [`write_json_number`] | a JSON snapshot with quantile estimates, and its two value writers |
+//! | [`encode_json`], [`write_json_string`], [`write_json_number`], [`write_json_object`] | a JSON snapshot with quantile estimates, and its value writers |
 //!
 //! ## Quick start
 //! ```
@@ -39,7 +39,7 @@ mod openmetrics;
 mod protobuf;
 mod text;
 
-pub use json::{JSON_CONTENT_TYPE, encode_json, write_json_number, write_json_string};
+pub use json::{JSON_CONTENT_TYPE, encode_json, write_json_number, write_json_object, write_json_string};
 pub use names::FamilyNames;
 pub use negotiate::{ExpositionFormat, Negotiated, Offered, TEXT_CONTENT_TYPE, negotiate};
 #[allow(deprecated)]
