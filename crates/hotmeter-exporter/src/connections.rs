@@ -16,7 +16,12 @@
 //! 2. else the one idle longest between requests (kept alive after a
 //!    response);
 //! 3. else the one whose response has been written longest (a client that
-//!    does not read what it asked for).
+//!    does not read what it asked for);
+//! 4. else the one whose whole first head was already waiting in its
+//!    socket when it was accepted, before its task could read it (the
+//!    accept loop peeks; a scraper under a flood is one: its head arrives
+//!    while it waits in the kernel's backlog, and a fast flood would
+//!    otherwise make it the oldest fresh connection before its task runs).
 //!
 //! A connection whose request is being handled (the render running) is
 //! never shed; only when every held connection is in that state is the
@@ -110,6 +115,9 @@ enum State {
     Writing(u64),
     /// Kept alive between requests, waiting for the next head.
     Idle(u64),
+    /// Accepted with a complete first head already in its socket, not yet
+    /// read by its task.
+    HeadBuffered(u64),
 }
 
 impl State {
@@ -120,6 +128,7 @@ impl State {
             State::Fresh(t) => Some((0, t)),
             State::Idle(t) => Some((1, t)),
             State::Writing(t) => Some((2, t)),
+            State::HeadBuffered(t) => Some((3, t)),
             State::Handling => None,
         }
     }
@@ -272,6 +281,12 @@ pub(crate) struct Tracker {
 }
 
 impl Tracker {
+    /// A complete first head was already in the socket when it was
+    /// accepted: shed only after every fresh, idle and writing connection.
+    pub(crate) fn head_buffered(&self) {
+        self.connections.set_state(self.id, State::HeadBuffered);
+    }
+
     /// A complete request head has arrived: never shed while its response
     /// is made. The returned guard goes with the response body
     /// ([`Serving::writing`]); when it is dropped (the body is done, or the
@@ -341,6 +356,29 @@ mod tests {
         assert!(!c.shed_one(), "nothing left to shed");
         assert_eq!(c.stats().shed_total, 4);
         drop(serving_a);
+    }
+
+    #[test]
+    fn a_connection_accepted_with_its_head_buffered_goes_after_every_other_kind() {
+        let rt = rt();
+        let c = Arc::new(Connections::new(4));
+        // `s` (a scraper) is the oldest, its head already in the socket.
+        let mut s = rt.block_on(c.admit()).unwrap();
+        s.tracker().head_buffered();
+        let mut fresh = rt.block_on(c.admit()).unwrap();
+        let mut idle = rt.block_on(c.admit()).unwrap();
+        drop(idle.tracker().head_complete());
+        let mut writing = rt.block_on(c.admit()).unwrap();
+        let serving = writing.tracker().head_complete();
+        serving.writing();
+        for (victim, what) in [(&mut fresh, "fresh"), (&mut idle, "idle"), (&mut writing, "writing")] {
+            assert!(c.shed_one());
+            assert!(is_shed(victim), "{what} goes before the buffered head");
+        }
+        assert!(!is_shed(&mut s), "the scraper outlasts all three");
+        assert!(c.shed_one());
+        assert!(is_shed(&mut s), "and only then gives way itself");
+        drop(serving);
     }
 
     #[test]

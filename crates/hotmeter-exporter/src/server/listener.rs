@@ -201,12 +201,48 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
             drop(stream);
             continue;
         };
+        if head_buffered(&stream) {
+            slot.tracker().head_buffered();
+        }
         tokio::spawn(serve_connection(stream, slot, shared.clone(), stop.clone()));
     }
     drop(listener);
     // Wait for connections to drain (each holds a slot), up to the grace.
     connections.drain(shared.limits.shutdown_grace + Duration::from_millis(100)).await;
 }
+
+/// Whether a complete request head already waits in `stream`'s receive
+/// buffer. A scraper sends its head as soon as it has connected, and under
+/// a flood it has waited in the kernel's backlog since, so by the time it
+/// is accepted its head is there; a slow client's is not. Marking such a
+/// connection keeps a flood of fresh connections from shedding it in the
+/// moments before its task first runs and hyper reads the head (a starved
+/// runtime takes longer than a fast flood takes to make it the oldest
+/// fresh connection). One `peek` of up to [`PEEK_BYTES`] on a duplicate of
+/// the socket (the same non-blocking file description): nothing is
+/// consumed, nothing waits.
+#[cfg(unix)]
+fn head_buffered(stream: &tokio::net::TcpStream) -> bool {
+    use std::os::fd::AsFd;
+    let Ok(fd) = stream.as_fd().try_clone_to_owned() else {
+        return false;
+    };
+    let mut buf = [0u8; PEEK_BYTES];
+    match std::net::TcpStream::from(fd).peek(&mut buf) {
+        Ok(n) => buf[..n].windows(4).any(|w| w == b"\r\n\r\n"),
+        Err(_) => false,
+    }
+}
+
+/// Elsewhere the head is seen when hyper reads it.
+#[cfg(not(unix))]
+fn head_buffered(_stream: &tokio::net::TcpStream) -> bool {
+    false
+}
+
+/// How much of a new connection's first bytes [`head_buffered`] looks at: a
+/// scrape's head is a few hundred bytes; a longer head is simply not marked.
+const PEEK_BYTES: usize = 2048;
 
 /// Serves one connection until it ends, is shed, or the server stops; then
 /// closes the socket and only after that frees the slot.
