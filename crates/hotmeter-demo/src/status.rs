@@ -38,9 +38,9 @@ pub(crate) struct Tally {
     pub(crate) writes_err: u64,
     pub(crate) write_bounds: Vec<f64>,
     pub(crate) write_counts: Vec<u64>,
-    /// The write latency's native buckets (schema, zero bucket, positive
-    /// buckets): quantiles come from these when present, since the classic
-    /// buckets' first bound (1 ms) is coarser than most writes.
+    /// The write latency's native buckets: quantiles come from these when
+    /// present, since the classic buckets' first bound (1 ms) is coarser
+    /// than most writes.
     pub(crate) write_native: Option<NativeBuckets>,
     pub(crate) accepted: u64,
     pub(crate) processed: u64,

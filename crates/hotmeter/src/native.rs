@@ -384,22 +384,17 @@ impl NativeBuckets {
         if self.count < earlier.count || self.schema > earlier.schema || self.zero_threshold < earlier.zero_threshold {
             return None;
         }
+        let widened = self.zero_threshold > earlier.zero_threshold;
         let mut then = earlier.clone();
-        let by = (then.schema - self.schema) as u32;
-        merge_down(&mut then.positive, by);
-        merge_down(&mut then.negative, by);
-        then.schema = self.schema;
-        if self.zero_threshold > then.zero_threshold {
-            let zt = self.zero_threshold;
-            for side in [&mut then.positive, &mut then.negative] {
-                let inside = side.partition_point(|&(k, _)| bucket_upper(k, self.schema) <= zt);
-                // A bucket the wider zero bucket cuts in two: Prometheus
-                // calls that a reset (its observations cannot be split).
-                if side.get(inside).is_some_and(|&(k, _)| bucket_upper(k - 1, self.schema) < zt) {
-                    return None;
-                }
-                then.zero_count += side.drain(..inside).map(|(_, c)| c).sum::<u64>();
-            }
+        then.reduce(self.schema, self.zero_threshold);
+        // A bucket the wider zero bucket cuts in two (`reduce` leaves it
+        // outside): Prometheus calls that a reset, its observations cannot
+        // be split.
+        let cut = |side: &[(i32, u64)]| {
+            side.first().is_some_and(|&(k, _)| bucket_upper(k - 1, self.schema) < self.zero_threshold)
+        };
+        if widened && (cut(&then.positive) || cut(&then.negative)) {
+            return None;
         }
         Some(NativeBuckets {
             zero_count: self.zero_count.checked_sub(then.zero_count)?,
