@@ -525,6 +525,9 @@ struct FacadeHistogram(Arc<HistogramCell>);
 
 impl Metric for FacadeCounter {
     const TYPE: hotmeter::expose::MetricType = hotmeter::expose::MetricType::Counter;
+    fn handle_name() -> String {
+        "Counter (recorded through the `metrics` facade)".into()
+    }
     fn sample<'a>(&'a self, scratch: &'a mut Scratch) -> Value<'a> {
         self.0.0.sample(scratch)
     }
@@ -532,6 +535,9 @@ impl Metric for FacadeCounter {
 
 impl Metric for FacadeGauge {
     const TYPE: hotmeter::expose::MetricType = hotmeter::expose::MetricType::Gauge;
+    fn handle_name() -> String {
+        "Gauge (recorded through the `metrics` facade)".into()
+    }
     fn sample<'a>(&'a self, scratch: &'a mut Scratch) -> Value<'a> {
         self.0.0.sample(scratch)
     }
@@ -544,5 +550,11 @@ impl Metric for FacadeHistogram {
     }
     fn same_layout(&self, other: &Self) -> bool {
         self.0.0.buckets() == other.0.0.buckets()
+    }
+    fn layout(&self) -> String {
+        self.0.0.layout()
+    }
+    fn handle_name() -> String {
+        "Histogram (recorded through the `metrics` facade)".into()
     }
 }

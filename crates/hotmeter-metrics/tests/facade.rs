@@ -186,3 +186,21 @@ fn a_name_of_the_overflow_counter_cannot_silence_the_facade() {
     let t = text(&registry);
     assert!(t.contains("jobs_total{status=\"ok\"} 2"), "facade data lost:\n{t}");
 }
+
+/// Issue 22, item 4: reaching a facade-recorded family natively fails with
+/// an error that says where it came from, not a private type's name.
+#[test]
+fn a_native_handle_on_a_facade_family_names_the_facade() {
+    let registry = Registry::new();
+    let recorder = HotmeterRecorder::new(registry.clone());
+    metrics::with_local_recorder(&recorder, || {
+        metrics::counter!("jobs_total", "kind" => "a").increment(1);
+    });
+    let err = registry.string_family(("jobs_total", ""), &["kind"], hotmeter::Counter::new).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("StringFamily<Counter (recorded through the `metrics` facade)>, not StringFamily<Counter>"),
+        "{text}"
+    );
+    assert!(!text.contains("Facade") && !text.contains("::"), "a private type or a module path: {text}");
+}

@@ -16,7 +16,8 @@ use crate::value::{LabelValues, Labels, Metric, Scratch, Visitor};
 pub trait Collect: Send + Sync + 'static {
     fn collect(&self, desc: &Desc, scratch: &mut Scratch, visitor: &mut dyn Visitor);
     fn as_any(&self) -> &dyn Any;
-    fn type_name(&self) -> &'static str;
+    /// The handle's name for errors (see [`Metric::handle_name`]).
+    fn handle_name(&self) -> String;
     /// Overflow count, for string families.
     fn overflowed(&self) -> Option<u64> {
         None
@@ -33,7 +34,7 @@ impl<M: Metric> Collect for M {
     fn as_any(&self) -> &dyn Any {
         self
     }
-    fn type_name(&self) -> &'static str {
-        std::any::type_name::<Self>()
+    fn handle_name(&self) -> String {
+        M::handle_name()
     }
 }

@@ -206,13 +206,43 @@ pub enum ShapeDifference {
     /// The Rust handle type differs (e.g. a sharded and a single-cell counter,
     /// or two typed label sets with equal names).
     HandleType {
-        /// `std::any::type_name` of the first registration's handle.
-        existing: &'static str,
-        /// `std::any::type_name` of the handle asked for now.
-        requested: &'static str,
+        /// The first registration's handle, named as its user knows it
+        /// (`Counter`, `StringFamily<Histogram>`; a series recorded through
+        /// the `metrics` facade says so), without module paths.
+        existing: String,
+        /// The handle asked for now, named the same way.
+        requested: String,
     },
-    /// Help, unit or histogram/summary layout differ.
-    Description,
+    /// The help texts differ.
+    Help {
+        /// The first registration's help.
+        existing: String,
+        /// The help asked for now.
+        requested: String,
+    },
+    /// The units differ (or one has none).
+    Unit {
+        /// The first registration's unit.
+        existing: Option<String>,
+        /// The unit asked for now.
+        requested: Option<String>,
+    },
+    /// The constant labels differ (the registry's own ones included).
+    ConstLabels {
+        /// The first registration's constant labels, as name-value pairs.
+        existing: Vec<(String, String)>,
+        /// The constant labels asked for now.
+        requested: Vec<(String, String)>,
+    },
+    /// Histogram bucket bounds, native histogram options or summary options
+    /// differ.
+    Layout {
+        /// The first registration's layout, in words (e.g.
+        /// `buckets [0.1, 1.0]`).
+        existing: String,
+        /// The layout asked for now.
+        requested: String,
+    },
     /// Two string families with different cardinality limits.
     CardinalityLimit {
         /// The first registration's limit.
@@ -240,8 +270,20 @@ impl fmt::Display for RegistryError {
                 ShapeDifference::HandleType { existing, requested } => {
                     write!(f, "metric {name:?} is registered with handle type {existing}, not {requested}")
                 }
-                ShapeDifference::Description => {
-                    write!(f, "metric {name:?} is registered with a different help, unit or bucket layout")
+                ShapeDifference::Help { existing, requested } => {
+                    write!(f, "metric {name:?} is registered with help {existing:?}, not {requested:?}")
+                }
+                ShapeDifference::Unit { existing, requested } => {
+                    let unit = |u: &Option<String>| {
+                        u.as_deref().map_or_else(|| "no unit".to_owned(), |u| format!("unit {u:?}"))
+                    };
+                    write!(f, "metric {name:?} is registered with {}, not {}", unit(existing), unit(requested))
+                }
+                ShapeDifference::ConstLabels { existing, requested } => {
+                    write!(f, "metric {name:?} is registered with constant labels {existing:?}, not {requested:?}")
+                }
+                ShapeDifference::Layout { existing, requested } => {
+                    write!(f, "metric {name:?} is registered with {existing}, not {requested}")
                 }
                 ShapeDifference::CardinalityLimit { existing, requested } => {
                     write!(f, "metric {name:?} is registered with cardinality limit {existing}, not {requested}")

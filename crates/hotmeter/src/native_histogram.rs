@@ -795,6 +795,9 @@ impl Metric for NativeHistogram {
     fn same_layout(&self, other: &Self) -> bool {
         self.core.opts == other.core.opts
     }
+    fn layout(&self) -> String {
+        format!("{:?}", self.core.opts)
+    }
     fn created_unix_nanos(&self) -> Option<u64> {
         Some(self.core.created)
     }

@@ -70,6 +70,10 @@ mod private {
         fn metric_type(&self) -> MetricType;
         fn label_names(&self) -> Vec<String>;
         fn same_layout(&self, other: &Self) -> bool;
+        /// What `same_layout` compares, in words, for errors.
+        fn layout(&self) -> String;
+        /// The handle's name for errors (see `Metric::handle_name`).
+        fn handle_name(&self) -> String;
         fn into_collect(self) -> Arc<dyn Collect>;
         /// A string family's cardinality limit; `None` for other handles.
         fn cardinality_limit(&self) -> Option<usize> {
@@ -93,6 +97,12 @@ impl<M: Metric> private::Registrable for M {
     fn same_layout(&self, other: &Self) -> bool {
         Metric::same_layout(self, other)
     }
+    fn layout(&self) -> String {
+        Metric::layout(self)
+    }
+    fn handle_name(&self) -> String {
+        M::handle_name()
+    }
     fn into_collect(self) -> Arc<dyn Collect> {
         Arc::new(self)
     }
@@ -108,6 +118,12 @@ impl<L: LabelSet, M: Metric> private::Registrable for Family<L, M> {
     fn same_layout(&self, other: &Self) -> bool {
         Metric::same_layout(self.get_by_index(0), other.get_by_index(0))
     }
+    fn layout(&self) -> String {
+        Metric::layout(self.get_by_index(0))
+    }
+    fn handle_name(&self) -> String {
+        crate::collect::Collect::handle_name(self)
+    }
     fn into_collect(self) -> Arc<dyn Collect> {
         Arc::new(self)
     }
@@ -122,6 +138,12 @@ impl<M: Metric> private::Registrable for StringFamily<M> {
     }
     fn same_layout(&self, other: &Self) -> bool {
         self.ptr_eq(other) || Metric::same_layout(self.overflow_series(), other.overflow_series())
+    }
+    fn layout(&self) -> String {
+        Metric::layout(self.overflow_series())
+    }
+    fn handle_name(&self) -> String {
+        crate::collect::Collect::handle_name(self)
     }
     fn into_collect(self) -> Arc<dyn Collect> {
         Arc::new(self)
@@ -555,8 +577,8 @@ impl Registry {
             return Err(RegistryError::ShapeConflict {
                 name,
                 what: ShapeDifference::HandleType {
-                    existing: existing.collect.type_name(),
-                    requested: std::any::type_name::<M>(),
+                    existing: existing.collect.handle_name(),
+                    requested: private::Registrable::handle_name(metric),
                 },
             });
         };
@@ -569,14 +591,25 @@ impl Registry {
                 what: ShapeDifference::CardinalityLimit { existing: existing_limit, requested },
             });
         }
-        if existing.desc.help != desc.help
-            || existing.desc.unit != desc.unit
-            || existing.desc.const_labels != desc.const_labels
-            || !private::Registrable::same_layout(found, metric)
-        {
-            return Err(RegistryError::ShapeConflict { name, what: ShapeDifference::Description });
-        }
-        Ok(found.clone())
+        let what = if existing.desc.help != desc.help {
+            ShapeDifference::Help { existing: existing.desc.help.clone(), requested: desc.help.clone() }
+        } else if existing.desc.unit != desc.unit {
+            let unit = |u: &Option<Unit>| u.as_ref().map(|u| u.as_str().to_owned());
+            ShapeDifference::Unit { existing: unit(&existing.desc.unit), requested: unit(&desc.unit) }
+        } else if existing.desc.const_labels != desc.const_labels {
+            ShapeDifference::ConstLabels {
+                existing: existing.desc.const_labels.clone(),
+                requested: desc.const_labels.clone(),
+            }
+        } else if !private::Registrable::same_layout(found, metric) {
+            ShapeDifference::Layout {
+                existing: private::Registrable::layout(found),
+                requested: private::Registrable::layout(metric),
+            }
+        } else {
+            return Ok(found.clone());
+        };
+        Err(RegistryError::ShapeConflict { name, what })
     }
 
     /// Registers (or finds) a sharded [`Counter`].
@@ -744,8 +777,8 @@ impl Collect for OverflowCollector {
     fn as_any(&self) -> &dyn std::any::Any {
         self
     }
-    fn type_name(&self) -> &'static str {
-        std::any::type_name::<Self>()
+    fn handle_name(&self) -> String {
+        "the registry's overflow counter".into()
     }
 }
 
@@ -887,10 +920,15 @@ mod tests {
             r.register(("a_total", "A."), SingleCounter::new()).unwrap_err(),
             RegistryError::ShapeConflict { what: ShapeDifference::HandleType { .. }, .. }
         ));
-        assert!(matches!(
-            r.counter("a_total", "Other help.").unwrap_err(),
-            RegistryError::ShapeConflict { what: ShapeDifference::Description, .. }
-        ));
+        let err = r.counter("a_total", "Other help.").unwrap_err();
+        assert_eq!(
+            err,
+            RegistryError::ShapeConflict {
+                name: "a_total".into(),
+                what: ShapeDifference::Help { existing: "A.".into(), requested: "Other help.".into() }
+            }
+        );
+        assert_eq!(err.to_string(), r#"metric "a_total" is registered with help "A.", not "Other help.""#);
         assert!(matches!(
             r.string_family(("a_total", "A."), &["x"], Counter::new).unwrap_err(),
             RegistryError::ShapeConflict { what: ShapeDifference::Labels { .. }, .. }
@@ -905,6 +943,60 @@ mod tests {
         let s1 = r.string_family(("s_total", "S."), &["k"], Counter::new).unwrap();
         let s2 = r.string_family(("s_total", "S."), &["k"], Counter::new).unwrap();
         assert!(s1.ptr_eq(&s2));
+    }
+
+    /// Issue 22, item 2: a conflicting re-registration names what differs
+    /// and shows both values, never a private type.
+    #[test]
+    fn shape_conflicts_show_both_values() {
+        let r = Registry::new();
+        let seconds = Unit::new("seconds").unwrap();
+        let opts = || Opts::new("write_seconds", "Write time.").unit(seconds.clone()).const_label("store", "sqlite");
+        let _h = r.register(opts(), Histogram::new(Buckets::new([0.1, 1.0]).unwrap())).unwrap();
+        let conflict = |o: Opts, buckets: &[f64]| {
+            let err = r.register(o, Histogram::new(Buckets::new(buckets).unwrap())).unwrap_err();
+            let RegistryError::ShapeConflict { what, .. } = &err else { panic!("{err:?}") };
+            (what.clone(), err.to_string())
+        };
+        let (what, text) = conflict(Opts::new("write_seconds", "Other.").unit(seconds.clone()), &[0.1, 1.0]);
+        assert_eq!(what, ShapeDifference::Help { existing: "Write time.".into(), requested: "Other.".into() });
+        assert!(text.contains(r#"help "Write time.", not "Other.""#), "{text}");
+        let (what, text) = conflict(Opts::new("write_seconds", "Write time."), &[0.1, 1.0]);
+        assert_eq!(what, ShapeDifference::Unit { existing: Some("seconds".into()), requested: None });
+        assert!(text.contains(r#"unit "seconds", not no unit"#), "{text}");
+        let (what, text) = conflict(opts().const_label("tier", "hot"), &[0.1, 1.0]);
+        let store = ("store".to_owned(), "sqlite".to_owned());
+        let tier = ("tier".to_owned(), "hot".to_owned());
+        assert_eq!(what, ShapeDifference::ConstLabels { existing: vec![store.clone()], requested: vec![store, tier] });
+        assert!(text.contains("tier"), "{text}");
+        let (what, text) = conflict(opts(), &[0.5]);
+        assert_eq!(
+            what,
+            ShapeDifference::Layout { existing: "buckets [0.1, 1.0]".into(), requested: "buckets [0.5]".into() }
+        );
+        assert!(text.contains("buckets [0.1, 1.0], not buckets [0.5]"), "{text}");
+        assert!(r.register(opts(), Histogram::new(Buckets::new([0.1, 1.0]).unwrap())).is_ok(), "same shape");
+        // Handle types by the names their users know.
+        let _c = r.counter("jobs_total", "Jobs.").unwrap();
+        let err = r.register(("jobs_total", "Jobs."), SingleCounter::new()).unwrap_err();
+        assert_eq!(err.to_string(), r#"metric "jobs_total" is registered with handle type Counter, not SingleCounter"#);
+        let _f = r.string_family(("by_total", "By."), &["x"], Counter::new).unwrap();
+        let err = r.register(("by_total", "By."), StringFamily::new(&["x"], SingleCounter::new)).unwrap_err();
+        assert!(
+            err.to_string().ends_with("handle type StringFamily<Counter>, not StringFamily<SingleCounter>"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn short_type_names_drop_module_paths_only() {
+        use crate::value::short_type_name;
+        assert_eq!(short_type_name("hotmeter::counter::Counter"), "Counter");
+        assert_eq!(
+            short_type_name("hotmeter::family::Family<my_app::Status, hotmeter::counter::Counter>"),
+            "Family<Status, Counter>"
+        );
+        assert_eq!(short_type_name("(u8, alloc::string::String)"), "(u8, String)");
     }
 
     #[test]

@@ -339,6 +339,9 @@ impl Metric for Summary {
     fn same_layout(&self, other: &Self) -> bool {
         self.inner.opts == other.inner.opts
     }
+    fn layout(&self) -> String {
+        format!("{:?}", self.inner.opts)
+    }
     fn created_unix_nanos(&self) -> Option<u64> {
         Some(self.inner.created)
     }

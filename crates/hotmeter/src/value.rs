@@ -356,6 +356,21 @@ pub trait Metric: Clone + Send + Sync + 'static {
     fn same_layout(&self, _other: &Self) -> bool {
         true
     }
+    /// The layout [`Metric::same_layout`] compares, in words, for an error
+    /// that shows both sides (e.g. `buckets [0.1, 1.0]`). Empty for kinds
+    /// without one.
+    fn layout(&self) -> String {
+        String::new()
+    }
+    /// How errors name this handle type: its own name without module paths
+    /// (`Counter`, `Histogram`). A wrapper its user never sees overrides it
+    /// with what the user knows it as.
+    fn handle_name() -> String
+    where
+        Self: Sized,
+    {
+        short_type_name(std::any::type_name::<Self>())
+    }
     /// When it was made, in nanoseconds since the Unix epoch, for kinds
     /// that keep it (counters, histograms, summaries).
     fn created_unix_nanos(&self) -> Option<u64> {
@@ -417,7 +432,32 @@ impl Metric for crate::Histogram {
     fn same_layout(&self, other: &Self) -> bool {
         self.buckets() == other.buckets()
     }
+    fn layout(&self) -> String {
+        format!("buckets {:?}", self.buckets().bounds())
+    }
     fn created_unix_nanos(&self) -> Option<u64> {
         Some(self.created_unix_nanos())
     }
+}
+
+/// `std::any::type_name` without module paths, generics kept:
+/// `hotmeter::string_family::StringFamily<hotmeter::counter::Counter>`
+/// reads `StringFamily<Counter>`.
+pub(crate) fn short_type_name(full: &str) -> String {
+    let mut out = String::with_capacity(full.len());
+    let mut segment_start = 0;
+    for (i, c) in full.char_indices() {
+        if c.is_alphanumeric() || c == '_' || c == ':' {
+            continue;
+        }
+        out.push_str(last_path_segment(&full[segment_start..i]));
+        out.push(c);
+        segment_start = i + c.len_utf8();
+    }
+    out.push_str(last_path_segment(&full[segment_start..]));
+    out
+}
+
+fn last_path_segment(path: &str) -> &str {
+    path.rsplit("::").next().unwrap_or(path)
 }
