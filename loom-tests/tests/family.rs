@@ -40,7 +40,7 @@ fn a_revived_label_set_never_overflows_at_the_limit() {
     loom::model(|| {
         let f = hotmeter::StringFamily::with_limit(&["space"], 1, hotmeter::SingleCounter::new);
         f.with(&["a"], |c| c.inc()).unwrap();
-        assert!(f.remove(&["a"]));
+        assert_eq!(f.remove(&["a"]), Ok(true));
         loom_tests::on_threads(2, &f, |f| f.with(&["a"], |c| c.inc()).unwrap());
         assert_eq!(f.overflowed(), 0, "an increment of a revived series went to overflow");
         assert_eq!(f.get(&["a"]).unwrap().get(), 3);
@@ -56,7 +56,7 @@ fn a_revival_respects_the_limit_under_race() {
     loom::model(|| {
         let f = hotmeter::StringFamily::with_limit(&["id"], 1, hotmeter::SingleCounter::new);
         f.with(&["a"], |c| c.inc()).unwrap();
-        assert!(f.remove(&["a"]));
+        assert_eq!(f.remove(&["a"]), Ok(true));
         let g = f.clone();
         let reviver = thread::spawn(move || g.with(&["a"], |c| c.inc()).unwrap());
         f.with(&["b"], |c| c.inc()).unwrap();
@@ -102,7 +102,7 @@ fn remove_racing_a_lookup_loses_nothing() {
         let f = hotmeter::StringFamily::with_limit(&["id"], 2, hotmeter::SingleCounter::new);
         f.with(&["a"], |c| c.inc()).unwrap();
         let r = f.clone();
-        let remover = thread::spawn(move || r.remove(&["a"]));
+        let remover = thread::spawn(move || r.remove(&["a"]).unwrap());
         f.with(&["a"], |c| c.inc()).unwrap();
         let removed = remover.join().unwrap();
         assert!(removed, "the series was live when remove ran");
@@ -144,7 +144,7 @@ fn a_scrape_racing_an_insert_and_a_removal_is_consistent() {
         assert_eq!(scrape(&r), [("id=a".to_owned(), 1)]);
         let (fi, fr) = (f.clone(), f.clone());
         let inserter = thread::spawn(move || fi.with(&["b"], |c| c.inc_by(2)).unwrap());
-        let remover = thread::spawn(move || fr.remove(&["a"]));
+        let remover = thread::spawn(move || fr.remove(&["a"]).unwrap());
         let seen = scrape(&r);
         for (set, v) in &seen {
             match set.as_str() {
@@ -167,7 +167,7 @@ fn concurrent_removes_of_one_label_set_count_once() {
         let f = hotmeter::StringFamily::with_limit(&["id"], 2, hotmeter::SingleCounter::new);
         f.with(&["a"], |c| c.inc()).unwrap();
         f.with(&["b"], |c| c.inc()).unwrap();
-        let removed = loom_tests::on_threads(2, &f, |f| f.remove(&["a"])).into_iter().filter(|&r| r).count();
+        let removed = loom_tests::on_threads(2, &f, |f| f.remove(&["a"]).unwrap()).into_iter().filter(|&r| r).count();
         assert_eq!(removed, 1, "one label set removed twice");
         assert_eq!(f.len(), 1, "live count off after concurrent removes");
     });

@@ -150,7 +150,7 @@ fn run(ops: &[Op], limit: usize, gauge: bool) -> Result<(), TestCaseError> {
             }
             Op::Remove(x, y) => {
                 let key = [VALUES[x], VALUES[y]];
-                let was = if gauge { gf.remove(&key) } else { cf.remove(&key) };
+                let was = if gauge { gf.remove(&key) } else { cf.remove(&key) }.expect("two values for two labels");
                 let owned: Vec<String> = key.iter().map(|s| s.to_string()).collect();
                 prop_assert_eq!(was, model.live.contains_key(&owned), "remove {:?}", key);
                 model.remove(owned);

@@ -28,7 +28,7 @@ fn a_window_across_series_churn_counts_every_new_observation() {
     fam.with(&["a"], |h| (0..100).for_each(|_| h.observe(2.0))).unwrap();
     t.record(t0, &r.snapshot());
     // Shard a goes away; shard b writes 101 times in the window, 11 of them slow.
-    assert!(fam.remove(&["a"]));
+    assert_eq!(fam.remove(&["a"]), Ok(true));
     fam.with(&["b"], |h| {
         (0..90).for_each(|_| h.observe(0.05));
         (0..11).for_each(|_| h.observe(2.0));

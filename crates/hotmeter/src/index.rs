@@ -486,11 +486,10 @@ impl<V: Send + Sync + 'static> StringIndex<V> {
 
     /// Marks the entry for `values` (found with `hash`, the same function
     /// of the values every call on this index uses) removed: no longer live,
-    /// its place under the limit freed. Returns whether it was live.
-    pub fn remove(&self, hash: u64, values: &[&str]) -> bool {
-        if self.check_len(values).is_err() {
-            return false;
-        }
+    /// its place under the limit freed. Returns whether it was live, or
+    /// the same error as a lookup when `values` has the wrong length.
+    pub fn remove(&self, hash: u64, values: &[&str]) -> Result<bool, LabelCountError> {
+        self.check_len(values)?;
         let inner = &*self.inner;
         let mut w = lock(&inner.writers);
         match inner.find(inner.current.load(Ordering::Relaxed), hash, values) {
@@ -498,9 +497,9 @@ impl<V: Send + Sync + 'static> StringIndex<V> {
                 entry.removed.store(true, Ordering::Relaxed);
                 inner.live.fetch_sub(1, Ordering::Relaxed);
                 w.version += 1;
-                true
+                Ok(true)
             }
-            _ => false,
+            _ => Ok(false),
         }
     }
 
@@ -673,7 +672,7 @@ mod tests {
         assert_eq!(put("b", 2), Some(2));
         assert_eq!(put("c", 3), None, "full");
         assert_eq!(put("a", 9), Some(1), "an existing key is found at the limit");
-        assert!(index.remove(StringIndex::<u32>::hash(&["a"]), &["a"]));
+        assert_eq!(index.remove(StringIndex::<u32>::hash(&["a"]), &["a"]), Ok(true));
         assert_eq!(index.find(StringIndex::<u32>::hash(&["a"]), &["a"]).unwrap().copied(), None, "removed is not live");
         assert_eq!(put("c", 3), Some(3), "room again");
         assert_eq!(put("a", 9), None, "full again: a removed key does not come back over the limit");
@@ -694,7 +693,7 @@ mod tests {
         let custom = 42u64;
         assert_eq!(index.get_or_insert_with(custom, &["a"], || 1, |v| *v).unwrap(), Some(1));
         assert_eq!(index.find(custom, &["a"]).unwrap().copied(), Some(1));
-        assert!(index.remove(custom, &["a"]));
+        assert_eq!(index.remove(custom, &["a"]), Ok(true));
         assert_eq!(index.find(custom, &["a"]).unwrap().copied(), None);
         assert_eq!(index.get_or_try_insert_with(custom, &["b"], || None, |v| *v).unwrap(), None, "refused");
         assert_eq!(index.remembered(), 1, "a refused key takes no slot");
@@ -723,7 +722,7 @@ mod tests {
                 let k = i.to_string();
                 assert_eq!(index.find(hash(i), &[&k]).unwrap().copied(), Some(i), "{what}: key {i}");
             }
-            assert!(index.remove(hash(599), &["599"]), "{what}");
+            assert_eq!(index.remove(hash(599), &["599"]), Ok(true), "{what}");
             assert_eq!(index.find(hash(599), &["599"]).unwrap(), None, "{what}");
             assert_eq!(
                 index.get_or_insert_with(hash(599), &["599"], || 0, |v| *v).unwrap(),

@@ -265,7 +265,9 @@ impl<M: Metric> StringFamily<M> {
     }
 
     /// Stops exporting the series for `values`; returns whether it was live.
-    pub fn remove(&self, values: &[&str]) -> bool {
+    /// The wrong number of values is the same [`LabelCountError`] as for
+    /// [`StringFamily::with`].
+    pub fn remove(&self, values: &[&str]) -> Result<bool, LabelCountError> {
         self.inner.series.remove(StringIndex::<M>::hash(values), values)
     }
 
@@ -387,8 +389,8 @@ impl<M: Metric> Collect for StringFamily<M> {
     fn as_any(&self) -> &dyn Any {
         self
     }
-    fn type_name(&self) -> &'static str {
-        std::any::type_name::<Self>()
+    fn handle_name(&self) -> String {
+        format!("StringFamily<{}>", M::handle_name())
     }
     fn overflowed(&self) -> Option<u64> {
         Some(StringFamily::overflowed(self))
@@ -447,7 +449,7 @@ mod tests {
         f.with(&["b", "1"], |c| c.inc_by(5)).unwrap();
         assert_eq!(scrape(&r)[1], "t_total{k=\"b\",j=\"1\"} |{k=\"b\",j=\"1\"|k=b,j=1|7");
         // A removal, an insert sorting between, a revival.
-        assert!(f.remove(&["a\"\n", "2"]));
+        assert_eq!(f.remove(&["a\"\n", "2"]), Ok(true));
         f.with(&["c", "3"], |c| c.inc()).unwrap();
         f.with(&["a", "0"], |c| c.inc_by(9)).unwrap();
         assert_eq!(
@@ -506,8 +508,8 @@ mod tests {
         f.with(&["1"], |c| c.inc()).unwrap();
         assert_eq!(f.get(&["1"]).unwrap().get(), 2);
         // Removing makes room again.
-        assert!(f.remove(&["0"]));
-        assert!(!f.remove(&["0"]));
+        assert_eq!(f.remove(&["0"]), Ok(true));
+        assert_eq!(f.remove(&["0"]), Ok(false));
         f.with(&["new"], |c| c.inc()).unwrap();
         assert_eq!(f.len(), 3);
         assert_eq!(f.overflowed(), 7);
@@ -519,7 +521,7 @@ mod tests {
     fn removed_series_resume_and_distinct_sets_are_capped() {
         let f = StringFamily::with_limit(&["id"], 2, SingleCounter::new);
         f.with(&["a"], |c| c.inc_by(5)).unwrap();
-        assert!(f.remove(&["a"]));
+        assert_eq!(f.remove(&["a"]), Ok(true));
         assert_eq!(f.len(), 0);
         f.with(&["a"], |c| c.inc()).unwrap();
         assert_eq!(f.get(&["a"]).unwrap().get(), 6, "a returning label set resumes its series");
@@ -527,7 +529,7 @@ mod tests {
         for i in 0..10 {
             let id = format!("churn-{i}");
             f.with(&[&id], |c| c.inc()).unwrap();
-            f.remove(&[&id]);
+            f.remove(&[&id]).unwrap();
         }
         assert_eq!(f.inner.series.remembered(), 4);
         assert_eq!(f.overflowed(), 7);
@@ -561,6 +563,6 @@ mod tests {
     fn wrong_label_count_is_an_error() {
         let f = StringFamily::new(&["a"], Counter::new);
         assert_eq!(f.get(&[]).unwrap_err(), LabelCountError { expected: 1, got: 0 });
-        assert!(!f.remove(&["a", "b"]));
+        assert_eq!(f.remove(&["a", "b"]), Err(LabelCountError { expected: 1, got: 2 }));
     }
 }

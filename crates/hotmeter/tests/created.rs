@@ -37,7 +37,7 @@ fn a_revived_series_keeps_its_creation_time_and_a_new_metric_gets_its_own() {
     let fam = StringFamily::new(&["k"], Counter::new);
     fam.with(&["a"], |c| c.inc_by(5)).unwrap();
     let first = fam.get(&["a"]).unwrap().created_unix_nanos();
-    assert!(fam.remove(&["a"]));
+    assert_eq!(fam.remove(&["a"]), Ok(true));
     std::thread::sleep(std::time::Duration::from_millis(2));
     fam.with(&["a"], |c| c.inc()).unwrap();
     let back = fam.get(&["a"]).unwrap();
