@@ -4,9 +4,12 @@
 //! per held connection (its state, fresh, handling, writing or idle, and
 //! since when; how to tell its task to close), the
 //! choice of the connection to shed when a newcomer finds every slot taken,
-//! and the counts of shed and refused connections. Must not: await or do I/O
-//! while its lock is held, hold a socket (each belongs to its connection's
-//! task, which closes it when told), or touch recording paths.
+//! and the counts of shed and refused connections. Must not: await or do
+//! blocking I/O while its lock is held (it only peeks, without waiting, at
+//! what a candidate for shedding has in its receive buffer), close a socket
+//! (each belongs to its connection's task, which closes it when told; the
+//! table's second descriptor of it only delays the close until the entry
+//! is gone), or touch recording paths.
 //!
 //! The policy: a newcomer is never refused while some held connection could
 //! give way. In order, the server sheds
@@ -17,11 +20,14 @@
 //!    response);
 //! 3. else the one whose response has been written longest (a client that
 //!    does not read what it asked for);
-//! 4. else the one whose whole first head was already waiting in its
-//!    socket when it was accepted, before its task could read it (the
-//!    accept loop peeks; a scraper under a flood is one: its head arrives
-//!    while it waits in the kernel's backlog, and a fast flood would
-//!    otherwise make it the oldest fresh connection before its task runs).
+//! 4. else the one whose whole request head was found waiting in its
+//!    socket, not yet read by its task. Before a fresh or idle connection is
+//!    shed, its socket is peeked: a scraper under a flood has sent its head
+//!    at once, but its task may not have run yet (a starved runtime takes
+//!    longer than a fast flood takes to make it the oldest fresh
+//!    connection), and such a connection is moved here instead of shed.
+//!    Peeking at that moment, not when it was accepted, also covers a head
+//!    that arrived after the accept.
 //!
 //! A connection whose request is being handled (the render running) is
 //! never shed; only when every held connection is in that state is the
@@ -101,7 +107,50 @@ struct Entry {
     state: State,
     /// Fired (and the entry removed) when the connection is shed.
     shed: oneshot::Sender<()>,
+    /// What its socket holds unread, looked at before it is shed.
+    probe: Option<Probe>,
 }
+
+/// A second descriptor of a held connection's socket, to look at what waits
+/// in its receive buffer without consuming it (a `peek` on the same
+/// non-blocking socket: it never waits). Dropped with the entry, before the
+/// slot is freed, so the socket is closed by then all the same.
+pub(crate) struct Probe(std::net::TcpStream);
+
+impl Probe {
+    /// A probe of `socket`, or `None` if its descriptor cannot be
+    /// duplicated (out of descriptors: the connection is then shed by its
+    /// state alone).
+    #[cfg(unix)]
+    pub(crate) fn of(socket: &impl std::os::fd::AsFd) -> Option<Self> {
+        socket.as_fd().try_clone_to_owned().ok().map(|fd| Self(fd.into()))
+    }
+
+    /// A probe of `socket`, or `None` if its handle cannot be duplicated.
+    #[cfg(windows)]
+    pub(crate) fn of(socket: &impl std::os::windows::io::AsSocket) -> Option<Self> {
+        socket.as_socket().try_clone_to_owned().ok().map(|s| Self(s.into()))
+    }
+
+    /// Elsewhere no probe: connections are shed by their state alone.
+    #[cfg(not(any(unix, windows)))]
+    pub(crate) fn of<T>(_socket: &T) -> Option<Self> {
+        None
+    }
+
+    /// Whether a complete request head (up to [`PEEK_BYTES`]) waits unread.
+    fn head_waiting(&self) -> bool {
+        let mut buf = [0u8; PEEK_BYTES];
+        match self.0.peek(&mut buf) {
+            Ok(n) => buf[..n].windows(4).any(|w| w == b"\r\n\r\n"),
+            Err(_) => false,
+        }
+    }
+}
+
+/// How much of a connection's unread bytes [`Probe::head_waiting`] looks at:
+/// a scrape's head is a few hundred bytes; a longer one is simply not seen.
+const PEEK_BYTES: usize = 2048;
 
 /// Where a held connection is, with the tick it got there (a smaller tick
 /// has been there longer).
@@ -115,9 +164,9 @@ enum State {
     Writing(u64),
     /// Kept alive between requests, waiting for the next head.
     Idle(u64),
-    /// Accepted with a complete first head already in its socket, not yet
+    /// Found with a complete request head waiting in its socket, not yet
     /// read by its task.
-    HeadBuffered(u64),
+    HeadWaiting(u64),
 }
 
 impl State {
@@ -128,7 +177,7 @@ impl State {
             State::Fresh(t) => Some((0, t)),
             State::Idle(t) => Some((1, t)),
             State::Writing(t) => Some((2, t)),
-            State::HeadBuffered(t) => Some((3, t)),
+            State::HeadWaiting(t) => Some((3, t)),
             State::Handling => None,
         }
     }
@@ -160,8 +209,9 @@ impl Connections {
     /// A slot for a newly accepted connection: a free one, else the one of
     /// the connection shed for it (in the module's order), once that
     /// connection has closed. `None` (counted as refused) when every held
-    /// connection is having its request handled.
-    pub(crate) async fn admit(self: &Arc<Self>) -> Option<Slot> {
+    /// connection is having its request handled. `probe` lets the table
+    /// look at what the newcomer's socket holds unread before shedding it.
+    pub(crate) async fn admit(self: &Arc<Self>, probe: Option<Probe>) -> Option<Slot> {
         let permit = match self.permits.clone().try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => {
@@ -187,7 +237,7 @@ impl Connections {
         table.next_id += 1;
         let tick = table.next_tick;
         table.next_tick += 1;
-        table.entries.insert(id, Entry { state: State::Fresh(tick), shed });
+        table.entries.insert(id, Entry { state: State::Fresh(tick), shed, probe });
         drop(table);
         Some(Slot {
             tracker: Tracker { connections: self.clone(), id },
@@ -197,13 +247,26 @@ impl Connections {
     }
 
     /// Sheds one connection in the module's order: removes its entry and
-    /// tells its task to close it. False when every held connection is
-    /// having its request handled. O(held connections).
+    /// tells its task to close it. A fresh or idle candidate with a complete
+    /// head waiting in its socket is moved behind every other kind instead,
+    /// and the next candidate considered. False when every held connection
+    /// is having its request handled. O(held connections) and one peek;
+    /// O(held²) and one peek each only when that many heads wait unread.
     fn shed_one(&self) -> bool {
         let mut table = self.table();
-        let victim = table.entries.iter().filter_map(|(id, e)| Some((e.state.shed_rank()?, *id))).min();
-        let Some((_, id)) = victim else {
-            return false;
+        let id = loop {
+            let victim = table.entries.iter().filter_map(|(id, e)| Some((e.state.shed_rank()?, *id))).min();
+            let Some(((tier, _), id)) = victim else {
+                return false;
+            };
+            let tick = table.next_tick;
+            let entry = table.entries.get_mut(&id).expect("the candidate was just found");
+            if tier < 2 && entry.probe.as_ref().is_some_and(Probe::head_waiting) {
+                entry.state = State::HeadWaiting(tick);
+                table.next_tick += 1;
+                continue;
+            }
+            break id;
         };
         if let Some(entry) = table.entries.remove(&id) {
             // The receiver is gone only if the task already ended; its
@@ -281,12 +344,6 @@ pub(crate) struct Tracker {
 }
 
 impl Tracker {
-    /// A complete first head was already in the socket when it was
-    /// accepted: shed only after every fresh, idle and writing connection.
-    pub(crate) fn head_buffered(&self) {
-        self.connections.set_state(self.id, State::HeadBuffered);
-    }
-
     /// A complete request head has arrived: never shed while its response
     /// is made. The returned guard goes with the response body
     /// ([`Serving::writing`]); when it is dropped (the body is done, or the
@@ -331,10 +388,10 @@ mod tests {
     fn sheds_fresh_then_idle_then_writing_and_never_one_being_handled() {
         let rt = rt();
         let c = Arc::new(Connections::new(4));
-        let mut a = rt.block_on(c.admit()).unwrap();
-        let mut b = rt.block_on(c.admit()).unwrap();
-        let mut d = rt.block_on(c.admit()).unwrap();
-        let mut e = rt.block_on(c.admit()).unwrap();
+        let mut a = rt.block_on(c.admit(None)).unwrap();
+        let mut b = rt.block_on(c.admit(None)).unwrap();
+        let mut d = rt.block_on(c.admit(None)).unwrap();
+        let mut e = rt.block_on(c.admit(None)).unwrap();
         // `a` (the oldest) is being handled, so `b` has waited longest for a
         // first head.
         let serving_a = a.tracker().head_complete();
@@ -358,26 +415,68 @@ mod tests {
         drop(serving_a);
     }
 
+    /// A loopback connection whose client has sent `bytes`; the server's end
+    /// (kept, so that the socket stays open) and a probe of it.
+    fn connection_with(bytes: &[u8]) -> (std::net::TcpStream, std::net::TcpStream, Option<Probe>) {
+        use std::io::Write;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        client.write_all(bytes).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        // Loopback delivers at once; wait until the bytes are readable.
+        let mut buf = [0u8; 64];
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while server.peek(&mut buf).unwrap_or(0) < bytes.len().min(64) {
+            assert!(std::time::Instant::now() < deadline, "loopback bytes never arrived");
+            std::thread::yield_now();
+        }
+        let probe = Probe::of(&server);
+        (client, server, probe)
+    }
+
     #[test]
-    fn a_connection_accepted_with_its_head_buffered_goes_after_every_other_kind() {
+    fn a_connection_with_a_whole_head_waiting_goes_after_every_other_kind() {
         let rt = rt();
-        let c = Arc::new(Connections::new(4));
-        // `s` (a scraper) is the oldest, its head already in the socket.
-        let mut s = rt.block_on(c.admit()).unwrap();
-        s.tracker().head_buffered();
-        let mut fresh = rt.block_on(c.admit()).unwrap();
-        let mut idle = rt.block_on(c.admit()).unwrap();
+        let c = Arc::new(Connections::new(5));
+        // `s` (a scraper) is the oldest fresh connection, its whole head
+        // waiting in its socket: its task has not read it yet.
+        let (_sc, _ss, probe) = connection_with(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+        let mut s = rt.block_on(c.admit(probe)).unwrap();
+        // A slow client's unfinished head does not count.
+        let (_pc, _ps, probe) = connection_with(b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ");
+        let mut partial = rt.block_on(c.admit(probe)).unwrap();
+        let mut fresh = rt.block_on(c.admit(None)).unwrap();
+        let mut idle = rt.block_on(c.admit(None)).unwrap();
         drop(idle.tracker().head_complete());
-        let mut writing = rt.block_on(c.admit()).unwrap();
+        let mut writing = rt.block_on(c.admit(None)).unwrap();
         let serving = writing.tracker().head_complete();
         serving.writing();
-        for (victim, what) in [(&mut fresh, "fresh"), (&mut idle, "idle"), (&mut writing, "writing")] {
+        for (victim, what) in
+            [(&mut partial, "partial head"), (&mut fresh, "fresh"), (&mut idle, "idle"), (&mut writing, "writing")]
+        {
             assert!(c.shed_one());
-            assert!(is_shed(victim), "{what} goes before the buffered head");
+            assert!(is_shed(victim), "{what} goes before the waiting head");
+            assert!(!is_shed(&mut s), "the scraper outlasts {what}");
         }
-        assert!(!is_shed(&mut s), "the scraper outlasts all three");
         assert!(c.shed_one());
         assert!(is_shed(&mut s), "and only then gives way itself");
+        assert_eq!(c.stats().shed_total, 5);
+        drop(serving);
+    }
+
+    #[test]
+    fn an_idle_connection_whose_next_head_waits_goes_after_writing_ones() {
+        let rt = rt();
+        let c = Arc::new(Connections::new(2));
+        // A keep-alive scraper between scrapes, its next head already sent.
+        let (_kc, _ks, probe) = connection_with(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+        let mut keep_alive = rt.block_on(c.admit(probe)).unwrap();
+        drop(keep_alive.tracker().head_complete());
+        let mut writing = rt.block_on(c.admit(None)).unwrap();
+        let serving = writing.tracker().head_complete();
+        serving.writing();
+        assert!(c.shed_one());
+        assert!(is_shed(&mut writing) && !is_shed(&mut keep_alive));
         drop(serving);
     }
 
@@ -385,16 +484,16 @@ mod tests {
     fn a_response_being_written_outlasts_newer_silent_connections() {
         let rt = rt();
         let c = Arc::new(Connections::new(2));
-        let mut scraper = rt.block_on(c.admit()).unwrap();
+        let mut scraper = rt.block_on(c.admit(None)).unwrap();
         let serving = scraper.tracker().head_complete();
         serving.writing();
-        let mut silent = rt.block_on(c.admit()).unwrap();
+        let mut silent = rt.block_on(c.admit(None)).unwrap();
         // Newcomers keep arriving: each sheds the silent one, never the
         // scraper, older as it is.
         assert!(c.shed_one());
         assert!(is_shed(&mut silent) && !is_shed(&mut scraper));
         drop(silent);
-        let mut silent = rt.block_on(c.admit()).unwrap();
+        let mut silent = rt.block_on(c.admit(None)).unwrap();
         assert!(c.shed_one());
         assert!(is_shed(&mut silent) && !is_shed(&mut scraper));
         drop(serving);
@@ -404,11 +503,11 @@ mod tests {
     fn a_newcomer_takes_the_slot_of_the_connection_shed_for_it() {
         let rt = rt();
         let c = Arc::new(Connections::new(1));
-        let mut held = rt.block_on(c.admit()).unwrap();
+        let mut held = rt.block_on(c.admit(None)).unwrap();
         let newcomer = rt.block_on(async {
             // The held connection's task: closes when shed.
             let task = tokio::spawn(async move { held.shed().await });
-            let newcomer = c.admit().await;
+            let newcomer = c.admit(None).await;
             task.await.unwrap();
             newcomer
         });
@@ -420,10 +519,10 @@ mod tests {
     fn refuses_the_newcomer_when_every_connection_is_being_served() {
         let rt = rt();
         let c = Arc::new(Connections::new(2));
-        let a = rt.block_on(c.admit()).unwrap();
-        let b = rt.block_on(c.admit()).unwrap();
+        let a = rt.block_on(c.admit(None)).unwrap();
+        let b = rt.block_on(c.admit(None)).unwrap();
         let _handling = (a.tracker().head_complete(), b.tracker().head_complete());
-        assert!(rt.block_on(c.admit()).is_none());
+        assert!(rt.block_on(c.admit(None)).is_none());
         assert_eq!(c.stats(), ConnectionStats { open: 2, shed_total: 0, refused_total: 1 });
     }
 
@@ -431,8 +530,8 @@ mod tests {
     fn refuses_the_newcomer_when_the_shed_connection_does_not_close_in_time() {
         let rt = rt();
         let c = Arc::new(Connections::new(1));
-        let _stuck = rt.block_on(c.admit()).unwrap();
-        assert!(rt.block_on(c.admit()).is_none());
+        let _stuck = rt.block_on(c.admit(None)).unwrap();
+        assert!(rt.block_on(c.admit(None)).is_none());
         assert_eq!(c.stats(), ConnectionStats { open: 1, shed_total: 1, refused_total: 1 });
     }
 }
