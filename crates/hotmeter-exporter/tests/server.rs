@@ -293,3 +293,48 @@ fn threaded_server_dropped_in_async_code() {
     runtime().block_on(async move { drop(server) });
     assert!(TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_err(), "still listening after drop");
 }
+
+/// `start()` called from async code (issue 22, item 1: it used to panic with
+/// "Cannot start a runtime from within a runtime"): on a multi-threaded and
+/// a current-thread runtime, from the runtime's own task and from a spawned
+/// one, it serves scrapes and shuts down, blocking only the caller.
+#[test]
+fn threaded_server_started_in_async_code() {
+    let multi = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let current = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    for (flavor, rt) in [("multi-thread", &multi), ("current-thread", &current)] {
+        for spawned in [false, true] {
+            let start_and_scrape = async move {
+                let registry = registry();
+                let server = Exporter::new(registry).listen("127.0.0.1:0".parse().unwrap()).start().unwrap();
+                let addr = server.local_addr();
+                // The scrape blocks this task; the server runs on its own thread.
+                let reply = get(addr, "/metrics", "");
+                assert_eq!(reply.status, 200, "{flavor}, spawned {spawned}");
+                assert!(reply.text().contains("jobs_total"), "{flavor}: {}", reply.text());
+                server.shutdown();
+                addr
+            };
+            let addr = if spawned {
+                rt.block_on(async { tokio::spawn(start_and_scrape).await.unwrap() })
+            } else {
+                rt.block_on(start_and_scrape)
+            };
+            assert!(
+                TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_err(),
+                "{flavor}: still listening"
+            );
+        }
+    }
+}
+
+/// A `start()` that fails (the address is taken) inside async code returns
+/// the error; the runtime it built is dropped on its own thread, not the
+/// caller's (dropping a runtime inside another one panics).
+#[test]
+fn threaded_server_that_cannot_bind_in_async_code_returns_the_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let err = runtime().block_on(async { Exporter::new(registry()).listen(addr).start().unwrap_err() });
+    assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse, "{err}");
+}

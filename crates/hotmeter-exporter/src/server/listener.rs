@@ -30,7 +30,7 @@ use tokio::sync::watch;
 use super::config::Exporter;
 use super::routes::MetricsService;
 use super::state::Shared;
-use crate::connections::{ConnectionStats, Connections, Serving, Slot, Tracker};
+use crate::connections::{ConnectionStats, Connections, Probe, Serving, Slot, Tracker};
 use crate::dashboard;
 
 impl Exporter {
@@ -49,17 +49,40 @@ impl Exporter {
         Ok(ServerHandle { local_addr, ready, connections, stop: stop_tx, task })
     }
 
-    /// Starts a small dedicated runtime on its own thread and serves there:
-    /// for plain threaded programs. Returns once bound.
+    /// Starts a small dedicated runtime on its own thread and serves there;
+    /// returns once bound. For threaded programs, and safe to call from
+    /// async code too (inside `#[tokio::main]`, a `spawn`ed task or any
+    /// other runtime): the runtime is built, entered and, on error, dropped
+    /// on a thread of its own, never on the caller's, so the caller's
+    /// runtime is neither blocked on nor nested. In async code,
+    /// [`Exporter::serve`] shares the caller's runtime instead.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// // Inside a tokio runtime: no "Cannot start a runtime from within a
+    /// // runtime" panic.
+    /// let server = hotmeter_exporter::Exporter::new(hotmeter::Registry::new())
+    ///     .listen("127.0.0.1:0".parse().unwrap())
+    ///     .start()?;
+    /// assert_ne!(server.local_addr().port(), 0);
+    /// server.shutdown();
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn start(self) -> io::Result<ThreadedServer> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .max_blocking_threads(2)
-            .thread_name("hotmeter-exporter")
-            .enable_all()
-            .build()?;
-        let handle = runtime.block_on(self.serve())?;
-        Ok(ThreadedServer { handle: Some(handle), runtime: Some(runtime) })
+        let starting = std::thread::Builder::new().name("hotmeter-exporter-start".into()).spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .max_blocking_threads(2)
+                .thread_name("hotmeter-exporter")
+                .enable_all()
+                .build()?;
+            let handle = runtime.block_on(self.serve())?;
+            Ok(ThreadedServer { handle: Some(handle), runtime: Some(runtime) })
+        })?;
+        starting.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     }
 }
 
@@ -193,7 +216,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
             continue;
         };
         let admitted = tokio::select! {
-            slot = connections.admit() => slot,
+            slot = connections.admit(Probe::of(&stream)) => slot,
             _ = stop.changed() => break,
         };
         let Some(slot) = admitted else {
@@ -201,48 +224,12 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
             drop(stream);
             continue;
         };
-        if head_buffered(&stream) {
-            slot.tracker().head_buffered();
-        }
         tokio::spawn(serve_connection(stream, slot, shared.clone(), stop.clone()));
     }
     drop(listener);
     // Wait for connections to drain (each holds a slot), up to the grace.
     connections.drain(shared.limits.shutdown_grace + Duration::from_millis(100)).await;
 }
-
-/// Whether a complete request head already waits in `stream`'s receive
-/// buffer. A scraper sends its head as soon as it has connected, and under
-/// a flood it has waited in the kernel's backlog since, so by the time it
-/// is accepted its head is there; a slow client's is not. Marking such a
-/// connection keeps a flood of fresh connections from shedding it in the
-/// moments before its task first runs and hyper reads the head (a starved
-/// runtime takes longer than a fast flood takes to make it the oldest
-/// fresh connection). One `peek` of up to [`PEEK_BYTES`] on a duplicate of
-/// the socket (the same non-blocking file description): nothing is
-/// consumed, nothing waits.
-#[cfg(unix)]
-fn head_buffered(stream: &tokio::net::TcpStream) -> bool {
-    use std::os::fd::AsFd;
-    let Ok(fd) = stream.as_fd().try_clone_to_owned() else {
-        return false;
-    };
-    let mut buf = [0u8; PEEK_BYTES];
-    match std::net::TcpStream::from(fd).peek(&mut buf) {
-        Ok(n) => buf[..n].windows(4).any(|w| w == b"\r\n\r\n"),
-        Err(_) => false,
-    }
-}
-
-/// Elsewhere the head is seen when hyper reads it.
-#[cfg(not(unix))]
-fn head_buffered(_stream: &tokio::net::TcpStream) -> bool {
-    false
-}
-
-/// How much of a new connection's first bytes [`head_buffered`] looks at: a
-/// scrape's head is a few hundred bytes; a longer head is simply not marked.
-const PEEK_BYTES: usize = 2048;
 
 /// Serves one connection until it ends, is shed, or the server stops; then
 /// closes the socket and only after that frees the slot.
