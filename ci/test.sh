@@ -81,6 +81,19 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test (unit, stress, allocation, doc tests; the demo scraped by a real Prometheus; the dashboard in headless Chromium)"
 cargo test --workspace --locked 2>&1 | tee -a "$results"
 
+step "examples: each one's main, as a user runs it (their tests ran above)"
+cargo run -q --locked -p hotmeter-examples --example tokio_worker -- 127.0.0.1:0
+facade_output=$(cargo run -q --locked -p hotmeter-examples --example metrics_facade -- 127.0.0.1:0)
+grep -q '^http_requests_total{method="GET",status="200"} 490$' <<<"$facade_output"
+pool_output=$(cargo run -q --locked -p hotmeter-exporter --example worker_pool -- 1 127.0.0.1:0)
+grep -q 'example_jobs_total' <<<"$pool_output"
+# batch_job pushes to a Pushgateway: its test above pushed to a real one; here
+# its main must fail cleanly (an error, exit 1) when nothing listens.
+if cargo run -q --locked -p hotmeter-examples --example batch_job -- "http://127.0.0.1:$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')" 2>/dev/null; then
+    echo "batch_job succeeded with no Pushgateway listening" >&2
+    exit 1
+fi
+
 step "loom models (LOOM_MAX_PREEMPTIONS=$LOOM_MAX_PREEMPTIONS)"
 RUSTFLAGS="--cfg hotmeter_loom" cargo test -p loom-tests --release --locked --target-dir target/loom 2>&1 | tee -a "$results"
 
