@@ -8,12 +8,13 @@
 //! |---|---|---|
 //! | `remote_write_samples_total` | counter | samples taken into the queue (one per series per snapshot) |
 //! | `remote_write_samples_sent_total` | counter | samples the receiver accepted (2xx) |
-//! | `remote_write_samples_failed_total` | counter | samples refused with a non-retried status (4xx but 429) |
+//! | `remote_write_samples_failed_total` | counter | samples refused with a non-retried status (4xx but 429), or in snapshots refused for holding native histograms |
 //! | `remote_write_samples_dropped_total` | counter | samples evicted from a full queue, or left at the shutdown deadline |
 //! | `remote_write_samples_retried_total` | counter | samples sent again after a 5xx, 429 or transport failure |
 //! | `remote_write_send_duration_seconds` | histogram | one HTTP attempt, connect to answer |
 //! | `remote_write_queue_length` | gauge | snapshots waiting, the one being sent included |
 //! | `remote_write_queue_capacity` | gauge | the queue's bound, in snapshots |
+//! | `remote_write_native_histograms_refused` | gauge | 1 once the receiver refused native histograms and the client sends classic series instead, else 0 |
 //!
 //! Two clients started on one registry record into the same handles (the
 //! registry hands back the registered metric), so their counts add up.
@@ -39,6 +40,8 @@ pub const SEND_DURATION: &str = "remote_write_send_duration_seconds";
 pub const QUEUE_LENGTH: &str = "remote_write_queue_length";
 /// See the module table.
 pub const QUEUE_CAPACITY: &str = "remote_write_queue_capacity";
+/// See the module table.
+pub const NATIVE_REFUSED: &str = "remote_write_native_histograms_refused";
 
 /// Handles to the client's metrics.
 #[derive(Debug, Clone)]
@@ -50,6 +53,7 @@ pub(crate) struct PushMetrics {
     pub(crate) retried: Counter,
     pub(crate) send_duration: Histogram,
     pub(crate) queue_length: IntGauge,
+    pub(crate) native_refused: IntGauge,
 }
 
 impl PushMetrics {
@@ -68,6 +72,10 @@ impl PushMetrics {
             send_duration: registry.histogram(SEND_DURATION, "Duration of one remote_write HTTP attempt.", buckets)?,
             queue_length: registry
                 .int_gauge(QUEUE_LENGTH, "Snapshots waiting in the remote_write queue, the one being sent included.")?,
+            native_refused: registry.int_gauge(
+                NATIVE_REFUSED,
+                "1 once the receiver refused native histograms and remote_write sends classic series instead.",
+            )?,
         })
     }
 }

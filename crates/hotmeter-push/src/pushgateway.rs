@@ -111,7 +111,7 @@ impl Pushgateway {
             attempts += 1;
             match attempt(&self.agent, method.clone(), &uri, headers, &body, self.timeout) {
                 Attempt::Done => return Ok(()),
-                Attempt::Fail(e) => return Err(e),
+                Attempt::Fail(e) | Attempt::RefusesNative(e) => return Err(e),
                 Attempt::Retry { after, error } => {
                     // A Retry-After longer than one attempt may take ends
                     // the retries: a batch job does not sleep for hours.

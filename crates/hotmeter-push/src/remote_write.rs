@@ -28,6 +28,24 @@
 //! cumulative, so the newest snapshot carries everything the dropped ones
 //! did except their resolution in time.
 //!
+//! ## A receiver without native histograms
+//! A receiver that refuses a request because it holds native histograms
+//! (Prometheus without the feature answers 500 "native histograms are
+//! disabled") would refuse every retry of it. The first such answer turns
+//! this client to [`NativeHistograms::Classic`] for good: the refused
+//! snapshot and every queued one holding native histograms are counted as
+//! failed, a new snapshot is taken at once in classic series, the client's
+//! `remote_write_native_histograms_refused` gauge goes to 1 and one warning
+//! goes out through the `log` facade. Counters are cumulative, so the new
+//! snapshot carries what the failed ones did.
+//!
+//! ## Failure streaks
+//! The first failed attempt after a success (or the first attempt) logs
+//! one warning with the receiver's answer; the first success after a
+//! streak logs how many attempts it lasted. The counts are in the client's
+//! own metrics (`remote_write_samples_failed_total`, `_retried_total`,
+//! `_dropped_total`) and in [`PushStats`].
+//!
 //! ## Shutdown
 //! [`RemoteWriter::shutdown`] takes one last snapshot, then sends what is
 //! queued, oldest first, until the queue is empty or the deadline passes;
@@ -251,6 +269,9 @@ pub struct PushStats {
     pub max_queue_len: usize,
     /// The queue's bound.
     pub capacity: usize,
+    /// The receiver refused native histograms, and this client sends
+    /// classic series since (see the module docs).
+    pub native_histograms_refused: bool,
 }
 
 impl PushStats {
@@ -379,11 +400,13 @@ struct Batch {
     body: Arc<[u8]>,
     samples: u64,
     attempts: u32,
+    /// It holds native histograms.
+    native: bool,
 }
 
 impl Shared {
     /// Queues a snapshot, evicting the oldest one not on the wire when full.
-    fn enqueue(&self, st: &mut State, body: Arc<[u8]>, samples: u64) {
+    fn enqueue(&self, st: &mut State, body: Arc<[u8]>, samples: u64, native: bool) {
         st.stats.snapshots += 1;
         st.stats.samples += samples;
         self.metrics.samples.inc_by(samples);
@@ -397,7 +420,7 @@ impl Shared {
         }
         let id = st.next_id;
         st.next_id += 1;
-        st.queue.push_back(Batch { id, body, samples, attempts: 0 });
+        st.queue.push_back(Batch { id, body, samples, attempts: 0, native });
         st.stats.max_queue_len = st.stats.max_queue_len.max(st.queue.len());
         self.set_queue_gauge(st);
     }
@@ -439,14 +462,18 @@ fn sample(shared: &Shared, registry: &Registry, mut encoder: RemoteWriteEncoder,
                 st = shared.wake_sampler.wait_timeout(st, next - now).unwrap_or_else(PoisonError::into_inner).0;
             }
             st.snapshot_requested = false;
+            if st.stats.native_histograms_refused {
+                encoder.set_native_histograms(NativeHistograms::Classic);
+            }
             st.stop.is_some()
         };
         let timestamp_ms = now_ms().max(last_ms.saturating_add(1));
         last_ms = timestamp_ms;
-        let taken = encoder.encode(registry, timestamp_ms);
+        let taken = encoder.encode(registry, timestamp_ms).map(|e| (Arc::from(e.body), e.samples));
+        let native = encoder.request().timeseries.iter().any(|t| !t.histograms.is_empty());
         let mut st = shared.lock();
         match taken {
-            Ok(encoded) => shared.enqueue(&mut st, Arc::from(encoded.body), encoded.samples),
+            Ok((body, samples)) => shared.enqueue(&mut st, body, samples, native),
             Err(_) => {
                 // Only an oversized body fails: count its samples as failed.
                 let n = encoder.request().timeseries.len() as u64;
@@ -494,9 +521,11 @@ impl Sender {
         }
         let _exited = Exited(shared);
         let mut backoff = Backoff::new(self.backoff.0, self.backoff.1);
+        // Failed attempts in a row (0: the last one succeeded).
+        let mut streak = 0u64;
         loop {
             // Wait for work; at the deadline drop what is left and stop.
-            let (id, body, samples, deadline) = {
+            let (id, body, samples, native, deadline) = {
                 let mut st = shared.lock();
                 loop {
                     if let Some(deadline) = st.stop
@@ -528,7 +557,7 @@ impl Sender {
                     shared.metrics.retried.inc_by(front.samples);
                 }
                 *on_wire = true;
-                (front.id, front.body.clone(), front.samples, stop)
+                (front.id, front.body.clone(), front.samples, front.native, stop)
             };
 
             let timeout = match deadline {
@@ -547,7 +576,17 @@ impl Sender {
             st.on_wire = false;
             // The front cannot have been evicted while on the wire.
             debug_assert_eq!(st.queue.front().map(|b| b.id), Some(id));
+            // A refusal of native histograms is said once by the turn to
+            // classic series, not as the start of a failure streak.
+            if !(native && matches!(outcome, Attempt::RefusesNative(_))) {
+                self.note_streak(&mut streak, &outcome);
+            }
             let wait = match outcome {
+                Attempt::RefusesNative(error) if native => {
+                    self.turn_to_classic(shared, &mut st, &error);
+                    backoff.reset();
+                    None
+                }
                 Attempt::Done => {
                     st.queue.pop_front();
                     st.stats.sent += samples;
@@ -555,7 +594,7 @@ impl Sender {
                     backoff.reset();
                     None
                 }
-                Attempt::Fail(error) => {
+                Attempt::Fail(error) | Attempt::RefusesNative(error) => {
                     st.queue.pop_front();
                     st.stats.failed += samples;
                     st.stats.rejected_requests += 1;
@@ -585,6 +624,61 @@ impl Sender {
                     }
                     st = shared.wake_sender.wait_timeout(st, end - now).unwrap_or_else(PoisonError::into_inner).0;
                 }
+            }
+        }
+    }
+}
+
+impl Sender {
+    /// The receiver refused native histograms: from now on this client
+    /// sends classic series. The refused batch (the front) and every queued
+    /// one holding native histograms count as failed; the sampler is asked
+    /// for a new snapshot at once, which it encodes in classic series.
+    fn turn_to_classic(&self, shared: &Shared, st: &mut State, error: &SendError) {
+        let mut failed = 0;
+        st.queue.retain(|b| {
+            if b.native {
+                failed += b.samples;
+            }
+            !b.native
+        });
+        st.stats.failed += failed;
+        st.stats.rejected_requests += 1;
+        if let SendError::Rejected { status, .. } = error {
+            st.stats.last_error_status = Some(*status);
+        }
+        shared.metrics.failed.inc_by(failed);
+        if !st.stats.native_histograms_refused {
+            st.stats.native_histograms_refused = true;
+            shared.metrics.native_refused.set(1);
+            log::warn!(
+                "remote_write to {}: the receiver refuses native histograms ({error}); \
+                 sending them as classic series from now on ({failed} samples of refused snapshots counted as failed)",
+                self.uri
+            );
+        }
+        st.snapshot_requested = true;
+        shared.wake_sampler.notify_all();
+    }
+
+    /// One warning when a streak of failed attempts starts, one note when
+    /// it ends.
+    fn note_streak(&self, streak: &mut u64, outcome: &Attempt) {
+        match outcome {
+            Attempt::Done => {
+                if *streak > 0 {
+                    log::info!("remote_write to {}: sending again after {} failed attempts", self.uri, *streak);
+                }
+                *streak = 0;
+            }
+            Attempt::Retry { error, .. } | Attempt::Fail(error) | Attempt::RefusesNative(error) => {
+                if *streak == 0 {
+                    log::warn!(
+                        "remote_write to {}: {error} (counted in remote_write_samples_*_total; retried where the answer allows)",
+                        self.uri
+                    );
+                }
+                *streak += 1;
             }
         }
     }

@@ -142,8 +142,14 @@ impl RemoteWriteEncoder {
     /// What native histograms are sent as ([`NativeHistograms::Native`]
     /// unless set).
     pub fn native_histograms(mut self, mode: NativeHistograms) -> Self {
-        self.native = mode;
+        self.set_native_histograms(mode);
         self
+    }
+
+    /// [`native_histograms`](Self::native_histograms) on an encoder in use
+    /// (the next [`encode`](Self::encode) follows it).
+    pub fn set_native_histograms(&mut self, mode: NativeHistograms) {
+        self.native = mode;
     }
 
     /// Walks `registry` once, stamping every sample with `timestamp_ms`

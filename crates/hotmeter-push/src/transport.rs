@@ -51,6 +51,20 @@ pub(crate) enum Attempt {
     Retry { after: Option<Duration>, error: SendError },
     /// Any other status: never retried.
     Fail(SendError),
+    /// Refused because the request holds native histograms and the
+    /// receiver has them turned off (Prometheus without the feature answers
+    /// 500 "native histograms are disabled"): retrying the same body never
+    /// helps; sending classic series does. A [`SendError::Rejected`].
+    RefusesNative(SendError),
+}
+
+/// Whether a refusal's text says the receiver does not take native
+/// histograms (Prometheus: "native histograms are disabled"; Mimir and
+/// others word it alike).
+pub(crate) fn refuses_native_histograms(body: &str) -> bool {
+    let body = body.to_ascii_lowercase();
+    body.contains("native histogram")
+        && ["disabled", "not enabled", "not supported", "unsupported"].iter().any(|w| body.contains(w))
 }
 
 /// Sends one request and classifies the answer. `timeout` bounds the whole
@@ -84,7 +98,9 @@ pub(crate) fn attempt(
             let after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(retry_after);
             let text = response.body_mut().with_config().limit(1 << 10).read_to_vec().unwrap_or_default();
             let body = String::from_utf8_lossy(&text).trim().to_owned();
-            if status == 429 || (500..600).contains(&status) {
+            if refuses_native_histograms(&body) {
+                Attempt::RefusesNative(SendError::Rejected { status, body })
+            } else if status == 429 || (500..600).contains(&status) {
                 Attempt::Retry { after, error: SendError::Unavailable { status, attempts: 1 } }
             } else {
                 Attempt::Fail(SendError::Rejected { status, body })
@@ -160,6 +176,16 @@ mod tests {
         } else {
             assert!(matches!(https, Err(ConfigError::TlsDisabled { .. })));
         }
+    }
+
+    #[test]
+    fn refusals_of_native_histograms_are_told_apart() {
+        assert!(refuses_native_histograms("native histograms are disabled"));
+        assert!(refuses_native_histograms(
+            "err-mimir-native-histogram-ingestion-disabled: Native histogram ingestion is disabled"
+        ));
+        assert!(!refuses_native_histograms("out of order sample"));
+        assert!(!refuses_native_histograms("native histogram has negative count"));
     }
 
     #[test]

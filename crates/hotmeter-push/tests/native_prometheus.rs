@@ -85,8 +85,8 @@ fn prometheus_receives_native_histograms_and_agrees_on_count_sum_and_quantile() 
 }
 
 /// A receiver without native histograms refuses every request holding one
-/// (500, retried); `NativeHistograms::Classic` sends the classic series
-/// instead and everything arrives.
+/// (500); `NativeHistograms::Classic` sends the classic series from the
+/// start, so nothing is refused and everything arrives.
 #[test]
 fn classic_mode_serves_a_receiver_without_native_histograms() {
     let receiver = Prometheus::builder("prometheus").remote_write_receiver().start();
@@ -122,4 +122,42 @@ fn classic_mode_serves_a_receiver_without_native_histograms() {
     let want =
         [("0.001", at_or_below(0.001)), ("0.01", at_or_below(0.01)), ("0.1", at_or_below(0.1)), ("+Inf", 2000.0)];
     assert_eq!(buckets, want.map(|(l, v)| (l.to_owned(), v)), "buckets");
+}
+
+/// Issue 22, item 3: the default mode (native) into a real Prometheus
+/// without native histograms. It answers 500 "native histograms are
+/// disabled"; the client turns to classic series at once, says so in its
+/// own metric, and the count and sum arrive, where before every push was
+/// refused and retried for as long as the client ran.
+#[test]
+fn default_mode_falls_back_to_classic_series_for_a_receiver_without_native_histograms() {
+    let receiver = Prometheus::builder("prometheus").remote_write_receiver().start();
+    let prom = receiver.addr();
+
+    let registry = Registry::new();
+    let h = registry.native_histogram("fallback_rt_seconds", "Round trips.", NativeOpts::new()).unwrap();
+    for v in observations() {
+        h.observe(v);
+    }
+    let writer = RemoteWrite::new(format!("http://{prom}/api/v1/write"))
+        .interval(Duration::from_secs(3600))
+        .job("fallback-push")
+        .start(&registry)
+        .unwrap();
+    wait_for("a classic snapshot accepted", Duration::from_secs(30), || (writer.stats().sent > 0).then_some(()));
+    let stats = writer.shutdown(Duration::from_secs(20));
+    assert!(stats.native_histograms_refused, "{stats:?}");
+    assert_eq!((stats.rejected_requests, stats.retried, stats.last_error_status), (1, 0, Some(500)), "{stats:?}");
+    assert!(stats.accounted(), "{stats:?}");
+
+    let sel = r#"{job="fallback-push"}"#;
+    let count = wait_for("the classic count", Duration::from_secs(30), || {
+        scalar(prom, &format!("fallback_rt_seconds_count{sel}"))
+    });
+    assert_eq!(count, 2000.0);
+    let sum = scalar(prom, &format!("fallback_rt_seconds_sum{sel}")).expect("the classic sum");
+    let want: f64 = observations().iter().sum();
+    assert!((sum - want).abs() <= want.abs() * 1e-12, "{sum} vs {want}");
+    let refused = scalar(prom, &format!("remote_write_native_histograms_refused{sel}"));
+    assert_eq!(refused, Some(1.0), "the client's own metric says it fell back");
 }

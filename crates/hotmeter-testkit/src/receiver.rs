@@ -44,6 +44,12 @@ impl Received {
 /// ending in `\r\n`). Returns its `host:port` and the requests it got, in
 /// order. It serves until the test process ends.
 pub fn scripted(script: Vec<(u16, &'static str)>) -> (String, Arc<Mutex<Vec<Received>>>) {
+    scripted_with_bodies(script.into_iter().map(|(status, extra)| (status, extra, "no")).collect())
+}
+
+/// [`scripted`] with each answer's body too: (status, extra header lines,
+/// body).
+pub fn scripted_with_bodies(script: Vec<(u16, &'static str, &'static str)>) -> (String, Arc<Mutex<Vec<Received>>>) {
     assert!(!script.is_empty(), "a script of at least one answer");
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
@@ -86,8 +92,8 @@ pub fn scripted(script: Vec<(u16, &'static str)>) -> (String, Arc<Mutex<Vec<Rece
                     g.push(Received { at: Instant::now(), method, path, headers, body });
                     g.len() - 1
                 };
-                let (status, extra) = script[n.min(script.len() - 1)];
-                let reply = format!("HTTP/1.1 {status} X\r\n{extra}Content-Length: 2\r\n\r\nno");
+                let (status, extra, body) = script[n.min(script.len() - 1)];
+                let reply = format!("HTTP/1.1 {status} X\r\n{extra}Content-Length: {}\r\n\r\n{body}", body.len());
                 if reader.get_mut().write_all(reply.as_bytes()).is_err() {
                     break;
                 }
