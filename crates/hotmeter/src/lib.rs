@@ -89,6 +89,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod collect;
+mod collector;
 mod counter;
 mod desc;
 mod error;
@@ -114,6 +115,7 @@ mod sync;
 mod traced_counter;
 mod value;
 
+pub use collector::{CollectError, Collector, CollectorSeries};
 pub use counter::{Counter, FloatCounter, SingleCounter};
 pub use desc::Unit;
 pub use error::{BucketError, LabelCountError, NameError, NameErrorReason, RegistryError, ShapeDifference};
@@ -125,7 +127,7 @@ pub use histogram::{Buckets, DEFAULT_BUCKETS, Histogram, HistogramSnapshot, Hist
 pub use instrument::{Call, Instrumented, Outcome};
 pub use labels::LabelSet;
 pub use native_histogram::{NativeHistogram, NativeOpts, NativeSnapshot};
-pub use registry::{OVERFLOW_METRIC, Opts, Registry, RegistryBuilder, SummaryOrRegistryError};
+pub use registry::{CallbackId, OVERFLOW_METRIC, Opts, Registry, RegistryBuilder, SummaryOrRegistryError};
 pub use snapshot::{FamilySnapshot, OwnedValue, RegistrySnapshot, SeriesSnapshot};
 pub use string_family::{DEFAULT_CARDINALITY_LIMIT, OVERFLOW_LABEL_VALUE, StringFamily};
 pub use summary::{Summary, SummaryError, SummaryOpts};

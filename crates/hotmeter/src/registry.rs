@@ -129,6 +129,27 @@ impl<L: LabelSet, M: Metric> private::Registrable for Family<L, M> {
     }
 }
 
+impl private::Registrable for crate::collector::CollectorFamily {
+    fn metric_type(&self) -> MetricType {
+        self.kind()
+    }
+    fn label_names(&self) -> Vec<String> {
+        crate::collector::CollectorFamily::label_names(self).to_vec()
+    }
+    fn same_layout(&self, other: &Self) -> bool {
+        self.same_collector(other)
+    }
+    fn layout(&self) -> String {
+        self.describe()
+    }
+    fn handle_name(&self) -> String {
+        crate::collect::Collect::handle_name(self)
+    }
+    fn into_collect(self) -> Arc<dyn Collect> {
+        Arc::new(self)
+    }
+}
+
 impl<M: Metric> private::Registrable for StringFamily<M> {
     fn metric_type(&self) -> MetricType {
         M::TYPE
@@ -264,6 +285,18 @@ struct Entry {
 
 type Callback = Arc<dyn Fn() + Send + Sync>;
 
+/// Names a callback added with [`Registry::on_collect`], to remove it with
+/// [`Registry::remove_callback`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CallbackId(u64);
+
+/// The registry's scrape callbacks.
+#[derive(Default)]
+struct Callbacks {
+    next_id: u64,
+    list: Vec<(CallbackId, Callback)>,
+}
+
 /// Buffers reused by every scrape.
 #[derive(Default)]
 struct CollectState {
@@ -280,7 +313,8 @@ struct Inner {
     overflow_name: String,
     const_labels: Vec<(String, String)>,
     families: Mutex<Families>,
-    callbacks: Mutex<Vec<Callback>>,
+    /// Callbacks in the order they were added, each with its id.
+    callbacks: Mutex<Callbacks>,
     overflow: Arc<OverflowCollector>,
     collect_state: Mutex<CollectState>,
 }
@@ -419,7 +453,7 @@ impl RegistryBuilder {
                 overflow_name,
                 const_labels: self.const_labels,
                 families: Mutex::new(families),
-                callbacks: Mutex::new(Vec::new()),
+                callbacks: Mutex::new(Callbacks::default()),
                 overflow: Arc::new(OverflowCollector::default()),
                 collect_state: Mutex::new(CollectState::default()),
             }),
@@ -674,8 +708,50 @@ impl Registry {
     /// metrics; a slow callback delays the scrape, never the workers. It
     /// must not scrape the same registry itself (`collect`/`snapshot`):
     /// scrapes of one registry are serialised, so that would wait for ever.
-    pub fn on_collect(&self, callback: impl Fn() + Send + Sync + 'static) {
-        lock(&self.inner.callbacks).push(Arc::new(callback));
+    /// Returns the id [`remove_callback`](Self::remove_callback) takes.
+    ///
+    /// # Examples
+    /// ```
+    /// let registry = hotmeter::Registry::new();
+    /// let depth = registry.int_gauge("queue_depth", "Jobs queued.")?;
+    /// let id = registry.on_collect(move || depth.set(7));
+    /// assert!(registry.remove_callback(id));
+    /// assert!(!registry.remove_callback(id), "removed once");
+    /// # Ok::<(), hotmeter::RegistryError>(())
+    /// ```
+    pub fn on_collect(&self, callback: impl Fn() + Send + Sync + 'static) -> CallbackId {
+        let mut callbacks = lock(&self.inner.callbacks);
+        let id = CallbackId(callbacks.next_id);
+        callbacks.next_id += 1;
+        callbacks.list.push((id, Arc::new(callback)));
+        id
+    }
+
+    /// Removes a callback added with [`on_collect`](Self::on_collect);
+    /// returns whether it was there. A scrape already running may still
+    /// call it once; later ones do not.
+    pub fn remove_callback(&self, id: CallbackId) -> bool {
+        let mut callbacks = lock(&self.inner.callbacks);
+        let before = callbacks.list.len();
+        callbacks.list.retain(|(i, _)| *i != id);
+        callbacks.list.len() != before
+    }
+
+    /// Registers a family whose series a [`Collector`](crate::Collector)
+    /// computes at every scrape, of type `kind` with `label_names` (checked
+    /// as any family's). The name is taken until
+    /// [`unregister`](Self::unregister)ed; registering it again with the
+    /// same collector is accepted, with another one it is a
+    /// [`RegistryError::ShapeConflict`].
+    pub fn register_collector(
+        &self,
+        opts: impl Into<Opts>,
+        kind: MetricType,
+        label_names: &[&str],
+        collector: impl crate::Collector,
+    ) -> Result<(), RegistryError> {
+        let family = crate::collector::CollectorFamily::new(kind, label_names, Arc::new(collector));
+        self.register(opts, family).map(|_| ())
     }
 
     /// Runs the callbacks, then walks every family in name order, and every
@@ -684,7 +760,7 @@ impl Registry {
     pub fn collect(&self, visitor: &mut dyn Visitor) {
         let mut state = lock(&self.inner.collect_state);
         let state = &mut *state;
-        state.callbacks.extend(lock(&self.inner.callbacks).iter().cloned());
+        state.callbacks.extend(lock(&self.inner.callbacks).list.iter().map(|(_, cb)| cb.clone()));
         for cb in state.callbacks.drain(..) {
             cb();
         }

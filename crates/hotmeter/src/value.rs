@@ -29,6 +29,8 @@ pub(crate) enum LabelValues<'a> {
     },
     /// Every label has this value (the overflow series).
     Same(&'a str),
+    /// Values given by a [`Collector`](crate::Collector), in order.
+    Borrowed(&'a [&'a str]),
     /// A key kept by a [`StringIndex`](crate::index::StringIndex), read only if
     /// an encoder asks for the values (text encoders use the rendered
     /// prefix and never do).
@@ -85,6 +87,7 @@ impl<'a> Labels<'a> {
                 joined_value(key, ends, j)?
             }
             LabelValues::Same(v) => v,
+            LabelValues::Borrowed(v) => v.get(j)?,
         };
         Some((name, value))
     }
