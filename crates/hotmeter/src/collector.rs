@@ -12,11 +12,11 @@
 use std::any::Any;
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::Arc;
 
 use crate::collect::Collect;
 use crate::desc::{Desc, MetricType};
 use crate::error::LabelCountError;
+use crate::sync::Arc;
 use crate::value::{LabelValues, Labels, Scratch, Value, Visitor};
 
 /// A family computed when it is scraped: a connection pool's sizes, a
