@@ -232,7 +232,9 @@ const STATE: &str = r#"(() => {
   const panels = [...document.querySelectorAll('[data-panel]')]
     .filter((p) => !p.classList.contains('hidden'))
     .map((p) => ({ id: p.dataset.panel, points: Number(p.dataset.points || 0),
-                   latest: p.dataset.latest ? Number(p.dataset.latest) : null, lines: lines(p) }));
+                   latest: p.dataset.latest ? Number(p.dataset.latest) : null, lines: lines(p),
+                   yticks: [...p.querySelectorAll('svg.chart text.tick.y')].map((t) => t.textContent),
+                   values: [...p.querySelectorAll('.legend .value')].map((v) => v.textContent) }));
   const legend = [...document.querySelectorAll('.legend .name')].map((e) => e.textContent);
   const injected = [...document.querySelectorAll('.legend .name')]
     .filter((e) => e.textContent === '<img src=x onerror=alert(1)>' && e.childElementCount === 0).length;
@@ -290,7 +292,23 @@ fn check_page(cdp: &mut Cdp, addr: &str, token: Option<&str>) -> Value {
         assert!(p["points"].as_u64().unwrap() > 0, "panel {id} drew nothing: {state:#}");
         if !id.starts_with("source:") {
             assert!(p["lines"].as_u64().unwrap() > 0, "panel {id} has no line inside its chart: {state:#}");
+            // Issue 22, item 6: five y-axis labels, no two alike (a small
+            // range once read 0.02, 0.01, 0.01, 0.01, 0.00).
+            let ticks: Vec<&str> = p["yticks"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+            let distinct: std::collections::HashSet<_> = ticks.iter().collect();
+            assert!(ticks.len() == 5 && distinct.len() == 5, "panel {id} y axis {ticks:?}");
         }
+    }
+    // A classic histogram's quantile is shown as its bucket's bound ("≤"),
+    // never interpolated inside the bucket (one batch of one observation
+    // once read P50 0.50, P99 0.99).
+    for id in ["batch_size", "recall_latency"] {
+        let p = panels.iter().find(|p| p["id"] == id).unwrap();
+        let values: Vec<&str> = p["values"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        assert!(
+            !values.is_empty() && values.iter().all(|v| v.starts_with("≤ ") || *v == "–"),
+            "panel {id}: {values:?}"
+        );
     }
     let latest = |id: &str| panels.iter().find(|p| p["id"] == id).and_then(|p| p["latest"].as_f64());
     let page_errors = latest("errors").expect("the error panel has a latest value");
@@ -362,6 +380,26 @@ fn dashboard_draws_every_panel_in_a_real_browser() {
     let sources = sources.as_str().unwrap();
     assert!(sources.contains("At least 99.5% of checkpoint writes succeed"), "{sources}");
     assert!(sources.contains("MIGRATE NOW"), "5% errors must say migrate now: {sources}");
+    // Any metric, unscaled: a latency in seconds spans thousandths, where
+    // two decimals read 0.00 on every tick. Its labels still differ, and
+    // its quantile is a bucket's bound.
+    let explore = cdp
+        .eval(
+            r#"(() => {
+              const s = document.getElementById('metric');
+              s.value = 'streaming_observation_latency_seconds';
+              s.dispatchEvent(new Event('change'));
+              const e = document.getElementById('explore');
+              return { ticks: [...e.querySelectorAll('svg.chart text.tick.y')].map((t) => t.textContent),
+                       values: [...e.querySelectorAll('.legend .value')].map((v) => v.textContent) };
+            })()"#,
+        )
+        .unwrap();
+    let ticks: Vec<&str> = explore["ticks"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    let distinct: std::collections::HashSet<_> = ticks.iter().collect();
+    assert!(ticks.len() == 5 && distinct.len() == 5, "explore y axis {ticks:?}");
+    let values = explore["values"].as_array().unwrap();
+    assert!(!values.is_empty() && values.iter().all(|v| v.as_str().unwrap().starts_with("≤ ")), "{explore}");
     // Reported, not asserted (no timing thresholds in tests).
     let paint = cdp.eval("(performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime || null");
     eprintln!("dashboard first contentful paint: {paint:?} ms after navigation (debug build, loopback)");

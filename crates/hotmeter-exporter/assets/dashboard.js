@@ -143,15 +143,17 @@
     { id: 'observation_latency', title: 'Observation latency, enqueue to processed', unit: 'ms', needs: ['streaming_observation_latency_seconds'],
       data: () => quantiles('streaming_observation_latency_seconds', ['0.5', '0.99', '0.999'], 1000) },
     { id: 'queue_wait', title: 'Queue wait P99 by priority', unit: 'ms', needs: ['streaming_queue_wait_time_seconds'],
-      data: () => family('streaming_queue_wait_time_seconds').map((e) => ({ name: e.meta.labels.priority || '', values: scale(e.quantiles['0.99'] || [], 1000) })) },
+      data: () => family('streaming_queue_wait_time_seconds').map((e) => ({ name: e.meta.labels.priority || '', values: scale(e.quantiles['0.99'] || [], 1000), bound: isBound(e) })) },
     { id: 'recall_latency', title: 'Recall latency', unit: 'ms', needs: ['streaming_recall_latency_seconds'],
       data: () => quantiles('streaming_recall_latency_seconds', ['0.5', '0.99'], 1000) },
   ];
 
+  // A classic histogram's quantile is the bound of its bucket: "at most".
+  function isBound(e) { return e.meta.quantiles_are_bounds === true; }
   function quantiles(base, qs, k) {
     const e = histogram(base);
     if (!e) return [];
-    return qs.map((q) => ({ name: 'P' + String(Number(q) * 100), values: scale(e.quantiles[q] || [], k) }));
+    return qs.map((q) => ({ name: 'P' + String(Number(q) * 100), values: scale(e.quantiles[q] || [], k), bound: isBound(e) }));
   }
 
   // ---- drawing ----
@@ -176,8 +178,27 @@
     else if (a >= 1e4) s = (v / 1e3).toFixed(1) + 'k';
     else if (a >= 100) s = v.toFixed(0);
     else if (a >= 10) s = v.toFixed(1);
+    else if (a > 0 && a < 0.01) s = v.toPrecision(2);
     else s = v.toFixed(2);
     return unit ? s + (unit === '%' || unit === '/s' ? '' : ' ') + unit : s;
+  }
+  // A value that is a bucket's bound reads "≤ 5.00 ms", never as if measured.
+  function atMost(line, text) { return line.bound && text !== '–' ? '≤ ' + text : text; }
+  // Tick labels that tell every tick apart and say its value exactly: as
+  // `fmt` writes values when that does, else with the fewest decimals that
+  // do (two decimals would read a range of 0.02 as 0.02, 0.01, 0.01, 0.01,
+  // 0.00, and one of 0.03 as 0.00 on every tick).
+  function tickLabels(values) {
+    const step = Math.abs(values[1] - values[0]) || 1;
+    const exact = (labels) => labels.every((l, i) => Math.abs(Number(l) - values[i]) <= step * 1e-6);
+    const plain = values.map((v) => fmt(v, ''));
+    const large = Math.max(...values.map(Math.abs)) >= 10; // fmt's "120.0k" and the like
+    if (new Set(plain).size === plain.length && (large || exact(plain))) return plain;
+    for (let d = 0; d <= 12; d++) {
+      const fixed = values.map((v) => v.toFixed(d));
+      if (exact(fixed)) return fixed;
+    }
+    return plain;
   }
   function clock(ms) {
     const d = new Date(ms);
@@ -216,11 +237,12 @@
     const t0 = times.length ? times[0] : 0, t1 = times.length ? times[times.length - 1] : 1;
     const x = (t) => L + ((W - L - R) * (t - t0)) / Math.max(1, t1 - t0);
     const y = (v) => H - B - ((H - B - T) * (v - bottom)) / (top - bottom);
-    for (let i = 0; i <= 4; i++) {
-      const v = bottom + ((top - bottom) * i) / 4;
+    const ticks = [0, 1, 2, 3, 4].map((i) => bottom + ((top - bottom) * i) / 4);
+    const labels = tickLabels(ticks);
+    ticks.forEach((v, i) => {
       chart.appendChild(svg('line', { class: 'axis', x1: L, x2: W - R, y1: y(v), y2: y(v) }));
-      chart.appendChild(svg('text', { class: 'tick', x: L - 4, y: y(v) + 4, 'text-anchor': 'end' }, fmt(v, '')));
-    }
+      chart.appendChild(svg('text', { class: 'tick y', x: L - 4, y: y(v) + 4, 'text-anchor': 'end' }, labels[i]));
+    });
     if (times.length > 1) {
       for (const t of [t0, (t0 + t1) / 2, t1]) {
         const anchor = t === t0 ? 'start' : t === t1 ? 'end' : 'middle';
@@ -252,7 +274,7 @@
       sw.appendChild(svg('rect', { width: 10, height: 10, fill: COLORS[n % COLORS.length] }));
       li.appendChild(sw);
       li.appendChild(el('span', 'name', l.name === '' ? '(none)' : l.name));
-      li.appendChild(el('span', 'value', fmt(latestOf(l.values), unit)));
+      li.appendChild(el('span', 'value', atMost(l, fmt(latestOf(l.values), unit))));
       ul.appendChild(li);
     });
   }
@@ -274,7 +296,7 @@
     legend(section.querySelector('.legend'), lines, unit);
     const latest = lines.length ? latestOf(lines[0].values) : null;
     const head = section.querySelector('.latest');
-    head.textContent = lines.length === 1 ? fmt(latest, unit) : '';
+    head.textContent = lines.length === 1 ? atMost(lines[0], fmt(latest, unit)) : '';
     head.classList.remove('warn', 'crit');
     for (const m of marks) if (latest !== null && latest > m.value) head.classList.add(m.color === CRIT ? 'crit' : 'warn');
     section.dataset.points = String(points);
@@ -341,6 +363,7 @@
     const lines = members.slice(0, COLORS.length).map((e) => ({
       name: Object.keys(e.meta.labels).map((k) => k + '="' + e.meta.labels[k] + '"').join(', ') || name,
       values: quantiled ? e.quantiles[q] || [] : e.values,
+      bound: quantiled && isBound(e),
     }));
     show(explore, lines, [], unit);
   }

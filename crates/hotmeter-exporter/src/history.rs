@@ -441,7 +441,9 @@ impl History {
                 list(out, "rate", &|i, j| {
                     j.and_then(|j| self.bucket_deltas(members, buckets, i, j)).map_or(f64::NAN, |(_, rate)| rate)
                 });
-                out.extend_from_slice(b",\"quantiles\":{");
+                // A classic bucket knows only "at most its bound": the
+                // quantiles are the bounds, and the page says so.
+                out.extend_from_slice(b",\"quantiles_are_bounds\":true,\"quantiles\":{");
                 for (n, (name, q)) in QUANTILES.iter().enumerate() {
                     if n > 0 {
                         out.push(b',');
@@ -450,7 +452,7 @@ impl History {
                     out.push(b':');
                     array(out, points, &|i, j| {
                         j.and_then(|j| self.bucket_deltas(members, buckets, i, j))
-                            .and_then(|(d, _)| hotmeter::expose::histogram_quantile(bounds, &d, *q))
+                            .and_then(|(d, _)| hotmeter::expose::histogram_quantile_bound(bounds, &d, *q))
                             .unwrap_or(f64::NAN)
                     });
                 }
@@ -627,15 +629,16 @@ mod tests {
         let series = v["series"].as_array().unwrap();
         let a = series.iter().find(|s| s["labels"]["op"] == "a").unwrap();
         assert_eq!(a["rate"], serde_json::json!([null, 5.0]));
-        // All 10 in (0.1, 1]: P50 interpolates to the middle of that bucket.
-        assert_eq!(a["quantiles"]["0.5"], serde_json::json!([null, 0.55]));
+        // All 10 in (0.1, 1]: P50 is at most 1 (interpolation would make
+        // up 0.55).
+        assert_eq!(a["quantiles"]["0.5"], serde_json::json!([null, 1.0]));
+        assert_eq!(a["quantiles_are_bounds"], true);
         let all = series.iter().find(|s| s["id"] == "all:lat_seconds").unwrap();
         assert_eq!((all["aggregate"].as_bool(), all["labels"].as_object().unwrap().len()), (Some(true), 0));
         assert_eq!(all["rate"], serde_json::json!([null, 10.0]));
         // 20 in the window, half in (0.01, 0.1], half in (0.1, 1].
         assert_eq!(all["quantiles"]["0.5"], serde_json::json!([null, 0.1]));
-        let p99 = all["quantiles"]["0.99"][1].as_f64().unwrap();
-        assert!((p99 - (0.1 + 0.9 * 0.98)).abs() < 1e-9, "{p99}");
+        assert_eq!(all["quantiles"]["0.99"], serde_json::json!([null, 1.0]));
     }
 
     #[test]

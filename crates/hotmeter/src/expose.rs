@@ -35,7 +35,7 @@
 
 pub use crate::desc::{Desc, MetricType};
 pub use crate::escape::EscapingScheme;
-pub use crate::histogram::histogram_quantile;
+pub use crate::histogram::{histogram_quantile, histogram_quantile_bound};
 pub use crate::registry::Registrable;
 pub use crate::render::{escape_label_value, write_f64, write_label_set};
 pub use crate::value::{CounterRun, Labels, Metric, Scratch, Value, Visitor};

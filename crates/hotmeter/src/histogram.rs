@@ -714,6 +714,37 @@ pub fn histogram_quantile(bounds: &[f64], counts: &[u64], q: f64) -> Option<f64>
     quantile_from_buckets(bounds, counts, q)
 }
 
+/// The upper bound of the classic bucket that holds the `q`-quantile of
+/// per-bucket `counts` (`+Inf` last): all a classic histogram knows of it,
+/// "at most this". Where [`histogram_quantile`] interpolates inside the
+/// bucket (Prometheus' `histogram_quantile`), which makes up a value: one
+/// observation in `(0, 1]` reads P50 0.5 and P99 0.99. In the `+Inf`
+/// bucket, the largest finite bound, as Prometheus answers (the quantile is
+/// then at least that). `None` without observations.
+///
+/// # Examples
+/// ```
+/// let bounds = [1.0, 10.0];
+/// // One observation in (0, 1]: interpolation says 0.5, the bound says at most 1.
+/// assert_eq!(hotmeter::expose::histogram_quantile(&bounds, &[1, 0, 0], 0.5), Some(0.5));
+/// assert_eq!(hotmeter::expose::histogram_quantile_bound(&bounds, &[1, 0, 0], 0.5), Some(1.0));
+/// ```
+pub fn histogram_quantile_bound(bounds: &[f64], counts: &[u64], q: f64) -> Option<f64> {
+    let total: u64 = counts.iter().sum();
+    if total == 0 || q.is_nan() {
+        return None;
+    }
+    let rank = q.clamp(0.0, 1.0) * total as f64;
+    let mut seen = 0u64;
+    for (i, &c) in counts.iter().enumerate() {
+        if c > 0 && (seen + c) as f64 >= rank {
+            return bounds.get(i).or(bounds.last()).copied();
+        }
+        seen += c;
+    }
+    bounds.last().copied()
+}
+
 fn quantile_from_buckets(bounds: &[f64], counts: &[u64], q: f64) -> Option<f64> {
     let total: u64 = counts.iter().sum();
     if total == 0 || q.is_nan() {
