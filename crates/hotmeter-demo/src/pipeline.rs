@@ -98,7 +98,7 @@ pub(crate) fn build_pipeline(o: &Options) -> Result<Pipeline, Failed> {
 /// Serves the registry, the dashboard, `/slos` and `/decision` on
 /// `--listen` (behind a bearer token with `--bearer-token-file`), marks it
 /// ready, and prints where and what runs.
-pub(crate) fn start_exporter(o: &Options, p: &Pipeline) -> Result<hotmeter_exporter::ThreadedServer, Failed> {
+pub(crate) fn start_exporter(o: &Options, p: &Pipeline) -> Result<hotmeter_exporter::ThreadedServerHandle, Failed> {
     let (report_slos, slo_defs) = (p.slo_tracker.clone(), p.slo_defs.clone());
     let latest = p.latest_decision.clone();
     let none_yet = match o.decide_every {
@@ -156,7 +156,7 @@ pub(crate) fn start_push(
     o: &Options,
     p: &Pipeline,
     served: Option<std::net::SocketAddr>,
-) -> Result<Option<hotmeter_push::RemoteWriter>, Failed> {
+) -> Result<Option<hotmeter_push::RemoteWriteHandle>, Failed> {
     let Some(url) = &o.remote_write else { return Ok(None) };
     let instance = o.instance.clone().or_else(|| served.map(|a| a.to_string())).unwrap_or_else(|| "demo".into());
     // Classic: the demo's write latency is a native histogram whose alert

@@ -13,7 +13,7 @@
 //! | [`encode_json`] | a JSON snapshot with quantile estimates |
 //! | [`register_process_metrics`] | `process_*` metrics from Linux `/proc` |
 //! | [`promtool::check_metrics`] | runs `promtool check metrics` on exposition, for tests |
-//! | [`Exporter`], [`ServerHandle`], [`ThreadedServer`], [`MetricsService`], [`Limits`], [`Auth`] | the hardened HTTP server (hyper 1.x on tokio), loopback by default |
+//! | [`Exporter`], [`ServerHandle`], [`ThreadedServerHandle`], [`MetricsService`], [`Limits`], [`Auth`] | the hardened HTTP server (hyper 1.x on tokio), loopback by default |
 //! | [`ConnectionStats`] | connections a running server holds, sheds and refuses at its cap |
 //! | [`HistoryConfig`], [`DASHBOARD_CSP`], [`dashboard_page_weight`] | the live page at `/dashboard` (embedded HTML, CSS and script; plain SVG charts), its history ring (`/dashboard/history`) and the application's panel sources ([`Exporter::dashboard_source`]) |
 //!
@@ -59,4 +59,11 @@ pub use hotmeter_format::{
     encode_text, negotiate,
 };
 pub use process::register_process_metrics;
-pub use server::{Auth, DEFAULT_LISTEN, Exporter, Limits, MetricsService, ServerHandle, ThreadedServer};
+pub use server::{Auth, DEFAULT_LISTEN, Exporter, Limits, MetricsService, ServerHandle, ThreadedServerHandle};
+
+/// The old name of [`ThreadedServerHandle`]: both things
+/// [`Exporter`] starts are handles, [`ServerHandle`] on the caller's
+/// runtime (`serve().await`) and `ThreadedServerHandle` on a thread of its
+/// own (`start()`).
+#[deprecated(since = "0.1.0", note = "renamed ThreadedServerHandle")]
+pub type ThreadedServer = ThreadedServerHandle;

@@ -6,7 +6,7 @@
 //! | `config` | the [`Exporter`] builder, [`Limits`], [`Auth`], [`DEFAULT_LISTEN`], extra routes |
 //! | `state` | what every connection shares, built once from an [`Exporter`] |
 //! | `routes` | [`MetricsService`]: every route, content negotiation and gzip, the body limit, authentication |
-//! | `listener` | binding, the accept loop, hyper's per-connection limits, shedding's glue, [`ServerHandle`], [`ThreadedServer`], graceful shutdown |
+//! | `listener` | binding, the accept loop, hyper's per-connection limits, shedding's glue, [`ServerHandle`], [`ThreadedServerHandle`], graceful shutdown |
 //!
 //! Imports run one way: `listener` → `routes` → `state` → `config`, and
 //! each of them may use any module after it (whom to shed at the cap is
@@ -21,5 +21,5 @@ mod routes;
 mod state;
 
 pub use config::{Auth, DEFAULT_LISTEN, Exporter, Limits};
-pub use listener::{ServerHandle, ThreadedServer};
+pub use listener::{ServerHandle, ThreadedServerHandle};
 pub use routes::MetricsService;

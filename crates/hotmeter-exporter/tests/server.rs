@@ -338,3 +338,13 @@ fn threaded_server_that_cannot_bind_in_async_code_returns_the_error() {
     let err = runtime().block_on(async { Exporter::new(registry()).listen(addr).start().unwrap_err() });
     assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse, "{err}");
 }
+
+/// The old name still compiles (deprecated), and is the same type.
+#[test]
+#[allow(deprecated)]
+fn old_names_are_aliases() {
+    let server: hotmeter_exporter::ThreadedServer =
+        Exporter::new(registry()).listen("127.0.0.1:0".parse().unwrap()).start().unwrap();
+    let server: hotmeter_exporter::ThreadedServerHandle = server;
+    server.shutdown();
+}

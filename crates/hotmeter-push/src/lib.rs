@@ -8,7 +8,7 @@
 //!
 //! | item | what it is |
 //! |---|---|
-//! | [`RemoteWrite`], [`RemoteWriter`], [`PushStats`] | the remote_write client: settings, the running client, its counts |
+//! | [`RemoteWrite`], [`RemoteWriteHandle`], [`PushStats`] | the remote_write client: settings, the running client, its counts |
 //! | [`RemoteWriteEncoder`], [`Encoded`], [`NativeHistograms`] | one registry walk → protobuf `WriteRequest` → snappy block; what native histograms become |
 //! | [`proto`] | the hand-declared remote_write messages (`prost` derive, no `protoc`) |
 //! | [`Pushgateway`], [`GroupingKey`] | push (`PUT`), push-add (`POST`) and delete of a group |
@@ -34,7 +34,7 @@
 //! are retried with exponential backoff and jitter, never sooner than a
 //! `Retry-After`; any other 4xx drops the request and counts its samples
 //! as failed. The queue is bounded and drops its oldest snapshots first,
-//! counting every dropped sample (memory bound in [`RemoteWriter`]'s
+//! counting every dropped sample (memory bound in [`RemoteWriteHandle`]'s
 //! module docs, on [`RemoteWrite::queue_capacity`]).
 //!
 //! Classic histograms travel as `_bucket{le}` (cumulative, `+Inf` last),
@@ -94,6 +94,13 @@ mod transport;
 
 pub use error::{ConfigError, EncodeError, SendError};
 pub use pushgateway::{GroupingKey, Pushgateway};
-pub use remote_write::{DEFAULT_INTERVAL, DEFAULT_QUEUE_CAPACITY, PushStats, RemoteWrite, RemoteWriter};
+pub use remote_write::{DEFAULT_INTERVAL, DEFAULT_QUEUE_CAPACITY, PushStats, RemoteWrite, RemoteWriteHandle};
+
+/// The old name of [`RemoteWriteHandle`]: what a builder starts is named
+/// for the builder, with `Handle` (`RemoteWrite` starts a
+/// `RemoteWriteHandle`, as the exporter's `serve` and `start` give a
+/// `ServerHandle` and a `ThreadedServerHandle`).
+#[deprecated(since = "0.1.0", note = "renamed RemoteWriteHandle")]
+pub type RemoteWriter = RemoteWriteHandle;
 pub use series::{Encoded, NativeHistograms, RemoteWriteEncoder};
 pub use transport::USER_AGENT;

@@ -1,4 +1,4 @@
-//! The remote_write client: [`RemoteWrite`] (its settings), [`RemoteWriter`]
+//! The remote_write client: [`RemoteWrite`] (its settings), [`RemoteWriteHandle`]
 //! (the running client) and [`PushStats`].
 //!
 //! Owns: two background threads and the bounded queue between them. The
@@ -47,7 +47,7 @@
 //! `_dropped_total`) and in [`PushStats`].
 //!
 //! ## Shutdown
-//! [`RemoteWriter::shutdown`] takes one last snapshot, then sends what is
+//! [`RemoteWriteHandle::shutdown`] takes one last snapshot, then sends what is
 //! queued, oldest first, until the queue is empty or the deadline passes;
 //! what is left then is counted as dropped. Attempts started during
 //! shutdown end at the deadline; one already on the wire when shutdown
@@ -175,7 +175,7 @@ impl RemoteWrite {
         self
     }
 
-    /// How long dropping a [`RemoteWriter`] may spend flushing.
+    /// How long dropping a [`RemoteWriteHandle`] may spend flushing.
     pub fn flush_deadline(mut self, deadline: Duration) -> Self {
         self.flush_deadline = deadline;
         self
@@ -184,7 +184,7 @@ impl RemoteWrite {
     /// Checks the settings, registers the client's metrics in `registry`
     /// (see [`metrics`](crate::metrics)) and starts the two threads. The
     /// first snapshot is taken at once.
-    pub fn start(self, registry: &Registry) -> Result<RemoteWriter, ConfigError> {
+    pub fn start(self, registry: &Registry) -> Result<RemoteWriteHandle, ConfigError> {
         let uri = check_url(&self.url)?;
         let encoder = RemoteWriteEncoder::new(self.external.clone())?.native_histograms(self.native);
         if self.capacity < 2 {
@@ -229,14 +229,14 @@ impl RemoteWrite {
                 }
             }
         };
-        Ok(RemoteWriter { shared, threads: Some((sampler, sender)), flush_deadline: self.flush_deadline })
+        Ok(RemoteWriteHandle { shared, threads: Some((sampler, sender)), flush_deadline: self.flush_deadline })
     }
 }
 
 /// A running remote_write client. Dropping it shuts it down with the
 /// [flush deadline](RemoteWrite::flush_deadline).
 #[derive(Debug)]
-pub struct RemoteWriter {
+pub struct RemoteWriteHandle {
     shared: Arc<Shared>,
     threads: Option<(JoinHandle<()>, JoinHandle<()>)>,
     flush_deadline: Duration,
@@ -283,7 +283,7 @@ impl PushStats {
     }
 }
 
-impl RemoteWriter {
+impl RemoteWriteHandle {
     /// The client's counts so far.
     pub fn stats(&self) -> PushStats {
         let st = self.shared.lock();
@@ -347,14 +347,14 @@ impl RemoteWriter {
     }
 }
 
-impl Drop for RemoteWriter {
+impl Drop for RemoteWriteHandle {
     fn drop(&mut self) {
         self.stop(self.flush_deadline);
     }
 }
 
 /// The queue and counts, behind one mutex that only the two threads and
-/// [`RemoteWriter`]'s methods take (never a recording thread).
+/// [`RemoteWriteHandle`]'s methods take (never a recording thread).
 #[derive(Debug)]
 struct Shared {
     state: Mutex<State>,

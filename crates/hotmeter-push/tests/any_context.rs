@@ -68,3 +68,11 @@ fn from_a_current_thread_runtime() {
     let got = rt.block_on(async { every_entry_point("current-thread runtime") });
     expected(&got, "current-thread runtime");
 }
+
+/// The old names still compile (deprecated), and are the same types.
+#[test]
+#[allow(deprecated)]
+fn old_names_are_aliases() {
+    fn same<T>(_: Option<T>, _: Option<T>) {}
+    same::<hotmeter_push::RemoteWriteHandle>(None::<hotmeter_push::RemoteWriter>, None);
+}

@@ -1,6 +1,6 @@
 //! The listener: binding, the accept loop, serving each connection with
 //! hyper, the running server's handles ([`ServerHandle`],
-//! [`ThreadedServer`]) and graceful shutdown.
+//! [`ThreadedServerHandle`]) and graceful shutdown.
 //!
 //! Owns: starting a server ([`Exporter::serve`], [`Exporter::start`]) and
 //! its dashboard sampler, the listen backlog, hyper's per-connection limits (header read timeout,
@@ -71,7 +71,7 @@ impl Exporter {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn start(self) -> io::Result<ThreadedServer> {
+    pub fn start(self) -> io::Result<ThreadedServerHandle> {
         let starting = std::thread::Builder::new().name("hotmeter-exporter-start".into()).spawn(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)
@@ -80,7 +80,7 @@ impl Exporter {
                 .enable_all()
                 .build()?;
             let handle = runtime.block_on(self.serve())?;
-            Ok(ThreadedServer { handle: Some(handle), runtime: Some(runtime) })
+            Ok(ThreadedServerHandle { handle: Some(handle), runtime: Some(runtime) })
         })?;
         starting.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     }
@@ -132,12 +132,12 @@ impl ServerHandle {
 
 /// A running server on its own runtime thread; shut down on drop.
 #[derive(Debug)]
-pub struct ThreadedServer {
+pub struct ThreadedServerHandle {
     handle: Option<ServerHandle>,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
-impl ThreadedServer {
+impl ThreadedServerHandle {
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.handle.as_ref().map_or(SocketAddr::from(([127, 0, 0, 1], 0)), ServerHandle::local_addr)
@@ -177,7 +177,7 @@ impl ThreadedServer {
     }
 }
 
-impl Drop for ThreadedServer {
+impl Drop for ThreadedServerHandle {
     fn drop(&mut self) {
         self.stop();
     }
