@@ -85,6 +85,7 @@ step "examples: each one's main, as a user runs it (their tests ran above)"
 cargo run -q --locked -p hotmeter-examples --example tokio_worker -- 127.0.0.1:0
 facade_output=$(cargo run -q --locked -p hotmeter-examples --example metrics_facade -- 127.0.0.1:0)
 grep -q '^http_requests_total{method="GET",status="200"} 490$' <<<"$facade_output"
+cargo run -q --locked -p hotmeter-examples --example http_service -- 127.0.0.1:0 1
 pool_output=$(cargo run -q --locked -p hotmeter-exporter --example worker_pool -- 1 127.0.0.1:0)
 grep -q 'example_jobs_total' <<<"$pool_output"
 # batch_job pushes to a Pushgateway: its test above pushed to a real one; here
