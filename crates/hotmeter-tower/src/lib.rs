@@ -43,7 +43,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -78,14 +78,28 @@ const SIZE_BOUNDS: [f64; 12] = [
 
 /// The HTTP server metrics, registered in one registry; shared by every
 /// service the layer wraps.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct HttpMetrics {
     duration: StringFamily<NativeHistogram>,
     active: StringFamily<IntGauge>,
+    /// `active`'s series by [`METHODS`] index, looked up once each.
+    active_by_method: [OnceLock<IntGauge>; METHODS.len()],
     body_size: StringFamily<NativeHistogram>,
 }
 
+/// The method labels, standard ones first.
+const METHODS: [&str; 10] = ["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "CONNECT", "TRACE", "_OTHER"];
+
 impl HttpMetrics {
+    /// The in-flight gauge of the method at `METHODS[m]`.
+    fn active(&self, m: usize) -> Option<&IntGauge> {
+        if let Some(g) = self.active_by_method[m].get() {
+            return Some(g);
+        }
+        let g = self.active.get(&[METHODS[m]]).ok()?;
+        Some(self.active_by_method[m].get_or_init(|| g))
+    }
+
     /// Registers (or finds) the metrics of the module table in `registry`.
     pub fn register(registry: &Registry) -> Result<Self, RegistryError> {
         let labels = ["http_request_method", "http_route", "http_response_status_code"];
@@ -102,6 +116,7 @@ impl HttpMetrics {
                 &["http_request_method"],
                 IntGauge::new,
             )?,
+            active_by_method: Default::default(),
             body_size: registry.string_family(
                 (RESPONSE_BODY_SIZE, "Size of HTTP server response bodies as sent."),
                 &labels,
@@ -142,7 +157,7 @@ impl Route {
 /// [`HttpMetricsService`].
 #[derive(Clone)]
 pub struct HttpMetricsLayer {
-    metrics: HttpMetrics,
+    metrics: Arc<HttpMetrics>,
     route: RouteFn,
 }
 
@@ -161,7 +176,7 @@ impl HttpMetricsLayer {
         registry: &Registry,
         route: impl Fn(&http::Extensions) -> Option<Route> + Send + Sync + 'static,
     ) -> Result<Self, RegistryError> {
-        Ok(Self { metrics: HttpMetrics::register(registry)?, route: Arc::new(route) })
+        Ok(Self { metrics: Arc::new(HttpMetrics::register(registry)?), route: Arc::new(route) })
     }
 
     /// A layer for axum: the route is axum's `MatchedPath` (add it with
@@ -184,7 +199,7 @@ impl<S> tower_layer::Layer<S> for HttpMetricsLayer {
 #[derive(Clone)]
 pub struct HttpMetricsService<S> {
     inner: S,
-    metrics: HttpMetrics,
+    metrics: Arc<HttpMetrics>,
     route: RouteFn,
 }
 
@@ -194,20 +209,20 @@ impl<S> std::fmt::Debug for HttpMetricsService<S> {
     }
 }
 
-/// The method as OpenTelemetry labels it: a standard one, else `_OTHER`
-/// (a client can send any token).
-fn method_label(method: &Method) -> &'static str {
+/// The method as OpenTelemetry labels it, as an index into [`METHODS`]: a
+/// standard one, else `_OTHER` (a client can send any token).
+fn method_index(method: &Method) -> usize {
     match *method {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        Method::PATCH => "PATCH",
-        Method::CONNECT => "CONNECT",
-        Method::TRACE => "TRACE",
-        _ => "_OTHER",
+        Method::GET => 0,
+        Method::POST => 1,
+        Method::PUT => 2,
+        Method::DELETE => 3,
+        Method::HEAD => 4,
+        Method::OPTIONS => 5,
+        Method::PATCH => 6,
+        Method::CONNECT => 7,
+        Method::TRACE => 8,
+        _ => 9,
     }
 }
 
@@ -225,13 +240,13 @@ where
     }
 
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
-        let method = method_label(req.method());
+        let m = method_index(req.method());
         let route = (self.route)(req.extensions());
-        let active = Active::start(&self.metrics, method);
+        let active = Active::start(&self.metrics, m);
         ResponseFuture {
             inner: self.inner.call(req),
             started: Instant::now(),
-            request: Some(RequestLabels { metrics: self.metrics.clone(), method, route }),
+            request: Some(RequestLabels { metrics: self.metrics.clone(), method: METHODS[m], route }),
             active,
         }
     }
@@ -239,7 +254,7 @@ where
 
 /// What a request is labelled by, carried to its response.
 struct RequestLabels {
-    metrics: HttpMetrics,
+    metrics: Arc<HttpMetrics>,
     method: &'static str,
     route: Option<Route>,
 }
@@ -254,23 +269,31 @@ impl RequestLabels {
 
 /// One request in flight in `http_server_active_requests`, until dropped
 /// (its response head made, or the request cancelled).
-struct Active(Option<IntGauge>);
+struct Active(Option<(Arc<HttpMetrics>, usize)>);
 
 impl Active {
-    fn start(metrics: &HttpMetrics, method: &'static str) -> Self {
-        let gauge = metrics.active.get(&[method]).ok();
-        if let Some(g) = &gauge {
-            g.inc();
+    fn start(metrics: &Arc<HttpMetrics>, m: usize) -> Self {
+        match metrics.active(m) {
+            Some(g) => {
+                g.inc();
+                Self(Some((metrics.clone(), m)))
+            }
+            None => Self(None),
         }
-        Self(gauge)
+    }
+
+    fn end(&mut self) {
+        if let Some((metrics, m)) = self.0.take()
+            && let Some(g) = metrics.active(m)
+        {
+            g.dec();
+        }
     }
 }
 
 impl Drop for Active {
     fn drop(&mut self) {
-        if let Some(g) = &self.0 {
-            g.dec();
-        }
+        self.end();
     }
 }
 
@@ -298,9 +321,7 @@ where
         let elapsed = this.started.elapsed().as_secs_f64();
         let request = this.request.take();
         // The head is made: no longer active.
-        if let Some(g) = this.active.0.take() {
-            g.dec();
-        }
+        this.active.end();
         Poll::Ready(match result {
             Ok(response) => {
                 let status = response.status();
