@@ -82,7 +82,7 @@ step "cargo test (unit, stress, allocation, doc tests; the demo scraped by a rea
 cargo test --workspace --locked 2>&1 | tee -a "$results"
 
 step "examples: each one's main, as a user runs it (their tests ran above)"
-cargo run -q --locked -p hotmeter-examples --example tokio_worker -- 127.0.0.1:0
+cargo run -q --locked -p hotmeter-examples --example tokio_worker -- 127.0.0.1:0 0
 facade_output=$(cargo run -q --locked -p hotmeter-examples --example metrics_facade -- 127.0.0.1:0)
 grep -q '^http_requests_total{method="GET",status="200"} 490$' <<<"$facade_output"
 cargo run -q --locked -p hotmeter-examples --example http_service -- 127.0.0.1:0 1
@@ -90,8 +90,11 @@ pool_output=$(cargo run -q --locked -p hotmeter-exporter --example worker_pool -
 grep -q 'example_jobs_total' <<<"$pool_output"
 # batch_job pushes to a Pushgateway: its test above pushed to a real one; here
 # its main must fail cleanly (an error, exit 1) when nothing listens.
-if cargo run -q --locked -p hotmeter-examples --example batch_job -- "http://127.0.0.1:$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')" 2>/dev/null; then
-    echo "batch_job succeeded with no Pushgateway listening" >&2
+cargo build -q --locked -p hotmeter-examples --example batch_job
+batch_status=0
+cargo run -q --locked -p hotmeter-examples --example batch_job -- "http://127.0.0.1:$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')" 2>/dev/null || batch_status=$?
+if [ "$batch_status" -ne 1 ]; then
+    echo "batch_job with no Pushgateway listening exited $batch_status, not 1 (its error)" >&2
     exit 1
 fi
 
