@@ -29,6 +29,14 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:9898";
 /// hundred bytes of task and table entry, and, while its response is being
 /// written, that response. With the defaults: 129 sockets and about
 /// 128 × 17 KiB ≈ 2.2 MiB of buffers, plus the responses in flight.
+///
+/// Each held socket takes two file descriptors: its own and the connection
+/// table's second one, through which the server peeks at what a connection
+/// has sent before it sheds it. So the defaults take up to 258 besides the
+/// listener. Under a lower open-file limit the server runs out of
+/// descriptors before the cap and then sheds a held connection whenever an
+/// accept fails for want of one (counted in `shed_total`), as it would at
+/// the cap: a flood still only displaces itself.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Limits {
     /// Largest request head (request line and headers) accepted; larger

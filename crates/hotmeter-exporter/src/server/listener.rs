@@ -210,10 +210,19 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
             a = listener.accept() => a,
             _ = stop.changed() => break,
         };
-        let Ok((stream, _peer)) = accepted else {
-            // Out of file descriptors and the like: back off briefly.
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            continue;
+        let (stream, _peer) = match accepted {
+            Ok(accepted) => accepted,
+            // Out of file descriptors before the connection cap (an
+            // open-file limit under twice `max_connections`: each held
+            // connection takes two, its socket and the table's probe):
+            // a held connection gives way, as it would at the cap, so a
+            // flood of slow clients cannot keep scrapers waiting in the
+            // backlog. Anything else, or nothing to shed: back off briefly.
+            Err(e) if out_of_descriptors(&e) && connections.make_room().await => continue,
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
         };
         let admitted = tokio::select! {
             slot = connections.admit(Probe::of(&stream)) => slot,
@@ -229,6 +238,13 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
     drop(listener);
     // Wait for connections to drain (each holds a slot), up to the grace.
     connections.drain(shared.limits.shutdown_grace + Duration::from_millis(100)).await;
+}
+
+/// Whether `accept` failed for want of a file descriptor (`EMFILE` for the
+/// process, `ENFILE` for the system: 24 and 23 on Linux, the BSDs and
+/// macOS).
+fn out_of_descriptors(e: &io::Error) -> bool {
+    cfg!(unix) && matches!(e.raw_os_error(), Some(23 | 24))
 }
 
 /// Serves one connection until it ends, is shed, or the server stops; then
