@@ -18,6 +18,9 @@ pub trait Collect: Send + Sync + 'static {
     fn as_any(&self) -> &dyn Any;
     /// The handle's name for errors (see [`Metric::handle_name`]).
     fn handle_name(&self) -> String;
+    /// `std::any::type_name` of the handle: for an error about two
+    /// different types whose [`handle_name`](Self::handle_name)s agree.
+    fn type_name(&self) -> &'static str;
     /// Overflow count, for string families.
     fn overflowed(&self) -> Option<u64> {
         None
@@ -33,6 +36,9 @@ impl<M: Metric> Collect for M {
     }
     fn as_any(&self) -> &dyn Any {
         self
+    }
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<Self>()
     }
     fn handle_name(&self) -> String {
         M::handle_name()

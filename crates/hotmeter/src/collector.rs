@@ -10,13 +10,14 @@
 //! family is, with no lock a recording thread could wait on).
 
 use std::any::Any;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fmt;
+use std::hash::BuildHasher;
 
 use crate::collect::Collect;
 use crate::desc::{Desc, MetricType};
 use crate::error::LabelCountError;
-use crate::sync::Arc;
+use crate::sync::{Arc, Mutex, lock};
 use crate::value::{LabelValues, Labels, Scratch, Value, Visitor};
 
 /// A family computed when it is scraped: a connection pool's sizes, a
@@ -28,7 +29,9 @@ use crate::value::{LabelValues, Labels, Scratch, Value, Visitor};
 ///
 /// `collect` runs on the scraping thread, once per scrape; a slow one
 /// delays that scrape, never the workers. It must not scrape the same
-/// registry (scrapes of one registry are serialised).
+/// registry (scrapes of one registry are serialised). One that panics
+/// loses the series it had not written yet, for that scrape only: the
+/// scrape goes on with the next family.
 ///
 /// # Examples
 /// ```
@@ -63,17 +66,65 @@ pub struct CollectorSeries<'a> {
     desc: &'a Desc,
     visitor: &'a mut dyn Visitor,
     /// Label sets written so far in this scrape.
-    seen: HashSet<Box<[Box<str>]>>,
+    seen: &'a mut Seen,
+}
+
+/// The label sets a collector has written in one scrape, in buffers kept
+/// from scrape to scrape: a steady-state scrape allocates nothing here.
+#[derive(Default)]
+pub(crate) struct Seen {
+    /// Each label set's values, each as its length (4 bytes) then its bytes.
+    keys: Vec<u8>,
+    /// Where each label set's key ends in `keys` (it starts where the one
+    /// before ends), and the next label set of the same hash, if any.
+    sets: Vec<(u32, Option<u32>)>,
+    /// The first label set of each hash.
+    by_hash: HashMap<u64, u32>,
+}
+
+impl Seen {
+    fn clear(&mut self) {
+        self.keys.clear();
+        self.sets.clear();
+        self.by_hash.clear();
+    }
+
+    /// Adds `values`; false if they were added already.
+    fn insert(&mut self, values: &[&str]) -> bool {
+        let start = self.keys.len();
+        for v in values {
+            self.keys.extend_from_slice(&(v.len() as u32).to_le_bytes());
+            self.keys.extend_from_slice(v.as_bytes());
+        }
+        let hash = foldhash::fast::FixedState::with_seed(0).hash_one(&self.keys[start..]);
+        let mut at = self.by_hash.get(&hash).copied();
+        while let Some(i) = at {
+            let (end, next) = self.sets[i as usize];
+            let begin = if i == 0 { 0 } else { self.sets[i as usize - 1].0 as usize };
+            if self.keys[begin..end as usize] == self.keys[start..] {
+                self.keys.truncate(start);
+                return false;
+            }
+            at = next;
+        }
+        let index = self.sets.len() as u32;
+        let previous = self.by_hash.insert(hash, index);
+        self.sets.push((self.keys.len() as u32, previous));
+        true
+    }
 }
 
 impl fmt::Debug for CollectorSeries<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CollectorSeries").field("family", &self.desc.name).field("written", &self.seen.len()).finish()
+        f.debug_struct("CollectorSeries")
+            .field("family", &self.desc.name)
+            .field("written", &self.seen.sets.len())
+            .finish()
     }
 }
 
 /// Why a [`CollectorSeries`] refused a series (it was not written).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum CollectError {
     /// The wrong number of label values for the family's label names.
@@ -90,6 +141,11 @@ pub enum CollectError {
         /// Its label values.
         label_values: Vec<String>,
     },
+    /// A counter total that is negative, infinite or NaN.
+    InvalidValue {
+        /// The value given.
+        value: f64,
+    },
     /// Histogram bounds that are not finite and strictly increasing, or
     /// counts that are not one per bound plus `+Inf`.
     InvalidHistogram {
@@ -104,6 +160,7 @@ impl fmt::Display for CollectError {
             Self::LabelCount(e) => e.fmt(f),
             Self::WrongType { family, value } => write!(f, "a {value} value in a {family} family"),
             Self::Duplicate { label_values } => write!(f, "label values {label_values:?} written twice in one scrape"),
+            Self::InvalidValue { value } => write!(f, "a counter total must be finite and not negative, not {value}"),
             Self::InvalidHistogram { reason } => write!(f, "invalid histogram: {reason}"),
         }
     }
@@ -118,8 +175,12 @@ impl CollectorSeries<'_> {
     }
 
     /// A counter's total that is not a whole number (a
-    /// [`MetricType::Counter`] family).
+    /// [`MetricType::Counter`] family): finite and not negative, as
+    /// OpenMetrics requires of a counter.
     pub fn float_counter(&mut self, label_values: &[&str], total: f64) -> Result<(), CollectError> {
+        if !(total.is_finite() && total >= 0.0) {
+            return Err(CollectError::InvalidValue { value: total });
+        }
         self.write(label_values, MetricType::Counter, &Value::FloatCounter(total))
     }
 
@@ -165,8 +226,7 @@ impl CollectorSeries<'_> {
         if kind != self.desc.kind {
             return Err(CollectError::WrongType { family: self.desc.kind, value: kind });
         }
-        let key: Box<[Box<str>]> = label_values.iter().map(|v| Box::from(*v)).collect();
-        if self.seen.contains(&key) {
+        if !self.seen.insert(label_values) {
             return Err(CollectError::Duplicate {
                 label_values: label_values.iter().map(|v| (*v).to_owned()).collect(),
             });
@@ -174,7 +234,6 @@ impl CollectorSeries<'_> {
         let labels =
             Labels { desc: self.desc, values: LabelValues::Borrowed(label_values), rendered: None, created: None };
         self.visitor.sample(&labels, value);
-        self.seen.insert(key);
         Ok(())
     }
 }
@@ -186,11 +245,19 @@ pub(crate) struct CollectorFamily {
     kind: MetricType,
     label_names: Vec<String>,
     collector: Arc<dyn Collector>,
+    /// Reused by every scrape (scrapes of a registry are serialised, so
+    /// this lock is never contended).
+    seen: Arc<Mutex<Seen>>,
 }
 
 impl CollectorFamily {
     pub(crate) fn new(kind: MetricType, label_names: &[&str], collector: Arc<dyn Collector>) -> Self {
-        Self { kind, label_names: label_names.iter().map(|n| (*n).to_owned()).collect(), collector }
+        Self {
+            kind,
+            label_names: label_names.iter().map(|n| (*n).to_owned()).collect(),
+            collector,
+            seen: Arc::new(Mutex::new(Seen::default())),
+        }
     }
 
     pub(crate) fn kind(&self) -> MetricType {
@@ -208,17 +275,25 @@ impl CollectorFamily {
 
     /// The collector, in words, for errors.
     pub(crate) fn describe(&self) -> String {
-        format!("collector at {:p}", Arc::as_ptr(&self.collector))
+        "a collector".into()
     }
 }
 
 impl Collect for CollectorFamily {
     fn collect(&self, desc: &Desc, _scratch: &mut Scratch, visitor: &mut dyn Visitor) {
-        let mut out = CollectorSeries { desc, visitor, seen: HashSet::new() };
-        self.collector.collect(&mut out);
+        let mut seen = lock(&self.seen);
+        seen.clear();
+        let mut out = CollectorSeries { desc, visitor, seen: &mut seen };
+        // A collector that panics loses the rest of its family for this
+        // scrape, never the scrape, the registry or a push client's thread:
+        // the panic hook has said what happened (stderr by default).
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.collector.collect(&mut out)));
     }
     fn as_any(&self) -> &dyn Any {
         self
+    }
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<Self>()
     }
     fn handle_name(&self) -> String {
         "Collector".into()

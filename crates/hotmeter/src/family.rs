@@ -105,6 +105,9 @@ impl<L: LabelSet, M: Metric> Collect for Family<L, M> {
     fn as_any(&self) -> &dyn Any {
         self
     }
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<Self>()
+    }
     fn handle_name(&self) -> String {
         format!("Family<{}, {}>", crate::value::short_type_name(std::any::type_name::<L>()), M::handle_name())
     }

@@ -608,12 +608,16 @@ impl Registry {
             });
         }
         let Some(found) = existing.collect.as_any().downcast_ref::<M>() else {
+            let (mut existing_name, mut requested) =
+                (existing.collect.handle_name(), private::Registrable::handle_name(metric));
+            if existing_name == requested {
+                // Two types of one name in two modules: the full names.
+                existing_name = existing.collect.type_name().to_owned();
+                requested = std::any::type_name::<M>().to_owned();
+            }
             return Err(RegistryError::ShapeConflict {
                 name,
-                what: ShapeDifference::HandleType {
-                    existing: existing.collect.handle_name(),
-                    requested: private::Registrable::handle_name(metric),
-                },
+                what: ShapeDifference::HandleType { existing: existing_name, requested },
             });
         };
         if let (Some(existing_limit), Some(requested)) =
@@ -739,10 +743,9 @@ impl Registry {
 
     /// Registers a family whose series a [`Collector`](crate::Collector)
     /// computes at every scrape, of type `kind` with `label_names` (checked
-    /// as any family's). The name is taken until
-    /// [`unregister`](Self::unregister)ed; registering it again with the
-    /// same collector is accepted, with another one it is a
-    /// [`RegistryError::ShapeConflict`].
+    /// as any family's). The name takes one collector until it is
+    /// [`unregister`](Self::unregister)ed: registering it again is a
+    /// [`RegistryError::ShapeConflict`] that says so.
     pub fn register_collector(
         &self,
         opts: impl Into<Opts>,
@@ -751,7 +754,21 @@ impl Registry {
         collector: impl crate::Collector,
     ) -> Result<(), RegistryError> {
         let family = crate::collector::CollectorFamily::new(kind, label_names, Arc::new(collector));
-        self.register(opts, family).map(|_| ())
+        match self.register(opts, family) {
+            Ok(_) => Ok(()),
+            // Two collectors are never one layout (each registration brings
+            // its own): say that, not two addresses.
+            Err(RegistryError::ShapeConflict { name, what: ShapeDifference::Layout { .. } }) => {
+                Err(RegistryError::ShapeConflict {
+                    name,
+                    what: ShapeDifference::Layout {
+                        existing: "a collector".into(),
+                        requested: "a second one (a name takes one collector; unregister the first)".into(),
+                    },
+                })
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Runs the callbacks, then walks every family in name order, and every
@@ -762,7 +779,8 @@ impl Registry {
         let state = &mut *state;
         state.callbacks.extend(lock(&self.inner.callbacks).list.iter().map(|(_, cb)| cb.clone()));
         for cb in state.callbacks.drain(..) {
-            cb();
+            // A callback that panics skips its refresh, never the scrape.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb()));
         }
         state.entries.extend(lock(&self.inner.families).by_name.values().map(|e| (e.desc.clone(), e.collect.clone())));
         for (desc, collect) in state.entries.drain(..) {
@@ -852,6 +870,9 @@ impl Collect for OverflowCollector {
     }
     fn as_any(&self) -> &dyn std::any::Any {
         self
+    }
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<Self>()
     }
     fn handle_name(&self) -> String {
         "the registry's overflow counter".into()
@@ -1062,6 +1083,27 @@ mod tests {
             err.to_string().ends_with("handle type StringFamily<Counter>, not StringFamily<SingleCounter>"),
             "{err}"
         );
+    }
+
+    /// From the review: two label sets of one name from two modules are
+    /// told apart by their full type names.
+    #[test]
+    fn two_types_of_one_name_are_named_in_full() {
+        mod a {
+            crate::label_enum! { pub enum Status: "status" { Ok = "ok", Err = "error" } }
+        }
+        mod b {
+            crate::label_enum! { pub enum Status: "status" { Success = "success", Failure = "failure" } }
+        }
+        let r = Registry::new();
+        let _x: Family<a::Status, Counter> = r.family(("x_total", "X."), Counter::new).unwrap();
+        let err = r.family::<b::Status, Counter>(("x_total", "X."), Counter::new).unwrap_err();
+        let RegistryError::ShapeConflict { what: ShapeDifference::HandleType { existing, requested }, .. } = &err
+        else {
+            panic!("{err:?}")
+        };
+        assert_ne!(existing, requested, "{err}");
+        assert!(existing.contains("a::Status") && requested.contains("b::Status"), "{err}");
     }
 
     #[test]

@@ -389,6 +389,9 @@ impl<M: Metric> Collect for StringFamily<M> {
     fn as_any(&self) -> &dyn Any {
         self
     }
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<Self>()
+    }
     fn handle_name(&self) -> String {
         format!("StringFamily<{}>", M::handle_name())
     }

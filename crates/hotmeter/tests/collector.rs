@@ -53,7 +53,12 @@ fn a_collector_name_is_checked_like_any_other() {
     // Another collector under a registered collector's name is a conflict.
     registry.register_collector(("up", "Up."), MetricType::Gauge, &[], Nothing).unwrap();
     let err = registry.register_collector(("up", "Up."), MetricType::Gauge, &[], Nothing).unwrap_err();
-    assert!(matches!(err, RegistryError::ShapeConflict { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        r#"metric "up" is registered with a collector, not a second one (a name takes one collector; unregister the first)"#
+    );
+    assert!(registry.unregister("up"));
+    registry.register_collector(("up", "Up."), MetricType::Gauge, &[], Nothing).unwrap();
 }
 
 /// Every series a collector writes is checked; a refused one is not
@@ -126,4 +131,73 @@ fn a_removed_callback_runs_no_more() {
     registry.snapshot();
     assert_eq!(runs.load(Ordering::Relaxed), 1, "removed after the first scrape");
     assert_eq!(other.load(Ordering::Relaxed), 3, "the other one stays");
+}
+
+/// From the review: a collector that panics loses its family's remaining
+/// series for that scrape only; the scrape, later scrapes and the other
+/// families go on. A callback that panics skips its refresh the same way.
+#[test]
+fn a_panicking_collector_or_callback_spoils_only_itself() {
+    struct PanicsEveryOther(AtomicU64);
+    impl Collector for PanicsEveryOther {
+        fn collect(&self, out: &mut CollectorSeries<'_>) {
+            out.gauge(&["first"], 1.0).unwrap();
+            if self.0.fetch_add(1, Ordering::Relaxed) % 2 == 0 {
+                panic!("a transient failure");
+            }
+            out.gauge(&["second"], 2.0).unwrap();
+        }
+    }
+    let registry = Registry::new();
+    registry
+        .register_collector(("pool", "Pool."), MetricType::Gauge, &["part"], PanicsEveryOther(AtomicU64::new(0)))
+        .unwrap();
+    let jobs = registry.counter("jobs_total", "Jobs.").unwrap();
+    jobs.inc();
+    registry.on_collect(|| panic!("a callback that fails"));
+    let first = registry.snapshot();
+    assert_eq!(first.value("pool", &["first"]), Some(&OwnedValue::Gauge(1.0)));
+    assert_eq!(first.value("pool", &["second"]), None, "lost after the panic");
+    assert_eq!(first.value("jobs_total", &[]), Some(&OwnedValue::Counter(1)), "the other families go on");
+    let second = registry.snapshot();
+    assert_eq!(second.value("pool", &["second"]), Some(&OwnedValue::Gauge(2.0)), "the next scrape is whole");
+}
+
+/// Counter totals that OpenMetrics forbids are refused; label sets that
+/// differ only in where one value ends are two label sets.
+#[test]
+fn counter_totals_are_checked_and_label_sets_told_apart_exactly() {
+    struct Values(std::sync::Mutex<Vec<String>>);
+    impl Collector for Values {
+        fn collect(&self, out: &mut CollectorSeries<'_>) {
+            let mut errors = self.0.lock().unwrap();
+            errors.clear();
+            for v in [f64::NAN, -1.0, f64::INFINITY] {
+                if let Err(e) = out.float_counter(&["x", "y"], v) {
+                    errors.push(e.to_string());
+                }
+            }
+            out.float_counter(&["ab", "c"], 1.0).unwrap();
+            out.float_counter(&["a", "bc"], 2.0).unwrap();
+            out.float_counter(&["", "abc"], 3.0).unwrap();
+            assert!(matches!(out.float_counter(&["a", "bc"], 4.0), Err(CollectError::Duplicate { .. })));
+        }
+    }
+    let c = Arc::new(Values(std::sync::Mutex::new(Vec::new())));
+    struct Shared(Arc<Values>);
+    impl Collector for Shared {
+        fn collect(&self, out: &mut CollectorSeries<'_>) {
+            self.0.collect(out)
+        }
+    }
+    let registry = Registry::new();
+    registry.register_collector(("bytes_total", "B."), MetricType::Counter, &["a", "b"], Shared(c.clone())).unwrap();
+    for _ in 0..2 {
+        let snap = registry.snapshot();
+        assert_eq!(snap.family("bytes_total").unwrap().series.len(), 3);
+        assert_eq!(snap.value("bytes_total", &["a", "bc"]), Some(&OwnedValue::FloatCounter(2.0)));
+        let errors = c.0.lock().unwrap();
+        assert_eq!(errors.len(), 3, "{errors:?}");
+        assert!(errors[0].contains("finite and not negative"), "{errors:?}");
+    }
 }
