@@ -142,7 +142,7 @@ fn a_panicking_collector_or_callback_spoils_only_itself() {
     impl Collector for PanicsEveryOther {
         fn collect(&self, out: &mut CollectorSeries<'_>) {
             out.gauge(&["first"], 1.0).unwrap();
-            if self.0.fetch_add(1, Ordering::Relaxed) % 2 == 0 {
+            if self.0.fetch_add(1, Ordering::Relaxed).is_multiple_of(2) {
                 panic!("a transient failure");
             }
             out.gauge(&["second"], 2.0).unwrap();
