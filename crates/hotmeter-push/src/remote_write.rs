@@ -37,7 +37,9 @@
 //! failed, a new snapshot is taken at once in classic series, the client's
 //! `remote_write_native_histograms_refused` gauge goes to 1 and one warning
 //! goes out through the `log` facade. Counters are cumulative, so the new
-//! snapshot carries what the failed ones did.
+//! snapshot carries what the failed ones did. During shutdown, when the
+//! sampler has already taken its last snapshot, the sender takes the
+//! classic one itself.
 //!
 //! ## Failure streaks
 //! The first failed attempt after a success (or the first attempt) logs
@@ -187,6 +189,7 @@ impl RemoteWrite {
     pub fn start(self, registry: &Registry) -> Result<RemoteWriteHandle, ConfigError> {
         let uri = check_url(&self.url)?;
         let encoder = RemoteWriteEncoder::new(self.external.clone())?.native_histograms(self.native);
+        let classic = RemoteWriteEncoder::new(self.external.clone())?.native_histograms(NativeHistograms::Classic);
         if self.capacity < 2 {
             return Err(ConfigError::QueueCapacity { capacity: self.capacity });
         }
@@ -216,7 +219,13 @@ impl RemoteWrite {
         };
         let sender = {
             let for_thread = shared.clone();
-            let sender = Sender { agent: agent(self.timeout), uri, timeout: self.timeout, backoff: self.backoff };
+            let sender = Sender {
+                agent: agent(self.timeout),
+                uri,
+                timeout: self.timeout,
+                backoff: self.backoff,
+                own_snapshot: Mutex::new((registry.clone(), classic)),
+            };
             let spawned =
                 std::thread::Builder::new().name("remote-write-sender".into()).spawn(move || sender.run(&for_thread));
             match spawned {
@@ -390,6 +399,8 @@ struct State {
     /// nothing more.
     abandoned: bool,
     snapshot_requested: bool,
+    /// The newest snapshot's timestamp: each one is later than the last.
+    last_ms: i64,
     next_id: u64,
     stats: PushStats,
 }
@@ -467,11 +478,12 @@ fn sample(shared: &Shared, registry: &Registry, mut encoder: RemoteWriteEncoder,
             }
             st.stop.is_some()
         };
-        let timestamp_ms = now_ms().max(last_ms.saturating_add(1));
+        let timestamp_ms = now_ms().max(last_ms.saturating_add(1)).max(shared.lock().last_ms.saturating_add(1));
         last_ms = timestamp_ms;
         let taken = encoder.encode(registry, timestamp_ms).map(|e| (Arc::from(e.body), e.samples));
         let native = encoder.request().timeseries.iter().any(|t| !t.histograms.is_empty());
         let mut st = shared.lock();
+        st.last_ms = st.last_ms.max(timestamp_ms);
         match taken {
             Ok((body, samples)) => shared.enqueue(&mut st, body, samples, native),
             Err(_) => {
@@ -499,6 +511,10 @@ fn sample(shared: &Shared, registry: &Registry, mut encoder: RemoteWriteEncoder,
 struct Sender {
     agent: ureq::Agent,
     uri: ureq::http::Uri,
+    /// The registry and a classic encoder, for the snapshot the sender
+    /// takes itself when the receiver refuses native histograms after the
+    /// sampler has taken its last (at shutdown).
+    own_snapshot: Mutex<(Registry, RemoteWriteEncoder)>,
     timeout: Duration,
     backoff: (Duration, Duration),
 }
@@ -584,6 +600,11 @@ impl Sender {
             let wait = match outcome {
                 Attempt::RefusesNative(error) if native => {
                     self.turn_to_classic(shared, &mut st, &error);
+                    if st.sampler_done {
+                        // Shutdown: no sampler to take the classic snapshot.
+                        drop(st);
+                        st = self.take_classic_snapshot(shared);
+                    }
                     backoff.reset();
                     None
                 }
@@ -659,6 +680,28 @@ impl Sender {
         }
         st.snapshot_requested = true;
         shared.wake_sampler.notify_all();
+    }
+
+    /// The classic snapshot the sampler would take, taken by the sender
+    /// (the sampler has ended); queued like the sampler's.
+    fn take_classic_snapshot<'a>(&self, shared: &'a Shared) -> MutexGuard<'a, State> {
+        let mut own = self.own_snapshot.lock().unwrap_or_else(PoisonError::into_inner);
+        let (registry, encoder) = &mut *own;
+        let timestamp_ms = now_ms().max(shared.lock().last_ms.saturating_add(1));
+        let taken = encoder.encode(registry, timestamp_ms).map(|e| (Arc::from(e.body), e.samples));
+        let mut st = shared.lock();
+        st.last_ms = timestamp_ms;
+        match taken {
+            Ok((body, samples)) => shared.enqueue(&mut st, body, samples, false),
+            Err(_) => {
+                let n = encoder.request().timeseries.len() as u64;
+                st.stats.samples += n;
+                st.stats.failed += n;
+                shared.metrics.samples.inc_by(n);
+                shared.metrics.failed.inc_by(n);
+            }
+        }
+        st
     }
 
     /// One warning when a streak of failed attempts starts, one note when

@@ -120,3 +120,37 @@ fn a_failure_streak_is_one_warning_and_its_end_one_note() {
         lines.iter().filter(|(lvl, l)| *lvl == log::Level::Info && l.contains("after 3 failed")).collect();
     assert_eq!(notes.len(), 1, "{lines:?}");
 }
+
+/// From the review: a refusal that arrives after shutdown began (the
+/// sampler has taken its last, native snapshot and ended) still ends in a
+/// classic snapshot sent, taken by the sender itself: a short-lived batch
+/// job's counts arrive.
+#[test]
+fn a_refusal_during_shutdown_still_sends_classic_series() {
+    capture();
+    let (addr, got) = receiver::scripted_after(
+        Duration::from_millis(300),
+        vec![(500, "", "native histograms are disabled\n"), (204, "", "")],
+    );
+    let registry = Registry::new();
+    registry.native_histogram("rt_seconds", "Round trips.", NativeOpts::new()).unwrap().observe(0.01);
+    registry.counter("rows_total", "Rows.").unwrap().inc_by(12_345);
+    let writer = RemoteWrite::new(format!("http://{addr}/api/v1/write"))
+        .interval(Duration::from_secs(3600))
+        .start(&registry)
+        .unwrap();
+    wait_for("the first request on the wire", Duration::from_secs(10), || {
+        (!got.lock().unwrap().is_empty()).then_some(())
+    });
+    let stats = writer.shutdown(Duration::from_secs(5));
+    assert!(stats.native_histograms_refused && stats.sent > 0 && stats.accounted(), "{stats:?}");
+    let requests = got.lock().unwrap();
+    let last = decode(&requests.last().unwrap().body);
+    assert!(last.timeseries.iter().all(|t| t.histograms.is_empty()), "the last request is classic");
+    let rows = last
+        .timeseries
+        .iter()
+        .find(|t| t.labels.iter().any(|l| l.name == "__name__" && l.value == "rows_total"))
+        .expect("rows_total in the classic snapshot");
+    assert_eq!(rows.samples[0].value, 12_345.0);
+}

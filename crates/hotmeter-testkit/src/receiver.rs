@@ -50,6 +50,15 @@ pub fn scripted(script: Vec<(u16, &'static str)>) -> (String, Arc<Mutex<Vec<Rece
 /// [`scripted`] with each answer's body too: (status, extra header lines,
 /// body).
 pub fn scripted_with_bodies(script: Vec<(u16, &'static str, &'static str)>) -> (String, Arc<Mutex<Vec<Received>>>) {
+    scripted_after(Duration::ZERO, script)
+}
+
+/// [`scripted_with_bodies`] that waits `delay` after reading each request
+/// before it answers (a slow receiver).
+pub fn scripted_after(
+    delay: Duration,
+    script: Vec<(u16, &'static str, &'static str)>,
+) -> (String, Arc<Mutex<Vec<Received>>>) {
     assert!(!script.is_empty(), "a script of at least one answer");
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
@@ -92,6 +101,7 @@ pub fn scripted_with_bodies(script: Vec<(u16, &'static str, &'static str)>) -> (
                     g.push(Received { at: Instant::now(), method, path, headers, body });
                     g.len() - 1
                 };
+                std::thread::sleep(delay);
                 let (status, extra, body) = script[n.min(script.len() - 1)];
                 let reply = format!("HTTP/1.1 {status} X\r\n{extra}Content-Length: {}\r\n\r\n{body}", body.len());
                 if reader.get_mut().write_all(reply.as_bytes()).is_err() {
