@@ -449,16 +449,39 @@ fn now_ms() -> i64 {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(0))
 }
 
+/// Encodes a snapshot of `registry`, stamped later than the one before it
+/// (even when two fall in one millisecond or the wall clock steps back: a
+/// receiver refuses a second, different value at a timestamp it holds
+/// (Prometheus: 400, and the whole request is rolled back), as it refuses
+/// an older one), and queues it; an oversized one (the only
+/// failure) counts its samples as failed. Returns the queue's lock.
+fn take_snapshot<'a>(
+    shared: &'a Shared,
+    registry: &Registry,
+    encoder: &mut RemoteWriteEncoder,
+) -> MutexGuard<'a, State> {
+    let timestamp_ms = now_ms().max(shared.lock().last_ms.saturating_add(1));
+    let taken = encoder.encode(registry, timestamp_ms).map(|e| (Arc::from(e.body), e.samples));
+    let native = encoder.request().timeseries.iter().any(|t| !t.histograms.is_empty());
+    let mut st = shared.lock();
+    st.last_ms = st.last_ms.max(timestamp_ms);
+    match taken {
+        Ok((body, samples)) => shared.enqueue(&mut st, body, samples, native),
+        Err(_) => {
+            let n = encoder.request().timeseries.len() as u64;
+            st.stats.samples += n;
+            st.stats.failed += n;
+            shared.metrics.samples.inc_by(n);
+            shared.metrics.failed.inc_by(n);
+        }
+    }
+    st
+}
+
 /// The sampler thread: a snapshot at start, every `interval`, on request,
 /// and a last one at shutdown.
 fn sample(shared: &Shared, registry: &Registry, mut encoder: RemoteWriteEncoder, interval: Duration) {
     let mut next = Instant::now();
-    // Every snapshot is at least a millisecond after the one before, even
-    // when two fall in one millisecond or the wall clock steps back: a
-    // receiver refuses a second, different value at a timestamp it holds
-    // (Prometheus: 400, and the whole request is rolled back) as it
-    // refuses one older than it holds.
-    let mut last_ms = i64::MIN;
     loop {
         let last = {
             let mut st = shared.lock();
@@ -478,23 +501,7 @@ fn sample(shared: &Shared, registry: &Registry, mut encoder: RemoteWriteEncoder,
             }
             st.stop.is_some()
         };
-        let timestamp_ms = now_ms().max(last_ms.saturating_add(1)).max(shared.lock().last_ms.saturating_add(1));
-        last_ms = timestamp_ms;
-        let taken = encoder.encode(registry, timestamp_ms).map(|e| (Arc::from(e.body), e.samples));
-        let native = encoder.request().timeseries.iter().any(|t| !t.histograms.is_empty());
-        let mut st = shared.lock();
-        st.last_ms = st.last_ms.max(timestamp_ms);
-        match taken {
-            Ok((body, samples)) => shared.enqueue(&mut st, body, samples, native),
-            Err(_) => {
-                // Only an oversized body fails: count its samples as failed.
-                let n = encoder.request().timeseries.len() as u64;
-                st.stats.samples += n;
-                st.stats.failed += n;
-                shared.metrics.samples.inc_by(n);
-                shared.metrics.failed.inc_by(n);
-            }
-        }
+        let mut st = take_snapshot(shared, registry, &mut encoder);
         if last {
             st.sampler_done = true;
         }
@@ -687,21 +694,7 @@ impl Sender {
     fn take_classic_snapshot<'a>(&self, shared: &'a Shared) -> MutexGuard<'a, State> {
         let mut own = self.own_snapshot.lock().unwrap_or_else(PoisonError::into_inner);
         let (registry, encoder) = &mut *own;
-        let timestamp_ms = now_ms().max(shared.lock().last_ms.saturating_add(1));
-        let taken = encoder.encode(registry, timestamp_ms).map(|e| (Arc::from(e.body), e.samples));
-        let mut st = shared.lock();
-        st.last_ms = timestamp_ms;
-        match taken {
-            Ok((body, samples)) => shared.enqueue(&mut st, body, samples, false),
-            Err(_) => {
-                let n = encoder.request().timeseries.len() as u64;
-                st.stats.samples += n;
-                st.stats.failed += n;
-                shared.metrics.samples.inc_by(n);
-                shared.metrics.failed.inc_by(n);
-            }
-        }
-        st
+        take_snapshot(shared, registry, encoder)
     }
 
     /// One warning when a streak of failed attempts starts, one note when
