@@ -14,7 +14,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rev=${1:?usage: instructions.sh REV}
 here=$PWD
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$here/target}
+target=${CARGO_TARGET_DIR:-$here/target}
+# REV builds in a target directory of its own: cargo names a workspace
+# member's artifacts by its path relative to the workspace root, so REV's
+# crates built into the working tree's directory would overwrite the
+# working tree's, with newer timestamps, and later builds there would take
+# them for current (a stale core, a missing function).
 base=$(mktemp -d)/base
 git worktree add --detach "$base" "$rev" >&2
 trap 'git worktree remove --force "$base" >&2 || true' EXIT
@@ -31,7 +36,11 @@ declare -A per
 for profile in bench release-default; do
     for side in before after; do
         tree=$here
-        [ "$side" = after ] || tree=$base
+        export CARGO_TARGET_DIR=$target
+        if [ "$side" = before ]; then
+            tree=$base
+            export CARGO_TARGET_DIR=$target/instructions-base
+        fi
         if [ "$profile" = bench ]; then
             (cd "$tree" && cargo build --profile bench -p hotmeter-benches --example instructions >&2)
             bin=$CARGO_TARGET_DIR/release/examples/instructions
