@@ -243,9 +243,11 @@ where
         let m = method_index(req.method());
         let route = (self.route)(req.extensions());
         let active = Active::start(&self.metrics, m);
+        // Timed from before the inner call: a router's work in `call` counts.
+        let started = Instant::now();
         ResponseFuture {
             inner: self.inner.call(req),
-            started: Instant::now(),
+            started,
             request: Some(RequestLabels { metrics: self.metrics.clone(), method: METHODS[m], route }),
             active,
         }
