@@ -24,7 +24,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 /// Runs `count` jobs through a bounded queue and four workers.
 async fn run_jobs(registry: &Registry, count: u64) -> Result<u64, Box<dyn std::error::Error>> {
-    let jobs = registry.string_family(("jobs_total", "Jobs run."), &["kind", "outcome"], Counter::new)?;
+    let jobs = registry.labeled_family("jobs_total", "Jobs run.", &["kind", "outcome"], Counter::new)?;
     let latency = registry.histogram("job_duration_seconds", "Time to run one job.", Buckets::default())?;
     let queued = registry.int_gauge("job_queue_depth", "Jobs waiting for a worker.")?;
     let busy = registry.int_gauge("job_workers_busy", "Workers running a job.")?;

@@ -115,7 +115,7 @@ fn instrument(c: &mut Criterion) {
     let registry = hotmeter::Registry::new();
     let auto = hotmeter::Instrumented::register(&registry, "auto", "Auto.").unwrap();
     let calls: hotmeter::Family<hotmeter::Outcome, hotmeter::Counter> =
-        registry.family(("hand_calls_total", "Hand."), hotmeter::Counter::new).unwrap();
+        registry.typed_family("hand_calls_total", "Hand.", hotmeter::Counter::new).unwrap();
     let latency = registry.histogram("hand_duration_seconds", "Hand.", hotmeter::Buckets::default()).unwrap();
     let body = |i: u64| if i.is_multiple_of(16) { Err(i) } else { Ok(i) };
     let mut g = c.benchmark_group("instrument/sync_result/1thread");

@@ -103,7 +103,7 @@ fn record_during_scrape(c: &mut Criterion) {
     let counter = registry.counter("ops_total", "Ops.").unwrap();
     let hist = registry.histogram("op_seconds", "Op time.", hotmeter::Buckets::default()).unwrap();
     let fam = registry
-        .string_family(("by_space_total", "By space."), &["memory_space"], hotmeter::SingleCounter::new)
+        .labeled_family("by_space_total", "By space.", &["memory_space"], hotmeter::SingleCounter::new)
         .unwrap();
     for s in names(1000) {
         fam.with(&[&s], |c| c.inc()).unwrap();

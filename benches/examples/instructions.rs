@@ -33,7 +33,7 @@ fn main() {
         }
         "string_lookup" => {
             let f: StringFamily<Counter> =
-                registry.string_family(("s_total", "S."), &["memory_space"], Counter::new).expect("registers");
+                registry.labeled_family("s_total", "S.", &["memory_space"], Counter::new).expect("registers");
             let spaces: Vec<String> = (0..SPACES).map(|i| format!("memory-space-{i:02}")).collect();
             for i in 0..n {
                 let space = black_box(spaces[i % SPACES].as_str());

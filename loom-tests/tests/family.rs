@@ -139,7 +139,7 @@ fn scrape(r: &hotmeter::Registry) -> Vec<(String, u64)> {
 fn a_scrape_racing_an_insert_and_a_removal_is_consistent() {
     loom::model(|| {
         let r = hotmeter::Registry::new();
-        let f = r.string_family(("t_total", "T."), &["id"], hotmeter::SingleCounter::new).unwrap();
+        let f = r.labeled_family("t_total", "T.", &["id"], hotmeter::SingleCounter::new).unwrap();
         f.with(&["a"], |c| c.inc()).unwrap();
         assert_eq!(scrape(&r), [("id=a".to_owned(), 1)]);
         let (fi, fr) = (f.clone(), f.clone());

@@ -39,7 +39,7 @@ pub(crate) struct CheckpointMetrics {
 impl CheckpointMetrics {
     pub(crate) fn register(registry: &Registry) -> Result<Self, RegistryError> {
         Ok(CheckpointMetrics {
-            writes: registry.family((CHECKPOINT_WRITES, "Checkpoint writes, by outcome."), Counter::new)?,
+            writes: registry.typed_family(CHECKPOINT_WRITES, "Checkpoint writes, by outcome.", Counter::new)?,
             duration: registry.native_histogram(
                 CHECKPOINT_WRITE_DURATION,
                 "Time to write one checkpoint, including a durable commit; failed writes included.",

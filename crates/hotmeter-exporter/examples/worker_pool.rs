@@ -53,9 +53,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
 
     let registry = Registry::builder().namespace("example").build()?;
-    let jobs: Family<Status, Counter> = registry.family(("jobs_total", "Jobs processed, by outcome."), Counter::new)?;
+    let jobs: Family<Status, Counter> =
+        registry.typed_family("jobs_total", "Jobs processed, by outcome.", Counter::new)?;
     let by_space: StringFamily<Counter> =
-        registry.string_family(("jobs_by_space_total", "Jobs by memory space."), &["memory_space"], Counter::new)?;
+        registry.labeled_family("jobs_by_space_total", "Jobs by memory space.", &["memory_space"], Counter::new)?;
     let latency =
         registry.histogram("job_duration_seconds", "Time to process one job.", Buckets::exponential(1e-6, 4.0, 10)?)?;
     let latency_window = registry.summary(

@@ -614,7 +614,7 @@ mod tests {
         let r = hotmeter::Registry::new();
         let buckets = hotmeter::Buckets::new(vec![0.01, 0.1, 1.0]).unwrap();
         let fam = r
-            .string_family(("lat_seconds", "Latency."), &["op"], move || hotmeter::Histogram::new(buckets.clone()))
+            .labeled_family("lat_seconds", "Latency.", &["op"], move || hotmeter::Histogram::new(buckets.clone()))
             .unwrap();
         let mut h = History::new(HistoryConfig::default());
         // Before: 100 fast observations of "a", which must not count.
@@ -647,10 +647,10 @@ mod tests {
         // rated from its first sample, not left empty until the window
         // slides past its birth.
         let r = hotmeter::Registry::new();
-        let fam = r.string_family(("w_total", "W."), &["status"], hotmeter::Counter::new).unwrap();
+        let fam = r.labeled_family("w_total", "W.", &["status"], hotmeter::Counter::new).unwrap();
         let buckets = hotmeter::Buckets::new(vec![0.01, 0.1, 1.0]).unwrap();
         let lat =
-            r.string_family(("l_seconds", "L."), &["op"], move || hotmeter::Histogram::new(buckets.clone())).unwrap();
+            r.labeled_family("l_seconds", "L.", &["op"], move || hotmeter::Histogram::new(buckets.clone())).unwrap();
         let mut h = History::new(HistoryConfig::default());
         for t in 0..6u64 {
             fam.with(&["ok"], |c| c.inc_by(10)).unwrap();
@@ -713,7 +713,7 @@ mod tests {
     #[test]
     fn label_values_and_help_are_json_strings() {
         let r = hotmeter::Registry::new();
-        let f = r.string_family(("t_total", "Help with \"quotes\" <b>."), &["space"], hotmeter::Counter::new).unwrap();
+        let f = r.labeled_family("t_total", "Help with \"quotes\" <b>.", &["space"], hotmeter::Counter::new).unwrap();
         f.with(&["<img src=x onerror=alert(1)>"], |c| c.inc()).unwrap();
         let mut h = History::new(HistoryConfig::default());
         h.push(&r.snapshot(), 0, 0.0);

@@ -31,7 +31,7 @@ fn history_with(addr: std::net::SocketAddr, n: u64, auth: &str) -> serde_json::V
 fn page_assets_history_and_sources() {
     let registry = hotmeter::Registry::new();
     let jobs = registry.counter("jobs_total", "Jobs <b>run</b>.").unwrap();
-    let spaces = registry.string_family(("space_depth", "Depth."), &["space"], hotmeter::IntGauge::new).unwrap();
+    let spaces = registry.labeled_family("space_depth", "Depth.", &["space"], hotmeter::IntGauge::new).unwrap();
     spaces.with(&["<img src=x onerror=alert(1)>"], |g| g.set(4)).unwrap();
     let server = Exporter::new(registry)
         .listen("127.0.0.1:0".parse().unwrap())

@@ -25,7 +25,7 @@ fn openmetrics(registry: &Registry) -> String {
 
 fn small_registry() -> Registry {
     let r = Registry::builder().const_label("instance", "a").build().unwrap();
-    let writes: Family<Status, Counter> = r.family(("writes_total", "Writes by outcome."), Counter::new).unwrap();
+    let writes: Family<Status, Counter> = r.typed_family("writes_total", "Writes by outcome.", Counter::new).unwrap();
     writes.get(Status::Success).inc_by(5);
     let h = r
         .register(
@@ -38,7 +38,7 @@ fn small_registry() -> Registry {
     h.observe(5.0);
     let g = r.gauge("temperature", "Odd values.").unwrap();
     g.set(f64::NEG_INFINITY);
-    let s = r.string_family(("paths_total", "By path."), &["path"], Counter::new).unwrap();
+    let s = r.labeled_family("paths_total", "By path.", &["path"], Counter::new).unwrap();
     s.with(&["C:\\dir\n\"x\""], |c| c.inc()).unwrap();
     r
 }
@@ -111,13 +111,13 @@ fn rich_registry() -> Registry {
         r.gauge(name, "A special float.").unwrap().set(v);
     }
     r.int_gauge("queue_depth", "Items queued.").unwrap().set(-3);
-    let typed: Family<Status, Counter> = r.family(("writes_total", "Writes by outcome."), Counter::new).unwrap();
+    let typed: Family<Status, Counter> = r.typed_family("writes_total", "Writes by outcome.", Counter::new).unwrap();
     typed.get(Status::Error).inc();
-    let odd = r.string_family(("odd_labels_total", "Awkward label values."), &["value"], Counter::new).unwrap();
+    let odd = r.labeled_family("odd_labels_total", "Awkward label values.", &["value"], Counter::new).unwrap();
     for v in ["", "quote\"", "back\\slash", "new\nline", "ünïcødé ✓", "{}=,\t"] {
         odd.with(&[v], |c| c.inc()).unwrap();
     }
-    let big = r.string_family(("tenant_observations_total", "Many series."), &["tenant"], Counter::new).unwrap();
+    let big = r.labeled_family("tenant_observations_total", "Many series.", &["tenant"], Counter::new).unwrap();
     for i in 0..1000 {
         big.with(&[&format!("tenant-{i:04}")], |c| c.inc_by(i)).unwrap();
     }
@@ -127,7 +127,7 @@ fn rich_registry() -> Registry {
     }
     h.observe(f64::NAN);
     let hs = r
-        .string_family(("op_duration_seconds", "By op."), &["op"], || {
+        .labeled_family("op_duration_seconds", "By op.", &["op"], || {
             hotmeter::Histogram::new(Buckets::exponential(0.001, 2.0, 8).unwrap())
         })
         .unwrap();

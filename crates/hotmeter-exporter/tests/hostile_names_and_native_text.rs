@@ -4,7 +4,7 @@
 use std::process::Command;
 
 use hotmeter::expose::EscapingScheme;
-use hotmeter::{NameValidation, NativeOpts, Opts, Registry};
+use hotmeter::{NameValidation, NativeOpts, Opts, Registry, StringFamily};
 use hotmeter_exporter::ExpositionFormat::{self, OpenMetrics001, OpenMetrics100, Text004, Text100};
 use hotmeter_exporter::{Negotiated, encode_negotiated};
 
@@ -24,7 +24,7 @@ fn escaped_label_names_never_become_reserved_for_legacy_scrapers() {
     let r = Registry::builder().name_validation(NameValidation::Utf8).build().unwrap();
     for hostile in ["._name__", "é_x", "_.x"] {
         let e = r
-            .string_family(Opts::new("requests_total", "Requests."), &[hostile], hotmeter::Counter::new)
+            .register(Opts::new("requests_total", "Requests."), StringFamily::new(&[hostile], hotmeter::Counter::new))
             .map(|_| ())
             .unwrap_err();
         let hotmeter::RegistryError::InvalidName(e) = e else { panic!("{hostile}: {e:?}") };
@@ -32,7 +32,10 @@ fn escaped_label_names_never_become_reserved_for_legacy_scrapers() {
     }
     // Legal UTF-8 label names register, and no legacy scraper sees `__`.
     let fam = r
-        .string_family(Opts::new("fine_total", "F."), &["http.method", "é", "ünïcode"], hotmeter::Counter::new)
+        .register(
+            Opts::new("fine_total", "F."),
+            StringFamily::new(&["http.method", "é", "ünïcode"], hotmeter::Counter::new),
+        )
         .unwrap();
     fam.with(&["GET", "x", "y"], |c| c.inc()).unwrap();
     for (format, scheme) in [

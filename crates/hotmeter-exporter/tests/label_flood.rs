@@ -25,7 +25,7 @@ fn a_million_distinct_label_values_stay_bounded_and_accounted_for() {
     const MAX_GROWTH_KIB: u64 = 32 * 1024;
 
     let registry = Registry::new();
-    let by_user = registry.string_family(("requests_total", "Requests by user."), &["user"], Counter::new).unwrap();
+    let by_user = registry.labeled_family("requests_total", "Requests by user.", &["user"], Counter::new).unwrap();
     let mut out = Vec::new();
     encode_text(&registry, &mut out);
     let before = resident_kib();

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use hotmeter::expose::EscapingScheme;
-use hotmeter::{Buckets, Counter, NameKind, NameValidation, Opts, Registry};
+use hotmeter::{Buckets, Counter, NameKind, NameValidation, Opts, Registry, StringFamily};
 use hotmeter_exporter::ExpositionFormat::{OpenMetrics001, OpenMetrics100, Text004, Text100};
 use hotmeter_exporter::{ExpositionFormat, Negotiated, encode_negotiated, promtool};
 
@@ -21,10 +21,9 @@ const AWKWARD: &str = "say \"hi\"\\ \n twice";
 fn registry() -> Registry {
     let r = Registry::builder().name_validation(NameValidation::Utf8).build().unwrap();
     let requests = r
-        .string_family(
+        .register(
             Opts::new("http.requests_total", "Requests \"served\".").const_label("région", "eu"),
-            &["http.method", "note"],
-            Counter::new,
+            StringFamily::new(&["http.method", "note"], Counter::new),
         )
         .unwrap();
     requests.with(&["GET", "plain"], |c| c.inc_by(3)).unwrap();
@@ -217,7 +216,7 @@ fn python_parsers_read_back_what_was_registered() {
 fn python_openmetrics_parser_reads_created_samples() {
     let python = python_with_prometheus_client();
     let r = Registry::builder().created_samples(true).build().unwrap();
-    let jobs = r.string_family(("jobs_total", "Jobs."), &["kind"], Counter::new).unwrap();
+    let jobs = r.labeled_family("jobs_total", "Jobs.", &["kind"], Counter::new).unwrap();
     jobs.with(&["a"], |c| c.inc_by(2)).unwrap();
     let b = jobs.get(&["a"]).unwrap();
     let lat = r.histogram("lat_seconds", "Latency.", Buckets::new([0.5]).unwrap()).unwrap();

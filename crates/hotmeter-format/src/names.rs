@@ -23,7 +23,7 @@ use hotmeter::expose::{Desc, EscapingScheme};
 /// use hotmeter_format::FamilyNames;
 ///
 /// let registry = Registry::builder().name_validation(NameValidation::Utf8).build()?;
-/// let depth = registry.string_family(("queue.depth", "Jobs."), &["lane.name"], hotmeter::Gauge::new)?;
+/// let depth = registry.labeled_family("queue.depth", "Jobs.", &["lane.name"], hotmeter::Gauge::new)?;
 /// depth.with(&["fast"], |g| g.set(1.0))?;
 /// let mut names = FamilyNames::default();
 /// struct Grab<'a>(&'a mut FamilyNames);

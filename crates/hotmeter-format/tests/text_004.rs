@@ -9,7 +9,7 @@ use hotmeter_format::encode_text;
 #[test]
 fn golden_text() {
     let r = Registry::new();
-    let fam = r.string_family(("jobs_total", "Jobs\\done\nhere."), &["kind"], Counter::new).unwrap();
+    let fam = r.labeled_family("jobs_total", "Jobs\\done\nhere.", &["kind"], Counter::new).unwrap();
     fam.with(&["a\"b"], |c| c.inc_by(2)).unwrap();
     let h = r.histogram("d_seconds", "D.", Buckets::new([0.5]).unwrap()).unwrap();
     h.observe(0.25);
@@ -32,7 +32,7 @@ fn golden_text() {
 #[test]
 fn utf8_names_are_escaped_with_underscores() {
     let r = Registry::builder().name_validation(NameValidation::Utf8).const_label("zone.id", "z\"1").build().unwrap();
-    let fam = r.string_family(("http.requests_total", "Requests."), &["service.name", "code"], Counter::new).unwrap();
+    let fam = r.labeled_family("http.requests_total", "Requests.", &["service.name", "code"], Counter::new).unwrap();
     fam.with(&["api.v1", "200"], |c| c.inc_by(2)).unwrap();
     let opts = NativeOpts::new().classic(Buckets::new([1.0]).unwrap());
     r.native_histogram("rpc.duration_seconds", "", opts).unwrap().observe(0.5);

@@ -123,15 +123,17 @@ impl RecorderBuilder {
         self.buckets.push((Match::Suffix("_bytes".into()), bytes));
         let registry = self.registry;
         let sanitized = registry
-            .string_family(
-                ("hotmeter_metrics_sanitized_names_total", "Facade metric or label names rewritten to be valid."),
+            .labeled_family(
+                "hotmeter_metrics_sanitized_names_total",
+                "Facade metric or label names rewritten to be valid.",
                 &["kind"],
                 SingleCounter::new,
             )
             .ok();
         let dropped = registry
-            .string_family(
-                ("hotmeter_metrics_dropped_total", "Facade records that could not be exported, by reason."),
+            .labeled_family(
+                "hotmeter_metrics_dropped_total",
+                "Facade records that could not be exported, by reason.",
                 &["reason"],
                 SingleCounter::new,
             )

@@ -196,7 +196,7 @@ fn a_native_handle_on_a_facade_family_names_the_facade() {
     metrics::with_local_recorder(&recorder, || {
         metrics::counter!("jobs_total", "kind" => "a").increment(1);
     });
-    let err = registry.string_family(("jobs_total", ""), &["kind"], hotmeter::Counter::new).unwrap_err();
+    let err = registry.labeled_family("jobs_total", "", &["kind"], hotmeter::Counter::new).unwrap_err();
     let text = err.to_string();
     assert!(
         text.contains("StringFamily<Counter (recorded through the `metrics` facade)>, not StringFamily<Counter>"),

@@ -391,7 +391,7 @@ mod tests {
         let r = Registry::new();
         let s = r.summary("size_bytes", "Sizes.", SummaryOpts::default()).unwrap();
         s.observe(10.0);
-        let fam = r.string_family(("req_total", "Requests."), &["Zeta", "alpha"], Counter::new).unwrap();
+        let fam = r.labeled_family("req_total", "Requests.", &["Zeta", "alpha"], Counter::new).unwrap();
         fam.with(&["z", "a"], |c| c.inc_by(7)).unwrap();
         // `Zeta` sorts before `__name__` (uppercase before `_`); an external
         // `alpha` loses to the series' own.
@@ -557,7 +557,7 @@ mod tests {
     fn utf8_names_are_escaped_with_underscores_and_legacy_ones_kept() {
         let r = Registry::builder().name_validation(NameValidation::Utf8).const_label("zone.id", "z1").build().unwrap();
         let fam = r
-            .string_family(("http.server.requests_total", "Requests."), &["service.name", "code"], Counter::new)
+            .labeled_family("http.server.requests_total", "Requests.", &["service.name", "code"], Counter::new)
             .unwrap();
         fam.with(&["api.v1", "200"], |c| c.inc_by(3)).unwrap();
         let h =

@@ -29,7 +29,7 @@ fn received_values_equal_pushed_values() {
 
     let registry = Registry::new();
     let writes: hotmeter::Family<Status, Counter> =
-        registry.family(("pushed_writes_total", "Writes by outcome."), Counter::new).unwrap();
+        registry.typed_family("pushed_writes_total", "Writes by outcome.", Counter::new).unwrap();
     writes.get(Status::Ok).inc_by(123_456_789);
     writes.get(Status::Error).inc_by(5);
     let latency =

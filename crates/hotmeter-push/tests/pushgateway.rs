@@ -89,9 +89,8 @@ fn utf8_names_arrive_escaped() {
     let gw = pushgateway.addr();
 
     let registry = Registry::builder().name_validation(hotmeter::NameValidation::Utf8).build().unwrap();
-    let fam = registry
-        .string_family(("http.requests_total", "Requests."), &["service.name"], hotmeter::Counter::new)
-        .unwrap();
+    let fam =
+        registry.labeled_family("http.requests_total", "Requests.", &["service.name"], hotmeter::Counter::new).unwrap();
     fam.with(&["api.v1"], |c| c.inc_by(7)).unwrap();
     let gateway = Pushgateway::new(&format!("http://{gw}")).unwrap();
     let key = GroupingKey::new("utf8-job").unwrap();

@@ -22,7 +22,7 @@
 //! use hotmeter_slo::{Indicator, Slo, SloTracker};
 //!
 //! let registry = hotmeter::Registry::new();
-//! let writes = registry.string_family(("writes_total", "Writes."), &["status"], hotmeter::Counter::new)?;
+//! let writes = registry.labeled_family("writes_total", "Writes.", &["status"], hotmeter::Counter::new)?;
 //! let slo = Slo {
 //!     name: "availability".into(),
 //!     description: "Writes succeed".into(),

@@ -92,8 +92,9 @@ impl TraceTracker {
     /// A tracker for up to 64 named `stages`, keeping each trace at most
     /// `ttl` and at most `max_traces` traces at once.
     pub fn new(registry: &Registry, stages: &[&str], ttl: Duration, max_traces: usize) -> Result<Self, RegistryError> {
-        let family = registry.string_family(
-            (TRACE_INCOMPLETE, "Traces validated with a stage missing, by the stage missing."),
+        let family = registry.labeled_family(
+            TRACE_INCOMPLETE,
+            "Traces validated with a stage missing, by the stage missing.",
             &["missing_stage"],
             Counter::new,
         )?;

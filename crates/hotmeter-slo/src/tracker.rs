@@ -351,7 +351,7 @@ pub(crate) mod tests {
     #[test]
     fn evaluates_over_the_window_with_budgets() {
         let r = Registry::new();
-        let writes: Family<Status, Counter> = r.family(("writes_total", "w"), Counter::new).unwrap();
+        let writes: Family<Status, Counter> = r.typed_family("writes_total", "w", Counter::new).unwrap();
         let lat = r.histogram("write_seconds", "l", Buckets::new([0.1, 0.25, 0.5, 1.0]).unwrap()).unwrap();
         let mut t = SloTracker::new(slos(), None).unwrap();
         let t0 = Instant::now();

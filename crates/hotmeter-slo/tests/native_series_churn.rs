@@ -13,7 +13,7 @@ use hotmeter_slo::{Indicator, Slo, SloTracker};
 fn a_window_across_series_churn_counts_every_new_observation() {
     let r = Registry::new();
     let fam = r
-        .string_family(("write_seconds", "Write latency."), &["shard"], || NativeHistogram::new(NativeOpts::new()))
+        .labeled_family("write_seconds", "Write latency.", &["shard"], || NativeHistogram::new(NativeOpts::new()))
         .unwrap();
     let slo = Slo {
         name: "write-latency".into(),

@@ -119,74 +119,72 @@ impl Families {
         let space = &["memory_space"];
         let worker = &["worker_id"];
         Ok(Families {
-            observations: r.string_family(
-                (OBSERVATIONS, "Observations accepted into the queue, by memory space and priority."),
+            observations: r.labeled_family(
+                OBSERVATIONS, "Observations accepted into the queue, by memory space and priority.",
                 &["memory_space", "priority"],
                 Counter::new,
             )?,
-            processed: r.string_family(
-                (OBSERVATIONS_PROCESSED, "Observations finished by a worker (their batch succeeded or failed)."),
+            processed: r.labeled_family(
+                OBSERVATIONS_PROCESSED, "Observations finished by a worker (their batch succeeded or failed).",
                 space,
                 Counter::new,
             )?,
-            rejected: r.string_family(
-                (OBSERVATIONS_REJECTED, "Observations refused at enqueue, by reason; each was handed back to its caller."),
+            rejected: r.labeled_family(
+                OBSERVATIONS_REJECTED, "Observations refused at enqueue, by reason; each was handed back to its caller.",
                 &["memory_space", "reason"],
                 Counter::new,
             )?,
-            activations: r.string_family(
-                (
-                    BACKPRESSURE_ACTIVATIONS,
+            activations: r.labeled_family(
+                BACKPRESSURE_ACTIVATIONS,
                     "Backpressure state rises, by the level entered, attributed to the memory space that submitted most since the last check.",
-                ),
                 &["memory_space", "level"],
                 Counter::new,
             )?,
-            state: r.string_family(
-                (BACKPRESSURE_STATE, "Backpressure state applied to this memory space: 0 normal, 1 warning, 2 critical, 3 overloaded."),
+            state: r.labeled_family(
+                BACKPRESSURE_STATE, "Backpressure state applied to this memory space: 0 normal, 1 warning, 2 critical, 3 overloaded.",
                 space,
                 IntGauge::new,
             )?,
-            latency: r.string_family(
-                (OBSERVATION_LATENCY, "Time from enqueue to the end of the batch that processed the observation."),
+            latency: r.labeled_family(
+                OBSERVATION_LATENCY, "Time from enqueue to the end of the batch that processed the observation.",
                 space,
                 || Histogram::new(latency_buckets()),
             )?,
-            recall: r.string_family(
-                (RECALL_LATENCY, "Time to answer one recall query against stored observations."),
+            recall: r.labeled_family(
+                RECALL_LATENCY, "Time to answer one recall query against stored observations.",
                 space,
                 || Histogram::new(recall_buckets()),
             )?,
-            batches: r.string_family(
-                (BATCHES_PROCESSED, "Batches a worker handled, failed ones included."),
+            batches: r.labeled_family(
+                BATCHES_PROCESSED, "Batches a worker handled, failed ones included.",
                 worker,
                 Counter::new,
             )?,
-            failures: r.string_family(
-                (BATCH_FAILURES, "Batches whose handler returned an error or panicked, by error type."),
+            failures: r.labeled_family(
+                BATCH_FAILURES, "Batches whose handler returned an error or panicked, by error type.",
                 &["worker_id", "error_type"],
                 Counter::new,
             )?,
-            stolen: r.string_family(
-                (WORK_STOLEN, "Times this worker stole work (up to one batch) from another worker's deque."),
+            stolen: r.labeled_family(
+                WORK_STOLEN, "Times this worker stole work (up to one batch) from another worker's deque.",
                 worker,
                 Counter::new,
             )?,
-            utilization: r.string_family(
-                (WORKER_UTILIZATION, "Percent of the last measured second the worker spent handling batches."),
+            utilization: r.labeled_family(
+                WORKER_UTILIZATION, "Percent of the last measured second the worker spent handling batches.",
                 worker,
                 Gauge::new,
             )?,
-            worker_up: r.string_family((WORKER_UP, "1 while the worker thread runs, 0 after it stopped."), worker, IntGauge::new)?,
-            batch_size: r.string_family(
-                (BATCH_SIZE, "Observations per batch (a count, not bytes)."),
+            worker_up: r.labeled_family(WORKER_UP, "1 while the worker thread runs, 0 after it stopped.", worker, IntGauge::new)?,
+            batch_size: r.labeled_family(
+                BATCH_SIZE, "Observations per batch (a count, not bytes).",
                 worker,
                 || Histogram::new(batch_size_buckets()),
             )?,
-            queue_depth: r.family((QUEUE_DEPTH, "Observations waiting in each priority lane."), IntGauge::new)?,
-            queue_capacity: r.family((QUEUE_CAPACITY, "Capacity of each priority lane."), IntGauge::new)?,
-            queue_wait: r.family(
-                (QUEUE_WAIT, "Time from enqueue until a worker took the observation, by priority."),
+            queue_depth: r.typed_family(QUEUE_DEPTH, "Observations waiting in each priority lane.", IntGauge::new)?,
+            queue_capacity: r.typed_family(QUEUE_CAPACITY, "Capacity of each priority lane.", IntGauge::new)?,
+            queue_wait: r.typed_family(
+                QUEUE_WAIT, "Time from enqueue until a worker took the observation, by priority.",
                 || Histogram::new(latency_buckets()),
             )?,
             sessions: r.int_gauge(ACTIVE_SESSIONS, "Sessions currently open.")?,

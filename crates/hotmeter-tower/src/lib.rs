@@ -106,19 +106,22 @@ impl HttpMetrics {
         let duration_opts = NativeOpts::new().classic(Buckets::new(DURATION_BOUNDS)?);
         let size_opts = NativeOpts::new().classic(Buckets::new(SIZE_BOUNDS)?);
         Ok(Self {
-            duration: registry.string_family(
-                (REQUEST_DURATION, "Duration of HTTP server requests, to the response head."),
+            duration: registry.labeled_family(
+                REQUEST_DURATION,
+                "Duration of HTTP server requests, to the response head.",
                 &labels,
                 move || NativeHistogram::new(duration_opts.clone()),
             )?,
-            active: registry.string_family(
-                (ACTIVE_REQUESTS, "HTTP server requests whose response head is not made yet."),
+            active: registry.labeled_family(
+                ACTIVE_REQUESTS,
+                "HTTP server requests whose response head is not made yet.",
                 &["http_request_method"],
                 IntGauge::new,
             )?,
             active_by_method: Default::default(),
-            body_size: registry.string_family(
-                (RESPONSE_BODY_SIZE, "Size of HTTP server response bodies as sent."),
+            body_size: registry.labeled_family(
+                RESPONSE_BODY_SIZE,
+                "Size of HTTP server response bodies as sent.",
                 &labels,
                 move || NativeHistogram::new(size_opts.clone()),
             )?,

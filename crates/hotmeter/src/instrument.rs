@@ -57,7 +57,8 @@ impl Instrumented {
         help: &str,
         buckets: Buckets,
     ) -> Result<Self, RegistryError> {
-        let calls = registry.family(Opts::new(format!("{name}_calls_total"), help), Counter::new)?;
+        let calls =
+            registry.register(Opts::new(format!("{name}_calls_total"), help), crate::Family::new(Counter::new))?;
         let latency = registry.register(
             Opts::new(format!("{name}_duration_seconds"), help).unit(Unit::SECONDS),
             Histogram::new(buckets),

@@ -45,7 +45,7 @@
 //!
 //! let registry = Registry::new();
 //! let writes: Family<Status, Counter> =
-//!     registry.family(("checkpoint_writes_total", "Checkpoint writes by outcome."), Counter::new)?;
+//!     registry.typed_family("checkpoint_writes_total", "Checkpoint writes by outcome.", Counter::new)?;
 //! let latency = registry.histogram(
 //!     "checkpoint_write_duration_seconds",
 //!     "Time to write one checkpoint.",

@@ -327,6 +327,16 @@ struct Inner {
 /// type, help, unit and layout returns the existing handle; anything else is
 /// a [`RegistryError`] naming the difference.
 ///
+/// Every registration has one of two shapes. A shorthand makes the metric
+/// for you and takes the name, the help text, then what shapes the metric:
+/// [`counter`](Self::counter)`(name, help)`,
+/// [`histogram`](Self::histogram)`(name, help, buckets)`,
+/// [`labeled_family`](Self::labeled_family)`(name, help, label_names, make)`
+/// and so on. [`register`](Self::register)`(opts, metric)` takes a metric
+/// you built and an [`Opts`], the one place for a unit and constant labels
+/// (a `(name, help)` pair converts to it); so does
+/// [`register_collector`](Self::register_collector).
+///
 /// # Examples
 /// ```
 /// use hotmeter::{Registry, Buckets};
@@ -686,7 +696,49 @@ impl Registry {
         self.register(Opts::new(name, help), s).map_err(SummaryOrRegistryError::Registry)
     }
 
-    /// Registers (or finds) a typed-label [`Family`] whose series `make` creates.
+    /// Registers (or finds) a typed-label [`Family`] whose series `make`
+    /// creates: `registry.typed_family::<Status, _>("writes_total", "Writes.", Counter::new)`.
+    /// For a unit or constant labels, register
+    /// [`Family::new`] with [`Opts`] through [`register`](Self::register).
+    pub fn typed_family<L: LabelSet, M: Metric>(
+        &self,
+        name: &str,
+        help: &str,
+        make: impl FnMut() -> M,
+    ) -> Result<Family<L, M>, RegistryError> {
+        self.register(Opts::new(name, help), Family::new(make))
+    }
+
+    /// Registers (or finds) a [`StringFamily`] with these label names and
+    /// the default cardinality limit, whose series `make` creates. For a
+    /// unit, constant labels or another limit, register
+    /// [`StringFamily::new`] (or [`StringFamily::with_limit`]) with [`Opts`]
+    /// through [`register`](Self::register).
+    ///
+    /// # Examples
+    /// ```
+    /// use hotmeter::{Counter, Registry};
+    /// let registry = Registry::new();
+    /// let jobs = registry.labeled_family("jobs_total", "Jobs run.", &["kind", "outcome"], Counter::new)?;
+    /// jobs.with(&["resize", "ok"], |c| c.inc())?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn labeled_family<M: Metric>(
+        &self,
+        name: &str,
+        help: &str,
+        label_names: &[&str],
+        make: impl Fn() -> M + Send + Sync + 'static,
+    ) -> Result<StringFamily<M>, RegistryError> {
+        self.register(Opts::new(name, help), StringFamily::new(label_names, make))
+    }
+
+    /// The old spelling of [`typed_family`](Self::typed_family), with name
+    /// and help in one [`Opts`].
+    #[deprecated(
+        since = "0.1.0",
+        note = "use typed_family(name, help, make), or register(opts, Family::new(make)) for a unit or constant labels"
+    )]
     pub fn family<L: LabelSet, M: Metric>(
         &self,
         opts: impl Into<Opts>,
@@ -695,8 +747,12 @@ impl Registry {
         self.register(opts, Family::new(make))
     }
 
-    /// Registers (or finds) a [`StringFamily`] with these label names and
-    /// the default cardinality limit.
+    /// The old spelling of [`labeled_family`](Self::labeled_family), with
+    /// name and help in one [`Opts`].
+    #[deprecated(
+        since = "0.1.0",
+        note = "use labeled_family(name, help, label_names, make), or register(opts, StringFamily::new(label_names, make)) for a unit or constant labels"
+    )]
     pub fn string_family<M: Metric>(
         &self,
         opts: impl Into<Opts>,
@@ -958,6 +1014,22 @@ mod tests {
         assert_eq!(err, ("lat_sum".to_owned(), "lat".to_owned()));
     }
 
+    /// The spellings before `labeled_family`/`typed_family` still compile
+    /// (deprecated) and find the very families the new ones registered.
+    #[test]
+    #[allow(deprecated)]
+    fn the_old_family_spellings_still_compile_and_find_the_same_family() {
+        let r = Registry::new();
+        let new = r.labeled_family("s_total", "S.", &["k"], Counter::new).unwrap();
+        let old = r.string_family(("s_total", "S."), &["k"], Counter::new).unwrap();
+        assert!(new.ptr_eq(&old));
+        assert!(r.string_family(("s_total", "Other."), &["k"], Counter::new).is_err(), "still checked");
+        let typed = r.typed_family::<Status, Counter>("w_total", "W.", Counter::new).unwrap();
+        let old = r.family::<Status, Counter>(("w_total", "W."), Counter::new).unwrap();
+        typed.get(Status::Error).inc();
+        assert_eq!(old.get(Status::Error).get(), 1);
+    }
+
     #[test]
     fn a_string_family_with_another_limit_is_a_shape_conflict() {
         let r = Registry::new();
@@ -982,9 +1054,9 @@ mod tests {
         let e = r.counter("bad-name", "x").unwrap_err();
         assert!(matches!(&e, RegistryError::InvalidName(n) if n.name == "bad-name"), "{e:?}");
         assert!(std::error::Error::source(&e).is_some());
-        let e = r.string_family(("ok_total", "x"), &["1bad"], Counter::new).unwrap_err();
+        let e = r.labeled_family("ok_total", "x", &["1bad"], Counter::new).unwrap_err();
         assert!(matches!(&e, RegistryError::InvalidName(n) if n.name == "1bad"), "{e:?}");
-        let e = r.string_family(("ok2_total", "x"), &["a", "a"], Counter::new).unwrap_err();
+        let e = r.labeled_family("ok2_total", "x", &["a", "a"], Counter::new).unwrap_err();
         assert!(matches!(e, RegistryError::DuplicateLabel { .. }), "{e:?}");
         assert!(Registry::builder().namespace("bad ns").build().is_err());
         assert!(Registry::builder().const_label("__x", "y").build().is_err());
@@ -995,7 +1067,7 @@ mod tests {
         let r = Registry::new();
         let e = r.register(("h", "x"), StringFamily::new(&["le"], Histogram::with_default_buckets)).unwrap_err();
         assert!(matches!(&e, RegistryError::InvalidName(n) if n.reason == NameErrorReason::Reserved), "{e:?}");
-        assert!(r.string_family(("c_total", "x"), &["le"], Counter::new).is_ok());
+        assert!(r.labeled_family("c_total", "x", &["le"], Counter::new).is_ok());
         let e = r
             .register(("s", "x"), StringFamily::new(&["quantile"], || Summary::new(SummaryOpts::default()).unwrap()))
             .unwrap_err();
@@ -1027,18 +1099,18 @@ mod tests {
         );
         assert_eq!(err.to_string(), r#"metric "a_total" is registered with help "A.", not "Other help.""#);
         assert!(matches!(
-            r.string_family(("a_total", "A."), &["x"], Counter::new).unwrap_err(),
+            r.labeled_family("a_total", "A.", &["x"], Counter::new).unwrap_err(),
             RegistryError::ShapeConflict { what: ShapeDifference::Labels { .. }, .. }
         ));
         let _h = r.histogram("h_seconds", "H.", Buckets::new([1.0]).unwrap()).unwrap();
         assert!(r.histogram("h_seconds", "H.", Buckets::new([2.0]).unwrap()).is_err());
         assert!(r.histogram("h_seconds", "H.", Buckets::new([1.0]).unwrap()).is_ok());
-        let f1 = r.family::<Status, Counter>(("w_total", "W."), Counter::new).unwrap();
-        let f2 = r.family::<Status, Counter>(("w_total", "W."), Counter::new).unwrap();
+        let f1 = r.typed_family::<Status, Counter>("w_total", "W.", Counter::new).unwrap();
+        let f2 = r.typed_family::<Status, Counter>("w_total", "W.", Counter::new).unwrap();
         f1.get(Status::Error).inc();
         assert_eq!(f2.get(Status::Error).get(), 1);
-        let s1 = r.string_family(("s_total", "S."), &["k"], Counter::new).unwrap();
-        let s2 = r.string_family(("s_total", "S."), &["k"], Counter::new).unwrap();
+        let s1 = r.labeled_family("s_total", "S.", &["k"], Counter::new).unwrap();
+        let s2 = r.labeled_family("s_total", "S.", &["k"], Counter::new).unwrap();
         assert!(s1.ptr_eq(&s2));
     }
 
@@ -1077,7 +1149,7 @@ mod tests {
         let _c = r.counter("jobs_total", "Jobs.").unwrap();
         let err = r.register(("jobs_total", "Jobs."), SingleCounter::new()).unwrap_err();
         assert_eq!(err.to_string(), r#"metric "jobs_total" is registered with handle type Counter, not SingleCounter"#);
-        let _f = r.string_family(("by_total", "By."), &["x"], Counter::new).unwrap();
+        let _f = r.labeled_family("by_total", "By.", &["x"], Counter::new).unwrap();
         let err = r.register(("by_total", "By."), StringFamily::new(&["x"], SingleCounter::new)).unwrap_err();
         assert!(
             err.to_string().ends_with("handle type StringFamily<Counter>, not StringFamily<SingleCounter>"),
@@ -1096,8 +1168,8 @@ mod tests {
             crate::label_enum! { pub enum Status: "status" { Success = "success", Failure = "failure" } }
         }
         let r = Registry::new();
-        let _x: Family<a::Status, Counter> = r.family(("x_total", "X."), Counter::new).unwrap();
-        let err = r.family::<b::Status, Counter>(("x_total", "X."), Counter::new).unwrap_err();
+        let _x: Family<a::Status, Counter> = r.typed_family("x_total", "X.", Counter::new).unwrap();
+        let err = r.typed_family::<b::Status, Counter>("x_total", "X.", Counter::new).unwrap_err();
         let RegistryError::ShapeConflict { what: ShapeDifference::HandleType { existing, requested }, .. } = &err
         else {
             panic!("{err:?}")
@@ -1120,9 +1192,9 @@ mod tests {
     #[test]
     fn collect_orders_and_labels() {
         let r = Registry::builder().namespace("ns").const_label("host", "h1").build().unwrap();
-        let f = r.family::<Status, Counter>(("writes_total", "W."), Counter::new).unwrap();
+        let f = r.typed_family::<Status, Counter>("writes_total", "W.", Counter::new).unwrap();
         f.get(Status::Success).inc_by(3);
-        let s = r.string_family(("by_space_total", "B."), &["space"], Counter::new).unwrap();
+        let s = r.labeled_family("by_space_total", "B.", &["space"], Counter::new).unwrap();
         s.with(&["zeta"], |c| c.inc()).unwrap();
         s.with(&["alpha"], |c| c.inc_by(2)).unwrap();
         let g = r.gauge("a_gauge", "G.").unwrap();
@@ -1183,18 +1255,18 @@ mod tests {
         let legacy = Registry::new();
         assert!(matches!(legacy.counter("a.b_total", "x"), Err(RegistryError::InvalidName(_))));
         assert!(matches!(
-            legacy.string_family(("ok_total", "x"), &["k.v"], Counter::new),
+            legacy.labeled_family("ok_total", "x", &["k.v"], Counter::new),
             Err(RegistryError::InvalidName(_))
         ));
         let r = utf8();
         let c = r.counter("http.server.requests_total", "x").unwrap();
         c.inc();
-        let _ = r.string_family(("by_total", "x"), &["service.name", "ünïcode"], Counter::new).unwrap();
+        let _ = r.labeled_family("by_total", "x", &["service.name", "ünïcode"], Counter::new).unwrap();
         assert!(!r.snapshot().family("http.server.requests_total").unwrap().desc.names_are_legacy());
         assert!(r.snapshot().family("hotmeter_label_overflow_total").unwrap().desc.names_are_legacy());
         // Still refused under UTF-8: empty names, the `__` label prefix, `le` on histograms.
         assert!(matches!(r.counter("", "x"), Err(RegistryError::InvalidName(_))));
-        let e = r.string_family(("c_total", "x"), &["__k"], Counter::new).unwrap_err();
+        let e = r.labeled_family("c_total", "x", &["__k"], Counter::new).unwrap_err();
         assert!(matches!(&e, RegistryError::InvalidName(n) if n.reason == NameErrorReason::ReservedPrefix), "{e:?}");
         assert!(r.register(("h", "x"), StringFamily::new(&["le"], Histogram::with_default_buckets)).is_err());
         assert!(Registry::builder().name_validation(NameValidation::Utf8).namespace("my.app").build().is_ok());
@@ -1248,20 +1320,20 @@ mod tests {
     #[test]
     fn escaping_collisions_of_label_names_are_refused_within_a_family() {
         let r = utf8();
-        let e = r.string_family(("x_total", "x"), &["k.v", "k_v"], Counter::new).unwrap_err();
+        let e = r.labeled_family("x_total", "x", &["k.v", "k_v"], Counter::new).unwrap_err();
         let (scheme, kind, name, existing, escaped) = escaping_collision(e.clone());
         assert_eq!((scheme, kind), (EscapingScheme::Underscores, NameKind::Label));
         assert_eq!((name.as_str(), existing.as_str(), escaped.as_str()), ("k_v", "k.v", "k_v"));
         assert!(matches!(e, RegistryError::EscapingCollision { metric, .. } if metric == "x_total"));
         // `:` is not legal in label names: `k:v` escapes to `k_v` too.
-        assert!(r.string_family(("y_total", "x"), &["k_v", "k:v"], Counter::new).is_err());
+        assert!(r.labeled_family("y_total", "x", &["k_v", "k:v"], Counter::new).is_err());
         // Against a constant label of the registry.
         let r =
             Registry::builder().name_validation(NameValidation::Utf8).const_label("host.name", "h").build().unwrap();
-        assert!(r.string_family(("z_total", "x"), &["host_name"], Counter::new).is_err());
+        assert!(r.labeled_family("z_total", "x", &["host_name"], Counter::new).is_err());
         // Two families may each have a label the other's escapes to.
-        let _ = r.string_family(("a_total", "x"), &["k.v"], Counter::new).unwrap();
-        let _ = r.string_family(("b_total", "x"), &["k_v"], Counter::new).unwrap();
+        let _ = r.labeled_family("a_total", "x", &["k.v"], Counter::new).unwrap();
+        let _ = r.labeled_family("b_total", "x", &["k_v"], Counter::new).unwrap();
         // And the builder checks its own constant labels.
         let b =
             Registry::builder().name_validation(NameValidation::Utf8).const_label("a.b", "1").const_label("a_b", "2");

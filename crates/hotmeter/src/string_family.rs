@@ -437,7 +437,7 @@ mod tests {
     #[test]
     fn scrape_plan_follows_inserts_removals_revivals_and_values() {
         let r = crate::Registry::new();
-        let f = r.string_family(("t_total", "T."), &["k", "j"], Counter::new).unwrap();
+        let f = r.labeled_family("t_total", "T.", &["k", "j"], Counter::new).unwrap();
         assert!(scrape(&r).is_empty());
         f.with(&["b", "1"], |c| c.inc_by(2)).unwrap();
         f.with(&["a\"\n", "2"], |c| c.inc()).unwrap();

@@ -17,7 +17,9 @@ struct Hand {
 
 impl Hand {
     fn register(registry: &Registry, name: &str) -> Self {
-        let calls = registry.family(Opts::new(format!("{name}_calls_total"), "Twin."), Counter::new).unwrap();
+        let calls = registry
+            .register(Opts::new(format!("{name}_calls_total"), "Twin."), hotmeter::Family::new(Counter::new))
+            .unwrap();
         let latency = registry
             .register(
                 Opts::new(format!("{name}_duration_seconds"), "Twin.").unit(hotmeter::Unit::SECONDS),

@@ -14,13 +14,10 @@ fn readme_five_lines_and_labels() -> Result<(), Box<dyn std::error::Error>> {
         pub enum Status: "status" { Success = "success", Error = "error" }
     }
     let by_status: hotmeter::Family<Status, hotmeter::Counter> =
-        registry.family(("writes_total", "Writes by outcome."), hotmeter::Counter::new)?;
+        registry.typed_family("writes_total", "Writes by outcome.", hotmeter::Counter::new)?;
     by_status.get(Status::Error).inc();
-    let by_space = registry.string_family(
-        ("observations_total", "By memory space."),
-        &["memory_space"],
-        hotmeter::Counter::new,
-    )?;
+    let by_space =
+        registry.labeled_family("observations_total", "By memory space.", &["memory_space"], hotmeter::Counter::new)?;
     by_space.with(&["tenant-a"], |c| c.inc())?;
 
     let snap = registry.snapshot();

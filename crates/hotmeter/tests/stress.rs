@@ -22,9 +22,9 @@ fn no_update_is_lost_while_a_reader_snapshots() {
     let gauge = registry.gauge("level", "Level.").unwrap();
     let int_gauge = registry.int_gauge("depth", "Depth.").unwrap();
     let hist = registry.histogram("lat_seconds", "Latency.", Buckets::new([0.25, 0.5, 0.75]).unwrap()).unwrap();
-    let lanes: Family<Lane, Counter> = registry.family(("lane_total", "By lane."), Counter::new).unwrap();
+    let lanes: Family<Lane, Counter> = registry.typed_family("lane_total", "By lane.", Counter::new).unwrap();
     let spaces: StringFamily<Counter> =
-        registry.string_family(("space_total", "By space."), &["space"], Counter::new).unwrap();
+        registry.labeled_family("space_total", "By space.", &["space"], Counter::new).unwrap();
 
     let done = AtomicBool::new(false);
     let mut snapshots = 0u64;

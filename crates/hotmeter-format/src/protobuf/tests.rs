@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use hotmeter::expose::{Metric, Scratch, Value};
 use hotmeter::native::NativeBucketsRef;
-use hotmeter::{Buckets, Opts, OwnedValue, Registry, Summary, SummaryOpts, TraceId, Unit};
+use hotmeter::{Buckets, Opts, OwnedValue, Registry, StringFamily, Summary, SummaryOpts, TraceId, Unit};
 use proptest::prelude::*;
 
 use super::*;
@@ -118,7 +118,7 @@ fn counters_and_gauges_round_trip() {
     r.register(("ratio_total", ""), hotmeter::FloatCounter::new()).unwrap().inc_by(2.5);
     r.gauge("temperature", "Heat \"now\"\\.").unwrap().set(-3.25);
     r.int_gauge("depth", "Waiting.").unwrap().set(-7);
-    let fam = r.string_family(("per_space_total", "By space."), &["space", "prio"], hotmeter::Counter::new).unwrap();
+    let fam = r.labeled_family("per_space_total", "By space.", &["space", "prio"], hotmeter::Counter::new).unwrap();
     fam.with(&["zürich \"q\"\n", "high"], |c| c.inc_by(3)).unwrap();
     fam.with(&["a", ""], |c| c.inc_by(1 << 53)).unwrap();
     let traced = r.register(("traced_total", "Traced."), hotmeter::TracedCounter::new()).unwrap();
@@ -356,7 +356,7 @@ fn long_and_short_series_mix() {
     // Series lengths crossing 127 bytes both ways, and a family past the
     // three bytes its length is first given (2 MiB).
     let r = Registry::new();
-    let fam = r.string_family(("mixed", "M."), &["v"], hotmeter::Gauge::new).unwrap();
+    let fam = r.labeled_family("mixed", "M.", &["v"], hotmeter::Gauge::new).unwrap();
     let long = "x".repeat(300);
     for (i, v) in ["a", &long, "b", &long[..130], "c"].into_iter().enumerate() {
         fam.with(&[v], |g| g.set(i as f64)).unwrap();
@@ -546,7 +546,7 @@ fn register(r: &Registry, opts: Opts, kind: &Kind, arity: usize, values: &[(Stri
                 $record;
             } else {
                 let names = &["a", "b"][..arity];
-                let fam = r.string_family(opts, names, move || $make).unwrap();
+                let fam = r.register(opts, StringFamily::new(names, move || $make)).unwrap();
                 for (x, y) in values {
                     let v = [x.as_str(), y.as_str()];
                     fam.with(&v[..arity], |$m| $record).unwrap();
