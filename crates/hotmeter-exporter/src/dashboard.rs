@@ -29,12 +29,13 @@ use hotmeter_format::write_json_string;
 pub const DASHBOARD_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
      connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-/// An embedded file and, made on first request, its gzipped bytes.
+/// An embedded file and, made on first request, its gzipped bytes (`None`
+/// without the `gzip` feature).
 struct Asset {
     path: &'static str,
     content_type: &'static str,
     body: &'static [u8],
-    gzipped: OnceLock<Bytes>,
+    gzipped: OnceLock<Option<Bytes>>,
 }
 
 static ASSETS: [Asset; 3] = [
@@ -167,8 +168,8 @@ pub(crate) async fn respond(
 ) -> Option<Response<Full<Bytes>>> {
     let path = if path == "/dashboard/" { "/dashboard" } else { path };
     let mut r = if let Some(asset) = ASSETS.iter().find(|a| a.path == path) {
-        if gzip {
-            let body = asset.gzipped.get_or_init(|| Bytes::from(gzip_bytes(asset.body))).clone();
+        let gzipped = gzip.then(|| asset.gzipped.get_or_init(|| gzip_bytes(asset.body).map(Bytes::from)).clone());
+        if let Some(Some(body)) = gzipped {
             let mut r = reply(StatusCode::OK, asset.content_type, body);
             r.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
             r.headers_mut().insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
@@ -206,19 +207,16 @@ pub(crate) async fn respond(
     Some(r)
 }
 
-/// Gzipped bytes (best compression: each asset is compressed once).
-pub(crate) fn gzip_bytes(body: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    // Writing to a Vec cannot fail.
-    let _ = enc.write_all(body);
-    enc.finish().unwrap_or_default()
+/// Gzipped bytes (best compression: each asset is compressed once), or
+/// `None` without the `gzip` feature.
+fn gzip_bytes(body: &[u8]) -> Option<Vec<u8>> {
+    crate::gzip::compress(body, crate::gzip::Effort::Best)
 }
 
-/// Bytes of the page (HTML, script and style) gzipped, as a browser
-/// fetches it on first load.
+/// Bytes of the page (HTML, script and style) as a browser fetches it on
+/// first load: gzipped, or as they are without the `gzip` feature.
 pub fn dashboard_page_weight() -> usize {
-    ASSETS.iter().map(|a| gzip_bytes(a.body).len()).sum()
+    ASSETS.iter().map(|a| gzip_bytes(a.body).map_or(a.body.len(), |z| z.len())).sum()
 }
 
 #[cfg(test)]
@@ -240,6 +238,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "gzip")]
     fn page_weight_is_under_the_goal() {
         let weight = dashboard_page_weight();
         assert!(weight < 150 * 1024, "{weight} bytes gzipped");

@@ -27,8 +27,11 @@
 //! ```
 //!
 //! ## Features
-//! None: the protobuf encoder writes the wire format itself and needs no
-//! protobuf crate (tests decode it with `hotmeter-testkit`'s prost types).
+//! `protobuf` (default): the protobuf encoder, and protobuf in
+//! [`Offered::ALL`]. It writes the wire format itself and needs no protobuf
+//! crate (tests decode it with `hotmeter-testkit`'s prost types). Without
+//! it, negotiation never chooses protobuf unless asked to offer it, and
+//! [`encode_negotiated`] writes text 0.0.4 for it, as it always has.
 
 #![forbid(unsafe_code)]
 
@@ -36,6 +39,7 @@ mod json;
 mod names;
 mod negotiate;
 mod openmetrics;
+#[cfg(feature = "protobuf")]
 mod protobuf;
 mod text;
 
@@ -45,5 +49,6 @@ pub use negotiate::{ExpositionFormat, Negotiated, Offered, TEXT_CONTENT_TYPE, ne
 #[allow(deprecated)]
 pub use openmetrics::wants_openmetrics;
 pub use openmetrics::{OPENMETRICS_CONTENT_TYPE, encode_openmetrics};
+#[cfg(feature = "protobuf")]
 pub use protobuf::{PROTOBUF_CONTENT_TYPE, encode_protobuf, encode_protobuf_escaped};
 pub use text::{encode_negotiated, encode_text};

@@ -98,8 +98,9 @@ impl ExpositionFormat {
 pub struct Offered(u8);
 
 impl Offered {
-    /// All five formats.
-    pub const ALL: Offered = Offered(31);
+    /// Every format this build writes: all five, or the four text formats
+    /// without the `protobuf` feature.
+    pub const ALL: Offered = if cfg!(feature = "protobuf") { Offered(31) } else { Offered(30) };
     /// The four text formats (no protobuf).
     pub const TEXT: Offered = Offered(30);
 

@@ -12,7 +12,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+#[cfg(feature = "dashboard")]
 use crate::dashboard::Source;
+#[cfg(feature = "dashboard")]
 use crate::history::HistoryConfig;
 
 /// The default listen address: loopback only.
@@ -127,19 +129,22 @@ pub struct Exporter {
     pub(super) limits: Limits,
     pub(super) auth: Option<Auth>,
     pub(super) routes: Vec<Route>,
+    #[cfg(feature = "dashboard")]
     pub(super) history: Option<HistoryConfig>,
+    #[cfg(feature = "dashboard")]
     pub(super) sources: Vec<Source>,
 }
 
 impl std::fmt::Debug for Exporter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Exporter")
-            .field("listen", &self.listen)
+        let mut d = f.debug_struct("Exporter");
+        d.field("listen", &self.listen)
             .field("limits", &self.limits)
             .field("auth", &self.auth)
-            .field("routes", &self.routes.iter().map(|r| &r.path).collect::<Vec<_>>())
-            .field("history", &self.history)
-            .finish()
+            .field("routes", &self.routes.iter().map(|r| &r.path).collect::<Vec<_>>());
+        #[cfg(feature = "dashboard")]
+        d.field("history", &self.history);
+        d.finish()
     }
 }
 
@@ -152,7 +157,9 @@ impl Exporter {
             limits: Limits::default(),
             auth: None,
             routes: Vec::new(),
+            #[cfg(feature = "dashboard")]
             history: Some(HistoryConfig::default()),
+            #[cfg(feature = "dashboard")]
             sources: Vec::new(),
         }
     }
@@ -191,15 +198,20 @@ impl Exporter {
     /// Sets how much history the dashboard keeps (default: one sample a
     /// second for 15 minutes; the memory bound is
     /// [`HistoryConfig::memory_bound`]).
+    #[cfg(feature = "dashboard")]
     pub fn history(mut self, config: HistoryConfig) -> Self {
         self.history = Some(config);
         self
     }
 
     /// Turns the dashboard off: no `/dashboard` routes (404), no sampler,
-    /// no history held.
-    pub fn without_dashboard(mut self) -> Self {
-        self.history = None;
+    /// no history held. Without the `dashboard` feature it is always off
+    /// and this does nothing.
+    pub fn without_dashboard(#[allow(unused_mut)] mut self) -> Self {
+        #[cfg(feature = "dashboard")]
+        {
+            self.history = None;
+        }
         self
     }
 
@@ -209,6 +221,7 @@ impl Exporter {
     /// The page reads the JSON as data: an object with a `slos` array is
     /// shown as an SLO table, one with a `verdict` as a decision, anything
     /// else as a table of its fields.
+    #[cfg(feature = "dashboard")]
     pub fn dashboard_source(
         mut self,
         title: impl Into<String>,

@@ -31,6 +31,7 @@ use super::config::Exporter;
 use super::routes::MetricsService;
 use super::state::Shared;
 use crate::connections::{ConnectionStats, Connections, Probe, Serving, Slot, Tracker};
+#[cfg(feature = "dashboard")]
 use crate::dashboard;
 
 impl Exporter {
@@ -40,6 +41,7 @@ impl Exporter {
         let listener = bind(addr)?;
         let local_addr = listener.local_addr()?;
         let (stop_tx, stop_rx) = watch::channel(false);
+        #[cfg(feature = "dashboard")]
         if let Some(d) = &shared.dashboard {
             tokio::spawn(dashboard::sample_loop(d.clone(), shared.registry.clone(), Some(stop_rx.clone())));
         }

@@ -24,8 +24,10 @@ use hyper::{Method, Request, Response, StatusCode};
 
 use super::config::{Auth, Exporter};
 use super::state::Shared;
+#[cfg(feature = "dashboard")]
 use crate::dashboard;
-use crate::{ExpositionFormat, JSON_CONTENT_TYPE, Negotiated, Offered, encode_json, encode_negotiated, negotiate};
+use crate::gzip;
+use crate::{JSON_CONTENT_TYPE, Negotiated, Offered, encode_json, encode_negotiated, negotiate};
 
 impl Exporter {
     /// A hyper service answering every route, to mount in your own server.
@@ -58,10 +60,13 @@ impl MetricsService {
     /// ([`Exporter::serve`] and [`Exporter::start`] run it themselves):
     /// spawn it on your runtime and it fills the history once per
     /// interval, forever. Returns at once when the dashboard is off.
+    // Not an `async fn`: the future owns what it needs and outlives `self`.
+    #[cfg_attr(not(feature = "dashboard"), allow(clippy::manual_async_fn))]
     pub fn history_sampler(&self) -> impl Future<Output = ()> + Send + 'static {
-        let dashboard = self.shared.dashboard.clone();
-        let registry = self.shared.registry.clone();
+        #[cfg(feature = "dashboard")]
+        let (dashboard, registry) = (self.shared.dashboard.clone(), self.shared.registry.clone());
         async move {
+            #[cfg(feature = "dashboard")]
             if let Some(d) = dashboard {
                 dashboard::sample_loop(d, registry, None).await;
             }
@@ -88,6 +93,7 @@ fn plain(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
 }
 
 /// Whether `path` is one of the dashboard's (`/dashboard`, `/dashboard/...`).
+#[cfg(feature = "dashboard")]
 fn is_dashboard_path(path: &str) -> bool {
     path == "/dashboard" || path.starts_with("/dashboard/")
 }
@@ -101,8 +107,11 @@ async fn handle(
     uri: &hyper::Uri,
     headers: &hyper::HeaderMap,
 ) -> Response<Full<Bytes>> {
+    #[cfg(feature = "dashboard")]
     let dashboard = shared.dashboard.is_some() && is_dashboard_path(uri.path());
+    #[allow(unused_mut)]
     let mut r = answer(shared, method, uri, headers).await;
+    #[cfg(feature = "dashboard")]
     if dashboard {
         dashboard::secure(&mut r);
     }
@@ -151,7 +160,7 @@ async fn answer(
         }
         "/metrics" => {
             let chosen = negotiate(&accept_header(headers), METRICS_FORMATS);
-            let gzip = headers.get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok()).is_some_and(accepts_gzip);
+            let gzip = accepts_gzip(headers);
             let s = shared.clone();
             let rendered = tokio::task::spawn_blocking(move || {
                 let mut written = chosen;
@@ -160,19 +169,20 @@ async fn answer(
             })
             .await;
             match rendered {
-                Ok((written, body)) => body_response(written.content_type(), body, gzip),
+                Ok((written, body)) => body_response(written.content_type(), body),
                 Err(_) => plain(StatusCode::INTERNAL_SERVER_ERROR, "render failed\n"),
             }
         }
         "/metrics/json" => {
             let s = shared.clone();
             match tokio::task::spawn_blocking(move || render(&s, encode_json, false)).await {
-                Ok(body) => body_response(JSON_CONTENT_TYPE, body, false),
+                Ok(body) => body_response(JSON_CONTENT_TYPE, body),
                 Err(_) => plain(StatusCode::INTERNAL_SERVER_ERROR, "render failed\n"),
             }
         }
+        #[cfg(feature = "dashboard")]
         p if dashboard::serves(p) && shared.dashboard.is_some() => {
-            let gzip = headers.get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok()).is_some_and(accepts_gzip);
+            let gzip = accepts_gzip(headers);
             let d = shared.dashboard.as_ref().map(Arc::clone);
             match d {
                 Some(d) => match dashboard::respond(&d, p, uri.query(), gzip).await {
@@ -209,7 +219,8 @@ const METRICS_FORMATS: Offered = Offered::ALL;
 /// Writes `chosen` and returns what was written (for `Content-Type`).
 fn encode_metrics(registry: &hotmeter::Registry, chosen: Negotiated, out: &mut Vec<u8>) -> Negotiated {
     match chosen.format {
-        ExpositionFormat::Protobuf => {
+        #[cfg(feature = "protobuf")]
+        crate::ExpositionFormat::Protobuf => {
             hotmeter_format::encode_protobuf_escaped(registry, chosen.escaping, out);
             chosen
         }
@@ -231,27 +242,28 @@ fn accept_header(headers: &hyper::HeaderMap) -> String {
     joined
 }
 
-/// Renders into the shared, reused buffer and returns the (optionally
-/// gzipped) bytes.
-fn render(shared: &Shared, encode: impl FnOnce(&hotmeter::Registry, &mut Vec<u8>), gzip: bool) -> Bytes {
+/// A rendered body and whether it is gzipped.
+struct Body {
+    bytes: Bytes,
+    gzipped: bool,
+}
+
+/// Renders into the shared, reused buffer and returns the bytes, gzipped
+/// when `gzip` and the `gzip` feature are on.
+fn render(shared: &Shared, encode: impl FnOnce(&hotmeter::Registry, &mut Vec<u8>), gzip: bool) -> Body {
     let mut buf = shared.buffer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     buf.clear();
     encode(&shared.registry, &mut buf);
-    if gzip {
-        use std::io::Write;
-        let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(buf.len() / 4), flate2::Compression::fast());
-        // Writing to a Vec cannot fail.
-        let _ = enc.write_all(&buf);
-        Bytes::from(enc.finish().unwrap_or_default())
-    } else {
-        Bytes::copy_from_slice(&buf)
+    match gzip.then(|| gzip::compress(&buf, gzip::Effort::Fast)).flatten() {
+        Some(z) => Body { bytes: Bytes::from(z), gzipped: true },
+        None => Body { bytes: Bytes::copy_from_slice(&buf), gzipped: false },
     }
 }
 
-fn body_response(content_type: &'static str, body: Bytes, gzip: bool) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(body));
+fn body_response(content_type: &'static str, body: Body) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body.bytes));
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    if gzip {
+    if body.gzipped {
         r.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
     r.headers_mut().insert(header::VARY, HeaderValue::from_static("Accept, Accept-Encoding"));
@@ -273,13 +285,10 @@ fn strip(head: bool, r: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
     Response::from_parts(parts, Full::new(Bytes::new()))
 }
 
-fn accepts_gzip(accept_encoding: &str) -> bool {
-    accept_encoding.split(',').any(|entry| {
-        let mut parts = entry.split(';').map(str::trim);
-        let coding = parts.next().unwrap_or("");
-        let q = parts.find_map(|p| p.strip_prefix("q=")).and_then(|q| q.parse::<f32>().ok()).unwrap_or(1.0);
-        coding.eq_ignore_ascii_case("gzip") && q > 0.0
-    })
+/// Whether the request takes a gzipped body (never without the `gzip`
+/// feature).
+fn accepts_gzip(headers: &hyper::HeaderMap) -> bool {
+    headers.get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok()).is_some_and(gzip::accepted)
 }
 
 fn authorized(auth: &Auth, headers: &hyper::HeaderMap) -> bool {
@@ -301,14 +310,6 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn gzip_negotiation() {
-        assert!(accepts_gzip("gzip"));
-        assert!(accepts_gzip("br, gzip;q=0.5"));
-        assert!(!accepts_gzip("gzip;q=0"));
-        assert!(!accepts_gzip("identity"));
-    }
 
     #[test]
     fn auth_compare() {

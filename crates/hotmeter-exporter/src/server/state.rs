@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex};
 
 use super::config::{Auth, Exporter, Limits, Route};
 use crate::connections::Connections;
+#[cfg(feature = "dashboard")]
 use crate::dashboard::Dashboard;
+#[cfg(feature = "dashboard")]
 use crate::history::History;
 
 /// State shared by every connection.
@@ -22,6 +24,7 @@ pub(super) struct Shared {
     pub(super) auth: Option<Auth>,
     pub(super) routes: Vec<Route>,
     /// The page, its history and sources; `None` when turned off.
+    #[cfg(feature = "dashboard")]
     pub(super) dashboard: Option<Arc<Dashboard>>,
     pub(super) ready: Arc<AtomicBool>,
     /// Render buffer reused across scrapes.
@@ -38,6 +41,7 @@ impl Exporter {
             registry: self.registry,
             auth: self.auth,
             routes: self.routes,
+            #[cfg(feature = "dashboard")]
             dashboard: self.history.map(|c| Arc::new(Dashboard::new(History::new(c), self.sources))),
             ready: Arc::new(AtomicBool::new(false)),
             buffer: Mutex::new(Vec::new()),
