@@ -19,12 +19,22 @@ fn readme_five_lines_and_labels() -> Result<(), Box<dyn std::error::Error>> {
     let by_space =
         registry.labeled_family("observations_total", "By memory space.", &["memory_space"], hotmeter::Counter::new)?;
     by_space.with(&["tenant-a"], |c| c.inc())?;
+    let wait = registry.register(
+        hotmeter::Opts::new("queue_wait_seconds", "Time in the queue.")
+            .unit(hotmeter::Unit::SECONDS)
+            .const_label("pool", "io"),
+        hotmeter::Histogram::new(hotmeter::Buckets::default()),
+    )?;
+    wait.observe(0.5);
 
     let snap = registry.snapshot();
     assert_eq!(snap.value("checkpoint_writes_total", &[]), Some(&hotmeter::OwnedValue::Counter(1)));
     assert_eq!(snap.value("writes_total", &["error"]), Some(&hotmeter::OwnedValue::Counter(1)));
     assert_eq!(snap.value("observations_total", &["tenant-a"]), Some(&hotmeter::OwnedValue::Counter(1)));
     assert_eq!(latency.snapshot().count(), 1);
+    let family = snap.family("queue_wait_seconds").expect("registered");
+    assert_eq!(family.desc.const_labels, [("pool".to_owned(), "io".to_owned())]);
+    assert_eq!(family.desc.unit.as_ref().map(|u| u.as_str()), Some("seconds"));
     Ok(())
 }
 
