@@ -102,5 +102,5 @@ pub use remote_write::{DEFAULT_INTERVAL, DEFAULT_QUEUE_CAPACITY, PushStats, Remo
 /// `ServerHandle` and a `ThreadedServerHandle`).
 #[deprecated(since = "0.1.0", note = "renamed RemoteWriteHandle")]
 pub type RemoteWriter = RemoteWriteHandle;
-pub use series::{Encoded, NativeHistograms, RemoteWriteEncoder};
+pub use series::{Encoded, NativeHistograms, RemoteWriteEncoder, STALE_NAN_BITS};
 pub use transport::USER_AGENT;

@@ -14,6 +14,7 @@
 //! | `remote_write_send_duration_seconds` | histogram | one HTTP attempt, connect to answer |
 //! | `remote_write_queue_length` | gauge | snapshots waiting, the one being sent included |
 //! | `remote_write_queue_capacity` | gauge | the queue's bound, in snapshots |
+//! | `remote_write_stale_markers_total` | counter | stale markers taken into the queue (counted in `remote_write_samples_total` too): one per pushed series that ended |
 //! | `remote_write_native_histograms_refused` | gauge | 1 once the receiver refused native histograms and the client sends classic series instead, else 0 |
 //!
 //! Two clients started on one registry record into the same handles (the
@@ -41,6 +42,8 @@ pub const QUEUE_LENGTH: &str = "remote_write_queue_length";
 /// See the module table.
 pub const QUEUE_CAPACITY: &str = "remote_write_queue_capacity";
 /// See the module table.
+pub const STALE_MARKERS: &str = "remote_write_stale_markers_total";
+/// See the module table.
 pub const NATIVE_REFUSED: &str = "remote_write_native_histograms_refused";
 
 /// Handles to the client's metrics.
@@ -54,6 +57,7 @@ pub(crate) struct PushMetrics {
     pub(crate) send_duration: Histogram,
     pub(crate) queue_length: IntGauge,
     pub(crate) native_refused: IntGauge,
+    pub(crate) stale_markers: Counter,
 }
 
 impl PushMetrics {
@@ -75,6 +79,10 @@ impl PushMetrics {
             native_refused: registry.int_gauge(
                 NATIVE_REFUSED,
                 "1 once the receiver refused native histograms and remote_write sends classic series instead.",
+            )?,
+            stale_markers: registry.counter(
+                STALE_MARKERS,
+                "Stale markers taken into the remote_write queue: one per pushed series that ended.",
             )?,
         })
     }

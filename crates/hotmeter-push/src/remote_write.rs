@@ -281,6 +281,9 @@ pub struct PushStats {
     /// The receiver refused native histograms, and this client sends
     /// classic series since (see the module docs).
     pub native_histograms_refused: bool,
+    /// Stale markers taken into the queue (counted in `samples` too): one
+    /// per series a snapshot sent and the next one did not.
+    pub stale_markers: u64,
 }
 
 impl PushStats {
@@ -461,12 +464,16 @@ fn take_snapshot<'a>(
     encoder: &mut RemoteWriteEncoder,
 ) -> MutexGuard<'a, State> {
     let timestamp_ms = now_ms().max(shared.lock().last_ms.saturating_add(1));
-    let taken = encoder.encode(registry, timestamp_ms).map(|e| (Arc::from(e.body), e.samples));
+    let taken = encoder.encode(registry, timestamp_ms).map(|e| (Arc::from(e.body), e.samples, e.stale_markers));
     let native = encoder.request().timeseries.iter().any(|t| !t.histograms.is_empty());
     let mut st = shared.lock();
     st.last_ms = st.last_ms.max(timestamp_ms);
     match taken {
-        Ok((body, samples)) => shared.enqueue(&mut st, body, samples, native),
+        Ok((body, samples, stale_markers)) => {
+            st.stats.stale_markers += stale_markers;
+            shared.metrics.stale_markers.inc_by(stale_markers);
+            shared.enqueue(&mut st, body, samples, native);
+        }
         Err(_) => {
             let n = encoder.request().timeseries.len() as u64;
             st.stats.samples += n;

@@ -9,8 +9,25 @@
 //! classic series as [`NativeHistograms`] says; a summary is one
 //! `{quantile}` series per quantile plus `_sum` and `_count`), escaping of
 //! UTF-8 names, external labels, label sorting, protobuf encoding and
-//! snappy block compression. Must not: send anything, or run on a
-//! recording thread (it allocates per series).
+//! snappy block compression, and the stale markers that end series.
+//! Must not: send anything, or run on a recording thread (it allocates per
+//! series).
+//!
+//! ## Series that end
+//! A series the last [`RemoteWriteEncoder::encode`] sent and this one does
+//! not (its label set was removed from a family, its family unregistered,
+//! a native histogram turned to classic series) goes out once more, in
+//! this request, as Prometheus' stale marker: one float sample whose bits
+//! are `0x7ff0000000000002`, at this request's timestamp. A receiver then
+//! stops returning the series at once, instead of its last value for the
+//! five minutes of its lookback, as when a scrape target's series
+//! disappears. A recorded NaN never carries those bits (every NaN goes out
+//! as the ordinary one), so only an ending series is marked stale. A
+//! series that comes back is sent again as before. The marker is sent
+//! once: if its request is dropped or refused, the receiver is not told
+//! (the lookback then ends the series). The encoder remembers the label
+//! sets of the last request to do this: memory proportional to the series
+//! it sends.
 //!
 //! Spellings match the Prometheus text exposition the exporter serves
 //! (`le="0.005"`, `le="1.0"`, `le="+Inf"`, `quantile="0.99"`), so a
@@ -30,6 +47,8 @@
 //! a scrape that asked for no escaping sees it. Registration already
 //! refused names that escaping would make alike. Families whose names are
 //! all legacy (every family of a default registry) skip the step.
+
+use std::collections::HashSet;
 
 use hotmeter::Registry;
 use hotmeter::expose::{Desc, EscapingScheme, Labels, Value, Visitor, write_f64};
@@ -97,7 +116,15 @@ pub struct RemoteWriteEncoder {
     raw: Vec<u8>,
     compressed: Vec<u8>,
     snappy: snap::raw::Encoder,
+    /// Label sets the last encode sent, and the set being built (swapped,
+    /// so both keep their allocations).
+    sent: HashSet<Vec<Label>>,
+    sending: HashSet<Vec<Label>>,
 }
+
+/// Prometheus' staleness marker: the one NaN bit pattern that ends a
+/// series.
+pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
 
 /// One encoded push, borrowed from the [`RemoteWriteEncoder`].
 #[derive(Debug, Clone, Copy)]
@@ -106,8 +133,12 @@ pub struct Encoded<'a> {
     /// The snappy-compressed protobuf `WriteRequest`: the HTTP body.
     pub body: &'a [u8],
     /// Samples in it: one per series, a float sample or a native
-    /// histogram (which counts as one sample, whatever its bucket count).
+    /// histogram (which counts as one sample, whatever its bucket count),
+    /// stale markers included.
     pub samples: u64,
+    /// Of these, stale markers: one per series the encode before sent and
+    /// this one does not (see the module docs).
+    pub stale_markers: u64,
     /// The protobuf's size before compression.
     pub uncompressed_len: usize,
 }
@@ -136,6 +167,8 @@ impl RemoteWriteEncoder {
             raw: Vec::new(),
             compressed: Vec::new(),
             snappy: snap::raw::Encoder::new(),
+            sent: HashSet::new(),
+            sending: HashSet::new(),
         })
     }
 
@@ -153,7 +186,9 @@ impl RemoteWriteEncoder {
     }
 
     /// Walks `registry` once, stamping every sample with `timestamp_ms`
-    /// (milliseconds since the Unix epoch), and returns the compressed body.
+    /// (milliseconds since the Unix epoch), adds a stale marker for every
+    /// series the last call sent and this one does not, and returns the
+    /// compressed body.
     pub fn encode(&mut self, registry: &Registry, timestamp_ms: i64) -> Result<Encoded<'_>, EncodeError> {
         self.request.timeseries.clear();
         let mut collector = Collector {
@@ -166,6 +201,7 @@ impl RemoteWriteEncoder {
             out: &mut self.request.timeseries,
         };
         registry.collect(&mut collector);
+        let stale_markers = self.mark_ended(timestamp_ms);
         self.raw.clear();
         // Encoding into a Vec only fails for want of capacity, which a Vec grows.
         self.request.encode(&mut self.raw).map_err(EncodeError::Protobuf)?;
@@ -175,8 +211,28 @@ impl RemoteWriteEncoder {
         Ok(Encoded {
             body: &self.compressed,
             samples: self.request.timeseries.len() as u64,
+            stale_markers,
             uncompressed_len: self.raw.len(),
         })
+    }
+
+    /// Appends a stale marker for every label set the last encode sent and
+    /// this one does not, and remembers this one's; returns how many.
+    fn mark_ended(&mut self, timestamp_ms: i64) -> u64 {
+        self.sending.clear();
+        self.sending.extend(self.request.timeseries.iter().map(|t| t.labels.clone()));
+        let mut ended = 0;
+        for labels in self.sent.difference(&self.sending) {
+            let marker = Sample { value: f64::from_bits(STALE_NAN_BITS), timestamp: timestamp_ms };
+            self.request.timeseries.push(TimeSeries {
+                labels: labels.clone(),
+                samples: vec![marker],
+                histograms: Vec::new(),
+            });
+            ended += 1;
+        }
+        std::mem::swap(&mut self.sent, &mut self.sending);
+        ended
     }
 
     /// The request the last [`encode`](Self::encode) built, before encoding.
@@ -352,6 +408,87 @@ mod tests {
 
     fn labels(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect()
+    }
+
+    /// The stale markers of one encode, as sorted `__name__{labels}` keys.
+    fn stale(enc: &RemoteWriteEncoder) -> Vec<String> {
+        let mut keys: Vec<String> = enc
+            .request()
+            .timeseries
+            .iter()
+            .filter(|t| t.samples.iter().any(|s| s.value.to_bits() == STALE_NAN_BITS))
+            .map(|t| {
+                assert_eq!(t.samples.len(), 1, "a marker is one sample");
+                assert!(t.histograms.is_empty());
+                t.labels.iter().map(|l| format!("{}={}", l.name, l.value)).collect::<Vec<_>>().join(",")
+            })
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// A series that is no longer there is marked stale once, at the
+    /// request's timestamp, with exactly the labels it was sent with
+    /// (external ones included); one that comes back is sent as before.
+    #[test]
+    fn a_series_that_ends_is_marked_stale_once() {
+        let r = Registry::new();
+        let jobs = r.labeled_family("jobs_total", "Jobs.", &["tenant"], Counter::new).unwrap();
+        let lat = r
+            .labeled_family("lat_seconds", "L.", &["tenant"], || hotmeter::Histogram::new(Buckets::new([1.0]).unwrap()))
+            .unwrap();
+        for t in ["a", "b"] {
+            jobs.with(&[t], |c| c.inc()).unwrap();
+            lat.with(&[t], |h| h.observe(0.5)).unwrap();
+        }
+        let mut enc = RemoteWriteEncoder::new([("job", "w")]).unwrap();
+        let first = enc.encode(&r, 1_000).unwrap();
+        // Each family's `hotmeter_label_overflow_total{metric}` is a series too.
+        let overflow = 2;
+        assert_eq!((first.samples, first.stale_markers), (overflow + 2 + 2 * 4, 0), "{:?}", series(&enc));
+
+        assert!(jobs.remove(&["a"]).unwrap());
+        assert!(lat.remove(&["b"]).unwrap());
+        let second = enc.encode(&r, 2_000).unwrap();
+        assert_eq!((second.samples, second.stale_markers), (overflow + 1 + 4 + 5, 5));
+        assert_eq!(
+            stale(&enc),
+            [
+                "__name__=jobs_total,job=w,tenant=a",
+                "__name__=lat_seconds_bucket,job=w,le=+Inf,tenant=b",
+                "__name__=lat_seconds_bucket,job=w,le=1.0,tenant=b",
+                "__name__=lat_seconds_count,job=w,tenant=b",
+                "__name__=lat_seconds_sum,job=w,tenant=b",
+            ]
+        );
+        assert!(
+            enc.request()
+                .timeseries
+                .iter()
+                .filter(|t| t.samples[0].value.to_bits() == STALE_NAN_BITS)
+                .all(|t| t.samples[0].timestamp == 2_000)
+        );
+
+        let third = enc.encode(&r, 3_000).unwrap();
+        assert_eq!((third.samples, third.stale_markers), (overflow + 1 + 4, 0), "marked once");
+
+        jobs.with(&["a"], |c| c.inc()).unwrap();
+        let fourth = enc.encode(&r, 4_000).unwrap();
+        assert_eq!((fourth.samples, fourth.stale_markers), (overflow + 2 + 4, 0));
+        assert!(stale(&enc).is_empty());
+        assert!(series(&enc).iter().any(|(l, v, _)| l.contains(&("tenant".into(), "a".into())) && *v >= 1.0));
+
+        // A whole family unregistered: every series of it.
+        assert!(r.unregister("jobs_total"));
+        enc.encode(&r, 5_000).unwrap();
+        assert_eq!(
+            stale(&enc),
+            [
+                "__name__=hotmeter_label_overflow_total,job=w,metric=jobs_total",
+                "__name__=jobs_total,job=w,tenant=a",
+                "__name__=jobs_total,job=w,tenant=b"
+            ]
+        );
     }
 
     #[test]

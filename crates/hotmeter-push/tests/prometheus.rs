@@ -3,7 +3,8 @@
 //! values equal pushed values exactly, histograms arrive complete with
 //! their external labels; and a 30 s outage of the receiver (killed, then
 //! restarted on its data) costs counted drops, never an unbounded queue
-//! or a lost count.
+//! or a lost count; a series that ends is gone from queries at once (its
+//! stale marker).
 //!
 //! Needs Debian's `prometheus` (the test command installs it); without it
 //! these tests fail and say so.
@@ -139,4 +140,52 @@ fn a_30_second_outage_is_counted_and_bounded() {
         scalar(&prom, r#"outage_work_total{job="outage"}"#).filter(|v| *v == produced_work as f64)
     });
     assert_eq!(received, produced_work as f64);
+}
+
+/// A pushed series that ends (removed from its family) is marked stale in
+/// the next request, and Debian's Prometheus stops returning it at once:
+/// an instant query right after that request has no result, where without
+/// the marker it would return the last value for the 5 minutes of its
+/// lookback (as the series that stays shows). Its history stays, and a
+/// series that comes back is returned again.
+#[test]
+fn an_ended_series_is_gone_at_once_not_after_the_lookback() {
+    let receiver = Prometheus::builder("prometheus").remote_write_receiver().start();
+    let prom = receiver.addr();
+    let registry = Registry::new();
+    let jobs = registry.labeled_family("tenant_jobs_total", "Jobs by tenant.", &["tenant"], Counter::new).unwrap();
+    jobs.with(&["t1"], |c| c.inc_by(3)).unwrap();
+    jobs.with(&["t2"], |c| c.inc_by(4)).unwrap();
+    let writer = RemoteWrite::new(format!("http://{prom}/api/v1/write"))
+        .interval(Duration::from_secs(3600))
+        .job("stale-test")
+        .start(&registry)
+        .unwrap();
+    // Waits until `snapshots` snapshots are taken and every one delivered.
+    let delivered = |snapshots: u64| {
+        wait_for("the requests delivered", Duration::from_secs(30), || {
+            let s = writer.stats();
+            (s.snapshots == snapshots && s.queue_len == 0 && s.sent == s.samples).then_some(s)
+        })
+    };
+    assert_eq!(delivered(1).stale_markers, 0);
+    let t1 = r#"tenant_jobs_total{job="stale-test",tenant="t1"}"#;
+    let t2 = r#"tenant_jobs_total{job="stale-test",tenant="t2"}"#;
+    assert_eq!(scalar(prom, t1), Some(3.0));
+    assert_eq!(scalar(prom, t2), Some(4.0));
+
+    assert!(jobs.remove(&["t1"]).unwrap());
+    writer.push_now();
+    let stats = delivered(2);
+    assert_eq!((stats.stale_markers, stats.failed + stats.dropped), (1, 0), "{stats:?}");
+    assert!(query(prom, t1).is_empty(), "t1 ended: no result at once, not its last value for 5 minutes");
+    assert_eq!(scalar(prom, t2), Some(4.0), "the series that stays is still returned");
+    assert_eq!(scalar(prom, &format!("last_over_time({t1}[1h])")), Some(3.0), "its history stays");
+
+    jobs.with(&["t1"], |c| c.inc()).unwrap();
+    writer.push_now();
+    assert_eq!(delivered(3).stale_markers, 1, "nothing more ended");
+    assert!(scalar(prom, t1).is_some(), "a series that comes back is returned again");
+    let stats = writer.shutdown(Duration::from_secs(20));
+    assert!(stats.accounted(), "{stats:?}");
 }
