@@ -33,10 +33,12 @@ mutations=(
   "M16~crates/hotmeter/src/counter.rs~s/add_to_shard\(shards, n\);\n    \}/let _ = (shards, n);\n    }/~counter~sharded_counter_loses_no_increment"
   "M17~crates/hotmeter/src/counter.rs~s/shards\.iter\(\)\.fold\(first, /shards.iter().fold(0, /~counter~sharded_counter_loses_no_increment"
   "M18~crates/hotmeter/src/index.rs~s/if seen == Some\(w\.version\) \{/if seen.is_some() {/~family~a_scrape_racing_an_insert_and_a_removal_is_consistent"
-  "M19~crates/hotmeter/src/index.rs~s/w\.version \+= 1;\n(\s*)true/\$1true/~family~a_scrape_racing_an_insert_and_a_removal_is_consistent"
+  "M19~crates/hotmeter/src/index.rs~s/w\.version \+= 1;\n(\s*)Ok\(true\)/\$1Ok(true)/~family~a_scrape_racing_an_insert_and_a_removal_is_consistent"
   "M20~crates/hotmeter/src/native_histogram.rs~s/seq\.store\(s\.wrapping_add\(2\), Ordering::Release\);/seq.store(s.wrapping_add(2), Ordering::Relaxed);/~native_histogram~a_snapshot_racing_a_claim_and_the_fallback_is_a_whole_prefix"
   "M21~crates/hotmeter/src/native_histogram.rs~s/t\.cells\[h \* t\.stride \+ t\.index\]\.fetch_add\(1, Ordering::Release\);/t.cells[h * t.stride + t.index].fetch_add(1, Ordering::Relaxed);/~native_histogram~writers_on_owned_and_shared_shards_lose_and_tear_nothing"
   "M22~crates/hotmeter/src/native_histogram.rs~s/if let Some\(coarse\) = side\.coarse\.get\(\) \{/if let Some(coarse) = None::<\&Box<[AtomicU64]>> {/~native_histogram~a_snapshot_racing_a_claim_and_the_fallback_is_a_whole_prefix"
+  "M23~crates/hotmeter/src/index.rs~s/if removed > 0 \{\n\s*w\.version \+= 1;\n\s*\}/let _ = \&mut w;/~family~a_scrape_racing_an_insert_and_a_retain_is_consistent"
+  "M24~crates/hotmeter/src/index.rs~s/let mut w = lock\(&inner\.writers\);\n(\s*)let mut values/let mut w = Writers { slots: lock(\&inner.writers).slots, sorted: Vec::new(), version: 0 };\n\$1let mut values/~family~a_retain_racing_a_remove_of_one_label_set_counts_once"
 )
 
 wanted=("$@")

@@ -159,6 +159,48 @@ fn a_scrape_racing_an_insert_and_a_removal_is_consistent() {
     });
 }
 
+/// As above with `retain` removing `a`: the scrape sees each change
+/// wholly or not at all, and one after both sees exactly `b`.
+#[test]
+fn a_scrape_racing_an_insert_and_a_retain_is_consistent() {
+    loom::model(|| {
+        let r = hotmeter::Registry::new();
+        let f = r.labeled_family("t_total", "T.", &["id"], hotmeter::SingleCounter::new).unwrap();
+        f.with(&["a"], |c| c.inc()).unwrap();
+        assert_eq!(scrape(&r), [("id=a".to_owned(), 1)]);
+        let (fi, fr) = (f.clone(), f.clone());
+        let inserter = thread::spawn(move || fi.with(&["b"], |c| c.inc_by(2)).unwrap());
+        let retainer = thread::spawn(move || fr.retain(|values| values != ["a"]));
+        let seen = scrape(&r);
+        for (set, v) in &seen {
+            match set.as_str() {
+                "id=a" => assert_eq!(*v, 1),
+                "id=b" => assert!(*v <= 2),
+                other => panic!("unexpected series {other}"),
+            }
+        }
+        inserter.join().unwrap();
+        assert_eq!(retainer.join().unwrap(), 1, "a was live");
+        assert_eq!(scrape(&r), [("id=b".to_owned(), 2)], "the plan missed a change");
+    });
+}
+
+/// `retain` and `remove` take the same label set at once: exactly one of
+/// them removes it, and the live count drops by one.
+#[test]
+fn a_retain_racing_a_remove_of_one_label_set_counts_once() {
+    loom::model(|| {
+        let f = hotmeter::StringFamily::with_limit(&["id"], 2, hotmeter::SingleCounter::new);
+        f.with(&["a"], |c| c.inc()).unwrap();
+        f.with(&["b"], |c| c.inc()).unwrap();
+        let g = f.clone();
+        let retainer = thread::spawn(move || g.retain(|values| values[0] != "a"));
+        let removed = usize::from(f.remove(&["a"]).unwrap());
+        assert_eq!(removed + retainer.join().unwrap(), 1, "one label set removed twice");
+        assert_eq!(f.len(), 1, "live count off after a racing retain and remove");
+    });
+}
+
 /// Two threads remove the same label set at once: exactly one succeeds and
 /// the live count drops by one, so the limit still counts right afterwards.
 #[test]

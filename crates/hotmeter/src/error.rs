@@ -350,3 +350,21 @@ impl fmt::Display for LabelCountError {
 }
 
 impl std::error::Error for LabelCountError {}
+
+/// A [`StringFamily::remove_matching`](crate::StringFamily::remove_matching)
+/// named a label the family does not have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownLabelError {
+    /// The name given.
+    pub name: String,
+    /// The family's label names, in declaration order.
+    pub label_names: Vec<String>,
+}
+
+impl fmt::Display for UnknownLabelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "no label {:?} in this family (its labels: {:?})", self.name, self.label_names)
+    }
+}
+
+impl std::error::Error for UnknownLabelError {}

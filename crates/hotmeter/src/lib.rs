@@ -118,7 +118,9 @@ mod value;
 pub use collector::{CollectError, Collector, CollectorSeries};
 pub use counter::{Counter, FloatCounter, SingleCounter};
 pub use desc::Unit;
-pub use error::{BucketError, LabelCountError, NameError, NameErrorReason, RegistryError, ShapeDifference};
+pub use error::{
+    BucketError, LabelCountError, NameError, NameErrorReason, RegistryError, ShapeDifference, UnknownLabelError,
+};
 pub use escape::{NameKind, NameValidation};
 pub use exemplar::{Exemplar, TraceId, TraceIdError};
 pub use family::Family;

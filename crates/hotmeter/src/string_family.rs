@@ -271,6 +271,48 @@ impl<M: Metric> StringFamily<M> {
         self.inner.series.remove(StringIndex::<M>::hash(values), values)
     }
 
+    /// Stops exporting every series `keep` rejects, and returns how many
+    /// stopped. `keep` sees each live series' label values in the order of
+    /// [`label_names`](Self::label_names) (the overflow series is not
+    /// offered). It runs while new series wait to be added (recording into
+    /// live ones never waits), and must not use this family.
+    ///
+    /// # Examples
+    /// ```
+    /// let registry = hotmeter::Registry::new();
+    /// let jobs = registry.labeled_family("jobs_total", "Jobs.", &["tenant", "kind"], hotmeter::Counter::new)?;
+    /// for (tenant, kind) in [("t1", "a"), ("t1", "b"), ("t2", "a")] {
+    ///     jobs.with(&[tenant, kind], |c| c.inc())?;
+    /// }
+    /// assert_eq!(jobs.retain(|values| values[1] != "b"), 1);
+    /// assert_eq!(jobs.remove_matching(&[("tenant", "t1")])?, 1);
+    /// assert_eq!(jobs.len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn retain(&self, keep: impl FnMut(&[&str]) -> bool) -> usize {
+        self.inner.series.retain(keep)
+    }
+
+    /// Stops exporting every series whose labels include each of
+    /// `matching`'s `(name, value)` pairs, whatever its other labels
+    /// (`&[("tenant", "t1")]`: every series of tenant t1), and returns how
+    /// many stopped. A name the family does not have is an error, and
+    /// nothing is removed.
+    pub fn remove_matching(&self, matching: &[(&str, &str)]) -> Result<usize, crate::UnknownLabelError> {
+        let names = &self.inner.label_names;
+        let mut wanted = Vec::with_capacity(matching.len());
+        for &(name, value) in matching {
+            let Some(i) = names.iter().position(|n| &**n == name) else {
+                return Err(crate::UnknownLabelError {
+                    name: name.to_owned(),
+                    label_names: names.iter().map(|n| n.to_string()).collect(),
+                });
+            };
+            wanted.push((i, value));
+        }
+        Ok(self.retain(|values| !wanted.iter().all(|&(i, v)| values.get(i) == Some(&v))))
+    }
+
     /// Stops exporting every series (the overflow count is kept: it is a
     /// counter).
     pub fn clear(&self) {
@@ -536,6 +578,45 @@ mod tests {
         }
         assert_eq!(f.inner.series.remembered(), 4);
         assert_eq!(f.overflowed(), 7);
+    }
+
+    /// `remove_matching` takes every series of one label value whatever
+    /// the others, frees their places under the limit, and refuses a
+    /// label the family does not have without removing anything; `retain`
+    /// sees values in label order and never the overflow series.
+    #[test]
+    fn partial_removal_by_label_and_by_predicate() {
+        let f = StringFamily::with_limit(&["tenant", "kind"], 4, SingleCounter::new);
+        for (t, k) in [("t1", "read"), ("t1", "write"), ("t2", "read"), ("t3", "write")] {
+            f.with(&[t, k], |c| c.inc()).unwrap();
+        }
+        f.with(&["t4", "read"], |c| c.inc()).unwrap();
+        assert_eq!((f.len(), f.overflowed()), (4, 1), "full: t4 went to overflow");
+
+        let err = f.remove_matching(&[("tenant", "t1"), ("region", "eu")]).unwrap_err();
+        assert_eq!(err.name, "region");
+        assert_eq!(err.label_names, ["tenant", "kind"]);
+        assert!(err.to_string().contains("\"region\""), "{err}");
+        assert_eq!(f.len(), 4, "an error removes nothing");
+
+        assert_eq!(f.remove_matching(&[("tenant", "t1")]), Ok(2));
+        assert_eq!(f.remove_matching(&[("tenant", "t1")]), Ok(0), "already gone");
+        assert_eq!(f.remove_matching(&[("tenant", "t2"), ("kind", "write")]), Ok(0), "both must match");
+        assert_eq!(f.len(), 2);
+        f.with(&["t4", "read"], |c| c.inc()).unwrap();
+        assert_eq!((f.len(), f.overflowed()), (3, 1), "the freed places take new series");
+
+        let mut seen = Vec::new();
+        let removed = f.retain(|values| {
+            seen.push(values.join("/"));
+            values[1] == "read"
+        });
+        seen.sort();
+        assert_eq!(seen, ["t2/read", "t3/write", "t4/read"], "live series only, values in label order");
+        assert_eq!(removed, 1);
+        assert_eq!(f.len(), 2);
+        assert_eq!(f.remove_matching(&[]), Ok(2), "no pairs: every series");
+        assert!(f.is_empty());
     }
 
     #[test]
