@@ -18,6 +18,16 @@
 //! most `samples × (max_cells × 8 + 48)` bytes ([`HistoryConfig::memory_bound`]),
 //! 14.1 MiB with the defaults (900 samples, 2,048 cells), plus the table of
 //! at most `max_cells` series' names, help texts and labels.
+//!
+//! # Series that end
+//! A series absent from every sample the ring still holds (removed from
+//! its family, its family unregistered, its label value gone) is dead:
+//! when a new series does not fit, the dead ones' cells are freed and
+//! every sample is repacked without them, so a process whose label values
+//! churn keeps tracking its live series instead of filling the table with
+//! ones long gone. A series re-registered with another shape is left out
+//! of samples (its cells keep the old layout) until it is dead that way,
+//! then tracked again in its new shape.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
@@ -125,11 +135,15 @@ struct Series {
     labels: Vec<(String, String)>,
     offset: usize,
     layout: Layout,
+    /// The sequence number of the last sample it was in.
+    last_seen: u64,
 }
 
 /// One sample: when, and every tracked cell (NaN where a series was absent).
 #[derive(Debug)]
 struct Sample {
+    /// Its sequence number: one more than the sample before.
+    seq: u64,
     /// Milliseconds since the Unix epoch.
     wall_ms: u64,
     /// Seconds on a monotonic clock, for rates.
@@ -212,6 +226,8 @@ pub(crate) struct History {
     ring: VecDeque<Sample>,
     /// Series in the latest sample that did not fit in `max_cells`.
     untracked: usize,
+    /// The next sample's sequence number.
+    next_seq: u64,
 }
 
 fn key(name: &str, labels: &[(String, String)]) -> String {
@@ -235,6 +251,7 @@ impl History {
             index: HashMap::new(),
             cells: 0,
             untracked: 0,
+            next_seq: 0,
         }
     }
 
@@ -245,8 +262,11 @@ impl History {
     /// Adds one sample of `snap`, taken at `wall_ms` (Unix ms) and `mono`
     /// (monotonic seconds), dropping the oldest when full.
     pub(crate) fn push(&mut self, snap: &RegistrySnapshot, wall_ms: u64, mono: f64) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
         let mut values = vec![f64::NAN; self.cells];
         let mut untracked = 0;
+        let mut repacked = false;
         for family in &snap.families {
             for s in &family.series {
                 let k = key(&family.desc.name, &s.labels);
@@ -254,6 +274,11 @@ impl History {
                 let idx = match self.index.get(&k) {
                     Some(&i) => i,
                     None => {
+                        if self.cells + layout.cells() > self.config.max_cells && !repacked {
+                            // Once per sample at most: free the dead series' cells.
+                            repacked = true;
+                            self.free_dead(&mut values, seq);
+                        }
                         if self.cells + layout.cells() > self.config.max_cells {
                             untracked += 1;
                             continue;
@@ -266,6 +291,7 @@ impl History {
                             labels: s.labels.clone(),
                             offset: self.cells,
                             layout: layout.clone(),
+                            last_seen: seq,
                         });
                         self.cells += layout.cells();
                         values.resize(self.cells, f64::NAN);
@@ -273,11 +299,13 @@ impl History {
                         self.series.len() - 1
                     }
                 };
-                let series = &self.series[idx];
+                let series = &mut self.series[idx];
                 if series.layout != layout {
-                    // Re-registered with another shape: left out of this sample.
+                    // Re-registered with another shape: left out of this
+                    // sample (and so, in time, dead and freed).
                     continue;
                 }
+                series.last_seen = seq;
                 let cells = &mut values[series.offset..series.offset + layout.cells()];
                 match &s.value {
                     OwnedValue::Counter(v) => cells[0] = *v as f64,
@@ -319,7 +347,50 @@ impl History {
             let more = self.ring.len().max(1).min(self.config.samples - self.ring.len());
             self.ring.reserve_exact(more);
         }
-        self.ring.push_back(Sample { wall_ms, mono, values: values.into_boxed_slice() });
+        self.ring.push_back(Sample { seq, wall_ms, mono, values: values.into_boxed_slice() });
+    }
+
+    /// Forgets every series absent from all samples the ring will still
+    /// hold after the one being built (`seq`, its cells so far in
+    /// `values`), and repacks the others' cells, in every sample and in
+    /// `values`, without the gaps. Returns whether any was freed.
+    fn free_dead(&mut self, values: &mut Vec<f64>, seq: u64) -> bool {
+        // The oldest sample kept: the front goes when the ring is full.
+        let skip = usize::from(self.ring.len() == self.config.samples);
+        let oldest = self.ring.get(skip).map_or(seq, |s| s.seq);
+        let dead = |s: &Series| s.last_seen < oldest;
+        if !self.series.iter().any(dead) {
+            return false;
+        }
+        // (old offset, new offset, cells) of every series kept.
+        let mut moves = Vec::with_capacity(self.series.len());
+        let mut cells = 0;
+        self.series.retain_mut(|s| {
+            if dead(s) {
+                return false;
+            }
+            let n = s.layout.cells();
+            moves.push((s.offset, cells, n));
+            s.offset = cells;
+            cells += n;
+            true
+        });
+        let repack = |old: &[f64]| {
+            let mut new = vec![f64::NAN; cells];
+            for &(from, to, n) in &moves {
+                if let Some(src) = old.get(from..from + n) {
+                    new[to..to + n].copy_from_slice(src);
+                }
+            }
+            new
+        };
+        for sample in &mut self.ring {
+            sample.values = repack(&sample.values).into_boxed_slice();
+        }
+        *values = repack(values);
+        self.index = self.series.iter().enumerate().map(|(i, s)| (key(&s.name, &s.labels), i)).collect();
+        self.cells = cells;
+        true
     }
 
     /// Samples held now.
@@ -708,6 +779,66 @@ mod tests {
         let names: Vec<_> = v["series"].as_array().unwrap().iter().map(|s| s["name"].clone()).collect();
         assert_eq!(names, ["a_total", "c"]);
         assert_eq!((v["cells"].as_u64(), v["untracked_series"].as_u64()), (Some(2), Some(1)));
+    }
+
+    /// Label values that come and go: a series gone from every sample the
+    /// ring holds gives its cells to a new one; until then the new one is
+    /// counted as untracked. The series that stay keep their history (and
+    /// so their rates) through the repacking.
+    #[test]
+    fn a_dead_series_frees_its_cells_for_a_new_one() {
+        let r = hotmeter::Registry::new();
+        let f = r.labeled_family("jobs_total", "Jobs.", &["tenant"], hotmeter::Counter::new).unwrap();
+        let overflow_cells = 1; // hotmeter_label_overflow_total{metric="jobs_total"}
+        let mut h =
+            History::new(HistoryConfig { samples: 3, max_cells: 3 + overflow_cells, ..HistoryConfig::default() });
+        let mut t = 0u64;
+        // Live tenants count up by 10 a second, a sample a second.
+        let mut step = |h: &mut History, live: &[&str]| {
+            for tenant in live {
+                f.with(&[tenant], |c| c.inc_by(10)).unwrap();
+            }
+            h.push(&r.snapshot(), t * 1000, t as f64);
+            t += 1;
+        };
+        // Three tenants plus the family's overflow series: full.
+        step(&mut h, &["a", "b", "c"]);
+        step(&mut h, &["a", "b", "c"]);
+        let tenants = |h: &History| {
+            let v = json(h, query(30));
+            let mut names: Vec<String> = v["series"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|s| s["name"] == "jobs_total")
+                .map(|s| s["labels"]["tenant"].as_str().unwrap().to_owned())
+                .collect();
+            names.sort();
+            (names, v["untracked_series"].as_u64().unwrap())
+        };
+        assert_eq!(tenants(&h), (vec!["a".into(), "b".into(), "c".into()], 0));
+
+        // Tenant a ends and d begins: d waits while a is still in the ring.
+        assert_eq!(f.remove(&["a"]), Ok(true));
+        step(&mut h, &["b", "c", "d"]);
+        assert_eq!(tenants(&h), (vec!["a".into(), "b".into(), "c".into()], 1), "a is in the ring still");
+        step(&mut h, &["b", "c", "d"]);
+        step(&mut h, &["b", "c", "d"]);
+        assert_eq!(tenants(&h), (vec!["b".into(), "c".into(), "d".into()], 0), "a's cells went to d");
+        let v = json(&h, query(30));
+        for s in v["series"].as_array().unwrap().iter().filter(|s| s["name"] == "jobs_total") {
+            let rates: Vec<Option<f64>> = s["values"].as_array().unwrap().iter().map(|r| r.as_f64()).collect();
+            let expected = match s["labels"]["tenant"].as_str() {
+                // From samples taken before the repack and after it (the
+                // ring's first sample has no earlier one to start from).
+                Some("b" | "c") => vec![None, Some(10.0), Some(10.0)],
+                // Tracked from the last sample: no rate yet.
+                Some("d") => vec![None, None, None],
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(rates, expected, "{}", s["labels"]);
+        }
+        assert_eq!(h.cells, 3 + overflow_cells);
     }
 
     #[test]
