@@ -99,8 +99,11 @@ if [ "$batch_status" -ne 1 ]; then
 fi
 
 step "the exporter's minimal build (no dashboard, gzip or protobuf): lint-clean, and served as its features test expects"
-cargo clippy -p hotmeter-exporter --no-default-features --locked -- -D warnings
+cargo clippy -p hotmeter-exporter --no-default-features --all-targets --locked -- -D warnings
 cargo test -p hotmeter-exporter --no-default-features --test features --locked 2>&1 | tee -a "$results"
+# hotmeter-format's protobuf turned on by another crate must not change what the exporter offers.
+cargo test -p hotmeter-exporter --no-default-features --features hotmeter-format/protobuf --test features --locked 2>&1 | tee -a "$results"
+cargo test -p hotmeter-format --no-default-features --locked 2>&1 | tee -a "$results"
 
 step "loom models (LOOM_MAX_PREEMPTIONS=$LOOM_MAX_PREEMPTIONS)"
 RUSTFLAGS="--cfg hotmeter_loom" cargo test -p loom-tests --release --locked --target-dir target/loom 2>&1 | tee -a "$results"

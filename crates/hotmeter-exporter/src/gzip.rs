@@ -14,15 +14,18 @@ pub(crate) enum Effort {
     Best,
 }
 
-/// Whether `accept_encoding` takes gzip (`q` above 0). Always false
-/// without the `gzip` feature.
+/// Whether `accept_encoding` takes gzip: an entry `gzip` whose weight
+/// (`q`, `Q`, 1 when absent) is above 0; a weight that is not a number
+/// refuses it. Always false without the `gzip` feature.
 pub(crate) fn accepted(accept_encoding: &str) -> bool {
     cfg!(feature = "gzip")
         && accept_encoding.split(',').any(|entry| {
             let mut parts = entry.split(';').map(str::trim);
             let coding = parts.next().unwrap_or("");
-            let q = parts.find_map(|p| p.strip_prefix("q=")).and_then(|q| q.parse::<f32>().ok()).unwrap_or(1.0);
-            coding.eq_ignore_ascii_case("gzip") && q > 0.0
+            let q = parts
+                .find_map(|p| p.split_once('=').filter(|(name, _)| name.trim().eq_ignore_ascii_case("q")))
+                .map_or(Some(1.0), |(_, q)| q.trim().parse::<f32>().ok());
+            coding.eq_ignore_ascii_case("gzip") && q.is_some_and(|q| q > 0.0)
         })
 }
 
@@ -56,8 +59,13 @@ mod tests {
         assert_eq!(accepted("gzip"), on);
         assert_eq!(accepted("br, gzip;q=0.5"), on);
         assert_eq!(accepted("GZIP"), on);
+        assert_eq!(accepted("gzip;q=0.001"), on);
+        assert_eq!(accepted("gzip; Q=1"), on);
         assert!(!accepted("gzip;q=0"));
+        assert!(!accepted("gzip;Q=0"), "parameter names are case-insensitive");
+        assert!(!accepted("gzip;q=bogus"), "a weight that is not a number refuses");
         assert!(!accepted("identity"));
+        assert!(!accepted("*"), "as before: only a named gzip");
         assert_eq!(compress(b"abc", Effort::Fast).is_some(), on);
     }
 }

@@ -43,14 +43,17 @@
 //!
 //! | feature | adds | without it |
 //! |---|---|---|
-//! | `dashboard` | the live page, its history sampler and [`Exporter::dashboard_source`] | `/dashboard` answers 404, no sampler runs, no history is held |
+//! | `dashboard` | the live page, its history sampler and [`Exporter::dashboard_source`] | `/dashboard` and its paths answer 404 (or an application route mounted there), no sampler runs, no history is held |
 //! | `gzip` | gzipped scrapes and page assets for clients that accept them (the `flate2` crate) | every body goes out uncompressed |
-//! | `protobuf` | the Prometheus protobuf format in negotiation and [`encode_protobuf`] (no extra crate: the encoder is written here) | a client that asks for protobuf gets text, as from a server that does not offer it |
+//! | `protobuf` | the Prometheus protobuf format in negotiation and [`encode_protobuf`] (no extra crate: the encoder is written in `hotmeter-format`) | protobuf is not offered: a client that asks for it first gets its next choice, as from a server that does not offer it (also when another crate turns on `hotmeter-format`'s own `protobuf`) |
 //!
 //! BENCHMARKS.md gives the dependency count and cold build time with and
 //! without them.
 
 #![forbid(unsafe_code)]
+// The tables above link items the default features bring; a build without
+// them shows those names as plain text.
+#![cfg_attr(not(all(feature = "dashboard", feature = "protobuf")), allow(rustdoc::broken_intra_doc_links))]
 
 mod connections;
 #[cfg(feature = "dashboard")]

@@ -2,6 +2,8 @@
 //! security headers, the history JSON the sampler fills, the application's
 //! sources, authentication on every route, and the switch that turns it off.
 
+#![cfg(feature = "dashboard")]
+
 use std::time::{Duration, Instant};
 
 use hotmeter_exporter::{Auth, DASHBOARD_CSP, Exporter, HistoryConfig};

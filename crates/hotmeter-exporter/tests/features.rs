@@ -37,6 +37,26 @@ fn each_feature_adds_what_it_says_and_nothing_breaks_without_it() {
         assert_eq!(&r.body[..2], [0x1f, 0x8b], "a gzip member");
     }
 
+    // Prometheus with native histograms asks for protobuf first, then
+    // OpenMetrics: a build that does not write protobuf answers with the
+    // next choice, as a server that does not offer it (also when another
+    // crate turned on hotmeter-format's own `protobuf` feature: the test
+    // command runs this test in that build too).
+    let prometheus = format!(
+        "{PROTOBUF};q=0.6,application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.2,*/*;q=0.1"
+    );
+    let r = ask("/metrics", &format!("Accept: {prometheus}\r\n"));
+    let content_type = r.header("content-type").unwrap();
+    if cfg!(feature = "protobuf") {
+        assert!(content_type.starts_with("application/vnd.google.protobuf"), "{content_type}");
+    } else {
+        assert_eq!(
+            content_type, "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=underscores",
+            "the next choice"
+        );
+        assert!(r.text().ends_with("jobs_total 7\n# EOF\n"), "{}", r.text());
+    }
+
     // Plain text, no gzip asked: the same in every build.
     let r = ask("/metrics", "");
     assert_eq!(r.header("content-type"), Some("text/plain; version=0.0.4; charset=utf-8"));

@@ -3,10 +3,12 @@
 //! clients, graceful shutdown. Every client is bounded by timeouts.
 
 use std::io::{Read, Write};
+#[cfg_attr(not(feature = "gzip"), allow(unused_imports))] // used by the gzip tests
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use hotmeter_exporter::{Auth, Exporter, Limits};
+#[cfg_attr(not(feature = "gzip"), allow(unused_imports))]
 use hotmeter_testkit::raw::{self, get};
 
 fn registry() -> hotmeter::Registry {
@@ -24,6 +26,7 @@ fn runtime() -> tokio::runtime::Runtime {
 /// escaped as the header asked); protobuf is never claimed until its
 /// encoder is wired in.
 #[test]
+#[cfg(all(feature = "gzip", feature = "protobuf"))]
 fn every_format_is_negotiated_and_gzipped() {
     let rt = runtime();
     let r = hotmeter::Registry::builder().name_validation(hotmeter::NameValidation::Utf8).build().unwrap();
@@ -102,6 +105,7 @@ fn every_format_is_negotiated_and_gzipped() {
 }
 
 #[test]
+#[cfg(feature = "gzip")]
 fn routes_negotiation_gzip_and_errors() {
     let rt = runtime();
     let any_port: SocketAddr = "127.0.0.1:0".parse().unwrap();

@@ -27,13 +27,18 @@
 //! ```
 //!
 //! ## Features
-//! `protobuf` (default): the protobuf encoder, and protobuf in
-//! [`Offered::ALL`]. It writes the wire format itself and needs no protobuf
-//! crate (tests decode it with `hotmeter-testkit`'s prost types). Without
-//! it, negotiation never chooses protobuf unless asked to offer it, and
-//! [`encode_negotiated`] writes text 0.0.4 for it, as it always has.
+//! `protobuf` (default): the protobuf encoder (`encode_protobuf`,
+//! `encode_protobuf_escaped`, `PROTOBUF_CONTENT_TYPE`). It writes the wire
+//! format itself and needs no protobuf crate (tests decode it with
+//! `hotmeter-testkit`'s prost types). Negotiation is the same with or
+//! without it: a server that does not write protobuf offers
+//! [`Offered::TEXT`], and [`encode_negotiated`] writes text 0.0.4 if asked
+//! for protobuf anyway, as it always has.
 
 #![forbid(unsafe_code)]
+// The table above links the protobuf items; a build without them shows
+// those names as plain text.
+#![cfg_attr(not(feature = "protobuf"), allow(rustdoc::broken_intra_doc_links))]
 
 mod json;
 mod names;

@@ -98,9 +98,11 @@ impl ExpositionFormat {
 pub struct Offered(u8);
 
 impl Offered {
-    /// Every format this build writes: all five, or the four text formats
-    /// without the `protobuf` feature.
-    pub const ALL: Offered = if cfg!(feature = "protobuf") { Offered(31) } else { Offered(30) };
+    /// All five formats, whatever this crate's features: a server offers
+    /// what it writes, so one built without protobuf offers
+    /// [`TEXT`](Self::TEXT) (a constant that changed with a feature would
+    /// change when another crate in the build turned that feature on).
+    pub const ALL: Offered = Offered(31);
     /// The four text formats (no protobuf).
     pub const TEXT: Offered = Offered(30);
 

@@ -184,7 +184,11 @@ impl Exporter {
     }
 
     /// Mounts an extra read-only `GET` route (e.g. `/slos`), rendered by
-    /// `render` on a blocking thread at each request.
+    /// `render` on a blocking thread at each request. The server's own
+    /// routes come first: `/metrics`, `/metrics/json`, `/healthz`,
+    /// `/readyz`, and the dashboard's paths while it is on (a route mounted
+    /// at one of those is answered only in a build without the
+    /// `dashboard` feature or after [`without_dashboard`](Self::without_dashboard)).
     pub fn route(
         mut self,
         path: impl Into<String>,

@@ -213,8 +213,10 @@ async fn answer(
 }
 
 // ---------------------------------------------------------------------------
-// What `/metrics` can produce: every format negotiation knows.
-const METRICS_FORMATS: Offered = Offered::ALL;
+// What `/metrics` can produce: every format negotiation knows, protobuf
+// only when this crate writes it (its own feature, whatever features
+// another crate turned on in hotmeter-format).
+const METRICS_FORMATS: Offered = if cfg!(feature = "protobuf") { Offered::ALL } else { Offered::TEXT };
 
 /// Writes `chosen` and returns what was written (for `Content-Type`).
 fn encode_metrics(registry: &hotmeter::Registry, chosen: Negotiated, out: &mut Vec<u8>) -> Negotiated {
