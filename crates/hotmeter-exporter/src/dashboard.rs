@@ -20,6 +20,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Response, StatusCode};
 use tokio::sync::watch;
 
+use crate::first::{First, first};
 use crate::history::{History, HistoryQuery};
 use hotmeter_format::write_json_string;
 
@@ -118,10 +119,11 @@ pub(crate) async fn sample_loop(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         match &mut stop {
-            Some(stop) => tokio::select! {
-                _ = tick.tick() => {}
-                _ = stop.changed() => return,
-            },
+            Some(stop) => {
+                if let First::A(_) = first(stop.changed(), tick.tick()).await {
+                    return;
+                }
+            }
             None => {
                 tick.tick().await;
             }

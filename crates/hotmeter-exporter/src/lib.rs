@@ -58,6 +58,7 @@
 mod connections;
 #[cfg(feature = "dashboard")]
 mod dashboard;
+mod first;
 mod gzip;
 #[cfg(feature = "dashboard")]
 mod history;

@@ -33,6 +33,7 @@ use super::state::Shared;
 use crate::connections::{ConnectionStats, Connections, Probe, Serving, Slot, Tracker};
 #[cfg(feature = "dashboard")]
 use crate::dashboard;
+use crate::first::{First, first};
 
 impl Exporter {
     /// Binds and serves on the caller's tokio runtime; returns once bound.
@@ -208,9 +209,10 @@ fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let connections = shared.connections.clone();
     loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = stop.changed() => break,
+        // The stop signal first: a flood always has a connection to accept.
+        let accepted = match first(stop.changed(), listener.accept()).await {
+            First::A(_) => break,
+            First::B(accepted) => accepted,
         };
         let (stream, _peer) = match accepted {
             Ok(accepted) => accepted,
@@ -226,9 +228,9 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
                 continue;
             }
         };
-        let admitted = tokio::select! {
-            slot = connections.admit(Probe::of(&stream)) => slot,
-            _ = stop.changed() => break,
+        let admitted = match first(stop.changed(), connections.admit(Probe::of(&stream))).await {
+            First::A(_) => break,
+            First::B(slot) => slot,
         };
         let Some(slot) = admitted else {
             // Every held connection is having its request handled: close at once.
@@ -264,14 +266,14 @@ async fn serve_connection(
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(limits.max_header_bytes.max(8192))
         .serve_connection(TokioIo::new(stream), service);
-    let shed = tokio::select! {
-        _ = &mut conn => false,
-        () = slot.shed() => true,
-        _ = stop.changed() => {
+    let shed = match first(stop.changed(), first(slot.shed(), &mut conn)).await {
+        First::A(_) => {
             Pin::new(&mut conn).graceful_shutdown();
             let _ = tokio::time::timeout(limits.shutdown_grace, &mut conn).await;
             false
         }
+        First::B(First::A(())) => true,
+        First::B(First::B(_)) => false,
     };
     if shed {
         // Shed for a newcomer: close with a reset, not a FIN. The client is
