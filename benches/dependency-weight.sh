@@ -8,6 +8,7 @@
 # registry at the versions in Cargo.lock (or the newest, when not in it).
 #
 #   bash benches/dependency-weight.sh [OUT_DIR]     # default /tmp/hotmeter-dependency-weight
+#   ONLY=exporter bash benches/dependency-weight.sh # only the rows whose label matches
 #
 # Prints one Markdown row per configuration. Times are wall clock on this
 # machine with `cargo build -j$(nproc)`; run it on a quiet machine.
@@ -39,6 +40,7 @@ for entry in "${configs[@]}"; do
   i=$((i + 1))
   label=${entry%%|*}
   deps=${entry#*|}
+  if [[ -n "${ONLY:-}" && ! "$label" =~ $ONLY ]]; then continue; fi
   dir="$out/p$i"
   rm -rf "$dir"
   mkdir -p "$dir/src"
