@@ -65,3 +65,22 @@ fn readme_native_histograms() -> Result<(), Box<dyn std::error::Error>> {
     assert_eq!((s.native.schema, s.native.count, s.classic_counts.as_slice()), (3, 1, &[1, 0, 0, 0][..]));
     Ok(())
 }
+
+/// README "Series that come and go".
+#[test]
+fn readme_series_that_come_and_go() -> Result<(), Box<dyn std::error::Error>> {
+    let registry = hotmeter::Registry::new();
+    let jobs =
+        registry.labeled_family("tenant_jobs_total", "Jobs by tenant.", &["tenant", "kind"], hotmeter::Counter::new)?;
+    jobs.with(&["t1", "resize"], |c| c.inc())?;
+    for (tenant, kind) in [("t1", "thumbnail"), ("t1", "crop"), ("t2", "thumbnail"), ("t2", "crop")] {
+        jobs.with(&[tenant, kind], |c| c.inc())?;
+    }
+    assert!(jobs.remove(&["t1", "resize"])?);
+    assert_eq!(jobs.retain(|values| values[1] != "thumbnail"), 2);
+    assert_eq!(jobs.remove_matching(&[("tenant", "t1")])?, 1);
+    let snap = registry.snapshot();
+    let left: Vec<_> = snap.family("tenant_jobs_total").unwrap().series.iter().map(|s| s.labels.clone()).collect();
+    assert_eq!(left, [vec![("tenant".to_owned(), "t2".to_owned()), ("kind".to_owned(), "crop".to_owned())]]);
+    Ok(())
+}
