@@ -37,7 +37,7 @@ mutations=(
   "M20~crates/hotmeter/src/native_histogram.rs~s/seq\.store\(s\.wrapping_add\(2\), Ordering::Release\);/seq.store(s.wrapping_add(2), Ordering::Relaxed);/~native_histogram~a_snapshot_racing_a_claim_and_the_fallback_is_a_whole_prefix"
   "M21~crates/hotmeter/src/native_histogram.rs~s/t\.cells\[h \* t\.stride \+ t\.index\]\.fetch_add\(1, Ordering::Release\);/t.cells[h * t.stride + t.index].fetch_add(1, Ordering::Relaxed);/~native_histogram~writers_on_owned_and_shared_shards_lose_and_tear_nothing"
   "M22~crates/hotmeter/src/native_histogram.rs~s/if let Some\(coarse\) = side\.coarse\.get\(\) \{/if let Some(coarse) = None::<\&Box<[AtomicU64]>> {/~native_histogram~a_snapshot_racing_a_claim_and_the_fallback_is_a_whole_prefix"
-  "M23~crates/hotmeter/src/index.rs~s/if removed > 0 \{\n\s*w\.version \+= 1;\n\s*\}/let _ = \&mut w;/~family~a_scrape_racing_an_insert_and_a_retain_is_consistent"
+  "M23~crates/hotmeter/src/index.rs~s/if !rejected\.is_empty\(\) \{\n\s*w\.version \+= 1;\n\s*\}/let _ = \&mut w;/~family~a_scrape_racing_an_insert_and_a_retain_is_consistent"
   "M24~crates/hotmeter/src/index.rs~s/let mut w = lock\(&inner\.writers\);\n(\s*)let mut values/let mut w = Writers { slots: lock(\&inner.writers).slots, sorted: Vec::new(), version: 0 };\n\$1let mut values/~family~a_retain_racing_a_remove_of_one_label_set_counts_once"
 )
 

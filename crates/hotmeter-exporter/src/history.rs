@@ -23,11 +23,14 @@
 //! A series absent from every sample the ring still holds (removed from
 //! its family, its family unregistered, its label value gone) is dead:
 //! when a new series does not fit, the dead ones' cells are freed and
-//! every sample is repacked without them, so a process whose label values
-//! churn keeps tracking its live series instead of filling the table with
-//! ones long gone. A series re-registered with another shape is left out
-//! of samples (its cells keep the old layout) until it is dead that way,
-//! then tracked again in its new shape.
+//! every sample is repacked without them, in place (one pass over the
+//! ring, no allocation), so a process whose label values churn keeps
+//! tracking its live series instead of filling the table with ones long
+//! gone. Each series keeps the id it was first tracked with, so a page
+//! that polls with `since` never mixes two series up across a repack. A
+//! series re-registered with another shape is counted in
+//! `untracked_series` while its old shape is in the ring, then tracked
+//! again in its new shape.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
@@ -128,6 +131,8 @@ impl Layout {
 /// sample taken since.
 #[derive(Debug)]
 struct Series {
+    /// Given when first tracked, never reused: the JSON's `id`.
+    id: u64,
     name: String,
     help: String,
     unit: Option<String>,
@@ -228,6 +233,8 @@ pub(crate) struct History {
     untracked: usize,
     /// The next sample's sequence number.
     next_seq: u64,
+    /// The next series' id.
+    next_id: u64,
 }
 
 fn key(name: &str, labels: &[(String, String)]) -> String {
@@ -252,6 +259,7 @@ impl History {
             cells: 0,
             untracked: 0,
             next_seq: 0,
+            next_id: 0,
         }
     }
 
@@ -271,8 +279,24 @@ impl History {
             for s in &family.series {
                 let k = key(&family.desc.name, &s.labels);
                 let layout = Layout::of(&s.value);
-                let idx = match self.index.get(&k) {
-                    Some(&i) => i,
+                let mut found = self.index.get(&k).copied();
+                if let Some(i) = found
+                    && self.series[i].layout != layout
+                {
+                    // Re-registered with another shape: tracked anew once
+                    // the old shape is gone from the ring (its cells freed).
+                    if !repacked && self.series[i].last_seen < self.oldest_kept(seq) {
+                        repacked = true;
+                        self.free_dead(&mut values, seq);
+                        found = self.index.get(&k).copied();
+                    }
+                    if found.is_some() {
+                        untracked += 1;
+                        continue;
+                    }
+                }
+                let idx = match found {
+                    Some(i) => i,
                     None => {
                         if self.cells + layout.cells() > self.config.max_cells && !repacked {
                             // Once per sample at most: free the dead series' cells.
@@ -283,7 +307,9 @@ impl History {
                             untracked += 1;
                             continue;
                         }
+                        self.next_id += 1;
                         self.series.push(Series {
+                            id: self.next_id - 1,
                             name: family.desc.name.clone(),
                             help: family.desc.help.clone(),
                             unit: family.desc.unit.as_ref().map(|u| u.as_str().to_owned()),
@@ -300,11 +326,6 @@ impl History {
                     }
                 };
                 let series = &mut self.series[idx];
-                if series.layout != layout {
-                    // Re-registered with another shape: left out of this
-                    // sample (and so, in time, dead and freed).
-                    continue;
-                }
                 series.last_seen = seq;
                 let cells = &mut values[series.offset..series.offset + layout.cells()];
                 match &s.value {
@@ -355,9 +376,7 @@ impl History {
     /// `values`), and repacks the others' cells, in every sample and in
     /// `values`, without the gaps. Returns whether any was freed.
     fn free_dead(&mut self, values: &mut Vec<f64>, seq: u64) -> bool {
-        // The oldest sample kept: the front goes when the ring is full.
-        let skip = usize::from(self.ring.len() == self.config.samples);
-        let oldest = self.ring.get(skip).map_or(seq, |s| s.seq);
+        let oldest = self.oldest_kept(seq);
         let dead = |s: &Series| s.last_seen < oldest;
         if !self.series.iter().any(dead) {
             return false;
@@ -375,22 +394,38 @@ impl History {
             cells += n;
             true
         });
-        let repack = |old: &[f64]| {
-            let mut new = vec![f64::NAN; cells];
+        // In place: every move is to a lower offset (or none), in offset
+        // order, so a forward copy never overwrites cells still to move.
+        // A sample taken before a series was tracked is shorter; what it
+        // lacks, and everything past the kept cells, reads as absent.
+        let repack = |cells_of: &mut [f64]| {
+            let len = cells_of.len();
             for &(from, to, n) in &moves {
-                if let Some(src) = old.get(from..from + n) {
-                    new[to..to + n].copy_from_slice(src);
+                if from + n <= len {
+                    cells_of.copy_within(from..from + n, to);
+                } else if to < len {
+                    cells_of[to..(to + n).min(len)].fill(f64::NAN);
                 }
             }
-            new
+            if cells < len {
+                cells_of[cells..].fill(f64::NAN);
+            }
         };
         for sample in &mut self.ring {
-            sample.values = repack(&sample.values).into_boxed_slice();
+            repack(&mut sample.values);
         }
-        *values = repack(values);
+        repack(values);
+        values.truncate(cells);
         self.index = self.series.iter().enumerate().map(|(i, s)| (key(&s.name, &s.labels), i)).collect();
         self.cells = cells;
         true
+    }
+
+    /// The sequence number of the oldest sample the ring will hold once
+    /// the sample being built (`seq`) is added: the front goes when full.
+    fn oldest_kept(&self, seq: u64) -> u64 {
+        let skip = usize::from(self.ring.len() == self.config.samples);
+        self.ring.get(skip).map_or(seq, |s| s.seq)
     }
 
     /// Samples held now.
@@ -445,12 +480,12 @@ impl History {
         }
         out.extend_from_slice(b"],\"series\":[");
         let mut first = true;
-        for (id, s) in self.series.iter().enumerate() {
+        for s in &self.series {
             if !first {
                 out.push(b',');
             }
             first = false;
-            self.write_series(&id.to_string(), &[s], false, &points, out);
+            self.write_series(itoa::Buffer::new().format(s.id), &[s], false, &points, out);
         }
         // One merged series per histogram family of several series with the
         // same buckets: PromQL's `sum by (le)`.
@@ -839,6 +874,77 @@ mod tests {
             assert_eq!(rates, expected, "{}", s["labels"]);
         }
         assert_eq!(h.cells, 3 + overflow_cells);
+    }
+
+    /// A page polls with `since` and merges by `id`: a series keeps its id
+    /// across a repack, and the ids of freed series are never given again.
+    #[test]
+    fn ids_stay_with_their_series_across_a_repack() {
+        let r = hotmeter::Registry::new();
+        let f = r.labeled_family("jobs_total", "Jobs.", &["tenant"], hotmeter::Counter::new).unwrap();
+        let mut h = History::new(HistoryConfig { samples: 3, max_cells: 4, ..HistoryConfig::default() });
+        let ids = |h: &History, since: Option<u64>| {
+            let v = json(h, HistoryQuery { since_ms: since, window: Duration::from_secs(30) });
+            let mut ids: Vec<(String, String)> = v["series"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| {
+                    (s["labels"]["tenant"].as_str().unwrap_or("-").to_owned(), s["id"].as_str().unwrap().to_owned())
+                })
+                .collect();
+            ids.sort();
+            ids
+        };
+        for t in 0..2u64 {
+            for tenant in ["a", "b", "c"] {
+                f.with(&[tenant], |c| c.inc()).unwrap();
+            }
+            h.push(&r.snapshot(), t * 1000, t as f64);
+        }
+        let before = ids(&h, None);
+        f.remove(&["a"]).unwrap();
+        for t in 2..6u64 {
+            for tenant in ["b", "c", "d"] {
+                f.with(&[tenant], |c| c.inc()).unwrap();
+            }
+            h.push(&r.snapshot(), t * 1000, t as f64);
+        }
+        let after = ids(&h, Some(4000));
+        let id_of = |list: &[(String, String)], t: &str| list.iter().find(|(n, _)| n == t).map(|(_, id)| id.clone());
+        assert!(id_of(&after, "a").is_none(), "a was freed");
+        for t in ["b", "c", "-"] {
+            assert_eq!(id_of(&before, t), id_of(&after, t), "{t} kept its id");
+        }
+        let d = id_of(&after, "d").unwrap();
+        assert!(before.iter().all(|(_, id)| *id != d), "d has an id never used before: {d} in {before:?}");
+    }
+
+    /// A name re-registered with another shape is counted as untracked
+    /// while its old shape is in the ring, then tracked in its new shape,
+    /// with room to spare in the table.
+    #[test]
+    fn a_series_re_registered_with_another_shape_is_tracked_again() {
+        let r = hotmeter::Registry::new();
+        r.counter("x", "X.").unwrap().inc();
+        let mut h = History::new(HistoryConfig { samples: 3, max_cells: 100, ..HistoryConfig::default() });
+        h.push(&r.snapshot(), 0, 0.0);
+        assert!(r.unregister("x"));
+        r.histogram("x", "X.", hotmeter::Buckets::new([1.0]).unwrap()).unwrap().observe(0.5);
+        let kind = |h: &History| {
+            let v = json(h, query(30));
+            (named(&v, "x")["type"].as_str().unwrap().to_owned(), v["untracked_series"].as_u64().unwrap())
+        };
+        let mut t = 1;
+        let mut push = |h: &mut History| {
+            h.push(&r.snapshot(), t * 1000, t as f64);
+            t += 1;
+        };
+        push(&mut h);
+        assert_eq!(kind(&h), ("counter".to_owned(), 1), "the counter is in the ring still");
+        push(&mut h);
+        push(&mut h);
+        assert_eq!(kind(&h), ("histogram".to_owned(), 0));
     }
 
     #[test]

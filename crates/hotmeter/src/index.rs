@@ -505,13 +505,15 @@ impl<V: Send + Sync + 'static> StringIndex<V> {
 
     /// Marks removed every live entry whose values (in key order) `keep`
     /// rejects, and returns how many. `keep` runs under the writers' lock:
-    /// inserts of new keys wait for it (lookups of live keys never do), and
-    /// it must not call into this index.
+    /// inserts of new keys and walks of the live entries (scrapes) wait for
+    /// it (lookups of live keys never do), and it must not call into this
+    /// index. It sees every live entry before any is removed, so a `keep`
+    /// that panics removes nothing.
     pub fn retain(&self, mut keep: impl FnMut(&[&str]) -> bool) -> usize {
         let inner = &*self.inner;
         let mut w = lock(&inner.writers);
         let mut values: Vec<&str> = Vec::with_capacity(inner.arity);
-        let mut removed = 0;
+        let mut rejected = Vec::new();
         for s in 0..w.slots {
             let Some(entry) = inner.slot(s) else { continue };
             if entry.removed.load(Ordering::Relaxed) {
@@ -520,15 +522,17 @@ impl<V: Send + Sync + 'static> StringIndex<V> {
             values.clear();
             values.extend((0..inner.arity).map(|i| entry.key_value(i)));
             if !keep(&values) {
-                entry.removed.store(true, Ordering::Relaxed);
-                inner.live.fetch_sub(1, Ordering::Relaxed);
-                removed += 1;
+                rejected.push(entry);
             }
         }
-        if removed > 0 {
+        for entry in &rejected {
+            entry.removed.store(true, Ordering::Relaxed);
+            inner.live.fetch_sub(1, Ordering::Relaxed);
+        }
+        if !rejected.is_empty() {
             w.version += 1;
         }
-        removed
+        rejected.len()
     }
 
     /// Marks every entry removed.

@@ -274,8 +274,10 @@ impl<M: Metric> StringFamily<M> {
     /// Stops exporting every series `keep` rejects, and returns how many
     /// stopped. `keep` sees each live series' label values in the order of
     /// [`label_names`](Self::label_names) (the overflow series is not
-    /// offered). It runs while new series wait to be added (recording into
-    /// live ones never waits), and must not use this family.
+    /// offered), every one before any is removed: a `keep` that panics
+    /// removes nothing. While it runs, new series wait to be added and
+    /// scrapes of the registry wait (recording into live series never
+    /// waits), so it must neither use this family nor scrape the registry.
     ///
     /// # Examples
     /// ```
@@ -296,8 +298,9 @@ impl<M: Metric> StringFamily<M> {
     /// Stops exporting every series whose labels include each of
     /// `matching`'s `(name, value)` pairs, whatever its other labels
     /// (`&[("tenant", "t1")]`: every series of tenant t1), and returns how
-    /// many stopped. A name the family does not have is an error, and
-    /// nothing is removed.
+    /// many stopped. An empty list matches every series; one name given
+    /// twice with two values matches none. A name the family does not have
+    /// is an error, and nothing is removed.
     pub fn remove_matching(&self, matching: &[(&str, &str)]) -> Result<usize, crate::UnknownLabelError> {
         let names = &self.inner.label_names;
         let mut wanted = Vec::with_capacity(matching.len());
@@ -617,6 +620,28 @@ mod tests {
         assert_eq!(f.len(), 2);
         assert_eq!(f.remove_matching(&[]), Ok(2), "no pairs: every series");
         assert!(f.is_empty());
+    }
+
+    /// A predicate that panics removes nothing, and the family goes on.
+    #[test]
+    fn a_retain_that_panics_removes_nothing() {
+        let f = StringFamily::with_limit(&["id"], 4, SingleCounter::new);
+        for id in ["a", "b", "c"] {
+            f.with(&[id], |c| c.inc()).unwrap();
+        }
+        let mut calls = 0;
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            f.retain(|_| {
+                calls += 1;
+                assert!(calls < 3, "the third call panics");
+                false
+            })
+        }));
+        assert!(caught.is_err());
+        assert_eq!(f.len(), 3, "nothing removed");
+        assert_eq!(f.retain(|values| values[0] != "a"), 1, "the lock is usable afterwards");
+        f.with(&["d"], |c| c.inc()).unwrap();
+        assert_eq!(f.len(), 3);
     }
 
     #[test]

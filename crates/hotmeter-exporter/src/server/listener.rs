@@ -209,7 +209,8 @@ fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let connections = shared.connections.clone();
     loop {
-        // The stop signal first: a flood always has a connection to accept.
+        // The stop signal first: under a flood there is always a connection
+        // to accept, and the loop must still see the stop at once.
         let accepted = match first(stop.changed(), listener.accept()).await {
             First::A(_) => break,
             First::B(accepted) => accepted,
@@ -266,6 +267,12 @@ async fn serve_connection(
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(limits.max_header_bytes.max(8192))
         .serve_connection(TokioIo::new(stream), service);
+    // The stop signal, then shedding, then the connection. Polling the
+    // connection before shedding (so one that has just finished would
+    // close normally rather than be reset) made the slow-client flood test
+    // fail in 2 of 3 runs, scrapes reset from 25 s on, against 3 of 3
+    // passes in this order; why is not understood yet, so this order
+    // stays (tokio::select!, before, chose at random).
     let shed = match first(stop.changed(), first(slot.shed(), &mut conn)).await {
         First::A(_) => {
             Pin::new(&mut conn).graceful_shutdown();
