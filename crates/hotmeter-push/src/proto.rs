@@ -51,7 +51,7 @@ pub struct TimeSeries {
 }
 
 /// A label pair.
-#[derive(Clone, PartialEq, Eq, Hash, prost::Message)]
+#[derive(Clone, PartialEq, Eq, prost::Message)]
 pub struct Label {
     /// The label name.
     #[prost(string, tag = "1")]
