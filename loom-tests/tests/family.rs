@@ -137,52 +137,37 @@ fn scrape(r: &hotmeter::Registry) -> Vec<(String, u64)> {
 /// `b`, with its increment.
 #[test]
 fn a_scrape_racing_an_insert_and_a_removal_is_consistent() {
-    loom::model(|| {
-        let r = hotmeter::Registry::new();
-        let f = r.labeled_family("t_total", "T.", &["id"], hotmeter::SingleCounter::new).unwrap();
-        f.with(&["a"], |c| c.inc()).unwrap();
-        assert_eq!(scrape(&r), [("id=a".to_owned(), 1)]);
-        let (fi, fr) = (f.clone(), f.clone());
-        let inserter = thread::spawn(move || fi.with(&["b"], |c| c.inc_by(2)).unwrap());
-        let remover = thread::spawn(move || fr.remove(&["a"]).unwrap());
-        let seen = scrape(&r);
-        for (set, v) in &seen {
-            match set.as_str() {
-                "id=a" => assert_eq!(*v, 1),
-                "id=b" => assert!(*v <= 2),
-                other => panic!("unexpected series {other}"),
-            }
-        }
-        inserter.join().unwrap();
-        assert!(remover.join().unwrap());
-        assert_eq!(scrape(&r), [("id=b".to_owned(), 2)], "the plan missed a change");
-    });
+    loom::model(|| scrape_racing_an_insert_and(|f| usize::from(f.remove(&["a"]).unwrap())));
 }
 
-/// As above with `retain` removing `a`: the scrape sees each change
-/// wholly or not at all, and one after both sees exactly `b`.
+/// As above with `retain` removing `a`.
 #[test]
 fn a_scrape_racing_an_insert_and_a_retain_is_consistent() {
-    loom::model(|| {
-        let r = hotmeter::Registry::new();
-        let f = r.labeled_family("t_total", "T.", &["id"], hotmeter::SingleCounter::new).unwrap();
-        f.with(&["a"], |c| c.inc()).unwrap();
-        assert_eq!(scrape(&r), [("id=a".to_owned(), 1)]);
-        let (fi, fr) = (f.clone(), f.clone());
-        let inserter = thread::spawn(move || fi.with(&["b"], |c| c.inc_by(2)).unwrap());
-        let retainer = thread::spawn(move || fr.retain(|values| values != ["a"]));
-        let seen = scrape(&r);
-        for (set, v) in &seen {
-            match set.as_str() {
-                "id=a" => assert_eq!(*v, 1),
-                "id=b" => assert!(*v <= 2),
-                other => panic!("unexpected series {other}"),
-            }
+    loom::model(|| scrape_racing_an_insert_and(|f| f.retain(|values| values != ["a"])));
+}
+
+/// One run of the two models above: `remove_a` removes `a` on a thread of
+/// its own (returning how many series it removed) while another inserts
+/// `b` and this one scrapes.
+fn scrape_racing_an_insert_and(remove_a: fn(&hotmeter::StringFamily<hotmeter::SingleCounter>) -> usize) {
+    let r = hotmeter::Registry::new();
+    let f = r.labeled_family("t_total", "T.", &["id"], hotmeter::SingleCounter::new).unwrap();
+    f.with(&["a"], |c| c.inc()).unwrap();
+    assert_eq!(scrape(&r), [("id=a".to_owned(), 1)]);
+    let (fi, fr) = (f.clone(), f.clone());
+    let inserter = thread::spawn(move || fi.with(&["b"], |c| c.inc_by(2)).unwrap());
+    let remover = thread::spawn(move || remove_a(&fr));
+    let seen = scrape(&r);
+    for (set, v) in &seen {
+        match set.as_str() {
+            "id=a" => assert_eq!(*v, 1),
+            "id=b" => assert!(*v <= 2),
+            other => panic!("unexpected series {other}"),
         }
-        inserter.join().unwrap();
-        assert_eq!(retainer.join().unwrap(), 1, "a was live");
-        assert_eq!(scrape(&r), [("id=b".to_owned(), 2)], "the plan missed a change");
-    });
+    }
+    inserter.join().unwrap();
+    assert_eq!(remover.join().unwrap(), 1, "a was live when it was removed");
+    assert_eq!(scrape(&r), [("id=b".to_owned(), 2)], "the plan missed a change");
 }
 
 /// `retain` and `remove` take the same label set at once: exactly one of

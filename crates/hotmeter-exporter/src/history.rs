@@ -374,12 +374,12 @@ impl History {
     /// Forgets every series absent from all samples the ring will still
     /// hold after the one being built (`seq`, its cells so far in
     /// `values`), and repacks the others' cells, in every sample and in
-    /// `values`, without the gaps. Returns whether any was freed.
-    fn free_dead(&mut self, values: &mut Vec<f64>, seq: u64) -> bool {
+    /// `values`, without the gaps.
+    fn free_dead(&mut self, values: &mut Vec<f64>, seq: u64) {
         let oldest = self.oldest_kept(seq);
         let dead = |s: &Series| s.last_seen < oldest;
         if !self.series.iter().any(dead) {
-            return false;
+            return;
         }
         // (old offset, new offset, cells) of every series kept.
         let mut moves = Vec::with_capacity(self.series.len());
@@ -418,7 +418,6 @@ impl History {
         values.truncate(cells);
         self.index = self.series.iter().enumerate().map(|(i, s)| (key(&s.name, &s.labels), i)).collect();
         self.cells = cells;
-        true
     }
 
     /// The sequence number of the oldest sample the ring will hold once

@@ -120,10 +120,8 @@ pub struct RemoteWriteEncoder {
     snappy: snap::raw::Encoder,
     /// The series the last encode sent (its request's, swapped out).
     previous: Vec<TimeSeries>,
-    /// Each series' label hash, in request order (filled by the walk).
-    hashes: Vec<u64>,
     /// (label hash, index in `previous`) of the last request's series,
-    /// sorted; and this request's, being built.
+    /// sorted; and this request's, pushed by the walk beside each series.
     previous_sorted: Vec<(u64, u32)>,
     sorted: Vec<(u64, u32)>,
     /// Indexes in `previous` of the series that ended.
@@ -176,7 +174,6 @@ impl RemoteWriteEncoder {
             compressed: Vec::new(),
             snappy: snap::raw::Encoder::new(),
             previous: Vec::new(),
-            hashes: Vec::new(),
             previous_sorted: Vec::new(),
             sorted: Vec::new(),
             ended: Vec::new(),
@@ -205,7 +202,7 @@ impl RemoteWriteEncoder {
         // reused for this one.
         std::mem::swap(&mut self.request.timeseries, &mut self.previous);
         self.request.timeseries.clear();
-        self.hashes.clear();
+        self.sorted.clear();
         let mut collector = Collector {
             external: &self.external,
             native: self.native,
@@ -214,7 +211,7 @@ impl RemoteWriteEncoder {
             spans: Vec::new(),
             deltas: Vec::new(),
             out: &mut self.request.timeseries,
-            hashes: &mut self.hashes,
+            hashes: &mut self.sorted,
         };
         registry.collect(&mut collector);
         let stale_markers = self.mark_ended(timestamp_ms);
@@ -235,8 +232,6 @@ impl RemoteWriteEncoder {
     /// Appends a stale marker for every label set the last encode sent and
     /// this one does not, and remembers this one's; returns how many.
     fn mark_ended(&mut self, timestamp_ms: i64) -> u64 {
-        self.sorted.clear();
-        self.sorted.extend(self.hashes.iter().enumerate().map(|(i, &h)| (h, i as u32)));
         self.sorted.sort_unstable();
         // Merge: every hash of the last request not in this one ended.
         self.ended.clear();
@@ -276,8 +271,8 @@ struct Collector<'a> {
     spans: Vec<(i32, u32)>,
     deltas: Vec<i64>,
     out: &'a mut Vec<TimeSeries>,
-    /// Each series' label hash, pushed with it.
-    hashes: &'a mut Vec<u64>,
+    /// Each series' label hash and index, pushed with it.
+    hashes: &'a mut Vec<(u64, u32)>,
 }
 
 /// A hash of a label set: names and values, each followed by a byte that
@@ -326,10 +321,17 @@ impl Collector<'_> {
         set
     }
 
+    /// [`label_set`](Self::label_set) for the series about to be pushed,
+    /// its hash and index noted for the stale-marker merge.
+    fn series_labels(&mut self, suffix: &str, labels: &Labels<'_>, extra: Option<(&str, String)>) -> Vec<Label> {
+        let set = self.label_set(suffix, labels, extra);
+        self.hashes.push((label_hash(&set), self.out.len() as u32));
+        set
+    }
+
     /// One float series.
     fn push(&mut self, suffix: &str, labels: &Labels<'_>, extra: Option<(&str, String)>, value: f64) {
-        let set = self.label_set(suffix, labels, extra);
-        self.hashes.push(label_hash(&set));
+        let set = self.series_labels(suffix, labels, extra);
         let sample = Sample { value: not_stale(value), timestamp: self.timestamp_ms };
         self.out.push(TimeSeries { labels: set, samples: vec![sample], histograms: Vec::new() });
     }
@@ -351,8 +353,7 @@ impl Collector<'_> {
     /// histogram. The reset hint is left `UNKNOWN`: the receiver detects a
     /// reset (a restarted process) itself.
     fn push_native(&mut self, labels: &Labels<'_>, native: &NativeBucketsRef<'_>) {
-        let set = self.label_set("", labels, None);
-        self.hashes.push(label_hash(&set));
+        let set = self.series_labels("", labels, None);
         let mut spans_of = |buckets: &[(i32, u64)]| {
             hotmeter::native::spans_and_deltas(buckets, &mut self.spans, &mut self.deltas);
             let spans = self.spans.iter().map(|&(offset, length)| BucketSpan { offset, length }).collect();
