@@ -2,7 +2,7 @@
 //!
 //! Run them with:
 //! ```text
-//! RUSTFLAGS="--cfg hotmeter_loom" LOOM_MAX_PREEMPTIONS=2 \
+//! RUSTFLAGS="--cfg hotmeter_loom --cfg crossbeam_loom" LOOM_MAX_PREEMPTIONS=2 \
 //!     cargo test -p loom-tests --release --target-dir target/loom
 //! ```
 //! Without the cfg every test file compiles to nothing, so a plain

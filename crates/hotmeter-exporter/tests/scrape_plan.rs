@@ -1,5 +1,6 @@
 //! String families against a model: after any sequence of inserts,
-//! increments, removals, revivals, clears, overflow and scrapes of the same
+//! increments, removals, returns of removed label sets (from zero), clears,
+//! overflow and scrapes of the same
 //! family through two registries (different namespaces and constant
 //! labels) and both text formats, every scrape shows exactly the model's
 //! live series, in label-value order, escaped, with their values.
@@ -51,7 +52,9 @@ fn op() -> impl Strategy<Value = Op> {
 #[derive(Default)]
 struct Model {
     live: BTreeMap<Vec<String>, u64>,
-    removed: BTreeMap<Vec<String>, u64>,
+    /// Removed series a family that does not reclaim memory still holds
+    /// (`None`: it reclaims, and holds none).
+    kept: Option<usize>,
     overflow: u64,
     overflowed: u64,
 }
@@ -64,29 +67,23 @@ impl Model {
         }
         let reserved = key.iter().all(|v| v == "__overflow__");
         let room = self.live.len() < limit;
-        if !reserved && room {
-            if let Some(v) = self.removed.remove(&key) {
-                self.live.insert(key, v + n);
-                return;
-            }
-            if self.live.len() + self.removed.len() < 2 * limit {
-                self.live.insert(key, n);
-                return;
-            }
+        if !reserved && room && self.live.len() + self.kept.unwrap_or(0) < 2 * limit {
+            self.live.insert(key, n);
+            return;
         }
         self.overflow += n;
         self.overflowed += 1;
     }
 
     fn remove(&mut self, key: Vec<String>) {
-        if let Some(v) = self.live.remove(&key) {
-            self.removed.insert(key, v);
+        if self.live.remove(&key).is_some() {
+            self.kept = self.kept.map(|k| k + 1);
         }
     }
 
     fn clear(&mut self) {
         let live = std::mem::take(&mut self.live);
-        self.removed.extend(live);
+        self.kept = self.kept.map(|k| k + live.len());
     }
 }
 
@@ -123,12 +120,14 @@ fn scraped(r: &Registry, om: bool, name: &str) -> Vec<String> {
         .collect()
 }
 
-fn run(ops: &[Op], limit: usize, gauge: bool) -> Result<(), TestCaseError> {
+fn run(ops: &[Op], limit: usize, gauge: bool, reclaim: bool) -> Result<(), TestCaseError> {
     let a = Registry::builder().namespace("app").const_label("host", "h\"1\n").build().unwrap();
     let b = Registry::new();
     let (name, kind) = if gauge { ("level", "gauge") } else { ("req_total", "counter") };
-    let cf = StringFamily::with_limit(&["k", "j"], limit, Counter::new);
-    let gf = StringFamily::with_limit(&["k", "j"], limit, Gauge::new);
+    let cf = StringFamily::builder(&["k", "j"], Counter::new).limit(limit);
+    let cf = if reclaim { cf.reclaim_memory() } else { cf }.build();
+    let gf = StringFamily::builder(&["k", "j"], Gauge::new).limit(limit);
+    let gf = if reclaim { gf.reclaim_memory() } else { gf }.build();
     if gauge {
         let _ = a.register((name, "H."), gf.clone()).unwrap();
         let _ = b.register((name, "H."), gf.clone()).unwrap();
@@ -136,7 +135,7 @@ fn run(ops: &[Op], limit: usize, gauge: bool) -> Result<(), TestCaseError> {
         let _ = a.register((name, "H."), cf.clone()).unwrap();
         let _ = b.register((name, "H."), cf.clone()).unwrap();
     }
-    let mut model = Model::default();
+    let mut model = Model { kept: (!reclaim).then_some(0), ..Model::default() };
     for op in ops {
         match *op {
             Op::Inc(x, y, n) => {
@@ -177,12 +176,12 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
 
     #[test]
-    fn counter_scrapes_match_the_model(ops in proptest::collection::vec(op(), 1..60), limit in 1..8usize) {
-        run(&ops, limit, false)?;
+    fn counter_scrapes_match_the_model(ops in proptest::collection::vec(op(), 1..60), limit in 1..8usize, reclaim: bool) {
+        run(&ops, limit, false, reclaim)?;
     }
 
     #[test]
-    fn gauge_scrapes_match_the_model(ops in proptest::collection::vec(op(), 1..60), limit in 1..8usize) {
-        run(&ops, limit, true)?;
+    fn gauge_scrapes_match_the_model(ops in proptest::collection::vec(op(), 1..60), limit in 1..8usize, reclaim: bool) {
+        run(&ops, limit, true, reclaim)?;
     }
 }

@@ -82,7 +82,7 @@
 //!
 //! ## Features
 //! - `loom`: only for the loom models, together with
-//!   `RUSTFLAGS="--cfg hotmeter_loom"`; swaps every atomic for loom's.
+//!   `RUSTFLAGS="--cfg hotmeter_loom --cfg crossbeam_loom"`; swaps every atomic for loom's.
 //!   Never enable it in a normal build.
 
 #![deny(unsafe_code)]

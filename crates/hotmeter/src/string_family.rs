@@ -13,11 +13,14 @@ use std::any::Any;
 use crate::collect::Collect;
 use crate::desc::Desc;
 use crate::error::LabelCountError;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
 use crate::index::StringIndex;
 use crate::render::write_sample_prefix;
 use crate::sync::{Arc, AtomicU64, Mutex, Ordering, lock};
 use crate::value::{
-    CounterRun, LabelValues, Labels, Metric, PrefixSpan as Span, Scratch, Value, Visitor, planned_labels,
+    CounterRun, KeySource, LabelValues, Labels, Metric, PrefixSpan as Span, Scratch, Value, Visitor, planned_labels,
 };
 
 /// Label value of the series that collects label sets beyond a
@@ -44,13 +47,35 @@ pub const DEFAULT_CARDINALITY_LIMIT: usize = 2000;
 /// UTF-8 are fine (encoders escape them). Keep the handle from
 /// [`get`](Self::get) to skip the lookup on later calls.
 ///
-/// [`remove`](Self::remove) and [`clear`](Self::clear) stop exporting
-/// series (stale series) and free their place under the limit. Their memory
-/// stays with the family (readers may be looking at it, and nothing here
-/// waits for them), so a family remembers at most twice its limit of
-/// distinct label sets over its lifetime; label sets beyond that go to the
-/// overflow series too. A removed label set that comes back resumes its
-/// series, value included.
+/// # Lifecycle of a series
+/// - **Birth**: the first lookup of a label set makes its series
+///   (`make()`: value zero, a new created timestamp).
+/// - **Death**: [`remove`](Self::remove), [`remove_matching`](Self::remove_matching),
+///   [`retain`](Self::retain), [`clear`](Self::clear), or idle expiry. The
+///   series stops being exported at the next scrape and frees its place
+///   under the limit at once.
+/// - **Idle expiry** (opt-in: [`StringFamilyBuilder::idle_timeout`]): a
+///   scrape that finds a series' value unchanged (a counter's total, a
+///   gauge's value, a histogram's or summary's count) for the timeout
+///   exports it one last time and removes it. No update is lost to it: an
+///   update that raced the expiry either was in that last export, or
+///   brings the series back with its value (the expiry is undone), and a
+///   lookup of the label set while the expiry settles cancels it. Only an
+///   update through a handle kept from [`get`](Self::get) after the series
+///   expired goes nowhere (the handle keeps its detached series alive, never
+///   another label set's): look series up again after idle periods, or do
+///   not expire families whose handles you keep. Choose a timeout longer
+///   than every scraper's interval, so each sees the last value.
+/// - **Rebirth**: a label set that comes back after its series died gets a
+///   new series, from zero with a new created timestamp, so `rate()` and
+///   `increase()` see a reset, not a jump.
+/// - **Memory**: with [`StringFamilyBuilder::reclaim_memory`] (implied by an
+///   idle timeout) a dead series' memory is freed once no lookup can still
+///   be reading it (`crossbeam-epoch`), so memory follows the live series
+///   however many label sets come and go. Without it, lookups pin nothing
+///   and dead series are kept until the family drops: such a family holds
+///   at most twice its limit of series over its life, and label sets beyond
+///   that go to the overflow series.
 ///
 /// # Examples
 /// ```
@@ -83,33 +108,197 @@ impl<M: Metric> std::fmt::Debug for StringFamily<M> {
     }
 }
 
-struct Inner<M: 'static> {
+/// Builds a [`StringFamily`]: see [`StringFamily::builder`].
+#[must_use]
+pub struct StringFamilyBuilder<M: Metric> {
+    label_names: Box<[Box<str>]>,
+    make: Box<dyn Fn() -> M + Send + Sync>,
+    limit: usize,
+    idle_timeout: Option<Duration>,
+    reclaim: bool,
+}
+
+impl<M: Metric> std::fmt::Debug for StringFamilyBuilder<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StringFamilyBuilder")
+            .field("labels", &self.label_names)
+            .field("limit", &self.limit)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("reclaim", &self.reclaim)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<M: Metric> StringFamilyBuilder<M> {
+    /// The cardinality limit: live series at most (clamped to `1..=2^24`;
+    /// default [`DEFAULT_CARDINALITY_LIMIT`]).
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    /// Series whose value did not change for `timeout` expire: the first
+    /// scrape (of any registry the family is in, or
+    /// [`StringFamily::expire_idle`]) that finds them idle that long
+    /// exports them one last time and removes them. Implies
+    /// [`reclaim_memory`](Self::reclaim_memory). See the lifecycle on
+    /// [`StringFamily`]. `None` (the default): series never expire.
+    pub fn idle_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.idle_timeout = timeout.into();
+        self
+    }
+
+    /// Removed and expired series give their memory back (through
+    /// `crossbeam-epoch`), so a family can see any number of label sets
+    /// over its life. The price: every lookup by label values pins the
+    /// epoch (a few nanoseconds; recording through a kept handle costs
+    /// nothing more). Without it, removed series are kept until the family
+    /// drops and a family holds at most twice its limit of series over its
+    /// life.
+    pub fn reclaim_memory(mut self) -> Self {
+        self.reclaim = true;
+        self
+    }
+
+    /// The family.
+    pub fn build(self) -> StringFamily<M> {
+        let reclaim = self.reclaim || self.idle_timeout.is_some();
+        let arity = self.label_names.len();
+        let series = if reclaim {
+            StringIndex::reclaiming_with_limit(arity, self.limit)
+        } else {
+            StringIndex::with_limit(arity, self.limit)
+        };
+        let overflow = (self.make)();
+        let label_names = self.label_names.clone();
+        StringFamily {
+            inner: Arc::new(Inner {
+                label_names: self.label_names,
+                make: self.make,
+                series,
+                overflow,
+                overflowed: AtomicU64::new(0),
+                idle_timeout: self.idle_timeout,
+                sweep_desc: Desc::new(
+                    "hotmeter_expire_idle".to_owned(),
+                    String::new(),
+                    None,
+                    M::TYPE,
+                    Vec::new(),
+                    label_names.iter().map(|n| n.to_string()).collect(),
+                ),
+                plan: Mutex::new(ScrapePlan::new()),
+            }),
+        }
+    }
+}
+
+struct Inner<M: Metric> {
     label_names: Box<[Box<str>]>,
     make: Box<dyn Fn() -> M + Send + Sync>,
     series: StringIndex<M>,
     overflow: M,
     overflowed: AtomicU64,
+    /// Series whose value did not change for this long expire at the next
+    /// scrape (`None`: never).
+    idle_timeout: Option<Duration>,
+    /// What [`StringFamily::expire_idle`] walks the plan with, when no
+    /// registry's description is at hand.
+    sweep_desc: Desc,
     /// What scrapes walk; only scrapes lock it.
     plan: Mutex<ScrapePlan<M>>,
 }
 
 /// The live series in label-value order, laid out for a scrape to stream
 /// through: every sample prefix (`name{labels} `) in one buffer, a handle
-/// to each series' metric beside it. Rebuilt when the set of live series
-/// or the registration changes, reusing the prefixes it already has; a
-/// scrape of an unchanged family reads memory in order and renders nothing
-/// but the values.
+/// to each series' metric and a copy of its key beside it. Rebuilt when the
+/// set of live series or the registration changes, reusing the prefixes it
+/// already has; a scrape of an unchanged family reads memory in order and
+/// renders nothing but the values.
 struct ScrapePlan<M> {
     /// The index version the plan was built from (`None`: never built).
     version: Option<u64>,
     /// The registration ([`Desc`]'s `id`) the prefixes were rendered for.
     desc_id: u64,
-    slots: Vec<u32>,
+    /// Per series, its index entry's id (a key that comes back is a new id).
+    ids: Vec<u64>,
     metrics: Vec<M>,
     prefixes: Vec<u8>,
     /// Per series: where its prefix ends in `prefixes`, and where its label
     /// set starts and ends within the prefix.
     spans: Vec<Span>,
+    keys: PlanKeys,
+    /// Per series, with an idle timeout: the fingerprint of its value at
+    /// the last scrape and when that last changed.
+    idle: Vec<(u64, Instant)>,
+    /// Scratch: old id to old position, while rebuilding.
+    old_at: HashMap<u64, usize, foldhash::fast::FixedState>,
+}
+
+/// A copy of each planned series' key, so encoders can ask for label values
+/// without reading the index (whose entries may be freed once removed).
+#[derive(Default)]
+struct PlanKeys {
+    text: String,
+    ends: Vec<u32>,
+    /// Per series: where its key starts in `text` and its ends in `ends`.
+    at: Vec<(usize, usize)>,
+}
+
+impl PlanKeys {
+    fn push(&mut self, key: &str, ends: &[u32]) {
+        self.at.push((self.text.len(), self.ends.len()));
+        self.text.push_str(key);
+        self.ends.extend_from_slice(ends);
+    }
+
+    fn get(&self, i: usize) -> Option<(&str, &[u32])> {
+        let &(text_start, ends_start) = self.at.get(i)?;
+        let (text_end, ends_end) = self.at.get(i + 1).copied().unwrap_or((self.text.len(), self.ends.len()));
+        Some((self.text.get(text_start..text_end)?, self.ends.get(ends_start..ends_end)?))
+    }
+
+    /// Key `i` as label values.
+    fn values(&self, i: usize) -> Vec<&str> {
+        let Some((key, ends)) = self.get(i) else { return Vec::new() };
+        let mut out = Vec::with_capacity(ends.len() + 1);
+        let mut start = 0usize;
+        for &end in ends.iter().chain(std::iter::once(&(key.len() as u32))) {
+            out.push(key.get(start..end as usize).unwrap_or(""));
+            start = end as usize;
+        }
+        out
+    }
+}
+
+impl KeySource for PlanKeys {
+    fn key(&self, at: u32) -> Option<(&str, &[u32])> {
+        self.get(at as usize)
+    }
+}
+
+/// A number that changes whenever a series records (a counter's total, a
+/// gauge's bits, a histogram's or summary's count): idle expiry compares
+/// it across scrapes, and settles a raced expiry by it.
+fn fingerprint(value: &Value<'_>) -> u64 {
+    match *value {
+        Value::Counter(total) | Value::TracedCounter { total, .. } => total,
+        Value::FloatCounter(v) | Value::Gauge(v) => v.to_bits(),
+        Value::IntGauge(v) => v as u64,
+        Value::Histogram { count, .. } | Value::Summary { count, .. } => count,
+        Value::NativeHistogram { native, .. } => native.count,
+    }
+}
+
+/// What a rebuild of the plan takes over from the old one.
+struct OldPlan<M> {
+    /// Whether its prefixes were rendered for the same registration.
+    same_desc: bool,
+    metrics: std::iter::Enumerate<std::vec::IntoIter<M>>,
+    prefixes: Vec<u8>,
+    spans: Vec<Span>,
+    keys: PlanKeys,
+    idle: Vec<(u64, Instant)>,
 }
 
 impl<M: Metric> ScrapePlan<M> {
@@ -117,66 +306,103 @@ impl<M: Metric> ScrapePlan<M> {
         Self {
             version: None,
             desc_id: 0,
-            slots: Vec::new(),
+            ids: Vec::new(),
             metrics: Vec::new(),
             prefixes: Vec::new(),
             spans: Vec::new(),
+            keys: PlanKeys::default(),
+            idle: Vec::new(),
+            old_at: HashMap::default(),
+        }
+    }
+
+    /// Moves the plan's contents aside for a rebuild.
+    fn take(&mut self, same_desc: bool) -> OldPlan<M> {
+        self.old_at.clear();
+        self.old_at.extend(self.ids.iter().enumerate().map(|(i, &id)| (id, i)));
+        self.ids.clear();
+        let mut keys = PlanKeys::default();
+        std::mem::swap(&mut keys, &mut self.keys);
+        OldPlan {
+            same_desc,
+            metrics: std::mem::take(&mut self.metrics).into_iter().enumerate(),
+            prefixes: std::mem::take(&mut self.prefixes),
+            spans: std::mem::take(&mut self.spans),
+            keys,
+            idle: std::mem::take(&mut self.idle),
         }
     }
 
     /// Brings the plan up to date with the index and `desc`.
     ///
-    /// A series the old plan already had keeps its prefix and its handle,
-    /// moved over (a slot's key and metric never change, and live slots
-    /// keep their relative order): no entry is read, no handle cloned or
-    /// dropped for it, so a scrape after one insert into a large family
-    /// costs a pass over the plan, not a re-render of every series.
-    fn refresh(&mut self, desc: &Desc, index: &StringIndex<M>, order: &mut Vec<u32>) {
-        let seen = if self.desc_id == desc.id { self.version } else { None };
-        let Some(version) = index.live_sorted_slots_since(seen, order) else { return };
-        let reuse = self.desc_id == desc.id && self.version.is_some();
-        // Where each slot sits in the old plan.
-        let mut old_at: Vec<u32> = Vec::new();
-        if reuse {
-            let max = self.slots.iter().copied().max().map_or(0, |m| m as usize + 1);
-            old_at.resize(max, u32::MAX);
-            for (i, &slot) in self.slots.iter().enumerate() {
-                old_at[slot as usize] = i as u32;
-            }
-        }
-        let old_prefixes = std::mem::take(&mut self.prefixes);
-        let old_spans = std::mem::take(&mut self.spans);
-        // In plan order; a series still live is found at a later position
-        // than the previous one still live, so one forward pass hands each
-        // its old handle (and drops those of removed series).
-        let mut old_metrics = std::mem::take(&mut self.metrics).into_iter().enumerate();
-        self.slots.clear();
-        self.metrics.reserve(order.len());
-        self.spans.reserve(order.len());
-        self.prefixes.reserve(old_prefixes.len());
-        for &slot in order.iter() {
-            let old = old_at.get(slot as usize).copied().filter(|&i| i != u32::MAX).map(|i| i as usize);
-            let kept = old.and_then(|i| old_metrics.by_ref().find(|&(j, _)| j >= i).filter(|&(j, _)| j == i));
-            let (labels_start, labels_end, metric) = match (old, kept) {
-                (Some(i), Some((_, metric))) => {
-                    let start = if i == 0 { 0 } else { old_spans[i - 1].end };
-                    self.prefixes.extend_from_slice(&old_prefixes[start..old_spans[i].end]);
-                    (old_spans[i].labels_start, old_spans[i].labels_end, metric)
+    /// A series the old plan already had (same entry id) keeps its key
+    /// copy, idle time and handle, moved over (live entries keep their
+    /// relative order), and its prefix when the registration is the same:
+    /// no handle cloned or dropped for it, so a scrape after one insert into
+    /// a large family costs a pass over the plan, not a re-render of every
+    /// series.
+    fn refresh(&mut self, desc: &Desc, index: &StringIndex<M>, scratch: &mut Vec<usize>, now: Option<Instant>) {
+        let same_desc = self.desc_id == desc.id && self.version.is_some();
+        let seen = if same_desc { self.version } else { None };
+        let mut old: Option<OldPlan<M>> = None;
+        let version = index.walk_live_since(seen, scratch, |entry| {
+            let old = old.get_or_insert_with(|| self.take(same_desc));
+            let id = entry.id();
+            let at = self.old_at.get(&id).copied();
+            // In plan order; a series still live is found at a later
+            // position than the previous one still live, so one forward
+            // pass hands each its old handle (and drops those of removed
+            // series).
+            let kept = at.and_then(|i| old.metrics.by_ref().find(|&(j, _)| j >= i).filter(|&(j, _)| j == i));
+            let (labels_start, labels_end, metric, idle) = match (at, kept) {
+                (Some(i), Some((_, metric))) if old.same_desc => {
+                    let start = if i == 0 { 0 } else { old.spans[i - 1].end };
+                    self.prefixes.extend_from_slice(&old.prefixes[start..old.spans[i].end]);
+                    let (key, ends) = old.keys.get(i).unwrap_or(("", &[]));
+                    self.keys.push(key, ends);
+                    (old.spans[i].labels_start, old.spans[i].labels_end, metric, old.idle.get(i).copied())
                 }
-                _ => {
-                    let Some(entry) = index.entry(slot) else { continue };
+                (Some(i), Some((_, metric))) => {
                     let (key, ends) = entry.joined_key();
                     let (start, end) = write_sample_prefix(&mut self.prefixes, desc, LabelValues::Joined { key, ends });
-                    (start, end, entry.value().clone())
+                    self.keys.push(key, ends);
+                    (start, end, metric, old.idle.get(i).copied())
+                }
+                _ => {
+                    let (key, ends) = entry.joined_key();
+                    let (start, end) = write_sample_prefix(&mut self.prefixes, desc, LabelValues::Joined { key, ends });
+                    self.keys.push(key, ends);
+                    (start, end, entry.value().clone(), None)
                 }
             };
             self.spans.push(Span { end: self.prefixes.len(), labels_start, labels_end });
-            self.slots.push(slot);
+            self.ids.push(id);
             self.metrics.push(metric);
+            if let Some(now) = now {
+                // A series new to the plan has no fingerprint yet: the
+                // first scrape sets it, and its idle time starts then.
+                self.idle.push(idle.unwrap_or((u64::MAX, now)));
+            }
+        });
+        let Some(version) = version else { return };
+        if old.is_none() {
+            // No live series at all.
+            drop(self.take(false));
         }
         self.version = Some(version);
         self.desc_id = desc.id;
     }
+}
+
+/// Notes series `i`'s fingerprint at `now` in `idle`; true when it has not
+/// changed for `timeout`.
+fn idle_for(idle: &mut [(u64, Instant)], i: usize, fingerprint: u64, now: Instant, timeout: Duration) -> bool {
+    let Some(idle) = idle.get_mut(i) else { return false };
+    if idle.0 != fingerprint {
+        *idle = (fingerprint, now);
+        return false;
+    }
+    now.saturating_duration_since(idle.1) >= timeout
 }
 
 impl<M: Metric> StringFamily<M> {
@@ -189,17 +415,43 @@ impl<M: Metric> StringFamily<M> {
 
     /// As [`new`](Self::new) with a cardinality limit (clamped to `1..=2^24`).
     pub fn with_limit(label_names: &[&str], limit: usize, make: impl Fn() -> M + Send + Sync + 'static) -> Self {
-        let overflow = make();
-        Self {
-            inner: Arc::new(Inner {
-                label_names: label_names.iter().map(|&n| Box::from(n)).collect(),
-                make: Box::new(make),
-                series: StringIndex::with_limit(label_names.len(), limit),
-                overflow,
-                overflowed: AtomicU64::new(0),
-                plan: Mutex::new(ScrapePlan::new()),
-            }),
+        Self::builder(label_names, make).limit(limit).build()
+    }
+
+    /// A builder for a family whose series come and go: a cardinality
+    /// limit, an [idle timeout](StringFamilyBuilder::idle_timeout), and
+    /// [reclaimed memory](StringFamilyBuilder::reclaim_memory).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// let by_tenant = hotmeter::StringFamily::builder(&["tenant"], hotmeter::Counter::new)
+    ///     .limit(10_000)
+    ///     .idle_timeout(Duration::from_secs(600))
+    ///     .build();
+    /// by_tenant.with(&["t1"], |c| c.inc())?;
+    /// assert_eq!(by_tenant.idle_timeout(), Some(Duration::from_secs(600)));
+    /// # Ok::<(), hotmeter::LabelCountError>(())
+    /// ```
+    pub fn builder(label_names: &[&str], make: impl Fn() -> M + Send + Sync + 'static) -> StringFamilyBuilder<M> {
+        StringFamilyBuilder {
+            label_names: label_names.iter().map(|&n| Box::from(n)).collect(),
+            make: Box::new(make),
+            limit: DEFAULT_CARDINALITY_LIMIT,
+            idle_timeout: None,
+            reclaim: false,
         }
+    }
+
+    /// The idle timeout, if series expire.
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        self.inner.idle_timeout
+    }
+
+    /// Whether removed and expired series give their memory back (see
+    /// [`StringFamilyBuilder::reclaim_memory`]).
+    pub fn reclaims_memory(&self) -> bool {
+        self.inner.series.reclaiming()
     }
 
     /// Runs `f` on the series for `values` (created on first use).
@@ -210,10 +462,10 @@ impl<M: Metric> StringFamily<M> {
     #[inline]
     pub fn with<R>(&self, values: &[&str], f: impl FnOnce(&M) -> R) -> Result<R, LabelCountError> {
         let hash = StringIndex::<M>::hash(values);
-        if let Some(series) = self.inner.series.find(hash, values)? {
-            return Ok(f(series));
+        match self.inner.series.with_live(hash, values, f)? {
+            Ok(r) => Ok(r),
+            Err(f) => Ok(self.with_cold(values, f)),
         }
-        Ok(self.with_cold(values, f))
     }
 
     /// A miss: create the series, or route to the overflow series.
@@ -316,6 +568,36 @@ impl<M: Metric> StringFamily<M> {
         Ok(self.retain(|values| !wanted.iter().all(|&(i, v)| values.get(i) == Some(&v))))
     }
 
+    /// Expires the planned series at positions `idle` (just exported);
+    /// returns how many expired.
+    fn expire(&self, plan: &ScrapePlan<M>, idle: &[usize]) -> usize {
+        let mut expired = 0;
+        for &i in idle {
+            let values = plan.keys.values(i);
+            let (Some(&id), Some(&(fingerprint, _))) = (plan.ids.get(i), plan.idle.get(i)) else { continue };
+            expired += usize::from(self.inner.series.expire(StringIndex::<M>::hash(&values), &values, id, fingerprint));
+        }
+        expired
+    }
+
+    /// Runs idle expiry now, as a scrape would (without exporting
+    /// anything), and returns how many series expired: for a family no
+    /// registry scrapes. A family that is scraped needs no call. Series
+    /// expire only after two calls at least `idle_timeout` apart saw the
+    /// same value. Does nothing without an idle timeout.
+    pub fn expire_idle(&self) -> usize {
+        struct Discard;
+        impl Visitor for Discard {
+            fn family(&mut self, _: &Desc) {}
+            fn sample(&mut self, _: &Labels<'_>, _: &Value<'_>) {}
+            fn counters(&mut self, _: &CounterRun<'_>) {}
+        }
+        if self.inner.idle_timeout.is_none() {
+            return 0;
+        }
+        self.collect_and_expire(&self.inner.sweep_desc, &mut Scratch::default(), &mut Discard)
+    }
+
     /// Stops exporting every series (the overflow count is kept: it is a
     /// counter).
     pub fn clear(&self) {
@@ -374,15 +656,44 @@ impl<M: Metric> StringFamily<M> {
 
 impl<M: Metric> Collect for StringFamily<M> {
     fn collect(&self, desc: &Desc, scratch: &mut Scratch, visitor: &mut dyn Visitor) {
+        self.collect_and_expire(desc, scratch, visitor);
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<Self>()
+    }
+    fn handle_name(&self) -> String {
+        format!("StringFamily<{}>", M::handle_name())
+    }
+    fn overflowed(&self) -> Option<u64> {
+        Some(StringFamily::overflowed(self))
+    }
+}
+
+impl<M: Metric> StringFamily<M> {
+    /// A scrape: every live series to `visitor`, then idle expiry; returns
+    /// how many series expired.
+    fn collect_and_expire(&self, desc: &Desc, scratch: &mut Scratch, visitor: &mut dyn Visitor) -> usize {
         let inner = &*self.inner;
         // Scrapes of one family take turns on its plan; recording threads
         // never touch it, and inserts only wait for the short copy of the
-        // order inside `refresh`.
+        // live list inside `refresh`.
         let mut plan_guard = lock(&inner.plan);
+        let expiry = inner.idle_timeout.map(|timeout| (timeout, Instant::now()));
+        if expiry.is_some() {
+            // Expired series an update raced come back before the plan is
+            // brought up to date; the others are freed.
+            inner.series.settle_expired(|m| fingerprint(&m.sample(scratch)));
+        }
         let mut order = std::mem::take(&mut scratch.order);
-        plan_guard.refresh(desc, &inner.series, &mut order);
+        plan_guard.refresh(desc, &inner.series, &mut order, expiry.map(|(_, now)| now));
         scratch.order = order;
-        let plan = &*plan_guard;
+        let plan = &mut *plan_guard;
+        // Positions of series idle for the timeout (found rarely: no
+        // allocation until one is).
+        let mut idle: Vec<usize> = Vec::new();
         // Plain counters go over as one run: their values read in one
         // tight loop, then handed to the visitor with the prefixes.
         if matches!(M::TYPE, crate::metric_type::MetricType::Counter) {
@@ -401,18 +712,27 @@ impl<M: Metric> Collect for StringFamily<M> {
                 }
             }
             if values.len() == plan.metrics.len() {
+                if let Some((timeout, now)) = expiry {
+                    for (i, &v) in values.iter().enumerate() {
+                        if idle_for(&mut plan.idle, i, v, now, timeout) {
+                            idle.push(i);
+                        }
+                    }
+                }
                 visitor.counters(&CounterRun {
                     desc,
                     prefixes: &plan.prefixes,
                     spans: &plan.spans,
                     values: &values,
                     created: &created,
-                    source: &inner.series,
-                    slots: &plan.slots,
+                    source: &plan.keys,
                 });
                 scratch.values = values;
                 scratch.created = created;
-                return self.collect_overflow(desc, scratch, visitor);
+                let expired = self.expire(plan, &idle);
+                drop(plan_guard);
+                self.collect_overflow(desc, scratch, visitor);
+                return expired;
             }
             scratch.values = values;
             scratch.created = created;
@@ -422,26 +742,20 @@ impl<M: Metric> Collect for StringFamily<M> {
         if matches!(M::TYPE, crate::metric_type::MetricType::Gauge) {
             visitor.size_hint(plan.prefixes.len() + plan.spans.len() * 22);
         }
-        for (i, (metric, &slot)) in plan.metrics.iter().zip(&plan.slots).enumerate() {
-            let labels =
-                planned_labels(desc, &plan.prefixes, &plan.spans, i, &inner.series, slot, metric.created_unix_nanos());
+        for (i, metric) in plan.metrics.iter().enumerate() {
             let value = metric.sample(scratch);
+            if let Some((timeout, now)) = expiry
+                && idle_for(&mut plan.idle, i, fingerprint(&value), now, timeout)
+            {
+                idle.push(i);
+            }
+            let labels = planned_labels(desc, &plan.prefixes, &plan.spans, i, &plan.keys, metric.created_unix_nanos());
             visitor.sample(&labels, &value);
         }
+        let expired = self.expire(plan, &idle);
         drop(plan_guard);
-        self.collect_overflow(desc, scratch, visitor)
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-    fn type_name(&self) -> &'static str {
-        std::any::type_name::<Self>()
-    }
-    fn handle_name(&self) -> String {
-        format!("StringFamily<{}>", M::handle_name())
-    }
-    fn overflowed(&self) -> Option<u64> {
-        Some(StringFamily::overflowed(self))
+        self.collect_overflow(desc, scratch, visitor);
+        expired
     }
 }
 
@@ -508,9 +822,10 @@ mod tests {
                 "t_total{k=\"c\",j=\"3\"} |{k=\"c\",j=\"3\"|k=c,j=3|1",
             ]
         );
+        // A removed label set that comes back is a new series.
         f.with(&["a\"\n", "2"], |c| c.inc()).unwrap();
         assert_eq!(scrape(&r).len(), 4);
-        assert_eq!(scrape(&r)[1], "t_total{k=\"a\\\"\\n\",j=\"2\"} |{k=\"a\\\"\\n\",j=\"2\"|k=a\"\n,j=2|2");
+        assert_eq!(scrape(&r)[1], "t_total{k=\"a\\\"\\n\",j=\"2\"} |{k=\"a\\\"\\n\",j=\"2\"|k=a\"\n,j=2|1");
         f.clear();
         assert!(scrape(&r).is_empty());
     }
@@ -566,21 +881,110 @@ mod tests {
     }
 
     #[test]
-    fn removed_series_resume_and_distinct_sets_are_capped() {
-        let f = StringFamily::with_limit(&["id"], 2, SingleCounter::new);
+    fn a_returning_series_starts_anew_and_kept_families_cap_distinct_sets() {
+        let f = StringFamily::with_limit(&["id"], 2, Counter::new);
         f.with(&["a"], |c| c.inc_by(5)).unwrap();
+        let created = f.get(&["a"]).unwrap().created_unix_nanos();
         assert_eq!(f.remove(&["a"]), Ok(true));
         assert_eq!(f.len(), 0);
+        std::thread::sleep(std::time::Duration::from_millis(2));
         f.with(&["a"], |c| c.inc()).unwrap();
-        assert_eq!(f.get(&["a"]).unwrap().get(), 6, "a returning label set resumes its series");
-        // Churn through distinct label sets: at most 2 x limit are remembered.
+        let again = f.get(&["a"]).unwrap();
+        assert_eq!(again.get(), 1, "a returning label set starts from zero");
+        assert!(again.created_unix_nanos() > created, "with a new created timestamp");
+        // Without reclamation: at most 2 x limit series over the family's life.
         for i in 0..10 {
             let id = format!("churn-{i}");
             f.with(&[&id], |c| c.inc()).unwrap();
             f.remove(&[&id]).unwrap();
         }
-        assert_eq!(f.inner.series.remembered(), 4);
-        assert_eq!(f.overflowed(), 7);
+        assert_eq!(f.inner.series.allocated(), 4);
+        assert_eq!(f.overflowed(), 8);
+    }
+
+    /// The issue's case: a limit of 2, tenants added then removed, many
+    /// times over. With reclaimed memory nothing goes to the overflow
+    /// series, however many come and go.
+    #[test]
+    fn a_reclaiming_family_never_goes_blind() {
+        let f = StringFamily::builder(&["tenant"], SingleCounter::new).limit(2).reclaim_memory().build();
+        assert!(f.reclaims_memory());
+        for i in 0..10_000 {
+            let t = format!("t{i}");
+            f.with(&[&t], |c| c.inc()).unwrap();
+            f.with(&[&t], |c| c.inc()).unwrap();
+            assert_eq!(f.get(&[&t]).unwrap().get(), 2);
+            assert_eq!(f.remove(&[&t]), Ok(true));
+        }
+        assert_eq!((f.len(), f.overflowed()), (0, 0));
+        assert_eq!(f.inner.series.allocated(), 0);
+    }
+
+    /// Idle expiry at scrapes: an idle series is exported one last time,
+    /// then gone; a busy one stays; a returning one starts from zero.
+    #[test]
+    fn idle_series_expire_at_scrapes() {
+        let r = crate::Registry::new();
+        let timeout = std::time::Duration::from_millis(40);
+        let f = r
+            .register(("t_total", "T."), StringFamily::builder(&["k"], Counter::new).idle_timeout(timeout).build())
+            .unwrap();
+        f.with(&["idle"], |c| c.inc_by(3)).unwrap();
+        f.with(&["busy"], |c| c.inc()).unwrap();
+        assert_eq!(scrape(&r).len(), 2);
+        std::thread::sleep(timeout * 2);
+        f.with(&["busy"], |c| c.inc()).unwrap();
+        let last = scrape(&r);
+        assert_eq!(last.len(), 2, "the expiring scrape still exports it: {last:?}");
+        assert!(last[1].ends_with("|k=idle|3"), "{last:?}");
+        assert_eq!(f.len(), 1, "removed after that export");
+        let after: Vec<String> = scrape(&r);
+        assert_eq!(after.len(), 1, "{after:?}");
+        assert!(after[0].contains("k=busy"));
+        // Settled (freed) within a few scrapes (other tests' threads pin
+        // the same global epoch: bounded retries).
+        for _ in 0..2_000 {
+            scrape(&r);
+            if f.inner.series.expiring() == 0 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(f.inner.series.expiring(), 0);
+        assert_eq!(f.inner.series.allocated(), 1);
+        f.with(&["idle"], |c| c.inc()).unwrap();
+        assert_eq!(f.get(&["idle"]).unwrap().get(), 1, "it comes back from zero");
+        // expire_idle works without a registry's scrape, and a family
+        // without a timeout never expires anything.
+        std::thread::sleep(timeout * 2);
+        assert_eq!(f.expire_idle(), 1, "busy, idle since the scrapes: idle times carry over descriptions");
+        assert_eq!(f.len(), 1, "idle, new since the last look, is only noted");
+        std::thread::sleep(timeout * 2);
+        assert_eq!(f.expire_idle(), 1);
+        assert_eq!(f.len(), 0);
+        assert_eq!(StringFamily::new(&["k"], Counter::new).expire_idle(), 0);
+    }
+
+    /// A lookup of an expiring label set takes the series back: value,
+    /// created timestamp and all.
+    #[test]
+    fn a_lookup_while_the_expiry_settles_takes_the_series_back() {
+        let r = crate::Registry::new();
+        let timeout = std::time::Duration::from_millis(20);
+        let f = r
+            .register(("t_total", "T."), StringFamily::builder(&["k"], Counter::new).idle_timeout(timeout).build())
+            .unwrap();
+        f.with(&["x"], |c| c.inc_by(7)).unwrap();
+        let created = f.get(&["x"]).unwrap().created_unix_nanos();
+        scrape(&r);
+        std::thread::sleep(timeout * 2);
+        // The expiring scrape; settling runs only at the start of a scrape.
+        scrape(&r);
+        assert_eq!((f.len(), f.inner.series.expiring()), (0, 1));
+        let back = f.get(&["x"]).unwrap();
+        assert_eq!((back.get(), back.created_unix_nanos()), (7, created));
+        assert_eq!((f.len(), f.inner.series.expiring()), (1, 0));
+        assert_eq!(scrape(&r).len(), 1);
     }
 
     /// `remove_matching` takes every series of one label value whatever

@@ -1,18 +1,30 @@
 //! The single place that names std or loom synchronisation primitives.
 //!
-//! Owns: the atomics, `Arc`, `Mutex`, the spin hint, the per-thread slot
+//! Owns: the atomics, `Arc`, `Mutex`, the epoch reclamation crate, the spin hint, the per-thread slot
 //! index and cache padding.
 //! Everything else in the crate imports them from here, so the same
 //! production code runs under the loom model checker when built with
-//! `RUSTFLAGS="--cfg hotmeter_loom"` and the `loom` feature.
+//! `RUSTFLAGS="--cfg hotmeter_loom --cfg crossbeam_loom"` and the `loom` feature.
 //!
 //! Must not: contain metric logic. It only switches implementations.
 
 #[cfg(all(hotmeter_loom, not(feature = "loom")))]
 compile_error!(
     "`--cfg hotmeter_loom` needs the `loom` feature of hotmeter: run the models with \
-     `RUSTFLAGS=\"--cfg hotmeter_loom\" cargo test -p loom-tests --release`"
+     `RUSTFLAGS=\"--cfg hotmeter_loom --cfg crossbeam_loom\" cargo test -p loom-tests --release`"
 );
+
+#[cfg(all(hotmeter_loom, not(crossbeam_loom)))]
+compile_error!(
+    "`--cfg hotmeter_loom` needs `--cfg crossbeam_loom` too, so that the epoch reclamation runs on loom: \
+     `RUSTFLAGS=\"--cfg hotmeter_loom --cfg crossbeam_loom\"`"
+);
+
+/// Epoch-based reclamation (the string index frees removed entries
+/// through it). The same crate in every build: under
+/// `--cfg crossbeam_loom` (with the `loom` feature) it runs on loom's
+/// atomics itself.
+pub(crate) use crossbeam_epoch as epoch;
 
 #[cfg(not(hotmeter_loom))]
 pub(crate) use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering, fence};

@@ -31,13 +31,21 @@ pub(crate) enum LabelValues<'a> {
     Same(&'a str),
     /// Values given by a [`Collector`](crate::Collector), in order.
     Borrowed(&'a [&'a str]),
-    /// A key kept by a [`StringIndex`](crate::index::StringIndex), read only if
-    /// an encoder asks for the values (text encoders use the rendered
+    /// A key kept by a string family's scrape plan, read only if an encoder
+    /// asks for the values (text encoders use the rendered
     /// prefix and never do).
     Indexed {
-        source: &'a dyn crate::index::KeySource,
-        slot: u32,
+        source: &'a dyn KeySource,
+        at: u32,
     },
+}
+
+/// Reads a stored key by position, for label values that an encoder asks
+/// for lazily (a string family's scrape plan keeps a copy of every key).
+pub(crate) trait KeySource: Sync {
+    /// The key at `at`: its values concatenated, and where each value but
+    /// the last ends.
+    fn key(&self, at: u32) -> Option<(&str, &[u32])>;
 }
 
 /// The labels of one series: constant labels, then the family's labels.
@@ -82,8 +90,8 @@ impl<'a> Labels<'a> {
             LabelValues::Typed { index, value } => value(index, j),
             LabelValues::Strings(v) => v.get(j)?,
             LabelValues::Joined { key, ends } => joined_value(key, ends, j)?,
-            LabelValues::Indexed { source, slot } => {
-                let (key, ends) = source.key(slot)?;
+            LabelValues::Indexed { source, at } => {
+                let (key, ends) = source.key(at)?;
                 joined_value(key, ends, j)?
             }
             LabelValues::Same(v) => v,
@@ -246,8 +254,8 @@ pub struct CounterRun<'a> {
     pub(crate) values: &'a [u64],
     /// Per series, when its counter was made (Unix nanoseconds).
     pub(crate) created: &'a [u64],
-    pub(crate) source: &'a dyn crate::index::KeySource,
-    pub(crate) slots: &'a [u32],
+    /// The series' keys, by position in the run.
+    pub(crate) source: &'a dyn KeySource,
 }
 
 impl fmt::Debug for CounterRun<'_> {
@@ -291,34 +299,25 @@ impl<'a> CounterRun<'a> {
 
     /// Series `i`'s labels, as [`Visitor::sample`] would get them.
     pub fn labels(&self, i: usize) -> Labels<'a> {
-        planned_labels(
-            self.desc,
-            self.prefixes,
-            self.spans,
-            i,
-            self.source,
-            self.slots[i],
-            self.created.get(i).copied(),
-        )
+        planned_labels(self.desc, self.prefixes, self.spans, i, self.source, self.created.get(i).copied())
     }
 }
 
 /// The labels of series `i` of a scrape plan: its prefix in `prefixes` (as
-/// `spans` delimits it), its values read from `source` at `slot` if asked.
+/// `spans` delimits it), its values read from `source` at `i` if asked.
 pub(crate) fn planned_labels<'a>(
     desc: &'a Desc,
     prefixes: &'a [u8],
     spans: &[PrefixSpan],
     i: usize,
-    source: &'a dyn crate::index::KeySource,
-    slot: u32,
+    source: &'a dyn KeySource,
     created: Option<u64>,
 ) -> Labels<'a> {
     let start = if i == 0 { 0 } else { spans[i - 1].end };
     let span = spans[i];
     Labels {
         desc,
-        values: LabelValues::Indexed { source, slot },
+        values: LabelValues::Indexed { source, at: i as u32 },
         rendered: Some(Rendered {
             bytes: &prefixes[start..span.end],
             labels_start: span.labels_start,
@@ -335,7 +334,7 @@ pub struct Scratch {
     pub(crate) counts: Vec<u64>,
     pub(crate) exemplars: Vec<Option<crate::Exemplar>>,
     pub(crate) quantiles: Vec<(f64, f64)>,
-    pub(crate) order: Vec<u32>,
+    pub(crate) order: Vec<usize>,
     pub(crate) values: Vec<u64>,
     pub(crate) created: Vec<u64>,
     pub(crate) native_positive: Vec<(i32, u64)>,
