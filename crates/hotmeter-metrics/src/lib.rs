@@ -8,7 +8,7 @@
 //! | item | what it is |
 //! |---|---|
 //! | [`HotmeterRecorder`] | the [`metrics::Recorder`]; [`install`](HotmeterRecorder::install) makes it global |
-//! | [`RecorderBuilder`] | histogram bucket layouts by metric name, the per-family cardinality limit |
+//! | [`RecorderBuilder`] | histogram bucket layouts by metric name, the per-family cardinality limit, idle expiry by kind ([`MetricKindMask`]) |
 //!
 //! A facade metric becomes a hotmeter [`StringFamily`] named like the
 //! metric, keyed by its labels (sorted by label name, so call sites that
@@ -67,6 +67,52 @@ pub struct RecorderBuilder {
     registry: Registry,
     buckets: Vec<(Match, Buckets)>,
     limit: usize,
+    idle: IdleTimeouts,
+}
+
+/// Which kinds of facade metrics an [`idle timeout`](RecorderBuilder::idle_timeout)
+/// applies to (combine with `|`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct MetricKindMask(u8);
+
+impl MetricKindMask {
+    /// No kind.
+    pub const NONE: Self = Self(0);
+    /// Counters.
+    pub const COUNTER: Self = Self(1);
+    /// Gauges.
+    pub const GAUGE: Self = Self(2);
+    /// Histograms.
+    pub const HISTOGRAM: Self = Self(4);
+    /// Every kind.
+    pub const ALL: Self = Self(7);
+
+    /// Whether every kind in `other` is in `self`.
+    pub fn contains(self, other: Self) -> bool {
+        self.0 & other.0 == other.0
+    }
+}
+
+impl std::ops::BitOr for MetricKindMask {
+    type Output = Self;
+    fn bitor(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+}
+
+/// The idle timeout of each kind (counter, gauge, histogram).
+#[derive(Clone, Copy, Debug, Default)]
+struct IdleTimeouts([Option<std::time::Duration>; 3]);
+
+impl IdleTimeouts {
+    fn of(&self, kind: MetricKindMask) -> Option<std::time::Duration> {
+        match kind {
+            MetricKindMask::COUNTER => self.0[0],
+            MetricKindMask::GAUGE => self.0[1],
+            MetricKindMask::HISTOGRAM => self.0[2],
+            _ => None,
+        }
+    }
 }
 
 /// How a bucket layout is chosen for a histogram name.
@@ -113,6 +159,36 @@ impl RecorderBuilder {
         self
     }
 
+    /// Series of the kinds in `mask` expire after `timeout` without a
+    /// change (`None`: they never do, the default), and their memory is
+    /// reclaimed: the lifecycle of [`hotmeter::StringFamily`], where a
+    /// label set that comes back starts from zero. Later calls override
+    /// earlier ones for the kinds they name.
+    ///
+    /// Handles of these kinds are bound to their key, not to a series: each
+    /// record looks its series up (lock-free, an epoch pin), so a handle
+    /// kept across an expiry records into the series that is live then and
+    /// no record is lost to expiry. That costs a lookup per record; kinds
+    /// without a timeout keep recording straight into their series.
+    ///
+    /// # Examples
+    /// ```
+    /// use hotmeter_metrics::{HotmeterRecorder, MetricKindMask};
+    /// use std::time::Duration;
+    /// let recorder = HotmeterRecorder::builder(hotmeter::Registry::new())
+    ///     .idle_timeout(MetricKindMask::COUNTER | MetricKindMask::GAUGE, Some(Duration::from_secs(300)))
+    ///     .build();
+    /// # let _ = recorder;
+    /// ```
+    pub fn idle_timeout(mut self, mask: MetricKindMask, timeout: Option<std::time::Duration>) -> Self {
+        for (i, kind) in [MetricKindMask::COUNTER, MetricKindMask::GAUGE, MetricKindMask::HISTOGRAM].into_iter().enumerate() {
+            if mask.contains(kind) {
+                self.idle.0[i] = timeout;
+            }
+        }
+        self
+    }
+
     /// The recorder. Rules are tried in the order given (exact first when
     /// several match is the caller's to arrange), then the defaults:
     /// `_seconds` → the Prometheus default buckets, `_bytes` → 64 B × 4ⁿ up
@@ -143,15 +219,16 @@ impl RecorderBuilder {
                 registry,
                 buckets: self.buckets,
                 limit: self.limit,
+                idle: self.idle,
                 descriptions: Mutex::new(HashMap::new()),
                 counters: RwLock::new(HashMap::new()),
                 gauges: RwLock::new(HashMap::new()),
                 histograms: RwLock::new(HashMap::new()),
                 sanitized,
                 dropped,
-                counter_handles: HandleCache::new(self.limit * 4),
-                gauge_handles: HandleCache::new(self.limit * 4),
-                histogram_handles: HandleCache::new(self.limit * 4),
+                counter_handles: HandleCache::new(self.limit * 4, self.idle.of(MetricKindMask::COUNTER).is_some()),
+                gauge_handles: HandleCache::new(self.limit * 4, self.idle.of(MetricKindMask::GAUGE).is_some()),
+                histogram_handles: HandleCache::new(self.limit * 4, self.idle.of(MetricKindMask::HISTOGRAM).is_some()),
             }),
         }
     }
@@ -177,6 +254,7 @@ struct Inner {
     registry: Registry,
     buckets: Vec<(Match, Buckets)>,
     limit: usize,
+    idle: IdleTimeouts,
     descriptions: Mutex<HashMap<String, (Option<Unit>, String)>>,
     counters: Families<FacadeCounter>,
     gauges: Families<FacadeGauge>,
@@ -200,13 +278,31 @@ const CACHED_LABELS: usize = 8;
 /// per label count), in the core's lock-free [`StringIndex`]: a hit hashes
 /// nothing (the facade's key hash is reused), probes, compares, and clones
 /// the handle's `Arc`; no lock, no allocation.
+///
+/// For kinds that expire, handles are bound to their key (never stale), and
+/// the cache reclaims memory: a full cache is emptied and fills again, so
+/// keys that come and go never leave it unable to cache.
 struct HandleCache<H: Clone + Send + Sync + 'static> {
     by_label_count: Vec<StringIndex<H>>,
 }
 
 impl<H: Clone + Send + Sync + 'static> HandleCache<H> {
-    fn new(limit: usize) -> Self {
-        Self { by_label_count: (0..=CACHED_LABELS).map(|n| StringIndex::with_limit(1 + 2 * n, limit)).collect() }
+    fn new(limit: usize, reclaim: bool) -> Self {
+        let index = |n: usize| {
+            if reclaim {
+                StringIndex::reclaiming_with_limit(1 + 2 * n, limit)
+            } else {
+                StringIndex::with_limit(1 + 2 * n, limit)
+            }
+        };
+        Self { by_label_count: (0..=CACHED_LABELS).map(index).collect() }
+    }
+
+    /// Forgets every cached handle of the metric named `name`.
+    fn forget(&self, name: &str) {
+        for cache in &self.by_label_count {
+            cache.retain(|parts| parts.first() != Some(&name));
+        }
     }
 
     /// The cached handle for `key`, made by `make` on first use. Keys with
@@ -250,8 +346,15 @@ impl<H: Clone + Send + Sync + 'static> HandleCache<H> {
         );
         match (found, make) {
             (Ok(Some(handle)), _) => handle,
-            // Beyond the cache's limit: make the handle directly each time.
-            (_, Some(m)) => m(),
+            // Beyond the cache's limit: a cache that reclaims starts over
+            // (the next call for this key caches it); one that does not
+            // makes the handle directly each time.
+            (_, Some(m)) => {
+                if cache.reclaiming() {
+                    cache.clear();
+                }
+                m()
+            }
             (_, None) => unreachable!("make is only taken by an insert"),
         }
     }
@@ -265,7 +368,12 @@ impl HotmeterRecorder {
 
     /// A builder for bucket rules and the cardinality limit.
     pub fn builder(registry: Registry) -> RecorderBuilder {
-        RecorderBuilder { registry, buckets: Vec::new(), limit: hotmeter::DEFAULT_CARDINALITY_LIMIT }
+        RecorderBuilder {
+            registry,
+            buckets: Vec::new(),
+            limit: hotmeter::DEFAULT_CARDINALITY_LIMIT,
+            idle: IdleTimeouts::default(),
+        }
     }
 
     /// Makes this the process-wide recorder of the `metrics` facade.
@@ -288,10 +396,11 @@ impl HotmeterRecorder {
     /// values, and hands it to `f`.
     fn with_series<M: Metric, R>(
         &self,
+        kind: MetricKindMask,
         families: &Families<M>,
         key: &Key,
         make: impl Fn(&str) -> M + Send + Sync + 'static,
-        f: impl FnOnce(&M) -> R,
+        f: impl FnOnce(&StringFamily<M>, &[&str], &M) -> R,
         detached: impl FnOnce() -> R,
     ) -> R {
         // Sorted by label name so every call site agrees on the order.
@@ -310,10 +419,10 @@ impl HotmeterRecorder {
         };
         let family = match found {
             Some(f) => f,
-            None => self.make_family(families, key.name(), &labels, make),
+            None => self.make_family(kind, families, key.name(), &labels, make),
         };
         match family {
-            Some(fam) => fam.with(&values, f).unwrap_or_else(|_| detached()),
+            Some(fam) => fam.with(&values, |m| f(&fam, &values, m)).unwrap_or_else(|_| detached()),
             None => {
                 self.count(&self.inner.dropped, "conflict");
                 detached()
@@ -324,6 +433,7 @@ impl HotmeterRecorder {
     #[cold]
     fn make_family<M: Metric>(
         &self,
+        kind: MetricKindMask,
         families: &Families<M>,
         name: &str,
         labels: &[(&str, &str)],
@@ -351,7 +461,10 @@ impl HotmeterRecorder {
             opts = opts.unit(unit);
         }
         let metric_name = export_name.clone();
-        let family = StringFamily::with_limit(&label_refs, self.inner.limit, move || make(&metric_name));
+        let family = StringFamily::builder(&label_refs, move || make(&metric_name))
+            .limit(self.inner.limit)
+            .idle_timeout(self.inner.idle.of(kind))
+            .build();
         // A conflict with an existing registration is counted by the caller,
         // once per record, like every later record under this name.
         let registered = self.inner.registry.register(opts, family).ok();
@@ -430,20 +543,28 @@ impl metrics::Recorder for HotmeterRecorder {
 impl HotmeterRecorder {
     fn make_counter(&self, key: &Key) -> metrics::Counter {
         self.with_series(
+            MetricKindMask::COUNTER,
             &self.inner.counters,
             key,
             |_| FacadeCounter(Arc::new(CounterCell(Counter::new()))),
-            |c| metrics::Counter::from_arc(c.0.clone()),
+            |family, values, c| match KeyBound::for_expiring(family, values) {
+                Some(bound) => metrics::Counter::from_arc(Arc::new(bound)),
+                None => metrics::Counter::from_arc(c.0.clone()),
+            },
             || metrics::Counter::from_arc(Arc::new(CounterCell(Counter::new()))),
         )
     }
 
     fn make_gauge(&self, key: &Key) -> metrics::Gauge {
         self.with_series(
+            MetricKindMask::GAUGE,
             &self.inner.gauges,
             key,
             |_| FacadeGauge(Arc::new(GaugeCell(Gauge::new()))),
-            |g| metrics::Gauge::from_arc(g.0.clone()),
+            |family, values, g| match KeyBound::for_expiring(family, values) {
+                Some(bound) => metrics::Gauge::from_arc(Arc::new(bound)),
+                None => metrics::Gauge::from_arc(g.0.clone()),
+            },
             || metrics::Gauge::from_arc(Arc::new(GaugeCell(Gauge::new()))),
         )
     }
@@ -451,12 +572,124 @@ impl HotmeterRecorder {
     fn make_histogram(&self, key: &Key) -> metrics::Histogram {
         let buckets = self.buckets_for(key.name());
         self.with_series(
+            MetricKindMask::HISTOGRAM,
             &self.inner.histograms,
             key,
             move |_| FacadeHistogram(Arc::new(HistogramCell(Histogram::new(buckets.clone())))),
-            |h| metrics::Histogram::from_arc(h.0.clone()),
+            |family, values, h| match KeyBound::for_expiring(family, values) {
+                Some(bound) => metrics::Histogram::from_arc(Arc::new(bound)),
+                None => metrics::Histogram::from_arc(h.0.clone()),
+            },
             || metrics::Histogram::from_arc(Arc::new(HistogramCell(Histogram::with_default_buckets()))),
         )
+    }
+
+    /// Removes every series of the facade metric `name` (counter, gauge or
+    /// histogram) whose labels include each of `matching`'s
+    /// `(label, value)` pairs, as the call sites name them; returns how many
+    /// were removed. An empty list removes every series of `name`. A label
+    /// the metric does not have is an error, and nothing is removed.
+    /// Removed series leave the next scrape; a label set recorded again
+    /// starts a new series from zero. Handles of `name` cached for call
+    /// sites are forgotten (a record racing the removal through a handle
+    /// taken just before it may land in the removed series).
+    ///
+    /// # Examples
+    /// ```
+    /// let registry = hotmeter::Registry::new();
+    /// let recorder = hotmeter_metrics::HotmeterRecorder::new(registry.clone());
+    /// metrics::with_local_recorder(&recorder, || {
+    ///     metrics::counter!("jobs_total", "tenant" => "t1", "kind" => "a").increment(1);
+    ///     metrics::counter!("jobs_total", "tenant" => "t2", "kind" => "a").increment(1);
+    /// });
+    /// assert_eq!(recorder.remove_matching("jobs_total", &[("tenant", "t1")])?, 1);
+    /// assert_eq!(registry.snapshot().family("jobs_total").unwrap().series.len(), 1);
+    /// # Ok::<(), hotmeter::UnknownLabelError>(())
+    /// ```
+    pub fn remove_matching(&self, name: &str, matching: &[(&str, &str)]) -> Result<usize, hotmeter::UnknownLabelError> {
+        fn remove_in<M: Metric>(
+            families: &Families<M>,
+            name: &str,
+            matching: &[(&str, &str)],
+        ) -> Result<usize, hotmeter::UnknownLabelError> {
+            let map = families.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let Some((names, Some(family))) = map.get(name) else { return Ok(0) };
+            let mut wanted = Vec::with_capacity(matching.len());
+            for &(label, value) in matching {
+                let Some(i) = names.iter().position(|n| n == label) else {
+                    return Err(hotmeter::UnknownLabelError { name: label.to_owned(), label_names: names.clone() });
+                };
+                wanted.push((i, value));
+            }
+            Ok(family.retain(|values| !wanted.iter().all(|&(i, v)| values.get(i) == Some(&v))))
+        }
+        let removed = remove_in(&self.inner.counters, name, matching)?
+            + remove_in(&self.inner.gauges, name, matching)?
+            + remove_in(&self.inner.histograms, name, matching)?;
+        self.inner.counter_handles.forget(name);
+        self.inner.gauge_handles.forget(name);
+        self.inner.histogram_handles.forget(name);
+        Ok(removed)
+    }
+}
+
+/// A facade handle bound to its key in a family whose series expire: each
+/// record looks its series up, so it always records into the series live
+/// for its key (and the expiry protocol of [`StringFamily`] sees every
+/// record).
+struct KeyBound<M: Metric> {
+    family: StringFamily<M>,
+    values: Box<[Box<str>]>,
+}
+
+impl<M: Metric> KeyBound<M> {
+    /// A bound handle when `family` expires its series; `None` otherwise.
+    fn for_expiring(family: &StringFamily<M>, values: &[&str]) -> Option<Self> {
+        family
+            .idle_timeout()
+            .map(|_| Self { family: family.clone(), values: values.iter().map(|&v| Box::from(v)).collect() })
+    }
+
+    #[inline]
+    fn with(&self, f: impl FnOnce(&M)) {
+        let n = self.values.len();
+        if n <= CACHED_LABELS {
+            let mut refs = [""; CACHED_LABELS];
+            for (r, v) in refs.iter_mut().zip(self.values.iter()) {
+                *r = v;
+            }
+            let _ = self.family.with(&refs[..n], f);
+        } else {
+            let refs: Vec<&str> = self.values.iter().map(|v| &**v).collect();
+            let _ = self.family.with(&refs, f);
+        }
+    }
+}
+
+impl metrics::CounterFn for KeyBound<FacadeCounter> {
+    fn increment(&self, value: u64) {
+        self.with(|c| metrics::CounterFn::increment(&*c.0, value));
+    }
+    fn absolute(&self, value: u64) {
+        self.with(|c| metrics::CounterFn::absolute(&*c.0, value));
+    }
+}
+
+impl metrics::GaugeFn for KeyBound<FacadeGauge> {
+    fn increment(&self, value: f64) {
+        self.with(|g| metrics::GaugeFn::increment(&*g.0, value));
+    }
+    fn decrement(&self, value: f64) {
+        self.with(|g| metrics::GaugeFn::decrement(&*g.0, value));
+    }
+    fn set(&self, value: f64) {
+        self.with(|g| metrics::GaugeFn::set(&*g.0, value));
+    }
+}
+
+impl metrics::HistogramFn for KeyBound<FacadeHistogram> {
+    fn record(&self, value: f64) {
+        self.with(|h| metrics::HistogramFn::record(&*h.0, value));
     }
 }
 

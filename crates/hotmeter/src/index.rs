@@ -473,6 +473,16 @@ impl<V> EntryPtr<V> {
     }
 }
 
+/// Hands what this thread deferred to the epoch's global queue at once (a
+/// thread's own bag would otherwise wait for 63 more deferrals or its next
+/// 128 pins), so removed memory is freed, and expiries settle, promptly
+/// whichever thread runs next.
+fn flush(pin: &Pin) {
+    if let Some(guard) = pin {
+        guard.flush();
+    }
+}
+
 /// Frees a retired table or entry once every thread pinned now has unpinned.
 fn defer_free<T: Send + 'static>(pin: &Pin, address: usize) {
     let free = move || {
@@ -706,6 +716,7 @@ impl<V: Send + Sync + 'static> StringIndex<V> {
             let old = inner.table.swap(next, Ordering::Release);
             if inner.reclaim {
                 defer_free::<Table>(pin, old);
+                flush(pin);
             } else {
                 w.kept.push(Kept::Table(old));
             }
@@ -778,12 +789,16 @@ impl<V: Send + Sync + 'static> StringIndex<V> {
             let entry = EntryPtr(std::ptr::NonNull::from(entry));
             self.unlink(&mut w, &pin, entry);
             self.retire(&mut w, &pin, entry);
+            drop(w);
+            flush(&pin);
             return Ok(true);
         }
         let expiring = w.expiring_position(hash, values);
         if let Some(at) = expiring {
             let x = w.expiring.swap_remove(at);
             self.retire(&mut w, &pin, x.entry);
+            drop(w);
+            flush(&pin);
         }
         Ok(false)
     }
@@ -827,6 +842,8 @@ impl<V: Send + Sync + 'static> StringIndex<V> {
             let x = w.expiring.swap_remove(at);
             self.retire(&mut w, &pin, x.entry);
         }
+        drop(w);
+        flush(&pin);
         rejected.len()
     }
 
@@ -860,6 +877,8 @@ impl<V: Send + Sync + 'static> StringIndex<V> {
             guard.defer(move || ticket.store(true, Ordering::Release));
         }
         w.expiring.push(Expiring { entry, fingerprint, quiet });
+        drop(w);
+        flush(&pin);
         true
     }
 
@@ -909,6 +928,16 @@ impl<V: Send + Sync + 'static> StringIndex<V> {
     /// Expired entries neither freed nor put back yet.
     pub fn expiring(&self) -> usize {
         lock(&self.inner.writers).expiring.len()
+    }
+
+    /// Calls `f` on every expired entry not yet freed or put back, under
+    /// the writers' lock (`f` must not call into this index).
+    pub fn walk_expiring(&self, mut f: impl FnMut(&Entry<V>)) {
+        let w = lock(&self.inner.writers);
+        for x in &w.expiring {
+            // SAFETY: listed entries are allocated while the lock is held.
+            f(unsafe { x.entry.get() });
+        }
     }
 
     /// Live entries.

@@ -309,6 +309,8 @@ struct Inner {
     namespace: Option<String>,
     validation: NameValidation,
     created_samples: bool,
+    /// The idle timeout of string families the registry makes.
+    idle_timeout: Option<std::time::Duration>,
     /// The full name of the registry's own overflow counter.
     overflow_name: String,
     const_labels: Vec<(String, String)>,
@@ -379,6 +381,7 @@ pub struct RegistryBuilder {
     const_labels: Vec<(String, String)>,
     validation: NameValidation,
     created_samples: bool,
+    idle_timeout: Option<std::time::Duration>,
 }
 
 impl RegistryBuilder {
@@ -412,6 +415,25 @@ impl RegistryBuilder {
     /// ```
     pub fn name_validation(mut self, validation: NameValidation) -> Self {
         self.validation = validation;
+        self
+    }
+
+    /// The idle timeout of every string family the registry makes
+    /// ([`Registry::labeled_family`]): their series expire after `timeout`
+    /// without a change, and their memory is reclaimed (see
+    /// [`StringFamilyBuilder::idle_timeout`](crate::StringFamilyBuilder::idle_timeout)).
+    /// Families built yourself and passed to [`Registry::register`] keep
+    /// their own setting. Default: none, series never expire.
+    ///
+    /// # Examples
+    /// ```
+    /// let registry = hotmeter::Registry::builder().idle_timeout(std::time::Duration::from_secs(900)).build()?;
+    /// let by_tenant = registry.labeled_family("jobs_total", "Jobs.", &["tenant"], hotmeter::Counter::new)?;
+    /// assert_eq!(by_tenant.idle_timeout(), Some(std::time::Duration::from_secs(900)));
+    /// # Ok::<(), hotmeter::RegistryError>(())
+    /// ```
+    pub fn idle_timeout(mut self, timeout: impl Into<Option<std::time::Duration>>) -> Self {
+        self.idle_timeout = timeout.into();
         self
     }
 
@@ -460,6 +482,7 @@ impl RegistryBuilder {
                 namespace: self.namespace,
                 validation,
                 created_samples: self.created_samples,
+                idle_timeout: self.idle_timeout,
                 overflow_name,
                 const_labels: self.const_labels,
                 families: Mutex::new(families),
@@ -730,7 +753,8 @@ impl Registry {
         label_names: &[&str],
         make: impl Fn() -> M + Send + Sync + 'static,
     ) -> Result<StringFamily<M>, RegistryError> {
-        self.register(Opts::new(name, help), StringFamily::new(label_names, make))
+        let family = StringFamily::builder(label_names, make).idle_timeout(self.inner.idle_timeout).build();
+        self.register(Opts::new(name, help), family)
     }
 
     /// The old spelling of [`typed_family`](Self::typed_family), with name

@@ -69,10 +69,14 @@ fn readme_native_histograms() -> Result<(), Box<dyn std::error::Error>> {
 /// README "Series that come and go".
 #[test]
 fn readme_series_that_come_and_go() -> Result<(), Box<dyn std::error::Error>> {
-    let registry = hotmeter::Registry::new();
+    use std::time::Duration;
+
+    let registry = hotmeter::Registry::builder().idle_timeout(Duration::from_secs(600)).build()?;
     let jobs =
         registry.labeled_family("tenant_jobs_total", "Jobs by tenant.", &["tenant", "kind"], hotmeter::Counter::new)?;
     jobs.with(&["t1", "resize"], |c| c.inc())?;
+    assert_eq!(jobs.idle_timeout(), Some(Duration::from_secs(600)));
+    assert!(jobs.reclaims_memory());
     for (tenant, kind) in [("t1", "thumbnail"), ("t1", "crop"), ("t2", "thumbnail"), ("t2", "crop")] {
         jobs.with(&[tenant, kind], |c| c.inc())?;
     }
@@ -82,5 +86,12 @@ fn readme_series_that_come_and_go() -> Result<(), Box<dyn std::error::Error>> {
     let snap = registry.snapshot();
     let left: Vec<_> = snap.family("tenant_jobs_total").unwrap().series.iter().map(|s| s.labels.clone()).collect();
     assert_eq!(left, [vec![("tenant".to_owned(), "t2".to_owned()), ("kind".to_owned(), "crop".to_owned())]]);
+    // Back again: from zero.
+    jobs.with(&["t1", "resize"], |c| c.inc())?;
+    assert_eq!(jobs.get(&["t1", "resize"])?.get(), 1);
+
+    let by_queue = hotmeter::StringFamily::builder(&["queue"], hotmeter::Gauge::new).limit(10_000).reclaim_memory().build();
+    assert!(by_queue.reclaims_memory());
+    assert_eq!((by_queue.limit(), by_queue.idle_timeout()), (10_000, None));
     Ok(())
 }
