@@ -124,6 +124,9 @@ if [ -z "${HOTMETER_KEEP_BUILDS:-}" ]; then
 fi
 cargo bench --workspace --no-run --locked
 
+step "churn: 10,000,000 label sets come and go, memory stays flat (not timed; issue #21)"
+cargo bench -q --locked -p hotmeter-benches --bench churn
+
 step "all steps passed"
 du -sh target 2>/dev/null || true
 # One closing line over every test binary above (unit, stress, doc, loom).

@@ -17,7 +17,7 @@ export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}"
 mutations=(
   "M1~crates/hotmeter/src/counter.rs~s/shards\[i\]\.fetch_add\(n, Ordering::Relaxed\);/{ let v = shards[i].load(Ordering::Relaxed); shards[i].store(v + n, Ordering::Relaxed); }/~counter~more_threads_than_shards_lose_no_increment"
   "M2~crates/hotmeter/src/index.rs~s/if inner\.live\.load\(Ordering::Acquire\) >= inner\.limit \{\n(\s*)return inner\.find_live\(pin, hash, values\);/if inner.live.load(Ordering::Acquire) >= inner.limit {\n\$1return None;/~family~an_existing_label_set_never_overflows_at_the_limit"
-  "M3~crates/hotmeter/src/index.rs~s/if full \|\| \(!inner\.reclaim && w\.allocated >= 2 \* inner\.limit\) \{/if !inner.reclaim \&\& w.allocated >= 2 * inner.limit {/~family~a_revival_respects_the_limit_under_race"
+  "M3~crates/hotmeter/src/index.rs~s/if full \|\| \(!inner\.reclaim && w\.allocated >= 2 \* inner\.limit\) \{/if !inner.reclaim \&\& w.allocated >= 2 * inner.limit {/~family~cardinality_limit_holds_under_race"
   "M4~crates/hotmeter/src/index.rs~s/if inner\.live\.load\(Ordering::Acquire\) >= inner\.limit \{/if inner.live.load(Ordering::Relaxed) >= inner.limit {/~family~an_existing_label_set_never_overflows_at_the_limit"
   "M5~crates/hotmeter/src/index.rs~s/\/\/ Release: publishes the new index word to the unlocked full check\.\n(\s*)inner\.live\.fetch_add\(1, Ordering::Release\);/inner.live.fetch_add(1, Ordering::Relaxed);/~family~an_existing_label_set_never_overflows_at_the_limit"
   "M7~crates/hotmeter/src/index.rs~s/\/\/ Another thread may have inserted it while we waited\.\n(\s*)if let Some\(entry\) = inner\.find_live\(pin, hash, values\) \{/if let Some(entry) = None::<\&Entry<V>> {/~family~same_label_set_same_series"
@@ -32,17 +32,16 @@ mutations=(
   "M16~crates/hotmeter/src/counter.rs~s/add_to_shard\(shards, n\);\n    \}/let _ = (shards, n);\n    }/~counter~sharded_counter_loses_no_increment"
   "M17~crates/hotmeter/src/counter.rs~s/shards\.iter\(\)\.fold\(first, /shards.iter().fold(0, /~counter~sharded_counter_loses_no_increment"
   "M18~crates/hotmeter/src/index.rs~s/if seen == Some\(w\.version\) \{/if seen.is_some() {/~family~a_scrape_racing_an_insert_and_a_removal_is_consistent"
-  "M19~crates/hotmeter/src/index.rs~s/w\.sorted\.remove\(at\);\n(\s*)\}\n\s*w\.version \+= 1;/w.sorted.remove(at);\n\$1}/~family~a_scrape_racing_an_insert_and_a_removal_is_consistent"
+  "M19~crates/hotmeter/src/index.rs~s/inner\.live\.fetch_sub\(1, Ordering::Relaxed\);\n(\s*)w\.version \+= 1;/inner.live.fetch_sub(1, Ordering::Relaxed);/~family~a_scrape_racing_an_insert_and_a_removal_is_consistent"
   "M20~crates/hotmeter/src/native_histogram.rs~s/seq\.store\(s\.wrapping_add\(2\), Ordering::Release\);/seq.store(s.wrapping_add(2), Ordering::Relaxed);/~native_histogram~a_snapshot_racing_a_claim_and_the_fallback_is_a_whole_prefix"
   "M21~crates/hotmeter/src/native_histogram.rs~s/t\.cells\[h \* t\.stride \+ t\.index\]\.fetch_add\(1, Ordering::Release\);/t.cells[h * t.stride + t.index].fetch_add(1, Ordering::Relaxed);/~native_histogram~writers_on_owned_and_shared_shards_lose_and_tear_nothing"
   "M22~crates/hotmeter/src/native_histogram.rs~s/if let Some\(coarse\) = side\.coarse\.get\(\) \{/if let Some(coarse) = None::<\&Box<[AtomicU64]>> {/~native_histogram~a_snapshot_racing_a_claim_and_the_fallback_is_a_whole_prefix"
-  "M23~crates/hotmeter/src/index.rs~s/w\.sorted\.remove\(at\);\n(\s*)\}\n\s*w\.version \+= 1;/w.sorted.remove(at);\n\$1}/~family~a_scrape_racing_an_insert_and_a_retain_is_consistent"
+  "M23~crates/hotmeter/src/index.rs~s/inner\.live\.fetch_sub\(1, Ordering::Relaxed\);\n(\s*)w\.version \+= 1;/inner.live.fetch_sub(1, Ordering::Relaxed);/~family~a_scrape_racing_an_insert_and_a_retain_is_consistent"
   "M24~crates/hotmeter/src/index.rs~s/let mut w = lock\(&inner\.writers\);\n(\s*)let mut values/let mut w = Writers { used: 0, sorted: lock(\&inner.writers).sorted.clone(), version: 0, next_id: 0, allocated: 0, kept: Vec::new(), expiring: Vec::new() };\n\$1let mut values/~family~a_retain_racing_a_remove_of_one_label_set_counts_once"
   "M25~crates/hotmeter/src/index.rs~s/if self\.reclaim \{ Some\(epoch::pin\(\)\) \} else \{ None \}/None/~lifecycle~reclamation_racing_a_reader_never_frees_what_it_reads"
   "M26~crates/hotmeter/src/index.rs~s/if fingerprint\(&e\.value\) == x\.fingerprint \{/if true {/~lifecycle~expiry_racing_an_increment_loses_nothing"
   "M27~crates/hotmeter/src/index.rs~s/if !w\.expiring\[i\]\.quiet\.load\(Ordering::Acquire\) \{/if false {/~lifecycle~expiry_racing_an_increment_loses_nothing"
   "M28~crates/hotmeter/src/index.rs~s/let expiring = w\.expiring_position\(hash, values\);\n(\s*)if let Some\(at\) = expiring \{\n(\s*)if full \{/let expiring = None::<usize>;\n\$1if let Some(at) = expiring {\n\$2if full {/~lifecycle~an_expiring_entry_comes_back_to_a_lookup_or_a_raced_update"
-  "M29~crates/hotmeter/src/index.rs~s/words\[i\]\.store\(TOMBSTONE, Ordering::Release\);/let _ = TOMBSTONE;/~lifecycle~reuse_racing_a_lookup_of_the_old_and_the_new_key"
 )
 
 wanted=("$@")

@@ -114,6 +114,12 @@ fn string_label(c: &mut Criterion) {
     install_metrics_recorder();
     let hm = hotmeter::StringFamily::new(&["memory_space"], hotmeter::Counter::new);
     let hm_single = hotmeter::StringFamily::new(&["memory_space"], hotmeter::SingleCounter::new);
+    // Issue #21: reclaimed memory (lookups pin the epoch) and an idle timeout.
+    let hm_reclaim =
+        hotmeter::StringFamily::builder(&["memory_space"], hotmeter::Counter::new).reclaim_memory().build();
+    let hm_expiry = hotmeter::StringFamily::builder(&["memory_space"], hotmeter::Counter::new)
+        .idle_timeout(std::time::Duration::from_secs(3600))
+        .build();
     let me = measured::CounterVec::with_label_set(MeSpaceSet::new());
     let ft = fast_telemetry::DynamicCounter::new(4);
     let pc = prometheus_client::metrics::family::Family::<PcSpaceLabels, prometheus_client::metrics::counter::Counter>::default();
@@ -129,6 +135,8 @@ fn string_label(c: &mut Criterion) {
     let mut g = c.benchmark_group("labeled_inc/string_lookup_every_call/1thread");
     g.bench_function("hotmeter", |b| b.iter(|| hm.with(&[SPACES[next()]], |c| c.inc())));
     g.bench_function("hotmeter_single_cell", |b| b.iter(|| hm_single.with(&[SPACES[next()]], |c| c.inc())));
+    g.bench_function("hotmeter_reclaim_memory", |b| b.iter(|| hm_reclaim.with(&[SPACES[next()]], |c| c.inc())));
+    g.bench_function("hotmeter_idle_timeout", |b| b.iter(|| hm_expiry.with(&[SPACES[next()]], |c| c.inc())));
     g.bench_function("measured", |b| b.iter(|| me.inc(MeSpaceGroup { memory_space: SPACES[next()] })));
     g.bench_function("fast_telemetry", |b| b.iter(|| ft.inc(&[("memory_space", SPACES[next()])])));
     g.bench_function("prometheus_client", |b| b.iter(|| pc.get_or_create(&pc_keys[next()]).inc()));

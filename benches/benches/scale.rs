@@ -43,6 +43,14 @@ fn lookup_every_call(c: &mut Criterion) {
         let keys: Vec<String> = (0..n).map(|i| i.to_string()).collect();
         let hm = hotmeter::StringFamily::with_limit(&["id"], n, hotmeter::Counter::new);
         let hm_single = hotmeter::StringFamily::with_limit(&["id"], n, hotmeter::SingleCounter::new);
+        // Issue #21: the same family with reclaimed memory (lookups pin the
+        // epoch), and with an idle timeout (never reached here).
+        let hm_reclaim =
+            hotmeter::StringFamily::builder(&["id"], hotmeter::Counter::new).limit(n).reclaim_memory().build();
+        let hm_expiry = hotmeter::StringFamily::builder(&["id"], hotmeter::Counter::new)
+            .limit(n)
+            .idle_timeout(std::time::Duration::from_secs(3600))
+            .build();
         let me = measured::CounterVec::with_label_set(MeIdSet::new());
         let ft = fast_telemetry::DynamicCounter::with_max_series(4, n);
         let pc = prometheus_client::metrics::family::Family::<PcIdLabels, prometheus_client::metrics::counter::Counter>::default();
@@ -53,6 +61,8 @@ fn lookup_every_call(c: &mut Criterion) {
         for (k, pk) in keys.iter().zip(&pc_keys) {
             hm.with(&[k], |c| c.inc()).unwrap();
             hm_single.with(&[k], |c| c.inc()).unwrap();
+            hm_reclaim.with(&[k], |c| c.inc()).unwrap();
+            hm_expiry.with(&[k], |c| c.inc()).unwrap();
             me.inc(MeIdGroup { id: k });
             ft.inc(&[("id", k.as_str())]);
             pc.get_or_create(pk).inc();
@@ -64,6 +74,8 @@ fn lookup_every_call(c: &mut Criterion) {
         let mut p = Picker(0x9e37_79b9_7f4a_7c15, n);
         g.bench_function("hotmeter", |b| b.iter(|| hm.with(&[&keys[p.next()]], |c| c.inc())));
         g.bench_function("hotmeter_single_cell", |b| b.iter(|| hm_single.with(&[&keys[p.next()]], |c| c.inc())));
+        g.bench_function("hotmeter_reclaim_memory", |b| b.iter(|| hm_reclaim.with(&[&keys[p.next()]], |c| c.inc())));
+        g.bench_function("hotmeter_idle_timeout", |b| b.iter(|| hm_expiry.with(&[&keys[p.next()]], |c| c.inc())));
         g.bench_function("measured", |b| b.iter(|| me.inc(MeIdGroup { id: &keys[p.next()] })));
         g.bench_function("fast_telemetry", |b| b.iter(|| ft.inc(&[("id", keys[p.next()].as_str())])));
         g.bench_function("prometheus_client", |b| b.iter(|| pc.get_or_create(&pc_keys[p.next()]).inc()));
@@ -145,5 +157,63 @@ fn record_by_family_size(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, lookup_every_call, record_by_family_size);
+/// Issue #21: what idle expiry adds to a scrape of 100,000 counter series
+/// when nothing expires (the same family without a timeout beside it), and
+/// a scrape that expires all of them (setup, untimed: fill and age the
+/// family; timed: the one scrape that exports and expires everything).
+fn expiry_sweep(c: &mut Criterion) {
+    const N: usize = 100_000;
+    let keys: Vec<String> = (0..N).map(|i| format!("{i:08}")).collect();
+    let build = |timeout: Option<std::time::Duration>| {
+        let registry = hotmeter::Registry::new();
+        let family = registry
+            .register(
+                ("swept_total", "S."),
+                hotmeter::StringFamily::builder(&["id"], hotmeter::Counter::new).limit(N).idle_timeout(timeout).build(),
+            )
+            .unwrap();
+        for k in &keys {
+            family.with(&[k], |c| c.inc()).unwrap();
+        }
+        (registry, family)
+    };
+    let mut out = Vec::with_capacity(8 << 20);
+    let mut g = c.benchmark_group("expiry/scrape_100000_counter_series");
+    let (plain, _) = build(None);
+    g.bench_function("no_timeout", |b| {
+        b.iter(|| {
+            out.clear();
+            hotmeter_exporter::encode_text(&plain, &mut out);
+        })
+    });
+    let (timed, _) = build(Some(std::time::Duration::from_secs(3600)));
+    g.bench_function("timeout_nothing_expires", |b| {
+        b.iter(|| {
+            out.clear();
+            hotmeter_exporter::encode_text(&timed, &mut out);
+        })
+    });
+    g.sample_size(10);
+    g.bench_function("timeout_every_series_expires", |b| {
+        b.iter_batched(
+            || {
+                let (registry, family) = build(Some(std::time::Duration::ZERO));
+                // The first scrape notes every value; the timed one expires.
+                let mut first = Vec::new();
+                hotmeter_exporter::encode_text(&registry, &mut first);
+                (registry, family)
+            },
+            |(registry, family)| {
+                out.clear();
+                hotmeter_exporter::encode_text(&registry, &mut out);
+                assert_eq!(family.len(), 0);
+                (registry, family)
+            },
+            criterion::BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, lookup_every_call, record_by_family_size, expiry_sweep);
 criterion_main!(benches);

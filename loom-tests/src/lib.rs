@@ -26,3 +26,49 @@ where
         .collect();
     handles.into_iter().map(|h| h.join().expect("a model thread panicked")).collect()
 }
+
+#[cfg(hotmeter_loom)]
+std::thread_local! {
+    /// The first violated expectation of the model running on this thread.
+    static VIOLATION: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Notes a violated expectation instead of panicking inside the model.
+///
+/// A panic inside a model that runs `crossbeam-epoch` unwinds while its
+/// collector (a loom `lazy_static`) and deferred garbage still hold loom
+/// objects; loom then aborts the process while cleaning up, which a
+/// mutation run cannot tell from a crash. Models of the epoch code note
+/// what they find here and [`checked`] panics once loom has returned.
+#[cfg(hotmeter_loom)]
+pub fn expect(ok: bool, what: impl FnOnce() -> String) {
+    if !ok {
+        VIOLATION.with(|v| {
+            let mut v = v.borrow_mut();
+            if v.is_none() {
+                *v = Some(what());
+            }
+        });
+    }
+}
+
+/// Runs `model` under `builder`, then fails with the first expectation
+/// it violated in any execution (see [`expect`]).
+///
+/// The model's body runs on a thread of its own, spawned and joined in
+/// each execution: `crossbeam-epoch`'s per-thread participant then starts
+/// afresh every execution (on loom's model thread itself it carries state
+/// from one execution to the next, which loom reports as a model that is
+/// not deterministic).
+#[cfg(hotmeter_loom)]
+pub fn checked(builder: loom::model::Builder, model: impl Fn() + Sync + Send + 'static) {
+    VIOLATION.with(|v| v.borrow_mut().take());
+    let model = std::sync::Arc::new(model);
+    builder.check(move || {
+        let model = model.clone();
+        loom::thread::spawn(move || model()).join().expect("the model's thread panicked");
+    });
+    if let Some(what) = VIOLATION.with(|v| v.borrow_mut().take()) {
+        panic!("{what}");
+    }
+}

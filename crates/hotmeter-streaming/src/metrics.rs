@@ -114,73 +114,28 @@ fn handle<M: hotmeter::expose::Metric>(family: &StringFamily<M>, values: &[&str]
 }
 
 impl Families {
+    /// Every string family is built here rather than by
+    /// `Registry::labeled_family`: the pool keeps handles to its series, so
+    /// a registry's default idle timeout must not expire them (a space's
+    /// series live as long as the pool).
     fn register(registry: &Registry) -> Result<Self, RegistryError> {
         let r = registry;
         let space = &["memory_space"];
         let worker = &["worker_id"];
         Ok(Families {
-            observations: r.labeled_family(
-                OBSERVATIONS, "Observations accepted into the queue, by memory space and priority.",
-                &["memory_space", "priority"],
-                Counter::new,
-            )?,
-            processed: r.labeled_family(
-                OBSERVATIONS_PROCESSED, "Observations finished by a worker (their batch succeeded or failed).",
-                space,
-                Counter::new,
-            )?,
-            rejected: r.labeled_family(
-                OBSERVATIONS_REJECTED, "Observations refused at enqueue, by reason; each was handed back to its caller.",
-                &["memory_space", "reason"],
-                Counter::new,
-            )?,
-            activations: r.labeled_family(
-                BACKPRESSURE_ACTIVATIONS,
-                    "Backpressure state rises, by the level entered, attributed to the memory space that submitted most since the last check.",
-                &["memory_space", "level"],
-                Counter::new,
-            )?,
-            state: r.labeled_family(
-                BACKPRESSURE_STATE, "Backpressure state applied to this memory space: 0 normal, 1 warning, 2 critical, 3 overloaded.",
-                space,
-                IntGauge::new,
-            )?,
-            latency: r.labeled_family(
-                OBSERVATION_LATENCY, "Time from enqueue to the end of the batch that processed the observation.",
-                space,
-                || Histogram::new(latency_buckets()),
-            )?,
-            recall: r.labeled_family(
-                RECALL_LATENCY, "Time to answer one recall query against stored observations.",
-                space,
-                || Histogram::new(recall_buckets()),
-            )?,
-            batches: r.labeled_family(
-                BATCHES_PROCESSED, "Batches a worker handled, failed ones included.",
-                worker,
-                Counter::new,
-            )?,
-            failures: r.labeled_family(
-                BATCH_FAILURES, "Batches whose handler returned an error or panicked, by error type.",
-                &["worker_id", "error_type"],
-                Counter::new,
-            )?,
-            stolen: r.labeled_family(
-                WORK_STOLEN, "Times this worker stole work (up to one batch) from another worker's deque.",
-                worker,
-                Counter::new,
-            )?,
-            utilization: r.labeled_family(
-                WORKER_UTILIZATION, "Percent of the last measured second the worker spent handling batches.",
-                worker,
-                Gauge::new,
-            )?,
-            worker_up: r.labeled_family(WORKER_UP, "1 while the worker thread runs, 0 after it stopped.", worker, IntGauge::new)?,
-            batch_size: r.labeled_family(
-                BATCH_SIZE, "Observations per batch (a count, not bytes).",
-                worker,
-                || Histogram::new(batch_size_buckets()),
-            )?,
+            observations: r.register(hotmeter::Opts::new(OBSERVATIONS, "Observations accepted into the queue, by memory space and priority."), StringFamily::new(&["memory_space", "priority"], Counter::new))?,
+            processed: r.register(hotmeter::Opts::new(OBSERVATIONS_PROCESSED, "Observations finished by a worker (their batch succeeded or failed)."), StringFamily::new(space, Counter::new))?,
+            rejected: r.register(hotmeter::Opts::new(OBSERVATIONS_REJECTED, "Observations refused at enqueue, by reason; each was handed back to its caller."), StringFamily::new(&["memory_space", "reason"], Counter::new))?,
+            activations: r.register(hotmeter::Opts::new(BACKPRESSURE_ACTIVATIONS, "Backpressure state rises, by the level entered, attributed to the memory space that submitted most since the last check."), StringFamily::new(&["memory_space", "level"], Counter::new))?,
+            state: r.register(hotmeter::Opts::new(BACKPRESSURE_STATE, "Backpressure state applied to this memory space: 0 normal, 1 warning, 2 critical, 3 overloaded."), StringFamily::new(space, IntGauge::new))?,
+            latency: r.register(hotmeter::Opts::new(OBSERVATION_LATENCY, "Time from enqueue to the end of the batch that processed the observation."), StringFamily::new(space, || Histogram::new(latency_buckets())))?,
+            recall: r.register(hotmeter::Opts::new(RECALL_LATENCY, "Time to answer one recall query against stored observations."), StringFamily::new(space, || Histogram::new(recall_buckets())))?,
+            batches: r.register(hotmeter::Opts::new(BATCHES_PROCESSED, "Batches a worker handled, failed ones included."), StringFamily::new(worker, Counter::new))?,
+            failures: r.register(hotmeter::Opts::new(BATCH_FAILURES, "Batches whose handler returned an error or panicked, by error type."), StringFamily::new(&["worker_id", "error_type"], Counter::new))?,
+            stolen: r.register(hotmeter::Opts::new(WORK_STOLEN, "Times this worker stole work (up to one batch) from another worker's deque."), StringFamily::new(worker, Counter::new))?,
+            utilization: r.register(hotmeter::Opts::new(WORKER_UTILIZATION, "Percent of the last measured second the worker spent handling batches."), StringFamily::new(worker, Gauge::new))?,
+            worker_up: r.register(hotmeter::Opts::new(WORKER_UP, "1 while the worker thread runs, 0 after it stopped."), StringFamily::new(worker, IntGauge::new))?,
+            batch_size: r.register(hotmeter::Opts::new(BATCH_SIZE, "Observations per batch (a count, not bytes)."), StringFamily::new(worker, || Histogram::new(batch_size_buckets())))?,
             queue_depth: r.typed_family(QUEUE_DEPTH, "Observations waiting in each priority lane.", IntGauge::new)?,
             queue_capacity: r.typed_family(QUEUE_CAPACITY, "Capacity of each priority lane.", IntGauge::new)?,
             queue_wait: r.typed_family(

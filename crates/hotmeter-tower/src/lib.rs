@@ -112,11 +112,11 @@ impl HttpMetrics {
                 &labels,
                 move || NativeHistogram::new(duration_opts.clone()),
             )?,
-            active: registry.labeled_family(
-                ACTIVE_REQUESTS,
-                "HTTP server requests whose response head is not made yet.",
-                &["http_request_method"],
-                IntGauge::new,
+            // Built here, not by `labeled_family`: a registry's default
+            // idle timeout must not expire gauges whose handles are kept.
+            active: registry.register(
+                hotmeter::Opts::new(ACTIVE_REQUESTS, "HTTP server requests whose response head is not made yet."),
+                StringFamily::new(&["http_request_method"], IntGauge::new),
             )?,
             active_by_method: Default::default(),
             body_size: registry.labeled_family(

@@ -383,6 +383,19 @@ fn fast_eq(a: &[u8], b: &[u8]) -> bool {
 /// memory then lives as long as the index).
 type Pin = Option<epoch::Guard>;
 
+/// One entry to expire: see [`StringIndex::expire`].
+#[derive(Clone, Copy, Debug)]
+pub struct Expiry<'a> {
+    /// The key's hash (the same function every call on the index uses).
+    pub hash: u64,
+    /// The key's values.
+    pub values: &'a [&'a str],
+    /// The entry's id, as a walk saw it: a newer entry of the key is left.
+    pub id: u64,
+    /// The fingerprint of its value at its last export.
+    pub fingerprint: u64,
+}
+
 /// What [`StringIndex::settle_expired`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Settled {
@@ -736,6 +749,22 @@ impl<V: Send + Sync + 'static> StringIndex<V> {
     /// Takes a live `entry` out of the table and the sorted list (it stays
     /// allocated: the caller retires it). Writers' lock held.
     fn unlink(&self, w: &mut Writers<V>, pin: &Pin, entry: EntryPtr<V>) {
+        self.unlink_from_table(w, pin, entry);
+        // SAFETY: unlinked but not retired, lock held.
+        let e = unsafe { entry.get() };
+        let at = w.sorted.partition_point(|&p| {
+            // SAFETY: sorted entries are allocated, lock held.
+            unsafe { p.get() }.cmp_key(e).is_lt()
+        });
+        if w.sorted.get(at).is_some_and(|&p| p.address() == entry.address()) {
+            w.sorted.remove(at);
+        }
+    }
+
+    /// Takes a live `entry` out of the table and marks it removed, leaving
+    /// the sorted list to the caller (which drops every removed entry from
+    /// it in one pass when it unlinks many). Writers' lock held.
+    fn unlink_from_table(&self, w: &mut Writers<V>, pin: &Pin, entry: EntryPtr<V>) {
         let inner = &*self.inner;
         // SAFETY: live, lock held.
         let e = unsafe { entry.get() };
@@ -755,12 +784,14 @@ impl<V: Send + Sync + 'static> StringIndex<V> {
             i = (i + 1) & mask;
         }
         inner.live.fetch_sub(1, Ordering::Relaxed);
-        // SAFETY: sorted entries are live, lock held.
-        let at = w.sorted.partition_point(|&p| unsafe { p.get() }.cmp_key(e).is_lt());
-        if w.sorted.get(at).is_some_and(|&p| p.address() == entry.address()) {
-            w.sorted.remove(at);
-        }
         w.version += 1;
+    }
+
+    /// Drops every entry marked removed from the sorted list, in one pass.
+    fn drop_removed_from_sorted(w: &mut Writers<V>) {
+        // SAFETY: entries in the sorted list are allocated (removed ones
+        // are retired only after this), lock held.
+        w.sorted.retain(|&p| !unsafe { p.get() }.is_removed());
     }
 
     /// Frees an unlinked entry once no reader can hold it (or keeps it, in
@@ -834,8 +865,12 @@ impl<V: Send + Sync + 'static> StringIndex<V> {
                 dropped.push(at);
             }
         }
+        // One pass over the sorted list for all of them, not one each.
         for &p in &rejected {
-            self.unlink(&mut w, &pin, p);
+            self.unlink_from_table(&mut w, &pin, p);
+        }
+        Self::drop_removed_from_sorted(&mut w);
+        for &p in &rejected {
             self.retire(&mut w, &pin, p);
         }
         for &at in dropped.iter().rev() {
@@ -857,29 +892,46 @@ impl<V: Send + Sync + 'static> StringIndex<V> {
     /// table at once, and [`settle_expired`](Self::settle_expired) later
     /// frees it, or puts it back if its value no longer has `fingerprint`
     /// (an update raced the expiry). A lookup of the key before then puts
-    /// it back too. Returns whether it expired.
+    /// it back too. Returns whether it expired. For many entries at once,
+    /// [`expire_all`](Self::expire_all).
     pub fn expire(&self, hash: u64, values: &[&str], id: u64, fingerprint: u64) -> bool {
+        self.expire_all(&[Expiry { hash, values, id, fingerprint }]) == 1
+    }
+
+    /// [`expire`](Self::expire) for a batch, under one lock and one pass
+    /// over the sorted list; returns how many expired.
+    pub fn expire_all(&self, batch: &[Expiry<'_>]) -> usize {
         let inner = &*self.inner;
-        if !inner.reclaim || values.len() != inner.arity {
-            return false;
+        if !inner.reclaim || batch.is_empty() {
+            return 0;
         }
         let pin = inner.pin();
         let mut w = lock(&inner.writers);
-        let Some(entry) = inner.find_live(&pin, hash, values).filter(|e| e.id() == id) else { return false };
-        let entry = EntryPtr(std::ptr::NonNull::from(entry));
-        self.unlink(&mut w, &pin, entry);
         let quiet = Arc::new(AtomicBool::new(false));
-        if let Some(guard) = &pin {
-            let ticket = quiet.clone();
-            // Runs once every thread pinned now (any reader that may have
-            // found the entry) has unpinned. Release: pairs with the
-            // Acquire in `settle_expired`, so their updates are visible.
-            guard.defer(move || ticket.store(true, Ordering::Release));
+        let mut expired = 0;
+        for x in batch {
+            if x.values.len() != inner.arity {
+                continue;
+            }
+            let Some(entry) = inner.find_live(&pin, x.hash, x.values).filter(|e| e.id() == x.id) else { continue };
+            let entry = EntryPtr(std::ptr::NonNull::from(entry));
+            self.unlink_from_table(&mut w, &pin, entry);
+            w.expiring.push(Expiring { entry, fingerprint: x.fingerprint, quiet: quiet.clone() });
+            expired += 1;
         }
-        w.expiring.push(Expiring { entry, fingerprint, quiet });
+        if expired > 0 {
+            Self::drop_removed_from_sorted(&mut w);
+            if let Some(guard) = &pin {
+                // Runs once every thread pinned now (any reader that may
+                // have found these entries) has unpinned. Release: pairs
+                // with the Acquire in `settle_expired`, so their updates
+                // are visible.
+                guard.defer(move || quiet.store(true, Ordering::Release));
+            }
+        }
         drop(w);
         flush(&pin);
-        true
+        expired
     }
 
     /// Settles expired entries no reader can hold any more: frees each

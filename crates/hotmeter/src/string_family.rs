@@ -229,8 +229,12 @@ struct ScrapePlan<M> {
     spans: Vec<Span>,
     keys: PlanKeys,
     /// Per series, with an idle timeout: the fingerprint of its value at
-    /// the last scrape and when that last changed.
-    idle: Vec<(u64, Instant)>,
+    /// the last scrape and when that last changed (nanoseconds since
+    /// `born`: integers, so a scrape that expires nothing costs a compare
+    /// and a subtraction per series).
+    idle: Vec<(u64, u64)>,
+    /// When the plan was made: the origin of `idle`'s times.
+    born: Instant,
     /// Scratch: old id to old position, while rebuilding.
     old_at: HashMap<u64, usize, foldhash::fast::FixedState>,
 }
@@ -298,7 +302,7 @@ struct OldPlan<M> {
     prefixes: Vec<u8>,
     spans: Vec<Span>,
     keys: PlanKeys,
-    idle: Vec<(u64, Instant)>,
+    idle: Vec<(u64, u64)>,
 }
 
 impl<M: Metric> ScrapePlan<M> {
@@ -312,6 +316,7 @@ impl<M: Metric> ScrapePlan<M> {
             spans: Vec::new(),
             keys: PlanKeys::default(),
             idle: Vec::new(),
+            born: Instant::now(),
             old_at: HashMap::default(),
         }
     }
@@ -341,7 +346,7 @@ impl<M: Metric> ScrapePlan<M> {
     /// no handle cloned or dropped for it, so a scrape after one insert into
     /// a large family costs a pass over the plan, not a re-render of every
     /// series.
-    fn refresh(&mut self, desc: &Desc, index: &StringIndex<M>, scratch: &mut Vec<usize>, now: Option<Instant>) {
+    fn refresh(&mut self, desc: &Desc, index: &StringIndex<M>, scratch: &mut Vec<usize>, now: Option<u64>) {
         let same_desc = self.desc_id == desc.id && self.version.is_some();
         let seen = if same_desc { self.version } else { None };
         let mut old: Option<OldPlan<M>> = None;
@@ -395,14 +400,15 @@ impl<M: Metric> ScrapePlan<M> {
 }
 
 /// Notes series `i`'s fingerprint at `now` in `idle`; true when it has not
-/// changed for `timeout`.
-fn idle_for(idle: &mut [(u64, Instant)], i: usize, fingerprint: u64, now: Instant, timeout: Duration) -> bool {
+/// changed for `timeout` (both in nanoseconds).
+#[inline]
+fn idle_for(idle: &mut [(u64, u64)], i: usize, fingerprint: u64, now: u64, timeout: u64) -> bool {
     let Some(idle) = idle.get_mut(i) else { return false };
     if idle.0 != fingerprint {
         *idle = (fingerprint, now);
         return false;
     }
-    now.saturating_duration_since(idle.1) >= timeout
+    now.saturating_sub(idle.1) >= timeout
 }
 
 impl<M: Metric> StringFamily<M> {
@@ -571,13 +577,23 @@ impl<M: Metric> StringFamily<M> {
     /// Expires the planned series at positions `idle` (just exported);
     /// returns how many expired.
     fn expire(&self, plan: &ScrapePlan<M>, idle: &[usize]) -> usize {
-        let mut expired = 0;
-        for &i in idle {
-            let values = plan.keys.values(i);
-            let (Some(&id), Some(&(fingerprint, _))) = (plan.ids.get(i), plan.idle.get(i)) else { continue };
-            expired += usize::from(self.inner.series.expire(StringIndex::<M>::hash(&values), &values, id, fingerprint));
+        if idle.is_empty() {
+            return 0;
         }
-        expired
+        let values: Vec<Vec<&str>> = idle.iter().map(|&i| plan.keys.values(i)).collect();
+        let batch: Vec<crate::index::Expiry<'_>> = idle
+            .iter()
+            .zip(&values)
+            .filter_map(|(&i, values)| {
+                Some(crate::index::Expiry {
+                    hash: StringIndex::<M>::hash(values),
+                    values,
+                    id: *plan.ids.get(i)?,
+                    fingerprint: plan.idle.get(i)?.0,
+                })
+            })
+            .collect();
+        self.inner.series.expire_all(&batch)
     }
 
     /// Runs idle expiry now, as a scrape would (without exporting
@@ -681,7 +697,11 @@ impl<M: Metric> StringFamily<M> {
         // never touch it, and inserts only wait for the short copy of the
         // live list inside `refresh`.
         let mut plan_guard = lock(&inner.plan);
-        let expiry = inner.idle_timeout.map(|timeout| (timeout, Instant::now()));
+        // (timeout, now), in nanoseconds since the plan was made.
+        let expiry = inner.idle_timeout.map(|timeout| {
+            let now = plan_guard.born.elapsed().as_nanos();
+            (u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX), u64::try_from(now).unwrap_or(u64::MAX))
+        });
         if expiry.is_some() {
             // Expired series an update raced come back before the plan is
             // brought up to date; the others are freed.
@@ -963,6 +983,19 @@ mod tests {
         assert_eq!(f.expire_idle(), 1);
         assert_eq!(f.len(), 0);
         assert_eq!(StringFamily::new(&["k"], Counter::new).expire_idle(), 0);
+    }
+
+    /// A registry's default idle timeout reaches the families it makes,
+    /// never one built and registered by hand (libraries that keep handles
+    /// build theirs so).
+    #[test]
+    fn a_registry_default_timeout_reaches_only_the_families_it_makes() {
+        let timeout = std::time::Duration::from_secs(60);
+        let r = crate::Registry::builder().idle_timeout(timeout).build().unwrap();
+        let made = r.labeled_family("made_total", "M.", &["k"], Counter::new).unwrap();
+        let own = r.register(("own_total", "O."), StringFamily::new(&["k"], Counter::new)).unwrap();
+        assert_eq!((made.idle_timeout(), made.reclaims_memory()), (Some(timeout), true));
+        assert_eq!((own.idle_timeout(), own.reclaims_memory()), (None, false));
     }
 
     /// A lookup of an expiring label set takes the series back: value,

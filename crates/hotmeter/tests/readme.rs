@@ -90,7 +90,8 @@ fn readme_series_that_come_and_go() -> Result<(), Box<dyn std::error::Error>> {
     jobs.with(&["t1", "resize"], |c| c.inc())?;
     assert_eq!(jobs.get(&["t1", "resize"])?.get(), 1);
 
-    let by_queue = hotmeter::StringFamily::builder(&["queue"], hotmeter::Gauge::new).limit(10_000).reclaim_memory().build();
+    let by_queue =
+        hotmeter::StringFamily::builder(&["queue"], hotmeter::Gauge::new).limit(10_000).reclaim_memory().build();
     assert!(by_queue.reclaims_memory());
     assert_eq!((by_queue.limit(), by_queue.idle_timeout()), (10_000, None));
     Ok(())

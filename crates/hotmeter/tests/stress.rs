@@ -315,3 +315,101 @@ fn counter_reads_never_go_down_through_shard_growth() {
         assert_eq!(c.get(), 100_000);
     }
 }
+
+/// 8 writers over a churning key space, one scraper that expires idle
+/// series: every increment is accounted for. A series' last exported value
+/// is final when it leaves the scrape (or is replaced by a new series of
+/// the same key, told apart by its created timestamp), so the sum of those
+/// and of the live values at the end equals the increments.
+#[test]
+fn churn_with_expiry_loses_no_increment() {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::time::{Duration, Instant};
+
+    const WRITERS: usize = 8;
+    const WINDOW: u64 = 40;
+    let registry = hotmeter::Registry::new();
+    let family = registry
+        .register(
+            ("churn_total", "Churn."),
+            hotmeter::StringFamily::builder(&["key"], hotmeter::Counter::new)
+                .limit(10_000)
+                .idle_timeout(Duration::from_millis(15))
+                .build(),
+        )
+        .unwrap();
+    let increments = AtomicU64::new(0);
+    let done = AtomicBool::new(false);
+    // key -> (created, last exported value)
+    struct Books {
+        seen: HashMap<String, (u64, u64)>,
+        ended: u64,
+        expirations: u64,
+    }
+    impl Books {
+        fn scrape(&mut self, registry: &hotmeter::Registry) {
+            struct V(Vec<(String, u64, u64)>);
+            impl hotmeter::expose::Visitor for V {
+                fn family(&mut self, _: &hotmeter::expose::Desc) {}
+                fn sample(&mut self, labels: &hotmeter::expose::Labels<'_>, value: &hotmeter::expose::Value<'_>) {
+                    if let (Some(("key", k)), hotmeter::expose::Value::Counter(v)) = (labels.get(0), value) {
+                        self.0.push((k.to_owned(), labels.created_unix_nanos().unwrap_or(0), *v));
+                    }
+                }
+            }
+            let mut v = V(Vec::new());
+            registry.collect(&mut v);
+            let mut now: HashMap<String, (u64, u64)> = HashMap::with_capacity(v.0.len());
+            for (k, created, value) in v.0 {
+                if let Some(&(c, last)) = self.seen.get(&k)
+                    && c != created
+                {
+                    self.ended += last;
+                    self.expirations += 1;
+                }
+                now.insert(k, (created, value));
+            }
+            for (k, (_, last)) in &self.seen {
+                if !now.contains_key(k) {
+                    self.ended += last;
+                    self.expirations += 1;
+                }
+            }
+            self.seen = now;
+        }
+    }
+    let mut books = Books { seen: HashMap::new(), ended: 0, expirations: 0 };
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for w in 0..WRITERS {
+            let (family, increments, done) = (&family, &increments, &done);
+            s.spawn(move || {
+                let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ w as u64;
+                let mut n = 0u64;
+                while !done.load(Ordering::Relaxed) && n < 2_000_000 {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    // The window of keys in use moves on every 2 ms.
+                    let base = started.elapsed().as_millis() as u64 / 2;
+                    let key = format!("k{}", base + x % WINDOW);
+                    family.with(&[&key], |c| c.inc()).unwrap();
+                    n += 1;
+                }
+                increments.fetch_add(n, Ordering::Relaxed);
+            });
+        }
+        while started.elapsed() < Duration::from_millis(1500) {
+            books.scrape(&registry);
+            std::thread::sleep(Duration::from_millis(3));
+        }
+        done.store(true, Ordering::Relaxed);
+    });
+    // Writers stopped: the final scrape holds every live value.
+    books.scrape(&registry);
+    let live: u64 = books.seen.values().map(|&(_, v)| v).sum();
+    assert_eq!(family.overflowed(), 0);
+    assert!(books.expirations > 50, "the test must churn: {} expirations", books.expirations);
+    assert_eq!(books.ended + live, increments.load(Ordering::Relaxed), "{} expirations", books.expirations);
+}
