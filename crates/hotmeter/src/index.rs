@@ -50,10 +50,17 @@
 use std::hash::BuildHasher;
 
 use crate::error::LabelCountError;
-use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering, epoch, lock};
+use std::cell::UnsafeCell;
+use std::mem::MaybeUninit;
+
+use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, Mutex, OnceLock, Ordering, epoch, lock};
 
 /// Buckets in the smallest table.
 const INDEX0: usize = 32;
+/// Slots in the first slab segment; segment `k` holds `SEGMENT0 << k`.
+const SEGMENT0: usize = 16;
+/// Slab segments: enough for any number of entries memory allows.
+const LEVELS: usize = 28;
 /// The largest cardinality limit.
 const MAX_LIMIT: usize = 1 << 24;
 /// The bits of an index word that hold an entry's address.
@@ -113,6 +120,8 @@ struct Inner<V: Send + Sync + 'static> {
     limit: usize,
     /// Whether retired memory is freed (lookups pin the epoch) or kept.
     reclaim: bool,
+    /// Where entries live.
+    slab: Arc<Slab<V>>,
     /// The address of the current [`Table`].
     table: AtomicUsize,
     /// Entries in the table (not removed, not expiring).
@@ -130,6 +139,64 @@ struct Table {
 impl Table {
     fn new(len: usize) -> Self {
         Self { words: (0..len).map(|_| AtomicU64::new(EMPTY)).collect() }
+    }
+}
+
+/// Entry storage: slots in segments (`16 << k` slots each) that never move
+/// and are freed only when the index and every deferred free are gone, so
+/// an index's entries sit close together however the process allocates
+/// around them (a lookup among many series misses the cache less), and a
+/// freed entry's slot is used again.
+struct Slab<V: 'static> {
+    segments: [OnceLock<Box<[Slot<V>]>>; LEVELS],
+    /// Slots whose entries were freed, ready for new ones. Its own lock,
+    /// never held while calling into the epoch: deferred frees, which may
+    /// run inside any pin, take it.
+    free: Mutex<Vec<u32>>,
+}
+
+/// One slot: an entry or nothing, on a cache line of its own when the
+/// entry fits one (a counter's does), so a lookup that reaches an entry
+/// touches one line.
+#[repr(align(64))]
+struct Slot<V>(UnsafeCell<MaybeUninit<Entry<V>>>);
+
+// SAFETY: a slot's entry is written once by the writer that allocated the
+// slot (under the writers' lock, before it is published with `Release`),
+// then only read through `&Entry<V>` until it is dropped by its sole
+// owner (see `EntryPtr::free`); `Entry<V>` is `Sync` when `V` is.
+unsafe impl<V: Send + Sync> Sync for Slot<V> {}
+
+/// Where slot `i` lives: `(segment, offset)`.
+#[inline]
+fn slot_position(i: usize) -> (usize, usize) {
+    let k = (usize::BITS - 1 - (i / SEGMENT0 + 1).leading_zeros()) as usize;
+    (k, i - SEGMENT0 * ((1 << k) - 1))
+}
+
+impl<V: 'static> Slab<V> {
+    /// Slot `i`, its segment made if need be; `None` past the last segment.
+    fn slot(&self, i: usize) -> Option<&Slot<V>> {
+        let (k, off) = slot_position(i);
+        let segment = self
+            .segments
+            .get(k)?
+            .get_or_init(|| (0..SEGMENT0 << k).map(|_| Slot(UnsafeCell::new(MaybeUninit::uninit()))).collect());
+        segment.get(off)
+    }
+
+    /// The slot number of an entry in this slab.
+    fn slot_of(&self, entry: EntryPtr<V>) -> Option<u32> {
+        let at = entry.0.as_ptr() as usize;
+        let size = std::mem::size_of::<Slot<V>>();
+        for (k, segment) in self.segments.iter().enumerate() {
+            let Some(segment) = segment.get() else { break };
+            let start = segment.as_ptr() as usize;
+            if at >= start && at < start + segment.len() * size {
+                return u32::try_from(SEGMENT0 * ((1 << k) - 1) + (at - start) / size).ok();
+            }
+        }
+        None
     }
 }
 
@@ -173,6 +240,8 @@ struct Expiring<V> {
 }
 
 struct Writers<V> {
+    /// Slab slots ever handed out (the next new one).
+    slots: usize,
     /// Buckets of the current table that are not empty (entries and
     /// tombstones).
     used: usize,
@@ -204,11 +273,7 @@ impl<V> Writers<V> {
     }
 }
 
-/// One key and its value.
-///
-/// On a cache line of its own when it fits one (a counter's does), so a
-/// lookup that reaches an entry touches one line.
-#[repr(align(64))]
+/// One key and its value, in a slab slot of its own.
 pub struct Entry<V> {
     /// The key's hash (as the index was given it).
     hash: u64,
@@ -476,27 +541,36 @@ impl<V> EntryPtr<V> {
         unsafe { self.0.as_ref() }
     }
 
-    /// Frees the entry.
+    /// Drops the entry in its slot, and gives the slot back to `slab`.
     ///
     /// # Safety
     /// Only once, by its sole owner: no reader can reach it any more.
-    unsafe fn free(self) {
-        // SAFETY: it came from `Box::leak` in `miss`; the caller's contract.
-        drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+    unsafe fn free(self, slab: &Slab<V>)
+    where
+        V: 'static,
+    {
+        let slot = slab.slot_of(self);
+        // SAFETY: written in `miss` and never dropped before (the caller's
+        // contract); nothing reads it any more.
+        unsafe { std::ptr::drop_in_place(self.0.as_ptr()) };
+        if let Some(slot) = slot {
+            lock(&slab.free).push(slot);
+        }
     }
 }
 
 /// Hands what this thread deferred to the epoch's global queue at once (a
 /// thread's own bag would otherwise wait for 63 more deferrals or its next
 /// 128 pins), so removed memory is freed, and expiries settle, promptly
-/// whichever thread runs next.
+/// whichever thread runs next. Never called with the slab's free list
+/// locked: deferred frees run inside it and take that lock.
 fn flush(pin: &Pin) {
     if let Some(guard) = pin {
         guard.flush();
     }
 }
 
-/// Frees a retired table or entry once every thread pinned now has unpinned.
+/// Frees a retired table once every thread pinned now has unpinned.
 fn defer_free<T: Send + 'static>(pin: &Pin, address: usize) {
     let free = move || {
         // SAFETY: `address` is a `Box<T>` leaked by the index and retired
@@ -538,7 +612,12 @@ impl<V: Send + Sync + 'static> StringIndex<V> {
                 reclaim,
                 table: AtomicUsize::new(table),
                 live: AtomicUsize::new(0),
+                slab: Arc::new(Slab {
+                    segments: std::array::from_fn(|_| OnceLock::new()),
+                    free: Mutex::new(Vec::new()),
+                }),
                 writers: Mutex::new(Writers {
+                    slots: 0,
                     used: 0,
                     sorted: Vec::new(),
                     version: 0,
@@ -682,18 +761,33 @@ impl<V: Send + Sync + 'static> StringIndex<V> {
         if full || (!inner.reclaim && w.allocated >= 2 * inner.limit) {
             return None;
         }
-        let value = make()?;
-        let id = w.next_id;
-        let entry = EntryPtr(std::ptr::NonNull::from(Box::leak(Box::new(Entry::new(hash, id, values, value)))));
-        if entry.address() & TAG != 0 || entry.address() <= TOMBSTONE {
+        // A freed slot, or the next new one.
+        let reused = lock(&inner.slab.free).pop();
+        let number = reused.map_or(w.slots, |n| n as usize);
+        let Some(slot) = inner.slab.slot(number) else {
+            // Past the last segment (billions of slots): refused like a
+            // full index.
+            return None;
+        };
+        let address = slot.0.get().expose_provenance() as u64;
+        if address & TAG != 0 || address <= TOMBSTONE {
             // An address an index word cannot hold (never on today's
             // 48-bit address spaces): refused like a full index.
-            // SAFETY: just made, never published.
-            unsafe {
-                entry.free();
+            if let Some(n) = reused {
+                lock(&inner.slab.free).push(n);
             }
             return None;
         }
+        let value = make()?;
+        if reused.is_none() {
+            w.slots += 1;
+        }
+        let id = w.next_id;
+        // SAFETY: the slot is free (new, or its entry freed and handed back
+        // by its sole owner), and no reader can reach it until `link`
+        // publishes its word with `Release`.
+        let written = unsafe { (*slot.0.get()).write(Entry::new(hash, id, values, value)) };
+        let entry = EntryPtr(std::ptr::NonNull::from(written));
         w.next_id += 1;
         w.allocated += 1;
         self.link(&mut w, pin, entry);
@@ -797,11 +891,27 @@ impl<V: Send + Sync + 'static> StringIndex<V> {
     /// Frees an unlinked entry once no reader can hold it (or keeps it, in
     /// an index that does not reclaim). Writers' lock held.
     fn retire(&self, w: &mut Writers<V>, pin: &Pin, entry: EntryPtr<V>) {
-        if self.inner.reclaim {
-            w.allocated -= 1;
-            defer_free::<Entry<V>>(pin, entry.address() as usize);
-        } else {
-            w.kept.push(Kept::Entry(entry));
+        match pin {
+            Some(guard) if self.inner.reclaim => {
+                w.allocated -= 1;
+                let slab = self.inner.slab.clone();
+                let address = entry.address() as usize;
+                let free = move || {
+                    let entry = EntryPtr(
+                        std::ptr::NonNull::new(std::ptr::with_exposed_provenance_mut::<Entry<V>>(address))
+                            .expect("a retired entry's address is not null"),
+                    );
+                    // SAFETY: retired exactly once (out of the table and
+                    // every list); the slab it lives in is kept alive by
+                    // `slab`.
+                    unsafe { entry.free(&slab) };
+                };
+                // SAFETY: the entry is unreachable for any thread that pins
+                // from now on, and the epoch runs `free` only after every
+                // thread pinned now has unpinned.
+                unsafe { guard.defer_unchecked(free) };
+            }
+            _ => w.kept.push(Kept::Entry(entry)),
         }
     }
 
@@ -966,7 +1076,7 @@ impl<V: Send + Sync + 'static> StringIndex<V> {
                 // SAFETY: out of the table and every list, and every reader
                 // that found it has unpinned (its ticket ran).
                 unsafe {
-                    x.entry.free();
+                    x.entry.free(&inner.slab);
                 }
                 settled.freed += 1;
             } else {
@@ -1073,14 +1183,14 @@ impl<V: Send + Sync + 'static> Drop for Inner<V> {
         // kept once.
         unsafe {
             for p in w.sorted.drain(..) {
-                p.free();
+                p.free(&self.slab);
             }
             for x in w.expiring.drain(..) {
-                x.entry.free();
+                x.entry.free(&self.slab);
             }
             for k in w.kept.drain(..) {
                 match k {
-                    Kept::Entry(p) => p.free(),
+                    Kept::Entry(p) => p.free(&self.slab),
                     Kept::Table(t) => drop(Box::from_raw(std::ptr::with_exposed_provenance_mut::<Table>(t))),
                 }
             }
@@ -1121,9 +1231,21 @@ mod tests {
     }
 
     #[test]
-    fn a_counters_entry_is_one_cache_line() {
-        assert_eq!(std::mem::size_of::<Entry<crate::Counter>>(), 64);
-        assert_eq!(std::mem::align_of::<Entry<crate::Counter>>(), 64);
+    fn a_counters_slot_is_one_cache_line() {
+        assert_eq!(std::mem::size_of::<Slot<crate::Counter>>(), 64);
+        assert_eq!(std::mem::align_of::<Slot<crate::Counter>>(), 64);
+    }
+
+    #[test]
+    fn slot_positions_tile_the_segments() {
+        let mut expected = (0, 0);
+        for i in 0..10_000 {
+            assert_eq!(slot_position(i), expected, "slot {i}");
+            expected.1 += 1;
+            if expected.1 == SEGMENT0 << expected.0 {
+                expected = (expected.0 + 1, 0);
+            }
+        }
     }
 
     #[test]
@@ -1206,6 +1328,8 @@ mod tests {
         }
         assert_eq!(index.len(), 200);
         assert_eq!(index.allocated(), 200, "10,000 keys came and went; the live ones are allocated");
+        let slots = lock(&index.inner.writers).slots;
+        assert!(slots < 1_000, "freed slots are used again: {slots} slots for 10,000 keys");
         assert!(index.table_len() <= 1024, "tombstones do not pile up: {}", index.table_len());
         let h = StringIndex::<u64>::hash(&["r3-7"]);
         assert_eq!(find(&index, h, &["r3-7"]), Some(307));

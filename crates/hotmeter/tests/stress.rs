@@ -346,6 +346,11 @@ fn churn_with_expiry_loses_no_increment() {
         seen: HashMap<String, (u64, u64)>,
         ended: u64,
         expirations: u64,
+        /// Series that left the scrape, by key: one that comes back with
+        /// the same created timestamp was put back (an update raced its
+        /// expiry), value and all, and is no longer ended.
+        gone: HashMap<String, (u64, u64)>,
+        revivals: u64,
     }
     impl Books {
         fn scrape(&mut self, registry: &hotmeter::Registry) {
@@ -368,18 +373,26 @@ fn churn_with_expiry_loses_no_increment() {
                     self.ended += last;
                     self.expirations += 1;
                 }
+                if !self.seen.contains_key(&k)
+                    && let Some((c, last)) = self.gone.remove(&k)
+                    && c == created
+                {
+                    self.ended -= last;
+                    self.revivals += 1;
+                }
                 now.insert(k, (created, value));
             }
-            for (k, (_, last)) in &self.seen {
+            for (k, &(created, last)) in &self.seen {
                 if !now.contains_key(k) {
                     self.ended += last;
                     self.expirations += 1;
+                    self.gone.insert(k.clone(), (created, last));
                 }
             }
             self.seen = now;
         }
     }
-    let mut books = Books { seen: HashMap::new(), ended: 0, expirations: 0 };
+    let mut books = Books { seen: HashMap::new(), ended: 0, expirations: 0, gone: HashMap::new(), revivals: 0 };
     let started = Instant::now();
     std::thread::scope(|s| {
         for w in 0..WRITERS {
@@ -411,5 +424,11 @@ fn churn_with_expiry_loses_no_increment() {
     let live: u64 = books.seen.values().map(|&(_, v)| v).sum();
     assert_eq!(family.overflowed(), 0);
     assert!(books.expirations > 50, "the test must churn: {} expirations", books.expirations);
-    assert_eq!(books.ended + live, increments.load(Ordering::Relaxed), "{} expirations", books.expirations);
+    assert_eq!(
+        books.ended + live,
+        increments.load(Ordering::Relaxed),
+        "{} expirations, {} put back",
+        books.expirations,
+        books.revivals
+    );
 }
