@@ -804,11 +804,17 @@ impl<V: Send + Sync + 'static> StringIndex<V> {
         e.set_removed(false);
         let mut table = inner.table(pin);
         if (w.used + 1) * 2 > table.words.len() {
-            // Rebuild without tombstones, at most a quarter full, so the
-            // next rebuild is as many changes away as there are entries.
+            // Rebuild without tombstones: the smallest power of two at most
+            // half full (as dense as growth by doubling leaves it, which
+            // keeps a large table's cache misses where they were), doubled
+            // if that left less than a sixteenth of it for the changes
+            // before the next rebuild.
             let live = w.sorted.len() + 1;
             let mut len = INDEX0;
-            while len < live * 4 {
+            while len < live * 2 {
+                len *= 2;
+            }
+            if len / 2 - live < len / 16 {
                 len *= 2;
             }
             let next = Table::new(len);
