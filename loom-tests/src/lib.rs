@@ -63,12 +63,16 @@ pub fn expect(ok: bool, what: impl FnOnce() -> String) {
 #[cfg(hotmeter_loom)]
 pub fn checked(builder: loom::model::Builder, model: impl Fn() + Sync + Send + 'static) {
     VIOLATION.with(|v| v.borrow_mut().take());
+    let _ = hotmeter::__loom::take_violation();
     let model = std::sync::Arc::new(model);
     builder.check(move || {
         let model = model.clone();
         loom::thread::spawn(move || model()).join().expect("the model's thread panicked");
     });
     if let Some(what) = VIOLATION.with(|v| v.borrow_mut().take()) {
+        panic!("{what}");
+    }
+    if let Some(what) = hotmeter::__loom::take_violation() {
         panic!("{what}");
     }
 }

@@ -195,3 +195,41 @@ fn an_expiring_entry_comes_back_to_a_lookup_or_a_raced_update() {
         expect(index.len() == 1, || format!("{} live", index.len()));
     });
 }
+
+/// The 17th key rebuilds a reclaiming index's table (32 buckets kept at
+/// most half full) and retires the old one while another thread reads old
+/// keys and the new one: the old table is freed only after that reader
+/// has unpinned, and every lookup finds its own key's value.
+#[test]
+fn a_rebuild_racing_a_reader_frees_the_old_table_after_it() {
+    const KEYS: [&str; 17] =
+        ["k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8", "k9", "k10", "k11", "k12", "k13", "k14", "k15", "k16"];
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(2);
+    // 16 inserts and a 64-word table are many atomic operations.
+    builder.max_branches = 20_000;
+    loom_tests::checked(builder, || {
+        let index: StringIndex<Probe> = StringIndex::reclaiming_with_limit(1, 64);
+        let dropped = Arc::new(AtomicBool::new(false));
+        for k in &KEYS[..16] {
+            index.get_or_insert_with(h(k), &[k], || probe(k, &dropped), |_| ()).unwrap();
+        }
+        let table = index.table_len();
+        let grower = {
+            let index = index.clone();
+            let dropped = dropped.clone();
+            thread::spawn(move || {
+                index.get_or_insert_with(h(KEYS[16]), &[KEYS[16]], || probe(KEYS[16], &dropped), |_| ()).unwrap();
+                nudge_epoch();
+            })
+        };
+        for key in [KEYS[3], KEYS[16], KEYS[15]] {
+            let _ = index.find_with(h(key), &[key], |p| {
+                expect(p.key == key, || format!("a lookup of {key} read {}'s value", p.key));
+            });
+        }
+        grower.join().unwrap();
+        expect(index.table_len() > table, || "the table was rebuilt".into());
+        expect(index.len() == 17, || format!("{} live", index.len()));
+    });
+}

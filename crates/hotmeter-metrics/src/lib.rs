@@ -307,10 +307,15 @@ impl<H: Clone + Send + Sync + 'static> HandleCache<H> {
         Self { by_label_count: (0..=CACHED_LABELS).map(index).collect() }
     }
 
-    /// Forgets every cached handle of the metric named `name`.
-    fn forget(&self, name: &str) {
+    /// Forgets the cached handles of the metric named `name` whose labels
+    /// include every one of `matching`'s pairs.
+    fn forget(&self, name: &str, matching: &[(&str, &str)]) {
         for cache in &self.by_label_count {
-            cache.retain(|parts| parts.first() != Some(&name));
+            cache.retain(|parts| {
+                let (Some(&first), pairs) = (parts.first(), parts.get(1..).unwrap_or_default()) else { return true };
+                let has = |(k, v): (&str, &str)| pairs.chunks_exact(2).any(|p| p[0] == k && p[1] == v);
+                !(first == name && matching.iter().all(|&pair| has(pair)))
+            });
         }
     }
 
@@ -470,9 +475,14 @@ impl HotmeterRecorder {
             opts = opts.unit(unit);
         }
         let metric_name = export_name.clone();
+        // Memory reclaimed always: series removed through `remove_matching`
+        // give their place back for good. The family is looked up only on
+        // a handle-cache miss, so its lookups' epoch pins cost the macros
+        // nothing.
         let family = StringFamily::builder(&label_refs, move || make(&metric_name))
             .limit(self.inner.limit)
             .idle_timeout(self.inner.idle.of(kind))
+            .reclaim_memory()
             .build();
         // A conflict with an existing registration is counted by the caller,
         // once per record, like every later record under this name.
@@ -598,10 +608,20 @@ impl HotmeterRecorder {
     /// `(label, value)` pairs, as the call sites name them; returns how many
     /// were removed. An empty list removes every series of `name`. A label
     /// the metric does not have is an error, and nothing is removed.
-    /// Removed series leave the next scrape; a label set recorded again
-    /// starts a new series from zero. Handles of `name` cached for call
-    /// sites are forgotten (a record racing the removal through a handle
-    /// taken just before it may land in the removed series).
+    /// Removed series leave the next scrape and give their memory and
+    /// their place under the cardinality limit back; a label set recorded
+    /// again starts a new series from zero. The removed series' handles
+    /// cached for call sites are forgotten.
+    ///
+    /// Handles held across the removal: for kinds with an idle timeout
+    /// they are bound to their key and record into the new series; for the
+    /// others they record into the removed series, which nothing exports
+    /// any more, until dropped (a call site that asks again, as the macros
+    /// do, gets a live one). The handle cache of kinds without a timeout
+    /// keeps what it forgets until the recorder drops, and caches at most
+    /// twice its size (four times the cardinality limit per label count)
+    /// over its life: past that, call sites still record exactly, through
+    /// the family, only without the cache.
     ///
     /// # Examples
     /// ```
@@ -635,9 +655,9 @@ impl HotmeterRecorder {
         let removed = remove_in(&self.inner.counters, name, matching)?
             + remove_in(&self.inner.gauges, name, matching)?
             + remove_in(&self.inner.histograms, name, matching)?;
-        self.inner.counter_handles.forget(name);
-        self.inner.gauge_handles.forget(name);
-        self.inner.histogram_handles.forget(name);
+        self.inner.counter_handles.forget(name, matching);
+        self.inner.gauge_handles.forget(name, matching);
+        self.inner.histogram_handles.forget(name, matching);
         Ok(removed)
     }
 }

@@ -126,6 +126,11 @@ struct Inner<V: Send + Sync + 'static> {
     table: AtomicUsize,
     /// Entries in the table (not removed, not expiring).
     live: AtomicUsize,
+    /// Expired entries waiting to be freed or taken back (the length of
+    /// the writers' list, readable without the lock): while any wait, a
+    /// lookup that misses at the limit takes the lock, since its key may be
+    /// one of them.
+    expiring: AtomicUsize,
     /// Serialises inserts, removals, expiry and rebuilds; never taken on
     /// the hit path.
     writers: Mutex<Writers<V>>,
@@ -134,11 +139,22 @@ struct Inner<V: Send + Sync + 'static> {
 /// The open-addressing table: index words, a power of two of them.
 struct Table {
     words: Box<[AtomicU64]>,
+    /// Loom builds only: set where production frees a retired table (whose
+    /// memory the models then keep), so a model sees a lookup that reads a
+    /// table after its free (loom does not track plain heap memory).
+    /// A loom atomic, so the model sees the free and the lookup's last
+    /// read as conflicting and tries both orders.
+    #[cfg(hotmeter_loom)]
+    freed: AtomicBool,
 }
 
 impl Table {
     fn new(len: usize) -> Self {
-        Self { words: (0..len).map(|_| AtomicU64::new(EMPTY)).collect() }
+        Self {
+            words: (0..len).map(|_| AtomicU64::new(EMPTY)).collect(),
+            #[cfg(hotmeter_loom)]
+            freed: AtomicBool::new(false),
+        }
     }
 }
 
@@ -507,7 +523,21 @@ impl<V: Send + Sync + 'static> Inner<V> {
     /// The live entry for `values`, if any, without a lock.
     #[inline(always)]
     fn find_live<'p>(&'p self, pin: &'p Pin, hash: u64, values: &[&str]) -> Option<&'p Entry<V>> {
-        let words = &self.table(pin).words;
+        let table = self.table(pin);
+        let found = self.probe(pin, table, hash, values);
+        // Every word above was read from memory that must still be the
+        // table's: in the models, a free before the last read shows here.
+        #[cfg(hotmeter_loom)]
+        if table.freed.load(Ordering::SeqCst) {
+            crate::__loom::violation("a lookup read a table after its free");
+        }
+        found
+    }
+
+    /// Probes `table` for the live entry for `values`.
+    #[inline(always)]
+    fn probe<'p>(&'p self, pin: &'p Pin, table: &'p Table, hash: u64, values: &[&str]) -> Option<&'p Entry<V>> {
+        let words = &table.words;
         let mask = words.len() - 1;
         let mut i = hash as usize & mask;
         loop {
@@ -570,12 +600,17 @@ fn flush(pin: &Pin) {
     }
 }
 
-/// Frees a retired table once every thread pinned now has unpinned.
-fn defer_free<T: Send + 'static>(pin: &Pin, address: usize) {
+/// Frees a retired table once every thread pinned now has unpinned (or at
+/// once, in an index that does not reclaim: its caller keeps it instead).
+fn retire_table(pin: &Pin, address: usize) {
     let free = move || {
-        // SAFETY: `address` is a `Box<T>` leaked by the index and retired
-        // (no longer reachable from the index) exactly once, here.
-        drop(unsafe { Box::from_raw(std::ptr::with_exposed_provenance_mut::<T>(address)) });
+        #[cfg(not(hotmeter_loom))]
+        // SAFETY: `address` is a `Box<Table>` leaked by the index and
+        // retired (no longer reachable from the index) exactly once, here.
+        drop(unsafe { Box::from_raw(std::ptr::with_exposed_provenance_mut::<Table>(address)) });
+        #[cfg(hotmeter_loom)]
+        // SAFETY: as above; the models keep the memory and mark it.
+        unsafe { &*std::ptr::with_exposed_provenance::<Table>(address) }.freed.store(true, Ordering::SeqCst);
     };
     match pin {
         // SAFETY: the object is unreachable for any thread that pins from
@@ -612,6 +647,7 @@ impl<V: Send + Sync + 'static> StringIndex<V> {
                 reclaim,
                 table: AtomicUsize::new(table),
                 live: AtomicUsize::new(0),
+                expiring: AtomicUsize::new(0),
                 slab: Arc::new(Slab {
                     segments: std::array::from_fn(|_| OnceLock::new()),
                     free: Mutex::new(Vec::new()),
@@ -738,7 +774,11 @@ impl<V: Send + Sync + 'static> StringIndex<V> {
         // serialised by the lock, so every earlier insert or revival
         // happens-before the count we read): the index word it wrote is
         // visible to this lookup.
-        if inner.live.load(Ordering::Acquire) >= inner.limit {
+        // An expiring entry is out of the table but still this key's: the
+        // count of them is raised before any leaves the table (its
+        // tombstone's `Release` store publishes it to a lookup that saw the
+        // tombstone), so a lookup that may be after one takes the lock.
+        if inner.live.load(Ordering::Acquire) >= inner.limit && inner.expiring.load(Ordering::Relaxed) == 0 {
             return inner.find_live(pin, hash, values);
         }
         let mut w = lock(&inner.writers);
@@ -749,11 +789,11 @@ impl<V: Send + Sync + 'static> StringIndex<V> {
         let full = inner.live.load(Ordering::Relaxed) >= inner.limit;
         let expiring = w.expiring_position(hash, values);
         if let Some(at) = expiring {
-            if full {
-                return None;
-            }
-            // Its expiry is cancelled: the key is in use again.
+            // Its expiry is cancelled: the key is in use again (even at the
+            // limit, as `settle_expired` takes back a raced entry: it held
+            // its place until a moment ago, and the update is its own).
             let x = w.expiring.swap_remove(at);
+            inner.expiring.store(w.expiring.len(), Ordering::Relaxed);
             self.link(&mut w, pin, x.entry);
             // SAFETY: linked again, and the caller is pinned.
             return Some(unsafe { x.entry.get() });
@@ -761,6 +801,8 @@ impl<V: Send + Sync + 'static> StringIndex<V> {
         if full || (!inner.reclaim && w.allocated >= 2 * inner.limit) {
             return None;
         }
+        // The value first: a `make` that refuses (or panics) takes no slot.
+        let value = make()?;
         // A freed slot, or the next new one.
         let reused = lock(&inner.slab.free).pop();
         let number = reused.map_or(w.slots, |n| n as usize);
@@ -778,7 +820,6 @@ impl<V: Send + Sync + 'static> StringIndex<V> {
             }
             return None;
         }
-        let value = make()?;
         if reused.is_none() {
             w.slots += 1;
         }
@@ -828,7 +869,7 @@ impl<V: Send + Sync + 'static> StringIndex<V> {
             // Release: readers that see the new address see its words.
             let old = inner.table.swap(next, Ordering::Release);
             if inner.reclaim {
-                defer_free::<Table>(pin, old);
+                retire_table(pin, old);
                 flush(pin);
             } else {
                 w.kept.push(Kept::Table(old));
@@ -943,6 +984,7 @@ impl<V: Send + Sync + 'static> StringIndex<V> {
         let expiring = w.expiring_position(hash, values);
         if let Some(at) = expiring {
             let x = w.expiring.swap_remove(at);
+            inner.expiring.store(w.expiring.len(), Ordering::Relaxed);
             self.retire(&mut w, &pin, x.entry);
             drop(w);
             flush(&pin);
@@ -993,6 +1035,7 @@ impl<V: Send + Sync + 'static> StringIndex<V> {
             let x = w.expiring.swap_remove(at);
             self.retire(&mut w, &pin, x.entry);
         }
+        inner.expiring.store(w.expiring.len(), Ordering::Relaxed);
         drop(w);
         flush(&pin);
         rejected.len()
@@ -1031,6 +1074,8 @@ impl<V: Send + Sync + 'static> StringIndex<V> {
             }
             let Some(entry) = inner.find_live(&pin, x.hash, x.values).filter(|e| e.id() == x.id) else { continue };
             let entry = EntryPtr(std::ptr::NonNull::from(entry));
+            // Counted before it leaves the table: see `miss`.
+            inner.expiring.fetch_add(1, Ordering::Relaxed);
             self.unlink_from_table(&mut w, &pin, entry);
             w.expiring.push(Expiring { entry, fingerprint: x.fingerprint, quiet: quiet.clone() });
             expired += 1;
@@ -1090,6 +1135,7 @@ impl<V: Send + Sync + 'static> StringIndex<V> {
                 settled.revived += 1;
             }
         }
+        inner.expiring.store(w.expiring.len(), Ordering::Relaxed);
         settled
     }
 
@@ -1405,6 +1451,57 @@ mod tests {
         assert_eq!(get("raced"), Ok(Some(2)), "the raced update is kept");
         assert_eq!(get("idle"), Ok(Some(0)), "the idle one starts anew");
         assert_eq!(index.allocated(), 3);
+    }
+
+    /// A `make` that refuses (or panics) takes no slot: freed slots stay
+    /// free for the next key.
+    #[test]
+    fn a_refused_or_panicking_make_takes_no_slot() {
+        let index: StringIndex<u32> = StringIndex::reclaiming_with_limit(1, 100);
+        let h = |k: &str| StringIndex::<u32>::hash(&[k]);
+        for k in ["a", "b"] {
+            index.get_or_insert_with(h(k), &[k], || 1, |_| ()).unwrap();
+            assert_eq!(index.remove(h(k), &[k]), Ok(true));
+        }
+        // Let the epoch hand the two slots back.
+        for _ in 0..2_000 {
+            if lock(&index.inner.slab.free).len() == 2 {
+                break;
+            }
+            crate::sync::epoch::pin().flush();
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(lock(&index.inner.slab.free).len(), 2);
+        for i in 0..10 {
+            let k = format!("refused-{i}");
+            assert_eq!(index.get_or_try_insert_with(h(&k), &[&k], || None, |_| ()).unwrap(), None);
+        }
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            index.get_or_insert_with(h("p"), &["p"], || panic!("make panics"), |_| ())
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(lock(&index.inner.slab.free).len(), 2, "no slot lost");
+        let before = lock(&index.inner.writers).slots;
+        for k in ["c", "d"] {
+            index.get_or_insert_with(h(k), &[k], || 2, |_| ()).unwrap();
+        }
+        assert_eq!(lock(&index.inner.writers).slots, before, "the freed slots were used");
+    }
+
+    /// At the limit, a lookup of an expiring key takes it back rather than
+    /// going to the overflow series.
+    #[test]
+    fn an_expiring_key_comes_back_even_at_the_limit() {
+        let index: StringIndex<u32> = StringIndex::reclaiming_with_limit(1, 1);
+        let h = StringIndex::<u32>::hash(&["a"]);
+        index.get_or_insert_with(h, &["a"], || 7, |_| ()).unwrap();
+        let mut id = 0;
+        index.walk_live_since(None, &mut Vec::new(), |e| id = e.id());
+        assert!(index.expire(h, &["a"], id, 7));
+        assert_eq!(index.get_or_insert_with(StringIndex::<u32>::hash(&["b"]), &["b"], || 1, |v| *v).unwrap(), Some(1));
+        assert_eq!(index.len(), 1, "b took the free place");
+        assert_eq!(index.get_or_insert_with(h, &["a"], || 0, |v| *v).unwrap(), Some(7), "a came back, value kept");
+        assert_eq!((index.len(), index.expiring()), (2, 0));
     }
 
     #[test]

@@ -55,9 +55,12 @@ pub const DEFAULT_CARDINALITY_LIMIT: usize = 2000;
 ///   series stops being exported at the next scrape and frees its place
 ///   under the limit at once.
 /// - **Idle expiry** (opt-in: [`StringFamilyBuilder::idle_timeout`]): a
-///   scrape that finds a series' value unchanged (a counter's total, a
-///   gauge's value, a histogram's or summary's count) for the timeout
-///   exports it one last time and removes it. No update is lost to it: an
+///   scrape that finds a series' value unchanged for the timeout (a
+///   counter's total, a histogram's or summary's count: values that move
+///   with every record) exports it one last time and removes it. A gauge
+///   goes up and down, so it counts as idle only while it reads zero (a
+///   gauge reborn from zero then loses nothing); remove a gauge that holds
+///   another level yourself. No update is lost to it: an
 ///   update that raced the expiry either was in that last export, or
 ///   brings the series back with its value (the expiry is undone), and a
 ///   lookup of the label set while the expiry settles cancels it. Only an
@@ -75,7 +78,12 @@ pub const DEFAULT_CARDINALITY_LIMIT: usize = 2000;
 ///   however many label sets come and go. Without it, lookups pin nothing
 ///   and dead series are kept until the family drops: such a family holds
 ///   at most twice its limit of series over its life, and label sets beyond
-///   that go to the overflow series.
+///   that go to the overflow series. In a family that reclaims, the
+///   closures given to [`with`](Self::with) and the series constructor run
+///   with the epoch pinned: one that blocks holds back the freeing of every
+///   reclaiming family in the process (`crossbeam-epoch`'s collector is
+///   global), so keep them short, and never call this family from the
+///   constructor.
 ///
 /// # Examples
 /// ```
@@ -281,17 +289,27 @@ impl KeySource for PlanKeys {
     }
 }
 
-/// A number that changes whenever a series records (a counter's total, a
-/// gauge's bits, a histogram's or summary's count): idle expiry compares
-/// it across scrapes, and settles a raced expiry by it.
-fn fingerprint(value: &Value<'_>) -> u64 {
+/// A number that changes whenever a series records, for the kinds whose
+/// value only grows (a counter's total, a histogram's or summary's count):
+/// idle expiry compares it across scrapes, and settles a raced expiry by
+/// it. A gauge goes up and down, so an unchanged value does not mean that
+/// nothing recorded, and a gauge reborn from zero would lose its level: a
+/// gauge is idle only while it reads zero (`None` otherwise: never idle).
+fn fingerprint(value: &Value<'_>) -> Option<u64> {
     match *value {
-        Value::Counter(total) | Value::TracedCounter { total, .. } => total,
-        Value::FloatCounter(v) | Value::Gauge(v) => v.to_bits(),
-        Value::IntGauge(v) => v as u64,
-        Value::Histogram { count, .. } | Value::Summary { count, .. } => count,
-        Value::NativeHistogram { native, .. } => native.count,
+        Value::Counter(total) | Value::TracedCounter { total, .. } => Some(total),
+        Value::FloatCounter(v) => Some(v.to_bits()),
+        Value::Gauge(v) => (v == 0.0).then_some(0),
+        Value::IntGauge(v) => (v == 0).then_some(0),
+        Value::Histogram { count, .. } | Value::Summary { count, .. } => Some(count),
+        Value::NativeHistogram { native, .. } => Some(native.count),
     }
+}
+
+/// What `settle_expired` compares: a value with no fingerprint never
+/// matches one that had one.
+fn settle_fingerprint(value: &Value<'_>) -> u64 {
+    fingerprint(value).unwrap_or(u64::MAX)
 }
 
 /// What a rebuild of the plan takes over from the old one.
@@ -400,15 +418,22 @@ impl<M: Metric> ScrapePlan<M> {
 }
 
 /// Notes series `i`'s fingerprint at `now` in `idle`; true when it has not
-/// changed for `timeout` (both in nanoseconds).
+/// changed for `timeout` (both in nanoseconds). A series without one (a
+/// gauge away from zero) is never idle.
 #[inline]
-fn idle_for(idle: &mut [(u64, u64)], i: usize, fingerprint: u64, now: u64, timeout: u64) -> bool {
+fn idle_for(idle: &mut [(u64, u64)], i: usize, fingerprint: Option<u64>, now: u64, timeout: u64) -> bool {
     let Some(idle) = idle.get_mut(i) else { return false };
-    if idle.0 != fingerprint {
-        *idle = (fingerprint, now);
-        return false;
+    match fingerprint {
+        Some(f) if f == idle.0 => now.saturating_sub(idle.1) >= timeout,
+        Some(f) => {
+            *idle = (f, now);
+            false
+        }
+        None => {
+            *idle = (u64::MAX, now);
+            false
+        }
     }
-    now.saturating_sub(idle.1) >= timeout
 }
 
 impl<M: Metric> StringFamily<M> {
@@ -705,7 +730,7 @@ impl<M: Metric> StringFamily<M> {
         if expiry.is_some() {
             // Expired series an update raced come back before the plan is
             // brought up to date; the others are freed.
-            inner.series.settle_expired(|m| fingerprint(&m.sample(scratch)));
+            inner.series.settle_expired(|m| settle_fingerprint(&m.sample(scratch)));
         }
         let mut order = std::mem::take(&mut scratch.order);
         plan_guard.refresh(desc, &inner.series, &mut order, expiry.map(|(_, now)| now));
@@ -734,7 +759,7 @@ impl<M: Metric> StringFamily<M> {
             if values.len() == plan.metrics.len() {
                 if let Some((timeout, now)) = expiry {
                     for (i, &v) in values.iter().enumerate() {
-                        if idle_for(&mut plan.idle, i, v, now, timeout) {
+                        if idle_for(&mut plan.idle, i, Some(v), now, timeout) {
                             idle.push(i);
                         }
                     }
@@ -996,6 +1021,27 @@ mod tests {
         let own = r.register(("own_total", "O."), StringFamily::new(&["k"], Counter::new)).unwrap();
         assert_eq!((made.idle_timeout(), made.reclaims_memory()), (Some(timeout), true));
         assert_eq!((own.idle_timeout(), own.reclaims_memory()), (None, false));
+    }
+
+    /// A gauge away from zero never expires (it goes up and down, and a
+    /// gauge reborn from zero would lose its level); at zero it does.
+    #[test]
+    fn only_a_gauge_at_zero_is_idle() {
+        let r = crate::Registry::new();
+        let timeout = std::time::Duration::from_millis(20);
+        let f = r
+            .register(
+                ("level", "L."),
+                StringFamily::builder(&["k"], crate::IntGauge::new).idle_timeout(timeout).build(),
+            )
+            .unwrap();
+        f.with(&["held"], |g| g.set(4)).unwrap();
+        f.with(&["zero"], |g| g.set(0)).unwrap();
+        r.snapshot();
+        std::thread::sleep(timeout * 2);
+        r.snapshot();
+        assert_eq!(f.len(), 1, "the gauge at zero expired");
+        assert_eq!(f.get(&["held"]).unwrap().get(), 4, "the held level stays");
     }
 
     /// A lookup of an expiring label set takes the series back: value,

@@ -268,15 +268,6 @@ mod loom_once {
             *super::lock(&self.slot)
         }
 
-        pub(crate) fn set(&self, value: T) -> Result<(), T> {
-            let mut slot = super::lock(&self.slot);
-            if slot.is_some() {
-                return Err(value);
-            }
-            *slot = Some(Box::leak(Box::new(value)));
-            Ok(())
-        }
-
         pub(crate) fn get_or_init(&self, init: impl FnOnce() -> T) -> &T {
             let mut slot = super::lock(&self.slot);
             match *slot {

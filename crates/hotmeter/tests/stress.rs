@@ -432,3 +432,68 @@ fn churn_with_expiry_loses_no_increment() {
         books.revivals
     );
 }
+
+/// Lookups racing a writer that churns a reclaiming index: inserts,
+/// removals, batch expiry and settling, so tables are rebuilt and retired
+/// and freed slots reused while readers probe. Every value a lookup
+/// reaches must be its own key's (each value holds a copy of its key).
+/// Run under AddressSanitizer too, it also shows any read of freed memory
+/// (see the issue #21 note for the command).
+#[test]
+fn lookups_racing_churn_read_only_their_own_keys() {
+    use hotmeter::index::{Expiry, StringIndex};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    let index: StringIndex<String> = StringIndex::reclaiming_with_limit(1, 512);
+    let keys: Vec<String> = (0..2_000).map(|i| format!("key-{i}-{}", "x".repeat(i % 40))).collect();
+    let done = AtomicBool::new(false);
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for r in 0..3 {
+            let (index, keys, done) = (&index, &keys, &done);
+            s.spawn(move || {
+                let mut i = r * 7;
+                let mut found = 0u64;
+                while !done.load(Ordering::Relaxed) {
+                    let k = keys[i % keys.len()].as_str();
+                    if let Some(same) = index.find_with(StringIndex::<String>::hash(&[k]), &[k], |v| v == k).unwrap() {
+                        assert!(same, "a lookup of {k} reached another key's value");
+                        found += 1;
+                    }
+                    i = i.wrapping_mul(31).wrapping_add(17);
+                }
+                assert!(found > 0);
+            });
+        }
+        let mut round = 0usize;
+        while started.elapsed() < Duration::from_millis(1500) {
+            let base = (round * 97) % keys.len();
+            for k in keys.iter().cycle().skip(base).take(300) {
+                index.get_or_insert_with(StringIndex::<String>::hash(&[k]), &[k], || k.clone(), |_| ()).unwrap();
+            }
+            // Remove a third, expire a third (half of those "raced"), settle.
+            let mut live = Vec::new();
+            index.walk_live_since(None, &mut Vec::new(), |e| live.push((e.key_value(0).to_owned(), e.id())));
+            let values: Vec<[&str; 1]> = live.iter().map(|(k, _)| [k.as_str()]).collect();
+            let batch: Vec<Expiry<'_>> = live
+                .iter()
+                .zip(&values)
+                .enumerate()
+                .filter(|(n, _)| n % 3 == 1)
+                .map(|(n, ((_, id), v))| Expiry {
+                    hash: StringIndex::<String>::hash(v),
+                    values: v,
+                    id: *id,
+                    fingerprint: if n % 2 == 0 { 0 } else { 1 },
+                })
+                .collect();
+            index.expire_all(&batch);
+            index.retain(|v| v[0].len() % 3 != round % 3);
+            index.settle_expired(|v| v.len() as u64 % 2);
+            round += 1;
+        }
+        done.store(true, Ordering::Relaxed);
+    });
+    assert!(index.len() <= 512);
+}
