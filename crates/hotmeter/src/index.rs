@@ -1377,11 +1377,20 @@ mod tests {
             }
             assert_eq!(index.len(), 50 + round as usize);
             assert_eq!(index.retain(|v| !v[0].starts_with(&format!("r{round}-")) || v[0].ends_with("-7")), 49);
+            // Let the epoch hand the 49 slots back (other tests' threads pin
+            // the same global epoch: bounded retries).
+            for _ in 0..2_000 {
+                if lock(&index.inner.slab.free).len() >= 49 {
+                    break;
+                }
+                crate::sync::epoch::pin().flush();
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
         }
         assert_eq!(index.len(), 200);
         assert_eq!(index.allocated(), 200, "10,000 keys came and went; the live ones are allocated");
         let slots = lock(&index.inner.writers).slots;
-        assert!(slots < 1_000, "freed slots are used again: {slots} slots for 10,000 keys");
+        assert!(slots <= 300, "freed slots are used again: {slots} slots for 10,000 keys");
         assert!(index.table_len() <= 1024, "tombstones do not pile up: {}", index.table_len());
         let h = StringIndex::<u64>::hash(&["r3-7"]);
         assert_eq!(find(&index, h, &["r3-7"]), Some(307));
