@@ -529,7 +529,7 @@ impl<V: Send + Sync + 'static> Inner<V> {
         // table's: in the models, a free before the last read shows here.
         #[cfg(hotmeter_loom)]
         if table.freed.load(Ordering::SeqCst) {
-            crate::__loom::violation("a lookup read a table after its free");
+            crate::sync::note_model_violation("a lookup read a table after its free");
         }
         found
     }

@@ -139,23 +139,10 @@ pub use traced_counter::TracedCounter;
 #[cfg(hotmeter_loom)]
 #[doc(hidden)]
 pub mod __loom {
-    std::thread_local! {
-        /// The first protocol violation the real code noticed in this
-        /// model (loom runs a model's threads on one OS thread).
-        static VIOLATION: std::cell::RefCell<Option<&'static str>> = const { std::cell::RefCell::new(None) };
-    }
-
-    /// Notes a violation seen inside the real code (never a panic there:
-    /// see `loom_tests::expect`).
-    pub(crate) fn violation(what: &'static str) {
-        VIOLATION.with(|v| {
-            v.borrow_mut().get_or_insert(what);
-        });
-    }
-
-    /// Takes the violation noted since the last call, if any.
+    /// Takes the protocol violation the real code noted since the last
+    /// call, if any.
     pub fn take_violation() -> Option<&'static str> {
-        VIOLATION.with(|v| v.borrow_mut().take())
+        crate::sync::take_model_violation()
     }
 
     /// The real thread-slot allocator, on an instance of the model's own.

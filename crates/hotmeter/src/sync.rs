@@ -41,6 +41,29 @@ pub(crate) use loom::sync::{Mutex, MutexGuard};
 /// mutexes inside are loom's under the cfg.
 pub(crate) use std::sync::Arc;
 
+#[cfg(hotmeter_loom)]
+std::thread_local! {
+    /// The first protocol violation the real code noticed in the running
+    /// model (loom runs a model's threads on one OS thread).
+    static MODEL_VIOLATION: std::cell::RefCell<Option<&'static str>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Loom builds: notes a violation the real code sees (never a panic there:
+/// a panic inside a model of the epoch code aborts in loom's cleanup); the
+/// models read it back after loom returns.
+#[cfg(hotmeter_loom)]
+pub(crate) fn note_model_violation(what: &'static str) {
+    MODEL_VIOLATION.with(|v| {
+        v.borrow_mut().get_or_insert(what);
+    });
+}
+
+/// Loom builds: takes the violation noted since the last call.
+#[cfg(hotmeter_loom)]
+pub(crate) fn take_model_violation() -> Option<&'static str> {
+    MODEL_VIOLATION.with(|v| v.borrow_mut().take())
+}
+
 /// Hint to the CPU that we are spinning; yields to the scheduler under loom
 /// so that models with spin loops terminate.
 #[inline]
