@@ -44,6 +44,12 @@ pub(crate) struct Options {
     pub(crate) instance: Option<String>,
     /// Keep serving /metrics this long after the summary (final counts stay scrapeable).
     pub(crate) linger: Option<Duration>,
+    /// Churning memory spaces: how many appear per second (None: none).
+    pub(crate) tenant_churn: Option<f64>,
+    /// Retire memory spaces idle this long (None: only churning ones, at once).
+    pub(crate) idle_timeout: Option<Duration>,
+    /// How long a retired space's series stay in /metrics with their final values.
+    pub(crate) retired_linger: Duration,
 }
 
 /// `hotmeter-demo decide`: where the inputs come from.
@@ -162,6 +168,24 @@ struct RunArgs {
     decision: DecisionArgs,
     #[command(flatten)]
     push: PushArgs,
+    #[command(flatten)]
+    churn: ChurnArgs,
+}
+
+/// Memory spaces that come and go.
+#[derive(Debug, Args)]
+struct ChurnArgs {
+    /// Add RATE short-lived memory spaces (churn-1, churn-2, ...) per second; each takes traffic for
+    /// 4/RATE s, then falls silent and is retired (default: none)
+    #[arg(long, value_name = "RATE", value_parser = churn_rate)]
+    tenant_churn: Option<f64>,
+    /// Retire any memory space that received nothing for TIME (default: spaces live until retired)
+    #[arg(long, value_name = "TIME", value_parser = positive_duration)]
+    idle_timeout: Option<Duration>,
+    /// Keep a retired memory space's series, with their final values, in /metrics for TIME after
+    /// its last observation, so every scraper and --remote-write sees them
+    #[arg(long, value_name = "TIME", default_value = "30s", value_parser = positive_duration)]
+    retired_linger: Duration,
 }
 
 /// Pushing instead of (or beside) being scraped.
@@ -250,6 +274,10 @@ fn number(value: &str, lo: f64, hi: f64, expected: &str) -> Result<f64, String> 
 
 fn rate(v: &str) -> Result<f64, String> {
     number(v, 0.1, 1_000_000.0, "a number from 0.1 to 1000000")
+}
+
+fn churn_rate(v: &str) -> Result<f64, String> {
+    number(v, 0.01, 100.0, "a number of memory spaces per second from 0.01 to 100")
 }
 
 fn workers(v: &str) -> Result<usize, String> {
@@ -367,6 +395,9 @@ impl RunArgs {
             job: self.push.job,
             instance: self.push.instance,
             linger: self.push.linger,
+            tenant_churn: self.churn.tenant_churn,
+            idle_timeout: self.churn.idle_timeout,
+            retired_linger: self.churn.retired_linger,
         })
     }
 }
@@ -469,6 +500,16 @@ mod tests {
         assert_eq!(p.remote_write.as_deref(), Some("http://127.0.0.1:9090/api/v1/write"));
         assert_eq!((p.remote_write_interval, p.linger), (Duration::from_secs(2), Some(Duration::from_secs(60))));
         assert_eq!((p.job.as_str(), p.instance.as_deref()), ("fleet", Some("a:1")));
+        assert_eq!((d.tenant_churn, d.idle_timeout, d.retired_linger), (None, None, Duration::from_secs(30)));
+        let c = options(&["--tenant-churn", "2.5", "--idle-timeout", "3s", "--retired-linger", "1m"]);
+        assert_eq!((c.tenant_churn, c.idle_timeout), (Some(2.5), Some(Duration::from_secs(3))));
+        assert_eq!(c.retired_linger, Duration::from_secs(60));
+        for bad in [&["--tenant-churn", "0"][..], &["--tenant-churn", "101"], &["--tenant-churn", "NaN"]] {
+            assert_eq!(bad_option(&run(bad).unwrap_err()).as_deref(), Some("--tenant-churn"), "{bad:?}");
+        }
+        for bad in [&["--idle-timeout", "0"][..], &["--retired-linger", "-1s"]] {
+            assert!(run(bad).is_err(), "{bad:?}");
+        }
         for help in [&["--help"][..], &["--rate", "5", "-h"]] {
             let e = run(help).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::DisplayHelp, "{help:?}");

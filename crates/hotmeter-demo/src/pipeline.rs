@@ -21,6 +21,7 @@ use crate::handler::{DemoHandler, STAGES, Store, trace_id};
 use crate::outcome::{Failed, context};
 use crate::slos;
 use crate::status::{Names, say};
+use crate::tenants::Tenants;
 use crate::traffic::{Rng, SPACES, Traffic};
 
 /// Everything a run builds before traffic starts: the registry and what
@@ -67,7 +68,15 @@ pub(crate) fn build_pipeline(o: &Options) -> Result<Pipeline, Failed> {
     let slo_tracker = Arc::new(Mutex::new(context(SloTracker::new(slo_defs.clone(), o.namespace.as_deref()), || {
         "invalid SLO definitions".into()
     })?));
-    let config = PoolConfig { workers: o.workers, ..PoolConfig::default() };
+    let config = PoolConfig {
+        workers: o.workers,
+        space_idle_timeout: o.idle_timeout,
+        retired_linger: o.retired_linger,
+        // Churn keeps retired spaces in /metrics for --retired-linger (and
+        // --idle-timeout) after their traffic stops: room for them all.
+        max_memory_spaces: if o.tenant_churn.is_some() { 4096 } else { PoolConfig::default().max_memory_spaces },
+        ..PoolConfig::default()
+    };
     let pool = context(WorkerPool::start(config, &registry, handler), || "cannot start the worker pool".into())?;
     // Built-in spaces keep their weights; each --memory-space gets a tenth
     // of the busiest one's.
@@ -143,6 +152,24 @@ pub(crate) fn start_exporter(o: &Options, p: &Pipeline) -> Result<hotmeter_expor
         o.sync.as_str(),
         o.error_rate * 100.0
     ));
+    if let Some(rate) = o.tenant_churn {
+        say(format_args!(
+            "tenant churn: a memory space appears every {:.2} s and falls silent after {:.2} s; {}; retired spaces leave /metrics {:.0} s after their last observation\n",
+            1.0 / rate,
+            f64::from(crate::tenants::CHURN_LIFE) / rate,
+            match o.idle_timeout {
+                Some(t) => format!("the pool retires spaces idle for {:.1} s", t.as_secs_f64()),
+                None => "silent ones are retired at once".to_owned(),
+            },
+            o.retired_linger.as_secs_f64()
+        ));
+    } else if let Some(t) = o.idle_timeout {
+        say(format_args!(
+            "memory spaces idle for {:.1} s are retired; they leave /metrics {:.0} s after their last observation\n",
+            t.as_secs_f64(),
+            o.retired_linger.as_secs_f64()
+        ));
+    }
     match o.duration {
         Some(d) => say(format_args!("running for {:.1} s (Ctrl-C stops early)\n", d.as_secs_f64())),
         None => say(format_args!("running until Ctrl-C\n")),
@@ -180,24 +207,20 @@ pub(crate) fn start_push(
 }
 
 /// The generator: paced to `--rate` in 1 ms steps, one session per space,
-/// weighted spaces and priorities, every tenth observation traced.
+/// weighted spaces (churning ones with `--tenant-churn`) and priorities,
+/// every tenth observation traced.
 pub(crate) fn generate(o: &Options, p: &Pipeline, traffic: &Traffic, generating: &AtomicBool) {
-    let sessions: Vec<_> = p.spaces.iter().map(|sp| p.pool.session(sp)).collect();
+    let begin = Instant::now();
+    let mut tenants = Tenants::new(&p.pool, &p.spaces, &p.weights, o.tenant_churn, o.idle_timeout, begin);
     let traces = &p.traces;
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut sent = 0u64;
-    let total_weight = p.weights.iter().sum::<u64>().max(1);
-    let begin = Instant::now();
     while generating.load(Ordering::Acquire) {
+        tenants.tick(Instant::now());
+        let total_weight = tenants.total_weight();
         let due = (begin.elapsed().as_secs_f64() * o.rate) as u64;
         while sent < due {
-            let mut pick = rng.below(total_weight);
-            let space = p.weights.iter().position(|&w| {
-                pick < w || {
-                    pick -= w;
-                    false
-                }
-            });
+            let space = tenants.pick(rng.below(total_weight));
             let priority = match rng.below(10) {
                 0 => Priority::High,
                 1 | 2 => Priority::Low,
@@ -212,7 +235,7 @@ pub(crate) fn generate(o: &Options, p: &Pipeline, traffic: &Traffic, generating:
                 let _ = traces.record(id, "generate");
                 let _ = traces.record(id, "enqueue");
             }
-            if sessions[space.unwrap_or(0)].submit(priority, sent, payload).is_err() {
+            if tenants.submit(space, priority, sent, payload).is_err() {
                 // Counted in streaming_observations_rejected_total by the queue;
                 // its trace ends here, without `process` and `checkpoint_write`.
                 traffic.rejected.fetch_add(1, Ordering::Relaxed);
@@ -224,6 +247,7 @@ pub(crate) fn generate(o: &Options, p: &Pipeline, traffic: &Traffic, generating:
         }
         std::thread::sleep(Duration::from_millis(1));
     }
+    *traffic.churn.lock().unwrap_or_else(PoisonError::into_inner) = tenants.counts();
 }
 
 /// Recall: 20 queries a second against recently stored keys.

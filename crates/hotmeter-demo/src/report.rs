@@ -118,6 +118,19 @@ pub(crate) fn summarize(
             if report.processed + rejected == submitted { "all accounted for" } else { "MISMATCH" }
         ));
         say(format_args!("  batches       {} ({} failed)\n", report.batches, report.failed_batches));
+        if o.tenant_churn.is_some() || o.idle_timeout.is_some() {
+            let (live, retired) = p.pool.memory_spaces();
+            let c = *traffic.churn.lock().unwrap_or_else(PoisonError::into_inner);
+            say(format_args!(
+                "  memory spaces {live} live, {retired} retired (in /metrics until their linger ends), {} removed; \
+                 churn: {} appeared, {} fell silent, {} came back after retirement, {} refused\n",
+                p.pool.memory_spaces_removed(),
+                c.appeared,
+                c.silenced,
+                c.brought_back,
+                c.refused
+            ));
+        }
         say(format_args!(
             "  checkpoints   {} written, {} failed ({:.2}% errors), {:.1} writes/s, {rows} new rows in {}\n",
             end.writes_ok,

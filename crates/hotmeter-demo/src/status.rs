@@ -43,8 +43,12 @@ pub(crate) struct Tally {
     /// than most writes.
     pub(crate) write_native: Option<NativeBuckets>,
     pub(crate) accepted: u64,
+    /// Observations processed, from the workers' batch sizes: per-worker
+    /// series never leave, where a retired memory space's do.
     pub(crate) processed: u64,
     pub(crate) rejected: u64,
+    /// Memory spaces in /metrics (live, and retired ones still lingering).
+    pub(crate) spaces: usize,
     pub(crate) depth: [i64; 3],
     pub(crate) state: i64,
     pub(crate) sessions: i64,
@@ -54,6 +58,14 @@ pub(crate) struct Tally {
 fn counters(snap: &RegistrySnapshot, name: &str) -> u64 {
     snap.family(name)
         .map_or(0, |f| f.series.iter().map(|s| if let OwnedValue::Counter(n) = s.value { n } else { 0 }).sum())
+}
+
+/// Sum over workers of their batch sizes' sums: observations processed
+/// (whole numbers, exact in an `f64` up to 2^53).
+fn batch_size_sum(snap: &RegistrySnapshot, name: &str) -> u64 {
+    snap.family(name).map_or(0, |f| {
+        f.series.iter().map(|s| if let OwnedValue::Histogram { sum, .. } = s.value { sum as u64 } else { 0 }).sum()
+    })
 }
 
 fn int_gauge(snap: &RegistrySnapshot, name: &str, labels: &[&str]) -> i64 {
@@ -96,8 +108,9 @@ impl Tally {
             write_counts,
             write_native,
             accepted: counters(snap, &names.full(m::OBSERVATIONS)),
-            processed: counters(snap, &names.full(m::OBSERVATIONS_PROCESSED)),
+            processed: batch_size_sum(snap, &names.full(m::BATCH_SIZE)),
             rejected: counters(snap, &names.full(m::OBSERVATIONS_REJECTED)),
+            spaces: snap.family(&names.full(m::BACKPRESSURE_STATE)).map_or(0, |f| f.series.len()),
             depth: std::array::from_fn(|i| int_gauge(snap, &depth_name, &[Priority::ALL[i].as_str()])),
             state,
             sessions: int_gauge(snap, &names.full(m::ACTIVE_SESSIONS), &[]),
@@ -164,11 +177,12 @@ pub(crate) fn line(uptime: Duration, w: &Window, now: &Tally) -> String {
         None => "     -    ".to_owned(),
     };
     format!(
-        "[{:>5}s] writes/s {:>6.1} | errors {:>5.2}% | p99 write {p99} | obs/s {:>7.1} | queue h/n/l {}/{}/{} | backpressure {} | rejected/s {}",
+        "[{:>5}s] writes/s {:>6.1} | errors {:>5.2}% | p99 write {p99} | obs/s {:>7.1} | spaces {} | queue h/n/l {}/{}/{} | backpressure {} | rejected/s {}",
         uptime.as_secs(),
         w.writes_per_sec,
         w.error_percent,
         w.processed_per_sec,
+        now.spaces,
         now.depth[0],
         now.depth[1],
         now.depth[2],
@@ -207,6 +221,7 @@ mod tests {
             rejected: 3,
             depth: [1, 2, 3],
             state: 2,
+            spaces: 5,
             ..Tally::default()
         };
         let w = Window::between(&before, &now, Duration::from_secs(2));
@@ -220,6 +235,7 @@ mod tests {
         assert!(text.contains("writes/s   50.0"), "{text}");
         assert!(text.contains("errors 20.00%"), "{text}");
         assert!(text.contains("queue h/n/l 1/2/3"), "{text}");
+        assert!(text.contains("| spaces 5 |"), "{text}");
         assert!(text.contains("backpressure critical"), "{text}");
         assert_eq!(state_name(9), "unknown");
     }

@@ -298,3 +298,63 @@ fn a_closed_stdout_stops_the_demo_cleanly() {
     assert!(status.success(), "exit {status}; stderr:\n{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// `--tenant-churn` with `--idle-timeout`: memory spaces appear, fall
+/// silent, are retired by the pool for idleness, linger with their final
+/// values, and leave `/metrics`; the status line and the summary say so,
+/// and the accounting still holds.
+#[test]
+fn churning_memory_spaces_come_and_go_in_metrics() {
+    let mut demo = Demo::start(&[
+        "--duration",
+        "8",
+        "--rate",
+        "400",
+        "--workers",
+        "2",
+        "--tenant-churn",
+        "4",
+        "--idle-timeout",
+        "0.5s",
+        "--retired-linger",
+        "1s",
+    ]);
+    let addr = demo.addr();
+    demo.wait_for("[    1s]");
+    let churn_names = |body: &str| -> std::collections::BTreeSet<String> {
+        body.lines()
+            .filter(|l| l.starts_with("streaming_backpressure_state{memory_space=\"churn-"))
+            .filter_map(|l| l.split('"').nth(1).map(str::to_owned))
+            .collect()
+    };
+    let mut scrapes = Vec::new();
+    let t = std::time::Instant::now();
+    while t.elapsed() < std::time::Duration::from_secs(5) {
+        scrapes.push(churn_names(&scrape(&addr)));
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    let ever: std::collections::BTreeSet<&String> = scrapes.iter().flatten().collect();
+    let (first, last) = (&scrapes[0], scrapes.last().unwrap());
+    // About 4 appear a second, each in /metrics for about 1 s of traffic,
+    // 0.5 s idle and 1 s of linger: 10 to 12 at a time, never all of them.
+    assert!(ever.len() >= 15, "{} churning spaces seen: {ever:?}", ever.len());
+    assert!(scrapes.iter().all(|s| s.len() <= 20), "{scrapes:?}");
+    assert!(first.iter().any(|n| !last.contains(n)), "early spaces left: {first:?} then {last:?}");
+    assert!(last.iter().any(|n| !first.contains(n)), "new spaces came: {first:?} then {last:?}");
+
+    let status = demo.wait();
+    let out = demo.seen().join("\n");
+    assert!(status.success(), "exit {status}; output:\n{out}");
+    assert!(out.contains("all accounted for"), "{out}");
+    assert!(out.contains("tenant churn: a memory space appears every 0.25 s"), "{out}");
+    let spaces_line = demo.seen().iter().find(|l| l.contains("memory spaces ")).unwrap_or_else(|| panic!("{out}"));
+    let number_before = |word: &str| -> u64 {
+        let (head, _) = spaces_line.split_once(word).unwrap_or_else(|| panic!("{word} in {spaces_line}"));
+        head.split_whitespace().last().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{spaces_line}"))
+    };
+    assert!(number_before(" appeared") >= 25, "{spaces_line}");
+    assert!(number_before(" removed") >= 15, "{spaces_line}");
+    assert_eq!(number_before(" refused"), 0, "{spaces_line}");
+    let status_line = demo.seen().iter().find(|l| l.starts_with("[    3s]")).unwrap_or_else(|| panic!("{out}"));
+    assert!(status_line.contains("| spaces "), "{status_line}");
+}

@@ -26,6 +26,9 @@ hotmeter::label_enum! {
         Invalid = "invalid",
         /// The pool is shutting down and accepts nothing new.
         Shutdown = "shutdown",
+        /// Its memory space was retired (counted while the space's series
+        /// are still exported; see [`MemorySpace`](crate::MemorySpace)).
+        Retired = "retired",
     }
 }
 

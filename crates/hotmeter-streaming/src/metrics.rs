@@ -117,19 +117,28 @@ impl Families {
     /// Every string family is built here rather than by
     /// `Registry::labeled_family`: the pool keeps handles to its series, so
     /// a registry's default idle timeout must not expire them (a space's
-    /// series live as long as the pool).
+    /// series live until the pool removes them, [`PipelineMetrics::remove_space`]).
+    /// Families keyed by memory space reclaim their memory: spaces come and
+    /// go, and the pool resolves their handles once per space, so the
+    /// reclaiming lookup's epoch pin is never on a recording path.
     fn register(registry: &Registry) -> Result<Self, RegistryError> {
+        fn by_space<M: hotmeter::expose::Metric>(
+            names: &[&str],
+            make: impl Fn() -> M + Send + Sync + 'static,
+        ) -> StringFamily<M> {
+            StringFamily::builder(names, make).reclaim_memory().build()
+        }
         let r = registry;
         let space = &["memory_space"];
         let worker = &["worker_id"];
         Ok(Families {
-            observations: r.register(hotmeter::Opts::new(OBSERVATIONS, "Observations accepted into the queue, by memory space and priority."), StringFamily::new(&["memory_space", "priority"], Counter::new))?,
-            processed: r.register(hotmeter::Opts::new(OBSERVATIONS_PROCESSED, "Observations finished by a worker (their batch succeeded or failed)."), StringFamily::new(space, Counter::new))?,
-            rejected: r.register(hotmeter::Opts::new(OBSERVATIONS_REJECTED, "Observations refused at enqueue, by reason; each was handed back to its caller."), StringFamily::new(&["memory_space", "reason"], Counter::new))?,
-            activations: r.register(hotmeter::Opts::new(BACKPRESSURE_ACTIVATIONS, "Backpressure state rises, by the level entered, attributed to the memory space that submitted most since the last check."), StringFamily::new(&["memory_space", "level"], Counter::new))?,
-            state: r.register(hotmeter::Opts::new(BACKPRESSURE_STATE, "Backpressure state applied to this memory space: 0 normal, 1 warning, 2 critical, 3 overloaded."), StringFamily::new(space, IntGauge::new))?,
-            latency: r.register(hotmeter::Opts::new(OBSERVATION_LATENCY, "Time from enqueue to the end of the batch that processed the observation."), StringFamily::new(space, || Histogram::new(latency_buckets())))?,
-            recall: r.register(hotmeter::Opts::new(RECALL_LATENCY, "Time to answer one recall query against stored observations."), StringFamily::new(space, || Histogram::new(recall_buckets())))?,
+            observations: r.register(hotmeter::Opts::new(OBSERVATIONS, "Observations accepted into the queue, by memory space and priority."), by_space(&["memory_space", "priority"], Counter::new))?,
+            processed: r.register(hotmeter::Opts::new(OBSERVATIONS_PROCESSED, "Observations finished by a worker (their batch succeeded or failed)."), by_space(space, Counter::new))?,
+            rejected: r.register(hotmeter::Opts::new(OBSERVATIONS_REJECTED, "Observations refused at enqueue, by reason; each was handed back to its caller."), by_space(&["memory_space", "reason"], Counter::new))?,
+            activations: r.register(hotmeter::Opts::new(BACKPRESSURE_ACTIVATIONS, "Backpressure state rises, by the level entered, attributed to the memory space that submitted most since the last check."), by_space(&["memory_space", "level"], Counter::new))?,
+            state: r.register(hotmeter::Opts::new(BACKPRESSURE_STATE, "Backpressure state applied to this memory space: 0 normal, 1 warning, 2 critical, 3 overloaded."), by_space(space, IntGauge::new))?,
+            latency: r.register(hotmeter::Opts::new(OBSERVATION_LATENCY, "Time from enqueue to the end of the batch that processed the observation."), by_space(space, || Histogram::new(latency_buckets())))?,
+            recall: r.register(hotmeter::Opts::new(RECALL_LATENCY, "Time to answer one recall query against stored observations."), by_space(space, || Histogram::new(recall_buckets())))?,
             batches: r.register(hotmeter::Opts::new(BATCHES_PROCESSED, "Batches a worker handled, failed ones included."), StringFamily::new(worker, Counter::new))?,
             failures: r.register(hotmeter::Opts::new(BATCH_FAILURES, "Batches whose handler returned an error or panicked, by error type."), StringFamily::new(&["worker_id", "error_type"], Counter::new))?,
             stolen: r.register(hotmeter::Opts::new(WORK_STOLEN, "Times this worker stole work (up to one batch) from another worker's deque."), StringFamily::new(worker, Counter::new))?,
@@ -158,6 +167,20 @@ impl Families {
             latency: handle(&self.latency, &[name]),
             recall: handle(&self.recall, &[name]),
         }
+    }
+
+    /// Removes every series of the memory space `name`.
+    fn remove_space(&self, name: &str) {
+        let this = [("memory_space", name)];
+        // The label name is fixed by the registration above, so none of
+        // these can fail.
+        let _ = self.observations.remove_matching(&this);
+        let _ = self.processed.remove_matching(&this);
+        let _ = self.rejected.remove_matching(&this);
+        let _ = self.activations.remove_matching(&this);
+        let _ = self.state.remove_matching(&this);
+        let _ = self.latency.remove_matching(&this);
+        let _ = self.recall.remove_matching(&this);
     }
 
     fn worker(&self, id: usize) -> WorkerHandles {
@@ -199,6 +222,14 @@ impl PipelineMetrics {
     /// Handles for one memory space, resolved once when the space is added.
     pub(crate) fn space(&self, name: &str) -> SpaceMetrics {
         SpaceMetrics(self.0.as_ref().map(|f| f.space(name)))
+    }
+
+    /// Removes every series of the memory space `name`: the pool calls it
+    /// once nothing can record into them any more.
+    pub(crate) fn remove_space(&self, name: &str) {
+        if let Some(f) = &self.0 {
+            f.remove_space(name);
+        }
     }
 
     /// Handles for one worker, resolved once when it starts.

@@ -7,6 +7,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::clock::epoch;
@@ -40,8 +41,14 @@ impl Observation {
 
 /// A registered memory space: a cheap handle naming a tenant or namespace of
 /// stored data. Get one from [`WorkerPool::memory_space`](crate::WorkerPool::memory_space);
-/// the number of spaces a pool accepts is bounded, so the label stays bounded.
-/// Two handles are equal when they name the same space of the same pool.
+/// the number of spaces a pool holds at once is bounded, so the label stays
+/// bounded. Two handles are equal when they name the same space of the same
+/// pool. A space can be retired
+/// ([`WorkerPool::retire_memory_space`](crate::WorkerPool::retire_memory_space),
+/// or by [`PoolConfig::space_idle_timeout`](crate::PoolConfig::space_idle_timeout)):
+/// submissions to it are then refused as `retired`, and its series leave
+/// `/metrics` once its last observation is processed and
+/// [`PoolConfig::retired_linger`](crate::PoolConfig::retired_linger) has passed.
 #[derive(Clone)]
 pub struct MemorySpace {
     pub(crate) inner: Arc<SpaceShared>,
@@ -49,9 +56,77 @@ pub struct MemorySpace {
 
 #[derive(Debug)]
 pub(crate) struct SpaceShared {
-    pub(crate) id: u16,
+    /// Unique in its pool over the pool's life, never reused.
+    pub(crate) id: usize,
     pub(crate) name: Box<str>,
     pub(crate) metrics: SpaceMetrics,
+    pub(crate) life: SpaceLife,
+}
+
+/// One word saying whether a memory space is retired and what still holds
+/// it, so that its series are removed only when no recording into them can
+/// follow.
+///
+/// Layout: bits 0 to 39 count holds (one per observation queued or in a
+/// worker's hands, one more per submission still recording its outcome),
+/// bit 40 is `RETIRED`, bits 41 to 63 count submissions (wrapping; the
+/// monitor reads a change as activity). A submission takes two holds before
+/// it looks at `RETIRED` and gives one back when its outcome is recorded
+/// (two when refused), so a count of zero with `RETIRED` set means: nothing
+/// is queued, no batch holds one of its observations, and no submission
+/// can still record into its series; every later submission sees `RETIRED`
+/// and is refused.
+#[derive(Debug, Default)]
+pub(crate) struct SpaceLife(AtomicU64);
+
+const HOLDS: u64 = (1 << 40) - 1;
+const RETIRED: u64 = 1 << 40;
+const SUBMISSION: u64 = 1 << 41;
+
+impl SpaceLife {
+    /// A submission begins: takes two holds and counts it. `false` when the
+    /// space is retired: the caller records the refusal, then gives both
+    /// holds back with [`leave`](Self::leave).
+    #[inline]
+    pub(crate) fn enter(&self) -> bool {
+        // Acquire: pairs with `retire`'s release, so a refused submission
+        // sees the retirement it was refused by.
+        self.0.fetch_add(2 + SUBMISSION, Ordering::Acquire) & RETIRED == 0
+    }
+
+    /// Gives `n` holds back. Release: everything recorded into the space's
+    /// series before this happens before the remover's acquire load.
+    #[inline]
+    pub(crate) fn leave(&self, n: u64) {
+        let prev = self.0.fetch_sub(n, Ordering::Release);
+        debug_assert!(prev & HOLDS >= n, "more holds given back than taken");
+    }
+
+    /// Retires the space; `false` if it already was.
+    pub(crate) fn retire(&self) -> bool {
+        self.0.fetch_or(RETIRED, Ordering::AcqRel) & RETIRED == 0
+    }
+
+    /// Undoes a retirement (the caller holds the pool's space list, so the
+    /// space cannot be removed meanwhile); `false` if it was not retired.
+    pub(crate) fn revive(&self) -> bool {
+        self.0.fetch_and(!RETIRED, Ordering::AcqRel) & RETIRED != 0
+    }
+
+    pub(crate) fn is_retired(&self) -> bool {
+        self.0.load(Ordering::Acquire) & RETIRED != 0
+    }
+
+    /// Retired with nothing holding it: its series take no more records.
+    pub(crate) fn is_drained(&self) -> bool {
+        self.0.load(Ordering::Acquire) & (RETIRED | HOLDS) == RETIRED
+    }
+
+    /// Submissions so far (wrapping at 2^23): compared between two readings,
+    /// a change means the space was used.
+    pub(crate) fn submissions(&self) -> u64 {
+        self.0.load(Ordering::Relaxed) >> 41
+    }
 }
 
 impl MemorySpace {
@@ -60,9 +135,20 @@ impl MemorySpace {
         &self.inner.name
     }
 
-    /// Its dense index in its pool (0, 1, ...), in order of registration.
+    /// Its number in its pool (0, 1, ...), in order of registration; a
+    /// space registered after another was retired gets a new number, never
+    /// a retired one's.
     pub fn index(&self) -> usize {
-        usize::from(self.inner.id)
+        self.inner.id
+    }
+
+    /// Whether it was retired (submissions are refused as `retired`). A
+    /// retired space comes back only through
+    /// [`WorkerPool::memory_space`](crate::WorkerPool::memory_space), which
+    /// revives it while its series are still exported, or else registers
+    /// its name anew (from zero).
+    pub fn is_retired(&self) -> bool {
+        self.inner.life.is_retired()
     }
 
     pub(crate) fn metrics(&self) -> &SpaceMetrics {
@@ -96,8 +182,9 @@ pub enum SpaceError {
         /// The name given.
         name: String,
     },
-    /// The pool already has its configured maximum of memory spaces: the
-    /// label's cardinality is bounded on purpose.
+    /// The pool already holds its configured maximum of memory spaces
+    /// (retired ones count until their series are removed): the label's
+    /// cardinality is bounded on purpose.
     TooMany {
         /// The name given.
         name: String,

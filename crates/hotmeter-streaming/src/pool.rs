@@ -2,10 +2,13 @@
 //! backpressure monitor, and a shutdown that loses nothing.
 //!
 //! Owns: worker threads and their local deques (crossbeam-deque), memory
-//! space registration, sessions, and the monitor thread that turns queue
-//! utilisation into a [`BackpressureState`]. Must not: hold a lock while a
-//! handler runs, or let an observation leave except through a handler or
-//! back to the caller ([`Shutdown::HandBack`], [`EnqueueError`]).
+//! space registration and retirement, sessions, and the monitor thread
+//! that turns queue utilisation into a [`BackpressureState`], retires idle
+//! spaces and removes drained ones' series. Must not: hold a lock while a
+//! handler runs, let an observation leave except through a handler or
+//! back to the caller ([`Shutdown::HandBack`], [`EnqueueError`]), or remove
+//! a space's series while anything can still record into them (the holds
+//! counted in `observation::SpaceLife`).
 //!
 //! ```text
 //!  submit ──► [high | normal | low] lanes ──claim (≤ 2 × batch)──► worker deque ──pop batch──► handler
@@ -16,12 +19,13 @@
 //! ```
 //! Batch size adapts to the backlog: `clamp(queued / workers, min_batch, max_batch)`.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_deque::{Steal, Stealer, Worker as Deque};
 use crossbeam_utils::sync::Parker;
@@ -31,7 +35,7 @@ use crate::backpressure::{BackpressureMonitor, BackpressureThresholds, Threshold
 use crate::clock::now_ns;
 use crate::labels::{BackpressureState, FailureKind, Priority};
 use crate::metrics::{PipelineMetrics, WorkerMetrics};
-use crate::observation::{MemorySpace, Observation, SpaceError, SpaceShared, validate_space_name};
+use crate::observation::{MemorySpace, Observation, SpaceError, SpaceLife, SpaceShared, validate_space_name};
 use crate::queue::{EnqueueError, ObservationQueue, QueueConfig};
 
 /// A handler's error for one batch: its kind (a bounded label) and cause.
@@ -101,9 +105,20 @@ pub struct PoolConfig {
     pub backpressure: BackpressureThresholds,
     /// How often the monitor reads utilisation (default 5 ms).
     pub monitor_interval: Duration,
-    /// How many memory spaces may be registered (default 64): the bound on
-    /// the `memory_space` label.
+    /// How many memory spaces the pool holds at once (default 64): the
+    /// bound on the `memory_space` label. A retired space counts until its
+    /// series are removed.
     pub max_memory_spaces: usize,
+    /// Retire a memory space nothing was submitted to for this long
+    /// (default `None`: spaces live until retired by
+    /// [`WorkerPool::retire_memory_space`]). Checked by the monitor thread.
+    pub space_idle_timeout: Option<Duration>,
+    /// How long a retired space's series stay in `/metrics`, with their
+    /// final values, after its last observation was processed (default
+    /// 30 s). Make it longer than every scraper's and pusher's interval, so
+    /// each reads the final values; a pusher (remote_write) then sends the
+    /// series' stale marker.
+    pub retired_linger: Duration,
     /// Record metrics (default true). `false` exists to measure what
     /// recording costs the pipeline; nothing else changes.
     pub record: bool,
@@ -119,6 +134,8 @@ impl Default for PoolConfig {
             backpressure: BackpressureThresholds::default(),
             monitor_interval: Duration::from_millis(5),
             max_memory_spaces: 64,
+            space_idle_timeout: None,
+            retired_linger: Duration::from_secs(30),
             record: true,
         }
     }
@@ -207,7 +224,9 @@ struct Shared {
     queue: ObservationQueue,
     metrics: PipelineMetrics,
     config: PoolConfig,
-    spaces: Mutex<Vec<MemorySpace>>,
+    /// Live and retired spaces; a retired one leaves when its series are
+    /// removed (by the monitor, under this lock).
+    spaces: Mutex<Spaces>,
     handback: AtomicBool,
     stop_monitor: AtomicBool,
     processed: Counter,
@@ -262,6 +281,9 @@ impl WorkerPool {
         if !(1..=usize::from(u16::MAX)).contains(&config.max_memory_spaces) {
             return invalid("max_memory_spaces", "1 to 65535");
         }
+        if config.space_idle_timeout.is_some_and(|t| t.is_zero()) {
+            return invalid("space_idle_timeout", "greater than zero");
+        }
         let monitor = BackpressureMonitor::new(config.backpressure).map_err(PoolError::Thresholds)?;
         let capacities = std::array::from_fn(|i| config.queue.capacity(Priority::ALL[i]));
         let metrics = PipelineMetrics::register(registry, capacities, config.record).map_err(PoolError::Registry)?;
@@ -274,7 +296,7 @@ impl WorkerPool {
             queue: ObservationQueue::new(config.queue, unparkers),
             metrics,
             config,
-            spaces: Mutex::new(Vec::new()),
+            spaces: Mutex::new(Spaces::default()),
             handback: AtomicBool::new(false),
             stop_monitor: AtomicBool::new(false),
             processed: Counter::new(),
@@ -320,27 +342,58 @@ impl WorkerPool {
     }
 
     /// Registers (or finds) the memory space `name`. Names are validated and
-    /// their number is capped by [`PoolConfig::max_memory_spaces`].
+    /// their number is capped by [`PoolConfig::max_memory_spaces`]. A
+    /// retired space whose series are still exported is revived (its
+    /// series go on); once they were removed, the name is registered anew
+    /// and its series start again from zero.
     pub fn memory_space(&self, name: &str) -> Result<MemorySpace, SpaceError> {
         validate_space_name(name)?;
         let mut spaces = self.shared.spaces.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(s) = spaces.iter().find(|s| s.name() == name) {
+        if let Some(s) = spaces.list.iter().find(|s| s.name() == name) {
+            // Under the list's lock the monitor cannot remove it meanwhile.
+            s.inner.life.revive();
             return Ok(s.clone());
         }
         let limit = self.shared.config.max_memory_spaces;
-        if spaces.len() >= limit {
+        if spaces.list.len() >= limit {
             return Err(SpaceError::TooMany { name: name.to_owned(), limit });
         }
         let space = MemorySpace {
             inner: Arc::new(SpaceShared {
-                id: spaces.len() as u16,
+                id: spaces.registered,
                 name: name.into(),
                 metrics: self.shared.metrics.space(name),
+                life: SpaceLife::default(),
             }),
         };
+        spaces.registered += 1;
         space.metrics().set_state(self.shared.queue.state());
-        spaces.push(space.clone());
+        spaces.list.push(space.clone());
         Ok(space)
+    }
+
+    /// Retires `space`: later submissions to it are refused as `retired`;
+    /// what it already queued is still processed; once the last of that is
+    /// done and [`PoolConfig::retired_linger`] has passed, the monitor
+    /// removes its series from the registry and frees its place under
+    /// [`PoolConfig::max_memory_spaces`]. Returns `false` if it was already
+    /// retired or is not this pool's.
+    pub fn retire_memory_space(&self, space: &MemorySpace) -> bool {
+        let spaces = self.shared.spaces.lock().unwrap_or_else(PoisonError::into_inner);
+        spaces.list.iter().any(|s| s == space) && space.inner.life.retire()
+    }
+
+    /// Memory spaces held now: `(live, retired)`; retired ones are counted
+    /// until their series are removed.
+    pub fn memory_spaces(&self) -> (usize, usize) {
+        let spaces = self.shared.spaces.lock().unwrap_or_else(PoisonError::into_inner);
+        let retired = spaces.list.iter().filter(|s| s.is_retired()).count();
+        (spaces.list.len() - retired, retired)
+    }
+
+    /// Memory spaces whose series were removed since the pool started.
+    pub fn memory_spaces_removed(&self) -> u64 {
+        self.shared.spaces.lock().unwrap_or_else(PoisonError::into_inner).removed
     }
 
     /// Submits one observation. On refusal (lane full, shed by
@@ -411,6 +464,9 @@ impl WorkerPool {
         }
         while let Some(obs) = shared.queue.pop() {
             handed_back.push(obs);
+        }
+        for obs in &handed_back {
+            obs.space.inner.life.leave(1);
         }
         if let Some((h, unparker)) = threads.monitor.take() {
             shared.stop_monitor.store(true, Ordering::Release);
@@ -487,28 +543,101 @@ impl Shared {
     }
 }
 
+/// The memory spaces a pool holds.
+#[derive(Debug, Default)]
+struct Spaces {
+    /// Live and retired spaces, in order of registration.
+    list: Vec<MemorySpace>,
+    /// Spaces registered so far: the next one's number.
+    registered: usize,
+    /// Spaces whose series were removed.
+    removed: u64,
+}
+
+/// What the monitor remembers of one space between its ticks.
+#[derive(Debug)]
+struct Watch {
+    /// Accepted observations at the last tick (backpressure attribution).
+    accepted: u64,
+    /// [`SpaceLife::submissions`] at the last tick, and when it last changed.
+    submissions: u64,
+    active_at: Instant,
+    /// Since when it has been retired with nothing holding it.
+    drained_at: Option<Instant>,
+}
+
+impl Shared {
+    /// The monitor's look at the spaces: retires idle ones
+    /// ([`PoolConfig::space_idle_timeout`]), removes the series of retired
+    /// ones drained for [`PoolConfig::retired_linger`], and returns those
+    /// that remain with their accepted counts.
+    fn tend_spaces(&self, watch: &mut HashMap<usize, Watch>, now: Instant) -> Vec<(MemorySpace, u64)> {
+        let mut spaces = self.spaces.lock().unwrap_or_else(PoisonError::into_inner);
+        let Spaces { list, removed, .. } = &mut *spaces;
+        let (idle_timeout, linger) = (self.config.space_idle_timeout, self.config.retired_linger);
+        list.retain(|s| {
+            let life = &s.inner.life;
+            let w = watch.entry(s.index()).or_insert_with(|| Watch {
+                accepted: 0,
+                submissions: life.submissions(),
+                active_at: now,
+                drained_at: None,
+            });
+            let submissions = life.submissions();
+            if submissions != w.submissions {
+                (w.submissions, w.active_at) = (submissions, now);
+            }
+            if let Some(timeout) = idle_timeout
+                && now.duration_since(w.active_at) >= timeout
+            {
+                life.retire();
+            }
+            if !life.is_drained() {
+                w.drained_at = None;
+                return true;
+            }
+            let drained_at = *w.drained_at.get_or_insert(now);
+            if now.duration_since(drained_at) < linger {
+                return true;
+            }
+            // Nothing can record into its series any more (no holds, and
+            // every submission from now on sees `retired`), and scrapers
+            // had `linger` to read their final values.
+            self.metrics.remove_space(s.name());
+            watch.remove(&s.index());
+            *removed += 1;
+            false
+        });
+        list.iter().map(|s| (s.clone(), s.metrics().accepted_total())).collect()
+    }
+}
+
 fn run_monitor(shared: &Shared, mut monitor: BackpressureMonitor, parker: &Parker) {
-    let mut accepted_at_last_tick: Vec<u64> = Vec::new();
+    let mut watch: HashMap<usize, Watch> = HashMap::new();
     while !shared.stop_monitor.load(Ordering::Acquire) {
-        let spaces: Vec<MemorySpace> = shared.spaces.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        let accepted: Vec<u64> = spaces.iter().map(|s| s.metrics().accepted_total()).collect();
+        let spaces = shared.tend_spaces(&mut watch, Instant::now());
         if let Some(t) = monitor.update(shared.queue.utilization()) {
             shared.queue.set_state(t.to);
-            for s in &spaces {
+            for (s, _) in &spaces {
                 s.metrics().set_state(t.to);
             }
             if t.is_activation() {
                 // Attribute the rise to the space that submitted most
                 // since the last check (the first space on a tie).
-                let top = (0..spaces.len()).max_by_key(|&i| {
-                    (accepted[i] - accepted_at_last_tick.get(i).copied().unwrap_or(0), usize::MAX - i)
+                let top = spaces.iter().enumerate().max_by_key(|&(i, (s, accepted))| {
+                    let before = watch.get(&s.index()).map_or(0, |w| w.accepted);
+                    (accepted.saturating_sub(before), usize::MAX - i)
                 });
-                if let Some(i) = top {
-                    spaces[i].metrics().activated(t.to);
+                if let Some((_, (s, _))) = top {
+                    s.metrics().activated(t.to);
                 }
             }
         }
-        accepted_at_last_tick = accepted;
+        for (s, accepted) in &spaces {
+            if let Some(w) = watch.get_mut(&s.index()) {
+                w.accepted = *accepted;
+            }
+        }
         shared.publish_queue_gauges();
         parker.park_timeout(shared.config.monitor_interval);
     }
@@ -602,6 +731,7 @@ fn run_worker(
         let done = now_ns();
         let n = batch.len() as u64;
         m.batch_done(batch.len(), outcome, done, batch.iter().map(|o| (o.space.metrics(), o.enqueued_ns)));
+        release_holds(&batch);
         batch.clear();
         shared.processed.inc_by(n);
         shared.batches.inc();
@@ -617,6 +747,26 @@ fn run_worker(
         left.push(o);
     }
     left
+}
+
+/// Gives back the holds a finished batch's observations had on their spaces
+/// (after their latency and count were recorded), one atomic subtraction
+/// per run of observations from the same space.
+fn release_holds(batch: &[Observation]) {
+    let mut run: Option<(&MemorySpace, u64)> = None;
+    for o in batch {
+        match &mut run {
+            Some((space, n)) if *space == &o.space => *n += 1,
+            _ => {
+                if let Some((space, n)) = run.replace((&o.space, 1)) {
+                    space.inner.life.leave(n);
+                }
+            }
+        }
+    }
+    if let Some((space, n)) = run {
+        space.inner.life.leave(n);
+    }
 }
 
 /// Moves up to `max` observations from the lanes into the worker's deque,

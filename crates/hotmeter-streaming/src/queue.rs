@@ -50,6 +50,7 @@ impl fmt::Display for EnqueueError {
             RejectReason::Backpressure => "backpressure is shedding this priority",
             RejectReason::Invalid => "its payload exceeds the configured maximum",
             RejectReason::Shutdown => "the pool is shutting down",
+            RejectReason::Retired => "its memory space was retired",
         };
         write!(
             f,
@@ -157,9 +158,15 @@ impl ObservationQueue {
         debug_assert!(space == &obs.space);
         let priority = obs.priority;
         let bytes = obs.payload.len() as u64;
+        // Two holds on the space while this submission records its outcome
+        // (one stays with an accepted observation until a worker finishes
+        // it), so a retired space's series are never removed under it.
+        let live = space.inner.life.enter();
         let result = {
             let closed = self.gate[gate_shard()].read().unwrap_or_else(PoisonError::into_inner);
-            if *closed {
+            if !live {
+                Err((RejectReason::Retired, obs))
+            } else if *closed {
                 Err((RejectReason::Shutdown, obs))
             } else if obs.payload.len() > self.config.max_payload_bytes {
                 Err((RejectReason::Invalid, obs))
@@ -173,12 +180,14 @@ impl ObservationQueue {
         match result {
             Ok(()) => {
                 m.accepted(priority);
+                space.inner.life.leave(1);
                 self.bytes_in.inc_by(bytes);
                 self.wake_one();
                 Ok(())
             }
             Err((reason, observation)) => {
                 m.rejected(reason);
+                space.inner.life.leave(2);
                 Err(EnqueueError { reason, observation })
             }
         }

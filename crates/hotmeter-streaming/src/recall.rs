@@ -2,10 +2,11 @@
 //!
 //! Owns: a bounded in-memory index of the latest observations per memory
 //! space, and timing each recall into `streaming_recall_latency_seconds{memory_space}`. Must not:
-//! grow without bound (each space keeps its newest `capacity` keys).
+//! grow without bound (each space keeps its newest `capacity` keys, and a
+//! retired space's keys are dropped when the next new space is indexed).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use crate::observation::{MemorySpace, Observation};
@@ -21,22 +22,32 @@ struct SpaceIndex {
 #[derive(Debug)]
 pub struct RecallIndex {
     capacity: usize,
-    spaces: Mutex<Vec<std::sync::Arc<Mutex<SpaceIndex>>>>,
+    /// By [`MemorySpace::index`], which a pool never reuses.
+    spaces: Mutex<HashMap<usize, Indexed>>,
 }
+
+/// One space's keys, with the space (to see when it retires).
+type Indexed = (MemorySpace, Arc<Mutex<SpaceIndex>>);
 
 impl RecallIndex {
     /// An index keeping the newest `capacity` keys of each space (at least 1).
     pub fn new(capacity: usize) -> Self {
-        RecallIndex { capacity: capacity.max(1), spaces: Mutex::new(Vec::new()) }
+        RecallIndex { capacity: capacity.max(1), spaces: Mutex::new(HashMap::new()) }
     }
 
-    fn space(&self, space: &MemorySpace) -> std::sync::Arc<Mutex<SpaceIndex>> {
+    fn space(&self, space: &MemorySpace) -> Arc<Mutex<SpaceIndex>> {
         let mut spaces = self.spaces.lock().unwrap_or_else(PoisonError::into_inner);
-        let i = space.index();
-        if spaces.len() <= i {
-            spaces.resize_with(i + 1, Default::default);
+        if let Some((_, idx)) = spaces.get(&space.index()) {
+            return idx.clone();
         }
-        spaces[i].clone()
+        // A new space: drop what retired ones held (their keys can no
+        // longer be stored, and their recalls find nothing from now on).
+        spaces.retain(|_, (s, _)| !s.is_retired());
+        let idx = Arc::<Mutex<SpaceIndex>>::default();
+        if !space.is_retired() {
+            spaces.insert(space.index(), (space.clone(), idx.clone()));
+        }
+        idx
     }
 
     /// Stores (or replaces) the observation's payload under its key.
