@@ -189,3 +189,50 @@ fn an_ended_series_is_gone_at_once_not_after_the_lookback() {
     let stats = writer.shutdown(Duration::from_secs(20));
     assert!(stats.accounted(), "{stats:?}");
 }
+
+/// The same for a series that expires: idle for the registry's timeout, it
+/// is pushed one last time with its final value, then marked stale, and
+/// Debian's Prometheus stops returning it at once while the busy series
+/// stays.
+#[test]
+fn an_expired_series_is_gone_at_once_not_after_the_lookback() {
+    let receiver = Prometheus::builder("prometheus").remote_write_receiver().start();
+    let prom = receiver.addr();
+    let registry = Registry::builder().idle_timeout(Duration::from_millis(300)).build().unwrap();
+    let jobs = registry.labeled_family("idle_jobs_total", "Jobs by tenant.", &["tenant"], Counter::new).unwrap();
+    jobs.with(&["quiet"], |c| c.inc_by(3)).unwrap();
+    jobs.with(&["busy"], |c| c.inc()).unwrap();
+    let writer = RemoteWrite::new(format!("http://{prom}/api/v1/write"))
+        .interval(Duration::from_secs(3600))
+        .job("expiry-test")
+        .start(&registry)
+        .unwrap();
+    let delivered = |snapshots: u64| {
+        wait_for("the requests delivered", Duration::from_secs(30), || {
+            let s = writer.stats();
+            (s.snapshots == snapshots && s.queue_len == 0 && s.sent == s.samples).then_some(s)
+        })
+    };
+    delivered(1);
+    let quiet = r#"idle_jobs_total{job="expiry-test",tenant="quiet"}"#;
+    let busy = r#"idle_jobs_total{job="expiry-test",tenant="busy"}"#;
+    assert_eq!(scalar(prom, quiet), Some(3.0));
+
+    // Pushes until the quiet series has expired and its marker went out;
+    // the busy one records before every push, so it never idles.
+    let mut snapshots = 1;
+    let stats = wait_for("the quiet series' stale marker", Duration::from_secs(30), || {
+        std::thread::sleep(Duration::from_millis(100));
+        jobs.with(&["busy"], |c| c.inc()).unwrap();
+        writer.push_now();
+        snapshots += 1;
+        let s = delivered(snapshots);
+        (s.stale_markers > 0).then_some(s)
+    });
+    assert_eq!((stats.stale_markers, stats.failed + stats.dropped), (1, 0), "{stats:?}");
+    assert!(query(prom, quiet).is_empty(), "expired: no result at once, not its last value for 5 minutes");
+    assert_eq!(scalar(prom, busy), Some(snapshots as f64), "the busy series is returned with its last value");
+    assert_eq!(scalar(prom, &format!("last_over_time({quiet}[1h])")), Some(3.0), "its final value was pushed");
+    let stats = writer.shutdown(Duration::from_secs(20));
+    assert!(stats.accounted(), "{stats:?}");
+}
