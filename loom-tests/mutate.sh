@@ -41,6 +41,10 @@ mutations=(
   "M26~crates/hotmeter/src/index.rs~s/if fingerprint\(&e\.value\) == x\.fingerprint \{/if true {/~lifecycle~expiry_racing_an_increment_loses_nothing"
   "M27~crates/hotmeter/src/index.rs~s/if !w\.expiring\[i\]\.quiet\.load\(Ordering::Acquire\) \{/if false {/~lifecycle~expiry_racing_an_increment_loses_nothing"
   "M28~crates/hotmeter/src/index.rs~s/let expiring = w\.expiring_position\(hash, values\);\n(\s*)if let Some\(at\) = expiring \{\n(\s*)\/\/ Its expiry is cancelled/let expiring = None::<usize>;\n\$1if let Some(at) = expiring {\n\$2\/\/ Its expiry is cancelled/~lifecycle~an_expiring_entry_comes_back_to_a_lookup_or_a_raced_update"
+  "M30~crates/hotmeter-streaming/src/observation.rs~s/self\.0\.fetch_add\(2 \+ SUBMISSION, Ordering::Acquire\)/self.0.fetch_add(1 + SUBMISSION, Ordering::Acquire)/~space_life~retirement_racing_a_submission_and_a_worker_loses_no_record"
+  "M31~crates/hotmeter-streaming/src/observation.rs~s/while cur & \(RETIRED \| REMOVED \| HOLDS\) == RETIRED \{/while cur \& (RETIRED | REMOVED) == RETIRED {/~space_life~retirement_racing_a_submission_and_a_worker_loses_no_record"
+  "M32~crates/hotmeter-streaming/src/observation.rs~s/let prev = self\.0\.fetch_sub\(n, Ordering::Release\);/let prev = self.0.fetch_sub(n, Ordering::Relaxed);/~space_life~retirement_racing_a_submission_and_a_worker_loses_no_record"
+  "M33~crates/hotmeter-streaming/src/observation.rs~s/if prev & REMOVED != 0 \{\n(\s*)Entered::Removed/if false {\n\$1Entered::Removed/~space_life~retirement_racing_a_submission_and_a_worker_loses_no_record"
 )
 
 wanted=("$@")

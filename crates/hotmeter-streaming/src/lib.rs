@@ -64,6 +64,47 @@ mod observation;
 mod pool;
 mod queue;
 mod recall;
+mod sync;
+
+/// The real memory-space lifecycle word, for the loom models in
+/// `loom-tests` (only under `--cfg hotmeter_loom`); not an API.
+#[cfg(hotmeter_loom)]
+#[doc(hidden)]
+pub mod __loom {
+    /// [`observation::SpaceLife`](crate::observation), method for method.
+    #[derive(Debug, Default)]
+    pub struct SpaceLife(crate::observation::SpaceLife);
+
+    #[allow(missing_docs)]
+    impl SpaceLife {
+        /// `Some(true)` live, `Some(false)` retired, `None` removed.
+        pub fn enter(&self) -> Option<bool> {
+            match self.0.enter() {
+                crate::observation::Entered::Live => Some(true),
+                crate::observation::Entered::Retired => Some(false),
+                crate::observation::Entered::Removed => None,
+            }
+        }
+        pub fn leave(&self, n: u64) {
+            self.0.leave(n);
+        }
+        pub fn retire(&self) -> bool {
+            self.0.retire()
+        }
+        pub fn revive(&self) -> bool {
+            self.0.revive()
+        }
+        pub fn is_retired(&self) -> bool {
+            self.0.is_retired()
+        }
+        pub fn is_drained(&self) -> bool {
+            self.0.is_drained()
+        }
+        pub fn try_remove(&self) -> bool {
+            self.0.try_remove()
+        }
+    }
+}
 
 pub use backpressure::{BackpressureMonitor, BackpressureThresholds, ThresholdError, Transition};
 pub use labels::{BackpressureState, FailureKind, Priority, RejectReason};

@@ -7,12 +7,13 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::clock::epoch;
 use crate::labels::Priority;
 use crate::metrics::SpaceMetrics;
+use crate::sync::AtomicU64;
 
 /// One unit of incoming work: an event to be indexed or stored, for one
 /// memory space, at one priority.
@@ -63,39 +64,60 @@ pub(crate) struct SpaceShared {
     pub(crate) life: SpaceLife,
 }
 
-/// One word saying whether a memory space is retired and what still holds
-/// it, so that its series are removed only when no recording into them can
-/// follow.
+/// One word saying whether a memory space is retired or removed and what
+/// still holds it, so that its series are removed only when no recording
+/// into them can follow.
 ///
-/// Layout: bits 0 to 39 count holds (one per observation queued or in a
+/// Layout: bits 0 to 38 count holds (one per observation queued or in a
 /// worker's hands, one more per submission still recording its outcome),
-/// bit 40 is `RETIRED`, bits 41 to 63 count submissions (wrapping; the
-/// monitor reads a change as activity). A submission takes two holds before
-/// it looks at `RETIRED` and gives one back when its outcome is recorded
-/// (two when refused), so a count of zero with `RETIRED` set means: nothing
-/// is queued, no batch holds one of its observations, and no submission
-/// can still record into its series; every later submission sees `RETIRED`
-/// and is refused.
+/// bit 39 is `RETIRED`, bit 40 `REMOVED`, bits 41 to 63 count submissions
+/// (wrapping; the monitor reads a change as activity). A submission takes
+/// two holds before it looks at the flags and gives one back when its
+/// outcome is recorded (two when refused). The remover sets `REMOVED` only
+/// by a compare-and-swap from "retired, no holds": after that every
+/// submission sees `REMOVED` and records nothing, and before it none can
+/// be recording (it would hold the space). The loom models in
+/// `loom-tests/tests/space_life.rs` check this.
 #[derive(Debug, Default)]
 pub(crate) struct SpaceLife(AtomicU64);
 
-const HOLDS: u64 = (1 << 40) - 1;
-const RETIRED: u64 = 1 << 40;
+const HOLDS: u64 = (1 << 39) - 1;
+const RETIRED: u64 = 1 << 39;
+const REMOVED: u64 = 1 << 40;
 const SUBMISSION: u64 = 1 << 41;
 
+/// What a submission found when it took its holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Entered {
+    /// Live: record the outcome into the space's series.
+    Live,
+    /// Retired, series still exported: record the refusal.
+    Retired,
+    /// Its series were removed: record nothing (the refusal goes back to
+    /// the caller only).
+    Removed,
+}
+
 impl SpaceLife {
-    /// A submission begins: takes two holds and counts it. `false` when the
-    /// space is retired: the caller records the refusal, then gives both
-    /// holds back with [`leave`](Self::leave).
+    /// A submission begins: takes two holds and counts it. The caller
+    /// records its outcome as [`Entered`] says, then gives the holds back
+    /// with [`leave`](Self::leave) (one stays with an accepted observation).
     #[inline]
-    pub(crate) fn enter(&self) -> bool {
-        // Acquire: pairs with `retire`'s release, so a refused submission
-        // sees the retirement it was refused by.
-        self.0.fetch_add(2 + SUBMISSION, Ordering::Acquire) & RETIRED == 0
+    pub(crate) fn enter(&self) -> Entered {
+        // Acquire: pairs with `retire`'s and `try_remove`'s, so a refused
+        // submission sees what it was refused by.
+        let prev = self.0.fetch_add(2 + SUBMISSION, Ordering::Acquire);
+        if prev & REMOVED != 0 {
+            Entered::Removed
+        } else if prev & RETIRED != 0 {
+            Entered::Retired
+        } else {
+            Entered::Live
+        }
     }
 
     /// Gives `n` holds back. Release: everything recorded into the space's
-    /// series before this happens before the remover's acquire load.
+    /// series before this happens before the remover's compare-and-swap.
     #[inline]
     pub(crate) fn leave(&self, n: u64) {
         let prev = self.0.fetch_sub(n, Ordering::Release);
@@ -110,6 +132,7 @@ impl SpaceLife {
     /// Undoes a retirement (the caller holds the pool's space list, so the
     /// space cannot be removed meanwhile); `false` if it was not retired.
     pub(crate) fn revive(&self) -> bool {
+        debug_assert!(self.0.load(Ordering::Relaxed) & REMOVED == 0, "a removed space is never in the list");
         self.0.fetch_and(!RETIRED, Ordering::AcqRel) & RETIRED != 0
     }
 
@@ -117,9 +140,26 @@ impl SpaceLife {
         self.0.load(Ordering::Acquire) & RETIRED != 0
     }
 
-    /// Retired with nothing holding it: its series take no more records.
+    /// Retired with nothing holding it: its series take no more records
+    /// unless it is revived.
     pub(crate) fn is_drained(&self) -> bool {
-        self.0.load(Ordering::Acquire) & (RETIRED | HOLDS) == RETIRED
+        self.0.load(Ordering::Acquire) & (RETIRED | REMOVED | HOLDS) == RETIRED
+    }
+
+    /// Marks the space removed if it is drained; `true` when it did, and
+    /// then the caller removes its series: no submission or worker can
+    /// record into them any more.
+    pub(crate) fn try_remove(&self) -> bool {
+        let mut cur = self.0.load(Ordering::Relaxed);
+        while cur & (RETIRED | REMOVED | HOLDS) == RETIRED {
+            // Acquire: every record made before a hold was given back
+            // (Release) is in the series the caller reads last.
+            match self.0.compare_exchange_weak(cur, cur | REMOVED, Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(_) => return true,
+                Err(now) => cur = now,
+            }
+        }
+        false
     }
 
     /// Submissions so far (wrapping at 2^23): compared between two readings,

@@ -597,12 +597,12 @@ impl Shared {
                 return true;
             }
             let drained_at = *w.drained_at.get_or_insert(now);
-            if now.duration_since(drained_at) < linger {
+            // Scrapers had `linger` to read the final values; once marked
+            // removed, nothing records into its series any more (a
+            // submission holding it meanwhile makes the mark wait a tick).
+            if now.duration_since(drained_at) < linger || !life.try_remove() {
                 return true;
             }
-            // Nothing can record into its series any more (no holds, and
-            // every submission from now on sees `retired`), and scrapers
-            // had `linger` to read their final values.
             self.metrics.remove_space(s.name());
             watch.remove(&s.index());
             *removed += 1;

@@ -16,7 +16,7 @@ use crossbeam_utils::sync::Unparker;
 use hotmeter::{Counter, LabelSet};
 
 use crate::labels::{BackpressureState, Priority, RejectReason};
-use crate::observation::{MemorySpace, Observation};
+use crate::observation::{Entered, MemorySpace, Observation};
 
 /// An observation the queue refused, handed back with the reason.
 #[derive(Debug, Clone, PartialEq)]
@@ -161,10 +161,10 @@ impl ObservationQueue {
         // Two holds on the space while this submission records its outcome
         // (one stays with an accepted observation until a worker finishes
         // it), so a retired space's series are never removed under it.
-        let live = space.inner.life.enter();
+        let entered = space.inner.life.enter();
         let result = {
             let closed = self.gate[gate_shard()].read().unwrap_or_else(PoisonError::into_inner);
-            if !live {
+            if entered != Entered::Live {
                 Err((RejectReason::Retired, obs))
             } else if *closed {
                 Err((RejectReason::Shutdown, obs))
@@ -186,7 +186,11 @@ impl ObservationQueue {
                 Ok(())
             }
             Err((reason, observation)) => {
-                m.rejected(reason);
+                // A removed space's series are gone: the refusal goes back
+                // to the caller only.
+                if entered != Entered::Removed {
+                    m.rejected(reason);
+                }
                 space.inner.life.leave(2);
                 Err(EnqueueError { reason, observation })
             }
