@@ -250,11 +250,19 @@ pub(crate) fn generate(o: &Options, p: &Pipeline, traffic: &Traffic, generating:
     *traffic.churn.lock().unwrap_or_else(PoisonError::into_inner) = tenants.counts();
 }
 
-/// Recall: 20 queries a second against recently stored keys.
+/// Recall: 20 queries a second against recently stored keys of the fixed
+/// spaces (one retired for idleness is looked up again, as the generator
+/// does, so recalls never go to a space that left).
 pub(crate) fn query_recall(p: &Pipeline, traffic: &Traffic, generating: &AtomicBool) {
     let mut rng = Rng(0x1234_5678_9abc_def1);
+    let mut spaces = p.spaces.clone();
     while generating.load(Ordering::Acquire) {
-        let space = &p.spaces[rng.below(p.spaces.len() as u64) as usize];
+        let space = &mut spaces[rng.below(p.spaces.len() as u64) as usize];
+        if space.is_retired()
+            && let Ok(again) = p.pool.memory_space(space.name())
+        {
+            *space = again;
+        }
         let newest = traffic.submitted.load(Ordering::Relaxed);
         let _ = p.recall.recall(space, newest.saturating_sub(rng.below(1000)));
         std::thread::sleep(Duration::from_millis(50));

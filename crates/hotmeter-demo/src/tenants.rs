@@ -118,9 +118,10 @@ impl<'p> Tenants<'p> {
             .unwrap_or(0)
     }
 
-    /// Submits to space `i`. A refusal because the pool retired the space
-    /// (idle for `--idle-timeout`) is returned like any other, and the
-    /// space is registered again for what follows.
+    /// Submits to space `i`. When the pool had retired the space (idle
+    /// for `--idle-timeout`), the space is registered again (revived, or
+    /// anew once its series were removed) and the observation submitted
+    /// once more: traffic for a tenant brings it back.
     pub(crate) fn submit(
         &mut self,
         i: usize,
@@ -129,15 +130,16 @@ impl<'p> Tenants<'p> {
         payload: Vec<u8>,
     ) -> Result<(), EnqueueError> {
         let t = &mut self.tenants[i];
-        let result = t.session.submit(priority, key, payload);
-        if let Err(e) = &result
-            && e.reason() == RejectReason::Retired
-            && let Ok(space) = self.pool.memory_space(t.session.space().name())
-        {
-            self.counts.brought_back += 1;
-            t.session = self.pool.session(&space);
+        match t.session.submit(priority, key, payload) {
+            Err(e) if e.reason() == RejectReason::Retired => {
+                let Ok(space) = self.pool.memory_space(t.session.space().name()) else { return Err(e) };
+                self.counts.brought_back += 1;
+                t.session = self.pool.session(&space);
+                let o = e.into_observation();
+                t.session.submit(o.priority, o.key, o.payload)
+            }
+            other => other,
         }
-        result
     }
 
     pub(crate) fn counts(&self) -> ChurnCounts {

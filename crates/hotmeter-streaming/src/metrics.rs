@@ -16,6 +16,7 @@
 //! typed values index an array of handles resolved when the space or
 //! worker is created, so recording is still an array index.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -120,25 +121,29 @@ impl Families {
     /// series live until the pool removes them, [`PipelineMetrics::remove_space`]).
     /// Families keyed by memory space reclaim their memory: spaces come and
     /// go, and the pool resolves their handles once per space, so the
-    /// reclaiming lookup's epoch pin is never on a recording path.
-    fn register(registry: &Registry) -> Result<Self, RegistryError> {
+    /// reclaiming lookup's epoch pin is never on a recording path. Their
+    /// limit is what `max_spaces` spaces need (a space holds `per_space`
+    /// series of a family), so no space's series ever overflow.
+    fn register(registry: &Registry, max_spaces: usize) -> Result<Self, RegistryError> {
         fn by_space<M: hotmeter::expose::Metric>(
             names: &[&str],
+            series: usize,
             make: impl Fn() -> M + Send + Sync + 'static,
         ) -> StringFamily<M> {
-            StringFamily::builder(names, make).reclaim_memory().build()
+            StringFamily::builder(names, make).limit(series).reclaim_memory().build()
         }
+        let (one, per) = (max_spaces, |n: usize| max_spaces * n);
         let r = registry;
         let space = &["memory_space"];
         let worker = &["worker_id"];
         Ok(Families {
-            observations: r.register(hotmeter::Opts::new(OBSERVATIONS, "Observations accepted into the queue, by memory space and priority."), by_space(&["memory_space", "priority"], Counter::new))?,
-            processed: r.register(hotmeter::Opts::new(OBSERVATIONS_PROCESSED, "Observations finished by a worker (their batch succeeded or failed)."), by_space(space, Counter::new))?,
-            rejected: r.register(hotmeter::Opts::new(OBSERVATIONS_REJECTED, "Observations refused at enqueue, by reason; each was handed back to its caller."), by_space(&["memory_space", "reason"], Counter::new))?,
-            activations: r.register(hotmeter::Opts::new(BACKPRESSURE_ACTIVATIONS, "Backpressure state rises, by the level entered, attributed to the memory space that submitted most since the last check."), by_space(&["memory_space", "level"], Counter::new))?,
-            state: r.register(hotmeter::Opts::new(BACKPRESSURE_STATE, "Backpressure state applied to this memory space: 0 normal, 1 warning, 2 critical, 3 overloaded."), by_space(space, IntGauge::new))?,
-            latency: r.register(hotmeter::Opts::new(OBSERVATION_LATENCY, "Time from enqueue to the end of the batch that processed the observation."), by_space(space, || Histogram::new(latency_buckets())))?,
-            recall: r.register(hotmeter::Opts::new(RECALL_LATENCY, "Time to answer one recall query against stored observations."), by_space(space, || Histogram::new(recall_buckets())))?,
+            observations: r.register(hotmeter::Opts::new(OBSERVATIONS, "Observations accepted into the queue, by memory space and priority."), by_space(&["memory_space", "priority"], per(Priority::ALL.len()), Counter::new))?,
+            processed: r.register(hotmeter::Opts::new(OBSERVATIONS_PROCESSED, "Observations finished by a worker (their batch succeeded or failed)."), by_space(space, one, Counter::new))?,
+            rejected: r.register(hotmeter::Opts::new(OBSERVATIONS_REJECTED, "Observations refused at enqueue, by reason; each was handed back to its caller."), by_space(&["memory_space", "reason"], per(RejectReason::ALL.len()), Counter::new))?,
+            activations: r.register(hotmeter::Opts::new(BACKPRESSURE_ACTIVATIONS, "Backpressure state rises, by the level entered, attributed to the memory space that submitted most since the last check."), by_space(&["memory_space", "level"], per(3), Counter::new))?,
+            state: r.register(hotmeter::Opts::new(BACKPRESSURE_STATE, "Backpressure state applied to this memory space: 0 normal, 1 warning, 2 critical, 3 overloaded."), by_space(space, one, IntGauge::new))?,
+            latency: r.register(hotmeter::Opts::new(OBSERVATION_LATENCY, "Time from enqueue to the end of the batch that processed the observation."), by_space(space, one, || Histogram::new(latency_buckets())))?,
+            recall: r.register(hotmeter::Opts::new(RECALL_LATENCY, "Time to answer one recall query against stored observations."), by_space(space, one, || Histogram::new(recall_buckets())))?,
             batches: r.register(hotmeter::Opts::new(BATCHES_PROCESSED, "Batches a worker handled, failed ones included."), StringFamily::new(worker, Counter::new))?,
             failures: r.register(hotmeter::Opts::new(BATCH_FAILURES, "Batches whose handler returned an error or panicked, by error type."), StringFamily::new(&["worker_id", "error_type"], Counter::new))?,
             stolen: r.register(hotmeter::Opts::new(WORK_STOLEN, "Times this worker stole work (up to one batch) from another worker's deque."), StringFamily::new(worker, Counter::new))?,
@@ -169,18 +174,18 @@ impl Families {
         }
     }
 
-    /// Removes every series of the memory space `name`.
-    fn remove_space(&self, name: &str) {
-        let this = [("memory_space", name)];
-        // The label name is fixed by the registration above, so none of
-        // these can fail.
-        let _ = self.observations.remove_matching(&this);
-        let _ = self.processed.remove_matching(&this);
-        let _ = self.rejected.remove_matching(&this);
-        let _ = self.activations.remove_matching(&this);
-        let _ = self.state.remove_matching(&this);
-        let _ = self.latency.remove_matching(&this);
-        let _ = self.recall.remove_matching(&this);
+    /// Removes every series of the memory spaces `names`: one pass over
+    /// each family, however many spaces go at once.
+    fn remove_spaces(&self, names: &HashSet<&str>) {
+        // `memory_space` is every one of these families' first label.
+        let keep = |values: &[&str]| !names.contains(values[0]);
+        self.observations.retain(keep);
+        self.processed.retain(keep);
+        self.rejected.retain(keep);
+        self.activations.retain(keep);
+        self.state.retain(keep);
+        self.latency.retain(keep);
+        self.recall.retain(keep);
     }
 
     fn worker(&self, id: usize) -> WorkerHandles {
@@ -211,8 +216,14 @@ impl PipelineMetrics {
     /// Registers every family on `registry` and publishes each lane's
     /// capacity (`capacities` in [`Priority::ALL`] order); records from then
     /// on only if `record`.
-    pub(crate) fn register(registry: &Registry, capacities: [usize; 3], record: bool) -> Result<Self, RegistryError> {
-        let families = Families::register(registry)?;
+    /// Families keyed by memory space hold `max_spaces` spaces' series.
+    pub(crate) fn register(
+        registry: &Registry,
+        capacities: [usize; 3],
+        max_spaces: usize,
+        record: bool,
+    ) -> Result<Self, RegistryError> {
+        let families = Families::register(registry, max_spaces)?;
         for (&p, capacity) in Priority::ALL.iter().zip(capacities) {
             families.queue_capacity.get(p).set(i64::try_from(capacity).unwrap_or(i64::MAX));
         }
@@ -224,11 +235,13 @@ impl PipelineMetrics {
         SpaceMetrics(self.0.as_ref().map(|f| f.space(name)))
     }
 
-    /// Removes every series of the memory space `name`: the pool calls it
-    /// once nothing can record into them any more.
-    pub(crate) fn remove_space(&self, name: &str) {
-        if let Some(f) = &self.0 {
-            f.remove_space(name);
+    /// Removes every series of the memory spaces `names`: the pool calls
+    /// it once nothing can record into them any more.
+    pub(crate) fn remove_spaces(&self, names: &[String]) {
+        if let Some(f) = &self.0
+            && !names.is_empty()
+        {
+            f.remove_spaces(&names.iter().map(String::as_str).collect());
         }
     }
 

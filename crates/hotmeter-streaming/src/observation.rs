@@ -140,6 +140,11 @@ impl SpaceLife {
         self.0.load(Ordering::Acquire) & RETIRED != 0
     }
 
+    /// Its series were removed (for good: a removed space never comes back).
+    pub(crate) fn is_removed(&self) -> bool {
+        self.0.load(Ordering::Acquire) & REMOVED != 0
+    }
+
     /// Retired with nothing holding it: its series take no more records
     /// unless it is revived.
     pub(crate) fn is_drained(&self) -> bool {

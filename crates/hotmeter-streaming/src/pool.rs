@@ -286,7 +286,8 @@ impl WorkerPool {
         }
         let monitor = BackpressureMonitor::new(config.backpressure).map_err(PoolError::Thresholds)?;
         let capacities = std::array::from_fn(|i| config.queue.capacity(Priority::ALL[i]));
-        let metrics = PipelineMetrics::register(registry, capacities, config.record).map_err(PoolError::Registry)?;
+        let metrics = PipelineMetrics::register(registry, capacities, config.max_memory_spaces, config.record)
+            .map_err(PoolError::Registry)?;
 
         let deques: Vec<Deque<Observation>> = (0..config.workers).map(|_| Deque::new_fifo()).collect();
         let stealers: Arc<[Stealer<Observation>]> = deques.iter().map(Deque::stealer).collect();
@@ -349,10 +350,16 @@ impl WorkerPool {
     pub fn memory_space(&self, name: &str) -> Result<MemorySpace, SpaceError> {
         validate_space_name(name)?;
         let mut spaces = self.shared.spaces.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(s) = spaces.list.iter().find(|s| s.name() == name) {
-            // Under the list's lock the monitor cannot remove it meanwhile.
-            s.inner.life.revive();
-            return Ok(s.clone());
+        if let Some(s) = spaces.list.iter().find(|s| s.name() == name).cloned() {
+            // Under the list's lock the monitor cannot remove it meanwhile;
+            // a revived space is as fresh as a new one to the monitor
+            // (active now, its linger not begun).
+            if s.inner.life.revive()
+                && let Some(w) = spaces.watch.get_mut(&s.index())
+            {
+                (w.active_at, w.drained_at) = (Instant::now(), None);
+            }
+            return Ok(s);
         }
         let limit = self.shared.config.max_memory_spaces;
         if spaces.list.len() >= limit {
@@ -397,8 +404,10 @@ impl WorkerPool {
     }
 
     /// Submits one observation. On refusal (lane full, shed by
-    /// backpressure, payload too large, shutting down) the observation comes
-    /// back inside the error, already counted as rejected.
+    /// backpressure, payload too large, shutting down, its space retired)
+    /// the observation comes back inside the error, already counted as
+    /// rejected (unless its space's series were removed: then the error is
+    /// the only record).
     pub fn submit(
         &self,
         space: &MemorySpace,
@@ -552,6 +561,10 @@ struct Spaces {
     registered: usize,
     /// Spaces whose series were removed.
     removed: u64,
+    /// What the monitor remembers of each space between its ticks, by
+    /// [`MemorySpace::index`]; here, under the list's lock, so that a
+    /// revival resets it.
+    watch: HashMap<usize, Watch>,
 }
 
 /// What the monitor remembers of one space between its ticks.
@@ -570,10 +583,11 @@ impl Shared {
     /// The monitor's look at the spaces: retires idle ones
     /// ([`PoolConfig::space_idle_timeout`]), removes the series of retired
     /// ones drained for [`PoolConfig::retired_linger`], and returns those
-    /// that remain with their accepted counts.
-    fn tend_spaces(&self, watch: &mut HashMap<usize, Watch>, now: Instant) -> Vec<(MemorySpace, u64)> {
+    /// that remain with their acceptances since the last look.
+    fn tend_spaces(&self, now: Instant) -> Vec<(MemorySpace, u64)> {
         let mut spaces = self.spaces.lock().unwrap_or_else(PoisonError::into_inner);
-        let Spaces { list, removed, .. } = &mut *spaces;
+        let Spaces { list, removed, watch, .. } = &mut *spaces;
+        let mut gone = Vec::new();
         let (idle_timeout, linger) = (self.config.space_idle_timeout, self.config.retired_linger);
         list.retain(|s| {
             let life = &s.inner.life;
@@ -593,29 +607,41 @@ impl Shared {
                 life.retire();
             }
             if !life.is_drained() {
-                w.drained_at = None;
+                // Once drained, a retired space takes no new work (only a
+                // revival, which resets `drained_at`, would let it), so
+                // holds seen later are refusals passing through: they must
+                // not restart the linger, or a client retrying with a
+                // stale handle would keep the space for ever.
                 return true;
             }
             let drained_at = *w.drained_at.get_or_insert(now);
             // Scrapers had `linger` to read the final values; once marked
             // removed, nothing records into its series any more (a
-            // submission holding it meanwhile makes the mark wait a tick).
+            // refusal holding it meanwhile makes the mark wait a tick).
             if now.duration_since(drained_at) < linger || !life.try_remove() {
                 return true;
             }
-            self.metrics.remove_space(s.name());
+            gone.push(s.name().to_owned());
             watch.remove(&s.index());
             *removed += 1;
             false
         });
-        list.iter().map(|s| (s.clone(), s.metrics().accepted_total())).collect()
+        // Before the lock is let go: a name registered again must not find
+        // its old series.
+        self.metrics.remove_spaces(&gone);
+        list.iter()
+            .map(|s| {
+                let accepted = s.metrics().accepted_total();
+                let before = watch.get_mut(&s.index()).map_or(0, |w| std::mem::replace(&mut w.accepted, accepted));
+                (s.clone(), accepted.saturating_sub(before))
+            })
+            .collect()
     }
 }
 
 fn run_monitor(shared: &Shared, mut monitor: BackpressureMonitor, parker: &Parker) {
-    let mut watch: HashMap<usize, Watch> = HashMap::new();
     while !shared.stop_monitor.load(Ordering::Acquire) {
-        let spaces = shared.tend_spaces(&mut watch, Instant::now());
+        let spaces = shared.tend_spaces(Instant::now());
         if let Some(t) = monitor.update(shared.queue.utilization()) {
             shared.queue.set_state(t.to);
             for (s, _) in &spaces {
@@ -624,18 +650,10 @@ fn run_monitor(shared: &Shared, mut monitor: BackpressureMonitor, parker: &Parke
             if t.is_activation() {
                 // Attribute the rise to the space that submitted most
                 // since the last check (the first space on a tie).
-                let top = spaces.iter().enumerate().max_by_key(|&(i, (s, accepted))| {
-                    let before = watch.get(&s.index()).map_or(0, |w| w.accepted);
-                    (accepted.saturating_sub(before), usize::MAX - i)
-                });
+                let top = spaces.iter().enumerate().max_by_key(|&(i, (_, accepted))| (*accepted, usize::MAX - i));
                 if let Some((_, (s, _))) = top {
                     s.metrics().activated(t.to);
                 }
-            }
-        }
-        for (s, accepted) in &spaces {
-            if let Some(w) = watch.get_mut(&s.index()) {
-                w.accepted = *accepted;
             }
         }
         shared.publish_queue_gauges();

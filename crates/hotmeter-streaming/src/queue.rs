@@ -7,7 +7,7 @@
 //! by `close`, once) or drop an observation it did not hand back.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{PoisonError, RwLock};
 
 use crossbeam_queue::ArrayQueue;
@@ -124,6 +124,8 @@ pub struct ObservationQueue {
     /// check to the push, so after `close` has taken every write lock no
     /// push can land unseen.
     gate: Box<[CachePadded<RwLock<bool>>]>,
+    /// Set once `close` has shut every shard of the gate.
+    closed: AtomicBool,
     bytes_in: Counter,
     bytes_out: Counter,
     idle: AtomicUsize,
@@ -142,6 +144,7 @@ impl ObservationQueue {
             config,
             state: AtomicU8::new(BackpressureState::Normal.value()),
             gate: (0..GATE_SHARDS).map(|_| CachePadded::new(RwLock::new(false))).collect(),
+            closed: AtomicBool::new(false),
             bytes_in: Counter::new(),
             bytes_out: Counter::new(),
             idle: AtomicUsize::new(0),
@@ -227,11 +230,16 @@ impl ObservationQueue {
         for shard in self.gate.iter() {
             *shard.write().unwrap_or_else(PoisonError::into_inner) = true;
         }
+        // Only now: every shard is shut, so no submission can still be
+        // pushing (a worker that sees this and an empty queue may stop).
+        self.closed.store(true, Ordering::Release);
     }
 
-    /// Whether the pool has closed the queue for shutdown.
+    /// Whether the pool has closed the queue for shutdown: the gate is
+    /// shut on every shard and no submission that passed it is still
+    /// pushing, so an empty queue stays empty.
     pub fn is_closed(&self) -> bool {
-        *self.gate[0].read().unwrap_or_else(PoisonError::into_inner)
+        self.closed.load(Ordering::Acquire)
     }
 
     /// Observations waiting in one lane.

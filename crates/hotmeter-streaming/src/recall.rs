@@ -3,7 +3,7 @@
 //! Owns: a bounded in-memory index of the latest observations per memory
 //! space, and timing each recall into `streaming_recall_latency_seconds{memory_space}`. Must not:
 //! grow without bound (each space keeps its newest `capacity` keys, and a
-//! retired space's keys are dropped when the next new space is indexed).
+//! removed space's keys are dropped when the next new space is indexed).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -40,11 +40,11 @@ impl RecallIndex {
         if let Some((_, idx)) = spaces.get(&space.index()) {
             return idx.clone();
         }
-        // A new space: drop what retired ones held (their keys can no
-        // longer be stored, and their recalls find nothing from now on).
-        spaces.retain(|_, (s, _)| !s.is_retired());
+        // A new space: drop what removed ones held (a removed space never
+        // comes back: its name, registered again, is a new space).
+        spaces.retain(|_, (s, _)| !s.inner.life.is_removed());
         let idx = Arc::<Mutex<SpaceIndex>>::default();
-        if !space.is_retired() {
+        if !space.inner.life.is_removed() {
             spaces.insert(space.index(), (space.clone(), idx.clone()));
         }
         idx

@@ -305,3 +305,117 @@ fn retirement_racing_submitters_loses_no_record() {
     assert!(total > 0 && refused.load(Ordering::Relaxed) > 0, "the race was exercised: {total} accepted");
     assert_eq!(pool.stats().processed, total);
 }
+
+/// Families keyed by memory space hold every space the pool may hold: 600
+/// spaces with every reason of refusal never overflow (the default limit
+/// of 2,000 series a family would after 400 spaces of five reasons).
+#[test]
+fn a_pool_of_many_spaces_never_overflows_its_families() {
+    let registry = Registry::new();
+    let cfg = PoolConfig {
+        max_memory_spaces: 600,
+        queue: hotmeter_streaming::QueueConfig { max_payload_bytes: 4, ..Default::default() },
+        ..config(60_000)
+    };
+    let pool = WorkerPool::start(cfg, &registry, Arc::new(Tally::default())).unwrap();
+    for i in 0..600 {
+        let s = pool.memory_space(&format!("s{i}")).unwrap();
+        pool.submit(&s, Priority::Normal, 0, vec![]).unwrap();
+        assert_eq!(pool.submit(&s, Priority::Normal, 1, vec![0; 5]).unwrap_err().reason(), RejectReason::Invalid);
+    }
+    let snap = registry.snapshot();
+    for i in [0, 399, 400, 599] {
+        let name = format!("s{i}");
+        assert_eq!(counter(&snap, names::OBSERVATIONS_REJECTED, &[&name, "invalid"]), Some(1), "{name}");
+        assert_eq!(accepted(&snap, &name), Some(1), "{name}");
+    }
+    assert!(families_holding(&snap, "__overflow__").is_empty(), "no series overflowed");
+    pool.shutdown(Shutdown::Drain);
+}
+
+/// A client that keeps submitting to a retired space through a stale
+/// handle (each refusal holds the space for an instant) does not keep it:
+/// its series still leave after the linger.
+#[test]
+fn a_client_retrying_a_retired_space_does_not_keep_it() {
+    let registry = Registry::new();
+    let pool = Arc::new(WorkerPool::start(config(200), &registry, Arc::new(Tally::default())).unwrap());
+    let s = pool.memory_space("stale").unwrap();
+    pool.submit(&s, Priority::Normal, 0, vec![]).unwrap();
+    assert!(pool.retire_memory_space(&s));
+    let stop = Arc::new(AtomicBool::new(false));
+    let retriers: Vec<_> = (0..2)
+        .map(|_| {
+            let (pool, s, stop) = (pool.clone(), s.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let (mut refused, deadline) = (0u64, Instant::now() + Duration::from_secs(20));
+                while !stop.load(Ordering::Acquire) && Instant::now() < deadline {
+                    if pool.submit(&s, Priority::Normal, 1, vec![]).is_err() {
+                        refused += 1;
+                    }
+                }
+                refused
+            })
+        })
+        .collect();
+    wait_until("the retired space leaves despite the retries", || pool.memory_spaces() == (0, 0));
+    stop.store(true, Ordering::Release);
+    let refused: u64 = retriers.into_iter().map(|t| t.join().unwrap()).sum();
+    assert!(refused > 1_000, "the retries ran: {refused}");
+    assert!(families_holding(&registry.snapshot(), "stale").is_empty());
+    pool.shutdown(Shutdown::Drain);
+}
+
+/// A space revived after idle retirement is as fresh as a new one: the
+/// monitor does not retire it again at its next tick.
+#[test]
+fn a_revived_space_gets_a_whole_idle_timeout() {
+    let registry = Registry::new();
+    let cfg = PoolConfig { space_idle_timeout: Some(Duration::from_millis(300)), ..config(60_000) };
+    let pool = WorkerPool::start(cfg, &registry, Arc::new(Tally::default())).unwrap();
+    let s = pool.memory_space("nap").unwrap();
+    wait_until("idle retirement", || s.is_retired());
+    assert_eq!(pool.memory_space("nap").unwrap(), s, "revived, not replaced");
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(!s.is_retired(), "a third of the timeout after its revival, still live");
+    pool.submit(&s, Priority::Normal, 0, vec![]).unwrap();
+    pool.shutdown(Shutdown::Drain);
+}
+
+/// `Shutdown::Drain` hands nothing back while submitters race the close
+/// (a worker must not stop while a submission that passed the gate is
+/// still pushing).
+#[test]
+fn drain_hands_nothing_back_to_racing_submitters() {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut rounds = 0;
+    while rounds < 60 && Instant::now() < deadline {
+        rounds += 1;
+        let cfg = PoolConfig {
+            workers: 1,
+            queue: hotmeter_streaming::QueueConfig { high: 16, normal: 256, low: 16, max_payload_bytes: 64 },
+            ..PoolConfig::default()
+        };
+        let pool = Arc::new(WorkerPool::start(cfg, &Registry::new(), Arc::new(Tally::default())).unwrap());
+        let s = pool.memory_space("d").unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let submitters: Vec<_> = (0..3)
+            .map(|_| {
+                let (pool, s, stop) = (pool.clone(), s.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let deadline = Instant::now() + Duration::from_secs(5);
+                    while !stop.load(Ordering::Acquire) && Instant::now() < deadline {
+                        let _ = pool.submit(&s, Priority::Normal, 0, vec![]);
+                    }
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(3));
+        let report = pool.shutdown(Shutdown::Drain);
+        stop.store(true, Ordering::Release);
+        for t in submitters {
+            t.join().unwrap();
+        }
+        assert_eq!(report.handed_back.len(), 0, "round {rounds}: Drain handed back accepted observations");
+    }
+}
