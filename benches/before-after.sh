@@ -45,21 +45,31 @@ trap 'git worktree remove --force "$base" >&2 || true' EXIT
 
 timing=(-- --warm-up-time "${WARM_UP:-0.5}" --measurement-time "${MEASURE:-2}" "${FILTER:-hotmeter}")
 out=$CARGO_TARGET_DIR/before-after
+# The base builds into a target directory of its own. In a shared one,
+# cargo names a path package's artifacts by its place in the workspace (the
+# same in both trees) and judges freshness by file times, so when the two
+# revisions resolve the same dependencies the working tree's build is taken
+# as up to date and "after" runs the base's binary.
+base_target=$CARGO_TARGET_DIR/before-after-base
 rm -rf "$out"
 mkdir -p "$out"
+target_of() { if [ "$1" = "$base" ]; then echo "$base_target"; else echo "$CARGO_TARGET_DIR"; fi; }
 for tree in "$base" "$here"; do
     echo "building $tree" >&2
-    (cd "$tree" && cargo bench -p hotmeter-benches "${profile_args[@]}" "${args[@]}" --no-run >&2)
+    (cd "$tree" && CARGO_TARGET_DIR=$(target_of "$tree") cargo bench -p hotmeter-benches "${profile_args[@]}" "${args[@]}" --no-run >&2)
 done
 for round in 1 2; do
     for side in before after; do
         tree=$here
         [ "$side" = after ] || tree=$base
+        target=$(target_of "$tree")
         echo "round $round: $side ($tree)" >&2
-        rm -rf "$CARGO_TARGET_DIR/criterion"
-        (cd "$tree" && cargo bench -p hotmeter-benches "${profile_args[@]}" "${args[@]}" "${timing[@]}" \
+        rm -rf "$target/criterion"
+        (cd "$tree" && CARGO_TARGET_DIR=$target cargo bench -p hotmeter-benches "${profile_args[@]}" "${args[@]}" "${timing[@]}" \
             > "$out/$side$round.log" 2>&1)
-        cp -r "$CARGO_TARGET_DIR/criterion" "$out/$side$round"
+        # Benchmarks that are not criterion's (pipeline_paired) leave their
+        # table in the log only.
+        if [ -d "$target/criterion" ]; then cp -r "$target/criterion" "$out/$side$round"; fi
     done
 done
 echo "- **Date:** $(date -u +%Y-%m-%d). **CPU:** \`$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')\`, $(nproc) CPUs. **Profile:** ${PROFILE:-bench}. **Before:** \`$(git rev-parse --short "$rev")\`, **after:** \`$(git rev-parse --short HEAD)\`$(git diff --quiet || echo ' plus uncommitted changes')."

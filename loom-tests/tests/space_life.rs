@@ -4,13 +4,15 @@
 //! revival do meanwhile.
 //!
 //! The models run the real `SpaceLife` and mirror the pool's steps around
-//! it, in the pool's order: a submission `enter`s, records its outcome
-//! (accepted, or refused as retired), queues its observation, and `leave`s
-//! one hold (two when refused); a worker takes the observation, records it
-//! processed, and `leave`s its hold; the monitor removes the series when
-//! `try_remove` marks the space removed, reading their values once (the
-//! "last export"). No record may land after that reading: a submission
-//! that finds the space removed records nothing.
+//! it, in the pool's order: a submission `enter`s (one hold), then inside
+//! the queue's gate (a read lock) queues its observation and records its
+//! outcome (accepted, or refused as retired: then it `leave`s its hold); a
+//! worker takes the observation, records it processed, and `leave`s its
+//! hold; the monitor, seeing the space drained, passes through the gate
+//! (its write lock) and removes the series when `try_remove` marks the
+//! space removed, reading their values once (the "last export"). No record
+//! may land after that reading: a submission that finds the space removed
+//! records nothing.
 #![cfg(hotmeter_loom)]
 
 use hotmeter_streaming::__loom::SpaceLife;
@@ -23,6 +25,7 @@ use loom::thread;
 #[derive(Default)]
 struct Space {
     life: SpaceLife,
+    gate: loom::sync::RwLock<()>,
     series: AtomicU64,
     queued: AtomicBool,
     removed_with: AtomicU64,
@@ -34,20 +37,26 @@ const REFUSED: u64 = 100;
 const PROCESSED: u64 = 10_000;
 
 impl Space {
-    /// `queue::push`: two holds, the outcome recorded, one hold kept by the
-    /// queued observation.
+    /// `queue::push`: a hold, then inside the gate the observation queued
+    /// and the outcome recorded; the hold stays with an accepted one.
     fn submit(&self) {
-        match self.life.enter() {
+        let entered = self.life.enter();
+        let gate = self.gate.read().unwrap();
+        match entered {
             Some(true) => {
-                self.series.fetch_add(ACCEPTED, Ordering::Relaxed);
                 self.queued.store(true, Ordering::Release);
-                self.life.leave(1);
+                self.series.fetch_add(ACCEPTED, Ordering::Relaxed);
+                drop(gate);
             }
             Some(false) => {
                 self.series.fetch_add(REFUSED, Ordering::Relaxed);
-                self.life.leave(2);
+                drop(gate);
+                self.life.leave(1);
             }
-            None => self.life.leave(2),
+            None => {
+                drop(gate);
+                self.life.leave(1);
+            }
         }
     }
 
@@ -64,9 +73,20 @@ impl Space {
         true
     }
 
-    /// The monitor's `tend_spaces`: removes the series once drained.
+    /// The monitor's `tend_spaces`: removes the series once drained, after
+    /// a pass through the gate (`ObservationQueue::barrier`).
     fn tend(&self) {
-        if !self.removed.load(Ordering::Relaxed) && self.life.is_drained() && self.life.try_remove() {
+        self.tend_with(true);
+    }
+
+    fn tend_with(&self, barrier: bool) {
+        if self.removed.load(Ordering::Relaxed) || !self.life.is_drained() {
+            return;
+        }
+        if barrier {
+            drop(self.gate.write().unwrap());
+        }
+        if self.life.try_remove() {
             self.removed_with.store(self.series.load(Ordering::Relaxed), Ordering::Relaxed);
             self.removed.store(true, Ordering::Relaxed);
         }
@@ -136,7 +156,10 @@ fn a_revival_and_the_remover_never_both_win() {
         };
         {
             let mut listed = in_list.lock().unwrap();
-            if *listed && s.life.try_remove() {
+            if *listed && s.life.is_drained() && {
+                drop(s.gate.write().unwrap());
+                s.life.try_remove()
+            } {
                 s.removed_with.store(s.series.load(Ordering::Relaxed), Ordering::Relaxed);
                 s.removed.store(true, Ordering::Relaxed);
                 *listed = false;
@@ -154,32 +177,17 @@ fn a_revival_and_the_remover_never_both_win() {
     });
 }
 
-/// The same protocol with a submission that takes one hold instead of two
-/// (its outcome recorded after the queued observation's hold is the only
-/// one): loom finds the worker finishing and the remover reading the
-/// series before the acceptance is recorded.
+/// The same protocol with a remover that skips the pass through the gate:
+/// loom finds a worker finishing the observation and the remover reading
+/// the series before the submission recorded its acceptance.
 #[test]
 #[should_panic(expected = "a record landed after the series were removed")]
-fn one_hold_per_submission_is_caught() {
+fn removal_without_the_gate_barrier_is_caught() {
     loom::model(|| {
         let s = Arc::new(Space::default());
         let submitter = {
             let s = s.clone();
-            thread::spawn(move || {
-                // `enter` takes two; give one back at once, as if it took one.
-                match s.life.enter() {
-                    Some(true) => {
-                        s.life.leave(1);
-                        s.queued.store(true, Ordering::Release);
-                        s.series.fetch_add(ACCEPTED, Ordering::Relaxed);
-                    }
-                    Some(false) => {
-                        s.series.fetch_add(REFUSED, Ordering::Relaxed);
-                        s.life.leave(2);
-                    }
-                    None => s.life.leave(2),
-                }
-            })
+            thread::spawn(move || s.submit())
         };
         let worker = {
             let s = s.clone();
@@ -188,11 +196,11 @@ fn one_hold_per_submission_is_caught() {
             })
         };
         s.life.retire();
-        s.tend();
+        s.tend_with(false);
         submitter.join().unwrap();
         worker.join().unwrap();
         s.work();
-        s.tend();
+        s.tend_with(false);
         s.check();
     });
 }

@@ -14,6 +14,7 @@ use crate::clock::epoch;
 use crate::labels::Priority;
 use crate::metrics::SpaceMetrics;
 use crate::sync::AtomicU64;
+use crossbeam_utils::CachePadded;
 
 /// One unit of incoming work: an event to be indexed or stored, for one
 /// memory space, at one priority.
@@ -61,7 +62,9 @@ pub(crate) struct SpaceShared {
     pub(crate) id: usize,
     pub(crate) name: Box<str>,
     pub(crate) metrics: SpaceMetrics,
-    pub(crate) life: SpaceLife,
+    /// On a cache line of its own: submitters and workers write it, and
+    /// workers read the handles beside it.
+    pub(crate) life: CachePadded<SpaceLife>,
 }
 
 /// One word saying whether a memory space is retired or removed and what
@@ -69,15 +72,18 @@ pub(crate) struct SpaceShared {
 /// into them can follow.
 ///
 /// Layout: bits 0 to 38 count holds (one per observation queued or in a
-/// worker's hands, one more per submission still recording its outcome),
-/// bit 39 is `RETIRED`, bit 40 `REMOVED`, bits 41 to 63 count submissions
-/// (wrapping; the monitor reads a change as activity). A submission takes
-/// two holds before it looks at the flags and gives one back when its
-/// outcome is recorded (two when refused). The remover sets `REMOVED` only
-/// by a compare-and-swap from "retired, no holds": after that every
-/// submission sees `REMOVED` and records nothing, and before it none can
-/// be recording (it would hold the space). The loom models in
-/// `loom-tests/tests/space_life.rs` check this.
+/// worker's hands, or refused and not yet recorded), bit 39 is `RETIRED`,
+/// bit 40 `REMOVED`, bits 41 to 63 count submissions (wrapping; the monitor
+/// reads a change as activity). A submission takes one hold before it
+/// looks at the flags, in one atomic add; an accepted observation keeps it
+/// until a worker has recorded it, a refused one gives it back once the
+/// refusal is recorded. A submission records its outcome inside the
+/// queue's gate (a read lock), and the remover passes through the gate
+/// (`ObservationQueue::barrier`) after seeing no holds, so an acceptance
+/// whose observation a worker already finished is recorded too. Then it
+/// sets `REMOVED` only by a compare-and-swap from "retired, no holds":
+/// after that every submission sees `REMOVED` and records nothing. The
+/// loom models in `loom-tests/tests/space_life.rs` check this.
 #[derive(Debug, Default)]
 pub(crate) struct SpaceLife(AtomicU64);
 
@@ -99,14 +105,14 @@ pub(crate) enum Entered {
 }
 
 impl SpaceLife {
-    /// A submission begins: takes two holds and counts it. The caller
-    /// records its outcome as [`Entered`] says, then gives the holds back
-    /// with [`leave`](Self::leave) (one stays with an accepted observation).
+    /// A submission begins: takes a hold and counts it. The caller records
+    /// its outcome as [`Entered`] says; the hold stays with an accepted
+    /// observation, a refused one gives it back with [`leave`](Self::leave).
     #[inline]
     pub(crate) fn enter(&self) -> Entered {
         // Acquire: pairs with `retire`'s and `try_remove`'s, so a refused
         // submission sees what it was refused by.
-        let prev = self.0.fetch_add(2 + SUBMISSION, Ordering::Acquire);
+        let prev = self.0.fetch_add(1 + SUBMISSION, Ordering::Acquire);
         if prev & REMOVED != 0 {
             Entered::Removed
         } else if prev & RETIRED != 0 {

@@ -28,6 +28,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_deque::{Steal, Stealer, Worker as Deque};
+use crossbeam_utils::CachePadded;
 use crossbeam_utils::sync::Parker;
 use hotmeter::{Counter, Registry, RegistryError};
 
@@ -370,7 +371,7 @@ impl WorkerPool {
                 id: spaces.registered,
                 name: name.into(),
                 metrics: self.shared.metrics.space(name),
-                life: SpaceLife::default(),
+                life: CachePadded::new(SpaceLife::default()),
             }),
         };
         spaces.registered += 1;
@@ -615,10 +616,16 @@ impl Shared {
                 return true;
             }
             let drained_at = *w.drained_at.get_or_insert(now);
-            // Scrapers had `linger` to read the final values; once marked
-            // removed, nothing records into its series any more (a
-            // refusal holding it meanwhile makes the mark wait a tick).
-            if now.duration_since(drained_at) < linger || !life.try_remove() {
+            if now.duration_since(drained_at) < linger {
+                return true;
+            }
+            // Scrapers had `linger` to read the final values. After the
+            // gate's barrier every acceptance of its last observations is
+            // recorded; once marked removed, nothing records into its
+            // series any more (a refusal holding it meanwhile makes the
+            // mark wait a tick).
+            self.queue.barrier();
+            if !life.try_remove() {
                 return true;
             }
             gone.push(s.name().to_owned());

@@ -161,12 +161,14 @@ impl ObservationQueue {
         debug_assert!(space == &obs.space);
         let priority = obs.priority;
         let bytes = obs.payload.len() as u64;
-        // Two holds on the space while this submission records its outcome
-        // (one stays with an accepted observation until a worker finishes
-        // it), so a retired space's series are never removed under it.
+        // A hold on the space for the observation (a worker gives it back
+        // once it recorded it), and the gate's read lock until this
+        // submission's outcome is recorded: a retired space's series are
+        // removed only with no holds and after a pass through the gate
+        // (`barrier`), so never under a record.
         let entered = space.inner.life.enter();
+        let closed = self.gate[gate_shard()].read().unwrap_or_else(PoisonError::into_inner);
         let result = {
-            let closed = self.gate[gate_shard()].read().unwrap_or_else(PoisonError::into_inner);
             if entered != Entered::Live {
                 Err((RejectReason::Retired, obs))
             } else if *closed {
@@ -183,7 +185,7 @@ impl ObservationQueue {
         match result {
             Ok(()) => {
                 m.accepted(priority);
-                space.inner.life.leave(1);
+                drop(closed);
                 self.bytes_in.inc_by(bytes);
                 self.wake_one();
                 Ok(())
@@ -194,9 +196,19 @@ impl ObservationQueue {
                 if entered != Entered::Removed {
                     m.rejected(reason);
                 }
-                space.inner.life.leave(2);
+                drop(closed);
+                space.inner.life.leave(1);
                 Err(EnqueueError { reason, observation })
             }
+        }
+    }
+
+    /// Returns once every submission that was inside the gate when it was
+    /// called has recorded its outcome (the pool calls it before removing
+    /// a drained space's series).
+    pub(crate) fn barrier(&self) {
+        for shard in self.gate.iter() {
+            drop(shard.write().unwrap_or_else(PoisonError::into_inner));
         }
     }
 
