@@ -26,7 +26,7 @@ pub struct RecallIndex {
     spaces: Mutex<HashMap<usize, Indexed>>,
 }
 
-/// One space's keys, with the space (to see when it retires).
+/// One space's keys, with the space (to see when it is removed).
 type Indexed = (MemorySpace, Arc<Mutex<SpaceIndex>>);
 
 impl RecallIndex {
