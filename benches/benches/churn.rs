@@ -10,33 +10,9 @@
 //! never time. The test command runs it (`cargo bench -p hotmeter-benches
 //! --bench churn`); `CHURN_SETS=1000000` runs a shorter one.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
-/// Live heap bytes.
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-struct Counting;
-
-// SAFETY: every method forwards to `System` unchanged and only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: the caller's contract is `System`'s.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: the caller's contract is `System`'s.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: the caller's contract is `System`'s.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use hotmeter_benches::counting_alloc::{Counting, live_bytes};
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
@@ -85,7 +61,7 @@ fn main() {
         if (i + 1) % step == 0 {
             scrape.clear();
             hotmeter_exporter::encode_text(&registry, &mut scrape);
-            let heap = LIVE.load(Ordering::Relaxed);
+            let heap = live_bytes();
             println!(
                 "| {} | {} | {} | {} | {} | {:.1} |",
                 i + 1,
@@ -137,7 +113,7 @@ fn main() {
             scrape.clear();
             hotmeter_exporter::encode_text(&registry, &mut scrape);
             most_live = most_live.max(expiring.len());
-            let heap = LIVE.load(Ordering::Relaxed);
+            let heap = live_bytes();
             if (i + 1) * 10 >= idle_sets {
                 match warm {
                     None => warm = Some(heap),

@@ -8,41 +8,10 @@
 //! Not a timing benchmark: it prints Markdown tables. Run it with
 //! `cargo bench -p hotmeter-benches --bench memory`.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::process::Command;
-use std::sync::atomic::{AtomicIsize, Ordering};
 
+use hotmeter_benches::counting_alloc::{Counting, live_bytes};
 use hotmeter_benches::peers::{self, Kind, Lib, Shape};
-
-/// Live heap bytes, as the program asked for them (not the allocator's
-/// rounding, which differs by allocator).
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-struct Counting;
-
-// SAFETY: every method forwards to `System` unchanged and only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: the caller's contract is `System`'s.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: as above.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: as above.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: as above.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
@@ -55,10 +24,10 @@ const RSS_N: usize = 100_000;
 /// Heap bytes per series that `lib`'s family holds after one scrape (the
 /// scrape counts: some libraries build caches on the first one).
 fn bytes_per_series(lib: Lib, kind: Kind, shape: Shape) -> f64 {
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = live_bytes();
     let mut family = peers::build(lib, kind, shape, N);
     std::hint::black_box(family.render_fresh());
-    let after = LIVE.load(Ordering::Relaxed);
+    let after = live_bytes();
     drop(family);
     (after - before) as f64 / N as f64
 }

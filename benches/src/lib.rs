@@ -1,9 +1,11 @@
 //! Shared helpers for the criterion benchmarks in `benches/`: hotmeter
 //! beside its peers, in one process, so ratios are comparable.
 //!
-//! Owns: the contended-run harness and the pipeline rig. Must not:
+//! Owns: the contended-run harness, the pipeline rig and the counting
+//! allocator of the memory benchmarks. Must not:
 //! contain metric logic.
 
+pub mod counting_alloc;
 pub mod peers;
 pub mod pipeline;
 
