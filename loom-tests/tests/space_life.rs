@@ -74,12 +74,9 @@ impl Space {
     }
 
     /// The monitor's `tend_spaces`: removes the series once drained, after
-    /// a pass through the gate (`ObservationQueue::barrier`).
-    fn tend(&self) {
-        self.tend_with(true);
-    }
-
-    fn tend_with(&self, barrier: bool) {
+    /// a pass through the gate (`ObservationQueue::barrier`) unless told to
+    /// skip it.
+    fn tend(&self, barrier: bool) {
         if self.removed.load(Ordering::Relaxed) || !self.life.is_drained() {
             return;
         }
@@ -101,30 +98,37 @@ impl Space {
     }
 }
 
+/// A submission and a worker racing a retirement and the remover (with
+/// or without its pass through the gate); what no worker took yet is
+/// processed afterwards, then the remover looks again. Returns the space
+/// once every record was checked against the removal.
+fn retirement_race(barrier: bool) -> Arc<Space> {
+    let s = Arc::new(Space::default());
+    let submitter = {
+        let s = s.clone();
+        thread::spawn(move || s.submit())
+    };
+    let worker = {
+        let s = s.clone();
+        thread::spawn(move || {
+            s.work();
+        })
+    };
+    s.life.retire();
+    s.tend(barrier);
+    submitter.join().unwrap();
+    worker.join().unwrap();
+    s.work();
+    s.tend(barrier);
+    s.check();
+    s
+}
+
 /// A submission racing a retirement, a worker and the remover.
 #[test]
 fn retirement_racing_a_submission_and_a_worker_loses_no_record() {
     loom::model(|| {
-        let s = Arc::new(Space::default());
-        let submitter = {
-            let s = s.clone();
-            thread::spawn(move || s.submit())
-        };
-        let worker = {
-            let s = s.clone();
-            thread::spawn(move || {
-                s.work();
-            })
-        };
-        s.life.retire();
-        s.tend();
-        submitter.join().unwrap();
-        worker.join().unwrap();
-        // What no worker took yet is processed later; then the remover
-        // looks again.
-        s.work();
-        s.tend();
-        s.check();
+        let s = retirement_race(true);
         assert!(s.removed.load(Ordering::Relaxed), "a drained retired space is removed");
     });
 }
@@ -184,23 +188,6 @@ fn a_revival_and_the_remover_never_both_win() {
 #[should_panic(expected = "a record landed after the series were removed")]
 fn removal_without_the_gate_barrier_is_caught() {
     loom::model(|| {
-        let s = Arc::new(Space::default());
-        let submitter = {
-            let s = s.clone();
-            thread::spawn(move || s.submit())
-        };
-        let worker = {
-            let s = s.clone();
-            thread::spawn(move || {
-                s.work();
-            })
-        };
-        s.life.retire();
-        s.tend_with(false);
-        submitter.join().unwrap();
-        worker.join().unwrap();
-        s.work();
-        s.tend_with(false);
-        s.check();
+        retirement_race(false);
     });
 }
