@@ -142,6 +142,14 @@ fn a_30_second_outage_is_counted_and_bounded() {
     assert_eq!(received, produced_work as f64);
 }
 
+/// Waits until `snapshots` snapshots are taken and every one delivered.
+fn delivered(writer: &hotmeter_push::RemoteWriteHandle, snapshots: u64) -> hotmeter_push::PushStats {
+    wait_for("the requests delivered", Duration::from_secs(30), || {
+        let s = writer.stats();
+        (s.snapshots == snapshots && s.queue_len == 0 && s.sent == s.samples).then_some(s)
+    })
+}
+
 /// A pushed series that ends (removed from its family) is marked stale in
 /// the next request, and Debian's Prometheus stops returning it at once:
 /// an instant query right after that request has no result, where without
@@ -161,13 +169,7 @@ fn an_ended_series_is_gone_at_once_not_after_the_lookback() {
         .job("stale-test")
         .start(&registry)
         .unwrap();
-    // Waits until `snapshots` snapshots are taken and every one delivered.
-    let delivered = |snapshots: u64| {
-        wait_for("the requests delivered", Duration::from_secs(30), || {
-            let s = writer.stats();
-            (s.snapshots == snapshots && s.queue_len == 0 && s.sent == s.samples).then_some(s)
-        })
-    };
+    let delivered = |snapshots: u64| delivered(&writer, snapshots);
     assert_eq!(delivered(1).stale_markers, 0);
     let t1 = r#"tenant_jobs_total{job="stale-test",tenant="t1"}"#;
     let t2 = r#"tenant_jobs_total{job="stale-test",tenant="t2"}"#;
@@ -207,12 +209,7 @@ fn an_expired_series_is_gone_at_once_not_after_the_lookback() {
         .job("expiry-test")
         .start(&registry)
         .unwrap();
-    let delivered = |snapshots: u64| {
-        wait_for("the requests delivered", Duration::from_secs(30), || {
-            let s = writer.stats();
-            (s.snapshots == snapshots && s.queue_len == 0 && s.sent == s.samples).then_some(s)
-        })
-    };
+    let delivered = |snapshots: u64| delivered(&writer, snapshots);
     delivered(1);
     let quiet = r#"idle_jobs_total{job="expiry-test",tenant="quiet"}"#;
     let busy = r#"idle_jobs_total{job="expiry-test",tenant="busy"}"#;
