@@ -42,7 +42,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot};
 
 /// How long admitting a newcomer waits for the connection shed for it to
 /// close. Its task only has to be scheduled and drop the connection, so this
@@ -81,6 +81,11 @@ pub struct ConnectionStats {
     /// its request handled (or the one shed for them did not close in time).
     /// Monotonically increasing, never reset.
     pub refused_total: u64,
+    /// Connections shed and told to close whose sockets are not closed
+    /// yet (their tasks have not run since). Each one is a slot on its way
+    /// to a newcomer: while any is, a newcomer waits for it and sheds
+    /// nothing more.
+    pub closing: usize,
 }
 
 /// The slots and the table of held connections, shared by the accept loop,
@@ -91,6 +96,8 @@ pub(crate) struct Connections {
     /// after its socket is closed, so this bounds the sockets held.
     permits: Arc<Semaphore>,
     table: Mutex<Table>,
+    /// Told whenever a held connection's socket has closed (its slot freed).
+    closed: Notify,
 }
 
 struct Table {
@@ -99,6 +106,11 @@ struct Table {
     /// been in it longer.
     next_tick: u64,
     entries: HashMap<u64, Entry>,
+    /// Shed connections whose slots are not freed yet: see
+    /// [`ConnectionStats::closing`]. A slot releases its permit with the
+    /// table locked, so this and the semaphore's free permits always agree
+    /// under the lock.
+    closing: usize,
     shed_total: u64,
     refused_total: u64,
 }
@@ -212,9 +224,11 @@ impl Connections {
                 next_id: 0,
                 next_tick: 0,
                 entries: HashMap::with_capacity(cap),
+                closing: 0,
                 shed_total: 0,
                 refused_total: 0,
             }),
+            closed: Notify::new(),
         }
     }
 
@@ -233,12 +247,14 @@ impl Connections {
         let permit = match self.permits.clone().try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => {
-                if !self.shed_one() {
+                if !self.make_way() {
                     self.table().refused_total += 1;
                     return None;
                 }
                 // Whichever slot frees first (the shed one, or one whose
-                // connection ended meanwhile) goes to the newcomer.
+                // connection ended meanwhile) goes to the newcomer; a shed
+                // connection that closes after that is the next newcomer's
+                // (see `make_way`).
                 match tokio::time::timeout(SHED_WAIT, self.permits.clone().acquire_owned()).await {
                     Ok(Ok(permit)) => permit,
                     // Timed out, or (never) the semaphore closed.
@@ -260,30 +276,65 @@ impl Connections {
         Some(Slot {
             tracker: Tracker { connections: self.clone(), id },
             shed_signal: Some(shed_signal),
-            _permit: permit,
+            permit: Some(permit),
         })
     }
 
     /// Sheds one connection in the module's order for want of file
-    /// descriptors, and waits (up to the shed wait) until it has closed and
-    /// freed its descriptors. False when nothing could be shed or it did not
-    /// close in time.
+    /// descriptors (none if one shed earlier is still closing: see
+    /// [`Connections::make_way`]), and waits (up to the shed wait) until a
+    /// held connection has closed and freed its descriptors. False when
+    /// nothing could be shed or nothing closed in time.
     pub(crate) async fn make_room(self: &Arc<Self>) -> bool {
-        if !self.shed_one() {
-            return false;
+        // Made before the table is looked at, so a close in between counts.
+        let closed = self.closed.notified();
+        {
+            let mut table = self.table();
+            if table.closing == 0 && !Self::shed_locked(&mut table) {
+                return false;
+            }
         }
-        matches!(tokio::time::timeout(SHED_WAIT, self.permits.clone().acquire_owned()).await, Ok(Ok(_)))
+        tokio::time::timeout(SHED_WAIT, closed).await.is_ok()
     }
 
-    /// Sheds one connection in the module's order: removes its entry and
-    /// tells its task to close it. A fresh or idle candidate with a complete
-    /// head waiting in its socket is moved behind every other kind instead,
-    /// and the next candidate considered. False when every held connection
-    /// is having its request handled. O(held connections) and one peek;
-    /// O(held²) and one peek each only when that many heads wait unread
-    /// (176 ms for 3,000 of them in a release build; the default cap is 128).
-    fn shed_one(&self) -> bool {
+    /// Makes sure a slot is on its way to the one newcomer waiting: true
+    /// at once if one is free by now or a connection shed earlier is still
+    /// closing (its slot is as good as free), else sheds one (see
+    /// [`Connections::shed_locked`]); false when nothing could be shed.
+    ///
+    /// Shedding again while an earlier shed connection is still closing
+    /// would let the shed run ahead of the closes for good: a newcomer
+    /// takes whichever slot frees first, often one whose connection ended
+    /// by itself (a scrape answered), and the slot of the connection shed
+    /// for it frees later. Every such ending left one more connection shed
+    /// but not closed, without an entry; under a reconnecting flood the
+    /// table emptied by one entry per scrape until, its last connection
+    /// being the newest scraper, that scraper was shed (the 60 s flood
+    /// test's scrapes reset from the 128th on, 25 s in).
+    fn make_way(&self) -> bool {
         let mut table = self.table();
+        if self.permits.available_permits() > 0 || table.closing > 0 {
+            return true;
+        }
+        Self::shed_locked(&mut table)
+    }
+
+    /// [`Connections::shed_locked`], taking the lock: the tests' way to
+    /// shed one, whatever is closing.
+    #[cfg(test)]
+    fn shed_one(&self) -> bool {
+        Self::shed_locked(&mut self.table())
+    }
+
+    /// Sheds one connection in the module's order: removes its entry, tells
+    /// its task to close it and counts it closing. A fresh or idle
+    /// candidate with a complete head waiting in its socket is moved behind
+    /// every other kind instead, and the next candidate considered. False
+    /// when every held connection is having its request handled.
+    /// O(held connections) and one peek; O(held²) and one peek each only
+    /// when that many heads wait unread (176 ms for 3,000 of them in a
+    /// release build; the default cap is 128).
+    fn shed_locked(table: &mut Table) -> bool {
         let mut rechecked = false;
         let id = loop {
             let victim = table.entries.iter().filter_map(|(id, e)| Some((e.state.shed_rank()?, *id))).min();
@@ -318,11 +369,11 @@ impl Connections {
             }
             break id;
         };
-        if let Some(entry) = table.entries.remove(&id) {
-            // The receiver is gone only if the task already ended; its
-            // permit is then free (or about to be) all the same.
-            let _ = entry.shed.send(());
-        }
+        let entry = table.entries.remove(&id).expect("the candidate was just found");
+        // The receiver is gone only if the task has ended but not yet freed
+        // its slot, which it does next (and counts itself closed then).
+        let _ = entry.shed.send(());
+        table.closing += 1;
         table.shed_total += 1;
         true
     }
@@ -343,6 +394,7 @@ impl Connections {
             open: self.cap - self.permits.available_permits(),
             shed_total: table.shed_total,
             refused_total: table.refused_total,
+            closing: table.closing,
         }
     }
 
@@ -354,12 +406,13 @@ impl Connections {
 }
 
 /// A held connection's slot, owned by its task. Dropping it (after the
-/// socket is closed) removes the entry and frees the slot.
+/// socket is closed) removes the entry (or, for a shed connection, counts
+/// it closed) and frees the slot, all with the table locked.
 pub(crate) struct Slot {
     tracker: Tracker,
     shed_signal: Option<oneshot::Receiver<()>>,
-    // Dropped last: the slot is free only once the entry is gone.
-    _permit: OwnedSemaphorePermit,
+    /// Taken and released in `drop`, under the table's lock.
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 impl Slot {
@@ -382,7 +435,15 @@ impl Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.tracker.connections.table().entries.remove(&self.tracker.id);
+        let connections = &self.tracker.connections;
+        let mut table = connections.table();
+        if table.entries.remove(&self.tracker.id).is_none() {
+            // No entry left: it was shed (`shed_locked` removed it).
+            table.closing -= 1;
+        }
+        drop(self.permit.take());
+        drop(table);
+        connections.closed.notify_waiters();
     }
 }
 
@@ -448,7 +509,7 @@ mod tests {
         assert!(c.shed_one());
         assert!(is_shed(&mut b) && !is_shed(&mut a) && !is_shed(&mut d) && !is_shed(&mut e));
         drop(b);
-        assert_eq!(c.stats(), ConnectionStats { open: 3, shed_total: 1, refused_total: 0 });
+        assert_eq!(c.stats(), ConnectionStats { open: 3, shed_total: 1, refused_total: 0, closing: 0 });
         // `a`'s response is being written: a fresh connection (`d`, then
         // `e`) goes before it, however long `a` has been writing.
         serving_a.writing();
@@ -613,7 +674,7 @@ mod tests {
             newcomer
         });
         assert!(newcomer.is_some());
-        assert_eq!(c.stats(), ConnectionStats { open: 1, shed_total: 1, refused_total: 0 });
+        assert_eq!(c.stats(), ConnectionStats { open: 1, shed_total: 1, refused_total: 0, closing: 0 });
     }
 
     #[test]
@@ -624,7 +685,7 @@ mod tests {
         let b = rt.block_on(c.admit(None)).unwrap();
         let _handling = (a.tracker().head_complete(), b.tracker().head_complete());
         assert!(rt.block_on(c.admit(None)).is_none());
-        assert_eq!(c.stats(), ConnectionStats { open: 2, shed_total: 0, refused_total: 1 });
+        assert_eq!(c.stats(), ConnectionStats { open: 2, shed_total: 0, refused_total: 1, closing: 0 });
     }
 
     #[test]
@@ -633,6 +694,73 @@ mod tests {
         let c = Arc::new(Connections::new(1));
         let _stuck = rt.block_on(c.admit(None)).unwrap();
         assert!(rt.block_on(c.admit(None)).is_none());
-        assert_eq!(c.stats(), ConnectionStats { open: 1, shed_total: 1, refused_total: 1 });
+        assert_eq!(c.stats(), ConnectionStats { open: 1, shed_total: 1, refused_total: 1, closing: 1 });
+    }
+
+    /// The flood test's failure, in small: a newcomer sheds `a`, whose task
+    /// has not run yet, and takes the slot of `b`, a scrape that ended by
+    /// itself meanwhile. The next newcomer must wait for `a`'s slot rather
+    /// than shed the first newcomer; shedding it would leave two shed and
+    /// one held, and so on, one entry less per scrape.
+    #[test]
+    fn a_newcomer_waits_for_a_connection_still_closing_and_sheds_no_other() {
+        let rt = rt();
+        let c = Arc::new(Connections::new(2));
+        let mut a = rt.block_on(c.admit(None)).unwrap();
+        let b = rt.block_on(c.admit(None)).unwrap();
+        let mut first = rt
+            .block_on(async {
+                let c = c.clone();
+                let admitting = tokio::spawn(async move { c.admit(None).await });
+                tokio::task::yield_now().await;
+                assert!(is_shed(&mut a), "the first newcomer sheds the oldest fresh connection");
+                drop(b);
+                admitting.await.unwrap()
+            })
+            .expect("the first newcomer takes the slot that ended by itself");
+        assert_eq!(c.stats(), ConnectionStats { open: 2, shed_total: 1, refused_total: 0, closing: 1 });
+        let second = rt.block_on(async {
+            let c2 = c.clone();
+            let admitting = tokio::spawn(async move { c2.admit(None).await });
+            tokio::task::yield_now().await;
+            assert!(!is_shed(&mut first), "nothing more is shed while `a` is closing");
+            assert_eq!(c.stats().shed_total, 1);
+            drop(a);
+            admitting.await.unwrap()
+        });
+        assert!(second.is_some(), "the second newcomer takes `a`'s slot");
+        assert!(!is_shed(&mut first));
+        assert_eq!(c.stats(), ConnectionStats { open: 2, shed_total: 1, refused_total: 0, closing: 0 });
+    }
+
+    /// Out of descriptors (not slots), the same: while a shed connection is
+    /// closing, making room sheds nothing more and waits for that close.
+    #[test]
+    fn making_room_sheds_nothing_more_while_a_shed_connection_is_closing() {
+        let rt = rt();
+        let c = Arc::new(Connections::new(4));
+        let a = rt.block_on(c.admit(None)).unwrap();
+        let mut b = rt.block_on(c.admit(None)).unwrap();
+        assert!(c.shed_one(), "`a` is shed; its task has not run yet");
+        rt.block_on(async {
+            let c2 = c.clone();
+            let room = tokio::spawn(async move { c2.make_room().await });
+            tokio::task::yield_now().await;
+            assert!(!is_shed(&mut b), "nothing more is shed while `a` is closing");
+            drop(a);
+            assert!(room.await.unwrap(), "room is made once `a` has closed");
+        });
+        assert_eq!(c.stats(), ConnectionStats { open: 1, shed_total: 1, refused_total: 0, closing: 0 });
+        // With nothing closing, making room sheds again (`b`), and waits
+        // until it has closed.
+        rt.block_on(async {
+            let c2 = c.clone();
+            let room = tokio::spawn(async move { c2.make_room().await });
+            tokio::task::yield_now().await;
+            assert!(is_shed(&mut b));
+            drop(b);
+            assert!(room.await.unwrap());
+        });
+        assert_eq!(c.stats(), ConnectionStats { open: 0, shed_total: 2, refused_total: 0, closing: 0 });
     }
 }
