@@ -29,6 +29,11 @@
 //!    Peeking at that moment, not when it was accepted, also covers a head
 //!    that arrived after the accept.
 //!
+//! A newcomer sheds at most one connection, and none while one shed earlier
+//! is still closing: that one's slot is already on its way (see
+//! `Connections::make_way`). So sheds never run ahead of closes, and the
+//! table always holds all but at most one of the slots taken.
+//!
 //! A connection whose request is being handled (the render running) is
 //! never shed; only when every held connection is in that state is the
 //! newcomer closed instead. A flood of silent or slow clients is therefore
