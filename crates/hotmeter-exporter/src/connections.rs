@@ -31,8 +31,9 @@
 //!
 //! A newcomer sheds at most one connection, and none while one shed earlier
 //! is still closing: that one's slot is already on its way (see
-//! `Connections::make_way`). So sheds never run ahead of closes, and the
-//! table always holds all but at most one of the slots taken.
+//! `Connections::make_way`). So sheds never run ahead of closes: normally
+//! at most one connection is shed and not yet closed (more only when one
+//! takes longer than the shed wait to close).
 //!
 //! A connection whose request is being handled (the render running) is
 //! never shed; only when every held connection is in that state is the
@@ -45,14 +46,16 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot};
 
-/// How long admitting a newcomer waits for the connection shed for it to
-/// close. Its task only has to be scheduled and drop the connection, so this
-/// is normally microseconds; past it (a starved runtime) the newcomer is
-/// refused rather than stalling the accept loop longer.
+/// How long admitting a newcomer waits for a slot to free: that of the
+/// connection shed for it, or of one shed earlier and still closing. Its
+/// task only has to be scheduled and drop the connection, so this is
+/// normally microseconds; past it (a starved runtime) the newcomer is
+/// refused rather than stalling the accept loop longer, and a connection
+/// still closing no longer stops the next newcomer from shedding another.
 const SHED_WAIT: Duration = Duration::from_millis(250);
 
 /// Connection counts of a running server, from
@@ -83,13 +86,15 @@ pub struct ConnectionStats {
     /// never reset.
     pub shed_total: u64,
     /// Newcomers closed at once because every held connection was having
-    /// its request handled (or the one shed for them did not close in time).
+    /// its request handled, or because no slot freed within the shed wait
+    /// (the connection shed for them, or one shed earlier, did not close).
     /// Monotonically increasing, never reset.
     pub refused_total: u64,
-    /// Connections shed and told to close whose sockets are not closed
-    /// yet (their tasks have not run since). Each one is a slot on its way
-    /// to a newcomer: while any is, a newcomer waits for it and sheds
-    /// nothing more.
+    /// Connections shed and told to close whose slots are not freed yet
+    /// (their tasks have not closed their sockets yet). Each one is a slot
+    /// on its way to a newcomer: while one shed less than the shed wait
+    /// (250 ms) ago is, a newcomer waits for it and sheds nothing more, so
+    /// this is normally 0 or 1.
     pub closing: usize,
 }
 
@@ -116,6 +121,9 @@ struct Table {
     /// table locked, so this and the semaphore's free permits always agree
     /// under the lock.
     closing: usize,
+    /// When the last connection was shed: a connection closing for longer
+    /// than the shed wait no longer holds newcomers back.
+    last_shed: Option<Instant>,
     shed_total: u64,
     refused_total: u64,
 }
@@ -230,6 +238,7 @@ impl Connections {
                 next_tick: 0,
                 entries: HashMap::with_capacity(cap),
                 closing: 0,
+                last_shed: None,
                 shed_total: 0,
                 refused_total: 0,
             }),
@@ -243,11 +252,13 @@ impl Connections {
         self.table.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// A slot for a newly accepted connection: a free one, else the one of
-    /// the connection shed for it (in the module's order), once that
-    /// connection has closed. `None` (counted as refused) when every held
-    /// connection is having its request handled. `probe` lets the table
-    /// look at what the newcomer's socket holds unread before shedding it.
+    /// A slot for a newly accepted connection: a free one, else the first
+    /// to free once a connection is on its way out (one shed earlier and
+    /// still closing, else one shed now in the module's order: see
+    /// [`Connections::make_way`]). `None` (counted as refused) when every
+    /// held connection is having its request handled, or no slot freed
+    /// within the shed wait. `probe` lets the table look at what the
+    /// newcomer's socket holds unread before shedding it.
     pub(crate) async fn admit(self: &Arc<Self>, probe: Option<Probe>) -> Option<Slot> {
         let permit = match self.permits.clone().try_acquire_owned() {
             Ok(permit) => permit,
@@ -295,7 +306,7 @@ impl Connections {
         let closed = self.closed.notified();
         {
             let mut table = self.table();
-            if table.closing == 0 && !Self::shed_locked(&mut table) {
+            if !Self::closing_in_time(&table) && !Self::shed_locked(&mut table) {
                 return false;
             }
         }
@@ -304,8 +315,9 @@ impl Connections {
 
     /// Makes sure a slot is on its way to the one newcomer waiting: true
     /// at once if one is free by now or a connection shed earlier is still
-    /// closing (its slot is as good as free), else sheds one (see
-    /// [`Connections::shed_locked`]); false when nothing could be shed.
+    /// closing within the shed wait (its slot is as good as free), else
+    /// sheds one (see [`Connections::shed_locked`]); false when nothing
+    /// could be shed.
     ///
     /// Shedding again while an earlier shed connection is still closing
     /// would let the shed run ahead of the closes for good: a newcomer
@@ -318,10 +330,18 @@ impl Connections {
     /// test's scrapes reset from the 128th on, 25 s in).
     fn make_way(&self) -> bool {
         let mut table = self.table();
-        if self.permits.available_permits() > 0 || table.closing > 0 {
+        if self.permits.available_permits() > 0 || Self::closing_in_time(&table) {
             return true;
         }
         Self::shed_locked(&mut table)
+    }
+
+    /// Whether a shed connection is still closing and the last shed was
+    /// within the shed wait: past it, that connection's task is starved or
+    /// stuck (a render it started before it saw the shed), and newcomers
+    /// may shed another rather than each wait the shed wait for it.
+    fn closing_in_time(table: &Table) -> bool {
+        table.closing > 0 && table.last_shed.is_some_and(|at| at.elapsed() < SHED_WAIT)
     }
 
     /// [`Connections::shed_locked`], taking the lock: the tests' way to
@@ -379,6 +399,7 @@ impl Connections {
         // its slot, which it does next (and counts itself closed then).
         let _ = entry.shed.send(());
         table.closing += 1;
+        table.last_shed = Some(Instant::now());
         table.shed_total += 1;
         true
     }
@@ -752,6 +773,7 @@ mod tests {
             let room = tokio::spawn(async move { c2.make_room().await });
             tokio::task::yield_now().await;
             assert!(!is_shed(&mut b), "nothing more is shed while `a` is closing");
+            assert!(!room.is_finished(), "making room waits for `a` to close");
             drop(a);
             assert!(room.await.unwrap(), "room is made once `a` has closed");
         });
@@ -763,9 +785,28 @@ mod tests {
             let room = tokio::spawn(async move { c2.make_room().await });
             tokio::task::yield_now().await;
             assert!(is_shed(&mut b));
+            assert!(!room.is_finished(), "making room waits for `b` to close");
             drop(b);
             assert!(room.await.unwrap());
         });
         assert_eq!(c.stats(), ConnectionStats { open: 0, shed_total: 2, refused_total: 0, closing: 0 });
+    }
+
+    /// A shed connection that does not close within the shed wait (its task
+    /// stuck in a long render it started before it saw the shed) holds back
+    /// one newcomer, not every one after it.
+    #[test]
+    fn a_connection_closing_past_the_shed_wait_no_longer_holds_newcomers_back() {
+        let rt = rt();
+        let c = Arc::new(Connections::new(2));
+        let _stuck = rt.block_on(c.admit(None)).unwrap();
+        let mut b = rt.block_on(c.admit(None)).unwrap();
+        assert!(c.shed_one(), "`_stuck` is shed, and never closes");
+        assert!(rt.block_on(c.admit(None)).is_none(), "a newcomer waits the shed wait for it, then is refused");
+        assert!(!is_shed(&mut b), "having shed nothing more");
+        // The shed wait has passed: the next newcomer sheds another.
+        assert!(c.make_way());
+        assert!(is_shed(&mut b));
+        assert_eq!(c.stats(), ConnectionStats { open: 2, shed_total: 2, refused_total: 1, closing: 2 });
     }
 }

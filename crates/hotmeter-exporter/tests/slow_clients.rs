@@ -226,10 +226,10 @@ fn scrapes_are_answered_while_the_flood_keeps_reconnecting() {
     let mut latencies = Vec::new();
     let mut failures = Vec::new();
     let mut rss_early = None;
-    // Connections shed but not closed yet, at its most: at most the one
-    // shed for the newcomer being admitted. More would mean sheds running
-    // ahead of closes, which once emptied the table one entry per scrape
-    // until the scraper itself was shed.
+    // Connections shed but not closed yet, at its most, for the report:
+    // when sheds once ran ahead of closes, the table emptied by one entry
+    // per scrape until the scraper itself was shed (the unit tests in
+    // `connections` hold the server to at most one).
     let mut most_closing = 0;
     let max_scrapes = run_for.as_millis() / 200 + 1;
     for i in 0..max_scrapes {
@@ -272,7 +272,6 @@ fn scrapes_are_answered_while_the_flood_keeps_reconnecting() {
     );
     assert!(latencies.len() as u128 >= max_scrapes * 9 / 10, "only {} scrapes ran", latencies.len());
     assert!(flood.reopened > 0, "the flood was never shed, so this test proved nothing");
-    assert!(most_closing <= 1, "{most_closing} connections were shed and not yet closed at once");
     assert!(stats.open <= Limits::default().max_connections, "{stats:?}");
     // Bounded memory: a leak of even 1 KiB per shed connection would show.
     let grown = rss_late.saturating_sub(rss_early.unwrap_or(rss_late));

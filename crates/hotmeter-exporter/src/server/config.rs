@@ -25,8 +25,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:9898";
 ///
 /// # Bounds
 /// The server holds at most `max_connections + 1` client sockets (the one
-/// more is a newcomer held while the connection shed for it closes, at most
-/// 250 ms) besides its listener, whatever clients do. Each held connection
+/// more is a newcomer held while a shed connection closes, at most 250 ms)
+/// besides its listener, whatever clients do. Each held connection
 /// costs hyper's read buffer, at most `max(max_header_bytes, 8 KiB)`, a few
 /// hundred bytes of task and table entry, and, while its response is being
 /// written, that response. With the defaults: 129 sockets and about
@@ -36,9 +36,10 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:9898";
 /// table's second one, through which the server peeks at what a connection
 /// has sent before it sheds it. So the defaults take up to 258 besides the
 /// listener. Under a lower open-file limit the server runs out of
-/// descriptors before the cap and then sheds a held connection whenever an
-/// accept fails for want of one (counted in `shed_total`), as it would at
-/// the cap: a flood still only displaces itself.
+/// descriptors before the cap and then, whenever an accept fails for want
+/// of one, sheds a held connection (counted in `shed_total`) or waits for
+/// one shed earlier to close, as it would at the cap: a flood still only
+/// displaces itself.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Limits {
     /// Largest request head (request line and headers) accepted; larger
