@@ -5,6 +5,7 @@
 //! own counts — what the terminal says is what a scrape of the same
 //! registry says (the figures come from the same snapshot an encoder reads).
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::Duration;
 
@@ -46,7 +47,12 @@ pub(crate) struct Tally {
     /// Observations processed, from the workers' batch sizes: per-worker
     /// series never leave, where a retired memory space's do.
     pub(crate) processed: u64,
-    pub(crate) rejected: u64,
+    /// Every series counting refusals, by family and label values: a
+    /// window sums each series' own increase, so a memory space whose
+    /// series leave (or come back from zero) does not take the others'
+    /// increases with it. Refusals through a removed space's handle are
+    /// counted pool-wide, in a series that never leaves.
+    pub(crate) rejected: BTreeMap<Vec<String>, u64>,
     /// Memory spaces in /metrics (live, and retired ones still lingering).
     pub(crate) spaces: usize,
     pub(crate) depth: [i64; 3],
@@ -58,6 +64,33 @@ pub(crate) struct Tally {
 fn counters(snap: &RegistrySnapshot, name: &str) -> u64 {
     snap.family(name)
         .map_or(0, |f| f.series.iter().map(|s| if let OwnedValue::Counter(n) = s.value { n } else { 0 }).sum())
+}
+
+/// Each counter series of the families `names`, keyed by the family's name
+/// and the series' label values.
+fn counter_series(snap: &RegistrySnapshot, names: &[String]) -> BTreeMap<Vec<String>, u64> {
+    let mut series = BTreeMap::new();
+    for name in names {
+        for s in snap.family(name).into_iter().flat_map(|f| &f.series) {
+            if let OwnedValue::Counter(n) = s.value {
+                let key = std::iter::once(name.clone()).chain(s.labels.iter().map(|(_, v)| v.to_string())).collect();
+                series.insert(key, n);
+            }
+        }
+    }
+    series
+}
+
+/// How much the counter series in `now` grew since `before`: a series new
+/// since then counts from zero, one that went down was reset (removed and
+/// started again) and counts from zero too, one gone since counts nothing.
+fn increase(before: &BTreeMap<Vec<String>, u64>, now: &BTreeMap<Vec<String>, u64>) -> u64 {
+    now.iter()
+        .map(|(key, &n)| match before.get(key) {
+            Some(&b) if b <= n => n - b,
+            _ => n,
+        })
+        .sum()
 }
 
 /// Sum over workers of their batch sizes' sums: observations processed
@@ -109,7 +142,13 @@ impl Tally {
             write_native,
             accepted: counters(snap, &names.full(m::OBSERVATIONS)),
             processed: batch_size_sum(snap, &names.full(m::BATCH_SIZE)),
-            rejected: counters(snap, &names.full(m::OBSERVATIONS_REJECTED)),
+            rejected: {
+                let removed = names.full(m::REMOVED_SPACE_USES);
+                let mut series = counter_series(snap, &[names.full(m::OBSERVATIONS_REJECTED), removed.clone()]);
+                // Of the uses after removal, only submissions were refused.
+                series.retain(|key, _| key[0] != removed || key.get(1).is_some_and(|op| op == "submit"));
+                series
+            },
             spaces: snap.family(&names.full(m::BACKPRESSURE_STATE)).map_or(0, |f| f.series.len()),
             depth: std::array::from_fn(|i| int_gauge(snap, &depth_name, &[Priority::ALL[i].as_str()])),
             state,
@@ -160,7 +199,7 @@ impl Window {
                 _ => hotmeter::expose::histogram_quantile(&now.write_bounds, &window_counts, 0.99),
             },
             processed_per_sec: now.processed.saturating_sub(before.processed) as f64 / secs,
-            rejected: now.rejected.saturating_sub(before.rejected),
+            rejected: increase(&before.rejected, &now.rejected),
         }
     }
 }
@@ -202,6 +241,19 @@ pub(crate) fn say(text: std::fmt::Arguments<'_>) -> bool {
 mod tests {
     use super::*;
 
+    /// Review finding D2: the window's refusals summed the series, so a
+    /// memory space whose series left took its total with it and the line
+    /// said 0 however many others were refused.
+    #[test]
+    fn refusals_count_each_series_own_increase_as_spaces_come_and_go() {
+        let key = |space: &str| vec!["rejected".to_owned(), space.to_owned(), "queue_full".to_owned()];
+        let before =
+            Tally { rejected: BTreeMap::from([(key("a"), 500), (key("b"), 3), (key("c"), 9)]), ..Tally::default() };
+        // `a` left, `b` rose by 1, `c` was removed and came back with 2, `d` is new with 4.
+        let now = Tally { rejected: BTreeMap::from([(key("b"), 4), (key("c"), 2), (key("d"), 4)]), ..Tally::default() };
+        assert_eq!(Window::between(&before, &now, Duration::from_secs(1)).rejected, 1 + 2 + 4);
+    }
+
     #[test]
     fn a_window_is_the_difference_of_two_tallies() {
         let before = Tally {
@@ -218,7 +270,7 @@ mod tests {
             write_bounds: vec![0.001, 0.01],
             write_counts: vec![100, 100, 0],
             processed: 300,
-            rejected: 3,
+            rejected: BTreeMap::from([(vec!["r".to_owned(), "t1".to_owned()], 3)]),
             depth: [1, 2, 3],
             state: 2,
             spaces: 5,

@@ -67,6 +67,7 @@ fn the_demo_serves_every_streaming_metric_with_plausible_values() {
         "streaming_recall_latency_seconds",
         "streaming_batch_size",
         "streaming_queue_wait_time_seconds",
+        "streaming_removed_space_uses_total",
         "checkpoint_writes_total",
         "checkpoint_write_duration_seconds",
         "checkpoint_store_file_size_bytes",

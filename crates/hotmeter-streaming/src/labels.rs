@@ -1,7 +1,7 @@
 //! The label enums that the pipeline and its metrics share.
 //!
-//! Owns: [`Priority`], [`RejectReason`], [`FailureKind`] and
-//! [`BackpressureState`] as values: their label names, label values and the
+//! Owns: [`Priority`], [`RejectReason`], [`SpaceOperation`], [`FailureKind`]
+//! and [`BackpressureState`] as values: their label names, label values and the
 //! state's numeric encoding. Must not: import anything else from this crate
 //! (it is the leaf the queue, the pool, the monitor and the metrics all
 //! build on) or decide anything — shedding is the backpressure module's
@@ -17,6 +17,9 @@ hotmeter::label_enum! {
 
 hotmeter::label_enum! {
     /// Why an observation was refused, exported as the `reason` label.
+    /// Non-exhaustive: a later version may refuse for a new reason (as
+    /// `Retired` was added), so a `match` needs a `_` arm.
+    #[non_exhaustive]
     pub enum RejectReason: "reason" {
         /// Its priority lane was full.
         QueueFull = "queue_full",
@@ -29,6 +32,18 @@ hotmeter::label_enum! {
         /// Its memory space was retired (counted while the space's series
         /// are still exported; see [`MemorySpace`](crate::MemorySpace)).
         Retired = "retired",
+    }
+}
+
+hotmeter::label_enum! {
+    /// What was asked of a memory space through a handle kept after its
+    /// series were removed, exported as the `operation` label of
+    /// `streaming_removed_space_uses_total`.
+    pub enum SpaceOperation: "operation" {
+        /// A submission, refused as [`RejectReason::Retired`].
+        Submit = "submit",
+        /// A recall, answered without timing it into the space's series.
+        Recall = "recall",
     }
 }
 

@@ -107,7 +107,7 @@ pub mod __loom {
 }
 
 pub use backpressure::{BackpressureMonitor, BackpressureThresholds, ThresholdError, Transition};
-pub use labels::{BackpressureState, FailureKind, Priority, RejectReason};
+pub use labels::{BackpressureState, FailureKind, Priority, RejectReason, SpaceOperation};
 pub use observation::{MAX_SPACE_NAME, MemorySpace, Observation, SpaceError};
 pub use pool::{
     BatchContext, BatchFailure, BatchHandler, PoolConfig, PoolError, PoolStats, Session, Shutdown, ShutdownReport,

@@ -23,7 +23,7 @@ use std::time::Duration;
 use hotmeter::{Buckets, Counter, Family, Gauge, Histogram, IntGauge, LabelSet, Registry, RegistryError, StringFamily};
 
 use crate::clock::{now_ns, seconds_between};
-use crate::labels::{BackpressureState, FailureKind, Priority, RejectReason};
+use crate::labels::{BackpressureState, FailureKind, Priority, RejectReason, SpaceOperation};
 
 /// `streaming_observations_total{memory_space,priority}`: observations accepted into the queue.
 pub const OBSERVATIONS: &str = "streaming_observations_total";
@@ -31,6 +31,9 @@ pub const OBSERVATIONS: &str = "streaming_observations_total";
 pub const OBSERVATIONS_PROCESSED: &str = "streaming_observations_processed_total";
 /// `streaming_observations_rejected_total{memory_space,reason}`: observations refused at enqueue.
 pub const OBSERVATIONS_REJECTED: &str = "streaming_observations_rejected_total";
+/// `streaming_removed_space_uses_total{operation}`: submissions and recalls through the handle of a
+/// memory space whose series were already removed (the space's own series cannot count them).
+pub const REMOVED_SPACE_USES: &str = "streaming_removed_space_uses_total";
 /// `streaming_backpressure_activations_total{memory_space,level}`: upward state transitions.
 pub const BACKPRESSURE_ACTIVATIONS: &str = "streaming_backpressure_activations_total";
 /// `streaming_batches_processed_total{worker_id}`: batches handled, failed ones included.
@@ -106,6 +109,7 @@ struct Families {
     queue_depth: Family<Priority, IntGauge>,
     queue_capacity: Family<Priority, IntGauge>,
     queue_wait: Family<Priority, Histogram>,
+    removed_space_uses: Family<SpaceOperation, Counter>,
     sessions: IntGauge,
     queue_memory: IntGauge,
 }
@@ -156,6 +160,11 @@ impl Families {
                 QUEUE_WAIT, "Time from enqueue until a worker took the observation, by priority.",
                 || Histogram::new(latency_buckets()),
             )?,
+            removed_space_uses: r.typed_family(
+                REMOVED_SPACE_USES,
+                "Submissions (refused as retired) and recalls through the handle of a memory space whose series were already removed.",
+                Counter::new,
+            )?,
             sessions: r.int_gauge(ACTIVE_SESSIONS, "Sessions currently open.")?,
             queue_memory: r.int_gauge(QUEUE_MEMORY, "Bytes held by queued observations: their slots plus payloads.")?,
         })
@@ -171,6 +180,7 @@ impl Families {
             state: handle(&self.state, &[name]),
             latency: handle(&self.latency, &[name]),
             recall: handle(&self.recall, &[name]),
+            after_removal: std::array::from_fn(|i| self.removed_space_uses.get(SpaceOperation::ALL[i]).clone()),
         }
     }
 
@@ -287,6 +297,9 @@ struct SpaceHandles {
     state: IntGauge,
     latency: Histogram,
     recall: Histogram,
+    /// Pool-wide series (not this space's): what is asked through this
+    /// space's handle once its own series are gone.
+    after_removal: [Counter; SpaceOperation::ALL.len()],
 }
 
 /// One memory space's metrics (`None` inside when recording is off).
@@ -336,6 +349,14 @@ impl SpaceMetrics {
     pub(crate) fn recalled(&self, elapsed: Duration) {
         if let Some(h) = &self.0 {
             h.recall.observe_duration(elapsed);
+        }
+    }
+
+    /// `operation` was asked through this space's handle after its series
+    /// were removed: counted in the pool-wide series.
+    pub(crate) fn used_after_removal(&self, operation: SpaceOperation) {
+        if let Some(h) = &self.0 {
+            h.after_removal[operation.index()].inc();
         }
     }
 }

@@ -99,8 +99,8 @@ pub(crate) enum Entered {
     Live,
     /// Retired, series still exported: record the refusal.
     Retired,
-    /// Its series were removed: record nothing (the refusal goes back to
-    /// the caller only).
+    /// Its series were removed: the refusal is counted in the pool-wide
+    /// `streaming_removed_space_uses_total{operation="submit"}` instead.
     Removed,
 }
 

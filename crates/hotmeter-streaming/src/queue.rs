@@ -15,7 +15,7 @@ use crossbeam_utils::CachePadded;
 use crossbeam_utils::sync::Unparker;
 use hotmeter::{Counter, LabelSet};
 
-use crate::labels::{BackpressureState, Priority, RejectReason};
+use crate::labels::{BackpressureState, Priority, RejectReason, SpaceOperation};
 use crate::observation::{Entered, MemorySpace, Observation};
 
 /// An observation the queue refused, handed back with the reason.
@@ -191,9 +191,11 @@ impl ObservationQueue {
                 Ok(())
             }
             Err((reason, observation)) => {
-                // A removed space's series are gone: the refusal goes back
-                // to the caller only.
-                if entered != Entered::Removed {
+                // A removed space's series are gone: the refusal is counted
+                // in the pool-wide series of uses after removal.
+                if entered == Entered::Removed {
+                    m.used_after_removal(SpaceOperation::Submit);
+                } else {
                     m.rejected(reason);
                 }
                 drop(closed);

@@ -9,6 +9,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
+use crate::labels::SpaceOperation;
 use crate::observation::{MemorySpace, Observation};
 
 #[derive(Debug, Default)]
@@ -74,7 +75,12 @@ impl RecallIndex {
             let idx = idx.lock().unwrap_or_else(PoisonError::into_inner);
             idx.by_key.get(&key).cloned()
         };
-        space.metrics().recalled(started.elapsed());
+        // A removed space's series are gone: counted pool-wide instead.
+        if space.inner.life.is_removed() {
+            space.metrics().used_after_removal(SpaceOperation::Recall);
+        } else {
+            space.metrics().recalled(started.elapsed());
+        }
         found
     }
 

@@ -119,6 +119,26 @@ fn a_retired_space_drains_lingers_with_its_final_values_then_leaves() {
     pool.submit(&again, Priority::Normal, 1, vec![]).unwrap();
     assert_eq!(accepted(&registry.snapshot(), "t1"), Some(1), "starts again from zero");
     assert!(!pool.retire_memory_space(&t1), "the old handle is no longer the pool's");
+
+    // Asked through the old handle, after its series left: refused (or
+    // answered) as before, and counted in the pool-wide series, never in
+    // the new space's.
+    let before = registry.snapshot();
+    assert_eq!(counter(&before, names::REMOVED_SPACE_USES, &["submit"]), Some(0));
+    let e = pool.submit(&t1, Priority::Normal, 7, vec![]).unwrap_err();
+    assert_eq!(e.reason(), RejectReason::Retired);
+    let recalls = hotmeter_streaming::RecallIndex::new(8);
+    assert_eq!(recalls.recall(&t1, 7), None);
+    let snap = registry.snapshot();
+    assert_eq!(counter(&snap, names::REMOVED_SPACE_USES, &["submit"]), Some(1));
+    assert_eq!(counter(&snap, names::REMOVED_SPACE_USES, &["recall"]), Some(1));
+    assert_eq!(counter(&snap, names::OBSERVATIONS_REJECTED, &["t1", "retired"]), Some(0), "not the new t1's");
+    match snap.value(names::RECALL_LATENCY, &["t1"]) {
+        Some(OwnedValue::Histogram { count, .. }) => {
+            assert_eq!(*count, 0, "the recall was not timed into the new t1's")
+        }
+        other => panic!("the new t1's recall latency is {other:?}"),
+    }
     pool.shutdown(Shutdown::Drain);
 }
 
