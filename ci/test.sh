@@ -66,6 +66,11 @@ python3 -c 'import prometheus_client' 2>/dev/null \
     || python3 -m pip install --user --quiet --disable-pip-version-check prometheus_client==0.22.1
 python3 -c 'import prometheus_client; print("prometheus_client", prometheus_client.__version__ if hasattr(prometheus_client, "__version__") else "")'
 
+step "Python OTLP decoder (opentelemetry-proto, pinned; the OTLP test decodes our bodies with it)"
+python3 -c 'import opentelemetry.proto.collector.metrics.v1.metrics_service_pb2' 2>/dev/null \
+    || python3 -m pip install --user --quiet --disable-pip-version-check opentelemetry-proto==1.45.2
+python3 -c 'from google.protobuf import __version__ as v; print("opentelemetry-proto with protobuf", v)'
+
 step "alert rules, their unit tests and the local stack's configs (promtool, amtool)"
 promtool check rules alerts/*.yml
 promtool test rules alerts/tests/*.yml

@@ -37,6 +37,14 @@ pub enum ConfigError {
         /// What is wrong with it.
         source: hotmeter::NameError,
     },
+    /// An OTLP resource attribute that cannot be sent (an empty key, or
+    /// an empty `service.name`).
+    InvalidAttribute {
+        /// The key as given.
+        key: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// The same label name given twice.
     DuplicateLabel {
         /// The repeated name.
@@ -73,6 +81,7 @@ impl fmt::Display for ConfigError {
             }
             Self::InvalidLabelName { name, .. } => write!(f, "invalid label name {name:?}"),
             Self::DuplicateLabel { name } => write!(f, "label {name:?} given twice"),
+            Self::InvalidAttribute { key, reason } => write!(f, "invalid OTLP resource attribute {key:?}: {reason}"),
             Self::EmptyJob => f.write_str("a Pushgateway grouping key needs a non-empty job name"),
             Self::QueueCapacity { capacity } => write!(f, "queue capacity {capacity} is below the minimum of 2"),
             Self::Timing { setting } => write!(f, "invalid {setting}: must be non-zero (and backoff min <= max)"),

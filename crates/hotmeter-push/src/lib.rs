@@ -11,6 +11,8 @@
 //! | [`RemoteWrite`], [`RemoteWriteHandle`], [`PushStats`] | the remote_write client: settings, the running client, its counts |
 //! | [`RemoteWriteEncoder`], [`Encoded`], [`NativeHistograms`] | one registry walk → protobuf `WriteRequest` → snappy block; what native histograms become |
 //! | [`proto`] | the hand-declared remote_write messages (`prost` derive, no `protoc`) |
+//! | [`OtlpEncoder`], [`EncodedOtlp`], [`Temporality`] | one registry walk → OTLP/HTTP protobuf `ExportMetricsServiceRequest`, cumulative or delta (the encoding only: no OTLP client yet) |
+//! | [`otlp_proto`] | the hand-declared OTLP metrics messages (`prost` derive, no gRPC stack) |
 //! | [`Pushgateway`], [`GroupingKey`] | push (`PUT`), push-add (`POST`) and delete of a group |
 //! | [`metrics`] | the client's own `remote_write_*` metrics |
 //! | [`ConfigError`], [`EncodeError`], [`SendError`] | typed errors |
@@ -72,6 +74,16 @@
 //! A running client: [`RemoteWrite::start`]; its shutdown flushes the last
 //! snapshot within a deadline.
 //!
+//! ## OTLP
+//! [`OtlpEncoder`] maps a registry onto OTLP's data model (the table in
+//! its module's docs): counters as monotonic sums, gauges, classic
+//! histograms as explicit-bucket histograms, native histograms as
+//! exponential ones, summaries; the series' created timestamps as start
+//! times, exemplars with 16-byte trace ids, `service.name`,
+//! `service.instance.id` and your own resource attributes. A client that
+//! sends the body on a schedule, with the remote_write client's delivery,
+//! is not built yet.
+//!
 //! ## Pushgateway
 //! [`Pushgateway::push`], [`push_add`](Pushgateway::push_add) and
 //! [`delete`](Pushgateway::delete) send the text format 0.0.4 to
@@ -86,6 +98,8 @@
 
 mod error;
 pub mod metrics;
+mod otlp;
+pub mod otlp_proto;
 pub mod proto;
 mod pushgateway;
 mod remote_write;
@@ -93,6 +107,7 @@ mod series;
 mod transport;
 
 pub use error::{ConfigError, EncodeError, SendError};
+pub use otlp::{EncodedOtlp, OtlpEncoder, SCHEMA_URL as OTLP_SCHEMA_URL, Temporality};
 pub use pushgateway::{GroupingKey, Pushgateway};
 pub use remote_write::{DEFAULT_INTERVAL, DEFAULT_QUEUE_CAPACITY, PushStats, RemoteWrite, RemoteWriteHandle};
 
