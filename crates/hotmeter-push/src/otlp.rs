@@ -13,11 +13,13 @@
 //! | counter (integer or float) | monotonic `Sum`, integer or double points |
 //! | gauge, integer gauge | `Gauge` |
 //! | histogram | explicit-bucket `Histogram` (`bucket_counts` per bucket, the last `+Inf`) |
-//! | native histogram | `ExponentialHistogram`: `scale` = schema; Prometheus' bucket `i` (`base^(i-1) < v <= base^i`) is OTLP's bucket `i - 1`, so `offset` = first index - 1; zero count and threshold as they are; classic buckets kept alongside are not sent (they are the same observations) |
+//! | native histogram | `ExponentialHistogram`: `scale` = schema; Prometheus' bucket `i` (`base^(i-1) < v <= base^i`) is OTLP's bucket `i - 1`, so `offset` = first index - 1; zero count and threshold as they are; a point whose buckets would span more than 2,048 (OTLP's are dense) is merged down to a coarser scale until they fit, exactly; classic buckets kept alongside are not sent (they are the same observations) |
 //! | summary | `Summary` (quantiles with no observations in their window, NaN, are left out) |
 //!
-//! Every point carries its series' labels (constant labels first) as
-//! string attributes. A sum's or histogram's `start_time_unix_nano` is its
+//! A family's unit goes out in UCUM, as OTLP asks (`seconds` as `s`,
+//! `bytes` as `By`, `ratio` as `1`; others as they are). Every point
+//! carries its series' labels (constant labels first) as string
+//! attributes. A sum's or histogram's `start_time_unix_nano` is its
 //! series' created timestamp (a series that was removed and came back has
 //! a new one, so a receiver sees a reset), or the encoder's own start for
 //! a series that keeps none (the overflow series). Exemplars go with their
@@ -27,17 +29,24 @@
 //! # Temporality
 //! [`Temporality::Cumulative`] (the default) sends totals since each
 //! series' start. [`Temporality::Delta`] sends what each sum and histogram
-//! gained since the last export, starting when that export read it; a
-//! series seen for the first time, or whose start changed or whose total
-//! went down (removed and come back), starts a new delta stream from its
-//! created timestamp. Gauges and summaries are the same either way.
+//! gained since the last export, starting when that export read it. A
+//! series seen for the first time, or whose created timestamp changed
+//! (removed and come back), starts a new delta stream from its created
+//! timestamp. A series that went down in place (a collector's source
+//! restarted, a collector's histogram changed its bounds) sends all it
+//! has, counted from the export before, as Prometheus reads a reset; a
+//! native histogram that merged its buckets down to a coarser schema is
+//! not a reset (the earlier reading is merged down too). Gauges and
+//! summaries are the same either way. The encoder moves its delta state
+//! on at every encode: a client must deliver every body (or resend it) or
+//! lose that interval's change.
 
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use hotmeter::expose::Desc;
 use hotmeter::expose::{Labels, Value, Visitor};
-use hotmeter::native::NativeBucketsRef;
+use hotmeter::native::{NativeBuckets, NativeBucketsRef, merge_down};
 use hotmeter::{Exemplar, Registry};
 use prost::Message;
 
@@ -129,22 +138,17 @@ struct Reading {
 enum Cumulative {
     Int(u64),
     Float(f64),
+    /// Bounds kept: a collector may change them, and counts under other
+    /// bounds do not subtract.
     Buckets {
+        bounds: Vec<f64>,
         counts: Vec<u64>,
         sum: f64,
         count: u64,
     },
-    Native {
-        /// Resolution and zero threshold: a change (a histogram merging its
-        /// buckets down) makes the next point start a new stream.
-        schema: i8,
-        zero_threshold: f64,
-        zero_count: u64,
-        positive: Vec<(i32, u64)>,
-        negative: Vec<(i32, u64)>,
-        sum: f64,
-        count: u64,
-    },
+    /// Subtracted with [`NativeBuckets::increase_since`], which follows a
+    /// histogram that merged its buckets down to a coarser schema.
+    Native(NativeBuckets),
 }
 
 fn string_attribute(key: &str, value: &str) -> KeyValue {
@@ -295,6 +299,30 @@ fn kind_of(data: &Data) -> Kind {
     }
 }
 
+/// A unit as OTLP writes it (UCUM, `metrics.proto`: `s`, `By`, `1`):
+/// OpenMetrics' base units translated, anything else as it is.
+fn ucum(unit: &str) -> &str {
+    match unit {
+        "seconds" => "s",
+        "milliseconds" => "ms",
+        "microseconds" => "us",
+        "nanoseconds" => "ns",
+        "bytes" => "By",
+        "bits" => "bit",
+        "ratio" => "1",
+        "percent" => "%",
+        "celsius" => "Cel",
+        "hertz" => "Hz",
+        "volts" => "V",
+        "amperes" => "A",
+        "joules" => "J",
+        "grams" => "g",
+        "meters" => "m",
+        "watts" => "W",
+        other => other,
+    }
+}
+
 /// A counter's total as a point value: an integer while it fits.
 fn int_value(v: u64) -> number_data_point::Value {
     i64::try_from(v).map_or(number_data_point::Value::AsDouble(v as f64), number_data_point::Value::AsInt)
@@ -303,7 +331,8 @@ fn int_value(v: u64) -> number_data_point::Value {
 /// An exemplar as OTLP has them.
 fn exemplar(e: &Exemplar) -> crate::otlp_proto::Exemplar {
     let id = e.trace_id.as_str();
-    let hex = id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit());
+    // 32 hex digits, not all zero (the W3C invalid id): OTLP's 16 bytes.
+    let hex = id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) && id.bytes().any(|b| b != b'0');
     let trace_id = if hex {
         (0..16).map(|i| u8::from_str_radix(&id[2 * i..2 * i + 2], 16).unwrap_or(0)).collect()
     } else {
@@ -323,40 +352,45 @@ fn exemplars(slots: &[Option<Exemplar>]) -> Vec<crate::otlp_proto::Exemplar> {
     slots.iter().flatten().map(exemplar).collect()
 }
 
+/// Most buckets an exponential point carries per sign. OTLP's buckets are
+/// dense, Prometheus' sparse: two observations far apart at a fine schema
+/// (1e-30 and 1e300 at schema 8) would span 280,000 buckets, so a wider
+/// point is merged down to a coarser scale until it fits (exact: merging
+/// never splits a bucket; at scale -4 all of f64 takes about 130).
+const MAX_DENSE_BUCKETS: i64 = 2048;
+
+/// Populated buckets, `(Prometheus index, count)`, ascending.
+type SparseBuckets = Vec<(i32, u64)>;
+
+/// The width of a run of populated buckets, in buckets.
+fn span(buckets: &[(i32, u64)]) -> i64 {
+    match (buckets.first(), buckets.last()) {
+        (Some(&(first, _)), Some(&(last, _))) => i64::from(last) - i64::from(first) + 1,
+        _ => 0,
+    }
+}
+
+/// The scale and both signs' buckets of an exponential point, merged down
+/// until each fits [`MAX_DENSE_BUCKETS`].
+fn fit(schema: i8, mut positive: SparseBuckets, mut negative: SparseBuckets) -> (i32, SparseBuckets, SparseBuckets) {
+    let mut scale = i32::from(schema);
+    while (span(&positive) > MAX_DENSE_BUCKETS || span(&negative) > MAX_DENSE_BUCKETS) && scale > -4 {
+        merge_down(&mut positive, 1);
+        merge_down(&mut negative, 1);
+        scale -= 1;
+    }
+    (scale, positive, negative)
+}
+
 /// Prometheus' populated buckets `(index, count)` as OTLP's dense run:
 /// Prometheus' bucket `i` is OTLP's `i - 1`.
 fn dense(buckets: &[(i32, u64)]) -> Option<Buckets> {
-    let (&(first, _), &(last, _)) = (buckets.first()?, buckets.last()?);
-    let mut counts = vec![0u64; usize::try_from(i64::from(last) - i64::from(first) + 1).unwrap_or(0)];
+    let first = buckets.first()?.0;
+    let mut counts = vec![0u64; usize::try_from(span(buckets)).unwrap_or(0)];
     for &(i, c) in buckets {
         counts[usize::try_from(i64::from(i) - i64::from(first)).unwrap_or(0)] = c;
     }
     Some(Buckets { offset: first.saturating_sub(1), bucket_counts: counts })
-}
-
-/// `now - before` per bucket index, both sorted by index; `None` if some
-/// bucket went down (a reset).
-fn bucket_delta(now: &[(i32, u64)], before: &[(i32, u64)]) -> Option<Vec<(i32, u64)>> {
-    let mut out = Vec::with_capacity(now.len());
-    let mut b = before.iter().peekable();
-    for &(i, c) in now {
-        let mut prior = 0;
-        if let Some(&&(j, d)) = b.peek() {
-            if j < i {
-                // A bucket that was populated and is no longer: a reset.
-                return None;
-            }
-            if j == i {
-                prior = d;
-                b.next();
-            }
-        }
-        let gained = c.checked_sub(prior)?;
-        if gained > 0 {
-            out.push((i, gained));
-        }
-    }
-    b.next().is_none().then_some(out)
 }
 
 impl Collector<'_> {
@@ -372,30 +406,29 @@ impl Collector<'_> {
         if self.metric.as_ref().and_then(|m| m.data.as_ref()).is_some_and(|d| kind_of(d) != kind) {
             self.flush();
         }
-        let (name, description, unit) = self.desc.clone().unwrap_or_default();
-        let metric = self.metric.get_or_insert_with(|| Metric {
-            name,
-            description,
-            unit,
-            data: Some(match kind {
-                Kind::Gauge => Data::Gauge(Gauge::default()),
-                Kind::Sum => Data::Sum(Sum {
-                    data_points: Vec::new(),
-                    aggregation_temporality: temporality as i32,
-                    is_monotonic: true,
-                }),
-                Kind::Histogram => {
-                    Data::Histogram(Histogram { data_points: Vec::new(), aggregation_temporality: temporality as i32 })
-                }
-                Kind::Exponential => Data::ExponentialHistogram(ExponentialHistogram {
-                    data_points: Vec::new(),
-                    aggregation_temporality: temporality as i32,
-                }),
-                Kind::Summary => Data::Summary(Summary::default()),
+        if self.metric.is_none() {
+            let (name, description, unit) = self.desc.clone().unwrap_or_default();
+            self.metric = Some(Metric { name, description, unit, data: None });
+        }
+        let metric = self.metric.as_mut().expect("made just above");
+        let data = metric.data.get_or_insert_with(|| match kind {
+            Kind::Gauge => Data::Gauge(Gauge::default()),
+            Kind::Sum => Data::Sum(Sum {
+                data_points: Vec::new(),
+                aggregation_temporality: temporality as i32,
+                is_monotonic: true,
             }),
+            Kind::Histogram => {
+                Data::Histogram(Histogram { data_points: Vec::new(), aggregation_temporality: temporality as i32 })
+            }
+            Kind::Exponential => Data::ExponentialHistogram(ExponentialHistogram {
+                data_points: Vec::new(),
+                aggregation_temporality: temporality as i32,
+            }),
+            Kind::Summary => Data::Summary(Summary::default()),
         });
         self.points += 1;
-        metric.data.as_mut().expect("made with its data")
+        data
     }
 
     fn aggregation(&self) -> AggregationTemporality {
@@ -415,19 +448,26 @@ impl Collector<'_> {
         subtract: impl FnOnce(&Cumulative, &Cumulative) -> Option<Cumulative>,
     ) -> (u64, Cumulative) {
         let created = labels.created_unix_nanos();
-        let series_start = created.unwrap_or(self.fallback_start);
+        // Never after the point's own time (a series made during the walk).
+        let series_start = created.unwrap_or(self.fallback_start).min(self.time);
         if self.temporality == Temporality::Cumulative {
             return (series_start, reading);
         }
         let name = self.desc.as_ref().map(|d| d.0.clone()).unwrap_or_default();
-        let key = (name, labels.iter().map(|(_, v)| v.to_owned()).collect());
-        let delta = self
-            .previous
-            .get(&key)
-            .filter(|p| p.created == created)
-            .and_then(|p| Some((p.at, subtract(&reading, &p.value)?)));
-        self.current.insert(key, Reading { created, at: self.time, value: reading.clone() });
-        delta.unwrap_or((series_start, reading))
+        let key = (name, labels.iter().flat_map(|(n, v)| [n.to_owned(), v.to_owned()]).collect());
+        let point = match self.previous.get(&key) {
+            // The same series as at the export before: what it gained since,
+            // or, if it went down (a collector's source restarted, bounds
+            // changed), everything it has, counted from that export on.
+            Some(p) if p.created == created => match subtract(&reading, &p.value) {
+                Some(gained) => (p.at, gained),
+                None => (p.at, reading.clone()),
+            },
+            // New, or a new series under the same labels: a new stream.
+            _ => (series_start, reading.clone()),
+        };
+        self.current.insert(key, Reading { created, at: self.time, value: reading });
+        point
     }
 
     fn attributes(labels: &Labels<'_>) -> Vec<KeyValue> {
@@ -482,18 +522,18 @@ impl Collector<'_> {
         count: u64,
         slots: &[Option<Exemplar>],
     ) {
-        let reading = Cumulative::Buckets { counts: counts.to_vec(), sum, count };
+        let reading = Cumulative::Buckets { bounds: bounds.to_vec(), counts: counts.to_vec(), sum, count };
         let (start, value) = self.settle(labels, reading, |now, before| match (now, before) {
             (
-                Cumulative::Buckets { counts: n, sum: ns, count: nc },
-                Cumulative::Buckets { counts: b, sum: bs, count: bc },
-            ) if n.len() == b.len() => {
+                Cumulative::Buckets { bounds: nb, counts: n, sum: ns, count: nc },
+                Cumulative::Buckets { bounds: bb, counts: b, sum: bs, count: bc },
+            ) if nb == bb && n.len() == b.len() => {
                 let counts = n.iter().zip(b).map(|(n, b)| n.checked_sub(*b)).collect::<Option<Vec<u64>>>()?;
-                Some(Cumulative::Buckets { counts, sum: ns - bs, count: nc.checked_sub(*bc)? })
+                Some(Cumulative::Buckets { bounds: nb.clone(), counts, sum: ns - bs, count: nc.checked_sub(*bc)? })
             }
             _ => None,
         });
-        let Cumulative::Buckets { counts, sum, count } = value else { unreachable!("a histogram reads buckets") };
+        let Cumulative::Buckets { counts, sum, count, .. } = value else { unreachable!("a histogram reads buckets") };
         let point = HistogramDataPoint {
             attributes: Self::attributes(labels),
             start_time_unix_nano: start,
@@ -512,62 +552,34 @@ impl Collector<'_> {
     }
 
     fn exponential(&mut self, labels: &Labels<'_>, native: &NativeBucketsRef<'_>, slots: &[Option<Exemplar>]) {
-        let reading = Cumulative::Native {
+        let reading = Cumulative::Native(NativeBuckets {
             schema: native.schema,
             zero_threshold: native.zero_threshold,
             zero_count: native.zero_count,
+            count: native.count,
+            sum: native.sum,
             positive: native.positive.to_vec(),
             negative: native.negative.to_vec(),
-            sum: native.sum,
-            count: native.count,
-        };
+        });
         let (start, value) = self.settle(labels, reading, |now, before| match (now, before) {
-            (
-                Cumulative::Native {
-                    schema,
-                    zero_threshold,
-                    zero_count: nz,
-                    positive: np,
-                    negative: nn,
-                    sum: ns,
-                    count: nc,
-                },
-                Cumulative::Native {
-                    schema: bs_,
-                    zero_threshold: bt,
-                    zero_count: bz,
-                    positive: bp,
-                    negative: bn,
-                    sum: bs,
-                    count: bc,
-                },
-            ) if schema == bs_ && zero_threshold.to_bits() == bt.to_bits() => Some(Cumulative::Native {
-                schema: *schema,
-                zero_threshold: *zero_threshold,
-                zero_count: nz.checked_sub(*bz)?,
-                positive: bucket_delta(np, bp)?,
-                negative: bucket_delta(nn, bn)?,
-                sum: ns - bs,
-                count: nc.checked_sub(*bc)?,
-            }),
+            (Cumulative::Native(now), Cumulative::Native(before)) => now.increase_since(before).map(Cumulative::Native),
             _ => None,
         });
-        let Cumulative::Native { zero_count, positive, negative, sum, count, .. } = value else {
-            unreachable!("a native histogram reads native buckets")
-        };
+        let Cumulative::Native(buckets) = value else { unreachable!("a native histogram reads native buckets") };
+        let (scale, positive, negative) = fit(buckets.schema, buckets.positive, buckets.negative);
         let point = ExponentialHistogramDataPoint {
             attributes: Self::attributes(labels),
             start_time_unix_nano: start,
             time_unix_nano: self.time,
-            count,
-            sum: Some(sum),
-            scale: i32::from(native.schema),
-            zero_count,
+            count: buckets.count,
+            sum: Some(buckets.sum),
+            scale,
+            zero_count: buckets.zero_count,
             positive: dense(&positive),
             negative: dense(&negative),
             flags: 0,
             exemplars: exemplars(slots),
-            zero_threshold: native.zero_threshold,
+            zero_threshold: buckets.zero_threshold,
         };
         let temporality = self.aggregation();
         if let Data::ExponentialHistogram(h) = self.data(Kind::Exponential, temporality) {
@@ -578,7 +590,7 @@ impl Collector<'_> {
     fn summary(&mut self, labels: &Labels<'_>, quantiles: &[(f64, f64)], sum: f64, count: u64) {
         let point = SummaryDataPoint {
             attributes: Self::attributes(labels),
-            start_time_unix_nano: labels.created_unix_nanos().unwrap_or(self.fallback_start),
+            start_time_unix_nano: labels.created_unix_nanos().unwrap_or(self.fallback_start).min(self.time),
             time_unix_nano: self.time,
             count,
             sum,
@@ -598,7 +610,7 @@ impl Collector<'_> {
 impl Visitor for Collector<'_> {
     fn family(&mut self, desc: &Desc) {
         self.flush();
-        let unit = desc.unit.as_ref().map(|u| u.as_str().to_owned()).unwrap_or_default();
+        let unit = desc.unit.as_ref().map(|u| ucum(u.as_str()).to_owned()).unwrap_or_default();
         self.desc = Some((desc.name.clone(), desc.help.clone(), unit));
     }
 
@@ -769,6 +781,8 @@ mod tests {
         let r = Registry::new();
         let c = r.register(hotmeter::Opts::new("req_total", "Req."), TracedCounter::new()).unwrap();
         c.inc_with_exemplar(1, &TraceId::new("4bf92f3577b34da6a3ce929d0e0e4736").unwrap());
+        let zero = r.register(hotmeter::Opts::new("zero_total", "Z."), TracedCounter::new()).unwrap();
+        zero.inc_with_exemplar(1, &TraceId::new(&"0".repeat(32)).unwrap());
         let h = r.histogram("lat_seconds", "L.", Buckets::new([1.0]).unwrap()).unwrap();
         h.observe_with_exemplar(0.5, &TraceId::new("job-42").unwrap());
         let mut enc = OtlpEncoder::new("svc").unwrap();
@@ -781,6 +795,10 @@ mod tests {
         );
         assert!(e.filtered_attributes.is_empty() && e.span_id.is_empty());
         assert!(e.time_unix_nano > 0);
+        let Data::Sum(zero) = metric(&request, "zero_total") else { panic!() };
+        let e = &zero.data_points[0].exemplars[0];
+        assert!(e.trace_id.is_empty(), "the all-zero id is invalid in OTLP: an attribute instead");
+        assert_eq!(attrs(&e.filtered_attributes), [("trace_id".to_owned(), "0".repeat(32))]);
         let Data::Histogram(lat) = metric(&request, "lat_seconds") else { panic!() };
         let e = &lat.data_points[0].exemplars[0];
         assert!(e.trace_id.is_empty(), "not 32 hex digits: no OTLP trace id");
@@ -843,13 +861,144 @@ mod tests {
         assert_eq!(int_point(&fourth, "jobs_total"), (T + 20, Some(number_data_point::Value::AsInt(0))));
     }
 
+    /// A collector's source, read at each scrape: the counter's total, and
+    /// the histogram's bounds and counts.
+    type Source = std::sync::Arc<std::sync::Mutex<(u64, Vec<f64>, Vec<u64>)>>;
+
+    struct CounterFeed(Source);
+    impl hotmeter::Collector for CounterFeed {
+        fn collect(&self, out: &mut hotmeter::CollectorSeries<'_>) {
+            let total = self.0.lock().unwrap().0;
+            out.counter(&[], total).unwrap();
+        }
+    }
+
+    struct HistogramFeed(Source);
+    impl hotmeter::Collector for HistogramFeed {
+        fn collect(&self, out: &mut hotmeter::CollectorSeries<'_>) {
+            let (_, bounds, counts) = self.0.lock().unwrap().clone();
+            out.histogram(&[], &bounds, &counts, 1.0).unwrap();
+        }
+    }
+
+    /// Review findings: a series whose total went down without a new
+    /// created time (a collector's source restarted) restarts from the
+    /// export before, never from the encoder's start, which would overlap
+    /// the points already sent; a histogram whose bounds changed does the
+    /// same rather than subtract counts of other buckets.
     #[test]
-    fn a_bucket_delta_that_goes_down_is_a_reset() {
-        assert_eq!(bucket_delta(&[(1, 3), (4, 2)], &[(1, 1)]), Some(vec![(1, 2), (4, 2)]));
-        assert_eq!(bucket_delta(&[(1, 3)], &[(1, 3)]), Some(vec![]));
-        assert_eq!(bucket_delta(&[(1, 3)], &[(0, 1), (1, 1)]), None, "a populated bucket emptied");
-        assert_eq!(bucket_delta(&[(1, 1)], &[(1, 2)]), None, "a bucket went down");
-        assert_eq!(bucket_delta(&[(1, 1)], &[(1, 1), (5, 1)]), None, "a bucket past the last one emptied");
+    fn delta_after_a_reset_in_place_counts_from_the_export_before() {
+        const T: u64 = 4_000_000_000_000_000_000;
+        use hotmeter::expose::MetricType;
+        let r = Registry::new();
+        let source: Source = std::sync::Arc::new(std::sync::Mutex::new((10, vec![1.0, 2.0], vec![1, 1, 0])));
+        r.register_collector(("pool_reads_total", "Reads."), MetricType::Counter, &[], CounterFeed(source.clone()))
+            .unwrap();
+        r.register_collector(
+            ("pool_wait_seconds", "Waits."),
+            MetricType::Histogram,
+            &[],
+            HistogramFeed(source.clone()),
+        )
+        .unwrap();
+        let mut enc = OtlpEncoder::new("svc").unwrap().temporality(Temporality::Delta);
+        let first = decode(enc.encode(&r, T).unwrap().body);
+        let (start, value) = int_point(&first, "pool_reads_total");
+        assert_eq!(value, Some(number_data_point::Value::AsInt(10)));
+        assert!(start <= T, "no created time: the encoder's start, never after the point");
+        source.lock().unwrap().0 = 15;
+        assert_eq!(
+            int_point(&decode(enc.encode(&r, T + 10).unwrap().body), "pool_reads_total"),
+            (T, Some(number_data_point::Value::AsInt(5)))
+        );
+        *source.lock().unwrap() = (3, vec![100.0, 200.0], vec![5, 1, 0]);
+        let third = decode(enc.encode(&r, T + 20).unwrap().body);
+        assert_eq!(
+            int_point(&third, "pool_reads_total"),
+            (T + 10, Some(number_data_point::Value::AsInt(3))),
+            "went down: a reset since the export before, all it has"
+        );
+        let Data::Histogram(wait) = metric(&third, "pool_wait_seconds") else { panic!() };
+        let p = &wait.data_points[0];
+        assert_eq!(
+            (p.start_time_unix_nano, &p.explicit_bounds[..], &p.bucket_counts[..], p.count),
+            (T + 10, &[100.0, 200.0][..], &[5, 1, 0][..], 6),
+            "new bounds: all it has since the export before, never counts subtracted across other buckets"
+        );
+    }
+
+    /// Review finding: a native histogram lowers its schema when it fills
+    /// more than its bucket limit, in normal operation; the delta follows
+    /// it (the earlier reading merged down) instead of resending all.
+    #[test]
+    fn delta_follows_a_native_histogram_that_merges_its_buckets_down() {
+        const T: u64 = 4_000_000_000_000_000_000;
+        let r = Registry::new();
+        let n = r
+            .native_histogram("rt_seconds", "RT.", NativeOpts::new().schema(3).unwrap().max_buckets(4).unwrap())
+            .unwrap();
+        for v in [1.0, 1.1, 1.2, 1.3] {
+            n.observe(v);
+        }
+        let mut enc = OtlpEncoder::new("svc").unwrap().temporality(Temporality::Delta);
+        let _ = enc.encode(&r, T).unwrap();
+        n.observe(5.0);
+        let request = decode(enc.encode(&r, T + 10).unwrap().body);
+        let Data::ExponentialHistogram(rt) = metric(&request, "rt_seconds") else { panic!() };
+        let p = &rt.data_points[0];
+        assert!(p.scale < 3, "the histogram did merge down (scale {})", p.scale);
+        assert_eq!((p.count, p.start_time_unix_nano), (1, T), "only 5.0, since the export before");
+        assert_eq!(sparse(p.positive.as_ref()).iter().map(|&(_, c)| c).sum::<u64>(), 1);
+    }
+
+    /// Review finding: OTLP's buckets are dense; two observations far apart
+    /// at a fine schema would span 280,000 of them. The point is merged
+    /// down until it fits, exactly.
+    #[test]
+    fn a_wide_exponential_point_is_merged_down_to_fit() {
+        let r = Registry::new();
+        let n = r.native_histogram("wide", "W.", NativeOpts::new().schema(8).unwrap()).unwrap();
+        for v in [1e-30, 1e-30, 1.0, 1e300, -1e200] {
+            n.observe(v);
+        }
+        let mut enc = OtlpEncoder::new("svc").unwrap();
+        let request = decode(enc.encode(&r, T).unwrap().body);
+        let Data::ExponentialHistogram(h) = metric(&request, "wide") else { panic!() };
+        let p = &h.data_points[0];
+        let (pos, neg) = (p.positive.as_ref().unwrap(), p.negative.as_ref().unwrap());
+        assert!(
+            pos.bucket_counts.len() as i64 <= MAX_DENSE_BUCKETS && neg.bucket_counts.len() as i64 <= MAX_DENSE_BUCKETS
+        );
+        assert!(p.scale < 8);
+        let Some(OwnedValue::NativeHistogram { native, .. }) = r.snapshot().value("wide", &[]).cloned() else {
+            panic!()
+        };
+        let (mut positive, mut negative) = (native.positive.clone(), native.negative.clone());
+        let by = u32::try_from(i32::from(native.schema) - p.scale).unwrap();
+        merge_down(&mut positive, by);
+        merge_down(&mut negative, by);
+        assert_eq!(sparse(Some(pos)), positive, "the snapshot's buckets at the coarser scale");
+        assert_eq!(sparse(Some(neg)), negative);
+        assert_eq!(p.count, 5);
+    }
+
+    #[test]
+    fn start_times_never_pass_the_point_and_units_are_ucum() {
+        let r = Registry::new();
+        r.counter("jobs_total", "Jobs.").unwrap().inc();
+        let _lat = r
+            .register(
+                hotmeter::Opts::new("lat_seconds", "L.").unit(hotmeter::Unit::new("seconds").unwrap()),
+                hotmeter::Histogram::new(Buckets::new([1.0]).unwrap()),
+            )
+            .unwrap();
+        let mut enc = OtlpEncoder::new("svc").unwrap();
+        let request = decode(enc.encode(&r, 1).unwrap().body);
+        let (start, _) = int_point(&request, "jobs_total");
+        assert_eq!(start, 1, "a series made after the export's time starts at that time");
+        let lat = metrics(&request).iter().find(|m| m.name == "lat_seconds").unwrap();
+        assert_eq!(lat.unit, "s");
+        assert_eq!((ucum("bytes"), ucum("ratio"), ucum("widgets")), ("By", "1", "widgets"));
     }
 
     #[test]

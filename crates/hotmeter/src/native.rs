@@ -379,8 +379,10 @@ impl NativeBuckets {
         self.increase_since(earlier).unwrap_or_else(|| self.clone())
     }
 
-    /// The window since `earlier` when nothing in between reads as a reset.
-    fn increase_since(&self, earlier: &NativeBuckets) -> Option<NativeBuckets> {
+    /// The window since `earlier` when nothing in between reads as a reset
+    /// (see [`since`](Self::since)); `None` after a reset, for a caller that
+    /// must tell the two apart (a delta exporter starts a new stream then).
+    pub fn increase_since(&self, earlier: &NativeBuckets) -> Option<NativeBuckets> {
         if self.count < earlier.count || self.schema > earlier.schema || self.zero_threshold < earlier.zero_threshold {
             return None;
         }
