@@ -61,6 +61,37 @@ prometheus-pushgateway --version 2>&1 | head -n 1
 chromium --version 2>/dev/null | head -n 1
 { command -v initdb >/dev/null 2>&1 && initdb --version; } || ls /usr/lib/postgresql/*/bin/initdb
 
+step "VictoriaMetrics (Debian 13's package, unpacked into a kept cache; the OTLP tests' receiver)"
+# Debian 12 has no VictoriaMetrics and its Prometheus no OTLP receiver.
+# Debian 13's victoria-metrics runs here as it is (it links libc and
+# libzstd): `apt-get download` it through an apt configuration of our own
+# (a trixie source on the machine's own mirror, its own lists and cache in a
+# temporary folder), so the machine's sources and package lists are never
+# touched, and unpack it with `dpkg -x`.
+vm_cache="${XDG_CACHE_HOME:-$HOME/.cache}/hotmeter/victoria-metrics"
+vm_bin="$vm_cache/root/usr/bin/victoria-metrics"
+if [ ! -x "$vm_bin" ]; then
+    mirror=$(sed -n 's/^URIs: *\(http[^ ]*debian\)\/* *$/\1/p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n 1)
+    [ -n "$mirror" ] || mirror=$(sed -n 's/^deb \(http[^ ]*debian\)\/* .*/\1/p' /etc/apt/sources.list 2>/dev/null | head -n 1)
+    [ -n "$mirror" ] || mirror=http://deb.debian.org/debian
+    apt_dir=$(mktemp -d)
+    chmod 755 "$apt_dir"
+    mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$apt_dir/parts" "$apt_dir/deb"
+    printf 'Types: deb\nURIs: %s\nSuites: trixie\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' "$mirror" \
+        > "$apt_dir/parts/trixie.sources"
+    apt_opts=(-o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Etc::SourceList=/dev/null" -o "Dir::Etc::SourceParts=$apt_dir/parts" -o "Dir::Cache=$apt_dir/cache")
+    apt-get "${apt_opts[@]}" update -qq
+    (cd "$apt_dir/deb" && apt-get "${apt_opts[@]}" download victoria-metrics 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
+    ls "$apt_dir"/deb/victoria-metrics_*.deb >/dev/null
+    rm -rf "$vm_cache"
+    mkdir -p "$vm_cache"
+    dpkg -x "$apt_dir"/deb/victoria-metrics_*.deb "$vm_cache/root"
+    basename "$apt_dir"/deb/victoria-metrics_*.deb > "$vm_cache/package"
+    rm -rf "$apt_dir"
+fi
+export HOTMETER_VICTORIA_METRICS="$vm_bin"
+echo "victoria-metrics from $(cat "$vm_cache/package" 2>/dev/null || echo '?') at $vm_bin"
+
 step "Python parsers (prometheus_client, pinned; the exposition tests read our output back with it)"
 python3 -c 'import prometheus_client' 2>/dev/null \
     || python3 -m pip install --user --quiet --disable-pip-version-check prometheus_client==0.22.1

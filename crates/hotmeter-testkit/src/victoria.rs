@@ -3,8 +3,8 @@
 //!
 //! Owns: finding the binary, its command line, the readiness wait and the
 //! process's lifetime. Must not: skip when the binary is missing: it fails
-//! saying how to provide it (tests that need it and run where no test
-//! command installs it are `#[ignore]`d with a reason).
+//! saying how to provide it (the test command fetches Debian 13's package
+//! and sets `HOTMETER_VICTORIA_METRICS`).
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

@@ -1,6 +1,6 @@
 //! The launchers of the receivers the next work needs really start them:
-//! a PostgreSQL cluster answers `SELECT 1`; VictoriaMetrics (not installed
-//! by the test command yet) answers its health check and a query.
+//! a PostgreSQL cluster answers `SELECT 1`; VictoriaMetrics (Debian 13's,
+//! which the test command fetches) answers its health check and a query.
 
 use hotmeter_testkit::{Postgres, VictoriaMetrics, promql};
 
@@ -13,7 +13,6 @@ fn postgres_starts_and_answers_a_query() {
 }
 
 #[test]
-#[ignore = "needs VictoriaMetrics: set HOTMETER_VICTORIA_METRICS or put `victoria-metrics` on PATH (the test command does not install it yet)"]
 fn victoria_metrics_starts_and_answers_a_query() {
     let vm = VictoriaMetrics::start();
     assert_eq!(promql::query(vm.addr(), "vector(1)").len(), 1);
