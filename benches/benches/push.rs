@@ -3,14 +3,16 @@
 //! (`{memory_space="tenant-NNNNN"}`, distinct values, `job`/`instance`
 //! external labels), set beside one Prometheus text scrape of the same
 //! registry; and recording a counter alone versus while another thread
-//! pushes in a loop. Throughput is series per second.
+//! pushes in a loop; and encoding the same registry as one OTLP export
+//! (protobuf, uncompressed, as OTLP/HTTP sends it by default), cumulative
+//! and delta. Throughput is series per second.
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hotmeter::{Counter, Registry};
-use hotmeter_push::RemoteWriteEncoder;
+use hotmeter_push::{OtlpEncoder, RemoteWriteEncoder, Temporality};
 
 fn registry(n: usize) -> Registry {
     let r = Registry::new();
@@ -46,6 +48,14 @@ fn push_vs_scrape(c: &mut Criterion) {
         g.bench_function(format!("remote_write_encode_compress/{n}"), |b| {
             b.iter(|| black_box(encoder.encode(&r, 1).unwrap().body.len()))
         });
+        for (name, temporality) in [("cumulative", Temporality::Cumulative), ("delta", Temporality::Delta)] {
+            let mut otlp = OtlpEncoder::new("bench").unwrap().temporality(temporality);
+            let body = otlp.encode(&r, 1).unwrap().body.len();
+            eprintln!("push/{n}: OTLP {name} {body} bytes");
+            g.bench_function(format!("otlp_encode_{name}/{n}"), |b| {
+                b.iter(|| black_box(otlp.encode(&r, 1).unwrap().body.len()))
+            });
+        }
         let mut buf = Vec::with_capacity(text.len());
         g.bench_function(format!("text_scrape/{n}"), |b| {
             b.iter(|| {
