@@ -68,25 +68,36 @@ step "VictoriaMetrics (Debian 13's package, unpacked into a kept cache; the OTLP
 # (a trixie source on the machine's own mirror, its own lists and cache in a
 # temporary folder), so the machine's sources and package lists are never
 # touched, and unpack it with `dpkg -x`.
-vm_cache="${XDG_CACHE_HOME:-$HOME/.cache}/hotmeter/victoria-metrics"
+vm_cache="${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/hotmeter/victoria-metrics"
 vm_bin="$vm_cache/root/usr/bin/victoria-metrics"
-if [ ! -x "$vm_bin" ]; then
-    mirror=$(sed -n 's/^URIs: *\(http[^ ]*debian\)\/* *$/\1/p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n 1)
-    [ -n "$mirror" ] || mirror=$(sed -n 's/^deb \(http[^ ]*debian\)\/* .*/\1/p' /etc/apt/sources.list 2>/dev/null | head -n 1)
+# `package` is written last: without it a cache is incomplete (an
+# interrupted run) and is fetched again.
+if [ ! -x "$vm_bin" ] || [ ! -s "$vm_cache/package" ]; then
+    # The machine's own Debian mirror when a plain http(s) one is named,
+    # else deb.debian.org (a `mirror+file:` or snapshot source, or none).
+    mirror=""
+    for list in /etc/apt/sources.list.d/debian.sources /etc/apt/sources.list; do
+        [ -z "$mirror" ] && [ -r "$list" ] || continue
+        mirror=$(sed -n -e 's/^URIs: *\(https\{0,1\}:[^ ]*\/debian\)\/* *$/\1/p' \
+            -e 's/^deb \(https\{0,1\}:[^ ]*\/debian\)\/* .*/\1/p' "$list" | head -n 1) || mirror=""
+    done
     [ -n "$mirror" ] || mirror=http://deb.debian.org/debian
     apt_dir=$(mktemp -d)
     chmod 755 "$apt_dir"
     mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$apt_dir/parts" "$apt_dir/deb"
     printf 'Types: deb\nURIs: %s\nSuites: trixie\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' "$mirror" \
         > "$apt_dir/parts/trixie.sources"
-    apt_opts=(-o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Etc::SourceList=/dev/null" -o "Dir::Etc::SourceParts=$apt_dir/parts" -o "Dir::Cache=$apt_dir/cache")
+    apt_opts=(-o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Etc::SourceList=/dev/null" -o "Dir::Etc::SourceParts=$apt_dir/parts"
+        -o "Dir::Cache=$apt_dir/cache" -o "Acquire::Retries=3" -o "Acquire::IndexTargets::deb::DEP-11::DefaultEnabled=false")
+    echo "fetching victoria-metrics from $mirror (trixie)"
     apt-get "${apt_opts[@]}" update -qq
     (cd "$apt_dir/deb" && apt-get "${apt_opts[@]}" download victoria-metrics 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
-    ls "$apt_dir"/deb/victoria-metrics_*.deb >/dev/null
+    deb=$(ls "$apt_dir"/deb/victoria-metrics_*.deb)
+    # Only the single-node server (16 MB of the package's 150).
     rm -rf "$vm_cache"
-    mkdir -p "$vm_cache"
-    dpkg -x "$apt_dir"/deb/victoria-metrics_*.deb "$vm_cache/root"
-    basename "$apt_dir"/deb/victoria-metrics_*.deb > "$vm_cache/package"
+    mkdir -p "$vm_cache/root"
+    dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$vm_cache/root" ./usr/bin/victoria-metrics
+    basename "$deb" > "$vm_cache/package"
     rm -rf "$apt_dir"
 fi
 export HOTMETER_VICTORIA_METRICS="$vm_bin"
@@ -99,7 +110,7 @@ python3 -c 'import prometheus_client; print("prometheus_client", prometheus_clie
 
 step "Python OTLP decoder (opentelemetry-proto, pinned; the OTLP test decodes our bodies with it)"
 python3 -c 'import opentelemetry.proto.collector.metrics.v1.metrics_service_pb2' 2>/dev/null \
-    || python3 -m pip install --user --quiet --disable-pip-version-check opentelemetry-proto==1.45.2
+    || python3 -m pip install --user --quiet --disable-pip-version-check opentelemetry-proto==1.45.2 protobuf==7.36.2
 python3 -c 'from google.protobuf import __version__ as v; print("opentelemetry-proto with protobuf", v)'
 
 step "alert rules, their unit tests and the local stack's configs (promtool, amtool)"

@@ -149,11 +149,11 @@ fn a_restarted_process_is_a_reset_to_increase() {
     post(&vm, enc.encode(&second, at + 2_000_000_000).unwrap().body);
     std::thread::sleep(Duration::from_nanos((at + 2_000_000_000).saturating_sub(now_nanos()) + 500_000_000));
     let samples = hotmeter_testkit::wait_for("three samples", Duration::from_secs(30), || {
-        let found = promql::query(vm.addr(), "restarts_total[1m]");
+        let found = promql::query(vm.addr(), "restarts_total[10m]");
         (found.len() == 1 && found[0]["values"].as_array().is_some_and(|v| v.len() == 3)).then_some(found)
     });
     let values: Vec<f64> =
         samples[0]["values"].as_array().unwrap().iter().map(|v| v[1].as_str().unwrap().parse().unwrap()).collect();
     assert_eq!(values, [100.0, 150.0, 3.0]);
-    assert_eq!(promql::scalar(vm.addr(), "increase(restarts_total[1m])"), Some(153.0));
+    assert_eq!(promql::scalar(vm.addr(), "increase(restarts_total[10m])"), Some(153.0));
 }

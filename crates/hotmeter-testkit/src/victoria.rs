@@ -57,7 +57,15 @@ impl VictoriaMetrics {
                 .stdout(Stdio::null())
                 .stderr(std::fs::File::create(dir.path().join("victoria-metrics.log")).unwrap()),
         );
-        wait_for("VictoriaMetrics healthy", Duration::from_secs(60), || http::is_ok(&addr, "/health").then_some(()));
+        let log = dir.path().join("victoria-metrics.log");
+        wait_for("VictoriaMetrics healthy", Duration::from_secs(60), || {
+            // Exited (its port taken between `free_addr` and its bind, a
+            // bad flag): say so with its log, not after the whole wait.
+            if let Ok(Some(status)) = process.child("victoria-metrics").try_wait() {
+                panic!("VictoriaMetrics exited ({status}): {}", std::fs::read_to_string(&log).unwrap_or_default());
+            }
+            http::is_ok(&addr, "/health").then_some(())
+        });
         VictoriaMetrics { addr, _process: process, _dir: dir }
     }
 
