@@ -38,6 +38,9 @@ pub(crate) struct Options {
     /// Push every snapshot to this remote_write receiver (None: only serve).
     pub(crate) remote_write: Option<String>,
     pub(crate) remote_write_interval: Duration,
+    /// Export every snapshot to this OTLP/HTTP receiver (None: none).
+    pub(crate) otlp: Option<String>,
+    pub(crate) otlp_interval: Duration,
     /// The `job` external label of pushed series.
     pub(crate) job: String,
     /// The `instance` external label (None: the address the exporter serves on).
@@ -198,6 +201,14 @@ struct PushArgs {
     /// How often to push with --remote-write
     #[arg(long, value_name = "TIME", default_value = "15s", value_parser = positive_duration)]
     remote_write_interval: Duration,
+    /// Also export to this OTLP/HTTP receiver (protobuf), the full path included, e.g.
+    /// http://127.0.0.1:4318/v1/metrics; --job is the service.name, --instance the
+    /// service.instance.id
+    #[arg(long, value_name = "URL", value_parser = otlp_url)]
+    otlp: Option<String>,
+    /// How often to export with --otlp
+    #[arg(long, value_name = "TIME", default_value = "15s", value_parser = positive_duration)]
+    otlp_interval: Duration,
     /// The `job` label of pushed series
     #[arg(long, value_name = "NAME", default_value = "hotmeter-demo")]
     job: String,
@@ -354,6 +365,10 @@ fn remote_write_url(v: &str) -> Result<String, String> {
     }
 }
 
+fn otlp_url(v: &str) -> Result<String, String> {
+    remote_write_url(v).map_err(|_| "expected an http:// or https:// URL, e.g. http://127.0.0.1:4318/v1/metrics".into())
+}
+
 fn prometheus_url(v: &str) -> Result<String, String> {
     PrometheusSource::new(v)
         .map(|_| v.to_owned())
@@ -392,6 +407,8 @@ impl RunArgs {
             thresholds,
             remote_write: self.push.remote_write,
             remote_write_interval: self.push.remote_write_interval,
+            otlp: self.push.otlp,
+            otlp_interval: self.push.otlp_interval,
             job: self.push.job,
             instance: self.push.instance,
             linger: self.push.linger,
@@ -484,6 +501,12 @@ mod tests {
         assert_eq!(o.sync, Durability::Normal);
         assert_eq!(options(&["--duration", "1.5"]).duration, Some(Duration::from_millis(1500)));
         assert_eq!((d.remote_write, d.remote_write_interval), (None, Duration::from_secs(15)));
+        assert_eq!((d.otlp.clone(), d.otlp_interval), (None, Duration::from_secs(15)));
+        let otlp = options(&["--otlp", "http://127.0.0.1:4318/v1/metrics", "--otlp-interval", "0.5"]);
+        assert_eq!(
+            (otlp.otlp.as_deref(), otlp.otlp_interval),
+            (Some("http://127.0.0.1:4318/v1/metrics"), Duration::from_millis(500))
+        );
         assert_eq!((d.job.as_str(), d.instance, d.linger), ("hotmeter-demo", None, None));
         let p = options(&[
             "--remote-write",
@@ -550,6 +573,8 @@ mod tests {
             (&["--remote-write", "127.0.0.1:9090"], "--remote-write"),
             (&["--remote-write", "http://"], "--remote-write"),
             (&["--remote-write-interval", "0"], "--remote-write-interval"),
+            (&["--otlp", "127.0.0.1:4318"], "--otlp"),
+            (&["--otlp-interval", "0"], "--otlp-interval"),
         ] {
             match run(args) {
                 Err(e) => {

@@ -13,7 +13,7 @@
 //!
 //! Owns: wiring the pipeline (`hotmeter-streaming`), the checkpoint store
 //! and decision (`hotmeter-checkpoint`), the SLOs and traces
-//! (`hotmeter-slo`), the exporter and the remote_write client
+//! (`hotmeter-slo`), the exporter and the remote_write and OTLP clients
 //! (`hotmeter-push`) together, and the run's steps. Must
 //! not: keep counts of its own beyond submitted/rejected (what it prints
 //! comes from registry snapshots) or lose an observation unaccounted.
@@ -39,7 +39,7 @@ use hotmeter_streaming::Shutdown;
 
 use crate::cli::{Command, Options};
 use crate::outcome::{Failed, Mode, RunSummary, context};
-use crate::pipeline::{build_pipeline, generate, query_recall, start_exporter, start_push};
+use crate::pipeline::{Pushers, build_pipeline, generate, query_recall, start_exporter, start_push};
 use crate::report::{report_until_stopped, summarize};
 use crate::status::say;
 use crate::traffic::Traffic;
@@ -157,7 +157,7 @@ fn run(o: &Options, mode: Mode) -> Result<RunSummary, Failed> {
     };
     let pusher = match mode {
         Mode::Serve => start_push(o, &p, server.as_ref().map(|s| s.local_addr()))?,
-        Mode::Measure => None,
+        Mode::Measure => Pushers::default(),
     };
     let decisions = match (mode, o.decide_every) {
         (Mode::Serve, Some(every)) => Some((
@@ -182,14 +182,8 @@ fn run(o: &Options, mode: Mode) -> Result<RunSummary, Failed> {
     });
 
     let report = p.pool.shutdown(Shutdown::Drain);
-    if let Some(pusher) = pusher {
-        // After the drain: the last snapshot pushed holds the final counts.
-        let s = pusher.shutdown(PUSH_FLUSH_DEADLINE);
-        say(format_args!(
-            "remote_write: {} samples in {} snapshots: {} sent, {} failed, {} dropped\n",
-            s.samples, s.snapshots, s.sent, s.failed, s.dropped
-        ));
-    }
+    // After the drain: the last snapshot pushed holds the final counts.
+    pusher.shutdown(PUSH_FLUSH_DEADLINE);
     let result = summarize(o, mode, &p, &report, &traffic, started);
     if let (Some(linger), Some(server)) = (o.linger, &server) {
         say(format_args!(

@@ -177,15 +177,55 @@ pub(crate) fn start_exporter(o: &Options, p: &Pipeline) -> Result<hotmeter_expor
     Ok(server)
 }
 
-/// With `--remote-write`: starts pushing the registry (external labels
-/// `job` and `instance`, the latter defaulting to the served address).
-pub(crate) fn start_push(
-    o: &Options,
-    p: &Pipeline,
-    served: Option<std::net::SocketAddr>,
-) -> Result<Option<hotmeter_push::RemoteWriteHandle>, Failed> {
-    let Some(url) = &o.remote_write else { return Ok(None) };
+/// The push clients the demo runs: remote_write, OTLP, both or none.
+#[derive(Debug, Default)]
+pub(crate) struct Pushers {
+    remote_write: Option<hotmeter_push::RemoteWriteHandle>,
+    otlp: Option<hotmeter_push::OtlpPushHandle>,
+}
+
+impl Pushers {
+    /// Shuts each down with `deadline` (its last snapshot holds the final
+    /// counts) and prints what it did.
+    pub(crate) fn shutdown(self, deadline: std::time::Duration) {
+        if let Some(writer) = self.remote_write {
+            let s = writer.shutdown(deadline);
+            say(format_args!(
+                "remote_write: {} samples in {} snapshots: {} sent, {} failed, {} dropped\n",
+                s.samples, s.snapshots, s.sent, s.failed, s.dropped
+            ));
+        }
+        if let Some(exporter) = self.otlp {
+            let s = exporter.shutdown(deadline);
+            say(format_args!(
+                "otlp: {} data points in {} exports: {} sent, {} failed, {} dropped\n",
+                s.samples, s.snapshots, s.sent, s.failed, s.dropped
+            ));
+        }
+    }
+}
+
+/// With `--remote-write` and `--otlp`: starts pushing the registry.
+/// remote_write's external labels are `job` and `instance`, the latter
+/// defaulting to the served address; OTLP's resource is `service.name` =
+/// the job and `service.instance.id` = the instance.
+pub(crate) fn start_push(o: &Options, p: &Pipeline, served: Option<std::net::SocketAddr>) -> Result<Pushers, Failed> {
     let instance = o.instance.clone().or_else(|| served.map(|a| a.to_string())).unwrap_or_else(|| "demo".into());
+    let mut pushers = Pushers::default();
+    if let Some(url) = &o.otlp {
+        let exporter = hotmeter_push::OtlpPush::new(url.clone())
+            .service_name(o.job.clone())
+            .attribute("service.instance.id", instance.clone())
+            .interval(o.otlp_interval)
+            .start(&p.registry);
+        pushers.otlp = Some(context(exporter, || format!("cannot export to {url} (--otlp)"))?);
+        say(format_args!(
+            "exporting OTLP to {url} every {:.1} s as service.name={:?} service.instance.id={instance:?}\n",
+            o.otlp_interval.as_secs_f64(),
+            o.job
+        ));
+    }
+    let Some(url) = &o.remote_write else { return Ok(pushers) };
     // Classic: the demo's write latency is a native histogram whose alert
     // rules and dashboards read its classic buckets, and the receiver the
     // README starts is a plain Prometheus, which refuses (500) every request
@@ -203,7 +243,8 @@ pub(crate) fn start_push(
         o.remote_write_interval.as_secs_f64(),
         o.job
     ));
-    Ok(Some(writer))
+    pushers.remote_write = Some(writer);
+    Ok(pushers)
 }
 
 /// The generator: paced to `--rate` in 1 ms steps, one session per space,

@@ -76,3 +76,44 @@ fn the_demo_pushes_its_final_counts() {
     assert_eq!(query(prom, r#"{__name__=~"checkpoint_.+", job!="hotmeter-demo"}"#).len(), 0);
     assert_eq!(query(prom, r#"{__name__=~"checkpoint_.+", instance!="demo-a"}"#).len(), 0);
 }
+
+/// `--otlp` into VictoriaMetrics' OTLP receiver (Debian 13's, which the
+/// test command fetches): the received checkpoint counters equal the demo's
+/// own final count exactly, and every series carries the resource
+/// (`service.name` = the job, `service.instance.id` = the instance).
+#[test]
+fn the_demo_exports_its_final_counts_over_otlp() {
+    let vm = hotmeter_testkit::VictoriaMetrics::start();
+    let url = format!("http://{}/opentelemetry/v1/metrics", vm.addr());
+    let mut demo = Demo::start(&[
+        "--rate",
+        "100",
+        "--duration",
+        "4s",
+        "--decide-every",
+        "0",
+        "--otlp",
+        &url,
+        "--otlp-interval",
+        "1s",
+        "--instance",
+        "demo-o",
+    ]);
+    demo.wait_for("exporting OTLP to");
+    assert!(demo.wait().success(), "{}", demo.seen().join("\n"));
+    let out = demo.seen().join("\n");
+    let own = common::summary_writes(&out).unwrap_or_else(|| panic!("no summary in:\n{out}"));
+    assert!(own > 100, "the demo wrote: {out}");
+    let exported = out.lines().find(|l| l.starts_with("otlp:")).unwrap_or_else(|| panic!("{out}"));
+    assert!(exported.contains(" 0 failed, 0 dropped"), "{exported}");
+    let received = wait_for("the exported checkpoint counts", Duration::from_secs(30), || {
+        scalar(vm.addr(), "sum(checkpoint_writes_total)").filter(|&v| v == own as f64)
+    });
+    assert_eq!(received, own as f64, "VictoriaMetrics received the demo's final count exactly");
+    let series = query(vm.addr(), "checkpoint_writes_total");
+    assert!(!series.is_empty());
+    for s in &series {
+        assert_eq!(s["metric"]["service.name"], "hotmeter-demo", "{s}");
+        assert_eq!(s["metric"]["service.instance.id"], "demo-o", "{s}");
+    }
+}

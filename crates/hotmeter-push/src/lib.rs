@@ -11,7 +11,8 @@
 //! | [`RemoteWrite`], [`RemoteWriteHandle`], [`PushStats`] | the remote_write client: settings, the running client, its counts |
 //! | [`RemoteWriteEncoder`], [`Encoded`], [`NativeHistograms`] | one registry walk → protobuf `WriteRequest` → snappy block; what native histograms become |
 //! | [`proto`] | the hand-declared remote_write messages (`prost` derive, no `protoc`) |
-//! | [`OtlpEncoder`], [`EncodedOtlp`], [`Temporality`] | one registry walk → OTLP/HTTP protobuf `ExportMetricsServiceRequest`, cumulative or delta (the encoding only: no OTLP client yet) |
+//! | [`OtlpEncoder`], [`EncodedOtlp`], [`Temporality`] | one registry walk → OTLP/HTTP protobuf `ExportMetricsServiceRequest`, cumulative or delta |
+//! | [`OtlpPush`], [`OtlpPushHandle`] | the OTLP/HTTP client: remote_write's delivery (queue, retries, accounting), shared, with the OTLP encoder |
 //! | [`otlp_proto`] | the hand-declared OTLP metrics messages (`prost` derive, no gRPC stack) |
 //! | [`Pushgateway`], [`GroupingKey`] | push (`PUT`), push-add (`POST`) and delete of a group |
 //! | [`metrics`] | the client's own `remote_write_*` metrics |
@@ -80,9 +81,10 @@
 //! histograms as explicit-bucket histograms, native histograms as
 //! exponential ones, summaries; the series' created timestamps as start
 //! times, exemplars with 16-byte trace ids, `service.name`,
-//! `service.instance.id` and your own resource attributes. A client that
-//! sends the body on a schedule, with the remote_write client's delivery,
-//! is not built yet.
+//! `service.instance.id` and your own resource attributes. [`OtlpPush`]
+//! sends it on a schedule with the remote_write client's delivery (the
+//! same sampler, queue, retries, shutdown and accounting, in data points,
+//! under `otlp_*` metrics).
 //!
 //! ## Pushgateway
 //! [`Pushgateway::push`], [`push_add`](Pushgateway::push_add) and
@@ -100,6 +102,7 @@ mod error;
 pub mod metrics;
 mod otlp;
 pub mod otlp_proto;
+mod otlp_push;
 pub mod proto;
 mod pushgateway;
 mod remote_write;
@@ -108,6 +111,7 @@ mod transport;
 
 pub use error::{ConfigError, EncodeError, SendError};
 pub use otlp::{EncodedOtlp, OtlpEncoder, SCHEMA_URL as OTLP_SCHEMA_URL, Temporality};
+pub use otlp_push::{OtlpPush, OtlpPushHandle};
 pub use pushgateway::{GroupingKey, Pushgateway};
 pub use remote_write::{DEFAULT_INTERVAL, DEFAULT_QUEUE_CAPACITY, PushStats, RemoteWrite, RemoteWriteHandle};
 

@@ -258,6 +258,25 @@ impl OtlpEncoder {
         Ok(EncodedOtlp { body: &self.raw, data_points: points })
     }
 
+    /// Data points in the request the last [`encode`](Self::encode) built.
+    pub fn data_points(&self) -> u64 {
+        let points = |m: &Metric| match &m.data {
+            Some(Data::Gauge(g)) => g.data_points.len(),
+            Some(Data::Sum(s)) => s.data_points.len(),
+            Some(Data::Histogram(h)) => h.data_points.len(),
+            Some(Data::ExponentialHistogram(h)) => h.data_points.len(),
+            Some(Data::Summary(s)) => s.data_points.len(),
+            None => 0,
+        };
+        self.request
+            .resource_metrics
+            .iter()
+            .flat_map(|r| &r.scope_metrics)
+            .flat_map(|s| &s.metrics)
+            .map(points)
+            .sum::<usize>() as u64
+    }
+
     /// The request the last [`encode`](Self::encode) built.
     pub fn request(&self) -> &ExportMetricsServiceRequest {
         &self.request

@@ -1,5 +1,8 @@
 //! The remote_write client: [`RemoteWrite`] (its settings), [`RemoteWriteHandle`]
-//! (the running client) and [`PushStats`].
+//! (the running client) and [`PushStats`]; and the delivery every push
+//! client shares (`Delivery`, `Client`, the `Snapshotter` each protocol's
+//! encoder implements): the OTLP client ([`crate::OtlpPush`]) is this
+//! delivery with the OTLP encoder.
 //!
 //! Owns: two background threads and the bounded queue between them. The
 //! sampler thread walks the registry every interval (reading cells exactly
@@ -68,7 +71,7 @@ use std::time::{Duration, Instant, SystemTime};
 use hotmeter::Registry;
 
 use crate::error::{ConfigError, SendError};
-use crate::metrics::PushMetrics;
+use crate::metrics::{self, MetricNames, PushMetrics};
 use crate::series::{NativeHistograms, RemoteWriteEncoder};
 use crate::transport::{Attempt, Backoff, agent, attempt, check_url};
 
@@ -190,6 +193,89 @@ impl RemoteWrite {
         let uri = check_url(&self.url)?;
         let encoder = RemoteWriteEncoder::new(self.external.clone())?.native_histograms(self.native);
         let classic = RemoteWriteEncoder::new(self.external.clone())?.native_histograms(NativeHistograms::Classic);
+        let settings = Delivery {
+            uri,
+            interval: self.interval,
+            capacity: self.capacity,
+            timeout: self.timeout,
+            backoff: self.backoff,
+            flush_deadline: self.flush_deadline,
+        };
+        let client = settings.start(&REMOTE_WRITE, registry, encoder, classic)?;
+        Ok(RemoteWriteHandle { client })
+    }
+}
+
+/// A push protocol as the delivery below sees it: its name (logs, thread
+/// names), its request headers and its own metrics' names.
+#[derive(Debug)]
+pub(crate) struct Protocol {
+    pub(crate) name: &'static str,
+    pub(crate) headers: &'static [(&'static str, &'static str)],
+    pub(crate) metrics: &'static MetricNames,
+}
+
+const REMOTE_WRITE: Protocol = Protocol { name: "remote_write", headers: &HEADERS, metrics: &metrics::REMOTE_WRITE };
+
+/// What a push client encodes. The delivery (sampler, bounded queue,
+/// sender, retries, shutdown, accounting) is the same for every protocol;
+/// this is the one part that differs.
+pub(crate) trait Snapshotter: Send + 'static {
+    /// Encodes `registry` stamped with `timestamp_ms`; on failure, the
+    /// samples that could not be sent.
+    fn take(&mut self, registry: &Registry, timestamp_ms: i64) -> Result<Taken, u64>;
+    /// The receiver refused native histograms: send classic series from
+    /// now on (only remote_write has both).
+    fn use_classic(&mut self) {}
+}
+
+/// One encoded snapshot.
+pub(crate) struct Taken {
+    pub(crate) body: Arc<[u8]>,
+    pub(crate) samples: u64,
+    pub(crate) stale_markers: u64,
+    /// It holds native histograms (a receiver without them refuses it).
+    pub(crate) native: bool,
+}
+
+impl Snapshotter for RemoteWriteEncoder {
+    fn take(&mut self, registry: &Registry, timestamp_ms: i64) -> Result<Taken, u64> {
+        let taken = self.encode(registry, timestamp_ms).map(|e| (Arc::from(e.body), e.samples, e.stale_markers));
+        let native = self.request().timeseries.iter().any(|t| !t.histograms.is_empty());
+        match taken {
+            Ok((body, samples, stale_markers)) => Ok(Taken { body, samples, stale_markers, native }),
+            Err(_) => Err(self.request().timeseries.len() as u64),
+        }
+    }
+
+    fn use_classic(&mut self) {
+        self.set_native_histograms(NativeHistograms::Classic);
+    }
+}
+
+/// The delivery's settings, shared by every push client.
+#[derive(Debug)]
+pub(crate) struct Delivery {
+    pub(crate) uri: ureq::http::Uri,
+    pub(crate) interval: Duration,
+    pub(crate) capacity: usize,
+    pub(crate) timeout: Duration,
+    pub(crate) backoff: (Duration, Duration),
+    pub(crate) flush_deadline: Duration,
+}
+
+impl Delivery {
+    /// Checks the settings, registers the protocol's metrics and starts the
+    /// sampler and the sender: `main` takes every snapshot, `classic` the
+    /// one the sender takes itself after the sampler has ended (see the
+    /// module docs).
+    pub(crate) fn start<E: Snapshotter>(
+        self,
+        protocol: &'static Protocol,
+        registry: &Registry,
+        main: E,
+        classic: E,
+    ) -> Result<Client, ConfigError> {
         if self.capacity < 2 {
             return Err(ConfigError::QueueCapacity { capacity: self.capacity });
         }
@@ -201,7 +287,7 @@ impl RemoteWrite {
         if self.backoff.0 > self.backoff.1 {
             return Err(ConfigError::Timing { setting: "backoff" });
         }
-        let metrics = PushMetrics::register(registry, self.capacity).map_err(ConfigError::Metrics)?;
+        let metrics = PushMetrics::register(registry, protocol.metrics, self.capacity).map_err(ConfigError::Metrics)?;
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             wake_sender: Condvar::new(),
@@ -213,21 +299,23 @@ impl RemoteWrite {
         let sampler = {
             let (shared, registry, interval) = (shared.clone(), registry.clone(), self.interval);
             std::thread::Builder::new()
-                .name("remote-write-sampler".into())
-                .spawn(move || sample(&shared, &registry, encoder, interval))
+                .name(format!("{}-sampler", protocol.name))
+                .spawn(move || sample(&shared, &registry, main, interval))
                 .map_err(ConfigError::Spawn)?
         };
         let sender = {
             let for_thread = shared.clone();
             let sender = Sender {
+                protocol,
                 agent: agent(self.timeout),
-                uri,
+                uri: self.uri,
                 timeout: self.timeout,
                 backoff: self.backoff,
                 own_snapshot: Mutex::new((registry.clone(), classic)),
             };
-            let spawned =
-                std::thread::Builder::new().name("remote-write-sender".into()).spawn(move || sender.run(&for_thread));
+            let spawned = std::thread::Builder::new()
+                .name(format!("{}-sender", protocol.name))
+                .spawn(move || sender.run(&for_thread));
             match spawned {
                 Ok(handle) => handle,
                 Err(e) => {
@@ -238,7 +326,7 @@ impl RemoteWrite {
                 }
             }
         };
-        Ok(RemoteWriteHandle { shared, threads: Some((sampler, sender)), flush_deadline: self.flush_deadline })
+        Ok(Client { shared, threads: Some((sampler, sender)), flush_deadline: self.flush_deadline })
     }
 }
 
@@ -246,6 +334,13 @@ impl RemoteWrite {
 /// [flush deadline](RemoteWrite::flush_deadline).
 #[derive(Debug)]
 pub struct RemoteWriteHandle {
+    client: Client,
+}
+
+/// A running push client: the delivery's threads and their shared state.
+/// Dropping it shuts it down with its flush deadline.
+#[derive(Debug)]
+pub(crate) struct Client {
     shared: Arc<Shared>,
     threads: Option<(JoinHandle<()>, JoinHandle<()>)>,
     flush_deadline: Duration,
@@ -298,13 +393,36 @@ impl PushStats {
 impl RemoteWriteHandle {
     /// The client's counts so far.
     pub fn stats(&self) -> PushStats {
+        self.client.stats()
+    }
+
+    /// Takes a snapshot now instead of at the next tick (the interval
+    /// restarts from it).
+    pub fn push_now(&self) {
+        self.client.push_now();
+    }
+
+    /// Stops: takes a last snapshot, sends what is queued until `deadline`
+    /// from now, counts what is left as dropped, and returns the final
+    /// counts within about `deadline` (see the module docs: a request on
+    /// the wire at the deadline is given up and its thread left to end by
+    /// itself within the attempt timeout; otherwise the threads are gone
+    /// when it returns).
+    pub fn shutdown(self, deadline: Duration) -> PushStats {
+        self.client.shutdown(deadline)
+    }
+}
+
+impl Client {
+    /// The client's counts so far.
+    pub(crate) fn stats(&self) -> PushStats {
         let st = self.shared.lock();
         PushStats { queue_len: st.queue.len(), capacity: self.shared.capacity, ..st.stats }
     }
 
     /// Takes a snapshot now instead of at the next tick (the interval
     /// restarts from it).
-    pub fn push_now(&self) {
+    pub(crate) fn push_now(&self) {
         self.shared.lock().snapshot_requested = true;
         self.shared.wake_sampler.notify_all();
     }
@@ -315,7 +433,7 @@ impl RemoteWriteHandle {
     /// the wire at the deadline is given up and its thread left to end by
     /// itself within the attempt timeout; otherwise the threads are gone
     /// when it returns).
-    pub fn shutdown(mut self, deadline: Duration) -> PushStats {
+    pub(crate) fn shutdown(mut self, deadline: Duration) -> PushStats {
         self.stop(deadline);
         self.stats()
     }
@@ -359,7 +477,7 @@ impl RemoteWriteHandle {
     }
 }
 
-impl Drop for RemoteWriteHandle {
+impl Drop for Client {
     fn drop(&mut self) {
         self.stop(self.flush_deadline);
     }
@@ -458,24 +576,22 @@ fn now_ms() -> i64 {
 /// (Prometheus: 400, and the whole request is rolled back), as it refuses
 /// an older one), and queues it; an oversized one (the only
 /// failure) counts its samples as failed. Returns the queue's lock.
-fn take_snapshot<'a>(
+fn take_snapshot<'a, E: Snapshotter>(
     shared: &'a Shared,
     registry: &Registry,
-    encoder: &mut RemoteWriteEncoder,
+    encoder: &mut E,
 ) -> MutexGuard<'a, State> {
     let timestamp_ms = now_ms().max(shared.lock().last_ms.saturating_add(1));
-    let taken = encoder.encode(registry, timestamp_ms).map(|e| (Arc::from(e.body), e.samples, e.stale_markers));
-    let native = encoder.request().timeseries.iter().any(|t| !t.histograms.is_empty());
+    let taken = encoder.take(registry, timestamp_ms);
     let mut st = shared.lock();
     st.last_ms = st.last_ms.max(timestamp_ms);
     match taken {
-        Ok((body, samples, stale_markers)) => {
+        Ok(Taken { body, samples, stale_markers, native }) => {
             st.stats.stale_markers += stale_markers;
-            shared.metrics.stale_markers.inc_by(stale_markers);
+            shared.metrics.stale_markers(stale_markers);
             shared.enqueue(&mut st, body, samples, native);
         }
-        Err(_) => {
-            let n = encoder.request().timeseries.len() as u64;
+        Err(n) => {
             st.stats.samples += n;
             st.stats.failed += n;
             shared.metrics.samples.inc_by(n);
@@ -487,7 +603,7 @@ fn take_snapshot<'a>(
 
 /// The sampler thread: a snapshot at start, every `interval`, on request,
 /// and a last one at shutdown.
-fn sample(shared: &Shared, registry: &Registry, mut encoder: RemoteWriteEncoder, interval: Duration) {
+fn sample<E: Snapshotter>(shared: &Shared, registry: &Registry, mut encoder: E, interval: Duration) {
     let mut next = Instant::now();
     loop {
         let last = {
@@ -504,7 +620,7 @@ fn sample(shared: &Shared, registry: &Registry, mut encoder: RemoteWriteEncoder,
             }
             st.snapshot_requested = false;
             if st.stats.native_histograms_refused {
-                encoder.set_native_histograms(NativeHistograms::Classic);
+                encoder.use_classic();
             }
             st.stop.is_some()
         };
@@ -522,13 +638,14 @@ fn sample(shared: &Shared, registry: &Registry, mut encoder: RemoteWriteEncoder,
 }
 
 /// The sender thread's settings.
-struct Sender {
+struct Sender<E> {
+    protocol: &'static Protocol,
     agent: ureq::Agent,
     uri: ureq::http::Uri,
     /// The registry and a classic encoder, for the snapshot the sender
     /// takes itself when the receiver refuses native histograms after the
     /// sampler has taken its last (at shutdown).
-    own_snapshot: Mutex<(Registry, RemoteWriteEncoder)>,
+    own_snapshot: Mutex<(Registry, E)>,
     timeout: Duration,
     backoff: (Duration, Duration),
 }
@@ -539,7 +656,7 @@ const HEADERS: [(&str, &str); 3] = [
     ("X-Prometheus-Remote-Write-Version", "0.1.0"),
 ];
 
-impl Sender {
+impl<E: Snapshotter> Sender<E> {
     fn run(&self, shared: &Shared) {
         /// Tells a waiting shutdown that the sender has returned, panics included.
         struct Exited<'a>(&'a Shared);
@@ -595,7 +712,8 @@ impl Sender {
                 None => self.timeout,
             };
             let started = Instant::now();
-            let outcome = attempt(&self.agent, ureq::http::Method::POST, &self.uri, &HEADERS, &body, timeout);
+            let outcome =
+                attempt(&self.agent, ureq::http::Method::POST, &self.uri, self.protocol.headers, &body, timeout);
             shared.metrics.send_duration.observe(started.elapsed().as_secs_f64());
 
             let mut st = shared.lock();
@@ -664,7 +782,7 @@ impl Sender {
     }
 }
 
-impl Sender {
+impl<E: Snapshotter> Sender<E> {
     /// The receiver refused native histograms: from now on this client
     /// sends classic series. The refused batch (the front) and every queued
     /// one holding native histograms count as failed; the sampler is asked
@@ -685,10 +803,11 @@ impl Sender {
         shared.metrics.failed.inc_by(failed);
         if !st.stats.native_histograms_refused {
             st.stats.native_histograms_refused = true;
-            shared.metrics.native_refused.set(1);
+            shared.metrics.native_refused();
             log::warn!(
-                "remote_write to {}: the receiver refuses native histograms ({error}); \
+                "{} to {}: the receiver refuses native histograms ({error}); \
                  sending them as classic series from now on ({failed} samples of refused snapshots counted as failed)",
+                self.protocol.name,
                 self.uri
             );
         }
@@ -710,15 +829,22 @@ impl Sender {
         match outcome {
             Attempt::Done => {
                 if *streak > 0 {
-                    log::info!("remote_write to {}: sending again after {} failed attempts", self.uri, *streak);
+                    log::info!(
+                        "{} to {}: sending again after {} failed attempts",
+                        self.protocol.name,
+                        self.uri,
+                        *streak
+                    );
                 }
                 *streak = 0;
             }
             Attempt::Retry { error, .. } | Attempt::Fail(error) | Attempt::RefusesNative(error) => {
                 if *streak == 0 {
                     log::warn!(
-                        "remote_write to {}: {error} (counted in remote_write_samples_*_total; retried where the answer allows)",
-                        self.uri
+                        "{} to {}: {error} (counted in {}_*_total; retried where the answer allows)",
+                        self.protocol.name,
+                        self.uri,
+                        self.protocol.metrics.samples.trim_end_matches("_total")
                     );
                 }
                 *streak += 1;

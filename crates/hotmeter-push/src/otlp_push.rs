@@ -1,0 +1,213 @@
+//! The OTLP/HTTP client: [`OtlpPush`] (its settings) and
+//! [`OtlpPushHandle`] (the running client).
+//!
+//! Owns: the OTLP protocol's part of a push client (the encoder it
+//! samples with, the request's headers, its `otlp_*` metrics' names).
+//! Must not: keep a queue, retry or count on its own: the delivery is
+//! remote_write's, shared ([`crate::remote_write`]'s module docs: a
+//! sampler thread walks the registry every interval as a scrape does; a
+//! bounded queue drops its oldest snapshot when full and counts it; the
+//! sender retries 5xx, 429 and transport failures with backoff and
+//! jitter, never sooner than `Retry-After`; shutdown flushes within a
+//! deadline; `samples == sent + failed + dropped` afterwards).
+//!
+//! Each export is one `POST` of an `ExportMetricsServiceRequest`
+//! ([`OtlpEncoder`], protobuf, uncompressed) with `Content-Type:
+//! application/x-protobuf`. Counts are in data points (one per series per
+//! export): `otlp_data_points_total`, `_sent_total`, `_failed_total`,
+//! `_dropped_total`, `_retried_total`, `otlp_send_duration_seconds`,
+//! `otlp_queue_length`, `otlp_queue_capacity`.
+//!
+//! With [`Temporality::Delta`], each export carries what changed since the
+//! one before it was encoded: an export dropped from a full queue or
+//! refused loses that interval's change (counted as dropped or failed).
+//! Cumulative exports lose only resolution in time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hotmeter::Registry;
+
+use crate::error::ConfigError;
+use crate::metrics;
+use crate::otlp::{OtlpEncoder, Temporality};
+use crate::remote_write::{
+    Client, DEFAULT_INTERVAL, DEFAULT_QUEUE_CAPACITY, Delivery, Protocol, PushStats, Snapshotter, Taken,
+};
+use crate::transport::check_url;
+
+const OTLP: Protocol =
+    Protocol { name: "otlp", headers: &[("Content-Type", "application/x-protobuf")], metrics: &metrics::OTLP };
+
+impl Snapshotter for OtlpEncoder {
+    fn take(&mut self, registry: &Registry, timestamp_ms: i64) -> Result<Taken, u64> {
+        let nanos = u64::try_from(timestamp_ms).unwrap_or(0).saturating_mul(1_000_000);
+        match self.encode(registry, nanos) {
+            Ok(e) => Ok(Taken { body: Arc::from(e.body), samples: e.data_points, stale_markers: 0, native: false }),
+            Err(_) => Err(self.data_points()),
+        }
+    }
+}
+
+/// Settings of an OTLP/HTTP client; [`start`](Self::start) checks them and
+/// starts it.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// let registry = hotmeter::Registry::new();
+/// let exporter = hotmeter_push::OtlpPush::new("http://127.0.0.1:4318/v1/metrics")
+///     .service_name("checkout")
+///     .attribute("deployment.environment.name", "prod")
+///     .interval(Duration::from_secs(10))
+///     .start(&registry)?;
+/// // ... work ...
+/// let stats = exporter.shutdown(Duration::from_secs(5)); // flushes the last export
+/// assert!(stats.accounted());
+/// # Ok::<(), hotmeter_push::ConfigError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct OtlpPush {
+    url: String,
+    service_name: Option<String>,
+    attributes: Vec<(String, String)>,
+    temporality: Temporality,
+    interval: Duration,
+    capacity: usize,
+    timeout: Duration,
+    backoff: (Duration, Duration),
+    flush_deadline: Duration,
+}
+
+impl OtlpPush {
+    /// A client for the receiver at `url`, the full path included (the
+    /// OpenTelemetry Collector: `http://HOST:4318/v1/metrics`;
+    /// VictoriaMetrics: `.../opentelemetry/v1/metrics`), exporting every
+    /// 15 s, cumulative, queueing at most 30 exports, 10 s per attempt,
+    /// backoff 100 ms to 5 s, and 5 s to flush when dropped.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            service_name: None,
+            attributes: Vec::new(),
+            temporality: Temporality::Cumulative,
+            interval: DEFAULT_INTERVAL,
+            capacity: DEFAULT_QUEUE_CAPACITY,
+            timeout: Duration::from_secs(10),
+            backoff: (Duration::from_millis(100), Duration::from_secs(5)),
+            flush_deadline: Duration::from_secs(5),
+        }
+    }
+
+    /// The `service.name` resource attribute; unset, it is
+    /// `unknown_service:<executable name>`, as the OpenTelemetry SDKs name
+    /// an unnamed service.
+    pub fn service_name(mut self, name: impl Into<String>) -> Self {
+        self.service_name = Some(name.into());
+        self
+    }
+
+    /// A resource attribute (`service.version`,
+    /// `deployment.environment.name`, your own); a later value for the same
+    /// key replaces an earlier one.
+    pub fn attribute(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        let key = key.into();
+        self.attributes.retain(|(k, _)| *k != key);
+        self.attributes.push((key, value.into()));
+        self
+    }
+
+    /// Totals (the default) or changes since the export before.
+    pub fn temporality(mut self, temporality: Temporality) -> Self {
+        self.temporality = temporality;
+        self
+    }
+
+    /// How often to export.
+    pub fn interval(mut self, every: Duration) -> Self {
+        self.interval = every;
+        self
+    }
+
+    /// The queue's bound in exports, at least 2.
+    pub fn queue_capacity(mut self, exports: usize) -> Self {
+        self.capacity = exports;
+        self
+    }
+
+    /// The longest one HTTP attempt may take.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Backoff between retries: doubling from `min` up to `max`, each wait
+    /// drawn from its upper half.
+    pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.backoff = (min, max);
+        self
+    }
+
+    /// How long dropping an [`OtlpPushHandle`] may spend flushing.
+    pub fn flush_deadline(mut self, deadline: Duration) -> Self {
+        self.flush_deadline = deadline;
+        self
+    }
+
+    fn encoder(&self) -> Result<OtlpEncoder, ConfigError> {
+        let service = self.service_name.clone().unwrap_or_else(|| {
+            let exe =
+                std::env::current_exe().ok().and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
+            format!("unknown_service:{}", exe.unwrap_or_default())
+        });
+        let mut encoder = OtlpEncoder::new(service)?.temporality(self.temporality);
+        for (k, v) in &self.attributes {
+            encoder = encoder.attribute(k, v)?;
+        }
+        Ok(encoder)
+    }
+
+    /// Checks the settings, registers the client's `otlp_*` metrics in
+    /// `registry` and starts its two threads. The first export is taken at
+    /// once.
+    pub fn start(self, registry: &Registry) -> Result<OtlpPushHandle, ConfigError> {
+        let uri = check_url(&self.url)?;
+        let (main, spare) = (self.encoder()?, self.encoder()?);
+        let delivery = Delivery {
+            uri,
+            interval: self.interval,
+            capacity: self.capacity,
+            timeout: self.timeout,
+            backoff: self.backoff,
+            flush_deadline: self.flush_deadline,
+        };
+        Ok(OtlpPushHandle { client: delivery.start(&OTLP, registry, main, spare)? })
+    }
+}
+
+/// A running OTLP client. Dropping it shuts it down with the
+/// [flush deadline](OtlpPush::flush_deadline).
+#[derive(Debug)]
+pub struct OtlpPushHandle {
+    client: Client,
+}
+
+impl OtlpPushHandle {
+    /// The client's counts so far, in data points ([`PushStats`]'s
+    /// samples).
+    pub fn stats(&self) -> PushStats {
+        self.client.stats()
+    }
+
+    /// Exports now instead of at the next tick (the interval restarts
+    /// from it).
+    pub fn push_now(&self) {
+        self.client.push_now();
+    }
+
+    /// Stops: takes a last export, sends what is queued until `deadline`
+    /// from now, counts what is left as dropped, and returns the final
+    /// counts within about `deadline`.
+    pub fn shutdown(self, deadline: Duration) -> PushStats {
+        self.client.shutdown(deadline)
+    }
+}
