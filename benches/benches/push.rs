@@ -5,7 +5,8 @@
 //! registry; and recording a counter alone versus while another thread
 //! pushes in a loop; and encoding the same registry as one OTLP export
 //! (protobuf, uncompressed, as OTLP/HTTP sends it by default), cumulative
-//! and delta. Throughput is series per second.
+//! and delta, and recording while another thread exports OTLP in a loop.
+//! Throughput is series per second.
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -83,6 +84,17 @@ fn record_while_pushing(c: &mut Criterion) {
         });
         g.bench_function("counter_inc/while_pushing_1000_series", |b| b.iter(|| hot.inc()));
         pushing.store(false, Ordering::Relaxed);
+    });
+    let exporting = AtomicBool::new(true);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut encoder = OtlpEncoder::new("bench").unwrap();
+            while exporting.load(Ordering::Relaxed) {
+                black_box(encoder.encode(&r, 1).unwrap().body.len());
+            }
+        });
+        g.bench_function("counter_inc/while_exporting_otlp_1000_series", |b| b.iter(|| hot.inc()));
+        exporting.store(false, Ordering::Relaxed);
     });
     g.finish();
 }
