@@ -185,18 +185,22 @@ pub(crate) struct Pushers {
 }
 
 impl Pushers {
-    /// Shuts each down with `deadline` (its last snapshot holds the final
-    /// counts) and prints what it did.
+    /// Shuts both down at once, each within `deadline` (its last snapshot
+    /// holds the final counts), and prints what each did.
     pub(crate) fn shutdown(self, deadline: std::time::Duration) {
-        if let Some(writer) = self.remote_write {
-            let s = writer.shutdown(deadline);
+        let Pushers { remote_write, otlp } = self;
+        let (written, exported) = std::thread::scope(|s| {
+            let exported = s.spawn(move || otlp.map(|e| e.shutdown(deadline)));
+            let written = remote_write.map(|w| w.shutdown(deadline));
+            (written, exported.join().unwrap_or(None))
+        });
+        if let Some(s) = written {
             say(format_args!(
                 "remote_write: {} samples in {} snapshots: {} sent, {} failed, {} dropped\n",
                 s.samples, s.snapshots, s.sent, s.failed, s.dropped
             ));
         }
-        if let Some(exporter) = self.otlp {
-            let s = exporter.shutdown(deadline);
+        if let Some(s) = exported {
             say(format_args!(
                 "otlp: {} data points in {} exports: {} sent, {} failed, {} dropped\n",
                 s.samples, s.snapshots, s.sent, s.failed, s.dropped

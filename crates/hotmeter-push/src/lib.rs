@@ -15,7 +15,7 @@
 //! | [`OtlpPush`], [`OtlpPushHandle`] | the OTLP/HTTP client: remote_write's delivery (queue, retries, accounting), shared, with the OTLP encoder |
 //! | [`otlp_proto`] | the hand-declared OTLP metrics messages (`prost` derive, no gRPC stack) |
 //! | [`Pushgateway`], [`GroupingKey`] | push (`PUT`), push-add (`POST`) and delete of a group |
-//! | [`metrics`] | the client's own `remote_write_*` metrics |
+//! | [`metrics`] | the clients' own `remote_write_*` and `otlp_*` metrics |
 //! | [`ConfigError`], [`EncodeError`], [`SendError`] | typed errors |
 //!
 //! This crate depends on the core and on `hotmeter-format` (the exposition

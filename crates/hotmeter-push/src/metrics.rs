@@ -1,8 +1,16 @@
-//! The remote_write client's own metrics, registered in the registry it
-//! pushes: the names it exports and the handles (`PushMetrics`) it records into.
+//! The push clients' own metrics, registered in the registry they push:
+//! the names they export and the handles (`PushMetrics`) they record into.
 //!
-//! Owns: the names, help texts and buckets of `remote_write_*`. Must not:
-//! count anything itself (the queue and sender record into these handles).
+//! Owns: the names, help texts and buckets of `remote_write_*` and
+//! `otlp_*`. Must not: count anything itself (the queue and sender record
+//! into these handles).
+//!
+//! The OTLP client ([`crate::OtlpPush`]) has the same counts in data points
+//! (one per series per export): [`OTLP_DATA_POINTS`],
+//! `otlp_data_points_sent_total`, `_failed_total`, `_dropped_total`,
+//! `_retried_total`, `otlp_send_duration_seconds`, `otlp_queue_length` and
+//! `otlp_queue_capacity`; it has no stale markers and no classic fallback.
+//! remote_write's:
 //!
 //! | name | type | what |
 //! |---|---|---|
@@ -83,8 +91,12 @@ pub(crate) const REMOTE_WRITE: MetricNames = MetricNames {
 
 /// The OTLP client's names: as remote_write's, a data point for a sample
 /// (one per series per export).
+/// The OTLP client's data points taken into its queue (the other names:
+/// the module docs).
+pub const OTLP_DATA_POINTS: &str = "otlp_data_points_total";
+
 pub(crate) const OTLP: MetricNames = MetricNames {
-    samples: "otlp_data_points_total",
+    samples: OTLP_DATA_POINTS,
     sent: "otlp_data_points_sent_total",
     failed: "otlp_data_points_failed_total",
     dropped: "otlp_data_points_dropped_total",

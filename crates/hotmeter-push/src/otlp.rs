@@ -195,6 +195,9 @@ impl OtlpEncoder {
         if key.is_empty() {
             return Err(ConfigError::InvalidAttribute { key: String::new(), reason: "empty key" });
         }
+        if key == "service.name" && value.is_empty() {
+            return Err(ConfigError::InvalidAttribute { key: key.to_owned(), reason: "empty" });
+        }
         let attribute = string_attribute(key, value);
         match self.resource.iter_mut().find(|kv| kv.key == key) {
             Some(existing) => *existing = attribute,
@@ -1025,6 +1028,8 @@ mod tests {
         assert!(matches!(OtlpEncoder::new(""), Err(ConfigError::InvalidAttribute { .. })));
         let enc = OtlpEncoder::new("a").unwrap();
         assert!(matches!(enc.attribute("", "x"), Err(ConfigError::InvalidAttribute { .. })));
+        let enc = OtlpEncoder::new("a").unwrap();
+        assert!(matches!(enc.attribute("service.name", ""), Err(ConfigError::InvalidAttribute { .. })));
         let enc = OtlpEncoder::new("a").unwrap().attribute("service.name", "b").unwrap();
         assert_eq!(enc.resource().find(|(k, _)| *k == "service.name"), Some(("service.name", "b")));
         assert_eq!(enc.resource().count(), 2);

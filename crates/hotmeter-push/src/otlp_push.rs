@@ -20,8 +20,14 @@
 //!
 //! With [`Temporality::Delta`], each export carries what changed since the
 //! one before it was encoded: an export dropped from a full queue or
-//! refused loses that interval's change (counted as dropped or failed).
-//! Cumulative exports lose only resolution in time.
+//! refused loses that interval's change (counted as dropped or failed), and
+//! one retried after a timeout that the receiver had in fact stored counts
+//! twice. Cumulative exports lose only resolution in time.
+//!
+//! The queue holds bodies uncompressed: about 61 bytes per counter series
+//! (BENCHMARKS.md, "OTLP encoding"), so the default 30 exports of 1,000
+//! series hold about 1.8 MB. A receiver that refuses native histograms is
+//! read by its status (no classic fallback here, unlike remote_write).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,8 +42,13 @@ use crate::remote_write::{
 };
 use crate::transport::check_url;
 
-const OTLP: Protocol =
-    Protocol { name: "otlp", headers: &[("Content-Type", "application/x-protobuf")], metrics: &metrics::OTLP };
+const OTLP: Protocol = Protocol {
+    name: "otlp",
+    thread_prefix: "otlp",
+    classic_fallback: false,
+    headers: &[("Content-Type", "application/x-protobuf")],
+    metrics: &metrics::OTLP,
+};
 
 impl Snapshotter for OtlpEncoder {
     fn take(&mut self, registry: &Registry, timestamp_ms: i64) -> Result<Taken, u64> {
@@ -108,7 +119,9 @@ impl OtlpPush {
 
     /// A resource attribute (`service.version`,
     /// `deployment.environment.name`, your own); a later value for the same
-    /// key replaces an earlier one.
+    /// key replaces an earlier one, and `service.name` given here wins over
+    /// [`service_name`](Self::service_name). An empty key, or an empty
+    /// `service.name`, is refused by [`start`](Self::start).
     pub fn attribute(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         let key = key.into();
         self.attributes.retain(|(k, _)| *k != key);
@@ -157,7 +170,7 @@ impl OtlpPush {
         let service = self.service_name.clone().unwrap_or_else(|| {
             let exe =
                 std::env::current_exe().ok().and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
-            format!("unknown_service:{}", exe.unwrap_or_default())
+            exe.map_or_else(|| "unknown_service".to_owned(), |exe| format!("unknown_service:{exe}"))
         });
         let mut encoder = OtlpEncoder::new(service)?.temporality(self.temporality);
         for (k, v) in &self.attributes {

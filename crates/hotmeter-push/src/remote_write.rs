@@ -211,11 +211,23 @@ impl RemoteWrite {
 #[derive(Debug)]
 pub(crate) struct Protocol {
     pub(crate) name: &'static str,
+    /// Its threads' names start with this.
+    pub(crate) thread_prefix: &'static str,
+    /// It can send native histograms as classic series when a receiver
+    /// refuses them (remote_write). Without it, such a refusal is read by
+    /// its status like any other (OTLP: a 500 is retried).
+    pub(crate) classic_fallback: bool,
     pub(crate) headers: &'static [(&'static str, &'static str)],
     pub(crate) metrics: &'static MetricNames,
 }
 
-const REMOTE_WRITE: Protocol = Protocol { name: "remote_write", headers: &HEADERS, metrics: &metrics::REMOTE_WRITE };
+const REMOTE_WRITE: Protocol = Protocol {
+    name: "remote_write",
+    thread_prefix: "remote-write",
+    classic_fallback: true,
+    headers: &HEADERS,
+    metrics: &metrics::REMOTE_WRITE,
+};
 
 /// What a push client encodes. The delivery (sampler, bounded queue,
 /// sender, retries, shutdown, accounting) is the same for every protocol;
@@ -299,7 +311,7 @@ impl Delivery {
         let sampler = {
             let (shared, registry, interval) = (shared.clone(), registry.clone(), self.interval);
             std::thread::Builder::new()
-                .name(format!("{}-sampler", protocol.name))
+                .name(format!("{}-sampler", protocol.thread_prefix))
                 .spawn(move || sample(&shared, &registry, main, interval))
                 .map_err(ConfigError::Spawn)?
         };
@@ -314,7 +326,7 @@ impl Delivery {
                 own_snapshot: Mutex::new((registry.clone(), classic)),
             };
             let spawned = std::thread::Builder::new()
-                .name(format!("{}-sender", protocol.name))
+                .name(format!("{}-sender", protocol.thread_prefix))
                 .spawn(move || sender.run(&for_thread));
             match spawned {
                 Ok(handle) => handle,
@@ -712,8 +724,24 @@ impl<E: Snapshotter> Sender<E> {
                 None => self.timeout,
             };
             let started = Instant::now();
-            let outcome =
-                attempt(&self.agent, ureq::http::Method::POST, &self.uri, self.protocol.headers, &body, timeout);
+            let outcome = match attempt(
+                &self.agent,
+                ureq::http::Method::POST,
+                &self.uri,
+                self.protocol.headers,
+                &body,
+                timeout,
+            ) {
+                // No classic series to fall back to: the refusal is what
+                // its status says.
+                Attempt::RefusesNative(SendError::Rejected { status, .. })
+                    if !self.protocol.classic_fallback && (status == 429 || (500..600).contains(&status)) =>
+                {
+                    Attempt::Retry { after: None, error: SendError::Unavailable { status, attempts: 1 } }
+                }
+                Attempt::RefusesNative(error) if !self.protocol.classic_fallback => Attempt::Fail(error),
+                outcome => outcome,
+            };
             shared.metrics.send_duration.observe(started.elapsed().as_secs_f64());
 
             let mut st = shared.lock();

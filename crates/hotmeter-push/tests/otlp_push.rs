@@ -104,15 +104,41 @@ fn a_receiver_that_never_answers_is_given_up_at_the_deadline() {
         .queue_capacity(3)
         .start(&registry)
         .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
-    let during = exporter.stats();
+    let during = wait_for("a full queue's oldest export dropped and counted", Duration::from_secs(10), || {
+        let stats = exporter.stats();
+        (stats.dropped > 0).then_some(stats)
+    });
     assert!(during.max_queue_len <= 3, "{during:?}");
-    assert!(during.dropped > 0, "a full queue drops its oldest exports and counts them: {during:?}");
     let started = Instant::now();
     let stats = exporter.shutdown(Duration::from_millis(500));
     assert!(started.elapsed() < Duration::from_secs(2), "shutdown took {:?}", started.elapsed());
     assert!(stats.accounted(), "{stats:?}");
     assert_eq!(stats.sent, 0);
+}
+
+/// A refusal of native histograms is remote_write's to fall back from;
+/// OTLP sends exponential histograms as they are, so such an answer is
+/// read by its status: a 500 is retried, and the next answer stores it.
+#[test]
+fn a_native_histogram_refusal_is_retried_by_its_status() {
+    let (addr, got) =
+        receiver::scripted_with_bodies(vec![(500, "", "native histograms are disabled\n"), (200, "", "")]);
+    let registry = Registry::new();
+    registry.native_histogram("rt_seconds", "RT.", hotmeter::NativeOpts::new()).unwrap().observe(0.5);
+    registry.counter("jobs_total", "Jobs.").unwrap().inc();
+    let exporter = OtlpPush::new(format!("http://{addr}/v1/metrics"))
+        .service_name("refusal")
+        .interval(Duration::from_secs(3600))
+        .backoff(Duration::from_millis(10), Duration::from_millis(20))
+        .start(&registry)
+        .unwrap();
+    wait_for("the retry stored", Duration::from_secs(10), || (exporter.stats().sent > 0).then_some(()));
+    let got = got.lock().unwrap();
+    assert_eq!(got[0].body, got[1].body, "the same export, sent again");
+    drop(got);
+    let stats = exporter.shutdown(Duration::from_secs(2));
+    assert!(stats.accounted(), "{stats:?}");
+    assert!(stats.retried > 0 && stats.failed == 0 && !stats.native_histograms_refused, "{stats:?}");
 }
 
 #[test]
