@@ -37,9 +37,7 @@ use hotmeter::Registry;
 use crate::error::ConfigError;
 use crate::metrics;
 use crate::otlp::{OtlpEncoder, Temporality};
-use crate::remote_write::{
-    Client, DEFAULT_INTERVAL, DEFAULT_QUEUE_CAPACITY, Delivery, Protocol, PushStats, Snapshotter, Taken,
-};
+use crate::remote_write::{Client, Delivery, Protocol, PushStats, Snapshotter, Taken};
 use crate::transport::check_url;
 
 const OTLP: Protocol = Protocol {
@@ -82,11 +80,7 @@ pub struct OtlpPush {
     service_name: Option<String>,
     attributes: Vec<(String, String)>,
     temporality: Temporality,
-    interval: Duration,
-    capacity: usize,
-    timeout: Duration,
-    backoff: (Duration, Duration),
-    flush_deadline: Duration,
+    delivery: Delivery,
 }
 
 impl OtlpPush {
@@ -101,11 +95,7 @@ impl OtlpPush {
             service_name: None,
             attributes: Vec::new(),
             temporality: Temporality::Cumulative,
-            interval: DEFAULT_INTERVAL,
-            capacity: DEFAULT_QUEUE_CAPACITY,
-            timeout: Duration::from_secs(10),
-            backoff: (Duration::from_millis(100), Duration::from_secs(5)),
-            flush_deadline: Duration::from_secs(5),
+            delivery: Delivery::default(),
         }
     }
 
@@ -137,32 +127,32 @@ impl OtlpPush {
 
     /// How often to export.
     pub fn interval(mut self, every: Duration) -> Self {
-        self.interval = every;
+        self.delivery.interval = every;
         self
     }
 
     /// The queue's bound in exports, at least 2.
     pub fn queue_capacity(mut self, exports: usize) -> Self {
-        self.capacity = exports;
+        self.delivery.capacity = exports;
         self
     }
 
     /// The longest one HTTP attempt may take.
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.delivery.timeout = timeout;
         self
     }
 
     /// Backoff between retries: doubling from `min` up to `max`, each wait
     /// drawn from its upper half.
     pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
-        self.backoff = (min, max);
+        self.delivery.backoff = (min, max);
         self
     }
 
     /// How long dropping an [`OtlpPushHandle`] may spend flushing.
     pub fn flush_deadline(mut self, deadline: Duration) -> Self {
-        self.flush_deadline = deadline;
+        self.delivery.flush_deadline = deadline;
         self
     }
 
@@ -185,15 +175,7 @@ impl OtlpPush {
     pub fn start(self, registry: &Registry) -> Result<OtlpPushHandle, ConfigError> {
         let uri = check_url(&self.url)?;
         let (main, spare) = (self.encoder()?, self.encoder()?);
-        let delivery = Delivery {
-            uri,
-            interval: self.interval,
-            capacity: self.capacity,
-            timeout: self.timeout,
-            backoff: self.backoff,
-            flush_deadline: self.flush_deadline,
-        };
-        Ok(OtlpPushHandle { client: delivery.start(&OTLP, registry, main, spare)? })
+        Ok(OtlpPushHandle { client: self.delivery.start(uri, &OTLP, registry, main, spare)? })
     }
 }
 

@@ -95,13 +95,9 @@ use crate::transport::{Attempt, Backoff, agent, attempt, check_url};
 #[derive(Debug, Clone)]
 pub struct RemoteWrite {
     url: String,
-    interval: Duration,
     external: Vec<(String, String)>,
-    capacity: usize,
-    timeout: Duration,
-    backoff: (Duration, Duration),
-    flush_deadline: Duration,
     native: NativeHistograms,
+    delivery: Delivery,
 }
 
 /// Default push interval.
@@ -116,21 +112,12 @@ impl RemoteWrite {
     /// at most 30 snapshots, 10 s per attempt, backoff 100 ms to 5 s, and
     /// 5 s to flush when dropped.
     pub fn new(url: impl Into<String>) -> Self {
-        Self {
-            url: url.into(),
-            interval: DEFAULT_INTERVAL,
-            external: Vec::new(),
-            capacity: DEFAULT_QUEUE_CAPACITY,
-            timeout: Duration::from_secs(10),
-            backoff: (Duration::from_millis(100), Duration::from_secs(5)),
-            flush_deadline: Duration::from_secs(5),
-            native: NativeHistograms::Native,
-        }
+        Self { url: url.into(), external: Vec::new(), native: NativeHistograms::Native, delivery: Delivery::default() }
     }
 
     /// How often to take and push a snapshot.
     pub fn interval(mut self, every: Duration) -> Self {
-        self.interval = every;
+        self.delivery.interval = every;
         self
     }
 
@@ -155,20 +142,20 @@ impl RemoteWrite {
 
     /// The queue's bound in snapshots, at least 2 (see the module docs).
     pub fn queue_capacity(mut self, snapshots: usize) -> Self {
-        self.capacity = snapshots;
+        self.delivery.capacity = snapshots;
         self
     }
 
     /// The longest one HTTP attempt may take.
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.delivery.timeout = timeout;
         self
     }
 
     /// Backoff between retries: doubling from `min` up to `max`, each wait
     /// drawn from its upper half.
     pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
-        self.backoff = (min, max);
+        self.delivery.backoff = (min, max);
         self
     }
 
@@ -182,7 +169,7 @@ impl RemoteWrite {
 
     /// How long dropping a [`RemoteWriteHandle`] may spend flushing.
     pub fn flush_deadline(mut self, deadline: Duration) -> Self {
-        self.flush_deadline = deadline;
+        self.delivery.flush_deadline = deadline;
         self
     }
 
@@ -193,15 +180,7 @@ impl RemoteWrite {
         let uri = check_url(&self.url)?;
         let encoder = RemoteWriteEncoder::new(self.external.clone())?.native_histograms(self.native);
         let classic = RemoteWriteEncoder::new(self.external.clone())?.native_histograms(NativeHistograms::Classic);
-        let settings = Delivery {
-            uri,
-            interval: self.interval,
-            capacity: self.capacity,
-            timeout: self.timeout,
-            backoff: self.backoff,
-            flush_deadline: self.flush_deadline,
-        };
-        let client = settings.start(&REMOTE_WRITE, registry, encoder, classic)?;
+        let client = self.delivery.start(uri, &REMOTE_WRITE, registry, encoder, classic)?;
         Ok(RemoteWriteHandle { client })
     }
 }
@@ -265,10 +244,11 @@ impl Snapshotter for RemoteWriteEncoder {
     }
 }
 
-/// The delivery's settings, shared by every push client.
-#[derive(Debug)]
+/// The delivery's settings, held by every push client's builder, with
+/// their defaults: every 15 s, at most 30 snapshots queued, 10 s per
+/// attempt, backoff 100 ms to 5 s, 5 s to flush when dropped.
+#[derive(Debug, Clone)]
 pub(crate) struct Delivery {
-    pub(crate) uri: ureq::http::Uri,
     pub(crate) interval: Duration,
     pub(crate) capacity: usize,
     pub(crate) timeout: Duration,
@@ -276,13 +256,26 @@ pub(crate) struct Delivery {
     pub(crate) flush_deadline: Duration,
 }
 
+impl Default for Delivery {
+    fn default() -> Self {
+        Self {
+            interval: DEFAULT_INTERVAL,
+            capacity: DEFAULT_QUEUE_CAPACITY,
+            timeout: Duration::from_secs(10),
+            backoff: (Duration::from_millis(100), Duration::from_secs(5)),
+            flush_deadline: Duration::from_secs(5),
+        }
+    }
+}
+
 impl Delivery {
     /// Checks the settings, registers the protocol's metrics and starts the
-    /// sampler and the sender: `main` takes every snapshot, `classic` the
-    /// one the sender takes itself after the sampler has ended (see the
-    /// module docs).
+    /// sampler and the sender, pushing to `uri`: `main` takes every
+    /// snapshot, `classic` the one the sender takes itself after the
+    /// sampler has ended (see the module docs).
     pub(crate) fn start<E: Snapshotter>(
         self,
+        uri: ureq::http::Uri,
         protocol: &'static Protocol,
         registry: &Registry,
         main: E,
@@ -320,7 +313,7 @@ impl Delivery {
             let sender = Sender {
                 protocol,
                 agent: agent(self.timeout),
-                uri: self.uri,
+                uri,
                 timeout: self.timeout,
                 backoff: self.backoff,
                 own_snapshot: Mutex::new((registry.clone(), classic)),
