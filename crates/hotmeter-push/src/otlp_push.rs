@@ -43,7 +43,6 @@ use crate::transport::check_url;
 const OTLP: Protocol = Protocol {
     name: "otlp",
     thread_prefix: "otlp",
-    classic_fallback: false,
     headers: &[("Content-Type", "application/x-protobuf")],
     metrics: &metrics::OTLP,
 };
@@ -174,8 +173,8 @@ impl OtlpPush {
     /// once.
     pub fn start(self, registry: &Registry) -> Result<OtlpPushHandle, ConfigError> {
         let uri = check_url(&self.url)?;
-        let (main, spare) = (self.encoder()?, self.encoder()?);
-        Ok(OtlpPushHandle { client: self.delivery.start(uri, &OTLP, registry, main, spare)? })
+        let encoder = self.encoder()?;
+        Ok(OtlpPushHandle { client: self.delivery.start(uri, &OTLP, registry, encoder, None)? })
     }
 }
 

@@ -180,7 +180,7 @@ impl RemoteWrite {
         let uri = check_url(&self.url)?;
         let encoder = RemoteWriteEncoder::new(self.external.clone())?.native_histograms(self.native);
         let classic = RemoteWriteEncoder::new(self.external.clone())?.native_histograms(NativeHistograms::Classic);
-        let client = self.delivery.start(uri, &REMOTE_WRITE, registry, encoder, classic)?;
+        let client = self.delivery.start(uri, &REMOTE_WRITE, registry, encoder, Some(classic))?;
         Ok(RemoteWriteHandle { client })
     }
 }
@@ -192,10 +192,6 @@ pub(crate) struct Protocol {
     pub(crate) name: &'static str,
     /// Its threads' names start with this.
     pub(crate) thread_prefix: &'static str,
-    /// It can send native histograms as classic series when a receiver
-    /// refuses them (remote_write). Without it, such a refusal is read by
-    /// its status like any other (OTLP: a 500 is retried).
-    pub(crate) classic_fallback: bool,
     pub(crate) headers: &'static [(&'static str, &'static str)],
     pub(crate) metrics: &'static MetricNames,
 }
@@ -203,7 +199,6 @@ pub(crate) struct Protocol {
 const REMOTE_WRITE: Protocol = Protocol {
     name: "remote_write",
     thread_prefix: "remote-write",
-    classic_fallback: true,
     headers: &HEADERS,
     metrics: &metrics::REMOTE_WRITE,
 };
@@ -271,15 +266,18 @@ impl Default for Delivery {
 impl Delivery {
     /// Checks the settings, registers the protocol's metrics and starts the
     /// sampler and the sender, pushing to `uri`: `main` takes every
-    /// snapshot, `classic` the one the sender takes itself after the
-    /// sampler has ended (see the module docs).
+    /// snapshot. `classic`, for a protocol that can send native histograms
+    /// as classic series (remote_write), takes the one the sender takes
+    /// itself after the sampler has ended (see the module docs); without
+    /// it, a refusal of native histograms is read by its status like any
+    /// other (OTLP: a 500 is retried).
     pub(crate) fn start<E: Snapshotter>(
         self,
         uri: ureq::http::Uri,
         protocol: &'static Protocol,
         registry: &Registry,
         main: E,
-        classic: E,
+        classic: Option<E>,
     ) -> Result<Client, ConfigError> {
         if self.capacity < 2 {
             return Err(ConfigError::QueueCapacity { capacity: self.capacity });
@@ -316,6 +314,7 @@ impl Delivery {
                 uri,
                 timeout: self.timeout,
                 backoff: self.backoff,
+                classic_fallback: classic.is_some(),
                 own_snapshot: Mutex::new((registry.clone(), classic)),
             };
             let spawned = std::thread::Builder::new()
@@ -650,7 +649,10 @@ struct Sender<E> {
     /// The registry and a classic encoder, for the snapshot the sender
     /// takes itself when the receiver refuses native histograms after the
     /// sampler has taken its last (at shutdown).
-    own_snapshot: Mutex<(Registry, E)>,
+    own_snapshot: Mutex<(Registry, Option<E>)>,
+    /// `own_snapshot` has a classic encoder: a refusal of native
+    /// histograms turns this client to classic series.
+    classic_fallback: bool,
     timeout: Duration,
     backoff: (Duration, Duration),
 }
@@ -728,11 +730,11 @@ impl<E: Snapshotter> Sender<E> {
                 // No classic series to fall back to: the refusal is what
                 // its status says.
                 Attempt::RefusesNative(SendError::Rejected { status, .. })
-                    if !self.protocol.classic_fallback && (status == 429 || (500..600).contains(&status)) =>
+                    if !self.classic_fallback && (status == 429 || (500..600).contains(&status)) =>
                 {
                     Attempt::Retry { after: None, error: SendError::Unavailable { status, attempts: 1 } }
                 }
-                Attempt::RefusesNative(error) if !self.protocol.classic_fallback => Attempt::Fail(error),
+                Attempt::RefusesNative(error) if !self.classic_fallback => Attempt::Fail(error),
                 outcome => outcome,
             };
             shared.metrics.send_duration.observe(started.elapsed().as_secs_f64());
@@ -840,8 +842,11 @@ impl<E: Snapshotter> Sender<E> {
     /// (the sampler has ended); queued like the sampler's.
     fn take_classic_snapshot<'a>(&self, shared: &'a Shared) -> MutexGuard<'a, State> {
         let mut own = self.own_snapshot.lock().unwrap_or_else(PoisonError::into_inner);
-        let (registry, encoder) = &mut *own;
-        take_snapshot(shared, registry, encoder)
+        match &mut *own {
+            (registry, Some(encoder)) => take_snapshot(shared, registry, encoder),
+            // Never: without a classic encoder nothing turns to classic.
+            (_, None) => shared.lock(),
+        }
     }
 
     /// One warning when a streak of failed attempts starts, one note when
