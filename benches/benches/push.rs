@@ -51,10 +51,10 @@ fn push_vs_scrape(c: &mut Criterion) {
         });
         for (name, temporality) in [("cumulative", Temporality::Cumulative), ("delta", Temporality::Delta)] {
             let mut otlp = OtlpEncoder::new("bench").unwrap().temporality(temporality);
-            let body = otlp.encode(&r, 1).unwrap().body.len();
+            let body = otlp.encode(&r, 1).body.len();
             eprintln!("push/{n}: OTLP {name} {body} bytes");
             g.bench_function(format!("otlp_encode_{name}/{n}"), |b| {
-                b.iter(|| black_box(otlp.encode(&r, 1).unwrap().body.len()))
+                b.iter(|| black_box(otlp.encode(&r, 1).body.len()))
             });
         }
         let mut buf = Vec::with_capacity(text.len());
@@ -90,7 +90,7 @@ fn record_while_pushing(c: &mut Criterion) {
         s.spawn(|| {
             let mut encoder = OtlpEncoder::new("bench").unwrap();
             while exporting.load(Ordering::Relaxed) {
-                black_box(encoder.encode(&r, 1).unwrap().body.len());
+                black_box(encoder.encode(&r, 1).body.len());
             }
         });
         g.bench_function("counter_inc/while_exporting_otlp_1000_series", |b| b.iter(|| hot.inc()));

@@ -13,6 +13,7 @@
 //! | [`encode_protobuf`], [`encode_protobuf_escaped`], [`PROTOBUF_CONTENT_TYPE`] | the Prometheus protobuf format (length-delimited `MetricFamily`), the one that carries native histograms |
 //! | [`negotiate`], [`Offered`], [`Negotiated`], [`ExpositionFormat`], [`encode_negotiated`] | content negotiation over text 0.0.4 and 1.0.0, OpenMetrics 0.0.1 and 1.0.0 and protobuf, with `escaping=`; the chosen format written with UTF-8 names quoted or escaped |
 //! | [`FamilyNames`] | a family's names as written: as registered when legacy, escaped by a scheme otherwise (every format and push transport) |
+//! | [`wire`] | the protobuf wire format written straight into a buffer (tags, varints, lengths settled after their message), shared by every protobuf body hotmeter writes |
 //! | [`encode_json`], [`write_json_string`], [`write_json_number`], [`write_json_object`] | a JSON snapshot with quantile estimates, and its value writers |
 //!
 //! ## Quick start
@@ -47,6 +48,7 @@ mod openmetrics;
 #[cfg(feature = "protobuf")]
 mod protobuf;
 mod text;
+pub mod wire;
 
 pub use json::{JSON_CONTENT_TYPE, encode_json, write_json_number, write_json_object, write_json_string};
 pub use names::FamilyNames;

@@ -46,6 +46,7 @@ use hotmeter::native::NativeBucketsRef;
 use hotmeter::{Exemplar, Registry};
 
 use crate::names::FamilyNames;
+use crate::wire::{LEN, Open, close, double, open, string, tag, varint, varint_field, varint_len, zigzag};
 
 /// Content type of the Prometheus protobuf format (length-delimited
 /// `MetricFamily` messages).
@@ -464,134 +465,10 @@ fn label_pair(out: &mut Vec<u8>, number: u32, name: &str, value: &str) {
     string(out, field::label_pair::VALUE, value);
 }
 
-// The wire format: <https://protobuf.dev/programming-guides/encoding/>.
-// Hand-written rather than prost's `encoding` helpers: these write into a
-// `Vec` with a one-byte fast path and need no `BufMut`, and the exporter
-// then depends on no protobuf crate at all (prost is only the tests'
-// independent decoder).
-
-/// Wire type of varints.
-const VARINT: u8 = 0;
-/// Wire type of 64-bit fixed values (doubles).
-const I64: u8 = 1;
-/// Wire type of length-delimited values (strings, messages, packed).
-const LEN: u8 = 2;
-
-/// A field's key: its number and wire type.
-#[inline]
-fn tag(out: &mut Vec<u8>, number: u32, wire_type: u8) {
-    varint(out, u64::from(number << 3 | u32::from(wire_type)));
-}
-
-/// A base-128 varint, least significant group first.
-#[inline]
-fn varint(out: &mut Vec<u8>, v: u64) {
-    if v < 0x80 {
-        out.push(v as u8);
-    } else {
-        let mut buf = [0u8; 10];
-        let n = varint_into(&mut buf, v);
-        out.extend_from_slice(&buf[..n]);
-    }
-}
-
-/// Writes `v` as a varint at the start of `buf`; returns its length.
-#[inline]
-fn varint_into(buf: &mut [u8; 10], mut v: u64) -> usize {
-    let mut i = 0;
-    while v >= 0x80 {
-        buf[i] = v as u8 | 0x80;
-        v >>= 7;
-        i += 1;
-    }
-    buf[i] = v as u8;
-    i + 1
-}
-
-/// Bytes the varint of `v` takes (1 to 10).
-#[inline]
-fn varint_len(v: u64) -> usize {
-    // Significant bits, rounded up to groups of 7; zero takes one byte.
-    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
-}
-
-/// ZigZag: `sint32`/`sint64` map small magnitudes of either sign to small
-/// varints (0, -1, 1, -2 ... to 0, 1, 2, 3 ...).
-#[inline]
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-#[inline]
-fn varint_field(out: &mut Vec<u8>, number: u32, v: u64) {
-    tag(out, number, VARINT);
-    varint(out, v);
-}
-
+/// An unsigned varint field.
 #[inline]
 fn uint(out: &mut Vec<u8>, number: u32, v: u64) {
     varint_field(out, number, v);
-}
-
-#[inline]
-fn double(out: &mut Vec<u8>, number: u32, v: f64) {
-    tag(out, number, I64);
-    out.extend_from_slice(&v.to_le_bytes());
-}
-
-#[inline]
-fn string(out: &mut Vec<u8>, number: u32, s: &str) {
-    tag(out, number, LEN);
-    varint(out, s.len() as u64);
-    out.extend_from_slice(s.as_bytes());
-}
-
-/// A length-delimited value being written: where its body starts and how
-/// many bytes were reserved before it for its length.
-#[derive(Clone, Copy, Debug)]
-struct Open {
-    body: usize,
-    width: usize,
-}
-
-/// Reserves `guess` bytes for a length (the tag, if any, already written).
-#[inline]
-fn open(out: &mut Vec<u8>, guess: usize) -> Open {
-    out.extend_from_slice(&[0u8; 10][..guess]);
-    Open { body: out.len(), width: guess }
-}
-
-/// Writes the length of the body since `open`, shifting the body when the
-/// length takes more or fewer bytes than were reserved; returns how many
-/// it took.
-#[inline]
-fn close(out: &mut Vec<u8>, open: Open) -> usize {
-    let len = out.len() - open.body;
-    let start = open.body - open.width;
-    if len < 0x80 && open.width == 1 {
-        out[start] = len as u8;
-        return 1;
-    }
-    let width = varint_len(len as u64);
-    shift_body(out, open, width);
-    let mut buf = [0u8; 10];
-    varint_into(&mut buf, len as u64);
-    out[start..start + width].copy_from_slice(&buf[..width]);
-    width
-}
-
-#[cold]
-fn shift_body(out: &mut Vec<u8>, open: Open, width: usize) {
-    let end = out.len();
-    if width > open.width {
-        let by = width - open.width;
-        out.resize(end + by, 0);
-        out.copy_within(open.body..end, open.body + by);
-    } else if width < open.width {
-        let by = open.width - width;
-        out.copy_within(open.body..end, open.body - by);
-        out.truncate(end - by);
-    }
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@
 //! | [`proto`] | the hand-declared remote_write messages (`prost` derive, no `protoc`) |
 //! | [`OtlpEncoder`], [`EncodedOtlp`], [`Temporality`] | one registry walk → OTLP/HTTP protobuf `ExportMetricsServiceRequest`, cumulative or delta |
 //! | [`OtlpPush`], [`OtlpPushHandle`] | the OTLP/HTTP client: remote_write's delivery (queue, retries, accounting), shared, with the OTLP encoder |
-//! | [`otlp_proto`] | the hand-declared OTLP metrics messages (`prost` derive, no gRPC stack) |
+//! | [`otlp_proto`] | the OTLP metrics messages, hand-declared with `prost` derive (no gRPC stack), to read an OTLP body back: the encoder writes the wire format directly |
 //! | [`Pushgateway`], [`GroupingKey`] | push (`PUT`), push-add (`POST`) and delete of a group |
 //! | [`metrics`] | the clients' own `remote_write_*` and `otlp_*` metrics |
 //! | [`ConfigError`], [`EncodeError`], [`SendError`] | typed errors |

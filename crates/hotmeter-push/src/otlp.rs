@@ -45,18 +45,12 @@ use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use hotmeter::expose::Desc;
-use hotmeter::expose::{Labels, Value, Visitor};
+use hotmeter::expose::{CounterRun, Labels, Value, Visitor};
 use hotmeter::native::{NativeBuckets, NativeBucketsRef, merge_down};
 use hotmeter::{Exemplar, Registry};
-use prost::Message;
+use hotmeter_format::wire::{self, FixedFields, LEN, Open};
 
-use crate::error::{ConfigError, EncodeError};
-use crate::otlp_proto::{
-    AggregationTemporality, AnyValue, ExponentialHistogram, ExponentialHistogramDataPoint, ExportMetricsServiceRequest,
-    Gauge, Histogram, HistogramDataPoint, InstrumentationScope, KeyValue, Metric, NumberDataPoint, Resource,
-    ResourceMetrics, ScopeMetrics, Sum, Summary, SummaryDataPoint, any_value, exemplar,
-    exponential_histogram_data_point::Buckets, metric::Data, number_data_point, summary_data_point::ValueAtQuantile,
-};
+use crate::error::ConfigError;
 
 /// The OpenTelemetry semantic conventions' schema the resource attributes
 /// follow (`service.name`, `service.instance.id`).
@@ -64,6 +58,100 @@ pub const SCHEMA_URL: &str = "https://opentelemetry.io/schemas/1.26.0";
 
 /// The instrumentation scope every export names.
 const SCOPE_NAME: &str = "hotmeter";
+
+/// Field numbers of the messages written, as the upstream
+/// `opentelemetry/proto/{collector/metrics/v1,metrics/v1,common/v1,resource/v1}`
+/// files (and [`crate::otlp_proto`], which tests decode with) declare them.
+/// Fields are written in field-number order (a oneof at its first
+/// field's place) and zero values of plain fields are left out, as prost
+/// writes a message: a body re-encoded by prost is the same bytes (the
+/// tests check).
+mod field {
+    pub(super) mod request {
+        pub(crate) const RESOURCE_METRICS: u32 = 1;
+    }
+    pub(super) mod resource_metrics {
+        pub(crate) const RESOURCE: u32 = 1;
+        pub(crate) const SCOPE_METRICS: u32 = 2;
+        pub(crate) const SCHEMA_URL: u32 = 3;
+    }
+    pub(super) mod resource {
+        pub(crate) const ATTRIBUTES: u32 = 1;
+    }
+    pub(super) mod scope_metrics {
+        pub(crate) const SCOPE: u32 = 1;
+        pub(crate) const METRICS: u32 = 2;
+    }
+    pub(super) mod scope {
+        pub(crate) const NAME: u32 = 1;
+        pub(crate) const VERSION: u32 = 2;
+    }
+    pub(super) mod key_value {
+        pub(crate) const KEY: u32 = 1;
+        pub(crate) const VALUE: u32 = 2;
+        /// `AnyValue.string_value`.
+        pub(crate) const STRING_VALUE: u32 = 1;
+    }
+    pub(super) mod metric {
+        pub(crate) const NAME: u32 = 1;
+        pub(crate) const DESCRIPTION: u32 = 2;
+        pub(crate) const UNIT: u32 = 3;
+    }
+    /// `Gauge`, `Sum`, `Histogram`, `ExponentialHistogram`, `Summary`.
+    pub(super) mod data {
+        pub(crate) const DATA_POINTS: u32 = 1;
+        pub(crate) const AGGREGATION_TEMPORALITY: u32 = 2;
+        pub(crate) const IS_MONOTONIC: u32 = 3;
+    }
+    /// Fields every kind of data point has at the same number.
+    pub(super) mod point {
+        pub(crate) const START_TIME_UNIX_NANO: u32 = 2;
+        pub(crate) const TIME_UNIX_NANO: u32 = 3;
+        pub(crate) const COUNT: u32 = 4;
+        pub(crate) const SUM: u32 = 5;
+    }
+    pub(super) mod number {
+        pub(crate) const AS_DOUBLE: u32 = 4;
+        pub(crate) const EXEMPLARS: u32 = 5;
+        pub(crate) const AS_INT: u32 = 6;
+        pub(crate) const ATTRIBUTES: u32 = 7;
+    }
+    pub(super) mod histogram {
+        pub(crate) const BUCKET_COUNTS: u32 = 6;
+        pub(crate) const EXPLICIT_BOUNDS: u32 = 7;
+        pub(crate) const EXEMPLARS: u32 = 8;
+        pub(crate) const ATTRIBUTES: u32 = 9;
+    }
+    pub(super) mod exponential {
+        pub(crate) const ATTRIBUTES: u32 = 1;
+        pub(crate) const SCALE: u32 = 6;
+        pub(crate) const ZERO_COUNT: u32 = 7;
+        pub(crate) const POSITIVE: u32 = 8;
+        pub(crate) const NEGATIVE: u32 = 9;
+        pub(crate) const EXEMPLARS: u32 = 11;
+        pub(crate) const ZERO_THRESHOLD: u32 = 14;
+        /// `Buckets.offset`, `Buckets.bucket_counts`.
+        pub(crate) const OFFSET: u32 = 1;
+        pub(crate) const BUCKET_COUNTS: u32 = 2;
+    }
+    pub(super) mod summary {
+        pub(crate) const QUANTILE_VALUES: u32 = 6;
+        pub(crate) const ATTRIBUTES: u32 = 7;
+        /// `ValueAtQuantile.quantile`, `ValueAtQuantile.value`.
+        pub(crate) const QUANTILE: u32 = 1;
+        pub(crate) const VALUE: u32 = 2;
+    }
+    pub(super) mod exemplar {
+        pub(crate) const TIME_UNIX_NANO: u32 = 2;
+        pub(crate) const AS_DOUBLE: u32 = 3;
+        pub(crate) const TRACE_ID: u32 = 5;
+        pub(crate) const FILTERED_ATTRIBUTES: u32 = 7;
+    }
+}
+
+/// `AggregationTemporality` values.
+const DELTA: u64 = 1;
+const CUMULATIVE: u64 = 2;
 
 /// Whether sums and histograms are sent as totals or as changes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -78,8 +166,10 @@ pub enum Temporality {
     Delta,
 }
 
-/// Encodes a registry as OTLP metrics, reusing its buffers from one export
-/// to the next.
+/// Encodes a registry as OTLP metrics, writing the protobuf body straight
+/// from one registry walk (no message structs, no allocation per series
+/// once its buffers have grown), reusing its buffers from one export to
+/// the next.
 ///
 /// # Examples
 /// ```
@@ -89,7 +179,7 @@ pub enum Temporality {
 /// let registry = hotmeter::Registry::new();
 /// registry.counter("jobs_total", "Jobs.")?.inc_by(3);
 /// let mut encoder = hotmeter_push::OtlpEncoder::new("batch-worker")?.attribute("deployment.environment.name", "prod")?;
-/// let body = encoder.encode(&registry, 1_700_000_000_000_000_000)?.body.to_vec();
+/// let body = encoder.encode(&registry, 1_700_000_000_000_000_000).body.to_vec();
 /// let request = ExportMetricsServiceRequest::decode(&body[..])?;
 /// let metric = &request.resource_metrics[0].scope_metrics[0].metrics[0];
 /// assert_eq!(metric.name, "jobs_total");
@@ -99,16 +189,17 @@ pub enum Temporality {
 /// ```
 #[derive(Debug)]
 pub struct OtlpEncoder {
-    resource: Vec<KeyValue>,
+    /// `(key, value)` string attributes, `service.name` first.
+    resource: Vec<(String, String)>,
     temporality: Temporality,
     /// When this encoder was made: the start of a series that keeps none.
     started_unix_nano: u64,
-    request: ExportMetricsServiceRequest,
-    raw: Vec<u8>,
-    /// With delta temporality: each sum's and histogram's last reading.
-    previous: HashMap<SeriesKey, Reading>,
-    /// This export's readings, swapped with `previous` after it.
-    current: HashMap<SeriesKey, Reading>,
+    body: Vec<u8>,
+    /// Widths the export before took for its two outer lengths
+    /// (`ResourceMetrics`, `ScopeMetrics`): this one's guesses.
+    outer_widths: (usize, usize),
+    /// The walk's buffers and guesses, kept from one export to the next.
+    walk: WalkState,
 }
 
 /// One encoded export, borrowed from the [`OtlpEncoder`].
@@ -121,8 +212,78 @@ pub struct EncodedOtlp<'a> {
     pub data_points: u64,
 }
 
-/// A series: its family's name and its label values.
-type SeriesKey = (String, Vec<String>);
+/// What a walk keeps for the next one.
+#[derive(Debug, Default)]
+struct WalkState {
+    /// Widths the last metric, its data and its last point took for their
+    /// lengths: the next ones' guesses (series of a family are alike).
+    metric_width: usize,
+    data_width: usize,
+    point_width: usize,
+    /// With delta temporality: each sum's and histogram's last reading,
+    /// keyed by its family's name, a `0xff` byte (never in UTF-8) and its
+    /// attributes as encoded (the same labels always encode the same, and
+    /// two label sets never do).
+    readings: HashMap<Box<[u8]>, Reading>,
+    /// Counts exports: a reading not seen in this one is gone.
+    export: u64,
+    /// Reused: the key being looked up; a delta's bucket counts; buckets
+    /// being merged down to fit.
+    key: Vec<u8>,
+    counts: Vec<u64>,
+    positive: Vec<(i32, u64)>,
+    negative: Vec<(i32, u64)>,
+    /// Each string family's counter run as last encoded, by family name.
+    runs: HashMap<String, RunCache>,
+    /// The family being walked, as sent: name, description, unit.
+    name: String,
+    help: String,
+    unit: String,
+}
+
+/// A string family's counter run as last encoded: the run's sample
+/// prefixes, which it is checked against at every export, and each
+/// series' attributes, encoded.
+///
+/// The text prefixes name every series exactly (the text spelling of a
+/// label set is one-to-one, constant labels and family name included), so
+/// a run whose prefixes, and each prefix's length, are the same bytes as
+/// at the export before holds the same label sets in the same order, and
+/// their attributes encode the same: they are copied, not encoded again.
+/// Any other run is encoded afresh. Nothing here trusts an address.
+#[derive(Debug, Default)]
+struct RunCache {
+    /// The export that last read it ([`WalkState::export`]).
+    seen: u64,
+    prefixes: Vec<u8>,
+    prefix_lens: Vec<usize>,
+    /// Every series' attributes (`NumberDataPoint` field 7), in order;
+    /// `ends[i]` is where series `i`'s end.
+    attributes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl RunCache {
+    /// Whether `run` is the run this was filled from.
+    fn holds(&self, run: &CounterRun<'_>) -> bool {
+        self.prefix_lens.len() == run.len()
+            && self.prefixes == run.prefixes()
+            && run.iter().zip(&self.prefix_lens).all(|((prefix, _), &len)| prefix.len() == len)
+    }
+
+    fn fill(&mut self, run: &CounterRun<'_>) {
+        self.prefixes.clear();
+        self.prefixes.extend_from_slice(run.prefixes());
+        self.prefix_lens.clear();
+        self.prefix_lens.extend(run.iter().map(|(prefix, _)| prefix.len()));
+        self.attributes.clear();
+        self.ends.clear();
+        for i in 0..run.len() {
+            attributes(&mut self.attributes, field::number::ATTRIBUTES, &run.labels(i));
+            self.ends.push(self.attributes.len());
+        }
+    }
+}
 
 /// What a series read at an export, for the next delta.
 #[derive(Debug, Clone)]
@@ -131,6 +292,8 @@ struct Reading {
     created: Option<u64>,
     /// The export's time: the next delta's start.
     at: u64,
+    /// The export that read it ([`WalkState::export`]).
+    seen: u64,
     value: Cumulative,
 }
 
@@ -151,13 +314,6 @@ enum Cumulative {
     Native(NativeBuckets),
 }
 
-fn string_attribute(key: &str, value: &str) -> KeyValue {
-    KeyValue {
-        key: key.to_owned(),
-        value: Some(AnyValue { value: Some(any_value::Value::StringValue(value.to_owned())) }),
-    }
-}
-
 fn unix_nanos_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
@@ -175,16 +331,12 @@ impl OtlpEncoder {
         let started_unix_nano = unix_nanos_now();
         let instance = format!("{}-{started_unix_nano:x}", std::process::id());
         Ok(Self {
-            resource: vec![
-                string_attribute("service.name", &service_name),
-                string_attribute("service.instance.id", &instance),
-            ],
+            resource: vec![("service.name".to_owned(), service_name), ("service.instance.id".to_owned(), instance)],
             temporality: Temporality::Cumulative,
             started_unix_nano,
-            request: ExportMetricsServiceRequest::default(),
-            raw: Vec::new(),
-            previous: HashMap::new(),
-            current: HashMap::new(),
+            body: Vec::new(),
+            outer_widths: (3, 3),
+            walk: WalkState { metric_width: 2, data_width: 2, point_width: 1, ..WalkState::default() },
         })
     }
 
@@ -198,10 +350,9 @@ impl OtlpEncoder {
         if key == "service.name" && value.is_empty() {
             return Err(ConfigError::InvalidAttribute { key: key.to_owned(), reason: "empty" });
         }
-        let attribute = string_attribute(key, value);
-        match self.resource.iter_mut().find(|kv| kv.key == key) {
-            Some(existing) => *existing = attribute,
-            None => self.resource.push(attribute),
+        match self.resource.iter_mut().find(|(k, _)| k == key) {
+            Some(existing) => existing.1 = value.to_owned(),
+            None => self.resource.push((key.to_owned(), value.to_owned())),
         }
         Ok(self)
     }
@@ -214,111 +365,107 @@ impl OtlpEncoder {
 
     /// The resource attributes every export carries.
     pub fn resource(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.resource.iter().filter_map(|kv| match kv.value.as_ref()?.value.as_ref()? {
-            any_value::Value::StringValue(v) => Some((kv.key.as_str(), v.as_str())),
-            _ => None,
-        })
+        self.resource.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
     /// Walks `registry` once, stamping every point with `time_unix_nano`
     /// (nanoseconds since the Unix epoch), and returns the body.
-    pub fn encode(&mut self, registry: &Registry, time_unix_nano: u64) -> Result<EncodedOtlp<'_>, EncodeError> {
-        let mut metrics = Vec::new();
-        self.current.clear();
-        let mut collector = Collector {
+    pub fn encode(&mut self, registry: &Registry, time_unix_nano: u64) -> EncodedOtlp<'_> {
+        let Self { resource, temporality, started_unix_nano, body: out, outer_widths, walk } = self;
+        out.clear();
+        walk.export += 1;
+        wire::tag(out, field::request::RESOURCE_METRICS, LEN);
+        let resource_metrics = wire::open(out, outer_widths.0);
+        wire::tag(out, field::resource_metrics::RESOURCE, LEN);
+        let resource_open = wire::open(out, 1);
+        for (k, v) in resource.iter() {
+            key_value(out, field::resource::ATTRIBUTES, k, v);
+        }
+        wire::close(out, resource_open);
+        wire::tag(out, field::resource_metrics::SCOPE_METRICS, LEN);
+        let scope_metrics = wire::open(out, outer_widths.1);
+        wire::tag(out, field::scope_metrics::SCOPE, LEN);
+        let scope = wire::open(out, 1);
+        wire::string(out, field::scope::NAME, SCOPE_NAME);
+        wire::string(out, field::scope::VERSION, env!("CARGO_PKG_VERSION"));
+        wire::close(out, scope);
+        let mut writer = Writer {
+            out: &mut *out,
             time: time_unix_nano,
-            fallback_start: self.started_unix_nano,
-            temporality: self.temporality,
-            previous: &self.previous,
-            current: &mut self.current,
-            desc: None,
+            fallback_start: *started_unix_nano,
+            temporality: *temporality,
+            walk: &mut *walk,
             metric: None,
-            out: &mut metrics,
             points: 0,
         };
-        registry.collect(&mut collector);
-        collector.flush();
-        let points = collector.points;
-        // Series not read this time are gone: a later one with their labels
-        // starts a new delta stream.
-        std::mem::swap(&mut self.previous, &mut self.current);
-        self.request.resource_metrics = vec![ResourceMetrics {
-            resource: Some(Resource { attributes: self.resource.clone(), dropped_attributes_count: 0 }),
-            scope_metrics: vec![ScopeMetrics {
-                scope: Some(InstrumentationScope {
-                    name: SCOPE_NAME.to_owned(),
-                    version: env!("CARGO_PKG_VERSION").to_owned(),
-                    attributes: Vec::new(),
-                    dropped_attributes_count: 0,
-                }),
-                metrics,
-                schema_url: String::new(),
-            }],
-            schema_url: SCHEMA_URL.to_owned(),
-        }];
-        self.raw.clear();
-        self.request.encode(&mut self.raw).map_err(EncodeError::Protobuf)?;
-        Ok(EncodedOtlp { body: &self.raw, data_points: points })
-    }
-
-    /// Data points in the request the last [`encode`](Self::encode) built.
-    pub fn data_points(&self) -> u64 {
-        let points = |m: &Metric| match &m.data {
-            Some(Data::Gauge(g)) => g.data_points.len(),
-            Some(Data::Sum(s)) => s.data_points.len(),
-            Some(Data::Histogram(h)) => h.data_points.len(),
-            Some(Data::ExponentialHistogram(h)) => h.data_points.len(),
-            Some(Data::Summary(s)) => s.data_points.len(),
-            None => 0,
-        };
-        self.request
-            .resource_metrics
-            .iter()
-            .flat_map(|r| &r.scope_metrics)
-            .flat_map(|s| &s.metrics)
-            .map(points)
-            .sum::<usize>() as u64
-    }
-
-    /// The request the last [`encode`](Self::encode) built.
-    pub fn request(&self) -> &ExportMetricsServiceRequest {
-        &self.request
+        registry.collect(&mut writer);
+        writer.close_metric();
+        let points = writer.points;
+        outer_widths.1 = wire::close(out, scope_metrics);
+        wire::string(out, field::resource_metrics::SCHEMA_URL, SCHEMA_URL);
+        outer_widths.0 = wire::close(out, resource_metrics);
+        let export = walk.export;
+        if *temporality == Temporality::Delta {
+            // Series not read this time are gone: a later one with their
+            // labels starts a new delta stream.
+            walk.readings.retain(|_, r| r.seen == export);
+        }
+        walk.runs.retain(|_, run| run.seen == export);
+        EncodedOtlp { body: out, data_points: points }
     }
 }
 
-/// The registry walk of one export.
-struct Collector<'a> {
-    time: u64,
-    fallback_start: u64,
-    temporality: Temporality,
-    previous: &'a HashMap<SeriesKey, Reading>,
-    current: &'a mut HashMap<SeriesKey, Reading>,
-    /// The family being walked: name, help, unit.
-    desc: Option<(String, String, String)>,
-    /// Its metric, made at its first point.
-    metric: Option<Metric>,
-    out: &'a mut Vec<Metric>,
-    points: u64,
+/// A `KeyValue` with a string value (its length computed up front).
+#[inline]
+fn key_value(out: &mut Vec<u8>, number: u32, key: &str, value: &str) {
+    use field::key_value as kv;
+    // `AnyValue { string_value }`: a oneof, written even when empty.
+    let any = wire::bytes_field_len(kv::STRING_VALUE, value.len());
+    let key_len = if key.is_empty() { 0 } else { wire::bytes_field_len(kv::KEY, key.len()) };
+    let len = key_len + wire::bytes_field_len(kv::VALUE, any);
+    out.reserve(wire::bytes_field_len(number, len));
+    wire::tag(out, number, LEN);
+    wire::varint(out, len as u64);
+    if !key.is_empty() {
+        wire::string(out, kv::KEY, key);
+    }
+    wire::tag(out, kv::VALUE, LEN);
+    wire::varint(out, any as u64);
+    wire::string(out, kv::STRING_VALUE, value);
 }
 
-/// Which kind of points a value makes.
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// A series' labels as string attributes, constant labels first.
+#[inline]
+fn attributes(out: &mut Vec<u8>, number: u32, labels: &Labels<'_>) {
+    for (name, value) in labels.iter() {
+        key_value(out, number, name, value);
+    }
+}
+
+/// A `fixed64` field, left out when zero (as proto3 writes plain fields).
+#[inline]
+fn fixed64(out: &mut Vec<u8>, number: u32, v: u64) {
+    if v != 0 {
+        wire::fixed64(out, number, v);
+    }
+}
+
+/// A `double` field, left out when zero.
+#[inline]
+fn double(out: &mut Vec<u8>, number: u32, v: f64) {
+    if v != 0.0 {
+        wire::double(out, number, v);
+    }
+}
+
+/// Which kind of points a value makes, and where a metric keeps them.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Kind {
-    Gauge,
-    Sum,
-    Histogram,
-    Exponential,
-    Summary,
-}
-
-fn kind_of(data: &Data) -> Kind {
-    match data {
-        Data::Gauge(_) => Kind::Gauge,
-        Data::Sum(_) => Kind::Sum,
-        Data::Histogram(_) => Kind::Histogram,
-        Data::ExponentialHistogram(_) => Kind::Exponential,
-        Data::Summary(_) => Kind::Summary,
-    }
+    Gauge = 5,
+    Sum = 7,
+    Histogram = 9,
+    Exponential = 10,
+    Summary = 11,
 }
 
 /// A unit as OTLP writes it (UCUM, `metrics.proto`: `s`, `By`, `1`):
@@ -345,33 +492,28 @@ fn ucum(unit: &str) -> &str {
     }
 }
 
-/// A counter's total as a point value: an integer while it fits.
-fn int_value(v: u64) -> number_data_point::Value {
-    i64::try_from(v).map_or(number_data_point::Value::AsDouble(v as f64), number_data_point::Value::AsInt)
-}
-
-/// An exemplar as OTLP has them.
-fn exemplar(e: &Exemplar) -> crate::otlp_proto::Exemplar {
+/// An `Exemplar`: a trace id of 32 hex digits, not all zero (the W3C
+/// invalid id), as OTLP's 16 bytes; any other as a `trace_id` attribute.
+fn exemplar(out: &mut Vec<u8>, number: u32, e: &Exemplar) {
+    use field::exemplar as x;
     let id = e.trace_id.as_str();
-    // 32 hex digits, not all zero (the W3C invalid id): OTLP's 16 bytes.
     let hex = id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) && id.bytes().any(|b| b != b'0');
-    let trace_id = if hex {
-        (0..16).map(|i| u8::from_str_radix(&id[2 * i..2 * i + 2], 16).unwrap_or(0)).collect()
-    } else {
-        Vec::new()
-    };
+    wire::tag(out, number, LEN);
+    let open = wire::open(out, 1);
     let time = if e.timestamp.is_finite() && e.timestamp > 0.0 { (e.timestamp * 1e9) as u64 } else { 0 };
-    crate::otlp_proto::Exemplar {
-        filtered_attributes: if hex { Vec::new() } else { vec![string_attribute("trace_id", id)] },
-        time_unix_nano: time,
-        value: Some(exemplar::Value::AsDouble(e.value)),
-        span_id: Vec::new(),
-        trace_id,
+    fixed64(out, x::TIME_UNIX_NANO, time);
+    // A oneof: written even when zero.
+    wire::double(out, x::AS_DOUBLE, e.value);
+    if hex {
+        let mut trace_id = [0u8; 16];
+        for (i, byte) in trace_id.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&id[2 * i..2 * i + 2], 16).unwrap_or(0);
+        }
+        wire::bytes(out, x::TRACE_ID, &trace_id);
+    } else {
+        key_value(out, x::FILTERED_ATTRIBUTES, "trace_id", id);
     }
-}
-
-fn exemplars(slots: &[Option<Exemplar>]) -> Vec<crate::otlp_proto::Exemplar> {
-    slots.iter().flatten().map(exemplar).collect()
+    wire::close(out, open);
 }
 
 /// Most buckets an exponential point carries per sign. OTLP's buckets are
@@ -381,9 +523,6 @@ fn exemplars(slots: &[Option<Exemplar>]) -> Vec<crate::otlp_proto::Exemplar> {
 /// never splits a bucket; at scale -4 all of f64 takes about 130).
 const MAX_DENSE_BUCKETS: i64 = 2048;
 
-/// Populated buckets, `(Prometheus index, count)`, ascending.
-type SparseBuckets = Vec<(i32, u64)>;
-
 /// The width of a run of populated buckets, in buckets.
 fn span(buckets: &[(i32, u64)]) -> i64 {
     match (buckets.first(), buckets.last()) {
@@ -392,147 +531,240 @@ fn span(buckets: &[(i32, u64)]) -> i64 {
     }
 }
 
-/// The scale and both signs' buckets of an exponential point, merged down
-/// until each fits [`MAX_DENSE_BUCKETS`].
-fn fit(schema: i8, mut positive: SparseBuckets, mut negative: SparseBuckets) -> (i32, SparseBuckets, SparseBuckets) {
-    let mut scale = i32::from(schema);
-    while (span(&positive) > MAX_DENSE_BUCKETS || span(&negative) > MAX_DENSE_BUCKETS) && scale > -4 {
-        merge_down(&mut positive, 1);
-        merge_down(&mut negative, 1);
-        scale -= 1;
+/// Prometheus' populated buckets `(index, count)` as OTLP's dense
+/// `Buckets` message (Prometheus' bucket `i` is OTLP's `i - 1`); nothing
+/// for none.
+fn dense(out: &mut Vec<u8>, number: u32, buckets: &[(i32, u64)]) {
+    use field::exponential as e;
+    let Some(&(first, _)) = buckets.first() else { return };
+    // Every bucket in the run is a varint: a gap is a zero, one byte.
+    let gaps = usize::try_from(span(buckets)).unwrap_or(0) - buckets.len();
+    let packed = gaps + buckets.iter().map(|&(_, c)| wire::varint_len(c)).sum::<usize>();
+    let offset = wire::zigzag(i64::from(first.saturating_sub(1)));
+    let len =
+        if offset != 0 { 1 + wire::varint_len(offset) } else { 0 } + wire::bytes_field_len(e::BUCKET_COUNTS, packed);
+    wire::tag(out, number, LEN);
+    wire::varint(out, len as u64);
+    if offset != 0 {
+        wire::varint_field(out, e::OFFSET, offset);
     }
-    (scale, positive, negative)
-}
-
-/// Prometheus' populated buckets `(index, count)` as OTLP's dense run:
-/// Prometheus' bucket `i` is OTLP's `i - 1`.
-fn dense(buckets: &[(i32, u64)]) -> Option<Buckets> {
-    let first = buckets.first()?.0;
-    let mut counts = vec![0u64; usize::try_from(span(buckets)).unwrap_or(0)];
+    wire::tag(out, e::BUCKET_COUNTS, LEN);
+    wire::varint(out, packed as u64);
+    let mut next = first;
     for &(i, c) in buckets {
-        counts[usize::try_from(i64::from(i) - i64::from(first)).unwrap_or(0)] = c;
+        out.resize(out.len() + usize::try_from(i - next).unwrap_or(0), 0);
+        wire::varint(out, c);
+        next = i + 1;
     }
-    Some(Buckets { offset: first.saturating_sub(1), bucket_counts: counts })
 }
 
-impl Collector<'_> {
-    fn flush(&mut self) {
-        if let Some(metric) = self.metric.take() {
-            self.out.push(metric);
+/// The metric being written: its kind and its two open lengths.
+struct OpenMetric {
+    kind: Kind,
+    metric: Open,
+    data: Open,
+}
+
+/// The registry walk of one export, writing as it goes.
+struct Writer<'a> {
+    out: &'a mut Vec<u8>,
+    time: u64,
+    fallback_start: u64,
+    temporality: Temporality,
+    walk: &'a mut WalkState,
+    /// The current family's metric, opened at its first point.
+    metric: Option<OpenMetric>,
+    points: u64,
+}
+
+/// A sum's or histogram's point as [`Writer::settle`] decides it: where it
+/// starts and, for a delta, what it gained (`None`: send the reading as
+/// it is).
+struct Settled<T> {
+    start: u64,
+    gained: Option<T>,
+}
+
+impl Writer<'_> {
+    fn temporality_number(&self) -> u64 {
+        match self.temporality {
+            Temporality::Cumulative => CUMULATIVE,
+            Temporality::Delta => DELTA,
         }
     }
 
-    /// The current family's metric with `kind` points, made (or, if its
-    /// points so far are of another kind, started anew) as needed.
-    fn data(&mut self, kind: Kind, temporality: AggregationTemporality) -> &mut Data {
-        if self.metric.as_ref().and_then(|m| m.data.as_ref()).is_some_and(|d| kind_of(d) != kind) {
-            self.flush();
+    /// Ends the open metric: the data's own fields after its points, then
+    /// both lengths.
+    fn close_metric(&mut self) {
+        let Some(m) = self.metric.take() else { return };
+        let temporality = self.temporality_number();
+        let out = &mut *self.out;
+        match m.kind {
+            Kind::Sum => {
+                wire::varint_field(out, field::data::AGGREGATION_TEMPORALITY, temporality);
+                wire::varint_field(out, field::data::IS_MONOTONIC, 1);
+            }
+            Kind::Histogram | Kind::Exponential => {
+                wire::varint_field(out, field::data::AGGREGATION_TEMPORALITY, temporality);
+            }
+            Kind::Gauge | Kind::Summary => {}
+        }
+        self.walk.data_width = wire::close(out, m.data);
+        self.walk.metric_width = wire::close(out, m.metric);
+    }
+
+    /// Opens a point of `kind` in the current family's metric (making the
+    /// metric at its first point, or anew when a collector's family changes
+    /// kind). Returns the point, to [`close_point`](Self::close_point).
+    fn open_point(&mut self, kind: Kind) -> Open {
+        if self.metric.as_ref().is_some_and(|m| m.kind != kind) {
+            self.close_metric();
         }
         if self.metric.is_none() {
-            let (name, description, unit) = self.desc.clone().unwrap_or_default();
-            self.metric = Some(Metric { name, description, unit, data: None });
-        }
-        let metric = self.metric.as_mut().expect("made just above");
-        let data = metric.data.get_or_insert_with(|| match kind {
-            Kind::Gauge => Data::Gauge(Gauge::default()),
-            Kind::Sum => Data::Sum(Sum {
-                data_points: Vec::new(),
-                aggregation_temporality: temporality as i32,
-                is_monotonic: true,
-            }),
-            Kind::Histogram => {
-                Data::Histogram(Histogram { data_points: Vec::new(), aggregation_temporality: temporality as i32 })
+            let out = &mut *self.out;
+            let walk = &*self.walk;
+            wire::tag(out, field::scope_metrics::METRICS, LEN);
+            let metric = wire::open(out, walk.metric_width);
+            if !walk.name.is_empty() {
+                wire::string(out, field::metric::NAME, &walk.name);
             }
-            Kind::Exponential => Data::ExponentialHistogram(ExponentialHistogram {
-                data_points: Vec::new(),
-                aggregation_temporality: temporality as i32,
-            }),
-            Kind::Summary => Data::Summary(Summary::default()),
-        });
-        self.points += 1;
-        data
-    }
-
-    fn aggregation(&self) -> AggregationTemporality {
-        match self.temporality {
-            Temporality::Cumulative => AggregationTemporality::Cumulative,
-            Temporality::Delta => AggregationTemporality::Delta,
+            if !walk.help.is_empty() {
+                wire::string(out, field::metric::DESCRIPTION, &walk.help);
+            }
+            if !walk.unit.is_empty() {
+                wire::string(out, field::metric::UNIT, &walk.unit);
+            }
+            wire::tag(out, kind as u32, LEN);
+            let data = wire::open(out, walk.data_width);
+            self.metric = Some(OpenMetric { kind, metric, data });
         }
+        self.points += 1;
+        wire::tag(self.out, field::data::DATA_POINTS, LEN);
+        wire::open(self.out, self.walk.point_width)
     }
 
-    /// Where a sum's or histogram's point starts and what it carries: the
-    /// cumulative reading itself, or (delta) what it gained since the last
-    /// export's, with `subtract` making the change (`None`: a reset).
-    fn settle(
+    fn close_point(&mut self, point: Open) {
+        self.walk.point_width = wire::close(self.out, point);
+    }
+
+    /// Where a sum's or histogram's point starts and (delta) what it
+    /// gained since the export before: `subtract(now, before)` makes the
+    /// change, `None` for a reset; `record(now)` is the reading to keep.
+    /// The series is known by its family's name and its attributes as
+    /// encoded.
+    fn settle<T>(
         &mut self,
-        labels: &Labels<'_>,
-        reading: Cumulative,
-        subtract: impl FnOnce(&Cumulative, &Cumulative) -> Option<Cumulative>,
-    ) -> (u64, Cumulative) {
-        let created = labels.created_unix_nanos();
+        created: Option<u64>,
+        attributes: Attributes<'_, '_>,
+        subtract: impl FnOnce(&Cumulative, &mut WalkScratch<'_>) -> Option<T>,
+        record: impl FnOnce(&mut Option<Cumulative>),
+    ) -> Settled<T> {
         // Never after the point's own time (a series made during the walk).
         let series_start = created.unwrap_or(self.fallback_start).min(self.time);
         if self.temporality == Temporality::Cumulative {
-            return (series_start, reading);
+            return Settled { start: series_start, gained: None };
         }
-        let name = self.desc.as_ref().map(|d| d.0.clone()).unwrap_or_default();
-        let key = (name, labels.iter().flat_map(|(n, v)| [n.to_owned(), v.to_owned()]).collect());
-        let point = match self.previous.get(&key) {
-            // The same series as at the export before: what it gained since,
-            // or, if it went down (a collector's source restarted, bounds
-            // changed), everything it has, counted from that export on.
-            Some(p) if p.created == created => match subtract(&reading, &p.value) {
-                Some(gained) => (p.at, gained),
-                None => (p.at, reading.clone()),
+        let walk = &mut *self.walk;
+        walk.key.clear();
+        walk.key.extend_from_slice(walk.name.as_bytes());
+        walk.key.push(0xff);
+        attributes.write(&mut walk.key);
+        let (time, export) = (self.time, walk.export);
+        let mut scratch = WalkScratch { counts: &mut walk.counts };
+        match walk.readings.get_mut(&walk.key[..]) {
+            Some(reading) => {
+                let settled = if reading.created == created {
+                    // The same series as at the export before: what it
+                    // gained since, or, if it went down (a collector's
+                    // source restarted, bounds changed), everything it
+                    // has, counted from that export on.
+                    Settled { start: reading.at, gained: subtract(&reading.value, &mut scratch) }
+                } else {
+                    // A new series under the same labels: a new stream.
+                    Settled { start: series_start, gained: None }
+                };
+                // Kept in place: a histogram's vectors are reused.
+                let mut kept = Some(std::mem::replace(&mut reading.value, Cumulative::Int(0)));
+                record(&mut kept);
+                if let Some(value) = kept {
+                    reading.value = value;
+                }
+                (reading.created, reading.at, reading.seen) = (created, time, export);
+                settled
+            }
+            None => {
+                let mut value = None;
+                record(&mut value);
+                if let Some(value) = value {
+                    walk.readings.insert(Box::from(&walk.key[..]), Reading { created, at: time, seen: export, value });
+                }
+                Settled { start: series_start, gained: None }
+            }
+        }
+    }
+
+    fn sum(
+        &mut self,
+        attributes: Attributes<'_, '_>,
+        created: Option<u64>,
+        value: Number,
+        exemplar: Option<&Exemplar>,
+    ) {
+        use field::number as n;
+        let settled = self.settle(
+            created,
+            attributes,
+            |before, _| match (value, before) {
+                (Number::Int(now), Cumulative::Int(b)) => now.checked_sub(*b).map(Number::Int),
+                (Number::Float(now), Cumulative::Float(b)) => (now >= *b).then(|| Number::Float(now - b)),
+                _ => None,
             },
-            // New, or a new series under the same labels: a new stream.
-            _ => (series_start, reading.clone()),
-        };
-        self.current.insert(key, Reading { created, at: self.time, value: reading });
-        point
-    }
-
-    fn attributes(labels: &Labels<'_>) -> Vec<KeyValue> {
-        labels.iter().map(|(n, v)| string_attribute(n, v)).collect()
-    }
-
-    fn sum(&mut self, labels: &Labels<'_>, reading: Cumulative, exemplar: Option<&Exemplar>) {
-        let (start, value) = self.settle(labels, reading, |now, before| match (now, before) {
-            (Cumulative::Int(n), Cumulative::Int(b)) => n.checked_sub(*b).map(Cumulative::Int),
-            (Cumulative::Float(n), Cumulative::Float(b)) => (n >= b).then(|| Cumulative::Float(n - b)),
-            _ => None,
-        });
-        let value = match value {
-            Cumulative::Int(v) => int_value(v),
-            Cumulative::Float(v) => number_data_point::Value::AsDouble(v),
-            _ => unreachable!("a sum reads a number"),
-        };
-        let point = NumberDataPoint {
-            attributes: Self::attributes(labels),
-            start_time_unix_nano: start,
-            time_unix_nano: self.time,
-            value: Some(value),
-            exemplars: exemplar.map(self::exemplar).into_iter().collect(),
-            flags: 0,
-        };
-        let temporality = self.aggregation();
-        if let Data::Sum(sum) = self.data(Kind::Sum, temporality) {
-            sum.data_points.push(point);
+            |kept| {
+                *kept = Some(match value {
+                    Number::Int(v) => Cumulative::Int(v),
+                    Number::Float(v) => Cumulative::Float(v),
+                });
+            },
+        );
+        let point = self.open_point(Kind::Sum);
+        let mut fields = FixedFields::default();
+        if settled.start != 0 {
+            fields.fixed64(field::point::START_TIME_UNIX_NANO, settled.start);
         }
+        if self.time != 0 {
+            fields.fixed64(field::point::TIME_UNIX_NANO, self.time);
+        }
+        match settled.gained.unwrap_or(value) {
+            // An integer while it fits an `int64`.
+            Number::Int(v) => match i64::try_from(v) {
+                Ok(v) => fields.fixed64(n::AS_INT, v as u64),
+                Err(_) => fields.double(n::AS_DOUBLE, v as f64),
+            },
+            Number::Float(v) => fields.double(n::AS_DOUBLE, v),
+        }
+        let out = &mut *self.out;
+        fields.append_to(out);
+        if let Some(e) = exemplar {
+            self::exemplar(out, n::EXEMPLARS, e);
+        }
+        attributes.write(out);
+        self.close_point(point);
     }
 
-    fn gauge(&mut self, labels: &Labels<'_>, value: number_data_point::Value) {
-        let point = NumberDataPoint {
-            attributes: Self::attributes(labels),
-            start_time_unix_nano: 0,
-            time_unix_nano: self.time,
-            value: Some(value),
-            exemplars: Vec::new(),
-            flags: 0,
-        };
-        if let Data::Gauge(gauge) = self.data(Kind::Gauge, AggregationTemporality::Unspecified) {
-            gauge.data_points.push(point);
+    fn gauge(&mut self, labels: &Labels<'_>, value: GaugeValue) {
+        use field::number as n;
+        let point = self.open_point(Kind::Gauge);
+        let mut fields = FixedFields::default();
+        if self.time != 0 {
+            fields.fixed64(field::point::TIME_UNIX_NANO, self.time);
         }
+        match value {
+            GaugeValue::Int(v) => fields.fixed64(n::AS_INT, v as u64),
+            GaugeValue::Float(v) => fields.double(n::AS_DOUBLE, v),
+        }
+        fields.append_to(self.out);
+        attributes(self.out, n::ATTRIBUTES, labels);
+        self.close_point(point);
     }
 
     fn histogram(
@@ -544,105 +776,235 @@ impl Collector<'_> {
         count: u64,
         slots: &[Option<Exemplar>],
     ) {
-        let reading = Cumulative::Buckets { bounds: bounds.to_vec(), counts: counts.to_vec(), sum, count };
-        let (start, value) = self.settle(labels, reading, |now, before| match (now, before) {
-            (
-                Cumulative::Buckets { bounds: nb, counts: n, sum: ns, count: nc },
-                Cumulative::Buckets { bounds: bb, counts: b, sum: bs, count: bc },
-            ) if nb == bb && n.len() == b.len() => {
-                let counts = n.iter().zip(b).map(|(n, b)| n.checked_sub(*b)).collect::<Option<Vec<u64>>>()?;
-                Some(Cumulative::Buckets { bounds: nb.clone(), counts, sum: ns - bs, count: nc.checked_sub(*bc)? })
-            }
-            _ => None,
-        });
-        let Cumulative::Buckets { counts, sum, count, .. } = value else { unreachable!("a histogram reads buckets") };
-        let point = HistogramDataPoint {
-            attributes: Self::attributes(labels),
-            start_time_unix_nano: start,
-            time_unix_nano: self.time,
-            count,
-            sum: Some(sum),
-            bucket_counts: counts,
-            explicit_bounds: bounds.to_vec(),
-            exemplars: exemplars(slots),
-            flags: 0,
+        use field::histogram as h;
+        let settled = self.settle(
+            labels.created_unix_nanos(),
+            Attributes::Labels { labels, number: h::ATTRIBUTES },
+            |before, scratch| match before {
+                Cumulative::Buckets { bounds: bb, counts: b, sum: bs, count: bc }
+                    if bb.as_slice() == bounds && b.len() == counts.len() =>
+                {
+                    scratch.counts.clear();
+                    for (n, b) in counts.iter().zip(b) {
+                        scratch.counts.push(n.checked_sub(*b)?);
+                    }
+                    Some((sum - bs, count.checked_sub(*bc)?))
+                }
+                _ => None,
+            },
+            |kept| match kept {
+                Some(Cumulative::Buckets { bounds: kb, counts: kc, sum: ks, count: kn }) => {
+                    kb.clear();
+                    kb.extend_from_slice(bounds);
+                    kc.clear();
+                    kc.extend_from_slice(counts);
+                    (*ks, *kn) = (sum, count);
+                }
+                _ => {
+                    *kept = Some(Cumulative::Buckets { bounds: bounds.to_vec(), counts: counts.to_vec(), sum, count });
+                }
+            },
+        );
+        let point = self.open_point(Kind::Histogram);
+        let (counts, sum, count) = match settled.gained {
+            Some((sum, count)) => (&self.walk.counts[..], sum, count),
+            None => (counts, sum, count),
         };
-        let temporality = self.aggregation();
-        if let Data::Histogram(h) = self.data(Kind::Histogram, temporality) {
-            h.data_points.push(point);
+        let out = &mut *self.out;
+        fixed64(out, field::point::START_TIME_UNIX_NANO, settled.start);
+        fixed64(out, field::point::TIME_UNIX_NANO, self.time);
+        fixed64(out, field::point::COUNT, count);
+        // `optional`: written even when zero.
+        wire::double(out, field::point::SUM, sum);
+        if !counts.is_empty() {
+            wire::tag(out, h::BUCKET_COUNTS, LEN);
+            wire::varint(out, 8 * counts.len() as u64);
+            for &c in counts {
+                out.extend_from_slice(&c.to_le_bytes());
+            }
         }
+        if !bounds.is_empty() {
+            wire::tag(out, h::EXPLICIT_BOUNDS, LEN);
+            wire::varint(out, 8 * bounds.len() as u64);
+            for &b in bounds {
+                out.extend_from_slice(&b.to_le_bytes());
+            }
+        }
+        for e in slots.iter().flatten() {
+            exemplar(out, h::EXEMPLARS, e);
+        }
+        attributes(self.out, h::ATTRIBUTES, labels);
+        self.close_point(point);
     }
 
     fn exponential(&mut self, labels: &Labels<'_>, native: &NativeBucketsRef<'_>, slots: &[Option<Exemplar>]) {
-        let reading = Cumulative::Native(NativeBuckets {
-            schema: native.schema,
-            zero_threshold: native.zero_threshold,
-            zero_count: native.zero_count,
-            count: native.count,
-            sum: native.sum,
-            positive: native.positive.to_vec(),
-            negative: native.negative.to_vec(),
-        });
-        let (start, value) = self.settle(labels, reading, |now, before| match (now, before) {
-            (Cumulative::Native(now), Cumulative::Native(before)) => now.increase_since(before).map(Cumulative::Native),
-            _ => None,
-        });
-        let Cumulative::Native(buckets) = value else { unreachable!("a native histogram reads native buckets") };
-        let (scale, positive, negative) = fit(buckets.schema, buckets.positive, buckets.negative);
-        let point = ExponentialHistogramDataPoint {
-            attributes: Self::attributes(labels),
-            start_time_unix_nano: start,
-            time_unix_nano: self.time,
-            count: buckets.count,
-            sum: Some(buckets.sum),
-            scale,
-            zero_count: buckets.zero_count,
-            positive: dense(&positive),
-            negative: dense(&negative),
-            flags: 0,
-            exemplars: exemplars(slots),
-            zero_threshold: buckets.zero_threshold,
+        use field::exponential as e;
+        let settled = self.settle(
+            labels.created_unix_nanos(),
+            Attributes::Labels { labels, number: e::ATTRIBUTES },
+            |before, _| match before {
+                Cumulative::Native(before) => NativeBuckets::from(*native).increase_since(before),
+                _ => None,
+            },
+            |kept| *kept = Some(Cumulative::Native(NativeBuckets::from(*native))),
+        );
+        let gained;
+        let view = match &settled.gained {
+            Some(g) => {
+                gained = g.view();
+                &gained
+            }
+            None => native,
         };
-        let temporality = self.aggregation();
-        if let Data::ExponentialHistogram(h) = self.data(Kind::Exponential, temporality) {
-            h.data_points.push(point);
+        let point = self.open_point(Kind::Exponential);
+        let walk = &mut *self.walk;
+        let mut scale = i32::from(view.schema);
+        let (mut positive, mut negative) = (view.positive, view.negative);
+        if span(positive) > MAX_DENSE_BUCKETS || span(negative) > MAX_DENSE_BUCKETS {
+            walk.positive.clear();
+            walk.positive.extend_from_slice(positive);
+            walk.negative.clear();
+            walk.negative.extend_from_slice(negative);
+            while (span(&walk.positive) > MAX_DENSE_BUCKETS || span(&walk.negative) > MAX_DENSE_BUCKETS) && scale > -4 {
+                merge_down(&mut walk.positive, 1);
+                merge_down(&mut walk.negative, 1);
+                scale -= 1;
+            }
+            (positive, negative) = (&walk.positive, &walk.negative);
         }
+        let out = &mut *self.out;
+        attributes(out, e::ATTRIBUTES, labels);
+        fixed64(out, field::point::START_TIME_UNIX_NANO, settled.start);
+        fixed64(out, field::point::TIME_UNIX_NANO, self.time);
+        fixed64(out, field::point::COUNT, view.count);
+        wire::double(out, field::point::SUM, view.sum);
+        if scale != 0 {
+            wire::varint_field(out, e::SCALE, wire::zigzag(i64::from(scale)));
+        }
+        fixed64(out, e::ZERO_COUNT, view.zero_count);
+        dense(out, e::POSITIVE, positive);
+        dense(out, e::NEGATIVE, negative);
+        for x in slots.iter().flatten() {
+            exemplar(out, e::EXEMPLARS, x);
+        }
+        double(out, e::ZERO_THRESHOLD, view.zero_threshold);
+        self.close_point(point);
     }
 
     fn summary(&mut self, labels: &Labels<'_>, quantiles: &[(f64, f64)], sum: f64, count: u64) {
-        let point = SummaryDataPoint {
-            attributes: Self::attributes(labels),
-            start_time_unix_nano: labels.created_unix_nanos().unwrap_or(self.fallback_start).min(self.time),
-            time_unix_nano: self.time,
-            count,
-            sum,
-            quantile_values: quantiles
-                .iter()
-                .filter(|(_, v)| !v.is_nan())
-                .map(|&(quantile, value)| ValueAtQuantile { quantile, value })
-                .collect(),
-            flags: 0,
-        };
-        if let Data::Summary(s) = self.data(Kind::Summary, AggregationTemporality::Unspecified) {
-            s.data_points.push(point);
+        use field::summary as s;
+        let point = self.open_point(Kind::Summary);
+        let out = &mut *self.out;
+        let start = labels.created_unix_nanos().unwrap_or(self.fallback_start).min(self.time);
+        fixed64(out, field::point::START_TIME_UNIX_NANO, start);
+        fixed64(out, field::point::TIME_UNIX_NANO, self.time);
+        fixed64(out, field::point::COUNT, count);
+        double(out, field::point::SUM, sum);
+        // Quantiles with no observations in their window (NaN) are left out.
+        for &(q, v) in quantiles.iter().filter(|(_, v)| !v.is_nan()) {
+            wire::tag(out, s::QUANTILE_VALUES, LEN);
+            wire::varint(out, (if q != 0.0 { 9 } else { 0 } + if v != 0.0 { 9 } else { 0 }) as u64);
+            double(out, s::QUANTILE, q);
+            double(out, s::VALUE, v);
+        }
+        attributes(self.out, s::ATTRIBUTES, labels);
+        self.close_point(point);
+    }
+}
+
+/// A point's attributes: from its labels, or as encoded already (a
+/// cached counter run's).
+#[derive(Clone, Copy)]
+enum Attributes<'l, 'a> {
+    /// Written as `number` fields.
+    Labels { labels: &'l Labels<'a>, number: u32 },
+    /// Already written, as the point's own attribute fields.
+    Encoded(&'l [u8]),
+}
+
+impl Attributes<'_, '_> {
+    #[inline]
+    fn write(self, out: &mut Vec<u8>) {
+        match self {
+            Attributes::Labels { labels, number } => attributes(out, number, labels),
+            Attributes::Encoded(bytes) => out.extend_from_slice(bytes),
         }
     }
 }
 
-impl Visitor for Collector<'_> {
+/// A sum point's attributes from its labels.
+fn sum_attributes<'l, 'a>(labels: &'l Labels<'a>) -> Attributes<'l, 'a> {
+    Attributes::Labels { labels, number: field::number::ATTRIBUTES }
+}
+
+/// A delta's reusable buffer, lent to [`Writer::settle`]'s `subtract`.
+struct WalkScratch<'a> {
+    counts: &'a mut Vec<u64>,
+}
+
+/// A sum's value.
+#[derive(Clone, Copy)]
+enum Number {
+    Int(u64),
+    Float(f64),
+}
+
+/// A gauge's value.
+#[derive(Clone, Copy)]
+enum GaugeValue {
+    Int(i64),
+    Float(f64),
+}
+
+impl Visitor for Writer<'_> {
     fn family(&mut self, desc: &Desc) {
-        self.flush();
-        let unit = desc.unit.as_ref().map(|u| ucum(u.as_str()).to_owned()).unwrap_or_default();
-        self.desc = Some((desc.name.clone(), desc.help.clone(), unit));
+        self.close_metric();
+        let walk = &mut *self.walk;
+        walk.name.clear();
+        walk.name.push_str(&desc.name);
+        walk.help.clear();
+        walk.help.push_str(&desc.help);
+        walk.unit.clear();
+        if let Some(unit) = &desc.unit {
+            walk.unit.push_str(ucum(unit.as_str()));
+        }
+    }
+
+    /// A string family's plain counters: their attributes copied from the
+    /// family's [`RunCache`] while the run holds the same label sets.
+    fn counters(&mut self, run: &CounterRun<'_>) {
+        let walk = &mut *self.walk;
+        if !walk.runs.contains_key(walk.name.as_str()) {
+            walk.runs.insert(walk.name.clone(), RunCache::default());
+        }
+        let Some(kept) = walk.runs.get_mut(walk.name.as_str()) else { return };
+        // Taken out while the points are written, then put back.
+        let mut cache = std::mem::take(kept);
+        cache.seen = walk.export;
+        if !cache.holds(run) {
+            cache.fill(run);
+        }
+        let mut start = 0;
+        for (i, &end) in cache.ends.iter().enumerate() {
+            let attributes = Attributes::Encoded(&cache.attributes[start..end]);
+            self.sum(attributes, run.created_unix_nanos(i), Number::Int(run.value(i)), None);
+            start = end;
+        }
+        if let Some(kept) = self.walk.runs.get_mut(self.walk.name.as_str()) {
+            *kept = cache;
+        }
     }
 
     fn sample(&mut self, labels: &Labels<'_>, value: &Value<'_>) {
+        let created = labels.created_unix_nanos();
         match *value {
-            Value::Counter(v) => self.sum(labels, Cumulative::Int(v), None),
-            Value::TracedCounter { total, exemplar } => self.sum(labels, Cumulative::Int(total), exemplar.as_ref()),
-            Value::FloatCounter(v) => self.sum(labels, Cumulative::Float(v), None),
-            Value::Gauge(v) => self.gauge(labels, number_data_point::Value::AsDouble(v)),
-            Value::IntGauge(v) => self.gauge(labels, number_data_point::Value::AsInt(v)),
+            Value::Counter(v) => self.sum(sum_attributes(labels), created, Number::Int(v), None),
+            Value::TracedCounter { total, exemplar } => {
+                self.sum(sum_attributes(labels), created, Number::Int(total), exemplar.as_ref());
+            }
+            Value::FloatCounter(v) => self.sum(sum_attributes(labels), created, Number::Float(v), None),
+            Value::Gauge(v) => self.gauge(labels, GaugeValue::Float(v)),
+            Value::IntGauge(v) => self.gauge(labels, GaugeValue::Int(v)),
             Value::Histogram { bounds, counts, sum, count, exemplars } => {
                 self.histogram(labels, bounds, counts, sum, count, exemplars);
             }
@@ -656,12 +1018,30 @@ impl Visitor for Collector<'_> {
 mod tests {
     use super::*;
     use crate::otlp_proto::exponential_histogram_data_point::Buckets as OtlpBuckets;
+    use crate::otlp_proto::{
+        AggregationTemporality, ExportMetricsServiceRequest, KeyValue, Metric, any_value, exemplar, metric::Data,
+        number_data_point,
+    };
     use hotmeter::{Buckets, FloatCounter, NativeOpts, OwnedValue, StringFamily, SummaryOpts, TraceId, TracedCounter};
+    use prost::Message;
 
     const T: u64 = 1_700_000_000_000_000_000;
 
+    /// The body as prost reads it, checked to be the very bytes prost
+    /// writes for that message: fields in order, zero plain fields left
+    /// out, every length in its shortest form.
     fn decode(body: &[u8]) -> ExportMetricsServiceRequest {
-        ExportMetricsServiceRequest::decode(body).expect("a body prost decodes")
+        let request = ExportMetricsServiceRequest::decode(body).expect("a body prost decodes");
+        let again = request.encode_to_vec();
+        if let Some(at) = (0..body.len().max(again.len())).find(|&i| body.get(i) != again.get(i)) {
+            let around = |b: &[u8]| format!("{:02x?}", &b[at.saturating_sub(24)..(at + 24).min(b.len())]);
+            panic!(
+                "prost writes the same message otherwise from byte {at}: {} here, {} by prost",
+                around(body),
+                around(&again)
+            );
+        }
+        request
     }
 
     fn metrics(request: &ExportMetricsServiceRequest) -> &[Metric] {
@@ -719,7 +1099,7 @@ mod tests {
         s.observe(30.0);
 
         let mut enc = OtlpEncoder::new("svc").unwrap().attribute("deployment.environment.name", "test").unwrap();
-        let encoded = enc.encode(&r, T).unwrap();
+        let encoded = enc.encode(&r, T);
         assert_eq!(encoded.data_points, 9);
         let request = decode(encoded.body);
         let snap = r.snapshot();
@@ -808,7 +1188,7 @@ mod tests {
         let h = r.histogram("lat_seconds", "L.", Buckets::new([1.0]).unwrap()).unwrap();
         h.observe_with_exemplar(0.5, &TraceId::new("job-42").unwrap());
         let mut enc = OtlpEncoder::new("svc").unwrap();
-        let request = decode(enc.encode(&r, T).unwrap().body);
+        let request = decode(enc.encode(&r, T).body);
         let Data::Sum(req) = metric(&request, "req_total") else { panic!() };
         let e = &req.data_points[0].exemplars[0];
         assert_eq!(
@@ -848,7 +1228,7 @@ mod tests {
         // Export times after the series' creation, as they are in use.
         const T: u64 = 4_000_000_000_000_000_000;
         let mut enc = OtlpEncoder::new("svc").unwrap().temporality(Temporality::Delta);
-        let first = decode(enc.encode(&r, T).unwrap().body);
+        let first = decode(enc.encode(&r, T).body);
         let (start1, v1) = int_point(&first, "jobs_total");
         assert_eq!(v1, Some(number_data_point::Value::AsInt(3)), "the first point: everything since creation");
         assert!(start1 < T);
@@ -858,7 +1238,7 @@ mod tests {
         jobs.with(&["a"], |c| c.inc_by(2)).unwrap();
         n.observe(3.5);
         n.observe(100.0);
-        let second = decode(enc.encode(&r, T + 10).unwrap().body);
+        let second = decode(enc.encode(&r, T + 10).body);
         assert_eq!(
             int_point(&second, "jobs_total"),
             (T, Some(number_data_point::Value::AsInt(2))),
@@ -873,13 +1253,13 @@ mod tests {
         // Removed and come back: a new series, from zero with a new start.
         assert!(jobs.remove(&["a"]).unwrap());
         jobs.with(&["a"], |c| c.inc()).unwrap();
-        let third = decode(enc.encode(&r, T + 20).unwrap().body);
+        let third = decode(enc.encode(&r, T + 20).body);
         let (start3, v3) = int_point(&third, "jobs_total");
         assert_eq!(v3, Some(number_data_point::Value::AsInt(1)));
         assert!(start3 >= start1 && start3 != T + 10, "a new stream from its created time, not the last export");
 
         // Nothing new: zero deltas, each from the export before.
-        let fourth = decode(enc.encode(&r, T + 30).unwrap().body);
+        let fourth = decode(enc.encode(&r, T + 30).body);
         assert_eq!(int_point(&fourth, "jobs_total"), (T + 20, Some(number_data_point::Value::AsInt(0))));
     }
 
@@ -924,17 +1304,17 @@ mod tests {
         )
         .unwrap();
         let mut enc = OtlpEncoder::new("svc").unwrap().temporality(Temporality::Delta);
-        let first = decode(enc.encode(&r, T).unwrap().body);
+        let first = decode(enc.encode(&r, T).body);
         let (start, value) = int_point(&first, "pool_reads_total");
         assert_eq!(value, Some(number_data_point::Value::AsInt(10)));
         assert!(start <= T, "no created time: the encoder's start, never after the point");
         source.lock().unwrap().0 = 15;
         assert_eq!(
-            int_point(&decode(enc.encode(&r, T + 10).unwrap().body), "pool_reads_total"),
+            int_point(&decode(enc.encode(&r, T + 10).body), "pool_reads_total"),
             (T, Some(number_data_point::Value::AsInt(5)))
         );
         *source.lock().unwrap() = (3, vec![100.0, 200.0], vec![5, 1, 0]);
-        let third = decode(enc.encode(&r, T + 20).unwrap().body);
+        let third = decode(enc.encode(&r, T + 20).body);
         assert_eq!(
             int_point(&third, "pool_reads_total"),
             (T + 10, Some(number_data_point::Value::AsInt(3))),
@@ -963,9 +1343,9 @@ mod tests {
             n.observe(v);
         }
         let mut enc = OtlpEncoder::new("svc").unwrap().temporality(Temporality::Delta);
-        let _ = enc.encode(&r, T).unwrap();
+        let _ = enc.encode(&r, T);
         n.observe(5.0);
-        let request = decode(enc.encode(&r, T + 10).unwrap().body);
+        let request = decode(enc.encode(&r, T + 10).body);
         let Data::ExponentialHistogram(rt) = metric(&request, "rt_seconds") else { panic!() };
         let p = &rt.data_points[0];
         assert!(p.scale < 3, "the histogram did merge down (scale {})", p.scale);
@@ -984,7 +1364,7 @@ mod tests {
             n.observe(v);
         }
         let mut enc = OtlpEncoder::new("svc").unwrap();
-        let request = decode(enc.encode(&r, T).unwrap().body);
+        let request = decode(enc.encode(&r, T).body);
         let Data::ExponentialHistogram(h) = metric(&request, "wide") else { panic!() };
         let p = &h.data_points[0];
         let (pos, neg) = (p.positive.as_ref().unwrap(), p.negative.as_ref().unwrap());
@@ -1015,12 +1395,124 @@ mod tests {
             )
             .unwrap();
         let mut enc = OtlpEncoder::new("svc").unwrap();
-        let request = decode(enc.encode(&r, 1).unwrap().body);
+        let request = decode(enc.encode(&r, 1).body);
         let (start, _) = int_point(&request, "jobs_total");
         assert_eq!(start, 1, "a series made after the export's time starts at that time");
         let lat = metrics(&request).iter().find(|m| m.name == "lat_seconds").unwrap();
         assert_eq!(lat.unit, "s");
         assert_eq!((ucum("bytes"), ucum("ratio"), ucum("widgets")), ("By", "1", "widgets"));
+    }
+
+    /// A string family's counters reuse their attributes, encoded at the
+    /// export before, only while the family holds the very same label
+    /// sets: a series swapped for another (same count, same lengths) is
+    /// encoded afresh, and values are always this export's.
+    #[test]
+    fn a_counter_run_reuses_attributes_only_for_the_same_label_sets() {
+        let r = Registry::new();
+        let jobs = r
+            .register(
+                hotmeter::Opts::new("jobs_total", "Jobs."),
+                StringFamily::new(&["tenant"], hotmeter::Counter::new),
+            )
+            .unwrap();
+        let mut enc = OtlpEncoder::new("svc").unwrap();
+        let points = |enc: &mut OtlpEncoder| {
+            let request = decode(enc.encode(&r, T).body);
+            let Data::Sum(s) = metric(&request, "jobs_total") else { panic!() };
+            s.data_points
+                .iter()
+                .map(|p| {
+                    let Some(number_data_point::Value::AsInt(v)) = p.value else { panic!() };
+                    (attrs(&p.attributes)[0].1.clone(), v)
+                })
+                .collect::<Vec<_>>()
+        };
+        let expected = |pairs: &[(&str, i64)]| pairs.iter().map(|&(t, v)| (t.to_owned(), v)).collect::<Vec<_>>();
+        for (t, n) in [("a", 1), ("b", 2), ("c", 3)] {
+            jobs.with(&[t], |c| c.inc_by(n)).unwrap();
+        }
+        assert_eq!(points(&mut enc), expected(&[("a", 1), ("b", 2), ("c", 3)]));
+        jobs.with(&["b"], |c| c.inc_by(10)).unwrap();
+        assert_eq!(points(&mut enc), expected(&[("a", 1), ("b", 12), ("c", 3)]), "same label sets: new values");
+        // Same count, same lengths, other label sets.
+        jobs.remove(&["b"]).unwrap();
+        jobs.with(&["d"], |c| c.inc_by(4)).unwrap();
+        assert_eq!(points(&mut enc), expected(&[("a", 1), ("c", 3), ("d", 4)]));
+        jobs.remove(&["a"]).unwrap();
+        jobs.with(&["e"], |c| c.inc_by(5)).unwrap();
+        assert_eq!(points(&mut enc), expected(&[("c", 3), ("d", 4), ("e", 5)]));
+        // The same encoder on another registry with a family of that name.
+        let other = Registry::new();
+        let theirs = other
+            .register(
+                hotmeter::Opts::new("jobs_total", "Jobs."),
+                StringFamily::new(&["tenant"], hotmeter::Counter::new),
+            )
+            .unwrap();
+        for (t, n) in [("c", 30), ("d", 40), ("e", 50)] {
+            theirs.with(&[t], |c| c.inc_by(n)).unwrap();
+        }
+        let request = decode(enc.encode(&other, T).body);
+        let Data::Sum(s) = metric(&request, "jobs_total") else { panic!() };
+        let values: Vec<_> = s.data_points.iter().map(|p| p.value).collect();
+        assert_eq!(values, [30, 40, 50].map(|v| Some(number_data_point::Value::AsInt(v))));
+        assert_eq!(points(&mut enc), expected(&[("c", 3), ("d", 4), ("e", 5)]));
+    }
+
+    /// Lengths are written before their bodies from guesses (the export
+    /// before, the metric and point before): a body whose sizes swing
+    /// from one family, one export, to the next still decodes to every
+    /// point, and is written as prost writes it.
+    #[test]
+    fn lengths_settle_whatever_the_guesses() {
+        let r = Registry::new();
+        r.counter("a_total", "A.").unwrap().inc();
+        let wide = r
+            .register(hotmeter::Opts::new("b_total", "B."), StringFamily::new(&["id", "path"], hotmeter::Counter::new))
+            .unwrap();
+        let long = "x".repeat(300);
+        for i in 0..5_000u64 {
+            wide.with(&[&i.to_string(), if i % 7 == 0 { &long } else { "/" }], |c| c.inc_by(i << (i % 60))).unwrap();
+        }
+        r.gauge("c", "C.").unwrap().set(1.0);
+        let mut enc = OtlpEncoder::new("svc").unwrap();
+        for round in 0..3 {
+            let encoded = enc.encode(&r, T);
+            let points = encoded.data_points;
+            let request = decode(encoded.body);
+            let all: usize = metrics(&request)
+                .iter()
+                .map(|m| match m.data.as_ref().unwrap() {
+                    Data::Sum(s) => s.data_points.len(),
+                    Data::Gauge(g) => g.data_points.len(),
+                    other => panic!("{other:?}"),
+                })
+                .sum();
+            assert_eq!(all as u64, points, "every point counted once");
+            let Data::Sum(b) = metric(&request, "b_total") else { panic!() };
+            assert_eq!(b.data_points.len(), [2_001, 101, 4][round], "the cardinality limit's 2,000, and the overflow");
+            let mut overflowed = 0;
+            for p in &b.data_points {
+                let labels = attrs(&p.attributes);
+                let Ok(i) = labels[0].1.parse::<u64>() else {
+                    assert_eq!(labels[0].1, "__overflow__");
+                    overflowed += 1;
+                    continue;
+                };
+                let value = i << (i % 60);
+                let expected = i64::try_from(value)
+                    .map_or(number_data_point::Value::AsDouble(value as f64), number_data_point::Value::AsInt);
+                assert_eq!(p.value, Some(expected), "{labels:?}");
+            }
+            assert_eq!(overflowed, 1);
+            assert!(matches!(metric(&request, "c"), Data::Gauge(_)));
+            // Smaller each round: every guess from the round before is too wide.
+            let keep = [100u64, 3, 0][round];
+            for i in keep..5_000 {
+                wide.remove(&[&i.to_string(), if i % 7 == 0 { &long } else { "/" }]).unwrap();
+            }
+        }
     }
 
     #[test]

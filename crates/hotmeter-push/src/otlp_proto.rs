@@ -6,8 +6,13 @@
 //! Owns: the field numbers and types of `opentelemetry/proto` v1
 //! (`collector/metrics/v1/metrics_service.proto`,
 //! `metrics/v1/metrics.proto`, `common/v1/common.proto`,
-//! `resource/v1/resource.proto`) that an exporter sends. Must not: know
-//! about registries, queues or HTTP.
+//! `resource/v1/resource.proto`) that an exporter sends, as types to read
+//! a body back with. [`crate::OtlpEncoder`] does not build these: it
+//! writes the wire format straight from the registry walk (its own table
+//! of field numbers), and its tests decode every body with these types
+//! and check that prost writes the decoded message as the very same
+//! bytes, which ties the two tables together. Must not: know about
+//! registries, queues or HTTP.
 //!
 //! Fields an exporter of hotmeter's data never sets are left out (a
 //! decoder skips what it does not know; a receiver reads them as unset):

@@ -50,10 +50,8 @@ const OTLP: Protocol = Protocol {
 impl Snapshotter for OtlpEncoder {
     fn take(&mut self, registry: &Registry, timestamp_ms: i64) -> Result<Taken, u64> {
         let nanos = u64::try_from(timestamp_ms).unwrap_or(0).saturating_mul(1_000_000);
-        match self.encode(registry, nanos) {
-            Ok(e) => Ok(Taken { body: Arc::from(e.body), samples: e.data_points, stale_markers: 0, native: false }),
-            Err(_) => Err(self.data_points()),
-        }
+        let e = self.encode(registry, nanos);
+        Ok(Taken { body: Arc::from(e.body), samples: e.data_points, stale_markers: 0, native: false })
     }
 }
 

@@ -141,7 +141,7 @@ fn the_official_decoder_reads_every_kind_as_the_snapshot_has_it() {
     let (r, _traced, _n) = registry();
     let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 + 1_000;
     let mut enc = OtlpEncoder::new("decoder-test").unwrap().attribute("service.version", "1.2.3").unwrap();
-    let body = enc.encode(&r, t).unwrap().body.to_vec();
+    let body = enc.encode(&r, t).body.to_vec();
     let json = decode(&body, dir.path(), "cumulative.pb");
     let snap = r.snapshot();
 
@@ -231,10 +231,10 @@ fn the_official_decoder_reads_delta_points_as_what_each_series_gained() {
     let (r, traced, n) = registry();
     let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 + 1_000;
     let mut enc = OtlpEncoder::new("decoder-test").unwrap().temporality(Temporality::Delta);
-    let _ = enc.encode(&r, t).unwrap();
+    let _ = enc.encode(&r, t);
     traced.inc_by(3);
     n.observe(0.2);
-    let json = decode(enc.encode(&r, t + 5_000_000_000).unwrap().body, dir.path(), "delta.pb");
+    let json = decode(enc.encode(&r, t + 5_000_000_000).body, dir.path(), "delta.pb");
 
     let requests = &metric(&json, "requests_total")["sum"];
     assert_eq!(requests["aggregation_temporality"], "AGGREGATION_TEMPORALITY_DELTA");

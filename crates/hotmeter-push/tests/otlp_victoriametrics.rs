@@ -70,7 +70,7 @@ fn victoria_metrics_stores_what_the_snapshot_holds() {
     }
     let mut enc = OtlpEncoder::new("vm-test").unwrap().attribute("deployment.environment.name", "ci").unwrap();
     let instance = enc.resource().find(|(k, _)| *k == "service.instance.id").unwrap().1.to_owned();
-    post(&vm, enc.encode(&r, now_nanos()).unwrap().body);
+    post(&vm, enc.encode(&r, now_nanos()).body);
     let snap = r.snapshot();
 
     // Counters: exact, up past 2^32, with the resource attributes as labels.
@@ -139,14 +139,14 @@ fn a_restarted_process_is_a_reset_to_increase() {
     let restarts = first.counter("restarts_total", "Restarts.").unwrap();
     restarts.inc_by(100);
     let mut enc = OtlpEncoder::new("vm-test").unwrap().attribute("service.instance.id", "worker-1").unwrap();
-    post(&vm, enc.encode(&first, at).unwrap().body);
+    post(&vm, enc.encode(&first, at).body);
     restarts.inc_by(50);
-    post(&vm, enc.encode(&first, at + 1_000_000_000).unwrap().body);
+    post(&vm, enc.encode(&first, at + 1_000_000_000).body);
     // The restart: a new registry, a new encoder, the same resource.
     let second = Registry::new();
     second.counter("restarts_total", "Restarts.").unwrap().inc_by(3);
     let mut enc = OtlpEncoder::new("vm-test").unwrap().attribute("service.instance.id", "worker-1").unwrap();
-    post(&vm, enc.encode(&second, at + 2_000_000_000).unwrap().body);
+    post(&vm, enc.encode(&second, at + 2_000_000_000).body);
     std::thread::sleep(Duration::from_nanos((at + 2_000_000_000).saturating_sub(now_nanos()) + 500_000_000));
     let samples = hotmeter_testkit::wait_for("three samples", Duration::from_secs(30), || {
         let found = promql::query(vm.addr(), "restarts_total[10m]");

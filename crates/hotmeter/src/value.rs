@@ -275,6 +275,21 @@ impl<'a> CounterRun<'a> {
         self.values.is_empty()
     }
 
+    /// Every series' sample prefix (`name{labels} `), concatenated in the
+    /// run's order: the same bytes exactly when the run holds the same
+    /// label sets in the same order (the text spelling of a label set is
+    /// one-to-one), so an encoder may key a cache of its own rendering of
+    /// the run on them.
+    pub fn prefixes(&self) -> &'a [u8] {
+        self.prefixes
+    }
+
+    /// When series `i`'s counter was made, in nanoseconds since the Unix
+    /// epoch (as its [`labels`](Self::labels) say).
+    pub fn created_unix_nanos(&self, i: usize) -> Option<u64> {
+        self.created.get(i).copied()
+    }
+
     /// Every prefix, concatenated, as [`iter`](Self::iter) hands them out.
     pub fn prefix_bytes(&self) -> usize {
         self.prefixes.len()

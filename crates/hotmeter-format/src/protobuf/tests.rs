@@ -84,33 +84,6 @@ fn buckets_of(spans: &[pb::BucketSpan], deltas: &[i64]) -> Vec<(i32, u64)> {
 }
 
 #[test]
-fn wire_helpers() {
-    for v in [0u64, 1, 127, 128, 16_383, 16_384, u32::MAX as u64, 1 << 56, u64::MAX] {
-        let mut buf = [0u8; 10];
-        let n = varint_into(&mut buf, v);
-        assert_eq!(n, varint_len(v), "{v}");
-        let mut out = Vec::new();
-        varint(&mut out, v);
-        assert_eq!(out, buf[..n]);
-        assert_eq!(prost::encoding::decode_varint(&mut &out[..]).unwrap(), v);
-    }
-    assert_eq!([0, -1, 1, -2, 2].map(zigzag), [0, 1, 2, 3, 4]);
-    assert_eq!(zigzag(i64::MIN), u64::MAX);
-    // A length that outgrows its reserved byte, and one that needs fewer.
-    for (guess, len) in [(1usize, 300usize), (3, 5), (3, 70_000), (2, 200)] {
-        let mut out = vec![0xaa];
-        let o = open(&mut out, guess);
-        out.extend((0..len).map(|i| i as u8));
-        let width = close(&mut out, o);
-        assert_eq!(width, varint_len(len as u64));
-        let mut rest = &out[1..];
-        assert_eq!(prost::encoding::decode_varint(&mut rest).unwrap(), len as u64);
-        assert_eq!(rest.len(), len);
-        assert!(rest.iter().enumerate().all(|(i, &b)| b == i as u8));
-    }
-}
-
-#[test]
 fn counters_and_gauges_round_trip() {
     let r = Registry::builder().const_label("zone", "eu\"1\n").build().unwrap();
     let jobs = r.counter("jobs_total", "Jobs run.").unwrap();
