@@ -30,6 +30,25 @@ pub struct ExportMetricsServiceRequest {
     pub resource_metrics: Vec<ResourceMetrics>,
 }
 
+/// A receiver's answer to an export (`200 OK`, body optional).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ExportMetricsServiceResponse {
+    /// Set when the receiver took the request but refused some points.
+    #[prost(message, optional, tag = "1")]
+    pub partial_success: Option<ExportMetricsPartialSuccess>,
+}
+
+/// How much of an export a receiver refused, and why.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ExportMetricsPartialSuccess {
+    /// Data points refused (0: none, the message is a warning).
+    #[prost(int64, tag = "1")]
+    pub rejected_data_points: i64,
+    /// Why, for people.
+    #[prost(string, tag = "2")]
+    pub error_message: String,
+}
+
 /// A resource's metrics, by instrumentation scope.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ResourceMetrics {

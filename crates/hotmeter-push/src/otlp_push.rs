@@ -2,21 +2,32 @@
 //! [`OtlpPushHandle`] (the running client).
 //!
 //! Owns: the OTLP protocol's part of a push client (the encoder it
-//! samples with, the request's headers, its `otlp_*` metrics' names).
-//! Must not: keep a queue, retry or count on its own: the delivery is
-//! remote_write's, shared ([`crate::remote_write`]'s module docs: a
-//! sampler thread walks the registry every interval as a scrape does; a
-//! bounded queue drops its oldest snapshot when full and counts it; the
-//! sender retries 5xx, 429 and transport failures with backoff and
-//! jitter, never sooner than `Retry-After`; shutdown flushes within a
-//! deadline; `samples == sent + failed + dropped` afterwards).
+//! samples with, gzip, the request's headers, OTLP/HTTP's retry rule, the
+//! reading of a partial success, its `otlp_*` metrics' names and its `log`
+//! target, `hotmeter_push::otlp`). Must not: keep a queue, retry or count
+//! on its own: the delivery is remote_write's, shared
+//! ([`crate::remote_write`]'s module docs: a sampler thread walks the
+//! registry every interval as a scrape does; a bounded queue drops its
+//! oldest snapshot when full and counts it; the sender retries with
+//! backoff and jitter, never sooner than `Retry-After`; shutdown flushes
+//! within a deadline; `samples == sent + failed + dropped` afterwards).
 //!
 //! Each export is one `POST` of an `ExportMetricsServiceRequest`
-//! ([`OtlpEncoder`], protobuf, uncompressed) with `Content-Type:
-//! application/x-protobuf`. Counts are in data points (one per series per
-//! export): `otlp_data_points_total`, `_sent_total`, `_failed_total`,
+//! ([`OtlpEncoder`], protobuf) with `Content-Type: application/x-protobuf`,
+//! gzipped with `Content-Encoding: gzip` when [`OtlpPush::gzip`] asks.
+//! Counts are in data points (one per series per export):
+//! `otlp_data_points_total`, `_sent_total`, `_failed_total`,
 //! `_dropped_total`, `_retried_total`, `otlp_send_duration_seconds`,
 //! `otlp_queue_length`, `otlp_queue_capacity`.
+//!
+//! Answers, as the OTLP/HTTP specification has them: 429, 502, 503 and 504
+//! (and transport failures) are retried; every other status is not (500
+//! and 501 included, unlike remote_write; a receiver that refuses
+//! exponential histograms is read by its status too: there is no classic
+//! fallback here). A `200` whose `ExportMetricsServiceResponse` carries a
+//! partial success counts the points it refused as failed, the rest as
+//! sent ([`PushStats::partially_refused_requests`]), with one warning when
+//! such answers start.
 //!
 //! With [`Temporality::Delta`], each export carries what changed since the
 //! one before it was encoded: an export dropped from a full queue or
@@ -24,34 +35,78 @@
 //! one retried after a timeout that the receiver had in fact stored counts
 //! twice. Cumulative exports lose only resolution in time.
 //!
-//! The queue holds bodies uncompressed: about 61 bytes per counter series
-//! (BENCHMARKS.md, "OTLP encoding"), so the default 30 exports of 1,000
-//! series hold about 1.8 MB. A receiver that refuses native histograms is
-//! read by its status (no classic fallback here, unlike remote_write).
+//! The queue holds bodies as sent: about 61 bytes per counter series
+//! uncompressed (BENCHMARKS.md, "OTLP encoding"), so the default 30 exports
+//! of 1,000 series hold about 1.8 MB; gzipped, a fraction of that.
 
+use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
+use flate2::Compression;
+use flate2::write::GzEncoder;
 use hotmeter::Registry;
+use prost::Message;
 
 use crate::error::ConfigError;
 use crate::metrics;
 use crate::otlp::{OtlpEncoder, Temporality};
+use crate::otlp_proto::ExportMetricsServiceResponse;
 use crate::remote_write::{Client, Delivery, Protocol, PushStats, Snapshotter, Taken};
 use crate::transport::check_url;
 
 const OTLP: Protocol = Protocol {
     name: "otlp",
     thread_prefix: "otlp",
+    log_target: "hotmeter_push::otlp",
     headers: &[("Content-Type", "application/x-protobuf")],
     metrics: &metrics::OTLP,
+    retried: retried_status,
+    refused_in_answer,
 };
 
-impl Snapshotter for OtlpEncoder {
+/// [`OTLP`] with gzip bodies.
+const OTLP_GZIP: Protocol =
+    Protocol { headers: &[("Content-Type", "application/x-protobuf"), ("Content-Encoding", "gzip")], ..OTLP };
+
+/// OTLP/HTTP's rule: 429, 502, 503 and 504 are retried; every other 4xx
+/// and 5xx must not be (the specification's "Retryable Response Codes").
+fn retried_status(status: u16) -> bool {
+    matches!(status, 429 | 502 | 503 | 504)
+}
+
+/// A partial success in a `200`'s `ExportMetricsServiceResponse`: the
+/// points it refused and why. An empty or unreadable answer (a JSON one,
+/// a receiver that sends none) refused nothing.
+fn refused_in_answer(answer: &[u8]) -> Option<(u64, String)> {
+    let partial = ExportMetricsServiceResponse::decode(answer).ok()?.partial_success?;
+    let rejected = u64::try_from(partial.rejected_data_points).unwrap_or(0);
+    (rejected > 0).then_some((rejected, partial.error_message))
+}
+
+/// The sampler's side of an OTLP client: the encoder, and gzip when asked.
+struct Sampler {
+    encoder: OtlpEncoder,
+    gzip: bool,
+}
+
+impl Snapshotter for Sampler {
     fn take(&mut self, registry: &Registry, timestamp_ms: i64) -> Result<Taken, u64> {
         let nanos = u64::try_from(timestamp_ms).unwrap_or(0).saturating_mul(1_000_000);
-        let e = self.encode(registry, nanos);
-        Ok(Taken { body: Arc::from(e.body), samples: e.data_points, stale_markers: 0, native: false })
+        let e = self.encoder.encode(registry, nanos);
+        let samples = e.data_points;
+        let body = if self.gzip {
+            // Fast level: a body of counters shrinks about 5x at it (BENCHMARKS.md).
+            let mut gz = GzEncoder::new(Vec::with_capacity(e.body.len() / 4), Compression::fast());
+            match gz.write_all(e.body).and_then(|()| gz.finish()) {
+                Ok(compressed) => Arc::from(compressed),
+                // Writing into a Vec fails only for want of memory.
+                Err(_) => return Err(samples),
+            }
+        } else {
+            Arc::from(e.body)
+        };
+        Ok(Taken { body, samples, stale_markers: 0, native: false })
     }
 }
 
@@ -77,6 +132,7 @@ pub struct OtlpPush {
     service_name: Option<String>,
     attributes: Vec<(String, String)>,
     temporality: Temporality,
+    gzip: bool,
     delivery: Delivery,
 }
 
@@ -92,6 +148,7 @@ impl OtlpPush {
             service_name: None,
             attributes: Vec::new(),
             temporality: Temporality::Cumulative,
+            gzip: false,
             delivery: Delivery::default(),
         }
     }
@@ -119,6 +176,15 @@ impl OtlpPush {
     /// Totals (the default) or changes since the export before.
     pub fn temporality(mut self, temporality: Temporality) -> Self {
         self.temporality = temporality;
+        self
+    }
+
+    /// Sends every body gzipped (`Content-Encoding: gzip`, fast level),
+    /// compressed on the sampler thread, so the queue holds it compressed
+    /// too; off by default (OTLP/HTTP receivers must take gzip, and the
+    /// OpenTelemetry Collector, VictoriaMetrics and Prometheus do).
+    pub fn gzip(mut self, on: bool) -> Self {
+        self.gzip = on;
         self
     }
 
@@ -171,8 +237,9 @@ impl OtlpPush {
     /// once.
     pub fn start(self, registry: &Registry) -> Result<OtlpPushHandle, ConfigError> {
         let uri = check_url(&self.url)?;
-        let encoder = self.encoder()?;
-        Ok(OtlpPushHandle { client: self.delivery.start(uri, &OTLP, registry, encoder, None)? })
+        let sampler = Sampler { encoder: self.encoder()?, gzip: self.gzip };
+        let protocol = if self.gzip { &OTLP_GZIP } else { &OTLP };
+        Ok(OtlpPushHandle { client: self.delivery.start(uri, protocol, registry, sampler, None)? })
     }
 }
 

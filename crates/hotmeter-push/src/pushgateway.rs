@@ -15,7 +15,7 @@ use base64::Engine as _;
 use hotmeter::Registry;
 
 use crate::error::{ConfigError, SendError};
-use crate::transport::{Attempt, Backoff, agent, attempt, check_url};
+use crate::transport::{Attempt, Backoff, agent, attempt, check_url, retried_status};
 use hotmeter_format::{TEXT_CONTENT_TYPE, encode_text};
 
 /// A Pushgateway at a base URL, e.g. `http://127.0.0.1:9091`.
@@ -109,8 +109,8 @@ impl Pushgateway {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            match attempt(&self.agent, method.clone(), &uri, headers, &body, self.timeout) {
-                Attempt::Done => return Ok(()),
+            match attempt(&self.agent, method.clone(), &uri, headers, &body, self.timeout, retried_status) {
+                Attempt::Done(_) => return Ok(()),
                 Attempt::Fail(e) | Attempt::RefusesNative(e) => return Err(e),
                 Attempt::Retry { after, error } => {
                     // A Retry-After longer than one attempt may take ends

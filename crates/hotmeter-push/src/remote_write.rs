@@ -73,7 +73,7 @@ use hotmeter::Registry;
 use crate::error::{ConfigError, SendError};
 use crate::metrics::{self, MetricNames, PushMetrics};
 use crate::series::{NativeHistograms, RemoteWriteEncoder};
-use crate::transport::{Attempt, Backoff, agent, attempt, check_url};
+use crate::transport::{Attempt, Backoff, agent, attempt, check_url, retried_status};
 
 /// Settings of a remote_write client; [`start`](Self::start) checks them
 /// and starts it.
@@ -192,15 +192,27 @@ pub(crate) struct Protocol {
     pub(crate) name: &'static str,
     /// Its threads' names start with this.
     pub(crate) thread_prefix: &'static str,
+    /// The `log` target of its warnings (its module's path).
+    pub(crate) log_target: &'static str,
     pub(crate) headers: &'static [(&'static str, &'static str)],
     pub(crate) metrics: &'static MetricNames,
+    /// Which statuses are retried (transport failures always are).
+    pub(crate) retried: fn(u16) -> bool,
+    /// How many of a request's samples a 2xx answer says the receiver
+    /// refused, and its message (OTLP's partial success); `None` when it
+    /// says none were.
+    pub(crate) refused_in_answer: fn(&[u8]) -> Option<(u64, String)>,
 }
 
 const REMOTE_WRITE: Protocol = Protocol {
     name: "remote_write",
     thread_prefix: "remote-write",
+    log_target: "hotmeter_push::remote_write",
     headers: &HEADERS,
     metrics: &metrics::REMOTE_WRITE,
+    retried: retried_status,
+    // remote_write 1.0 answers carry nothing to read.
+    refused_in_answer: |_| None,
 };
 
 /// What a push client encodes. The delivery (sampler, bounded queue,
@@ -369,6 +381,9 @@ pub struct PushStats {
     pub retried: u64,
     /// Requests answered with a status that is not retried.
     pub rejected_requests: u64,
+    /// Requests the receiver took while saying it refused some of their
+    /// samples (OTLP's partial success); those samples count as failed.
+    pub partially_refused_requests: u64,
     /// The last status that was not 2xx, if any.
     pub last_error_status: Option<u16>,
     /// Snapshots queued now, the one being sent included.
@@ -677,6 +692,8 @@ impl<E: Snapshotter> Sender<E> {
         let mut backoff = Backoff::new(self.backoff.0, self.backoff.1);
         // Failed attempts in a row (0: the last one succeeded).
         let mut streak = 0u64;
+        // The last answer said some samples were refused.
+        let mut refusing = false;
         loop {
             // Wait for work; at the deadline drop what is left and stop.
             let (id, body, samples, native, deadline) = {
@@ -726,11 +743,12 @@ impl<E: Snapshotter> Sender<E> {
                 self.protocol.headers,
                 &body,
                 timeout,
+                self.protocol.retried,
             ) {
                 // No classic series to fall back to: the refusal is what
                 // its status says.
                 Attempt::RefusesNative(SendError::Rejected { status, .. })
-                    if !self.classic_fallback && (status == 429 || (500..600).contains(&status)) =>
+                    if !self.classic_fallback && (self.protocol.retried)(status) =>
                 {
                     Attempt::Retry { after: None, error: SendError::Unavailable { status, attempts: 1 } }
                 }
@@ -763,10 +781,29 @@ impl<E: Snapshotter> Sender<E> {
                     backoff.reset();
                     None
                 }
-                Attempt::Done => {
+                Attempt::Done(answer) => {
                     st.queue.pop_front();
-                    st.stats.sent += samples;
-                    shared.metrics.sent.inc_by(samples);
+                    let refused = (self.protocol.refused_in_answer)(&answer);
+                    let refused_samples = refused.as_ref().map_or(0, |(n, _)| (*n).min(samples));
+                    st.stats.sent += samples - refused_samples;
+                    shared.metrics.sent.inc_by(samples - refused_samples);
+                    if refused_samples > 0 {
+                        st.stats.failed += refused_samples;
+                        st.stats.partially_refused_requests += 1;
+                        shared.metrics.failed.inc_by(refused_samples);
+                    }
+                    if let Some((n, message)) = &refused
+                        && !refusing
+                    {
+                        log::warn!(
+                            target: self.protocol.log_target,
+                            "{} to {}: the receiver took the request but refused {n} of its {samples} samples ({message}); \
+                             counted as failed",
+                            self.protocol.name,
+                            self.uri
+                        );
+                    }
+                    refusing = refused.is_some();
                     backoff.reset();
                     None
                 }
@@ -828,6 +865,7 @@ impl<E: Snapshotter> Sender<E> {
             st.stats.native_histograms_refused = true;
             shared.metrics.native_refused();
             log::warn!(
+                target: self.protocol.log_target,
                 "{} to {}: the receiver refuses native histograms ({error}); \
                  sending them as classic series from now on ({failed} samples of refused snapshots counted as failed)",
                 self.protocol.name,
@@ -853,9 +891,10 @@ impl<E: Snapshotter> Sender<E> {
     /// it ends.
     fn note_streak(&self, streak: &mut u64, outcome: &Attempt) {
         match outcome {
-            Attempt::Done => {
+            Attempt::Done(_) => {
                 if *streak > 0 {
                     log::info!(
+                        target: self.protocol.log_target,
                         "{} to {}: sending again after {} failed attempts",
                         self.protocol.name,
                         self.uri,
@@ -867,6 +906,7 @@ impl<E: Snapshotter> Sender<E> {
             Attempt::Retry { error, .. } | Attempt::Fail(error) | Attempt::RefusesNative(error) => {
                 if *streak == 0 {
                     log::warn!(
+                        target: self.protocol.log_target,
                         "{} to {}: {error} (counted in {}_*_total; retried where the answer allows)",
                         self.protocol.name,
                         self.uri,

@@ -2,8 +2,10 @@
 //! `ureq` agent, the classification of an answer (done, retry, give up),
 //! `Retry-After`, and exponential backoff with jitter.
 //!
-//! Owns: which statuses are retried (5xx, 429 and transport failures;
-//! never another 4xx) and how long to wait. Must not: hold a lock while a
+//! Owns: how an answer is classified (transport failures are always
+//! retried; which statuses are is the caller's rule: [`retried_status`]
+//! for remote_write and the Pushgateway, OTLP's own for OTLP) and how long
+//! to wait. Must not: hold a lock while a
 //! request is on the wire, or read a registry.
 
 use std::time::{Duration, SystemTime};
@@ -44,9 +46,10 @@ pub(crate) fn agent(timeout: Duration) -> ureq::Agent {
 /// What one attempt came to.
 #[derive(Debug)]
 pub(crate) enum Attempt {
-    /// 2xx.
-    Done,
-    /// 5xx, 429 or a transport failure: try again after at least `after`
+    /// 2xx, with what the receiver answered (at most 64 KiB of it).
+    Done(Vec<u8>),
+    /// A status the caller's rule retries, or a transport failure: try
+    /// again after at least `after`
     /// (the receiver's `Retry-After`, when it sent one).
     Retry { after: Option<Duration>, error: SendError },
     /// Any other status: never retried.
@@ -67,8 +70,15 @@ pub(crate) fn refuses_native_histograms(body: &str) -> bool {
         && ["disabled", "not enabled", "not supported", "unsupported"].iter().any(|w| body.contains(w))
 }
 
-/// Sends one request and classifies the answer. `timeout` bounds the whole
-/// exchange (connect, send, answer).
+/// Prometheus' rule (remote_write 1.0, the Pushgateway): 5xx and 429 are
+/// retried, any other status is not.
+pub(crate) fn retried_status(status: u16) -> bool {
+    status == 429 || (500..600).contains(&status)
+}
+
+/// Sends one request and classifies the answer: 2xx done, a status
+/// `retried` says yes to retried, any other refused. `timeout` bounds the
+/// whole exchange (connect, send, answer).
 pub(crate) fn attempt(
     agent: &ureq::Agent,
     method: ureq::http::Method,
@@ -76,6 +86,7 @@ pub(crate) fn attempt(
     headers: &[(&str, &str)],
     body: &[u8],
     timeout: Duration,
+    retried: fn(u16) -> bool,
 ) -> Attempt {
     let mut builder = ureq::http::Request::builder().method(method).uri(uri);
     for (k, v) in headers {
@@ -91,16 +102,18 @@ pub(crate) fn attempt(
         Ok(mut response) => {
             let status = response.status().as_u16();
             if (200..300).contains(&status) {
-                // Drain so the connection can be reused.
-                let _ = response.body_mut().with_config().limit(64 << 10).read_to_vec();
-                return Attempt::Done;
+                // Read (drained, so the connection can be reused): OTLP's
+                // answer may say some points were refused.
+                return Attempt::Done(
+                    response.body_mut().with_config().limit(64 << 10).read_to_vec().unwrap_or_default(),
+                );
             }
             let after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(retry_after);
             let text = response.body_mut().with_config().limit(1 << 10).read_to_vec().unwrap_or_default();
             let body = String::from_utf8_lossy(&text).trim().to_owned();
             if refuses_native_histograms(&body) {
                 Attempt::RefusesNative(SendError::Rejected { status, body })
-            } else if status == 429 || (500..600).contains(&status) {
+            } else if retried(status) {
                 Attempt::Retry { after, error: SendError::Unavailable { status, attempts: 1 } }
             } else {
                 Attempt::Fail(SendError::Rejected { status, body })

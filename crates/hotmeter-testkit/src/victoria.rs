@@ -39,6 +39,13 @@ impl VictoriaMetrics {
     /// sample is queryable as soon as it is stored) and waits (at most
     /// 60 s) until `/health` answers; fails when the binary is missing.
     pub fn start() -> VictoriaMetrics {
+        VictoriaMetrics::start_on(&free_addr())
+    }
+
+    /// [`start`](Self::start) on `addr` (`127.0.0.1:PORT`): a receiver that
+    /// comes up where a client has been sending to while it was down.
+    pub fn start_on(addr: &str) -> VictoriaMetrics {
+        let addr = addr.to_owned();
         let bin = VictoriaMetrics::binary().unwrap_or_else(|| {
             panic!(
                 "VictoriaMetrics not found: set {VICTORIA_METRICS_ENV} to its single-node binary \
@@ -46,7 +53,6 @@ impl VictoriaMetrics {
             )
         });
         let dir = tempfile::tempdir().unwrap();
-        let addr = free_addr();
         let mut process = ChildGuard::new();
         process.spawn(
             "victoria-metrics",
