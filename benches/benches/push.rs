@@ -170,7 +170,7 @@ fn push_vs_scrape(c: &mut Criterion) {
         });
         // Of that, the snappy compression alone (remote_write 1.0 requires
         // it): the same request's protobuf, compressed.
-        let raw = prost::Message::encode_to_vec(encoder.request());
+        let raw = prost::Message::encode_to_vec(&encoder.request());
         let mut snappy = snap::raw::Encoder::new();
         let mut compressed = vec![0; snap::raw::max_compress_len(raw.len())];
         g.bench_function(format!("remote_write_snappy_only/{n}"), |b| {

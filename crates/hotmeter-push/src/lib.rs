@@ -66,7 +66,8 @@
 //! let mut encoder = hotmeter_push::RemoteWriteEncoder::new([("job", "demo"), ("instance", "a:1")])?;
 //! let push = encoder.encode(&registry, 1_700_000_000_000)?;
 //! assert_eq!(push.samples, 1);
-//! let series = &encoder.request().timeseries[0];
+//! let request = encoder.request();
+//! let series = &request.timeseries[0];
 //! let labels: Vec<String> = series.labels.iter().map(|l| format!("{}={}", l.name, l.value)).collect();
 //! assert_eq!(labels, ["__name__=checkpoint_writes_total", "instance=a:1", "job=demo"]);
 //! assert_eq!((series.samples[0].value, series.samples[0].timestamp), (5.0, 1_700_000_000_000));

@@ -19,9 +19,10 @@
 //! one being sent included), each a compressed `WriteRequest`: about
 //! 13 bytes per series after snappy with short label values (measured in
 //! `docs/scaling.md`), so the default 30 snapshots of a 1,000-series
-//! registry hold about 400 KiB; besides the queue, the sampler keeps one
-//! request's buffers (about 120 bytes of protobuf per series plus its
-//! label strings) for reuse. A native histogram is one series, and one
+//! registry hold about 400 KiB; besides the queue, the sampler keeps two
+//! requests' protobuf (about 120 bytes per series each: this one, and the
+//! one before for its stale markers) and each string family's counters'
+//! encoded label sets and text prefixes (about as much again) for reuse. A native histogram is one series, and one
 //! sample in every count here, but a larger one: its labels plus about
 //! 40 bytes and one to two bytes per bucket before compression (populated
 //! buckets are at most [`hotmeter::NativeOpts::max_buckets`], 160 by
@@ -239,10 +240,10 @@ pub(crate) struct Taken {
 impl Snapshotter for RemoteWriteEncoder {
     fn take(&mut self, registry: &Registry, timestamp_ms: i64) -> Result<Taken, u64> {
         let taken = self.encode(registry, timestamp_ms).map(|e| (Arc::from(e.body), e.samples, e.stale_markers));
-        let native = self.request().timeseries.iter().any(|t| !t.histograms.is_empty());
+        let native = self.holds_native();
         match taken {
             Ok((body, samples, stale_markers)) => Ok(Taken { body, samples, stale_markers, native }),
-            Err(_) => Err(self.request().timeseries.len() as u64),
+            Err(_) => Err(self.series_written()),
         }
     }
 

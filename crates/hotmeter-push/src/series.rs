@@ -10,8 +10,7 @@
 //! `{quantile}` series per quantile plus `_sum` and `_count`), escaping of
 //! UTF-8 names, external labels, label sorting, protobuf encoding and
 //! snappy block compression, and the stale markers that end series.
-//! Must not: send anything, or run on a recording thread (it allocates per
-//! series).
+//! Must not: send anything, or run on a recording thread.
 //!
 //! ## Series that end
 //! A series the last [`RemoteWriteEncoder::encode`] sent and this one does
@@ -26,12 +25,21 @@
 //! series that comes back is sent again as before. The marker is sent
 //! once: if its request is dropped or refused, the receiver is not told
 //! (the lookback then ends the series). The encoder keeps the last
-//! request's series (swapped, not copied: memory proportional to the
-//! series it sends) and a 64-bit hash of each label set, taken while the
-//! set is built; a series ended when its hash is not among the new
-//! request's (two sorted lists, merged). Two label sets with one hash
-//! (about 1 in 10^11 for 10,000 series) would cost one marker, never a
-//! wrong one.
+//! request's protobuf (swapped, not copied) and a 64-bit hash of each
+//! series' encoded label set; a series ended when its hash is not among
+//! the new request's (the same hashes in the same order, the usual case,
+//! is one pass; otherwise two sorted lists, merged). Two label sets with
+//! one hash (about 1 in 10^11 for 10,000 series) would cost one marker,
+//! never a wrong one.
+//!
+//! ## Writing
+//! The protobuf is written straight from the registry walk through
+//! `hotmeter_format::wire` (no message structs). A string family's plain
+//! counters keep their label sets, sorted and encoded with their hashes,
+//! from one encode to the next, reused while the family's text sample
+//! prefixes are the same bytes (the OTLP encoder's run cache, on the same
+//! terms); every other series' set is put together, sorted and encoded
+//! in reused buffers.
 //!
 //! Spellings match the Prometheus text exposition the exporter serves
 //! (`le="0.005"`, `le="1.0"`, `le="+Inf"`, `quantile="0.99"`), so a
@@ -52,14 +60,19 @@
 //! refused names that escaping would make alike. Families whose names are
 //! all legacy (every family of a default registry) skip the step.
 
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::ops::Range;
+
 use hotmeter::Registry;
-use hotmeter::expose::{Desc, EscapingScheme, Labels, Value, Visitor, write_f64};
+use hotmeter::expose::{CounterRun, Desc, EscapingScheme, Labels, Value, Visitor, write_f64};
 use hotmeter::native::NativeBucketsRef;
 use hotmeter_format::FamilyNames;
+use hotmeter_format::wire::{self, LEN};
 use prost::Message;
 
 use crate::error::{ConfigError, EncodeError};
-use crate::proto::{BucketSpan, Histogram, Label, Sample, TimeSeries, WriteRequest, histogram};
+use crate::proto::WriteRequest;
 
 /// What a [`NativeHistogram`](hotmeter::NativeHistogram) is sent as over
 /// remote_write. Classic [`Histogram`](hotmeter::Histogram)s are always
@@ -94,8 +107,9 @@ pub enum NativeHistograms {
     Classic,
 }
 
-/// Encodes registry snapshots as remote_write 1.0 request bodies, reusing
-/// its buffers from one push to the next.
+/// Encodes registry snapshots as remote_write 1.0 request bodies, writing
+/// the protobuf straight from one registry walk (no message structs) and
+/// reusing its buffers from one push to the next.
 ///
 /// ```
 /// let registry = hotmeter::Registry::new();
@@ -103,7 +117,8 @@ pub enum NativeHistograms {
 /// let mut encoder = hotmeter_push::RemoteWriteEncoder::new([("job", "batch")])?;
 /// let encoded = encoder.encode(&registry, 1_700_000_000_000)?;
 /// assert_eq!(encoded.samples, 1);
-/// let series = &encoder.request().timeseries[0];
+/// let request = encoder.request(); // the last body, decoded
+/// let series = &request.timeseries[0];
 /// let labels: Vec<_> = series.labels.iter().map(|l| (l.name.as_str(), l.value.as_str())).collect();
 /// assert_eq!(labels, [("__name__", "jobs_total"), ("job", "batch")]);
 /// assert_eq!(series.samples[0].value, 3.0);
@@ -114,18 +129,30 @@ pub struct RemoteWriteEncoder {
     /// External labels, sorted by name.
     external: Vec<(String, String)>,
     native: NativeHistograms,
-    request: WriteRequest,
+    /// This request's protobuf, and the one before's (where the labels of
+    /// the series it sent are read for their stale markers).
     raw: Vec<u8>,
+    previous_raw: Vec<u8>,
     compressed: Vec<u8>,
     snappy: snap::raw::Encoder,
-    /// The series the last encode sent (its request's, swapped out).
-    previous: Vec<TimeSeries>,
-    /// (label hash, index in `previous`) of the last request's series,
-    /// sorted; and this request's, pushed by the walk beside each series.
-    previous_sorted: Vec<(u64, u32)>,
-    sorted: Vec<(u64, u32)>,
-    /// Indexes in `previous` of the series that ended.
-    ended: Vec<u32>,
+    /// Each series the walk wrote: its label hash and where its encoded
+    /// labels are in `raw`; the same of the request before (in
+    /// `previous_raw`). In walk order, sorted by hash only when the two
+    /// differ.
+    sent: Vec<SentSeries>,
+    previous_sent: Vec<SentSeries>,
+    /// Indexes in `previous_sent` of the series that ended.
+    ended: Vec<usize>,
+    /// The walk's buffers, kept from one encode to the next.
+    walk: WalkState,
+}
+
+/// A series a request holds: the hash of its encoded labels, and where
+/// they are in the request's protobuf.
+#[derive(Debug, Clone)]
+struct SentSeries {
+    hash: u64,
+    labels: Range<usize>,
 }
 
 /// Prometheus' staleness marker: the one NaN bit pattern that ends a
@@ -169,14 +196,14 @@ impl RemoteWriteEncoder {
         Ok(Self {
             external,
             native: NativeHistograms::default(),
-            request: WriteRequest::default(),
             raw: Vec::new(),
+            previous_raw: Vec::new(),
             compressed: Vec::new(),
             snappy: snap::raw::Encoder::new(),
-            previous: Vec::new(),
-            previous_sorted: Vec::new(),
-            sorted: Vec::new(),
+            sent: Vec::new(),
+            previous_sent: Vec::new(),
             ended: Vec::new(),
+            walk: WalkState::default(),
         })
     }
 
@@ -198,94 +225,148 @@ impl RemoteWriteEncoder {
     /// series the last call sent and this one does not, and returns the
     /// compressed body.
     pub fn encode(&mut self, registry: &Registry, timestamp_ms: i64) -> Result<Encoded<'_>, EncodeError> {
-        // The last request's series stay in `previous`; the older buffer is
-        // reused for this one.
-        std::mem::swap(&mut self.request.timeseries, &mut self.previous);
-        self.request.timeseries.clear();
-        self.sorted.clear();
-        let mut collector = Collector {
+        // The request before stays readable for its stale markers.
+        std::mem::swap(&mut self.raw, &mut self.previous_raw);
+        std::mem::swap(&mut self.sent, &mut self.previous_sent);
+        self.raw.clear();
+        self.sent.clear();
+        self.walk.export += 1;
+        self.walk.native_written = false;
+        let mut writer = Writer {
             external: &self.external,
             native: self.native,
             timestamp_ms,
-            names: FamilyNames::default(),
-            spans: Vec::new(),
-            deltas: Vec::new(),
-            out: &mut self.request.timeseries,
-            hashes: &mut self.sorted,
+            out: &mut self.raw,
+            sent: &mut self.sent,
+            walk: &mut self.walk,
         };
-        registry.collect(&mut collector);
+        registry.collect(&mut writer);
+        let walked = self.sent.len() as u64;
         let stale_markers = self.mark_ended(timestamp_ms);
-        self.raw.clear();
-        // Encoding into a Vec only fails for want of capacity, which a Vec grows.
-        self.request.encode(&mut self.raw).map_err(EncodeError::Protobuf)?;
+        let export = self.walk.export;
+        self.walk.runs.retain(|_, run| run.seen == export);
         self.compressed.resize(snap::raw::max_compress_len(self.raw.len()).max(1), 0);
         let n = self.snappy.compress(&self.raw, &mut self.compressed).map_err(EncodeError::Compress)?;
         self.compressed.truncate(n);
         Ok(Encoded {
             body: &self.compressed,
-            samples: self.request.timeseries.len() as u64,
+            samples: walked + stale_markers,
             stale_markers,
             uncompressed_len: self.raw.len(),
         })
     }
 
     /// Appends a stale marker for every label set the last encode sent and
-    /// this one does not, and remembers this one's; returns how many.
+    /// this one does not; returns how many.
     fn mark_ended(&mut self, timestamp_ms: i64) -> u64 {
-        self.sorted.sort_unstable();
-        // Merge: every hash of the last request not in this one ended.
         self.ended.clear();
-        let mut now = self.sorted.iter().map(|&(h, _)| h).peekable();
-        for &(h, j) in &self.previous_sorted {
-            while now.next_if(|&x| x < h).is_some() {}
-            if now.peek() != Some(&h) {
+        // The usual case, the same series in the same order as the request
+        // before: none ended, and nothing to sort.
+        if self.sent.len() == self.previous_sent.len()
+            && self.sent.iter().zip(&self.previous_sent).all(|(now, before)| now.hash == before.hash)
+        {
+            return 0;
+        }
+        self.sent.sort_unstable_by_key(|s| s.hash);
+        self.previous_sent.sort_unstable_by_key(|s| s.hash);
+        // Merge: every hash of the last request not in this one ended.
+        let mut now = self.sent.iter().map(|s| s.hash).peekable();
+        for (j, before) in self.previous_sent.iter().enumerate() {
+            while now.next_if(|&x| x < before.hash).is_some() {}
+            if now.peek() != Some(&before.hash) {
                 self.ended.push(j);
             }
         }
-        std::mem::swap(&mut self.previous_sorted, &mut self.sorted);
         for &j in &self.ended {
-            let marker = Sample { value: f64::from_bits(STALE_NAN_BITS), timestamp: timestamp_ms };
-            self.request.timeseries.push(TimeSeries {
-                labels: self.previous[j as usize].labels.clone(),
-                samples: vec![marker],
-                histograms: Vec::new(),
-            });
+            let labels = &self.previous_raw[self.previous_sent[j].labels.clone()];
+            write_series(&mut self.raw, labels, f64::from_bits(STALE_NAN_BITS), timestamp_ms);
         }
         self.ended.len() as u64
     }
 
-    /// The request the last [`encode`](Self::encode) built, before encoding.
-    pub fn request(&self) -> &WriteRequest {
-        &self.request
+    /// The request the last [`encode`](Self::encode) wrote, decoded (for
+    /// tests and inspection: it decodes the whole protobuf).
+    pub fn request(&self) -> WriteRequest {
+        WriteRequest::decode(&self.raw[..]).unwrap_or_default()
+    }
+
+    /// Series the last request holds, stale markers included (its samples,
+    /// which a failed compression loses).
+    pub(crate) fn series_written(&self) -> u64 {
+        (self.sent.len() + self.ended.len()) as u64
+    }
+
+    /// Whether the last request holds a native histogram.
+    pub(crate) fn holds_native(&self) -> bool {
+        self.walk.native_written
     }
 }
 
-/// The visitor that appends one [`TimeSeries`] per Prometheus sample.
-struct Collector<'a> {
-    external: &'a [(String, String)],
-    native: NativeHistograms,
-    timestamp_ms: i64,
-    /// The family's metric and label names as sent: as registered when
-    /// all are legacy, escaped with `underscores` otherwise.
-    names: FamilyNames,
-    spans: Vec<(i32, u32)>,
-    deltas: Vec<i64>,
-    out: &'a mut Vec<TimeSeries>,
-    /// Each series' label hash and index, pushed with it.
-    hashes: &'a mut Vec<(u64, u32)>,
+/// Field numbers of `prompb`'s messages (see [`crate::proto`], which tests
+/// decode with). Fields are written in field-number order (a oneof at its
+/// first field's place) and zero values of plain fields are left out, as
+/// prost writes a message: a request re-encoded by prost is the same
+/// bytes (the tests check).
+mod field {
+    pub(super) const TIMESERIES: u32 = 1;
+    pub(super) mod series {
+        pub(crate) const LABELS: u32 = 1;
+        pub(crate) const SAMPLES: u32 = 2;
+        pub(crate) const HISTOGRAMS: u32 = 4;
+    }
+    pub(super) mod label {
+        pub(crate) const NAME: u32 = 1;
+        pub(crate) const VALUE: u32 = 2;
+    }
+    pub(super) mod sample {
+        pub(crate) const VALUE: u32 = 1;
+        pub(crate) const TIMESTAMP: u32 = 2;
+    }
+    pub(super) mod histogram {
+        pub(crate) const COUNT_INT: u32 = 1;
+        pub(crate) const SUM: u32 = 3;
+        pub(crate) const SCHEMA: u32 = 4;
+        pub(crate) const ZERO_THRESHOLD: u32 = 5;
+        pub(crate) const ZERO_COUNT_INT: u32 = 6;
+        pub(crate) const NEGATIVE_SPANS: u32 = 8;
+        pub(crate) const NEGATIVE_DELTAS: u32 = 9;
+        pub(crate) const POSITIVE_SPANS: u32 = 11;
+        pub(crate) const POSITIVE_DELTAS: u32 = 12;
+        pub(crate) const TIMESTAMP: u32 = 15;
+        /// `BucketSpan.offset`, `BucketSpan.length`.
+        pub(crate) const SPAN_OFFSET: u32 = 1;
+        pub(crate) const SPAN_LENGTH: u32 = 2;
+    }
 }
 
-/// A hash of a label set: names and values, each followed by a byte that
-/// UTF-8 never holds, so no two different sets are fed alike.
-fn label_hash(labels: &[Label]) -> u64 {
-    use std::hash::{BuildHasher, Hasher};
+/// Bytes a `Sample { value, timestamp }` takes (zero fields left out).
+fn sample_len(value: f64, timestamp_ms: i64) -> usize {
+    (if value != 0.0 { 9 } else { 0 }) + if timestamp_ms != 0 { 1 + wire::varint_len(timestamp_ms as u64) } else { 0 }
+}
+
+/// One `TimeSeries` with one float sample: `labels` (its `labels`
+/// fields, encoded) and the sample.
+fn write_series(out: &mut Vec<u8>, labels: &[u8], value: f64, timestamp_ms: i64) {
+    let sample = sample_len(value, timestamp_ms);
+    let len = labels.len() + wire::bytes_field_len(field::series::SAMPLES, sample);
+    wire::tag(out, field::TIMESERIES, LEN);
+    wire::varint(out, len as u64);
+    out.extend_from_slice(labels);
+    wire::tag(out, field::series::SAMPLES, LEN);
+    wire::varint(out, sample as u64);
+    if value != 0.0 {
+        wire::double(out, field::sample::VALUE, value);
+    }
+    if timestamp_ms != 0 {
+        wire::varint_field(out, field::sample::TIMESTAMP, timestamp_ms as u64);
+    }
+}
+
+/// A hash of a series' encoded labels (its label set, sorted: one set,
+/// one encoding).
+fn label_hash(labels: &[u8]) -> u64 {
     let mut h = foldhash::fast::FixedState::with_seed(0x7374_616c_655f_6d6b).build_hasher();
-    for l in labels {
-        h.write(l.name.as_bytes());
-        h.write_u8(0xff);
-        h.write(l.value.as_bytes());
-        h.write_u8(0xfe);
-    }
+    h.write(labels);
     h.finish()
 }
 
@@ -297,43 +378,161 @@ fn not_stale(v: f64) -> f64 {
     if v.is_nan() { f64::NAN } else { v }
 }
 
-impl Collector<'_> {
-    /// One series' label set: `name+suffix`, the series' labels (escaped
-    /// names if the family needs it), `extra` (`le` or `quantile`), the
-    /// external labels not already present; sorted by name (the spec
-    /// requires it).
-    fn label_set(&self, suffix: &str, labels: &Labels<'_>, extra: Option<(&str, String)>) -> Vec<Label> {
-        let mut set = Vec::with_capacity(2 + labels.len() + self.external.len());
-        set.push(Label { name: "__name__".into(), value: format!("{}{suffix}", self.names.name()) });
+/// What a walk keeps for the next one.
+#[derive(Debug, Default)]
+struct WalkState {
+    /// Counts encodes: a run cache not read in this one is dropped.
+    export: u64,
+    /// The current family's names as sent.
+    names: FamilyNames,
+    /// A label set being put together: names and values copied into
+    /// `text`, then sorted as ranges of it.
+    text: Vec<u8>,
+    pairs: Vec<(Range<usize>, Range<usize>)>,
+    /// The label set as encoded, before it is written.
+    labels: Vec<u8>,
+    spans: Vec<(i32, u32)>,
+    deltas: Vec<i64>,
+    /// A native histogram's message, before it is written.
+    histogram: Vec<u8>,
+    /// Each string family's counter run as last encoded, by family name.
+    runs: HashMap<String, RunCache>,
+    /// The family being walked, as registered.
+    family: String,
+    /// The walk wrote a native histogram.
+    native_written: bool,
+}
+
+/// A string family's counter run as last encoded: its sample prefixes,
+/// which it is checked against at every encode, and each series' label
+/// set, encoded, with its hash. As the OTLP encoder's run cache: a run
+/// whose prefixes (and each prefix's length) are the same bytes holds the
+/// same label sets in the same order; any other is encoded afresh.
+#[derive(Debug, Default)]
+struct RunCache {
+    seen: u64,
+    prefixes: Vec<u8>,
+    prefix_lens: Vec<usize>,
+    labels: Vec<u8>,
+    ends: Vec<usize>,
+    hashes: Vec<u64>,
+}
+
+impl RunCache {
+    fn holds(&self, run: &CounterRun<'_>) -> bool {
+        self.prefix_lens.len() == run.len()
+            && self.prefixes == run.prefixes()
+            && run.iter().zip(&self.prefix_lens).all(|((prefix, _), &len)| prefix.len() == len)
+    }
+}
+
+/// The visitor that writes one `TimeSeries` per Prometheus sample.
+struct Writer<'a> {
+    external: &'a [(String, String)],
+    native: NativeHistograms,
+    timestamp_ms: i64,
+    out: &'a mut Vec<u8>,
+    sent: &'a mut Vec<SentSeries>,
+    walk: &'a mut WalkState,
+}
+
+impl WalkState {
+    /// Puts together one series' label set: `__name__` = the family's name
+    /// (as sent) + `suffix`, `extra` (`le` or `quantile` and its bound,
+    /// spelled as the text format spells it), the series' labels (names
+    /// escaped if the family needs it), the external labels not already
+    /// present; sorted by name (the spec requires it); and writes it into
+    /// `self.labels` as `TimeSeries.labels` fields (an empty value left
+    /// out, as proto3 does).
+    fn label_set(
+        &mut self,
+        suffix: &str,
+        labels: &Labels<'_>,
+        extra: Option<(&str, f64)>,
+        external: &[(String, String)],
+    ) {
+        self.text.clear();
+        self.pairs.clear();
+        let push = |text: &mut Vec<u8>, name: &[&[u8]], value: &[&[u8]]| {
+            let n = text.len();
+            name.iter().for_each(|part| text.extend_from_slice(part));
+            let v = text.len();
+            value.iter().for_each(|part| text.extend_from_slice(part));
+            (n..v, v..text.len())
+        };
+        let name = push(&mut self.text, &[b"__name__"], &[self.names.name().as_bytes(), suffix.as_bytes()]);
+        self.pairs.push(name);
         if let Some((n, v)) = extra {
-            set.push(Label { name: n.into(), value: v });
+            let start = self.text.len();
+            self.text.extend_from_slice(n.as_bytes());
+            let mid = self.text.len();
+            write_f64(&mut self.text, v);
+            self.pairs.push((start..mid, mid..self.text.len()));
         }
-        for i in 0..labels.len() {
-            let Some((name, value)) = labels.get(i) else { continue };
+        for (i, (name, value)) in labels.iter().enumerate() {
             let name = self.names.label(i).unwrap_or(name);
-            set.push(Label { name: name.into(), value: value.into() });
+            let pair = push(&mut self.text, &[name.as_bytes()], &[value.as_bytes()]);
+            self.pairs.push(pair);
         }
-        set.extend(self.external.iter().map(|(n, v)| Label { name: n.clone(), value: v.clone() }));
+        for (n, v) in external {
+            let pair = push(&mut self.text, &[n.as_bytes()], &[v.as_bytes()]);
+            self.pairs.push(pair);
+        }
         // Stable: of two labels with one name, the first pushed (the
         // series' own) stays and the external one goes.
-        set.sort_by(|a, b| a.name.cmp(&b.name));
-        set.dedup_by(|later, first| later.name == first.name);
-        set
+        let text = &self.text;
+        self.pairs.sort_by(|a, b| text[a.0.clone()].cmp(&text[b.0.clone()]));
+        self.pairs.dedup_by(|later, first| text[later.0.clone()] == text[first.0.clone()]);
+        self.labels.clear();
+        for (n, v) in &self.pairs {
+            let (name, value) = (&text[n.clone()], &text[v.clone()]);
+            let len = wire::bytes_field_len(field::label::NAME, name.len())
+                + if value.is_empty() { 0 } else { wire::bytes_field_len(field::label::VALUE, value.len()) };
+            wire::tag(&mut self.labels, field::series::LABELS, LEN);
+            wire::varint(&mut self.labels, len as u64);
+            wire::bytes(&mut self.labels, field::label::NAME, name);
+            if !value.is_empty() {
+                wire::bytes(&mut self.labels, field::label::VALUE, value);
+            }
+        }
+    }
+}
+
+impl Writer<'_> {
+    /// Notes a series about to be written with `labels` (already in
+    /// `self.out` at `at..`) for the stale-marker merge.
+    fn note(&mut self, hash: u64, at: Range<usize>) {
+        self.sent.push(SentSeries { hash, labels: at });
     }
 
-    /// [`label_set`](Self::label_set) for the series about to be pushed,
-    /// its hash and index noted for the stale-marker merge.
-    fn series_labels(&mut self, suffix: &str, labels: &Labels<'_>, extra: Option<(&str, String)>) -> Vec<Label> {
-        let set = self.label_set(suffix, labels, extra);
-        self.hashes.push((label_hash(&set), self.out.len() as u32));
-        set
+    /// One float series with these encoded labels.
+    fn series(&mut self, labels: &[u8], hash: u64, value: f64) {
+        let value = not_stale(value);
+        let sample = sample_len(value, self.timestamp_ms);
+        let len = labels.len() + wire::bytes_field_len(field::series::SAMPLES, sample);
+        wire::tag(self.out, field::TIMESERIES, LEN);
+        wire::varint(self.out, len as u64);
+        let at = self.out.len();
+        self.out.extend_from_slice(labels);
+        let labels_end = self.out.len();
+        wire::tag(self.out, field::series::SAMPLES, LEN);
+        wire::varint(self.out, sample as u64);
+        if value != 0.0 {
+            wire::double(self.out, field::sample::VALUE, value);
+        }
+        if self.timestamp_ms != 0 {
+            wire::varint_field(self.out, field::sample::TIMESTAMP, self.timestamp_ms as u64);
+        }
+        self.note(hash, at..labels_end);
     }
 
-    /// One float series.
-    fn push(&mut self, suffix: &str, labels: &Labels<'_>, extra: Option<(&str, String)>, value: f64) {
-        let set = self.series_labels(suffix, labels, extra);
-        let sample = Sample { value: not_stale(value), timestamp: self.timestamp_ms };
-        self.out.push(TimeSeries { labels: set, samples: vec![sample], histograms: Vec::new() });
+    /// One float series of the current family.
+    fn push(&mut self, suffix: &str, labels: &Labels<'_>, extra: Option<(&str, f64)>, value: f64) {
+        let walk = &mut *self.walk;
+        walk.label_set(suffix, labels, extra, self.external);
+        let labels = std::mem::take(&mut walk.labels);
+        self.series(&labels, label_hash(&labels), value);
+        self.walk.labels = labels;
     }
 
     /// `_bucket{le}` per classic bucket (cumulative, `+Inf` last), `_sum`
@@ -343,52 +542,131 @@ impl Collector<'_> {
         for (i, &c) in counts.iter().enumerate() {
             cumulative += c;
             let le = bounds.get(i).copied().unwrap_or(f64::INFINITY);
-            self.push("_bucket", labels, Some(("le", float_text(le))), cumulative as f64);
+            self.push("_bucket", labels, Some(("le", le)), cumulative as f64);
         }
         self.push("_sum", labels, None, sum);
         self.push("_count", labels, None, count as f64);
     }
 
     /// One series named as the family carrying one integer native
-    /// histogram. The reset hint is left `UNKNOWN`: the receiver detects a
-    /// reset (a restarted process) itself.
+    /// histogram. The reset hint is left `UNKNOWN` (0, so not written): the
+    /// receiver detects a reset (a restarted process) itself.
     fn push_native(&mut self, labels: &Labels<'_>, native: &NativeBucketsRef<'_>) {
-        let set = self.series_labels("", labels, None);
-        let mut spans_of = |buckets: &[(i32, u64)]| {
-            hotmeter::native::spans_and_deltas(buckets, &mut self.spans, &mut self.deltas);
-            let spans = self.spans.iter().map(|&(offset, length)| BucketSpan { offset, length }).collect();
-            (spans, self.deltas.clone())
-        };
-        let (negative_spans, negative_deltas) = spans_of(native.negative);
-        let (positive_spans, positive_deltas) = spans_of(native.positive);
-        let h = Histogram {
-            count: Some(histogram::Count::CountInt(native.count)),
-            sum: not_stale(native.sum),
-            schema: i32::from(native.schema),
-            zero_threshold: native.zero_threshold,
-            zero_count: Some(histogram::ZeroCount::ZeroCountInt(native.zero_count)),
-            negative_spans,
-            negative_deltas,
-            negative_counts: Vec::new(),
-            positive_spans,
-            positive_deltas,
-            positive_counts: Vec::new(),
-            reset_hint: histogram::ResetHint::Unknown as i32,
-            timestamp: self.timestamp_ms,
-        };
-        self.out.push(TimeSeries { labels: set, samples: Vec::new(), histograms: vec![h] });
+        use field::histogram as h;
+        let walk = &mut *self.walk;
+        walk.native_written = true;
+        walk.label_set("", labels, None, self.external);
+        // The histogram first, apart, so the series' length is known.
+        let hist = &mut walk.histogram;
+        hist.clear();
+        wire::varint_field(hist, h::COUNT_INT, native.count);
+        let sum = not_stale(native.sum);
+        if sum != 0.0 {
+            wire::double(hist, h::SUM, sum);
+        }
+        if native.schema != 0 {
+            wire::varint_field(hist, h::SCHEMA, wire::zigzag(i64::from(native.schema)));
+        }
+        if native.zero_threshold != 0.0 {
+            wire::double(hist, h::ZERO_THRESHOLD, native.zero_threshold);
+        }
+        wire::varint_field(hist, h::ZERO_COUNT_INT, native.zero_count);
+        hotmeter::native::spans_and_deltas(native.negative, &mut walk.spans, &mut walk.deltas);
+        spans_field(hist, h::NEGATIVE_SPANS, &walk.spans);
+        deltas_field(hist, h::NEGATIVE_DELTAS, &walk.deltas);
+        hotmeter::native::spans_and_deltas(native.positive, &mut walk.spans, &mut walk.deltas);
+        spans_field(hist, h::POSITIVE_SPANS, &walk.spans);
+        deltas_field(hist, h::POSITIVE_DELTAS, &walk.deltas);
+        if self.timestamp_ms != 0 {
+            wire::varint_field(hist, h::TIMESTAMP, self.timestamp_ms as u64);
+        }
+        let out = &mut *self.out;
+        let len = walk.labels.len() + wire::bytes_field_len(field::series::HISTOGRAMS, hist.len());
+        wire::tag(out, field::TIMESERIES, LEN);
+        wire::varint(out, len as u64);
+        let at = out.len();
+        out.extend_from_slice(&walk.labels);
+        let labels_end = out.len();
+        wire::bytes(out, field::series::HISTOGRAMS, hist);
+        let hash = label_hash(&walk.labels);
+        self.note(hash, at..labels_end);
     }
 }
 
-fn float_text(v: f64) -> String {
-    let mut out = Vec::with_capacity(24);
-    write_f64(&mut out, v);
-    String::from_utf8(out).unwrap_or_default()
+/// Repeated `BucketSpan`s (offsets `sint32`, lengths `uint32`; zeros left
+/// out).
+fn spans_field(out: &mut Vec<u8>, number: u32, spans: &[(i32, u32)]) {
+    use field::histogram as h;
+    for &(offset, length) in spans {
+        let offset = wire::zigzag(i64::from(offset));
+        let length = u64::from(length);
+        let len = if offset != 0 { 1 + wire::varint_len(offset) } else { 0 }
+            + if length != 0 { 1 + wire::varint_len(length) } else { 0 };
+        wire::tag(out, number, LEN);
+        wire::varint(out, len as u64);
+        if offset != 0 {
+            wire::varint_field(out, h::SPAN_OFFSET, offset);
+        }
+        if length != 0 {
+            wire::varint_field(out, h::SPAN_LENGTH, length);
+        }
+    }
 }
 
-impl Visitor for Collector<'_> {
+/// Repeated `sint64` deltas, packed.
+fn deltas_field(out: &mut Vec<u8>, number: u32, deltas: &[i64]) {
+    if deltas.is_empty() {
+        return;
+    }
+    wire::tag(out, number, LEN);
+    let len: usize = deltas.iter().map(|&d| wire::varint_len(wire::zigzag(d))).sum();
+    wire::varint(out, len as u64);
+    for &d in deltas {
+        wire::varint(out, wire::zigzag(d));
+    }
+}
+
+impl Visitor for Writer<'_> {
     fn family(&mut self, desc: &Desc) {
-        self.names.set(desc, EscapingScheme::Underscores);
+        self.walk.names.set(desc, EscapingScheme::Underscores);
+        self.walk.family.clear();
+        self.walk.family.push_str(&desc.name);
+    }
+
+    /// A string family's plain counters: their label sets copied from the
+    /// family's [`RunCache`] while the run holds the same label sets.
+    fn counters(&mut self, run: &CounterRun<'_>) {
+        let walk = &mut *self.walk;
+        if !walk.runs.contains_key(walk.family.as_str()) {
+            walk.runs.insert(walk.family.clone(), RunCache::default());
+        }
+        let Some(kept) = walk.runs.get_mut(walk.family.as_str()) else { return };
+        // Taken out while the series are written, then put back.
+        let mut cache = std::mem::take(kept);
+        cache.seen = walk.export;
+        if !cache.holds(run) {
+            cache.prefixes.clear();
+            cache.prefixes.extend_from_slice(run.prefixes());
+            cache.prefix_lens.clear();
+            cache.prefix_lens.extend(run.iter().map(|(prefix, _)| prefix.len()));
+            cache.labels.clear();
+            cache.ends.clear();
+            cache.hashes.clear();
+            for i in 0..run.len() {
+                walk.label_set("", &run.labels(i), None, self.external);
+                cache.labels.extend_from_slice(&walk.labels);
+                cache.ends.push(cache.labels.len());
+                cache.hashes.push(label_hash(&walk.labels));
+            }
+        }
+        let mut start = 0;
+        for (i, &end) in cache.ends.iter().enumerate() {
+            self.series(&cache.labels[start..end], cache.hashes[i], run.value(i) as f64);
+            start = end;
+        }
+        if let Some(kept) = self.walk.runs.get_mut(self.walk.family.as_str()) {
+            *kept = cache;
+        }
     }
 
     fn sample(&mut self, labels: &Labels<'_>, value: &Value<'_>) {
@@ -413,7 +691,7 @@ impl Visitor for Collector<'_> {
             }
             Value::Summary { quantiles, sum, count } => {
                 for &(q, v) in quantiles {
-                    self.push("", labels, Some(("quantile", float_text(q))), v);
+                    self.push("", labels, Some(("quantile", q)), v);
                 }
                 self.push("_sum", labels, None, sum);
                 self.push("_count", labels, None, count as f64);
@@ -425,13 +703,16 @@ impl Visitor for Collector<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::{BucketSpan, Histogram, Label, Sample, histogram};
     use hotmeter::{Buckets, Counter, NameValidation, NativeOpts, SummaryOpts};
 
     /// A series as (labels, value, timestamp).
     type Flat = (Vec<(String, String)>, f64, i64);
 
     fn series(enc: &RemoteWriteEncoder) -> Vec<Flat> {
-        enc.request()
+        let request = enc.request();
+        assert!(request.encode_to_vec() == enc.raw, "prost writes the same request as other bytes");
+        request
             .timeseries
             .iter()
             .map(|s| {
@@ -534,6 +815,38 @@ mod tests {
         );
     }
 
+    /// A string family's counters reuse their label sets, encoded at the
+    /// encode before, only while the family holds the very same ones: a
+    /// series swapped for another of the same length is encoded afresh
+    /// (and the one it replaced marked stale).
+    #[test]
+    fn a_counter_run_reuses_label_sets_only_for_the_same_series() {
+        let r = Registry::new();
+        let jobs = r.labeled_family("jobs_total", "Jobs.", &["tenant"], Counter::new).unwrap();
+        for (t, n) in [("a", 1), ("b", 2), ("c", 3)] {
+            jobs.with(&[t], |c| c.inc_by(n)).unwrap();
+        }
+        let mut enc = RemoteWriteEncoder::new([("job", "w")]).unwrap();
+        let values = |enc: &RemoteWriteEncoder| {
+            series(enc)
+                .into_iter()
+                .filter(|(l, v, _)| l[0].1 == "jobs_total" && !v.is_nan())
+                .map(|(l, v, _)| (l[2].1.clone(), v))
+                .collect::<Vec<_>>()
+        };
+        enc.encode(&r, 1).unwrap();
+        assert_eq!(values(&enc), [("a".to_owned(), 1.0), ("b".to_owned(), 2.0), ("c".to_owned(), 3.0)]);
+        jobs.with(&["b"], |c| c.inc_by(10)).unwrap();
+        enc.encode(&r, 2).unwrap();
+        assert_eq!(values(&enc), [("a".to_owned(), 1.0), ("b".to_owned(), 12.0), ("c".to_owned(), 3.0)]);
+        jobs.remove(&["b"]).unwrap();
+        jobs.with(&["d"], |c| c.inc_by(4)).unwrap();
+        let e = enc.encode(&r, 3).unwrap();
+        assert_eq!(e.stale_markers, 1);
+        assert_eq!(values(&enc), [("a".to_owned(), 1.0), ("c".to_owned(), 3.0), ("d".to_owned(), 4.0)]);
+        assert_eq!(stale(&enc), ["__name__=jobs_total,job=w,tenant=b"]);
+    }
+
     #[test]
     fn histograms_become_cumulative_buckets_sum_and_count() {
         let r = Registry::builder().const_label("zone", "z1").build().unwrap();
@@ -600,7 +913,7 @@ mod tests {
         let raw = snap::raw::Decoder::new().decompress_vec(e.body).unwrap();
         assert_eq!(raw.len(), e.uncompressed_len);
         let decoded = WriteRequest::decode(&raw[..]).unwrap();
-        assert_eq!(&decoded, enc.request());
+        assert_eq!(decoded, enc.request());
         assert_eq!(decoded.timeseries[0].samples[0], Sample { value: -1.5, timestamp: 7 });
     }
 
@@ -659,7 +972,7 @@ mod tests {
         assert_eq!(encoded.samples, 1, "one series, one histogram sample");
         let raw = snap::raw::Decoder::new().decompress_vec(encoded.body).unwrap();
         let decoded = WriteRequest::decode(&raw[..]).unwrap();
-        assert_eq!(&decoded, enc.request());
+        assert_eq!(decoded, enc.request());
         let [series] = &decoded.timeseries[..] else { panic!("{decoded:?}") };
         assert_eq!(
             series.labels,
