@@ -40,6 +40,18 @@
 //! summaries are the same either way. The encoder moves its delta state
 //! on at every encode: a client must deliver every body (or resend it) or
 //! lose that interval's change.
+//!
+//! Readings are kept per family registration and series. A series missing
+//! from an export that walked its family is gone, and its reading with it
+//! (coming back, it is a new series with a new created timestamp), except
+//! one that keeps no created timestamp (a collector's, which may skip a
+//! series on a transient error): its reading waits up to 64 exports, and
+//! the series continues its stream if it comes back within them. Readings
+//! of a family not walked at all (unregistered, or of another registry the
+//! same encoder also encodes) wait as long. A collector's series that turns
+//! from integer to float (or back) subtracts as floats. A histogram whose
+//! sum went infinite sends NaN as its delta sums from then on (infinity
+//! minus infinity), as its cumulative sum stays infinite.
 
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -221,9 +233,9 @@ struct WalkState {
     data_width: usize,
     point_width: usize,
     /// With delta temporality: each sum's and histogram's last reading,
-    /// keyed by its family's name, a `0xff` byte (never in UTF-8) and its
-    /// attributes as encoded (the same labels always encode the same, and
-    /// two label sets never do).
+    /// keyed by its family's registration and its attributes as encoded
+    /// (the same labels always encode the same, and two label sets never
+    /// do).
     readings: HashMap<Box<[u8]>, Reading>,
     /// Counts exports: a reading not seen in this one is gone.
     export: u64,
@@ -233,8 +245,12 @@ struct WalkState {
     counts: Vec<u64>,
     positive: Vec<(i32, u64)>,
     negative: Vec<(i32, u64)>,
-    /// Each string family's counter run as last encoded, by family name.
-    runs: HashMap<String, RunCache>,
+    /// Each string family's counter run as last encoded, by registration.
+    runs: HashMap<u64, RunCache>,
+    /// The family being walked: its registration; and every registration
+    /// this export walked.
+    registration: u64,
+    walked: Vec<u64>,
     /// The family being walked, as sent: name, description, unit.
     name: String,
     help: String,
@@ -245,12 +261,15 @@ struct WalkState {
 /// prefixes, which it is checked against at every export, and each
 /// series' attributes, encoded.
 ///
-/// The text prefixes name every series exactly (the text spelling of a
-/// label set is one-to-one, constant labels and family name included), so
-/// a run whose prefixes, and each prefix's length, are the same bytes as
-/// at the export before holds the same label sets in the same order, and
-/// their attributes encode the same: they are copied, not encoded again.
-/// Any other run is encoded afresh. Nothing here trusts an address.
+/// Kept per registration ([`Desc::registration_id`]: the family's label
+/// names and constant labels fixed), where the text prefixes name every
+/// series exactly (values are escaped), so a run whose prefixes, and each
+/// prefix's length, are the same bytes as at the export before holds the
+/// same label sets in the same order, and their attributes encode the
+/// same: they are copied, not encoded again. Any other run is encoded
+/// afresh. Nothing here trusts an address, nor a name: two registrations
+/// of one name (re-registered with other labels, or in two registries)
+/// never share a cache, since UTF-8 label names can spell alike.
 #[derive(Debug, Default)]
 struct RunCache {
     /// The export that last read it ([`WalkState::export`]).
@@ -294,8 +313,18 @@ struct Reading {
     at: u64,
     /// The export that read it ([`WalkState::export`]).
     seen: u64,
+    /// Its family's registration.
+    registration: u64,
     value: Cumulative,
 }
+
+/// How many exports in a row a reading is kept without its series, when
+/// the series may still come back to it: one without a created timestamp
+/// (a collector's, which may skip a series on a transient error: coming
+/// back, it continues its stream instead of sending its whole total again),
+/// or one whose family this export did not walk (unregistered, or in
+/// another registry this encoder also encodes).
+const KEEP_UNSEEN: u64 = 64;
 
 #[derive(Debug, Clone)]
 enum Cumulative {
@@ -405,12 +434,24 @@ impl OtlpEncoder {
         wire::string(out, field::resource_metrics::SCHEMA_URL, SCHEMA_URL);
         outer_widths.0 = wire::close(out, resource_metrics);
         let export = walk.export;
+        walk.walked.sort_unstable();
+        let walked = &walk.walked;
+        let elsewhere = |registration: &u64| walked.binary_search(registration).is_err();
         if *temporality == Temporality::Delta {
-            // Series not read this time are gone: a later one with their
-            // labels starts a new delta stream.
-            walk.readings.retain(|_, r| r.seen == export);
+            // A series of a walked family not read this time is gone (one
+            // with its labels later is a new series with a new created
+            // timestamp), unless it keeps none: see `KEEP_UNSEEN`.
+            walk.readings.retain(|_, r| {
+                r.seen == export
+                    || (export - r.seen <= KEEP_UNSEEN && (r.created.is_none() || elsewhere(&r.registration)))
+            });
         }
-        walk.runs.retain(|_, run| run.seen == export);
+        // A run cache lives as long as its family's counter run, or a while
+        // when its family was not walked (another registry's).
+        walk.runs.retain(|registration, run| {
+            run.seen == export || (export - run.seen <= KEEP_UNSEEN && elsewhere(registration))
+        });
+        walk.walked.clear();
         EncodedOtlp { body: out, data_points: points }
     }
 }
@@ -666,10 +707,9 @@ impl Writer<'_> {
         }
         let walk = &mut *self.walk;
         walk.key.clear();
-        walk.key.extend_from_slice(walk.name.as_bytes());
-        walk.key.push(0xff);
+        walk.key.extend_from_slice(&walk.registration.to_le_bytes());
         attributes.write(&mut walk.key);
-        let (time, export) = (self.time, walk.export);
+        let (time, export, registration) = (self.time, walk.export, walk.registration);
         let mut scratch = WalkScratch { counts: &mut walk.counts };
         match walk.readings.get_mut(&walk.key[..]) {
             Some(reading) => {
@@ -696,7 +736,8 @@ impl Writer<'_> {
                 let mut value = None;
                 record(&mut value);
                 if let Some(value) = value {
-                    walk.readings.insert(Box::from(&walk.key[..]), Reading { created, at: time, seen: export, value });
+                    let reading = Reading { created, at: time, seen: export, registration, value };
+                    walk.readings.insert(Box::from(&walk.key[..]), reading);
                 }
                 Settled { start: series_start, gained: None }
             }
@@ -717,6 +758,14 @@ impl Writer<'_> {
             |before, _| match (value, before) {
                 (Number::Int(now), Cumulative::Int(b)) => now.checked_sub(*b).map(Number::Int),
                 (Number::Float(now), Cumulative::Float(b)) => (now >= *b).then(|| Number::Float(now - b)),
+                // A collector's series that turned from integer to float
+                // (or back) subtracts as floats.
+                (Number::Float(now), Cumulative::Int(b)) => {
+                    (now >= *b as f64).then_some(Number::Float(now - *b as f64))
+                }
+                (Number::Int(now), Cumulative::Float(b)) => (now as f64 >= *b).then(|| Number::Float(now as f64 - b)),
+                // Was a histogram (a collector's family changed kind): a
+                // new reading.
                 _ => None,
             },
             |kept| {
@@ -960,6 +1009,8 @@ impl Visitor for Writer<'_> {
     fn family(&mut self, desc: &Desc) {
         self.close_metric();
         let walk = &mut *self.walk;
+        walk.registration = desc.registration_id();
+        walk.walked.push(walk.registration);
         walk.name.clear();
         walk.name.push_str(&desc.name);
         walk.help.clear();
@@ -974,12 +1025,8 @@ impl Visitor for Writer<'_> {
     /// family's [`RunCache`] while the run holds the same label sets.
     fn counters(&mut self, run: &CounterRun<'_>) {
         let walk = &mut *self.walk;
-        if !walk.runs.contains_key(walk.name.as_str()) {
-            walk.runs.insert(walk.name.clone(), RunCache::default());
-        }
-        let Some(kept) = walk.runs.get_mut(walk.name.as_str()) else { return };
         // Taken out while the points are written, then put back.
-        let mut cache = std::mem::take(kept);
+        let mut cache = walk.runs.remove(&walk.registration).unwrap_or_default();
         cache.seen = walk.export;
         if !cache.holds(run) {
             cache.fill(run);
@@ -990,9 +1037,7 @@ impl Visitor for Writer<'_> {
             self.sum(attributes, run.created_unix_nanos(i), Number::Int(run.value(i)), None);
             start = end;
         }
-        if let Some(kept) = self.walk.runs.get_mut(self.walk.name.as_str()) {
-            *kept = cache;
-        }
+        self.walk.runs.insert(self.walk.registration, cache);
     }
 
     fn sample(&mut self, labels: &Labels<'_>, value: &Value<'_>) {
@@ -1458,6 +1503,120 @@ mod tests {
         let values: Vec<_> = s.data_points.iter().map(|p| p.value).collect();
         assert_eq!(values, [30, 40, 50].map(|v| Some(number_data_point::Value::AsInt(v))));
         assert_eq!(points(&mut enc), expected(&[("c", 3), ("d", 4), ("e", 5)]));
+    }
+
+    /// Review finding: with UTF-8 names, `{a="x",b="y"}` spells both the
+    /// labels `a`, `b` and the one label `a="x",b`: the run cache is kept
+    /// per registration, never carried to another by a name or by text.
+    #[test]
+    fn a_run_cache_never_crosses_registrations() {
+        let utf8 = || Registry::builder().name_validation(hotmeter::NameValidation::Utf8).build().unwrap();
+        let family = |r: &Registry, labels: &[&str]| {
+            r.register(hotmeter::Opts::new("jobs_total", "J."), StringFamily::new(labels, hotmeter::Counter::new))
+                .unwrap()
+        };
+        let first = |request: &ExportMetricsServiceRequest| {
+            let Data::Sum(s) = metric(request, "jobs_total") else { panic!() };
+            (attrs(&s.data_points[0].attributes), s.data_points[0].value)
+        };
+        let odd = vec![("a=\"x\",b".to_owned(), "y".to_owned())];
+        let plain = vec![("a".to_owned(), "x".to_owned()), ("b".to_owned(), "y".to_owned())];
+        // Re-registered in one registry.
+        let r = utf8();
+        family(&r, &["a", "b"]).with(&["x", "y"], |c| c.inc_by(1)).unwrap();
+        let mut enc = OtlpEncoder::new("s").unwrap();
+        assert_eq!(first(&decode(enc.encode(&r, T).body)).0, plain);
+        assert!(r.unregister("jobs_total"));
+        family(&r, &["a=\"x\",b"]).with(&["y"], |c| c.inc_by(2)).unwrap();
+        assert_eq!(first(&decode(enc.encode(&r, T).body)), (odd.clone(), Some(number_data_point::Value::AsInt(2))));
+        // Two registries, one encoder, alternately.
+        let (a, b) = (utf8(), utf8());
+        family(&a, &["a", "b"]).with(&["x", "y"], |c| c.inc_by(1)).unwrap();
+        family(&b, &["a=\"x\",b"]).with(&["y"], |c| c.inc_by(2)).unwrap();
+        for _ in 0..2 {
+            assert_eq!(first(&decode(enc.encode(&a, T).body)).0, plain);
+            assert_eq!(first(&decode(enc.encode(&b, T).body)).0, odd);
+        }
+    }
+
+    /// A collector's counters, read from a list at each scrape.
+    type Feed = std::sync::Arc<std::sync::Mutex<Vec<(&'static str, Number)>>>;
+    struct CollectorFeed(Feed);
+    impl hotmeter::Collector for CollectorFeed {
+        fn collect(&self, out: &mut hotmeter::CollectorSeries<'_>) {
+            for &(k, v) in self.0.lock().unwrap().iter() {
+                match v {
+                    Number::Int(v) => out.counter(&[k], v).unwrap(),
+                    Number::Float(v) => out.float_counter(&[k], v).unwrap(),
+                }
+            }
+        }
+    }
+
+    fn delta_values(request: &ExportMetricsServiceRequest, name: &str) -> Vec<f64> {
+        let Data::Sum(s) = metric(request, name) else { panic!() };
+        s.data_points
+            .iter()
+            .map(|p| match p.value {
+                Some(number_data_point::Value::AsInt(v)) => v as f64,
+                Some(number_data_point::Value::AsDouble(v)) => v,
+                None => panic!("no value"),
+            })
+            .collect()
+    }
+
+    /// Review findings: in delta, a collector's series (no created
+    /// timestamp) that skips an export continues its stream when it comes
+    /// back (its total is not sent again); one that turns from integer to
+    /// float subtracts as floats; and one encoder alternating between two
+    /// registries keeps each one's readings.
+    #[test]
+    fn delta_survives_a_skipped_export_a_type_change_and_two_registries() {
+        const T: u64 = 4_000_000_000_000_000_000;
+        use hotmeter::expose::MetricType;
+        let r = Registry::new();
+        let feed: Feed = std::sync::Arc::new(std::sync::Mutex::new(vec![("a", Number::Int(100))]));
+        r.register_collector(("reads_total", "R."), MetricType::Counter, &["k"], CollectorFeed(feed.clone())).unwrap();
+        let mut enc = OtlpEncoder::new("s").unwrap().temporality(Temporality::Delta);
+        let mut sent = 0.0;
+        let mut at = T;
+        let mut export = |enc: &mut OtlpEncoder, feed_now: Vec<(&'static str, Number)>| {
+            *feed.lock().unwrap() = feed_now;
+            at += 10_000_000_000;
+            let request = decode(enc.encode(&r, at).body);
+            let values = metrics(&request)
+                .iter()
+                .any(|m| m.name == "reads_total")
+                .then(|| delta_values(&request, "reads_total"));
+            values.unwrap_or_default()
+        };
+        for (feed_now, expected) in [
+            (vec![("a", Number::Int(100))], vec![100.0]),
+            (vec![], vec![]),
+            (vec![("a", Number::Int(110))], vec![10.0]),
+            (vec![("a", Number::Float(110.5))], vec![0.5]),
+            (vec![("a", Number::Int(120))], vec![9.5]),
+        ] {
+            let got = export(&mut enc, feed_now);
+            assert_eq!(got, expected);
+            sent += got.iter().sum::<f64>();
+        }
+        assert_eq!(sent, 120.0, "the deltas add up to the total, never more");
+
+        let (a, b) = (Registry::new(), Registry::new());
+        let (ca, cb) = (a.counter("jobs_total", "J.").unwrap(), b.counter("jobs_total", "J.").unwrap());
+        let mut enc = OtlpEncoder::new("s").unwrap().temporality(Temporality::Delta);
+        for round in 0..3u64 {
+            ca.inc_by(10);
+            cb.inc_by(100);
+            let pa = int_point(&decode(enc.encode(&a, T + 2 * round + 10).body), "jobs_total").1;
+            let pb = int_point(&decode(enc.encode(&b, T + 2 * round + 11).body), "jobs_total").1;
+            assert_eq!(
+                (pa, pb),
+                (Some(number_data_point::Value::AsInt(10)), Some(number_data_point::Value::AsInt(100))),
+                "round {round}"
+            );
+        }
     }
 
     /// Lengths are written before their bodies from guesses (the export

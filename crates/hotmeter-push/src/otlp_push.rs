@@ -51,7 +51,6 @@ use prost::Message;
 use crate::error::ConfigError;
 use crate::metrics;
 use crate::otlp::{OtlpEncoder, Temporality};
-use crate::otlp_proto::ExportMetricsServiceResponse;
 use crate::remote_write::{Client, Delivery, Protocol, PushStats, Snapshotter, Taken};
 use crate::transport::check_url;
 
@@ -75,13 +74,33 @@ fn retried_status(status: u16) -> bool {
     matches!(status, 429 | 502 | 503 | 504)
 }
 
-/// A partial success in a `200`'s `ExportMetricsServiceResponse`: the
-/// points it refused and why. An empty or unreadable answer (a JSON one,
-/// a receiver that sends none) refused nothing.
+/// `ExportMetricsServiceResponse` as read here: its message as bytes, so
+/// that a receiver's message that is not valid UTF-8 (which prost's
+/// `String` refuses, failing the whole decode) still lets the count of
+/// refused points through.
+#[derive(Clone, PartialEq, Message)]
+struct Answer {
+    #[prost(message, optional, tag = "1")]
+    partial_success: Option<PartialAnswer>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct PartialAnswer {
+    #[prost(int64, tag = "1")]
+    rejected_data_points: i64,
+    #[prost(bytes = "vec", tag = "2")]
+    error_message: Vec<u8>,
+}
+
+/// A partial success in a `200`'s `ExportMetricsServiceResponse`
+/// ([`crate::otlp_proto::ExportMetricsServiceResponse`]): the points it
+/// refused and why. An empty or unreadable answer (a JSON one, a receiver
+/// that sends none, one over the 1 MiB the sender reads) refused nothing;
+/// a negative count is none.
 fn refused_in_answer(answer: &[u8]) -> Option<(u64, String)> {
-    let partial = ExportMetricsServiceResponse::decode(answer).ok()?.partial_success?;
+    let partial = Answer::decode(answer).ok()?.partial_success?;
     let rejected = u64::try_from(partial.rejected_data_points).unwrap_or(0);
-    (rejected > 0).then_some((rejected, partial.error_message))
+    (rejected > 0).then(|| (rejected, String::from_utf8_lossy(&partial.error_message).into_owned()))
 }
 
 /// The sampler's side of an OTLP client: the encoder, and gzip when asked.
@@ -268,5 +287,39 @@ impl OtlpPushHandle {
     /// counts within about `deadline`.
     pub fn shutdown(self, deadline: Duration) -> PushStats {
         self.client.shutdown(deadline)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::otlp_proto::{ExportMetricsPartialSuccess, ExportMetricsServiceResponse};
+
+    fn answer(rejected: i64, message: &str) -> Vec<u8> {
+        let partial = ExportMetricsPartialSuccess { rejected_data_points: rejected, error_message: message.to_owned() };
+        ExportMetricsServiceResponse { partial_success: Some(partial) }.encode_to_vec()
+    }
+
+    /// Review findings: a message that is not UTF-8, or long, still lets
+    /// the count through; nothing, garbage and negative counts refuse
+    /// nothing.
+    #[test]
+    fn partial_successes_are_read_whatever_their_message() {
+        assert_eq!(refused_in_answer(&answer(2, "bad points")), Some((2, "bad points".to_owned())));
+        let long = "x".repeat(70_000);
+        assert_eq!(refused_in_answer(&answer(3, &long)).map(|(n, m)| (n, m.len())), Some((3, 70_000)));
+        // `error_message` = the bytes ff fe: not UTF-8.
+        let not_utf8 = [0x0a, 0x06, 0x08, 0x05, 0x12, 0x02, 0xff, 0xfe];
+        assert_eq!(refused_in_answer(&not_utf8), Some((5, "\u{fffd}\u{fffd}".to_owned())));
+        assert_eq!(refused_in_answer(&answer(0, "only a warning")), None);
+        assert_eq!(refused_in_answer(&answer(-4, "")), None);
+        assert_eq!(refused_in_answer(b""), None);
+        assert_eq!(refused_in_answer(b"{\"partialSuccess\":{}}"), None);
+    }
+
+    #[test]
+    fn otlp_retries_only_what_its_specification_lists() {
+        let retried: Vec<u16> = (400..600).filter(|&s| retried_status(s)).collect();
+        assert_eq!(retried, [429, 502, 503, 504]);
     }
 }

@@ -248,8 +248,16 @@ impl RemoteWriteEncoder {
         registry.collect(&mut writer);
         let walked = self.sent.len() as u64;
         let stale_markers = self.mark_ended(timestamp_ms);
-        let export = self.walk.export;
-        self.walk.runs.retain(|_, run| run.seen == export);
+        // A run cache lives as long as its family's counter run, or a while
+        // when its family was not walked (another registry's).
+        let walk = &mut self.walk;
+        let export = walk.export;
+        walk.walked.sort_unstable();
+        let families = &walk.walked;
+        walk.runs.retain(|registration, run| {
+            run.seen == export || (export - run.seen <= 64 && families.binary_search(registration).is_err())
+        });
+        walk.walked.clear();
         // Grown when needed, never shrunk or cleared: zeroing a megabyte
         // for every push showed in the profile.
         let room = snap::raw::max_compress_len(self.raw.len()).max(1);
@@ -410,19 +418,23 @@ struct WalkState {
     deltas: Vec<i64>,
     /// A native histogram's message, before it is written.
     histogram: Vec<u8>,
-    /// Each string family's counter run as last encoded, by family name.
-    runs: HashMap<String, RunCache>,
-    /// The family being walked, as registered.
-    family: String,
+    /// Each string family's counter run as last encoded, by registration
+    /// ([`Desc::registration_id`]).
+    runs: HashMap<u64, RunCache>,
+    /// The family being walked: its registration; and every registration
+    /// this encode walked.
+    registration: u64,
+    walked: Vec<u64>,
     /// The walk wrote a native histogram.
     native_written: bool,
 }
 
 /// A string family's counter run as last encoded: its sample prefixes,
 /// which it is checked against at every encode, and each series' label
-/// set, encoded, with its hash. As the OTLP encoder's run cache: a run
-/// whose prefixes (and each prefix's length) are the same bytes holds the
-/// same label sets in the same order; any other is encoded afresh.
+/// set, encoded, with its hash. As the OTLP encoder's run cache: kept per
+/// registration, where a run whose prefixes (and each prefix's length)
+/// are the same bytes holds the same label sets in the same order; any
+/// other is encoded afresh.
 #[derive(Debug, Default)]
 struct RunCache {
     seen: u64,
@@ -644,20 +656,16 @@ fn deltas_field(out: &mut Vec<u8>, number: u32, deltas: &[i64]) {
 impl Visitor for Writer<'_> {
     fn family(&mut self, desc: &Desc) {
         self.walk.names.set(desc, EscapingScheme::Underscores);
-        self.walk.family.clear();
-        self.walk.family.push_str(&desc.name);
+        self.walk.registration = desc.registration_id();
+        self.walk.walked.push(self.walk.registration);
     }
 
     /// A string family's plain counters: their label sets copied from the
     /// family's [`RunCache`] while the run holds the same label sets.
     fn counters(&mut self, run: &CounterRun<'_>) {
         let walk = &mut *self.walk;
-        if !walk.runs.contains_key(walk.family.as_str()) {
-            walk.runs.insert(walk.family.clone(), RunCache::default());
-        }
-        let Some(kept) = walk.runs.get_mut(walk.family.as_str()) else { return };
         // Taken out while the series are written, then put back.
-        let mut cache = std::mem::take(kept);
+        let mut cache = walk.runs.remove(&walk.registration).unwrap_or_default();
         cache.seen = walk.export;
         if !cache.holds(run) {
             cache.prefixes.clear();
@@ -679,9 +687,7 @@ impl Visitor for Writer<'_> {
             self.series(&cache.labels[start..end], cache.hashes[i], run.value(i) as f64);
             start = end;
         }
-        if let Some(kept) = self.walk.runs.get_mut(self.walk.family.as_str()) {
-            *kept = cache;
-        }
+        self.walk.runs.insert(self.walk.registration, cache);
     }
 
     fn sample(&mut self, labels: &Labels<'_>, value: &Value<'_>) {
@@ -860,6 +866,27 @@ mod tests {
         assert_eq!(e.stale_markers, 1);
         assert_eq!(values(&enc), [("a".to_owned(), 1.0), ("c".to_owned(), 3.0), ("d".to_owned(), 4.0)]);
         assert_eq!(stale(&enc), ["__name__=jobs_total,job=w,tenant=b"]);
+    }
+
+    /// Review finding (OTLP's, the same cache): with UTF-8 names one text
+    /// spells two label sets; a family re-registered with other label
+    /// names gets its label sets encoded afresh.
+    #[test]
+    fn a_run_cache_never_crosses_registrations() {
+        let r = Registry::builder().name_validation(NameValidation::Utf8).build().unwrap();
+        r.labeled_family("jobs_total", "J.", &["a", "b"], Counter::new)
+            .unwrap()
+            .with(&["x", "y"], |c| c.inc())
+            .unwrap();
+        let mut enc = RemoteWriteEncoder::new::<&str, &str>([]).unwrap();
+        enc.encode(&r, 1).unwrap();
+        assert!(r.unregister("jobs_total"));
+        r.labeled_family("jobs_total", "J.", &["a=\"x\",b"], Counter::new).unwrap().with(&["y"], |c| c.inc()).unwrap();
+        enc.encode(&r, 2).unwrap();
+        let got = series(&enc);
+        let jobs: Vec<_> = got.iter().filter(|s| s.0[0].1 == "jobs_total" && !s.1.is_nan()).collect();
+        // Sent with its name escaped (remote_write 1.0 takes legacy names).
+        assert_eq!(jobs[0].0, labels(&[("__name__", "jobs_total"), ("a__x__b", "y")]), "{got:?}");
     }
 
     #[test]

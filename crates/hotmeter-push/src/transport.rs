@@ -46,7 +46,7 @@ pub(crate) fn agent(timeout: Duration) -> ureq::Agent {
 /// What one attempt came to.
 #[derive(Debug)]
 pub(crate) enum Attempt {
-    /// 2xx, with what the receiver answered (at most 64 KiB of it).
+    /// 2xx, with what the receiver answered (empty when over 1 MiB).
     Done(Vec<u8>),
     /// A status the caller's rule retries, or a transport failure: try
     /// again after at least `after`
@@ -103,9 +103,10 @@ pub(crate) fn attempt(
             let status = response.status().as_u16();
             if (200..300).contains(&status) {
                 // Read (drained, so the connection can be reused): OTLP's
-                // answer may say some points were refused.
+                // answer may say some points were refused. At most 1 MiB
+                // (a longer answer is read as an empty one).
                 return Attempt::Done(
-                    response.body_mut().with_config().limit(64 << 10).read_to_vec().unwrap_or_default(),
+                    response.body_mut().with_config().limit(1 << 20).read_to_vec().unwrap_or_default(),
                 );
             }
             let after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(retry_after);

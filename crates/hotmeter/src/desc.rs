@@ -76,6 +76,14 @@ impl PartialEq for Desc {
 }
 
 impl Desc {
+    /// This registration's identity: never reused in the process, different
+    /// for the same family registered in two registries, or again after an
+    /// `unregister`. For an encoder's own caches, which must never carry
+    /// one registration's series over to another.
+    pub fn registration_id(&self) -> u64 {
+        self.id
+    }
+
     /// A description with a fresh registration identity.
     pub(crate) fn new(
         name: String,

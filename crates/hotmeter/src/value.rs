@@ -276,10 +276,14 @@ impl<'a> CounterRun<'a> {
     }
 
     /// Every series' sample prefix (`name{labels} `), concatenated in the
-    /// run's order: the same bytes exactly when the run holds the same
-    /// label sets in the same order (the text spelling of a label set is
-    /// one-to-one), so an encoder may key a cache of its own rendering of
-    /// the run on them.
+    /// run's order. Within one registration of a family (one
+    /// [`Desc::registration_id`](crate::expose::Desc::registration_id): its
+    /// label names and constant labels fixed), the same bytes, each prefix
+    /// as long, mean the same label values in the same order (values are
+    /// escaped), so an encoder may key a cache of its own rendering of the
+    /// run on them and the registration. Not across registrations: names are
+    /// written as registered, and UTF-8 names (`a="x",b`) can spell another
+    /// family's label set.
     pub fn prefixes(&self) -> &'a [u8] {
         self.prefixes
     }
