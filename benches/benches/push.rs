@@ -5,7 +5,9 @@
 //! registry; and recording a counter alone versus while another thread
 //! pushes in a loop; and encoding the same registry as one OTLP export
 //! (protobuf, uncompressed, as OTLP/HTTP sends it by default), cumulative
-//! and delta, and recording while another thread exports OTLP in a loop.
+//! and delta (and the gzip of a cumulative body at the fast level, as
+//! `OtlpPush::gzip` sends it), and recording while another thread exports
+//! OTLP in a loop.
 //! Beside hotmeter's OTLP encode, the OpenTelemetry Rust SDK's own OTLP
 //! export of the same instrument (a `u64` counter, the same 1,000 or
 //! 10,000 attribute values and totals): its `ManualReader` collects, and
@@ -184,6 +186,18 @@ fn push_vs_scrape(c: &mut Criterion) {
                 b.iter(|| black_box(otlp.encode(&r, 1).body.len()))
             });
         }
+        // `OtlpPush::gzip(true)`: the cumulative body, gzipped at the fast
+        // level on the sampling thread.
+        let mut otlp = OtlpEncoder::new("bench").unwrap();
+        let body = otlp.encode(&r, 1).body.to_vec();
+        let gzip = |body: &[u8]| {
+            use std::io::Write;
+            let mut gz = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 4), flate2::Compression::fast());
+            gz.write_all(body).unwrap();
+            gz.finish().unwrap()
+        };
+        eprintln!("push/{n}: OTLP cumulative gzipped {} bytes of {}", gzip(&body).len(), body.len());
+        g.bench_function(format!("otlp_gzip_fast/{n}"), |b| b.iter(|| black_box(gzip(&body).len())));
         let mut sdk = otel::SdkExport::new(n);
         eprintln!("push/{n}: OpenTelemetry SDK OTLP {} bytes", sdk.export());
         g.bench_function(format!("otlp_sdk_export/{n}"), |b| b.iter(|| black_box(sdk.export())));
