@@ -249,6 +249,7 @@ impl Snapshotter for RemoteWriteEncoder {
 
     fn use_classic(&mut self) {
         self.set_native_histograms(NativeHistograms::Classic);
+        self.forget_refused_request();
     }
 }
 

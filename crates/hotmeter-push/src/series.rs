@@ -30,7 +30,11 @@
 //! the new request's (the same hashes in the same order, the usual case,
 //! is one pass; otherwise two sorted lists, merged). Two label sets with
 //! one hash (about 1 in 10^11 for 10,000 series) would cost one marker,
-//! never a wrong one.
+//! never a wrong one. An encoder follows one registry (as a client does):
+//! encoding another registry with it ends the first one's series. When the
+//! receiver refuses a request for its native histograms, the client turns
+//! to classic series without ending the refused request's series (they
+//! were never stored).
 //!
 //! ## Writing
 //! The protobuf is written straight from the registry walk through
@@ -182,7 +186,8 @@ pub struct Encoded<'a> {
 impl RemoteWriteEncoder {
     /// An encoder that adds `external_labels` to every series that does not
     /// already have a label of that name (the series' own label wins, as in
-    /// Prometheus). Names must be valid label names, each given once.
+    /// Prometheus; a label with an empty value is no label, so the external
+    /// one applies). Names must be valid label names, each given once.
     pub fn new<N: Into<String>, V: Into<String>>(
         external_labels: impl IntoIterator<Item = (N, V)>,
     ) -> Result<Self, ConfigError> {
@@ -317,6 +322,13 @@ impl RemoteWriteEncoder {
     /// which a failed compression loses).
     pub(crate) fn series_written(&self) -> u64 {
         (self.sent.len() + self.ended.len()) as u64
+    }
+
+    /// The receiver refused the last request for its native histograms:
+    /// its series were never stored, so none of them is ended with a stale
+    /// marker by the next encode (which sends classic series instead).
+    pub(crate) fn forget_refused_request(&mut self) {
+        self.sent.clear();
     }
 
     /// Whether the last request holds a native histogram.
@@ -497,6 +509,11 @@ impl WalkState {
             self.pairs.push((start..mid, mid..self.text.len()));
         }
         for (i, (name, value)) in labels.iter().enumerate() {
+            // An empty value is no label, as Prometheus reads it: it does
+            // not keep an external label of that name out.
+            if value.is_empty() {
+                continue;
+            }
             let name = self.names.label(i).unwrap_or(name);
             let pair = push(&mut self.text, &[name.as_bytes()], &[value.as_bytes()]);
             self.pairs.push(pair);
@@ -887,6 +904,29 @@ mod tests {
         let jobs: Vec<_> = got.iter().filter(|s| s.0[0].1 == "jobs_total" && !s.1.is_nan()).collect();
         // Sent with its name escaped (remote_write 1.0 takes legacy names).
         assert_eq!(jobs[0].0, labels(&[("__name__", "jobs_total"), ("a__x__b", "y")]), "{got:?}");
+    }
+
+    /// Review findings: an empty label value is no label, so the external
+    /// label of that name applies (as Prometheus adds external labels to a
+    /// scraped series); and a request refused for its native histograms
+    /// ends none of its series when the encoder turns to classic ones.
+    #[test]
+    fn empty_values_and_a_refused_native_request() {
+        let r = Registry::new();
+        let c = r.labeled_family("c_total", "C.", &["k", "m"], Counter::new).unwrap();
+        c.with(&["", "v"], |c| c.inc()).unwrap();
+        let mut enc = RemoteWriteEncoder::new([("k", "ext"), ("job", "j")]).unwrap();
+        enc.encode(&r, 1).unwrap();
+        let got = series(&enc);
+        assert_eq!(got[0].0, labels(&[("__name__", "c_total"), ("job", "j"), ("k", "ext"), ("m", "v")]));
+
+        let r = native_registry();
+        let mut enc = RemoteWriteEncoder::new([("job", "j")]).unwrap();
+        assert_eq!(enc.encode(&r, 1).unwrap().samples, 1);
+        crate::remote_write::Snapshotter::use_classic(&mut enc);
+        let classic = enc.encode(&r, 2).unwrap();
+        assert_eq!((classic.samples, classic.stale_markers), (5, 0), "no marker for the refused native series");
+        assert!(stale(&enc).is_empty());
     }
 
     #[test]
