@@ -68,7 +68,10 @@ fn exports_on_schedule_into_victoria_metrics_and_accounts_for_every_point() {
 /// dropped.
 #[test]
 fn a_receiver_down_for_30_s_then_back_gets_the_latest_totals() {
-    let addr = hotmeter_testkit::free_addr();
+    // Held bound, not listening: refused as a receiver that is down, and
+    // no other test's server can take the port before VictoriaMetrics does.
+    let port = hotmeter_testkit::ClosedPort::new();
+    let addr = port.addr().to_owned();
     let registry = Registry::new();
     let jobs = registry.counter("jobs_total", "Jobs run.").unwrap();
     let exporter = OtlpPush::new(format!("http://{addr}/opentelemetry/v1/metrics"))
@@ -88,6 +91,7 @@ fn a_receiver_down_for_30_s_then_back_gets_the_latest_totals() {
     assert_eq!(during.sent, 0, "{during:?}");
     assert!(during.dropped > 0 && during.max_queue_len <= 5, "the bound held, the oldest dropped: {during:?}");
     assert!(during.retried > 0, "{during:?}");
+    drop(port);
     let vm = hotmeter_testkit::VictoriaMetrics::start_on(&addr);
     let total = jobs.get() as f64;
     wait_for("the latest total stored", Duration::from_secs(60), || {

@@ -55,6 +55,37 @@ pub fn free_addr() -> String {
     format!("127.0.0.1:{}", free_port())
 }
 
+/// A loopback port held bound but not listening, so that connections to
+/// it are refused as to a receiver that is down, and no other server (or
+/// test) can take it meanwhile; drop it to let a receiver start there.
+#[derive(Debug)]
+pub struct ClosedPort {
+    addr: String,
+    _socket: socket2::Socket,
+}
+
+impl ClosedPort {
+    /// Binds a free loopback port without listening on it.
+    pub fn new() -> ClosedPort {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+        socket.bind(&any.into()).unwrap();
+        let port = socket.local_addr().unwrap().as_socket().unwrap().port();
+        ClosedPort { addr: format!("127.0.0.1:{port}"), _socket: socket }
+    }
+
+    /// Its `127.0.0.1:PORT`.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+}
+
+impl Default for ClosedPort {
+    fn default() -> Self {
+        ClosedPort::new()
+    }
+}
+
 /// Polls `check` every 250 ms until it returns `Some`, and returns that;
 /// panics after `limit` with "timed out after {limit} waiting for {what}".
 pub fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
