@@ -11,6 +11,7 @@
 //! |---|---|---|
 //! | store contract | [`CheckpointStore`], [`Checkpoint`], [`CheckpointError`] | put / get / list by thread id |
 //! | SQLite | [`SqliteStore`], [`Durability`] | one file, WAL mode, durable commits |
+//! | PostgreSQL | [`PostgresStore`], [`PostgresOptions`] | a server many processes share: a connection pool, `synchronous_commit = on` by default (issue #25's first step: the demo, the live migration and the fleet do not use it yet) |
 //! | instrumentation | [`MonitoredStore`], [`AsyncCheckpointStore`] | write rate, errors, write latency, file size |
 //! | fault injection | [`FaultInjectingStore`] | fails a chosen share of writes, to watch alerts fire |
 //! | migration decision | [`decision`] | whether a single SQLite file is still enough, from in-process counters or Prometheus, logged for audit |
@@ -35,7 +36,8 @@
 //!
 //! ## Features
 //! None: SQLite is always bundled (rusqlite's `bundled`), so nothing needs to
-//! be installed on the host.
+//! be installed on the host; the PostgreSQL client (`postgres` in an `r2d2`
+//! pool, through `r2d2_postgres`) is pure Rust and always built.
 #![forbid(unsafe_code)]
 
 mod async_store;
@@ -43,11 +45,13 @@ pub mod decision;
 mod fault;
 pub mod metrics;
 mod monitored;
+mod postgres;
 mod sqlite;
 mod store;
 
 pub use async_store::AsyncCheckpointStore;
 pub use fault::{FaultInjectingStore, InvalidFaultRate};
 pub use monitored::MonitoredStore;
+pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::{Durability, SqliteStore};
 pub use store::{Checkpoint, CheckpointError, CheckpointStore, MAX_THREAD_ID};

@@ -28,13 +28,21 @@ pub const MAX_THREAD_ID: usize = 256;
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum CheckpointError {
-    /// The thread id is empty or longer than [`MAX_THREAD_ID`] bytes.
+    /// The thread id is empty, longer than [`MAX_THREAD_ID`] bytes, or
+    /// holds a NUL character (which PostgreSQL's text cannot store).
     InvalidThreadId {
         /// The id given.
         thread_id: String,
     },
     /// The database failed (I/O, full disk, locked, corrupt...).
     Sqlite(rusqlite::Error),
+    /// The PostgreSQL server refused or failed the statement, or the
+    /// connection broke (its error says which, with the server's SQLSTATE
+    /// when it answered).
+    Postgres(r2d2_postgres::postgres::Error),
+    /// No PostgreSQL connection could be had from the pool in time (the
+    /// server is down or every connection is busy).
+    Pool(r2d2_postgres::r2d2::Error),
     /// A fault injected by [`FaultInjectingStore`](crate::FaultInjectingStore).
     Injected {
         /// The write's sequence number in the injector.
@@ -48,9 +56,11 @@ impl fmt::Display for CheckpointError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CheckpointError::InvalidThreadId { thread_id } => {
-                write!(f, "invalid thread id {thread_id:?}: must be 1 to {MAX_THREAD_ID} bytes")
+                write!(f, "invalid thread id {thread_id:?}: must be 1 to {MAX_THREAD_ID} bytes, without NUL")
             }
             CheckpointError::Sqlite(_) => f.write_str("checkpoint database error"),
+            CheckpointError::Postgres(_) => f.write_str("checkpoint database error (PostgreSQL)"),
+            CheckpointError::Pool(_) => f.write_str("no PostgreSQL connection for the checkpoint store"),
             CheckpointError::Injected { write } => write!(f, "injected checkpoint write fault (write #{write})"),
             CheckpointError::Task(_) => f.write_str("checkpoint task failed"),
         }
@@ -62,8 +72,16 @@ impl std::error::Error for CheckpointError {
         match self {
             CheckpointError::Sqlite(e) => Some(e),
             CheckpointError::Task(e) => Some(e),
+            CheckpointError::Postgres(e) => Some(e),
+            CheckpointError::Pool(e) => Some(e),
             CheckpointError::InvalidThreadId { .. } | CheckpointError::Injected { .. } => None,
         }
+    }
+}
+
+impl From<r2d2_postgres::postgres::Error> for CheckpointError {
+    fn from(e: r2d2_postgres::postgres::Error) -> Self {
+        CheckpointError::Postgres(e)
     }
 }
 
@@ -74,7 +92,7 @@ impl From<rusqlite::Error> for CheckpointError {
 }
 
 pub(crate) fn validate_thread_id(thread_id: &str) -> Result<(), CheckpointError> {
-    if thread_id.is_empty() || thread_id.len() > MAX_THREAD_ID {
+    if thread_id.is_empty() || thread_id.len() > MAX_THREAD_ID || thread_id.contains('\0') {
         return Err(CheckpointError::InvalidThreadId { thread_id: thread_id.to_owned() });
     }
     Ok(())

@@ -1,0 +1,154 @@
+//! The PostgreSQL checkpoint store: a network database many processes can
+//! share, behind the same [`CheckpointStore`] trait as SQLite (so the same
+//! `MonitoredStore` times and counts its writes by outcome).
+//!
+//! Owns: the connection pool, the schema and the durability setting. Must
+//! not: acknowledge a write before the server has committed it with the
+//! chosen durability, retry on its own (a failed write is the caller's to
+//! see and count), or record metrics.
+//!
+//! Crates: the synchronous `postgres` client (the trait is blocking, as
+//! SQLite's is; `AsyncCheckpointStore` runs it from async code) in an `r2d2`
+//! pool, both through `r2d2_postgres`, the pool manager of the same
+//! maintainers' family. No TLS: the store is meant for a server on a
+//! trusted network or loopback (`sslmode` is not offered).
+
+use std::time::Duration;
+
+use r2d2_postgres::PostgresConnectionManager;
+use r2d2_postgres::postgres::{Config, NoTls, Row};
+use r2d2_postgres::r2d2::{self, Pool, PooledConnection};
+
+use crate::sqlite::Durability;
+use crate::store::{Checkpoint, CheckpointError, CheckpointStore, validate_thread_id};
+
+/// How a [`PostgresStore`] connects: pool size, how long a writer waits for
+/// a connection, and durability.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PostgresOptions {
+    /// Connections kept at most (default 4: one per writer thread of the
+    /// demo's pool).
+    pub pool_size: u32,
+    /// How long a call waits for a free connection before it fails with
+    /// [`CheckpointError::Pool`] (default 5 s).
+    pub connection_timeout: Duration,
+    /// [`Durability::Full`] (the default): `synchronous_commit = on`, a
+    /// commit returns after the server flushed its WAL. `Normal`:
+    /// `synchronous_commit = off`, a server crash may lose the latest
+    /// commits (never corrupt the database).
+    pub durability: Durability,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        PostgresOptions { pool_size: 4, connection_timeout: Duration::from_secs(5), durability: Durability::Full }
+    }
+}
+
+/// A [`CheckpointStore`] in a PostgreSQL database (table `checkpoints`,
+/// created if missing).
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: Pool<PostgresConnectionManager<NoTls>>,
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user@host:port/db`, or key=value
+    /// form) with the default options, and creates the schema if missing.
+    pub fn connect(url: &str) -> Result<Self, CheckpointError> {
+        Self::connect_with(url, PostgresOptions::default())
+    }
+
+    /// [`connect`](Self::connect) with these options.
+    pub fn connect_with(url: &str, options: PostgresOptions) -> Result<Self, CheckpointError> {
+        let mut config: Config = url.parse().map_err(CheckpointError::Postgres)?;
+        let synchronous_commit = match options.durability {
+            Durability::Full => "on",
+            Durability::Normal => "off",
+        };
+        // Appended to any `options` the URL gives, so the durability is the
+        // store's whatever the server's default.
+        let options_given = config.get_options().map(str::to_owned);
+        let setting = format!("-c synchronous_commit={synchronous_commit}");
+        config.options(&options_given.map_or_else(|| setting.clone(), |given| format!("{given} {setting}")));
+        config.connect_timeout(options.connection_timeout);
+        let pool = r2d2::Pool::builder()
+            .max_size(options.pool_size.max(1))
+            .min_idle(Some(0))
+            .connection_timeout(options.connection_timeout)
+            // Failures go to the caller as errors, not to r2d2's log.
+            .error_handler(Box::new(r2d2::NopErrorHandler))
+            .build_unchecked(PostgresConnectionManager::new(config, NoTls));
+        let store = PostgresStore { pool };
+        store.conn()?.batch_execute(
+            "CREATE TABLE IF NOT EXISTS checkpoints (
+                 checkpoint_id BIGSERIAL PRIMARY KEY,
+                 thread_id     TEXT   NOT NULL,
+                 created_at_ms BIGINT NOT NULL,
+                 state         BYTEA  NOT NULL
+             );
+             CREATE INDEX IF NOT EXISTS checkpoints_by_thread ON checkpoints (thread_id, checkpoint_id);",
+        )?;
+        Ok(store)
+    }
+
+    /// Checkpoints stored, every thread's.
+    pub fn count(&self) -> Result<u64, CheckpointError> {
+        let n: i64 = self.conn()?.query_one("SELECT COUNT(*) FROM checkpoints", &[])?.get(0);
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// The durability the server applies to this store's commits.
+    pub fn durability(&self) -> Result<Durability, CheckpointError> {
+        let setting: String = self.conn()?.query_one("SHOW synchronous_commit", &[])?.get(0);
+        Ok(if setting == "off" { Durability::Normal } else { Durability::Full })
+    }
+
+    fn conn(&self) -> Result<PooledConnection<PostgresConnectionManager<NoTls>>, CheckpointError> {
+        self.pool.get().map_err(CheckpointError::Pool)
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn checkpoint(r: &Row) -> Checkpoint {
+    Checkpoint { checkpoint_id: r.get(0), thread_id: r.get(1), created_at_ms: r.get(2), state: r.get(3) }
+}
+
+impl CheckpointStore for PostgresStore {
+    fn put(&self, thread_id: &str, state: &[u8]) -> Result<i64, CheckpointError> {
+        validate_thread_id(thread_id)?;
+        // One statement: PostgreSQL commits it on its own, with the
+        // session's `synchronous_commit`, before answering.
+        let row = self.conn()?.query_one(
+            "INSERT INTO checkpoints (thread_id, created_at_ms, state) VALUES ($1, $2, $3) RETURNING checkpoint_id",
+            &[&thread_id, &now_ms(), &state],
+        )?;
+        Ok(row.get(0))
+    }
+
+    fn get(&self, thread_id: &str) -> Result<Option<Checkpoint>, CheckpointError> {
+        validate_thread_id(thread_id)?;
+        let row = self.conn()?.query_opt(
+            "SELECT checkpoint_id, thread_id, created_at_ms, state FROM checkpoints
+             WHERE thread_id = $1 ORDER BY checkpoint_id DESC LIMIT 1",
+            &[&thread_id],
+        )?;
+        Ok(row.as_ref().map(checkpoint))
+    }
+
+    fn list(&self, thread_id: &str, limit: usize) -> Result<Vec<Checkpoint>, CheckpointError> {
+        validate_thread_id(thread_id)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self.conn()?.query(
+            "SELECT checkpoint_id, thread_id, created_at_ms, state FROM checkpoints
+             WHERE thread_id = $1 ORDER BY checkpoint_id DESC LIMIT $2",
+            &[&thread_id, &limit],
+        )?;
+        Ok(rows.iter().map(checkpoint).collect())
+    }
+}
