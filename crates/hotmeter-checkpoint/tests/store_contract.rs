@@ -124,3 +124,63 @@ fn a_bad_postgres_url_is_a_typed_error() {
     let options = PostgresOptions { connection_timeout: std::time::Duration::from_secs(2), ..Default::default() };
     assert!(matches!(PostgresStore::connect_with(&url, options), Err(CheckpointError::Pool(_))));
 }
+
+/// PostgreSQL stopped for 10 s under two writers, then started again:
+/// every failed write is an error, counted once by the monitor; no write is
+/// counted twice; the store recovers by itself (its pool reconnects), with
+/// nothing for the caller to reset.
+#[test]
+fn postgres_stopped_for_10_s_while_writing_recovers_by_itself() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::time::{Duration, Instant};
+    let pg = Postgres::start();
+    let registry = hotmeter::Registry::new();
+    let options = PostgresOptions { connection_timeout: Duration::from_secs(1), ..Default::default() };
+    let store = PostgresStore::connect_with(&pg.url(), options).unwrap();
+    let store = Arc::new(hotmeter_checkpoint::MonitoredStore::new(store, &registry).unwrap());
+    let done = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let writers: Vec<_> = (0..2)
+        .map(|w| {
+            let (store, done, ok, failed) = (store.clone(), done.clone(), ok.clone(), failed.clone());
+            std::thread::spawn(move || {
+                let until = Instant::now() + Duration::from_secs(90);
+                while !done.load(Ordering::Relaxed) && Instant::now() < until {
+                    match store.put(&format!("writer-{w}"), b"state") {
+                        Ok(_) => ok.fetch_add(1, Ordering::Relaxed),
+                        Err(_) => failed.fetch_add(1, Ordering::Relaxed),
+                    };
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            })
+        })
+        .collect();
+    hotmeter_testkit::wait_for("writes before the outage", Duration::from_secs(30), || {
+        (ok.load(Ordering::Relaxed) >= 20).then_some(())
+    });
+    pg.stop();
+    let down = Instant::now();
+    let ok_at_stop = ok.load(Ordering::Relaxed);
+    std::thread::sleep(Duration::from_secs(10));
+    let failed_while_down = failed.load(Ordering::Relaxed);
+    // At most the writes on the wire when it stopped got through.
+    assert!(ok.load(Ordering::Relaxed) <= ok_at_stop + 2, "writes succeeded while the server was down");
+    assert!(failed_while_down > 0, "no write failed in {:?} down", down.elapsed());
+    pg.start_again();
+    let ok_at_start = ok.load(Ordering::Relaxed);
+    hotmeter_testkit::wait_for("writes to succeed again, by themselves", Duration::from_secs(30), || {
+        (ok.load(Ordering::Relaxed) >= ok_at_start + 20).then_some(())
+    });
+    done.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.join().unwrap();
+    }
+    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    let snap = registry.snapshot();
+    assert_eq!(snap.value("checkpoint_writes_total", &["success"]), Some(&hotmeter::OwnedValue::Counter(ok)));
+    assert_eq!(snap.value("checkpoint_writes_total", &["error"]), Some(&hotmeter::OwnedValue::Counter(failed)));
+    // Every acknowledged write is a row, once; a write cut off by the stop
+    // may have committed without its answer (at most one per writer).
+    let rows: u64 = pg.psql("SELECT COUNT(*) FROM checkpoints").trim().parse().unwrap();
+    assert!((ok..=ok + 2).contains(&rows), "{rows} rows for {ok} acknowledged writes");
+}

@@ -28,6 +28,8 @@ pub struct Postgres {
     data: PathBuf,
     /// The OS user the server runs as, when the tests run as root.
     run_as: Option<String>,
+    /// The server's options (`pg_ctl -o`), for a start again.
+    options: String,
     dir: TempDir,
 }
 
@@ -107,14 +109,30 @@ impl Postgres {
         );
         let port = free_port();
         let options = format!("-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off", path(dir.path()));
-        let log = dir.path().join("postgres.log");
-        let postgres = Postgres { port, bin, data, run_as, dir };
-        run(
-            postgres.run_as.as_deref(),
-            &postgres.bin.join("pg_ctl"),
-            &["-D", &path(&postgres.data), "-l", &path(&log), "-o", &options, "-w", "-t", "60", "start"],
-        );
+        let postgres = Postgres { port, bin, data, run_as, options, dir };
+        postgres.start_again();
         postgres
+    }
+
+    /// Stops the server (`pg_ctl stop -m fast`: connections are cut, the
+    /// cluster is kept) and waits until it is down: a database outage.
+    pub fn stop(&self) {
+        let data = self.data.to_str().expect("a UTF-8 temporary path");
+        run(self.run_as.as_deref(), &self.bin.join("pg_ctl"), &["-D", data, "-m", "fast", "-w", "-t", "60", "stop"]);
+    }
+
+    /// Starts the server again after [`stop`](Self::stop) (or the first
+    /// time), on the same port, and waits (at most 60 s) until it accepts
+    /// connections.
+    pub fn start_again(&self) {
+        let data = self.data.to_str().expect("a UTF-8 temporary path");
+        let log = self.dir.path().join("postgres.log");
+        let log = log.to_str().expect("a UTF-8 temporary path");
+        run(
+            self.run_as.as_deref(),
+            &self.bin.join("pg_ctl"),
+            &["-D", data, "-l", log, "-o", &self.options, "-w", "-t", "60", "start"],
+        );
     }
 
     /// Its port on 127.0.0.1.
