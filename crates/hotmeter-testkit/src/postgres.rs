@@ -93,6 +93,17 @@ impl Postgres {
     /// authentication, UTF-8, no locale) and starts it on a free port of
     /// 127.0.0.1, waiting (at most 60 s) until it accepts connections.
     pub fn start() -> Postgres {
+        Postgres::launch(false)
+    }
+
+    /// [`start`](Self::start) with `fsync` on (the server's default): for
+    /// measuring durable commits, where the tests' clusters skip the sync
+    /// for speed.
+    pub fn start_durable() -> Postgres {
+        Postgres::launch(true)
+    }
+
+    fn launch(fsync: bool) -> Postgres {
         let bin = bin_dir();
         let run_as = unprivileged_user();
         let dir = tempfile::tempdir().unwrap();
@@ -108,7 +119,8 @@ impl Postgres {
             &["-D", &path(&data), "-U", POSTGRES_USER, "--auth=trust", "-E", "UTF8", "--no-locale", "--no-sync"],
         );
         let port = free_port();
-        let options = format!("-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off", path(dir.path()));
+        let fsync = if fsync { "on" } else { "off" };
+        let options = format!("-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync={fsync}", path(dir.path()));
         let postgres = Postgres { port, bin, data, run_as, options, dir };
         postgres.start_again();
         postgres
