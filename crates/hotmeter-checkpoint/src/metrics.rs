@@ -20,6 +20,12 @@ pub const CHECKPOINT_WRITE_DURATION: &str = "checkpoint_write_duration_seconds";
 /// `checkpoint_store_file_size_bytes`: database file plus write-ahead log.
 pub const CHECKPOINT_FILE_SIZE: &str = "checkpoint_store_file_size_bytes";
 
+/// `checkpoint_store_info{backend}`: 1 for the database behind the store
+/// (`sqlite`, `postgres`), so dashboards and alerts can tell them apart
+/// while every other name stays the same for both. Set by whoever opens
+/// the store (the demo), not by `MonitoredStore`, which does not know.
+pub const CHECKPOINT_STORE_INFO: &str = "checkpoint_store_info";
+
 /// Buckets of `checkpoint_write_duration_seconds`, as the alert rules expect.
 pub const CHECKPOINT_WRITE_BUCKETS: [f64; 9] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
 

@@ -12,6 +12,8 @@ use std::time::Duration;
 use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use hotmeter_checkpoint::Durability;
+
+use crate::store::StoreSpec;
 use hotmeter_checkpoint::decision::{Deployment, MigrationThresholds, PrometheusSource};
 
 /// Everything `hotmeter-demo` can be told.
@@ -21,6 +23,8 @@ pub(crate) struct Options {
     pub(crate) workers: usize,
     pub(crate) duration: Option<Duration>,
     pub(crate) db: PathBuf,
+    /// Where checkpoints go: `--store`, or the SQLite file `--db`.
+    pub(crate) store: StoreSpec,
     pub(crate) error_rate: f64,
     pub(crate) listen: SocketAddr,
     pub(crate) namespace: Option<String>,
@@ -149,6 +153,9 @@ struct RunArgs {
     /// SQLite checkpoint file, created if missing
     #[arg(long, value_name = "PATH", default_value_os_t = default_db(), value_parser = file_path)]
     db: PathBuf,
+    /// Checkpoint store: sqlite:PATH, or postgres://USER@HOST:PORT/DB (default: the SQLite file --db)
+    #[arg(long, value_name = "SPEC", conflicts_with = "db", value_parser = StoreSpec::parse)]
+    store: Option<StoreSpec>,
     /// Fraction of checkpoint writes to fail on purpose, 0 to 1, to test alerts
     #[arg(long, value_name = "R", default_value_t = 0.0, allow_negative_numbers = true, value_parser = fraction)]
     error_rate: f64,
@@ -394,6 +401,7 @@ impl RunArgs {
             rate: self.rate,
             workers: self.workers,
             duration: self.duration,
+            store: self.store.unwrap_or_else(|| StoreSpec::Sqlite(self.db.clone())),
             db: self.db,
             error_rate: self.error_rate,
             listen: self.listen,

@@ -7,11 +7,13 @@
 use std::sync::Arc;
 
 use hotmeter::TraceId;
-use hotmeter_checkpoint::{FaultInjectingStore, MonitoredStore, SqliteStore};
+use hotmeter_checkpoint::{FaultInjectingStore, MonitoredStore};
+
+use crate::store::Backend;
 use hotmeter_slo::TraceTracker;
 use hotmeter_streaming::{BatchContext, BatchFailure, BatchHandler, FailureKind, Observation, RecallIndex};
 
-pub(crate) type Store = MonitoredStore<FaultInjectingStore<SqliteStore>>;
+pub(crate) type Store = MonitoredStore<FaultInjectingStore<Backend>>;
 
 /// Stores each observation in the recall index, then writes one checkpoint
 /// of the worker's progress per batch.

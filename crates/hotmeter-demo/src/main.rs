@@ -26,6 +26,7 @@ mod pipeline;
 mod report;
 mod slos;
 mod status;
+mod store;
 mod tenants;
 mod traffic;
 

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use hotmeter::Registry;
-use hotmeter_checkpoint::{FaultInjectingStore, MonitoredStore, SqliteStore};
+use hotmeter_checkpoint::{FaultInjectingStore, MonitoredStore};
 use hotmeter_slo::{Slo, SloTracker, TraceTracker};
 use hotmeter_streaming::{MemorySpace, PoolConfig, Priority, RecallIndex, WorkerPool};
 
@@ -21,6 +21,7 @@ use crate::handler::{DemoHandler, STAGES, Store, trace_id};
 use crate::outcome::{Failed, context};
 use crate::slos;
 use crate::status::{Names, say};
+use crate::store::Backend;
 use crate::tenants::Tenants;
 use crate::traffic::{Rng, SPACES, Traffic};
 
@@ -55,8 +56,18 @@ pub(crate) fn build_pipeline(o: &Options) -> Result<Pipeline, Failed> {
     let registry = context(builder.build(), || "cannot build the registry".into())?;
     context(hotmeter_exporter::register_process_metrics(&registry), || "cannot register process metrics".into())?;
 
-    let sqlite = context(SqliteStore::open_with(&o.db, o.sync), || format!("cannot open {}", o.db.display()))?;
-    let faulty = context(FaultInjectingStore::new(sqlite, o.error_rate, 0x5eed), || "bad --error-rate".into())?;
+    let backend = context(Backend::open(&o.store, o.sync), || format!("cannot open {}", o.store))?;
+    let info = context(
+        registry.labeled_family(
+            hotmeter_checkpoint::metrics::CHECKPOINT_STORE_INFO,
+            "The database behind the checkpoint store (1).",
+            &["backend"],
+            hotmeter::IntGauge::new,
+        ),
+        || "cannot register the store's info metric".into(),
+    )?;
+    context(info.with(&[o.store.backend()], |g| g.set(1)), || "cannot set the store's info metric".into())?;
+    let faulty = context(FaultInjectingStore::new(backend, o.error_rate, 0x5eed), || "bad --error-rate".into())?;
     let store = context(MonitoredStore::new(faulty, &registry), || "cannot register checkpoint metrics".into())?;
     let rows_before = context(store.inner().inner().count(), || "cannot read the checkpoint table".into())?;
     let recall = Arc::new(RecallIndex::new(10_000));
@@ -148,7 +159,7 @@ pub(crate) fn start_exporter(o: &Options, p: &Pipeline) -> Result<hotmeter_expor
         o.rate,
         p.spaces.len(),
         o.workers,
-        o.db.display(),
+        o.store,
         o.sync.as_str(),
         o.error_rate * 100.0
     ));

@@ -133,18 +133,13 @@ pub(crate) fn summarize(
         }
         say(format_args!(
             "  checkpoints   {} written, {} failed ({:.2}% errors), {:.1} writes/s, {rows} new rows in {}\n",
-            end.writes_ok,
-            end.writes_err,
-            whole.error_percent,
-            whole.writes_per_sec,
-            o.db.display()
+            end.writes_ok, end.writes_err, whole.error_percent, whole.writes_per_sec, o.store
         ));
-        say(format_args!(
-            "  write latency p50 {}, p99 {}; database {:.1} KiB\n",
-            ms(0.5),
-            ms(0.99),
-            end.file_size as f64 / 1024.0
-        ));
+        let size = match p.store.inner().file_size_bytes() {
+            Some(_) => format!("; database {:.1} KiB", end.file_size as f64 / 1024.0),
+            None => String::new(),
+        };
+        say(format_args!("  write latency p50 {}, p99 {}{size}\n", ms(0.5), ms(0.99)));
     }
     if report.processed + rejected != submitted || rows != end.writes_ok {
         return Err(Failed {

@@ -39,13 +39,24 @@ impl Demo {
     /// As [`start`](Self::start), with the database in `dir` (which the
     /// caller may also name in `args`, e.g. for `--decision-log`).
     pub(crate) fn start_in(dir: tempfile::TempDir, args: &[&str]) -> Demo {
+        let db = dir.path().join("demo.db");
+        let db = db.to_str().expect("a UTF-8 temporary path").to_owned();
+        Demo::spawn(dir, &[args, &["--db", &db]].concat())
+    }
+
+    /// Starts the demo with `args` (which name its store, `--store`) plus
+    /// `--listen 127.0.0.1:0`.
+    pub(crate) fn start_with_store(args: &[&str]) -> Demo {
+        Demo::spawn(tempfile::tempdir().unwrap(), args)
+    }
+
+    fn spawn(dir: tempfile::TempDir, args: &[&str]) -> Demo {
         let mut process = ChildGuard::new();
         let child = process.spawn(
             "hotmeter-demo",
             Command::new(DEMO)
                 .args(args)
-                .args(["--listen", "127.0.0.1:0", "--db"])
-                .arg(dir.path().join("demo.db"))
+                .args(["--listen", "127.0.0.1:0"])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit()),
         );

@@ -1,0 +1,61 @@
+//! The demo on PostgreSQL (issue #25): `--store postgres://...` into a
+//! throwaway cluster of the test's own; every acknowledged checkpoint is a
+//! row, the same metrics as on SQLite with `checkpoint_store_info` saying
+//! which database, and a URL's password never printed.
+
+mod common;
+
+use common::{Demo, summary_writes};
+use hotmeter_testkit::{Postgres, http};
+
+#[test]
+fn the_demo_writes_its_checkpoints_to_postgres() {
+    let pg = Postgres::start();
+    let url = pg.url();
+    let mut demo = Demo::start_with_store(&[
+        "--duration",
+        "4",
+        "--rate",
+        "200",
+        "--error-rate",
+        "0.05",
+        "--decide-every",
+        "0",
+        "--store",
+        &url,
+    ]);
+    let addr = demo.addr();
+    let started = demo.wait_for("checkpoints in");
+    assert!(started.contains(&url), "{started}");
+    demo.wait_for("[    2s]");
+    let body = http::get(&addr, "/metrics").unwrap().body;
+    assert!(body.contains("checkpoint_store_info{backend=\"postgres\"} 1"), "{body}");
+    assert!(body.contains("checkpoint_writes_total{status=\"success\"}"), "the same names as on SQLite");
+    assert!(demo.wait().success(), "{}", demo.seen().join("\n"));
+    let lines = demo.seen().join("\n");
+    // The demo itself fails when the new rows are not its successful writes.
+    assert!(lines.contains("all accounted for"), "{lines}");
+    let rows: u64 = pg.psql("SELECT COUNT(*) FROM checkpoints").trim().parse().unwrap();
+    let written: u64 = lines
+        .lines()
+        .find(|l| l.trim_start().starts_with("checkpoints") && l.contains(" written, "))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or_else(|| panic!("no summary: {lines}"));
+    assert!(written > 0 && summary_writes(&lines).unwrap() > written, "errors injected too: {lines}");
+    assert_eq!(rows, written, "every acknowledged checkpoint is a row, once");
+}
+
+#[test]
+fn a_password_in_the_store_url_is_never_printed() {
+    // Nothing listens: the demo fails to open the store, naming it.
+    let closed = hotmeter_testkit::ClosedPort::new();
+    let url = format!("postgres://app:s3cret@{}/ckpt?connect_timeout=2", closed.addr());
+    let out = std::process::Command::new(common::DEMO)
+        .args(["--duration", "1", "--listen", "127.0.0.1:0", "--store", &url])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(all.contains("cannot open postgres://app:***@"), "{all}");
+    assert!(!all.contains("s3cret"), "{all}");
+}
