@@ -20,7 +20,7 @@ use r2d2_postgres::postgres::{Config, NoTls, Row};
 use r2d2_postgres::r2d2::{self, Pool, PooledConnection};
 
 use crate::sqlite::Durability;
-use crate::store::{Checkpoint, CheckpointError, CheckpointStore, validate_thread_id};
+use crate::store::{Checkpoint, CheckpointError, CheckpointStore, now_ms, validate_thread_id};
 
 /// How a [`PostgresStore`] connects: pool size, how long a writer waits for
 /// a connection, and durability.
@@ -107,12 +107,6 @@ impl PostgresStore {
     fn conn(&self) -> Result<PooledConnection<PostgresConnectionManager<NoTls>>, CheckpointError> {
         self.pool.get().map_err(CheckpointError::Pool)
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 fn checkpoint(r: &Row) -> Checkpoint {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::store::{Checkpoint, CheckpointError, CheckpointStore, validate_thread_id};
+use crate::store::{Checkpoint, CheckpointError, CheckpointStore, now_ms, validate_thread_id};
 
 /// How hard a commit waits for the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -104,12 +104,6 @@ impl SqliteStore {
         // SQLite did not roll back, so a poisoned lock is still usable.
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Checkpoint> {

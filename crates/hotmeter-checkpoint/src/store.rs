@@ -91,6 +91,14 @@ impl From<rusqlite::Error> for CheckpointError {
     }
 }
 
+/// Now, in milliseconds since the Unix epoch: a checkpoint's `created_at_ms`
+/// in every store.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 pub(crate) fn validate_thread_id(thread_id: &str) -> Result<(), CheckpointError> {
     if thread_id.is_empty() || thread_id.len() > MAX_THREAD_ID || thread_id.contains('\0') {
         return Err(CheckpointError::InvalidThreadId { thread_id: thread_id.to_owned() });

@@ -107,6 +107,7 @@ mod otlp_push;
 pub mod proto;
 mod pushgateway;
 mod remote_write;
+mod run;
 mod series;
 mod transport;
 

@@ -63,6 +63,7 @@ use hotmeter::{Exemplar, Registry};
 use hotmeter_format::wire::{self, FixedFields, LEN, Open};
 
 use crate::error::ConfigError;
+use crate::run::{RunSeen, keep};
 
 /// The OpenTelemetry semantic conventions' schema the resource attributes
 /// follow (`service.name`, `service.instance.id`).
@@ -272,10 +273,7 @@ struct WalkState {
 /// never share a cache, since UTF-8 label names can spell alike.
 #[derive(Debug, Default)]
 struct RunCache {
-    /// The export that last read it ([`WalkState::export`]).
-    seen: u64,
-    prefixes: Vec<u8>,
-    prefix_lens: Vec<usize>,
+    run: RunSeen,
     /// Every series' attributes (`NumberDataPoint` field 7), in order;
     /// `ends[i]` is where series `i`'s end.
     attributes: Vec<u8>,
@@ -283,18 +281,8 @@ struct RunCache {
 }
 
 impl RunCache {
-    /// Whether `run` is the run this was filled from.
-    fn holds(&self, run: &CounterRun<'_>) -> bool {
-        self.prefix_lens.len() == run.len()
-            && self.prefixes == run.prefixes()
-            && run.iter().zip(&self.prefix_lens).all(|((prefix, _), &len)| prefix.len() == len)
-    }
-
     fn fill(&mut self, run: &CounterRun<'_>) {
-        self.prefixes.clear();
-        self.prefixes.extend_from_slice(run.prefixes());
-        self.prefix_lens.clear();
-        self.prefix_lens.extend(run.iter().map(|(prefix, _)| prefix.len()));
+        self.run.note(run);
         self.attributes.clear();
         self.ends.clear();
         for i in 0..run.len() {
@@ -317,14 +305,6 @@ struct Reading {
     registration: u64,
     value: Cumulative,
 }
-
-/// How many exports in a row a reading is kept without its series, when
-/// the series may still come back to it: one without a created timestamp
-/// (a collector's, which may skip a series on a transient error: coming
-/// back, it continues its stream instead of sending its whole total again),
-/// or one whose family this export did not walk (unregistered, or in
-/// another registry this encoder also encodes).
-const KEEP_UNSEEN: u64 = 64;
 
 #[derive(Debug, Clone)]
 enum Cumulative {
@@ -440,17 +420,12 @@ impl OtlpEncoder {
         if *temporality == Temporality::Delta {
             // A series of a walked family not read this time is gone (one
             // with its labels later is a new series with a new created
-            // timestamp), unless it keeps none: see `KEEP_UNSEEN`.
-            walk.readings.retain(|_, r| {
-                r.seen == export
-                    || (export - r.seen <= KEEP_UNSEEN && (r.created.is_none() || elsewhere(&r.registration)))
-            });
+            // timestamp), unless it keeps none (`crate::run::KEEP_UNSEEN`).
+            walk.readings.retain(|_, r| keep(r.seen, export, r.created.is_none() || elsewhere(&r.registration)));
         }
         // A run cache lives as long as its family's counter run, or a while
         // when its family was not walked (another registry's).
-        walk.runs.retain(|registration, run| {
-            run.seen == export || (export - run.seen <= KEEP_UNSEEN && elsewhere(registration))
-        });
+        walk.runs.retain(|registration, cache| keep(cache.run.seen, export, elsewhere(registration)));
         walk.walked.clear();
         EncodedOtlp { body: out, data_points: points }
     }
@@ -1027,8 +1002,8 @@ impl Visitor for Writer<'_> {
         let walk = &mut *self.walk;
         // Taken out while the points are written, then put back.
         let mut cache = walk.runs.remove(&walk.registration).unwrap_or_default();
-        cache.seen = walk.export;
-        if !cache.holds(run) {
+        cache.run.seen = walk.export;
+        if !cache.run.holds(run) {
             cache.fill(run);
         }
         let mut start = 0;

@@ -77,6 +77,7 @@ use prost::Message;
 
 use crate::error::{ConfigError, EncodeError};
 use crate::proto::WriteRequest;
+use crate::run::{RunSeen, keep};
 
 /// What a [`NativeHistogram`](hotmeter::NativeHistogram) is sent as over
 /// remote_write. Classic [`Histogram`](hotmeter::Histogram)s are always
@@ -259,9 +260,8 @@ impl RemoteWriteEncoder {
         let export = walk.export;
         walk.walked.sort_unstable();
         let families = &walk.walked;
-        walk.runs.retain(|registration, run| {
-            run.seen == export || (export - run.seen <= 64 && families.binary_search(registration).is_err())
-        });
+        walk.runs
+            .retain(|registration, cache| keep(cache.run.seen, export, families.binary_search(registration).is_err()));
         walk.walked.clear();
         // Grown when needed, never shrunk or cleared: zeroing a megabyte
         // for every push showed in the profile.
@@ -449,20 +449,10 @@ struct WalkState {
 /// other is encoded afresh.
 #[derive(Debug, Default)]
 struct RunCache {
-    seen: u64,
-    prefixes: Vec<u8>,
-    prefix_lens: Vec<usize>,
+    run: RunSeen,
     labels: Vec<u8>,
     ends: Vec<usize>,
     hashes: Vec<u64>,
-}
-
-impl RunCache {
-    fn holds(&self, run: &CounterRun<'_>) -> bool {
-        self.prefix_lens.len() == run.len()
-            && self.prefixes == run.prefixes()
-            && run.iter().zip(&self.prefix_lens).all(|((prefix, _), &len)| prefix.len() == len)
-    }
 }
 
 /// The visitor that writes one `TimeSeries` per Prometheus sample.
@@ -683,12 +673,9 @@ impl Visitor for Writer<'_> {
         let walk = &mut *self.walk;
         // Taken out while the series are written, then put back.
         let mut cache = walk.runs.remove(&walk.registration).unwrap_or_default();
-        cache.seen = walk.export;
-        if !cache.holds(run) {
-            cache.prefixes.clear();
-            cache.prefixes.extend_from_slice(run.prefixes());
-            cache.prefix_lens.clear();
-            cache.prefix_lens.extend(run.iter().map(|(prefix, _)| prefix.len()));
+        cache.run.seen = walk.export;
+        if !cache.run.holds(run) {
+            cache.run.note(run);
             cache.labels.clear();
             cache.ends.clear();
             cache.hashes.clear();
