@@ -11,7 +11,13 @@
 //! SQLite's is; `AsyncCheckpointStore` runs it from async code) in an `r2d2`
 //! pool, both through `r2d2_postgres`, the pool manager of the same
 //! maintainers' family. No TLS: the store is meant for a server on a
-//! trusted network or loopback (`sslmode` is not offered).
+//! trusted network or loopback (a URL with `sslmode=require` is refused by
+//! the first connection, which [`PostgresStore::connect`] makes at once).
+//!
+//! A `put` whose connection breaks after the server committed but before
+//! it answered returns an error although the row exists (as with any
+//! client of a network database): a caller that retries such a write may
+//! store it twice.
 
 use std::time::Duration;
 
@@ -71,36 +77,36 @@ impl PostgresStore {
         let options_given = config.get_options().map(str::to_owned);
         let setting = format!("-c synchronous_commit={synchronous_commit}");
         config.options(&options_given.map_or_else(|| setting.clone(), |given| format!("{given} {setting}")));
-        config.connect_timeout(options.connection_timeout);
+        // r2d2 refuses a zero timeout (it panics): the shortest it takes.
+        let timeout = options.connection_timeout.max(Duration::from_millis(1));
+        config.connect_timeout(timeout);
+        // One connection first, outside the pool: a misconfiguration (no
+        // such role or database, TLS required) fails here with the server's
+        // own error and SQLSTATE, where the pool would report only a
+        // timeout. It creates the schema if missing.
+        let mut first = config.connect(NoTls)?;
+        first.batch_execute(SCHEMA)?;
+        drop(first);
         let pool = r2d2::Pool::builder()
             .max_size(options.pool_size.max(1))
             .min_idle(Some(0))
-            .connection_timeout(options.connection_timeout)
+            .connection_timeout(timeout)
             // Failures go to the caller as errors, not to r2d2's log.
             .error_handler(Box::new(r2d2::NopErrorHandler))
             .build_unchecked(PostgresConnectionManager::new(config, NoTls));
-        let store = PostgresStore { pool };
-        store.conn()?.batch_execute(
-            "CREATE TABLE IF NOT EXISTS checkpoints (
-                 checkpoint_id BIGSERIAL PRIMARY KEY,
-                 thread_id     TEXT   NOT NULL,
-                 created_at_ms BIGINT NOT NULL,
-                 state         BYTEA  NOT NULL
-             );
-             CREATE INDEX IF NOT EXISTS checkpoints_by_thread ON checkpoints (thread_id, checkpoint_id);",
-        )?;
-        Ok(store)
+        Ok(PostgresStore { pool })
     }
 
     /// Checkpoints stored, every thread's.
     pub fn count(&self) -> Result<u64, CheckpointError> {
-        let n: i64 = self.conn()?.query_one("SELECT COUNT(*) FROM checkpoints", &[])?.get(0);
+        let n: i64 = self.conn()?.query_one("SELECT COUNT(*) FROM checkpoints", &[])?.try_get(0)?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
-    /// The durability the server applies to this store's commits.
+    /// The durability the server applies to this store's commits (every
+    /// `synchronous_commit` but `off` waits for the local WAL flush).
     pub fn durability(&self) -> Result<Durability, CheckpointError> {
-        let setting: String = self.conn()?.query_one("SHOW synchronous_commit", &[])?.get(0);
+        let setting: String = self.conn()?.query_one("SHOW synchronous_commit", &[])?.try_get(0)?;
         Ok(if setting == "off" { Durability::Normal } else { Durability::Full })
     }
 
@@ -109,8 +115,23 @@ impl PostgresStore {
     }
 }
 
-fn checkpoint(r: &Row) -> Checkpoint {
-    Checkpoint { checkpoint_id: r.get(0), thread_id: r.get(1), created_at_ms: r.get(2), state: r.get(3) }
+/// The table, created if missing. A table of that name with other column
+/// types makes every read of it a typed error, never a panic.
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS checkpoints (
+         checkpoint_id BIGSERIAL PRIMARY KEY,
+         thread_id     TEXT   NOT NULL,
+         created_at_ms BIGINT NOT NULL,
+         state         BYTEA  NOT NULL
+     );
+     CREATE INDEX IF NOT EXISTS checkpoints_by_thread ON checkpoints (thread_id, checkpoint_id);";
+
+fn checkpoint(r: &Row) -> Result<Checkpoint, CheckpointError> {
+    Ok(Checkpoint {
+        checkpoint_id: r.try_get(0)?,
+        thread_id: r.try_get(1)?,
+        created_at_ms: r.try_get(2)?,
+        state: r.try_get(3)?,
+    })
 }
 
 impl CheckpointStore for PostgresStore {
@@ -122,7 +143,7 @@ impl CheckpointStore for PostgresStore {
             "INSERT INTO checkpoints (thread_id, created_at_ms, state) VALUES ($1, $2, $3) RETURNING checkpoint_id",
             &[&thread_id, &now_ms(), &state],
         )?;
-        Ok(row.get(0))
+        Ok(row.try_get(0)?)
     }
 
     fn get(&self, thread_id: &str) -> Result<Option<Checkpoint>, CheckpointError> {
@@ -132,7 +153,7 @@ impl CheckpointStore for PostgresStore {
              WHERE thread_id = $1 ORDER BY checkpoint_id DESC LIMIT 1",
             &[&thread_id],
         )?;
-        Ok(row.as_ref().map(checkpoint))
+        row.as_ref().map(checkpoint).transpose()
     }
 
     fn list(&self, thread_id: &str, limit: usize) -> Result<Vec<Checkpoint>, CheckpointError> {
@@ -143,6 +164,6 @@ impl CheckpointStore for PostgresStore {
              WHERE thread_id = $1 ORDER BY checkpoint_id DESC LIMIT $2",
             &[&thread_id, &limit],
         )?;
-        Ok(rows.iter().map(checkpoint).collect())
+        rows.iter().map(checkpoint).collect()
     }
 }

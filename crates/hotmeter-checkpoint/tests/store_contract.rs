@@ -115,6 +115,25 @@ fn postgres_keeps_the_contract_durably_and_reports_a_server_gone() {
     assert!(!err.to_string().is_empty());
 }
 
+/// Review findings: a zero connection timeout, a role that does not
+/// exist, and a table of that name with other column types are typed
+/// errors, never panics; a misconfiguration says what the server said.
+#[test]
+fn postgres_misconfigurations_are_typed_errors() {
+    let pg = Postgres::start();
+    let zero = PostgresOptions { connection_timeout: std::time::Duration::ZERO, ..Default::default() };
+    assert!(PostgresStore::connect_with(&pg.url(), zero).is_ok(), "a zero timeout is the shortest one");
+    let nobody = pg.url().replacen("postgres@", "nobody@", 1);
+    let err = PostgresStore::connect(&nobody).unwrap_err();
+    let CheckpointError::Postgres(e) = &err else { panic!("{err:?}") };
+    assert!(e.as_db_error().is_some_and(|db| db.message().contains("nobody")), "{e:?}");
+    pg.psql("DROP TABLE checkpoints; CREATE TABLE checkpoints (checkpoint_id SERIAL PRIMARY KEY, thread_id TEXT NOT NULL, created_at_ms BIGINT NOT NULL, state BYTEA NOT NULL)");
+    let store = PostgresStore::connect(&pg.url()).unwrap();
+    assert!(matches!(store.put("t", b"x"), Err(CheckpointError::Postgres(_))));
+    assert!(matches!(store.get("t"), Err(CheckpointError::Postgres(_))));
+    assert!(matches!(store.list("t", 5), Err(CheckpointError::Postgres(_))));
+}
+
 #[test]
 fn a_bad_postgres_url_is_a_typed_error() {
     assert!(matches!(PostgresStore::connect("postgres://[bad"), Err(CheckpointError::Postgres(_))));
@@ -122,7 +141,7 @@ fn a_bad_postgres_url_is_a_typed_error() {
     let closed = hotmeter_testkit::ClosedPort::new();
     let url = format!("postgres://postgres@{}/postgres", closed.addr());
     let options = PostgresOptions { connection_timeout: std::time::Duration::from_secs(2), ..Default::default() };
-    assert!(matches!(PostgresStore::connect_with(&url, options), Err(CheckpointError::Pool(_))));
+    assert!(matches!(PostgresStore::connect_with(&url, options), Err(CheckpointError::Postgres(_))));
 }
 
 /// PostgreSQL stopped for 10 s under two writers, then started again:

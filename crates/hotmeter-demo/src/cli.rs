@@ -154,8 +154,10 @@ struct RunArgs {
     #[arg(long, value_name = "PATH", default_value_os_t = default_db(), value_parser = file_path)]
     db: PathBuf,
     /// Checkpoint store: sqlite:PATH, or postgres://USER@HOST:PORT/DB (default: the SQLite file --db)
-    #[arg(long, value_name = "SPEC", conflicts_with = "db", value_parser = StoreSpec::parse)]
-    store: Option<StoreSpec>,
+    // Checked in `into_options`, not by a value parser: clap would repeat a
+    // refused value, password included, in its message.
+    #[arg(long, value_name = "SPEC", conflicts_with = "db")]
+    store: Option<String>,
     /// Fraction of checkpoint writes to fail on purpose, 0 to 1, to test alerts
     #[arg(long, value_name = "R", default_value_t = 0.0, allow_negative_numbers = true, value_parser = fraction)]
     error_rate: f64,
@@ -384,6 +386,12 @@ fn prometheus_url(v: &str) -> Result<String, String> {
 
 impl RunArgs {
     fn into_options(self) -> Result<Options, clap::Error> {
+        let store = match &self.store {
+            Some(spec) => StoreSpec::parse(spec).map_err(|why| {
+                Cli::command().error(ErrorKind::ValueValidation, format!("invalid value for '--store <SPEC>': {why}"))
+            })?,
+            None => StoreSpec::Sqlite(self.db.clone()),
+        };
         let d = self.decision;
         let thresholds =
             MigrationThresholds::new(d.max_error_percent, d.migrate_writes, d.plan_writes, d.plan_file_size).map_err(
@@ -401,7 +409,7 @@ impl RunArgs {
             rate: self.rate,
             workers: self.workers,
             duration: self.duration,
-            store: self.store.unwrap_or_else(|| StoreSpec::Sqlite(self.db.clone())),
+            store,
             db: self.db,
             error_rate: self.error_rate,
             listen: self.listen,

@@ -23,7 +23,8 @@ pub(crate) enum StoreSpec {
 }
 
 impl StoreSpec {
-    /// `sqlite:PATH`, `postgres://...` or `postgresql://...`.
+    /// `sqlite:PATH`, `postgres://...` or `postgresql://...`. The error
+    /// never repeats the value (it may hold a password).
     pub(crate) fn parse(v: &str) -> Result<Self, String> {
         if let Some(path) = v.strip_prefix("sqlite:") {
             return if path.is_empty() { Err("expected sqlite:PATH".into()) } else { Ok(Self::Sqlite(path.into())) };
@@ -48,17 +49,32 @@ impl fmt::Display for StoreSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Sqlite(path) => write!(f, "{}", path.display()),
-            Self::Postgres(url) => {
-                let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
-                match rest.split_once('@') {
-                    Some((userinfo, host)) if userinfo.contains(':') => {
-                        let user = userinfo.split(':').next().unwrap_or("");
-                        write!(f, "{scheme}://{user}:***@{host}")
-                    }
-                    _ => f.write_str(url),
-                }
-            }
+            Self::Postgres(url) => f.write_str(&redacted(url)),
         }
+    }
+}
+
+/// `url` with its password, in the user part (up to the last `@`) or a
+/// `password=` query parameter, replaced by `***`.
+pub(crate) fn redacted(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+    let (path, query) = rest.split_once('?').map_or((rest, None), |(p, q)| (p, Some(q)));
+    let path = match path.rsplit_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{user}:***@{host}")
+        }
+        _ => path.to_owned(),
+    };
+    let query = query.map(|q| {
+        q.split('&')
+            .map(|kv| if kv.starts_with("password=") { "password=***" } else { kv })
+            .collect::<Vec<_>>()
+            .join("&")
+    });
+    match query {
+        Some(q) => format!("{scheme}://{path}?{q}"),
+        None => format!("{scheme}://{path}"),
     }
 }
 
@@ -134,6 +150,12 @@ mod tests {
         let pg = StoreSpec::parse("postgres://app:s3cret@db:5432/ckpt").unwrap();
         assert_eq!(pg.to_string(), "postgres://app:***@db:5432/ckpt");
         assert_eq!(pg.backend(), "postgres");
+        for (url, shown) in [
+            ("postgres://app:p@ss@db/x", "postgres://app:***@db/x"),
+            ("postgres://app@db/x?password=s3cret&sslmode=disable", "postgres://app@db/x?password=***&sslmode=disable"),
+        ] {
+            assert_eq!(StoreSpec::parse(url).unwrap().to_string(), shown);
+        }
         let plain = StoreSpec::parse("postgresql://app@db/ckpt").unwrap();
         assert_eq!(plain.to_string(), "postgresql://app@db/ckpt");
     }

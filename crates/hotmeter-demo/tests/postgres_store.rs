@@ -58,4 +58,12 @@ fn a_password_in_the_store_url_is_never_printed() {
     let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(all.contains("cannot open postgres://app:***@"), "{all}");
     assert!(!all.contains("s3cret"), "{all}");
+    // A refused spec is named without its value.
+    let out = std::process::Command::new(common::DEMO)
+        .args(["--duration", "1", "--listen", "127.0.0.1:0", "--store", "postgress://app:s3cret@db/x"])
+        .output()
+        .unwrap();
+    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success() && all.contains("--store"), "{all}");
+    assert!(!all.contains("s3cret"), "{all}");
 }
