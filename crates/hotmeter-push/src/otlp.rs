@@ -1042,7 +1042,7 @@ mod tests {
         AggregationTemporality, ExportMetricsServiceRequest, KeyValue, Metric, any_value, exemplar, metric::Data,
         number_data_point,
     };
-    use hotmeter::{Buckets, FloatCounter, NativeOpts, OwnedValue, StringFamily, SummaryOpts, TraceId, TracedCounter};
+    use hotmeter::{Buckets, FloatCounter, NativeOpts, OwnedValue, SummaryOpts, TraceId, TracedCounter};
     use prost::Message;
 
     const T: u64 = 1_700_000_000_000_000_000;
@@ -1095,12 +1095,7 @@ mod tests {
     #[test]
     fn every_kind_maps_onto_its_otlp_point_as_the_snapshot_reads() {
         let r = Registry::new();
-        let jobs = r
-            .register(
-                hotmeter::Opts::new("jobs_total", "Jobs."),
-                StringFamily::new(&["tenant"], hotmeter::Counter::new),
-            )
-            .unwrap();
+        let jobs = r.labeled_family("jobs_total", "Jobs.", &["tenant"], hotmeter::Counter::new).unwrap();
         jobs.with(&["a"], |c| c.inc_by(3)).unwrap();
         jobs.with(&["b"], |c| c.inc_by(u64::MAX)).unwrap();
         r.register(hotmeter::Opts::new("cpu_seconds_total", "CPU."), FloatCounter::new()).unwrap().inc_by(1.25);
@@ -1236,12 +1231,7 @@ mod tests {
     #[test]
     fn delta_sends_what_each_series_gained_and_a_series_that_came_back_starts_anew() {
         let r = Registry::new();
-        let jobs = r
-            .register(
-                hotmeter::Opts::new("jobs_total", "Jobs."),
-                StringFamily::new(&["tenant"], hotmeter::Counter::new),
-            )
-            .unwrap();
+        let jobs = r.labeled_family("jobs_total", "Jobs.", &["tenant"], hotmeter::Counter::new).unwrap();
         jobs.with(&["a"], |c| c.inc_by(3)).unwrap();
         let n = r.native_histogram("rt_seconds", "RT.", NativeOpts::new().schema(0).unwrap()).unwrap();
         n.observe(3.0);
@@ -1430,12 +1420,7 @@ mod tests {
     #[test]
     fn a_counter_run_reuses_attributes_only_for_the_same_label_sets() {
         let r = Registry::new();
-        let jobs = r
-            .register(
-                hotmeter::Opts::new("jobs_total", "Jobs."),
-                StringFamily::new(&["tenant"], hotmeter::Counter::new),
-            )
-            .unwrap();
+        let jobs = r.labeled_family("jobs_total", "Jobs.", &["tenant"], hotmeter::Counter::new).unwrap();
         let mut enc = OtlpEncoder::new("svc").unwrap();
         let points = |enc: &mut OtlpEncoder| {
             let request = decode(enc.encode(&r, T).body);
@@ -1464,12 +1449,7 @@ mod tests {
         assert_eq!(points(&mut enc), expected(&[("c", 3), ("d", 4), ("e", 5)]));
         // The same encoder on another registry with a family of that name.
         let other = Registry::new();
-        let theirs = other
-            .register(
-                hotmeter::Opts::new("jobs_total", "Jobs."),
-                StringFamily::new(&["tenant"], hotmeter::Counter::new),
-            )
-            .unwrap();
+        let theirs = other.labeled_family("jobs_total", "Jobs.", &["tenant"], hotmeter::Counter::new).unwrap();
         for (t, n) in [("c", 30), ("d", 40), ("e", 50)] {
             theirs.with(&[t], |c| c.inc_by(n)).unwrap();
         }
@@ -1487,8 +1467,7 @@ mod tests {
     fn a_run_cache_never_crosses_registrations() {
         let utf8 = || Registry::builder().name_validation(hotmeter::NameValidation::Utf8).build().unwrap();
         let family = |r: &Registry, labels: &[&str]| {
-            r.register(hotmeter::Opts::new("jobs_total", "J."), StringFamily::new(labels, hotmeter::Counter::new))
-                .unwrap()
+            r.labeled_family("jobs_total", "J.", labels, hotmeter::Counter::new).unwrap()
         };
         let first = |request: &ExportMetricsServiceRequest| {
             let Data::Sum(s) = metric(request, "jobs_total") else { panic!() };
@@ -1602,9 +1581,7 @@ mod tests {
     fn lengths_settle_whatever_the_guesses() {
         let r = Registry::new();
         r.counter("a_total", "A.").unwrap().inc();
-        let wide = r
-            .register(hotmeter::Opts::new("b_total", "B."), StringFamily::new(&["id", "path"], hotmeter::Counter::new))
-            .unwrap();
+        let wide = r.labeled_family("b_total", "B.", &["id", "path"], hotmeter::Counter::new).unwrap();
         let long = "x".repeat(300);
         for i in 0..5_000u64 {
             wide.with(&[&i.to_string(), if i % 7 == 0 { &long } else { "/" }], |c| c.inc_by(i << (i % 60))).unwrap();

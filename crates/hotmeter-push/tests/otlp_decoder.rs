@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use base64::Engine;
-use hotmeter::{Buckets, NativeOpts, OwnedValue, Registry, StringFamily, SummaryOpts, TraceId, TracedCounter};
+use hotmeter::{Buckets, NativeOpts, OwnedValue, Registry, SummaryOpts, TraceId, TracedCounter};
 use hotmeter_push::{OtlpEncoder, Temporality};
 use serde_json::Value as Json;
 
@@ -108,12 +108,7 @@ fn sparse(buckets: &Json) -> Vec<(i32, u64)> {
 
 fn registry() -> (Registry, TracedCounter, hotmeter::NativeHistogram) {
     let r = Registry::new();
-    let jobs = r
-        .register(
-            hotmeter::Opts::new("jobs_total", "Jobs run."),
-            StringFamily::new(&["tenant"], hotmeter::Counter::new),
-        )
-        .unwrap();
+    let jobs = r.labeled_family("jobs_total", "Jobs run.", &["tenant"], hotmeter::Counter::new).unwrap();
     jobs.with(&["a"], |c| c.inc_by(5)).unwrap();
     jobs.with(&["b \"quoted\"\n"], |c| c.inc()).unwrap();
     let traced = r.register(hotmeter::Opts::new("requests_total", "Requests."), TracedCounter::new()).unwrap();

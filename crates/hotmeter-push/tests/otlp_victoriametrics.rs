@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use hotmeter::{Buckets, NativeOpts, OwnedValue, Registry, StringFamily};
+use hotmeter::{Buckets, NativeOpts, OwnedValue, Registry};
 use hotmeter_push::OtlpEncoder;
 use hotmeter_testkit::VictoriaMetrics;
 use hotmeter_testkit::promql;
@@ -51,12 +51,7 @@ fn resource_labels_of(s: &Value) -> (String, String, String) {
 fn victoria_metrics_stores_what_the_snapshot_holds() {
     let vm = VictoriaMetrics::start();
     let r = Registry::new();
-    let jobs = r
-        .register(
-            hotmeter::Opts::new("jobs_total", "Jobs run."),
-            StringFamily::new(&["tenant"], hotmeter::Counter::new),
-        )
-        .unwrap();
+    let jobs = r.labeled_family("jobs_total", "Jobs run.", &["tenant"], hotmeter::Counter::new).unwrap();
     jobs.with(&["a"], |c| c.inc_by(5)).unwrap();
     jobs.with(&["b"], |c| c.inc_by(12_345_678_901)).unwrap();
     r.gauge("temperature_celsius", "T.").unwrap().set(-21.5);
