@@ -11,7 +11,8 @@
 //! |---|---|---|
 //! | store contract | [`CheckpointStore`], [`Checkpoint`], [`CheckpointError`] | put / get / list by thread id |
 //! | SQLite | [`SqliteStore`], [`Durability`] | one file, WAL mode, durable commits |
-//! | PostgreSQL | [`PostgresStore`], [`PostgresOptions`] | a server many processes share: a connection pool, `synchronous_commit = on` by default (issue #25's first step: the demo, the live migration and the fleet do not use it yet) |
+//! | PostgreSQL | [`PostgresStore`], [`PostgresOptions`] | a server many processes share: a connection pool, `synchronous_commit = on` by default |
+//! | live migration | [`Migration`], [`CutoverStore`] | SQLite rows copied into PostgreSQL while writers go on, resumable after `kill -9`, verified by count and checksum, then the writers switched |
 //! | instrumentation | [`MonitoredStore`], [`AsyncCheckpointStore`] | write rate, errors, write latency, file size |
 //! | fault injection | [`FaultInjectingStore`] | fails a chosen share of writes, to watch alerts fire |
 //! | migration decision | [`decision`] | whether a single SQLite file is still enough, from in-process counters or Prometheus, logged for audit |
@@ -44,6 +45,7 @@ mod async_store;
 pub mod decision;
 mod fault;
 pub mod metrics;
+mod migration;
 mod monitored;
 mod postgres;
 mod sqlite;
@@ -51,6 +53,9 @@ mod store;
 
 pub use async_store::AsyncCheckpointStore;
 pub use fault::{FaultInjectingStore, InvalidFaultRate};
+pub use migration::{
+    Cutover, CutoverStore, DEFAULT_BATCH_ROWS, Migration, MigrationError, Progress, Verification, migrated_to,
+};
 pub use monitored::MonitoredStore;
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::{Durability, SqliteStore};

@@ -56,6 +56,8 @@ impl Default for PostgresOptions {
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: Pool<PostgresConnectionManager<NoTls>>,
+    /// How the pool connects, kept for a migration's dedicated connection.
+    config: Config,
 }
 
 impl PostgresStore {
@@ -93,14 +95,53 @@ impl PostgresStore {
             .connection_timeout(timeout)
             // Failures go to the caller as errors, not to r2d2's log.
             .error_handler(Box::new(r2d2::NopErrorHandler))
-            .build_unchecked(PostgresConnectionManager::new(config, NoTls));
-        Ok(PostgresStore { pool })
+            .build_unchecked(PostgresConnectionManager::new(config.clone(), NoTls));
+        Ok(PostgresStore { pool, config })
     }
 
     /// Checkpoints stored, every thread's.
     pub fn count(&self) -> Result<u64, CheckpointError> {
         let n: i64 = self.conn()?.query_one("SELECT COUNT(*) FROM checkpoints", &[])?.try_get(0)?;
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Checkpoints written through a store (not copied in by a
+    /// [`Migration`](crate::Migration)) whose thread id starts with
+    /// `prefix` (`""`: every thread's). Reads the whole table: for
+    /// accounting at the end of a run, not for a hot path.
+    pub fn count_written(&self, prefix: &str) -> Result<u64, CheckpointError> {
+        let n: i64 = self
+            .conn()?
+            .query_one(
+                "SELECT COUNT(*) FROM checkpoints WHERE migrated_from IS NULL AND starts_with(thread_id, $1)",
+                &[&prefix],
+            )?
+            .try_get(0)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// `postgres://USER@HOST:PORT/DB` as configured, never with a
+    /// password: for logs and for the mark a migration leaves.
+    pub fn describe(&self) -> String {
+        use r2d2_postgres::postgres::config::Host;
+        let c = &self.config;
+        let host = match c.get_hosts().first() {
+            Some(Host::Tcp(h)) => h.clone(),
+            #[cfg(unix)]
+            Some(Host::Unix(p)) => p.display().to_string(),
+            None => "localhost".to_owned(),
+        };
+        let port = c.get_ports().first().copied().unwrap_or(5432);
+        let user = c.get_user().unwrap_or("");
+        let db = c.get_dbname().unwrap_or(user);
+        format!("postgres://{user}@{host}:{port}/{db}")
+    }
+
+    /// A connection of its own, outside the pool, with the store's
+    /// settings: a migration holds one for its whole run (and its
+    /// advisory lock with it) without taking a writer's.
+    pub(crate) fn dedicated(&self) -> Result<r2d2_postgres::postgres::Client, CheckpointError> {
+        Ok(self.config.connect(NoTls)?)
     }
 
     /// The durability the server applies to this store's commits (every
@@ -117,13 +158,22 @@ impl PostgresStore {
 
 /// The table, created if missing. A table of that name with other column
 /// types makes every read of it a typed error, never a panic.
+///
+/// `migrated_from` and `migrated_id` are set on rows a
+/// [`Migration`](crate::Migration) copied in (the source file's store id
+/// and the row's id there; `NULL` on rows written through a store): their
+/// unique index makes each source row land once however often a copy is
+/// cut off and resumed, and tells where to resume.
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS checkpoints (
          checkpoint_id BIGSERIAL PRIMARY KEY,
          thread_id     TEXT   NOT NULL,
          created_at_ms BIGINT NOT NULL,
          state         BYTEA  NOT NULL
      );
-     CREATE INDEX IF NOT EXISTS checkpoints_by_thread ON checkpoints (thread_id, checkpoint_id);";
+     ALTER TABLE checkpoints ADD COLUMN IF NOT EXISTS migrated_from TEXT,
+                             ADD COLUMN IF NOT EXISTS migrated_id BIGINT;
+     CREATE INDEX IF NOT EXISTS checkpoints_by_thread ON checkpoints (thread_id, checkpoint_id);
+     CREATE UNIQUE INDEX IF NOT EXISTS checkpoints_migrated ON checkpoints (migrated_from, migrated_id);";
 
 fn checkpoint(r: &Row) -> Result<Checkpoint, CheckpointError> {
     Ok(Checkpoint {

@@ -93,6 +93,16 @@ impl SqliteStore {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
+    /// Checkpoints whose thread id starts with `prefix` (`""`: all).
+    pub fn count_prefix(&self, prefix: &str) -> Result<u64, CheckpointError> {
+        let n: i64 = self.conn().query_row(
+            "SELECT COUNT(*) FROM checkpoints WHERE substr(thread_id, 1, length(?1)) = ?1",
+            [prefix],
+            |r| r.get(0),
+        )?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     /// The durability setting in force (`synchronous` read back from SQLite).
     pub fn durability(&self) -> Result<Durability, CheckpointError> {
         let level: i64 = self.conn().query_row("PRAGMA synchronous", [], |r| r.get(0))?;

@@ -1,0 +1,636 @@
+//! Moving a SQLite store's checkpoints into PostgreSQL while they keep
+//! being written, and switching the writers over.
+//!
+//! Owns: the copy ([`Migration`]: batches, where to resume, verification
+//! by count and checksum), the switch ([`CutoverStore`]: the store the
+//! writers use, SQLite until a cut-over, PostgreSQL after) and the
+//! `checkpoint_migration_*` metrics' values. Must not: delete or change a
+//! source row, acknowledge a copy the server has not committed, or switch
+//! the writers before every source row is in PostgreSQL and verified.
+//!
+//! # How a copy stays exact
+//! Each batch is one PostgreSQL transaction. A copied row keeps its source
+//! file's store id and its SQLite id (`migrated_from`, `migrated_id`) under
+//! a unique index, so a batch cut off by `kill -9` is rolled back by the
+//! server and a batch sent twice inserts nothing the second time. The next
+//! copy resumes after the largest `migrated_id` of that source: SQLite
+//! hands out ids in commit order (one writer at a time), so no row below it
+//! can appear later. A session advisory lock keeps two migrations of one
+//! file from running at once; the server drops it with a killed process's
+//! connection.
+//!
+//! # The cut-over
+//! [`CutoverStore::cut_over`] first verifies what is already copied, then
+//! holds the writers for as long as the last rows take to copy and verify
+//! (the pause is measured and returned), records in the SQLite file where
+//! it went (so a restart cannot write to it again by mistake), and points
+//! the writers at PostgreSQL. Rows written after that get larger ids than
+//! every copied row, so each thread's latest checkpoint stays its latest.
+//! A failure before the switch leaves the writers on SQLite, nothing lost:
+//! run it again.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use r2d2_postgres::postgres::Client;
+use r2d2_postgres::postgres::fallible_iterator::FallibleIterator;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use sha2::{Digest, Sha256};
+
+use crate::metrics::{MigrationHandles, MigrationPhase};
+use crate::postgres::PostgresStore;
+use crate::sqlite::SqliteStore;
+use crate::store::{Checkpoint, CheckpointError, CheckpointStore, now_ms};
+
+/// Rows copied per transaction unless told otherwise.
+pub const DEFAULT_BATCH_ROWS: usize = 500;
+
+/// Why a migration step failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum MigrationError {
+    /// Reading the source, writing the target or the connection failed.
+    Store(CheckpointError),
+    /// Another migration of the same source file holds its lock.
+    Busy {
+        /// The source file's store id.
+        source_id: String,
+    },
+    /// The source and the copy differ (count or checksum): nothing was
+    /// switched.
+    Mismatch(Box<Verification>),
+    /// The store is not on SQLite (already cut over, or opened on
+    /// PostgreSQL).
+    NotOnSqlite,
+    /// The migration copies another file than the one the store writes.
+    OtherSource {
+        /// The store's file.
+        store: PathBuf,
+        /// The migration's source file.
+        migration: PathBuf,
+    },
+}
+
+impl std::fmt::Display for MigrationError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MigrationError::Store(_) => f.write_str("checkpoint migration failed"),
+            MigrationError::Busy { source_id } => {
+                write!(f, "another migration of store {source_id} is running (its PostgreSQL advisory lock is held)")
+            }
+            MigrationError::Mismatch(v) => write!(f, "the copy differs from its source: {v}"),
+            MigrationError::NotOnSqlite => f.write_str("the store is not on SQLite: nothing to cut over"),
+            MigrationError::OtherSource { store, migration } => write!(
+                f,
+                "the store writes {} but the migration copies {}",
+                store.display(),
+                migration.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for MigrationError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            MigrationError::Store(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<CheckpointError> for MigrationError {
+    fn from(e: CheckpointError) -> Self {
+        MigrationError::Store(e)
+    }
+}
+
+impl From<rusqlite::Error> for MigrationError {
+    fn from(e: rusqlite::Error) -> Self {
+        MigrationError::Store(e.into())
+    }
+}
+
+impl From<r2d2_postgres::postgres::Error> for MigrationError {
+    fn from(e: r2d2_postgres::postgres::Error) -> Self {
+        MigrationError::Store(e.into())
+    }
+}
+
+/// Where a copy stands after a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Rows this batch inserted (a row already there is not counted).
+    pub copied: u64,
+    /// Source rows after the last one copied: what is left right now.
+    pub remaining: u64,
+    /// The largest source id now in PostgreSQL (0: none yet).
+    pub last_id: i64,
+}
+
+/// Source and copy compared over a range of source ids: rows and a SHA-256
+/// over every row's id, thread, time and state, in id order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verification {
+    /// Source ids above this one...
+    pub after_id: i64,
+    /// ...up to and including this one.
+    pub up_to_id: i64,
+    /// Rows in the source in that range.
+    pub source_rows: u64,
+    /// Rows copied from this source in that range.
+    pub target_rows: u64,
+    /// The source rows' checksum (hex).
+    pub source_checksum: String,
+    /// The copies' checksum (hex).
+    pub target_checksum: String,
+}
+
+impl Verification {
+    /// Same count and same checksum.
+    pub fn is_exact(&self) -> bool {
+        self.source_rows == self.target_rows && self.source_checksum == self.target_checksum
+    }
+}
+
+impl std::fmt::Display for Verification {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "source {} rows sha256 {}, copy {} rows sha256 {} (ids {}..={})",
+            self.source_rows,
+            short(&self.source_checksum),
+            self.target_rows,
+            short(&self.target_checksum),
+            self.after_id + 1,
+            self.up_to_id
+        )
+    }
+}
+
+fn short(hex: &str) -> &str {
+    hex.get(..16).unwrap_or(hex)
+}
+
+/// A copy of one SQLite checkpoint file into a PostgreSQL store, resumable
+/// and exact (see the [module docs](self)).
+///
+/// ```no_run
+/// use hotmeter_checkpoint::{Migration, PostgresStore};
+/// let target = PostgresStore::connect("postgres://app@127.0.0.1:5432/ckpt")?;
+/// let migration = Migration::open("checkpoints.db", target)?;
+/// while migration.copy_batch()?.remaining > 0 {}
+/// let check = migration.verify()?;
+/// assert!(check.is_exact(), "{check}");
+/// # Ok::<(), hotmeter_checkpoint::MigrationError>(())
+/// ```
+pub struct Migration {
+    source: Mutex<Connection>,
+    source_path: PathBuf,
+    source_id: String,
+    target: PostgresStore,
+    client: Mutex<Client>,
+    batch_rows: usize,
+    handles: Option<MigrationHandles>,
+    started: Instant,
+}
+
+impl std::fmt::Debug for Migration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Migration")
+            .field("source_path", &self.source_path)
+            .field("source_id", &self.source_id)
+            .field("target", &self.target.describe())
+            .field("batch_rows", &self.batch_rows)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Migration {
+    /// Opens the SQLite file at `source` (it must exist and hold a
+    /// checkpoint table; it is never created here), gives it a store id if
+    /// it has none, and takes the migration lock of that id on `target`.
+    pub fn open(source: impl AsRef<Path>, target: PostgresStore) -> Result<Self, MigrationError> {
+        let source_path = source.as_ref().to_path_buf();
+        let conn = Connection::open_with_flags(
+            &source_path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+        )?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.query_row("SELECT COUNT(*) FROM checkpoints WHERE checkpoint_id < 0", [], |r| r.get::<_, i64>(0))?;
+        let source_id = store_id(&conn, &source_path)?;
+        let mut client = target.dedicated()?;
+        let locked: bool =
+            client.query_one("SELECT pg_try_advisory_lock($1)", &[&lock_key(&source_id)])?.try_get(0)?;
+        if !locked {
+            return Err(MigrationError::Busy { source_id });
+        }
+        Ok(Migration {
+            source: Mutex::new(conn),
+            source_path,
+            source_id,
+            target,
+            client: Mutex::new(client),
+            batch_rows: DEFAULT_BATCH_ROWS,
+            handles: None,
+            started: Instant::now(),
+        })
+    }
+
+    /// Rows per transaction (default [`DEFAULT_BATCH_ROWS`], at least 1).
+    pub fn batch_rows(mut self, rows: usize) -> Self {
+        self.batch_rows = rows.max(1);
+        self
+    }
+
+    /// Publishes the copy's progress on `registry`:
+    /// `checkpoint_migration_rows_copied_total`, `..._rows_remaining`,
+    /// `..._duration_seconds`, `..._phase{phase}` and, after a cut-over,
+    /// `..._pause_seconds` (names in [`metrics`](crate::metrics)).
+    pub fn with_metrics(mut self, registry: &hotmeter::Registry) -> Result<Self, hotmeter::RegistryError> {
+        let handles = MigrationHandles::register(registry)?;
+        handles.set_phase(MigrationPhase::Copying);
+        self.handles = Some(handles);
+        Ok(self)
+    }
+
+    /// The source file.
+    pub fn source_path(&self) -> &Path {
+        &self.source_path
+    }
+
+    /// The source file's store id (kept in its `hotmeter_store` table; the
+    /// copies carry it in `migrated_from`).
+    pub fn source_id(&self) -> &str {
+        &self.source_id
+    }
+
+    /// The store the rows go to.
+    pub fn target(&self) -> &PostgresStore {
+        &self.target
+    }
+
+    /// Copies the next batch (one transaction) and says what is left.
+    pub fn copy_batch(&self) -> Result<Progress, MigrationError> {
+        let result = self.copy_batch_inner();
+        if result.is_err() {
+            self.set_phase(MigrationPhase::Failed);
+        }
+        result
+    }
+
+    fn copy_batch_inner(&self) -> Result<Progress, MigrationError> {
+        let mut client = lock(&self.client);
+        let after = resume_point(&mut client, &self.source_id)?;
+        let rows = {
+            let source = lock(&self.source);
+            let mut stmt = source.prepare_cached(
+                "SELECT checkpoint_id, thread_id, created_at_ms, state FROM checkpoints
+                 WHERE checkpoint_id > ?1 ORDER BY checkpoint_id LIMIT ?2",
+            )?;
+            let limit = i64::try_from(self.batch_rows).unwrap_or(i64::MAX);
+            let rows = stmt.query_map(params![after, limit], sqlite_row)?;
+            rows.collect::<Result<Vec<_>, _>>()?
+        };
+        let mut copied = 0;
+        let last_id = rows.last().map_or(after, |c| c.checkpoint_id);
+        if !rows.is_empty() {
+            let mut ids = Vec::with_capacity(rows.len());
+            let mut threads = Vec::with_capacity(rows.len());
+            let mut times = Vec::with_capacity(rows.len());
+            let mut states = Vec::with_capacity(rows.len());
+            for c in rows {
+                ids.push(c.checkpoint_id);
+                threads.push(c.thread_id);
+                times.push(c.created_at_ms);
+                states.push(c.state);
+            }
+            let mut tx = client.transaction()?;
+            copied = tx.execute(
+                "INSERT INTO checkpoints (thread_id, created_at_ms, state, migrated_from, migrated_id)
+                 SELECT t, c, s, $1, i FROM UNNEST($2::BIGINT[], $3::TEXT[], $4::BIGINT[], $5::BYTEA[]) AS u(i, t, c, s)
+                 ORDER BY i
+                 ON CONFLICT (migrated_from, migrated_id) DO NOTHING",
+                &[&self.source_id, &ids, &threads, &times, &states],
+            )?;
+            tx.commit()?;
+        }
+        drop(client);
+        let remaining: i64 = lock(&self.source).query_row(
+            "SELECT COUNT(*) FROM checkpoints WHERE checkpoint_id > ?1",
+            [last_id],
+            |r| r.get(0),
+        )?;
+        let progress = Progress { copied, remaining: u64::try_from(remaining).unwrap_or(0), last_id };
+        if let Some(h) = &self.handles {
+            h.copied.inc_by(copied);
+            h.remaining.set(remaining);
+            h.duration.set(self.started.elapsed().as_secs_f64());
+        }
+        Ok(progress)
+    }
+
+    /// Copies batches until nothing is left at the moment of asking,
+    /// calling `each` after every batch. Writers may add rows meanwhile:
+    /// they are left for the next call (or the cut-over).
+    pub fn copy_all(&self, mut each: impl FnMut(&Progress)) -> Result<u64, MigrationError> {
+        let mut total = 0;
+        loop {
+            let p = self.copy_batch()?;
+            total += p.copied;
+            each(&p);
+            if p.remaining == 0 {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Compares every copied row with its source (from the first id up to
+    /// the last copied).
+    pub fn verify(&self) -> Result<Verification, MigrationError> {
+        let up_to = resume_point(&mut lock(&self.client), &self.source_id)?;
+        self.verify_range(0, up_to)
+    }
+
+    /// Compares source ids in `after_id < id <= up_to_id`.
+    pub fn verify_range(&self, after_id: i64, up_to_id: i64) -> Result<Verification, MigrationError> {
+        let (mut source_rows, mut source_sum) = (0, Sha256::new());
+        {
+            let source = lock(&self.source);
+            let mut stmt = source.prepare_cached(
+                "SELECT checkpoint_id, thread_id, created_at_ms, state FROM checkpoints
+                 WHERE checkpoint_id > ?1 AND checkpoint_id <= ?2 ORDER BY checkpoint_id",
+            )?;
+            let mut rows = stmt.query(params![after_id, up_to_id])?;
+            while let Some(r) = rows.next()? {
+                hash_row(&mut source_sum, &sqlite_row(r)?);
+                source_rows += 1;
+            }
+        }
+        let (mut target_rows, mut target_sum) = (0, Sha256::new());
+        {
+            let mut client = lock(&self.client);
+            let params: [&(dyn r2d2_postgres::postgres::types::ToSql + Sync); 3] =
+                [&self.source_id, &after_id, &up_to_id];
+            let mut rows = client.query_raw(
+                "SELECT migrated_id, thread_id, created_at_ms, state FROM checkpoints
+                 WHERE migrated_from = $1 AND migrated_id > $2 AND migrated_id <= $3 ORDER BY migrated_id",
+                params,
+            )?;
+            while let Some(r) = rows.next()? {
+                let c = Checkpoint {
+                    checkpoint_id: r.try_get(0)?,
+                    thread_id: r.try_get(1)?,
+                    created_at_ms: r.try_get(2)?,
+                    state: r.try_get(3)?,
+                };
+                hash_row(&mut target_sum, &c);
+                target_rows += 1;
+            }
+        }
+        Ok(Verification {
+            after_id,
+            up_to_id,
+            source_rows,
+            target_rows,
+            source_checksum: hex(&source_sum.finalize()),
+            target_checksum: hex(&target_sum.finalize()),
+        })
+    }
+
+    /// Records in the source file that its checkpoints now live in the
+    /// target (see [`migrated_to`]).
+    fn seal(&self) -> Result<(), MigrationError> {
+        lock(&self.source).execute(
+            "INSERT OR REPLACE INTO hotmeter_store (key, value) VALUES ('migrated_to', ?1)",
+            [format!("{} at {}", self.target.describe(), crate::decision::rfc3339(std::time::SystemTime::now()))],
+        )?;
+        Ok(())
+    }
+
+    fn set_phase(&self, phase: MigrationPhase) {
+        if let Some(h) = &self.handles {
+            h.set_phase(phase);
+            h.duration.set(self.started.elapsed().as_secs_f64());
+        }
+    }
+}
+
+/// Where the SQLite file at `path` was migrated to, if a cut-over sealed
+/// it: the target (without password) and when. A writer that finds this
+/// must not write to the file any more.
+pub fn migrated_to(path: impl AsRef<Path>) -> Result<Option<String>, CheckpointError> {
+    let conn = Connection::open_with_flags(
+        path.as_ref(),
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+    );
+    let conn = match conn {
+        Ok(c) => c,
+        // No file yet: nothing was migrated from it.
+        Err(_) if !path.as_ref().exists() => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let has_table: Option<i64> = conn
+        .query_row("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'hotmeter_store'", [], |r| r.get(0))
+        .optional()?;
+    if has_table.is_none() {
+        return Ok(None);
+    }
+    Ok(conn.query_row("SELECT value FROM hotmeter_store WHERE key = 'migrated_to'", [], |r| r.get(0)).optional()?)
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic mid-statement leaves nothing the database did not roll back.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn sqlite_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Checkpoint> {
+    Ok(Checkpoint { checkpoint_id: r.get(0)?, thread_id: r.get(1)?, created_at_ms: r.get(2)?, state: r.get(3)? })
+}
+
+/// The largest source id copied so far (0: none).
+fn resume_point(client: &mut Client, source_id: &str) -> Result<i64, MigrationError> {
+    let row = client
+        .query_one("SELECT COALESCE(MAX(migrated_id), 0) FROM checkpoints WHERE migrated_from = $1", &[&source_id])?;
+    Ok(row.try_get(0)?)
+}
+
+/// The file's store id, created on first use: random enough that two
+/// files never share one (time, process, path and the file's first rows).
+fn store_id(conn: &Connection, path: &Path) -> Result<String, MigrationError> {
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS hotmeter_store (key TEXT PRIMARY KEY, value TEXT NOT NULL)")?;
+    let mut seed = Sha256::new();
+    seed.update(now_ms().to_le_bytes());
+    seed.update(std::process::id().to_le_bytes());
+    seed.update(path.as_os_str().as_encoded_bytes());
+    seed.update(format!("{:?}", Instant::now()).as_bytes());
+    let candidate = format!("sqlite-{}", &hex(&seed.finalize())[..20]);
+    conn.execute("INSERT OR IGNORE INTO hotmeter_store (key, value) VALUES ('store_id', ?1)", [&candidate])?;
+    Ok(conn.query_row("SELECT value FROM hotmeter_store WHERE key = 'store_id'", [], |r| r.get(0))?)
+}
+
+fn lock_key(source_id: &str) -> i64 {
+    let digest = Sha256::digest(format!("hotmeter-migration:{source_id}").as_bytes());
+    i64::from_le_bytes(digest[..8].try_into().unwrap_or([0; 8]))
+}
+
+fn hash_row(h: &mut Sha256, c: &Checkpoint) {
+    h.update(c.checkpoint_id.to_le_bytes());
+    h.update((c.thread_id.len() as u64).to_le_bytes());
+    h.update(c.thread_id.as_bytes());
+    h.update(c.created_at_ms.to_le_bytes());
+    h.update((c.state.len() as u64).to_le_bytes());
+    h.update(&c.state);
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What a cut-over did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cutover {
+    /// How long writers were held: the last rows' copy and check.
+    pub pause: Duration,
+    /// Rows copied while they were held.
+    pub copied_during_pause: u64,
+    /// Every source row against its copy, checked after the switch.
+    pub verification: Verification,
+}
+
+#[derive(Debug)]
+enum Active {
+    Sqlite(Arc<SqliteStore>),
+    Postgres(PostgresStore),
+}
+
+/// The store writers use: SQLite until [`cut_over`](Self::cut_over),
+/// PostgreSQL after (or from the start). Every call goes to the store in
+/// force; a cut-over waits for the calls under way and holds new ones for
+/// its pause.
+#[derive(Debug)]
+pub struct CutoverStore {
+    active: RwLock<Active>,
+}
+
+impl CutoverStore {
+    /// Writes to `store` until a cut-over.
+    pub fn sqlite(store: Arc<SqliteStore>) -> Self {
+        CutoverStore { active: RwLock::new(Active::Sqlite(store)) }
+    }
+
+    /// Writes to `store`, for good.
+    pub fn postgres(store: PostgresStore) -> Self {
+        CutoverStore { active: RwLock::new(Active::Postgres(store)) }
+    }
+
+    /// `sqlite` or `postgres`: the database in force.
+    pub fn backend(&self) -> &'static str {
+        match &*self.read() {
+            Active::Sqlite(_) => "sqlite",
+            Active::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Copies what `migration` has not copied yet, checks it, and switches
+    /// the writers to its target; then checks every row (see the [module
+    /// docs](self)). The copy done before (with
+    /// [`Migration::copy_all`]) keeps the pause short.
+    ///
+    /// On an error before the switch the writers stay on SQLite and
+    /// nothing is lost. A mismatch found by the last check (after the
+    /// switch) is returned as [`MigrationError::Mismatch`]: the writers
+    /// are on PostgreSQL by then.
+    pub fn cut_over(&self, migration: &Migration) -> Result<Cutover, MigrationError> {
+        let result = self.cut_over_inner(migration);
+        match &result {
+            Ok(_) => migration.set_phase(MigrationPhase::Done),
+            // Refused before anything ran: the migration's phase stands.
+            Err(MigrationError::NotOnSqlite | MigrationError::OtherSource { .. }) => {}
+            Err(_) => migration.set_phase(MigrationPhase::Failed),
+        }
+        result
+    }
+
+    fn cut_over_inner(&self, migration: &Migration) -> Result<Cutover, MigrationError> {
+        match &*self.read() {
+            Active::Sqlite(s) => same_file(s.path(), migration.source_path())?,
+            Active::Postgres(_) => return Err(MigrationError::NotOnSqlite),
+        }
+        migration.copy_all(|_| {})?;
+        migration.set_phase(MigrationPhase::CuttingOver);
+        // What is copied so far, checked while writers go on.
+        let bulk = migration.verify()?;
+        if !bulk.is_exact() {
+            return Err(MigrationError::Mismatch(Box::new(bulk)));
+        }
+        let (pause, copied_during_pause) = {
+            let mut active = self.active.write().unwrap_or_else(PoisonError::into_inner);
+            let held = Instant::now();
+            if !matches!(*active, Active::Sqlite(_)) {
+                return Err(MigrationError::NotOnSqlite);
+            }
+            let copied = migration.copy_all(|_| {})?;
+            let end = resume_point(&mut lock(&migration.client), &migration.source_id)?;
+            let tail = migration.verify_range(bulk.up_to_id, end)?;
+            if !tail.is_exact() {
+                return Err(MigrationError::Mismatch(Box::new(tail)));
+            }
+            migration.seal()?;
+            *active = Active::Postgres(migration.target.clone());
+            (held.elapsed(), copied)
+        };
+        if let Some(h) = &migration.handles {
+            h.pause.set(pause.as_secs_f64());
+        }
+        let verification = migration.verify()?;
+        if !verification.is_exact() {
+            return Err(MigrationError::Mismatch(Box::new(verification)));
+        }
+        Ok(Cutover { pause, copied_during_pause, verification })
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Active> {
+        self.active.read().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn same_file(store: &Path, migration: &Path) -> Result<(), MigrationError> {
+    let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    if canonical(store) == canonical(migration) {
+        Ok(())
+    } else {
+        Err(MigrationError::OtherSource { store: store.to_path_buf(), migration: migration.to_path_buf() })
+    }
+}
+
+impl CheckpointStore for CutoverStore {
+    fn put(&self, thread_id: &str, state: &[u8]) -> Result<i64, CheckpointError> {
+        match &*self.read() {
+            Active::Sqlite(s) => s.put(thread_id, state),
+            Active::Postgres(p) => p.put(thread_id, state),
+        }
+    }
+
+    fn get(&self, thread_id: &str) -> Result<Option<Checkpoint>, CheckpointError> {
+        match &*self.read() {
+            Active::Sqlite(s) => s.get(thread_id),
+            Active::Postgres(p) => p.get(thread_id),
+        }
+    }
+
+    fn list(&self, thread_id: &str, limit: usize) -> Result<Vec<Checkpoint>, CheckpointError> {
+        match &*self.read() {
+            Active::Sqlite(s) => s.list(thread_id, limit),
+            Active::Postgres(p) => p.list(thread_id, limit),
+        }
+    }
+
+    fn file_size_bytes(&self) -> Option<u64> {
+        match &*self.read() {
+            Active::Sqlite(s) => s.file_size_bytes(),
+            Active::Postgres(p) => p.file_size_bytes(),
+        }
+    }
+}
