@@ -15,7 +15,7 @@ use crate::store::{Checkpoint, CheckpointError, CheckpointStore};
 #[derive(Debug)]
 pub struct FaultInjectingStore<S> {
     inner: S,
-    threshold: u64,
+    threshold: AtomicU64,
     seed: u64,
     writes: AtomicU64,
     injected: AtomicU64,
@@ -33,6 +33,13 @@ impl std::fmt::Display for InvalidFaultRate {
 
 impl std::error::Error for InvalidFaultRate {}
 
+fn threshold(rate: f64) -> Result<u64, InvalidFaultRate> {
+    if !(0.0..=1.0).contains(&rate) {
+        return Err(InvalidFaultRate(rate));
+    }
+    Ok(if rate >= 1.0 { u64::MAX } else { (rate * u64::MAX as f64) as u64 })
+}
+
 fn mix(mut z: u64) -> u64 {
     // splitmix64's finaliser: a well-spread hash of the write number.
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -43,11 +50,15 @@ fn mix(mut z: u64) -> u64 {
 impl<S: CheckpointStore> FaultInjectingStore<S> {
     /// Fails about `rate` (0 to 1) of writes, chosen by `seed`.
     pub fn new(inner: S, rate: f64, seed: u64) -> Result<Self, InvalidFaultRate> {
-        if !(0.0..=1.0).contains(&rate) {
-            return Err(InvalidFaultRate(rate));
-        }
-        let threshold = if rate >= 1.0 { u64::MAX } else { (rate * u64::MAX as f64) as u64 };
+        let threshold = AtomicU64::new(threshold(rate)?);
         Ok(FaultInjectingStore { inner, threshold, seed, writes: AtomicU64::new(0), injected: AtomicU64::new(0) })
+    }
+
+    /// Fails about `rate` (0 to 1) of the writes from now on (0: none,
+    /// e.g. once the store the faults stood for is gone).
+    pub fn set_rate(&self, rate: f64) -> Result<(), InvalidFaultRate> {
+        self.threshold.store(threshold(rate)?, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Faults injected so far.
@@ -66,7 +77,8 @@ impl<S: CheckpointStore> CheckpointStore for FaultInjectingStore<S> {
         let n = self.writes.fetch_add(1, Ordering::Relaxed);
         // splitmix64: the n-th output of the sequence started at `seed`.
         let draw = mix(self.seed.wrapping_add(n.wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15)));
-        if self.threshold > 0 && draw <= self.threshold {
+        let threshold = self.threshold.load(Ordering::Relaxed);
+        if threshold > 0 && draw <= threshold {
             self.injected.fetch_add(1, Ordering::Relaxed);
             return Err(CheckpointError::Injected { write: n });
         }

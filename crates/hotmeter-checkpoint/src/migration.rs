@@ -445,8 +445,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// A source row. A state stored as text (SQLite keeps what a writer other
+/// than `SqliteStore` gave it) is copied as its bytes.
 fn sqlite_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Checkpoint> {
-    Ok(Checkpoint { checkpoint_id: r.get(0)?, thread_id: r.get(1)?, created_at_ms: r.get(2)?, state: r.get(3)? })
+    use rusqlite::types::ValueRef;
+    let state = match r.get_ref(3)? {
+        ValueRef::Text(bytes) => bytes.to_vec(),
+        _ => r.get(3)?,
+    };
+    Ok(Checkpoint { checkpoint_id: r.get(0)?, thread_id: r.get(1)?, created_at_ms: r.get(2)?, state })
 }
 
 /// The largest source id copied so far (0: none).

@@ -15,12 +15,18 @@ use hotmeter_checkpoint::{
 };
 use hotmeter_testkit::Postgres;
 
+/// A file of `rows` checkpoints; every tenth state stored as text, as a
+/// writer other than `SqliteStore` may have left it (copied as its bytes).
 fn sqlite_with(dir: &std::path::Path, rows: usize) -> std::path::PathBuf {
     let path = dir.join("c.db");
     let store = SqliteStore::open(&path).unwrap();
     for i in 0..rows {
         store.put(&format!("t{}", i % 3), format!("state {i}").as_bytes()).unwrap();
     }
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute("UPDATE checkpoints SET state = CAST(state AS TEXT) WHERE checkpoint_id % 10 = 0", [])
+        .unwrap();
     path
 }
 
@@ -65,6 +71,8 @@ fn a_copy_resumes_where_it_stopped_and_verifies() {
     assert!(v.is_exact(), "{v}");
     assert_eq!((v.source_rows, v.target_rows, v.up_to_id), (1234, 1234, 1234));
     assert_eq!(copies(&pg, &id), (1234, 1234));
+    let text_state = pg.psql(&format!("SELECT encode(state, 'escape') FROM checkpoints WHERE migrated_from = '{id}' AND migrated_id = 10"));
+    assert_eq!(text_state.trim(), "state 9", "a text state is copied as its bytes");
     // The copies are not rows written through a store.
     assert_eq!(target.count_written("").unwrap(), 0);
     assert_eq!(target.count().unwrap(), 1234);

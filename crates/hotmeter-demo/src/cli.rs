@@ -57,6 +57,24 @@ pub(crate) struct Options {
     pub(crate) idle_timeout: Option<Duration>,
     /// How long a retired space's series stay in /metrics with their final values.
     pub(crate) retired_linger: Duration,
+    /// Names this demo's checkpoint threads `ID/worker-N` (None: `worker-N`).
+    pub(crate) writer_id: Option<String>,
+    /// The PostgreSQL store a migration moves the SQLite checkpoints to.
+    pub(crate) migrate_to: Option<StoreSpec>,
+    /// Start that migration when a periodic decision says MIGRATE NOW.
+    pub(crate) migrate_on_decision: bool,
+}
+
+/// Everything `hotmeter-demo migrate` can be told.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct MigrateOptions {
+    /// The SQLite file.
+    pub(crate) from: PathBuf,
+    /// The PostgreSQL store.
+    pub(crate) to: StoreSpec,
+    pub(crate) batch_rows: usize,
+    /// Serve the progress metrics here (None: do not serve).
+    pub(crate) listen: Option<SocketAddr>,
 }
 
 /// `hotmeter-demo decide`: where the inputs come from.
@@ -82,6 +100,7 @@ pub(crate) struct DecideOptions {
 pub(crate) enum Command {
     Run(Options),
     Decide(DecideOptions),
+    Migrate(MigrateOptions),
     /// Print the Prometheus rules generated from the demo's SLOs.
     SloRules,
 }
@@ -109,6 +128,19 @@ Prints the measured inputs and the decision, and appends it to the decision log.
 Exits 0 with a decision, 1 when the inputs cannot be had (a Prometheus that is
 down, slow or without data is an error, never a silent \"sufficient\"), 2 on bad options.";
 
+const MIGRATE_ABOUT: &str = "\
+Copy every checkpoint of a SQLite file into PostgreSQL, in batches of one
+transaction each, then verify the copy by count and SHA-256 checksum";
+
+const MIGRATE_AFTER_HELP: &str = "\
+Writers may keep writing to the file meanwhile: the copy takes what is there,
+and running it again copies only what came since. Killed at any point (even
+kill -9), it resumes where the last committed batch ended; no row is copied
+twice. To move writers for good, stop them, run migrate once more, and start
+them with --store postgres://... (or let a running demo do it all with
+--migrate-to URL --migrate-on-decision). Exits 0 when the copy is verified,
+1 on an error or a mismatch, 2 on bad options.";
+
 #[derive(Debug, Parser)]
 #[command(name = "hotmeter-demo", about = ABOUT, after_help = AFTER_HELP, args_conflicts_with_subcommands = true)]
 struct Cli {
@@ -123,6 +155,9 @@ enum Sub {
     /// Measure and print the migration decision (see `decide --help`)
     #[command(long_about = DECIDE_ABOUT, after_help = DECIDE_AFTER_HELP)]
     Decide(Box<DecideArgs>),
+    /// Copy a SQLite checkpoint file into PostgreSQL, resumably, and verify it (see `migrate --help`)
+    #[command(long_about = MIGRATE_ABOUT, after_help = MIGRATE_AFTER_HELP)]
+    Migrate(MigrateArgs),
     /// Print the Prometheus rules generated from the demo's SLOs (the source of alerts/slo.yml)
     SloRules,
 }
@@ -182,6 +217,43 @@ struct RunArgs {
     push: PushArgs,
     #[command(flatten)]
     churn: ChurnArgs,
+    #[command(flatten)]
+    migration: MigrationArgs,
+}
+
+/// Moving the checkpoints to PostgreSQL while the pipeline runs.
+#[derive(Debug, Args)]
+struct MigrationArgs {
+    /// Name this demo's checkpoint threads ID/worker-N, so several demos can share one database
+    /// (default: worker-N)
+    #[arg(long, value_name = "ID", value_parser = writer_id)]
+    writer_id: Option<String>,
+    /// The PostgreSQL store to migrate the SQLite checkpoints to, postgres://USER@HOST:PORT/DB
+    /// (with --migrate-on-decision; a file already migrated there starts on it)
+    // Checked in `into_options`: clap would repeat a refused value.
+    #[arg(long, value_name = "URL")]
+    migrate_to: Option<String>,
+    /// When a periodic decision says MIGRATE NOW, copy the checkpoints to --migrate-to while
+    /// writing on, then switch the writers over (injected errors stop with SQLite)
+    #[arg(long, requires = "migrate_to")]
+    migrate_on_decision: bool,
+}
+
+/// `migrate`: the source, the target and how.
+#[derive(Debug, Args)]
+struct MigrateArgs {
+    /// The SQLite file, sqlite:PATH
+    #[arg(long, value_name = "SPEC")]
+    from: String,
+    /// The PostgreSQL store, postgres://USER@HOST:PORT/DB
+    #[arg(long, value_name = "URL")]
+    to: String,
+    /// Rows per transaction, 1 to 100000
+    #[arg(long, value_name = "N", default_value_t = hotmeter_checkpoint::DEFAULT_BATCH_ROWS, value_parser = batch_rows)]
+    batch: usize,
+    /// Serve the progress metrics on /metrics here, IP:PORT (default: none)
+    #[arg(long, value_name = "ADDR", value_parser = listen_addr)]
+    listen: Option<SocketAddr>,
 }
 
 /// Memory spaces that come and go.
@@ -357,6 +429,29 @@ fn space_name(v: &str) -> Result<String, String> {
     }
 }
 
+fn writer_id(v: &str) -> Result<String, String> {
+    if v.is_empty() || v.len() > 64 || v.chars().any(|c| c.is_control() || c == '/') {
+        Err("expected 1 to 64 bytes without control characters or /".into())
+    } else {
+        Ok(v.to_owned())
+    }
+}
+
+fn batch_rows(v: &str) -> Result<usize, String> {
+    v.parse().ok().filter(|n| (1..=100_000).contains(n)).ok_or_else(|| "expected a whole number from 1 to 100000".into())
+}
+
+/// A store spec from the command line, refused without repeating it (it
+/// may hold a password); `want` says which backend the option takes.
+fn store_option(option: &str, v: &str, want: Option<&str>) -> Result<StoreSpec, clap::Error> {
+    let refuse = |why: String| Cli::command().error(ErrorKind::ValueValidation, format!("invalid value for '{option}': {why}"));
+    let spec = StoreSpec::parse(v).map_err(refuse)?;
+    match want {
+        Some(backend) if spec.backend() != backend => Err(refuse(format!("expected a {backend} store"))),
+        _ => Ok(spec),
+    }
+}
+
 fn sync_mode(v: &str) -> Result<Durability, String> {
     Durability::ALL.into_iter().find(|d| d.as_str() == v).ok_or_else(|| "expected full or normal".into())
 }
@@ -387,11 +482,19 @@ fn prometheus_url(v: &str) -> Result<String, String> {
 impl RunArgs {
     fn into_options(self) -> Result<Options, clap::Error> {
         let store = match &self.store {
-            Some(spec) => StoreSpec::parse(spec).map_err(|why| {
-                Cli::command().error(ErrorKind::ValueValidation, format!("invalid value for '--store <SPEC>': {why}"))
-            })?,
+            Some(spec) => store_option("--store <SPEC>", spec, None)?,
             None => StoreSpec::Sqlite(self.db.clone()),
         };
+        let migrate_to = match &self.migration.migrate_to {
+            Some(url) => Some(store_option("--migrate-to <URL>", url, Some("postgres"))?),
+            None => None,
+        };
+        if migrate_to.is_some() && store.backend() != "sqlite" {
+            return Err(Cli::command().error(
+                ErrorKind::ArgumentConflict,
+                "--migrate-to moves a SQLite store's checkpoints: the store is already PostgreSQL",
+            ));
+        }
         let d = self.decision;
         let thresholds =
             MigrationThresholds::new(d.max_error_percent, d.migrate_writes, d.plan_writes, d.plan_file_size).map_err(
@@ -431,6 +534,9 @@ impl RunArgs {
             tenant_churn: self.churn.tenant_churn,
             idle_timeout: self.churn.idle_timeout,
             retired_linger: self.churn.retired_linger,
+            writer_id: self.migration.writer_id,
+            migrate_to,
+            migrate_on_decision: self.migration.migrate_on_decision,
         })
     }
 }
@@ -449,6 +555,17 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command,
                 Source::Prometheus(_) => Duration::from_secs(300),
             });
             Ok(Command::Decide(DecideOptions { run: d.run.into_options()?, source, window }))
+        }
+        Some(Sub::Migrate(m)) => {
+            let from = match StoreSpec::parse(&m.from) {
+                Ok(StoreSpec::Sqlite(path)) => path,
+                _ => {
+                    return Err(Cli::command()
+                        .error(ErrorKind::ValueValidation, "invalid value for '--from <SPEC>': expected sqlite:PATH"));
+                }
+            };
+            let to = store_option("--to <URL>", &m.to, Some("postgres"))?;
+            Ok(Command::Migrate(MigrateOptions { from, to, batch_rows: m.batch, listen: m.listen }))
         }
     }
 }

@@ -9,7 +9,7 @@
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use hotmeter_checkpoint::decision::{DecisionLog, WriteWindow};
+use hotmeter_checkpoint::decision::{DecisionLog, Verdict, WriteWindow};
 
 use crate::cli::Options;
 
@@ -18,21 +18,21 @@ pub(crate) const DECISION_WINDOW: Duration = Duration::from_secs(300);
 
 /// One periodic decision from the in-process window: logged, kept in
 /// `latest` as JSON (for `/decision` and the dashboard), and returned as a
-/// line for the terminal.
+/// line for the terminal with its verdict (None: no decision this time).
 pub(crate) fn decide_in_process(
     window: &WriteWindow,
     o: &Options,
     file_size: u64,
     log: &DecisionLog,
     latest: &Mutex<Option<String>>,
-) -> String {
+) -> (String, Option<Verdict>) {
     use hotmeter_checkpoint::decision::{MigrationMetrics, should_migrate};
     let Some((wps, pct)) = window.rates(DECISION_WINDOW) else {
-        return "decision: not enough data yet".to_owned();
+        return ("decision: not enough data yet".to_owned(), None);
     };
     let metrics = match MigrationMetrics::new(pct, wps, o.deployment, file_size) {
         Ok(m) => m,
-        Err(e) => return format!("decision: skipped ({e})"),
+        Err(e) => return (format!("decision: skipped ({e})"), None),
     };
     let d = should_migrate(&metrics, &o.thresholds);
     let json = serde_json::json!({
@@ -55,11 +55,12 @@ pub(crate) fn decide_in_process(
         Err(e) => format!(" [not logged: {e}]"),
     };
     let why = d.reasons.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
-    format!(
+    let line = format!(
         "decision: {} ({:.1} writes/s, {:.2}% errors{}){logged}",
         d.verdict,
         wps,
         pct,
         if why.is_empty() { String::new() } else { format!("; {why}") }
-    )
+    );
+    (line, Some(d.verdict))
 }

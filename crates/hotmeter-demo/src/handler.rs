@@ -70,7 +70,7 @@ impl DemoHandler {
         // latency, as an exemplar: a slow write bucket links to a trace.
         let trace = batch.iter().find_map(|o| trace_id(o.key)).and_then(|id| TraceId::new(&id).ok());
         self.store
-            .put_traced(&format!("worker-{}", ctx.worker_id), state.as_bytes(), trace.as_ref())
+            .put_traced(&self.store.inner().inner().thread_id(ctx.worker_id), state.as_bytes(), trace.as_ref())
             .map(drop)
             .map_err(|e| BatchFailure::new(FailureKind::Checkpoint, e))
     }

@@ -21,6 +21,7 @@
 mod cli;
 mod decision;
 mod handler;
+mod migrate;
 mod outcome;
 mod pipeline;
 mod report;
@@ -53,6 +54,7 @@ fn main() -> ExitCode {
         }
         Ok(Command::Run(options)) => report(run(&options, Mode::Serve).map(drop)),
         Ok(Command::Decide(options)) => report(decide(&options)),
+        Ok(Command::Migrate(options)) => report(migrate::standalone(&options)),
         // --help: clap's text on stdout, exit 0.
         Err(e) if !e.use_stderr() => {
             let _ = e.print();
@@ -183,6 +185,8 @@ fn run(o: &Options, mode: Mode) -> Result<RunSummary, Failed> {
     });
 
     let report = p.pool.shutdown(Shutdown::Drain);
+    // Nothing writes any more: a copy under way stops between batches.
+    p.migration.finish();
     // After the drain: the last snapshot pushed holds the final counts.
     pusher.shutdown(PUSH_FLUSH_DEADLINE);
     let result = summarize(o, mode, &p, &report, &traffic, started);

@@ -21,6 +21,7 @@ use crate::handler::{DemoHandler, STAGES, Store, trace_id};
 use crate::outcome::{Failed, context};
 use crate::slos;
 use crate::status::{Names, say};
+use crate::migrate::LiveMigration;
 use crate::store::Backend;
 use crate::tenants::Tenants;
 use crate::traffic::{Rng, SPACES, Traffic};
@@ -30,8 +31,10 @@ use crate::traffic::{Rng, SPACES, Traffic};
 pub(crate) struct Pipeline {
     pub(crate) registry: Registry,
     pub(crate) store: Store,
-    /// Checkpoint rows in the file before this run, to count the new ones.
-    pub(crate) rows_before: u64,
+    /// `checkpoint_store_info{backend}`: switched by a migration.
+    pub(crate) store_info: hotmeter::StringFamily<hotmeter::IntGauge>,
+    /// The migration `--migrate-on-decision` starts.
+    pub(crate) migration: LiveMigration,
     pub(crate) recall: Arc<RecallIndex>,
     pub(crate) traces: Arc<TraceTracker>,
     pub(crate) slo_defs: Vec<Slo>,
@@ -56,7 +59,10 @@ pub(crate) fn build_pipeline(o: &Options) -> Result<Pipeline, Failed> {
     let registry = context(builder.build(), || "cannot build the registry".into())?;
     context(hotmeter_exporter::register_process_metrics(&registry), || "cannot register process metrics".into())?;
 
-    let backend = context(Backend::open(&o.store, o.sync), || format!("cannot open {}", o.store))?;
+    let backend = context(
+        Backend::open(&o.store, o.sync, o.migrate_to.as_ref(), o.writer_id.as_deref()),
+        || format!("cannot open {}", o.store),
+    )?;
     let info = context(
         registry.labeled_family(
             hotmeter_checkpoint::metrics::CHECKPOINT_STORE_INFO,
@@ -66,10 +72,9 @@ pub(crate) fn build_pipeline(o: &Options) -> Result<Pipeline, Failed> {
         ),
         || "cannot register the store's info metric".into(),
     )?;
-    context(info.with(&[o.store.backend()], |g| g.set(1)), || "cannot set the store's info metric".into())?;
+    context(info.with(&[backend.backend()], |g| g.set(1)), || "cannot set the store's info metric".into())?;
     let faulty = context(FaultInjectingStore::new(backend, o.error_rate, 0x5eed), || "bad --error-rate".into())?;
     let store = context(MonitoredStore::new(faulty, &registry), || "cannot register checkpoint metrics".into())?;
-    let rows_before = context(store.inner().inner().count(), || "cannot read the checkpoint table".into())?;
     let recall = Arc::new(RecallIndex::new(10_000));
     let traces = Arc::new(context(TraceTracker::new(&registry, &STAGES, Duration::from_secs(60), 100_000), || {
         "cannot register trace metrics".into()
@@ -102,7 +107,8 @@ pub(crate) fn build_pipeline(o: &Options) -> Result<Pipeline, Failed> {
     Ok(Pipeline {
         registry,
         store,
-        rows_before,
+        store_info: info,
+        migration: LiveMigration::default(),
         recall,
         traces,
         slo_defs,
@@ -140,6 +146,20 @@ pub(crate) fn start_exporter(o: &Options, p: &Pipeline) -> Result<hotmeter_expor
                 None => serde_json::json!({ "verdict": null, "note": none_yet }).to_string().into_bytes(),
             }
         });
+    if o.migrate_to.is_some() {
+        let status = p.migration.status.clone();
+        let idle = if o.migrate_on_decision {
+            "no migration yet: one starts when a periodic decision says MIGRATE NOW"
+        } else {
+            "--migrate-on-decision is off: run `hotmeter-demo migrate` to copy, or restart with it"
+        };
+        exporter = exporter.dashboard_source("Checkpoint migration", "/migration", move || {
+            match &*status.lock().unwrap_or_else(PoisonError::into_inner) {
+                Some(json) => json.clone().into_bytes(),
+                None => serde_json::json!({ "outcome": null, "note": idle }).to_string().into_bytes(),
+            }
+        });
+    }
     if let Some(path) = &o.bearer_token_file {
         let token = context(std::fs::read_to_string(path), || format!("cannot read {}", path.display()))?;
         let token = token.trim();
@@ -159,7 +179,7 @@ pub(crate) fn start_exporter(o: &Options, p: &Pipeline) -> Result<hotmeter_expor
         o.rate,
         p.spaces.len(),
         o.workers,
-        o.store,
+        p.store.inner().inner().describe(),
         o.sync.as_str(),
         o.error_rate * 100.0
     ));

@@ -12,11 +12,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use hotmeter_checkpoint::CheckpointStore;
-use hotmeter_checkpoint::decision::{DecisionLog, WriteWindow};
+use hotmeter_checkpoint::decision::{DecisionLog, Verdict, WriteWindow};
 use hotmeter_streaming::ShutdownReport;
 
 use crate::cli::Options;
 use crate::decision::{DECISION_WINDOW, decide_in_process};
+use crate::migrate::Parts;
 use crate::outcome::{Failed, Mode, RunSummary, context};
 use crate::pipeline::Pipeline;
 use crate::status::{self, Tally, Window, say};
@@ -73,10 +74,21 @@ pub(crate) fn report_until_stopped(
             && now_t >= due
         {
             next_decision = Some(due + *every);
-            let line =
+            let (line, verdict) =
                 decide_in_process(&window, o, p.store.inner().file_size_bytes().unwrap_or(0), log, &p.latest_decision);
             if !say(format_args!("{}{line}\n", if tty { "\r" } else { "" })) {
                 break;
+            }
+            if o.migrate_on_decision && verdict == Some(Verdict::MigrateNow) {
+                let parts = Parts {
+                    store: p.store.clone(),
+                    registry: p.registry.clone(),
+                    store_info: p.store_info.clone(),
+                    decision_log: o.decision_log.clone(),
+                };
+                if let Some(started) = p.migration.start(parts) {
+                    say(format_args!("{started}\n"));
+                }
             }
         }
         before = now;
@@ -105,7 +117,7 @@ pub(crate) fn summarize(
 ) -> Result<RunSummary, Failed> {
     let elapsed = started.elapsed();
     let end = Tally::read(&p.registry.snapshot(), &p.names);
-    let rows = context(p.store.inner().inner().count(), || "cannot count checkpoints".into())? - p.rows_before;
+    let rows = context(p.store.inner().inner().rows_written(), || "cannot count checkpoints".into())?;
     let submitted = traffic.submitted.load(Ordering::Relaxed);
     let rejected = traffic.rejected.load(Ordering::Relaxed);
     if mode == Mode::Serve {
@@ -132,8 +144,15 @@ pub(crate) fn summarize(
             ));
         }
         say(format_args!(
-            "  checkpoints   {} written, {} failed ({:.2}% errors), {:.1} writes/s, {rows} new rows in {}\n",
-            end.writes_ok, end.writes_err, whole.error_percent, whole.writes_per_sec, o.store
+            "  checkpoints   {} written, {} failed ({:.2}% errors), {:.1} writes/s, {rows} new rows{}\n",
+            end.writes_ok,
+            end.writes_err,
+            whole.error_percent,
+            whole.writes_per_sec,
+            match (&o.migrate_to, p.store.inner().inner().backend()) {
+                (Some(to), "postgres") => format!(" in {} and {to}", o.store),
+                _ => format!(" in {}", p.store.inner().inner().describe()),
+            }
         ));
         let size = match p.store.inner().file_size_bytes() {
             Some(_) => format!("; database {:.1} KiB", end.file_size as f64 / 1024.0),

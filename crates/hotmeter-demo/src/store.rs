@@ -7,10 +7,12 @@
 //! pipeline wraps it in `FaultInjectingStore` and `MonitoredStore`).
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use hotmeter_checkpoint::{
-    Checkpoint, CheckpointError, CheckpointStore, Durability, PostgresOptions, PostgresStore, SqliteStore,
+    Checkpoint, CheckpointError, CheckpointStore, CutoverStore, Durability, PostgresOptions, PostgresStore,
+    SqliteStore,
 };
 
 /// Where checkpoints go.
@@ -78,62 +80,173 @@ pub(crate) fn redacted(url: &str) -> String {
     }
 }
 
-/// The store behind the demo's pipeline.
+/// The store behind the demo's pipeline: a [`CutoverStore`] (SQLite until
+/// a migration switches it, or PostgreSQL from the start), with what the
+/// run's accounting and its migration need.
 #[derive(Debug)]
-pub(crate) enum Backend {
-    Sqlite(SqliteStore),
-    Postgres(PostgresStore),
+pub(crate) struct Backend {
+    store: CutoverStore,
+    /// The SQLite file, when the run started on one.
+    sqlite: Option<(PathBuf, Arc<SqliteStore>)>,
+    /// PostgreSQL: the store in force, or where a migration goes.
+    postgres: Option<(StoreSpec, PostgresStore)>,
+    /// This demo's thread ids start with it (`""`: every thread is ours).
+    prefix: String,
+    /// Rows of ours in each store when the run started.
+    before: (u64, u64),
+}
+
+/// Why the demo cannot open its store.
+#[derive(Debug)]
+pub(crate) enum OpenError {
+    Store(CheckpointError),
+    /// The file was migrated (and sealed) and no `--migrate-to` says where
+    /// to write instead.
+    Migrated { path: PathBuf, to: String },
+}
+
+impl fmt::Display for OpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OpenError::Store(_) => f.write_str("the store failed"),
+            OpenError::Migrated { path, to } => write!(
+                f,
+                "{} was migrated to {to}: its checkpoints live there now (run with --store postgres://..., or --migrate-to naming it)",
+                path.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for OpenError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            OpenError::Store(e) => Some(e),
+            OpenError::Migrated { .. } => None,
+        }
+    }
+}
+
+impl From<CheckpointError> for OpenError {
+    fn from(e: CheckpointError) -> Self {
+        OpenError::Store(e)
+    }
 }
 
 impl Backend {
     /// Opens (creating the schema if missing) the store `spec` names, with
     /// `durability` (`synchronous` for SQLite, `synchronous_commit` for
-    /// PostgreSQL).
-    pub(crate) fn open(spec: &StoreSpec, durability: Durability) -> Result<Self, CheckpointError> {
-        Ok(match spec {
-            StoreSpec::Sqlite(path) => Self::Sqlite(SqliteStore::open_with(path, durability)?),
-            StoreSpec::Postgres(url) => {
-                Self::Postgres(PostgresStore::connect_with(url, PostgresOptions { durability, ..Default::default() })?)
+    /// PostgreSQL), and the migration target `migrate_to` if any. A SQLite
+    /// file a migration sealed starts on that target.
+    pub(crate) fn open(
+        spec: &StoreSpec,
+        durability: Durability,
+        migrate_to: Option<&StoreSpec>,
+        writer_id: Option<&str>,
+    ) -> Result<Self, OpenError> {
+        let connect = |spec: &StoreSpec| -> Result<Option<(StoreSpec, PostgresStore)>, CheckpointError> {
+            match spec {
+                StoreSpec::Postgres(url) => Ok(Some((
+                    spec.clone(),
+                    PostgresStore::connect_with(url, PostgresOptions { durability, ..Default::default() })?,
+                ))),
+                StoreSpec::Sqlite(_) => Ok(None),
             }
-        })
+        };
+        let prefix = writer_id.map_or_else(String::new, |id| format!("{id}/"));
+        let (store, sqlite, postgres) = match spec {
+            StoreSpec::Sqlite(path) => {
+                let target = migrate_to.map(connect).transpose()?.flatten();
+                let sealed = hotmeter_checkpoint::migrated_to(path)?;
+                let sqlite = Arc::new(SqliteStore::open_with(path, durability)?);
+                match (sealed, target) {
+                    (Some(_), Some(target)) => {
+                        (CutoverStore::postgres(target.1.clone()), Some((path.clone(), sqlite)), Some(target))
+                    }
+                    (Some(to), None) => return Err(OpenError::Migrated { path: path.clone(), to }),
+                    (None, target) => (CutoverStore::sqlite(sqlite.clone()), Some((path.clone(), sqlite)), target),
+                }
+            }
+            StoreSpec::Postgres(url) => {
+                let store = PostgresStore::connect_with(url, PostgresOptions { durability, ..Default::default() })?;
+                (CutoverStore::postgres(store.clone()), None, Some((spec.clone(), store)))
+            }
+        };
+        let mut backend = Backend { store, sqlite, postgres, prefix, before: (0, 0) };
+        backend.before = backend.rows()?;
+        Ok(backend)
     }
 
-    /// Checkpoints stored, every thread's.
-    pub(crate) fn count(&self) -> Result<u64, CheckpointError> {
-        match self {
-            Self::Sqlite(s) => s.count(),
-            Self::Postgres(s) => s.count(),
+    /// Rows of ours in SQLite and in PostgreSQL (written through a store,
+    /// not copied in).
+    fn rows(&self) -> Result<(u64, u64), CheckpointError> {
+        let sqlite = match &self.sqlite {
+            Some((_, s)) => s.count_prefix(&self.prefix)?,
+            None => 0,
+        };
+        let postgres = match &self.postgres {
+            Some((_, p)) => p.count_written(&self.prefix)?,
+            None => 0,
+        };
+        Ok((sqlite, postgres))
+    }
+
+    /// Checkpoints this run wrote, in whichever store they went to.
+    pub(crate) fn rows_written(&self) -> Result<u64, CheckpointError> {
+        let (sqlite, postgres) = self.rows()?;
+        Ok(sqlite.saturating_sub(self.before.0) + postgres.saturating_sub(self.before.1))
+    }
+
+    /// The thread id of worker `worker`.
+    pub(crate) fn thread_id(&self, worker: usize) -> String {
+        format!("{}worker-{worker}", self.prefix)
+    }
+
+    /// The store in force, as people read it (a password masked).
+    pub(crate) fn describe(&self) -> String {
+        match (self.store.backend(), &self.sqlite, &self.postgres) {
+            ("sqlite", Some((path, _)), _) => path.display().to_string(),
+            (_, _, Some((spec, _))) => spec.to_string(),
+            _ => self.store.backend().to_owned(),
         }
+    }
+
+    /// `sqlite` or `postgres`: the database in force.
+    pub(crate) fn backend(&self) -> &'static str {
+        self.store.backend()
+    }
+
+    /// The store writers use.
+    pub(crate) fn cutover(&self) -> &CutoverStore {
+        &self.store
+    }
+
+    /// The SQLite file a migration would copy (None: not on SQLite).
+    pub(crate) fn sqlite_path(&self) -> Option<&Path> {
+        self.sqlite.as_ref().map(|(p, _)| p.as_path())
+    }
+
+    /// The migration target (or the store in force when on PostgreSQL).
+    pub(crate) fn postgres(&self) -> Option<&(StoreSpec, PostgresStore)> {
+        self.postgres.as_ref()
     }
 }
 
 impl CheckpointStore for Backend {
     fn put(&self, thread_id: &str, state: &[u8]) -> Result<i64, CheckpointError> {
-        match self {
-            Self::Sqlite(s) => s.put(thread_id, state),
-            Self::Postgres(s) => s.put(thread_id, state),
-        }
+        self.store.put(thread_id, state)
     }
 
     fn get(&self, thread_id: &str) -> Result<Option<Checkpoint>, CheckpointError> {
-        match self {
-            Self::Sqlite(s) => s.get(thread_id),
-            Self::Postgres(s) => s.get(thread_id),
-        }
+        self.store.get(thread_id)
     }
 
     fn list(&self, thread_id: &str, limit: usize) -> Result<Vec<Checkpoint>, CheckpointError> {
-        match self {
-            Self::Sqlite(s) => s.list(thread_id, limit),
-            Self::Postgres(s) => s.list(thread_id, limit),
-        }
+        self.store.list(thread_id, limit)
     }
 
     fn file_size_bytes(&self) -> Option<u64> {
-        match self {
-            Self::Sqlite(s) => s.file_size_bytes(),
-            Self::Postgres(s) => s.file_size_bytes(),
-        }
+        self.store.file_size_bytes()
     }
 }
 

@@ -117,6 +117,23 @@ impl DecisionLog {
             "reasons": decision.reasons.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "justification": decision.justification,
         });
+        self.write(&entry)
+    }
+
+    /// Appends what was done about a verdict: `action` (e.g. `migrate`),
+    /// its `outcome` (`started`, `done`, `failed`) and `details` (an
+    /// object: from, to, rows, checksum, error...), with a timestamp, so
+    /// the log shows each action next to the verdicts that led to it.
+    pub fn append_action(&self, action: &str, outcome: &str, details: serde_json::Value) -> Result<(), LogError> {
+        self.write(&json!({
+            "timestamp": rfc3339(SystemTime::now()),
+            "action": action,
+            "outcome": outcome,
+            "details": details,
+        }))
+    }
+
+    fn write(&self, entry: &serde_json::Value) -> Result<(), LogError> {
         let mut line = entry.to_string();
         line.push('\n');
         let io = |source| LogError::Io { path: self.path.clone(), source };

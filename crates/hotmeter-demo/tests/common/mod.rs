@@ -112,6 +112,11 @@ impl Demo {
         self._dir.path().join("demo.db")
     }
 
+    /// The process id (e.g. for `kill -TERM`).
+    pub(crate) fn pid(&mut self) -> u32 {
+        self.child().id()
+    }
+
     /// The lines seen so far.
     pub(crate) fn seen(&self) -> &[String] {
         &self.seen

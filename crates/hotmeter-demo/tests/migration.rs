@@ -1,0 +1,222 @@
+//! Acting on the decision (issue #25): the demo moves its checkpoints from
+//! SQLite to PostgreSQL, into a throwaway cluster of the test's own.
+//!
+//! - `--migrate-on-decision`: injected errors make the verdict MIGRATE NOW,
+//!   the running demo copies while it writes, switches, and every
+//!   acknowledged checkpoint ends up in PostgreSQL once; progress is
+//!   metrics, the decision log records the action after the verdict, and a
+//!   restart writes to PostgreSQL (a sealed file is never written again).
+//! - `hotmeter-demo migrate`, `kill -9`ed three times at random points
+//!   while another demo keeps writing to the file: afterwards PostgreSQL
+//!   holds every row the file holds, each once.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{DEMO, Demo};
+use hotmeter_testkit::{Postgres, http};
+
+/// `COUNT`, `SUM(id)` and `SUM(length(state))` of the file's rows: a
+/// check of the copy computed apart from the migration's own checksum.
+fn sqlite_figures(path: &std::path::Path) -> (i64, i64, i64) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.query_row(
+        "SELECT COUNT(*), COALESCE(SUM(checkpoint_id), 0), COALESCE(SUM(length(state)), 0) FROM checkpoints",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )
+    .unwrap()
+}
+
+/// The same figures of the copies in PostgreSQL, and how many distinct
+/// source ids they hold.
+fn postgres_figures(pg: &Postgres) -> ((i64, i64, i64), i64) {
+    let out = pg.psql(
+        "SELECT COUNT(*), COALESCE(SUM(migrated_id), 0), COALESCE(SUM(length(state)), 0), COUNT(DISTINCT migrated_id)
+         FROM checkpoints WHERE migrated_from IS NOT NULL",
+    );
+    let v: Vec<i64> = out.trim().split('|').map(|n| n.parse().unwrap()).collect();
+    ((v[0], v[1], v[2]), v[3])
+}
+
+fn metric(body: &str, series: &str) -> Option<f64> {
+    body.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn a_migrate_now_verdict_moves_the_running_demo_to_postgres() {
+    let pg = Postgres::start();
+    let url = pg.url();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("demo.db");
+    let log = dir.path().join("decisions.jsonl");
+    let (db_s, log_s) = (db.to_str().unwrap(), log.to_str().unwrap());
+    let args = [
+        "--rate",
+        "300",
+        "--error-rate",
+        "0.05",
+        "--decide-every",
+        "2",
+        "--db",
+        db_s,
+        "--decision-log",
+        log_s,
+        "--migrate-to",
+        &url,
+        "--migrate-on-decision",
+    ];
+    let mut demo = Demo::start_with_store(&[&args[..], &["--duration", "10"]].concat());
+    let addr = demo.addr();
+    let before = http::get(&addr, "/metrics").unwrap().body;
+    assert_eq!(metric(&before, "checkpoint_store_info{backend=\"sqlite\"}"), Some(1.0), "{before}");
+    let migration = http::get(&addr, "/migration").unwrap().body;
+    assert!(migration.contains("MIGRATE NOW"), "not started yet: {migration}");
+    demo.wait_for("decision: MIGRATE NOW");
+    demo.wait_for("migration: MIGRATE NOW acted on");
+    let done = demo.wait_for("migration: done");
+    assert!(done.contains("rows verified"), "{done}");
+
+    // The dashboard and /metrics switch over; progress is metrics.
+    let body = http::get(&addr, "/metrics").unwrap().body;
+    assert_eq!(metric(&body, "checkpoint_store_info{backend=\"postgres\"}"), Some(1.0), "{body}");
+    assert!(!body.contains("checkpoint_store_info{backend=\"sqlite\"}"), "{body}");
+    assert_eq!(metric(&body, "checkpoint_migration_phase{phase=\"done\"}"), Some(1.0), "{body}");
+    assert_eq!(metric(&body, "checkpoint_migration_rows_remaining"), Some(0.0), "{body}");
+    let copied = metric(&body, "checkpoint_migration_rows_copied_total").unwrap();
+    assert!(copied > 0.0, "{body}");
+    assert!(metric(&body, "checkpoint_migration_duration_seconds").unwrap() > 0.0);
+    let status: serde_json::Value = serde_json::from_str(&http::get(&addr, "/migration").unwrap().body).unwrap();
+    assert_eq!(status["outcome"], "done", "{status}");
+    assert_eq!(status["rows"].as_f64(), Some(copied), "{status}");
+    let sources = http::get(&addr, "/dashboard/sources").unwrap().body;
+    assert!(sources.contains("/migration"), "the dashboard shows the migration: {sources}");
+
+    // The run ends with every acknowledged write in one store or the other
+    // (the demo checks its rows against its successful writes).
+    assert!(demo.wait().success(), "{}", demo.seen().join("\n"));
+    let lines = demo.seen().join("\n");
+    assert!(lines.contains("all accounted for"), "{lines}");
+    // After the switch, injected errors stopped with SQLite, and writes went on.
+    let native: i64 = pg.psql("SELECT COUNT(*) FROM checkpoints WHERE migrated_from IS NULL").trim().parse().unwrap();
+    assert!(native > 0, "writes went on in PostgreSQL: {lines}");
+    // Every row of the file is in PostgreSQL once, identical by count, ids and bytes.
+    let (copies, distinct) = postgres_figures(&pg);
+    assert_eq!(copies, sqlite_figures(&db));
+    assert_eq!(distinct, copies.0);
+    assert_eq!(copies.0 as f64, copied, "the counter counted each copied row once");
+
+    // The decision log: the verdict, then the action and its outcome.
+    let entries: Vec<serde_json::Value> =
+        std::fs::read_to_string(&log).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let verdict = entries.iter().position(|e| e["verdict"] == "MIGRATE NOW").expect("a verdict");
+    let started = entries.iter().position(|e| e["action"] == "migrate" && e["outcome"] == "started").unwrap();
+    let finished = entries.iter().position(|e| e["action"] == "migrate" && e["outcome"] == "done").unwrap();
+    assert!(verdict < started && started < finished, "{entries:?}");
+    let done = &entries[finished]["details"];
+    assert_eq!(done["rows"].as_i64(), Some(copies.0), "{done}");
+    assert_eq!(done["sha256"].as_str().map(str::len), Some(64), "{done}");
+    assert!(done["to"].as_str().unwrap().starts_with("postgres://postgres@127.0.0.1:"), "{done}");
+
+    // A restart goes straight to PostgreSQL: the file is sealed.
+    let mut again = Demo::start_with_store(&[&args[..], &["--duration", "2"]].concat());
+    again.wait_for("checkpoints in postgres://");
+    assert!(again.wait().success(), "{}", again.seen().join("\n"));
+    assert_eq!(sqlite_figures(&db), copies, "nothing new in the file");
+    // Without --migrate-to it refuses to write to the file again.
+    let out = Command::new(DEMO)
+        .args(["--duration", "1", "--listen", "127.0.0.1:0", "--db", db_s, "--decide-every", "0"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("was migrated to postgres://"), "{err}");
+}
+
+#[test]
+fn migrate_killed_three_times_resumes_and_loses_nothing() {
+    let pg = Postgres::start();
+    let url = pg.url();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("demo.db");
+    let db_s = db.to_str().unwrap().to_owned();
+    // A file with history: 150,000 checkpoints written before (one
+    // transaction), so a copy takes long enough to be cut off mid-way.
+    {
+        let store = hotmeter_checkpoint::SqliteStore::open(&db).unwrap();
+        drop(store);
+        let mut conn = rusqlite::Connection::open(&db).unwrap();
+        let tx = conn.transaction().unwrap();
+        {
+            let mut stmt = tx
+                .prepare("INSERT INTO checkpoints (thread_id, created_at_ms, state) VALUES (?1, ?2, ?3)")
+                .unwrap();
+            for i in 0..150_000i64 {
+                let state = format!("{{\"worker\":{},\"batch\":{i},\"history\":true}}", i % 4);
+                stmt.execute(rusqlite::params![format!("worker-{}", i % 4), 1_700_000_000_000i64 + i, state.as_bytes()])
+                    .unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    }
+    // The table exists before the first copy, to be counted.
+    hotmeter_checkpoint::PostgresStore::connect(&url).unwrap();
+    // A demo keeps writing to the file the whole time.
+    let mut writer = Demo::start_with_store(&["--rate", "300", "--decide-every", "0", "--db", &db_s]);
+    writer.addr();
+
+    let from = format!("sqlite:{db_s}");
+    let migrate = || {
+        let mut c = Command::new(DEMO);
+        c.args(["migrate", "--from", &from, "--to", &url, "--batch", "500"]).stdout(Stdio::piped()).stderr(Stdio::piped());
+        c
+    };
+    let copied = || postgres_figures(&pg).0.0;
+    // Random points: a different delay each time, from the clock.
+    let mut seed = Instant::now().elapsed().as_nanos() as u64 ^ std::process::id() as u64;
+    let mut kills = Vec::new();
+    for _ in 0..3 {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let delay = Duration::from_millis(300 + (seed >> 33) % 900);
+        let before = copied();
+        let mut child = migrate().spawn().unwrap();
+        std::thread::sleep(delay);
+        if let Some(early) = child.try_wait().unwrap() {
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "the copy ended by itself within {delay:?} ({early}): {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        child.kill().unwrap(); // SIGKILL
+        let status = child.wait().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(9), "killed mid-copy ({delay:?})");
+        let after = copied();
+        kills.push((delay, before, after));
+        // Never a row twice, whatever the batch in flight did.
+        let (figures, distinct) = postgres_figures(&pg);
+        assert_eq!(figures.0, distinct, "after the kill at {delay:?}");
+    }
+    eprintln!("kills (delay, copies before, copies after): {kills:?}");
+    let total = sqlite_figures(&db).0;
+    assert!(kills.iter().all(|&(_, before, after)| after >= before && after < total), "{kills:?}");
+    assert!(kills.last().unwrap().2 > 0, "the copies made progress: {kills:?}");
+
+    // The writer stops (draining, its own accounting checked), and one last
+    // run copies what is left and verifies everything.
+    let status = Command::new("kill").args(["-TERM", &writer.pid().to_string()]).status().unwrap();
+    assert!(status.success());
+    assert!(writer.wait().success(), "{}", writer.seen().join("\n"));
+    let out = migrate().output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("verified: source"), "{text}");
+    let source = sqlite_figures(&db);
+    assert!(source.0 > 150_000, "the writer added rows during the migration");
+    let (copies, distinct) = postgres_figures(&pg);
+    assert_eq!(copies, source, "every row once, same ids and bytes: {kills:?}");
+    assert_eq!(distinct, source.0);
+}
