@@ -7,6 +7,14 @@
 #
 #   bash deploy/run-fleet.sh 5 --rate 40 --duration 10m
 #
+# Each demo keeps its checkpoints in a SQLite file of its own, unless the
+# options name one shared store, a fleet on one database:
+#
+#   bash deploy/run-fleet.sh 3 --store postgres://app@db.internal:5432/checkpoints
+#
+# Every demo writes as writer demo-I (threads demo-I/worker-N), so the
+# instances' checkpoints never mix and each can account for its own rows.
+#
 # Dashboards: point Grafana at the Prometheus below; the `instance`
 # variable picks All or one.
 #
@@ -98,9 +106,16 @@ scrape_configs:
         refresh_interval: 5s
 YML
 
+# A --store among the options replaces the per-demo SQLite files.
+shared_store=0
+for arg in "$@"; do
+    case "$arg" in --store | --store=*) shared_store=1 ;; esac
+done
 demo_pids=()
 for ((i = 0; i < n; i++)); do
-    "$demo" --listen "127.0.0.1:${ports[i]}" --db "$state/demo-$i.db" --decide-every 0 \
+    own_db=(--db "$state/demo-$i.db")
+    ((shared_store)) && own_db=()
+    "$demo" --listen "127.0.0.1:${ports[i]}" "${own_db[@]}" --writer-id "demo-$i" --decide-every 0 \
         --decision-log "$state/decisions-$i.jsonl" "$@" >"$state/demo-$i.log" 2>&1 &
     demo_pids+=($!)
 done

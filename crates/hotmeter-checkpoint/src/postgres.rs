@@ -87,7 +87,10 @@ impl PostgresStore {
         // own error and SQLSTATE, where the pool would report only a
         // timeout. It creates the schema if missing.
         let mut first = config.connect(NoTls)?;
-        first.batch_execute(SCHEMA)?;
+        // `IF NOT EXISTS` is not safe against itself: two processes
+        // creating the table at once may both try (a fleet starting on an
+        // empty database). One at a time, under a transaction lock.
+        first.batch_execute(&format!("BEGIN; SELECT pg_advisory_xact_lock({SCHEMA_LOCK}); {SCHEMA} COMMIT;"))?;
         drop(first);
         let pool = r2d2::Pool::builder()
             .max_size(options.pool_size.max(1))
@@ -155,6 +158,9 @@ impl PostgresStore {
         self.pool.get().map_err(CheckpointError::Pool)
     }
 }
+
+/// The advisory lock key schema creation holds (`hotmeter` in ASCII).
+const SCHEMA_LOCK: i64 = 0x686f_746d_6574_6572;
 
 /// The table, created if missing. A table of that name with other column
 /// types makes every read of it a typed error, never a panic.

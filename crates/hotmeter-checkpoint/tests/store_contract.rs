@@ -203,3 +203,31 @@ fn postgres_stopped_for_10_s_while_writing_recovers_by_itself() {
     let rows: u64 = pg.psql("SELECT COUNT(*) FROM checkpoints").trim().parse().unwrap();
     assert!((ok..=ok + 2).contains(&rows), "{rows} rows for {ok} acknowledged writes");
 }
+
+/// A fleet starting on an empty database: eight stores connecting at once
+/// all create (or find) the schema; none fails on the other's `CREATE`
+/// (PostgreSQL's `IF NOT EXISTS` alone races with itself).
+#[test]
+fn stores_connecting_at_once_to_an_empty_database_all_succeed() {
+    let pg = Postgres::start();
+    for round in 0..3 {
+        let db = format!("fleet{round}");
+        pg.psql(&format!("CREATE DATABASE {db}"));
+        let url = format!("{}/{db}", pg.url().strip_suffix("/postgres").unwrap());
+        let barrier = Arc::new(std::sync::Barrier::new(8));
+        let stores: Vec<_> = (0..8)
+            .map(|_| {
+                let (url, barrier) = (url.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    PostgresStore::connect(&url)
+                })
+            })
+            .collect();
+        for (i, s) in stores.into_iter().enumerate() {
+            let store = s.join().unwrap().unwrap_or_else(|e| panic!("round {round}, store {i}: {e:?}"));
+            store.put(&format!("s{i}"), b"x").unwrap();
+        }
+        assert_eq!(PostgresStore::connect(&url).unwrap().count().unwrap(), 8);
+    }
+}

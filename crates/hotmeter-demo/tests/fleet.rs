@@ -159,3 +159,68 @@ fn a_demo_that_ignores_sigterm_is_killed_when_the_fleet_stops() {
     wait_for("the script to exit", Duration::from_secs(10), || script.try_wait().unwrap());
     assert!(!alive(pid), "the demo that ignored SIGTERM outlived the fleet");
 }
+
+/// A fleet on one database (issue #25): `run-fleet.sh 3 --store
+/// postgres://...` runs three demos into one throwaway PostgreSQL. Its
+/// rows equal the sum of the instances' own successful-write counters, each
+/// instance's rows are its own (`--writer-id demo-I`), and the fleet's
+/// Prometheus sees all three on the `postgres` backend.
+#[test]
+fn three_instances_share_one_postgres() {
+    require("prometheus", "prometheus");
+    const SHARED: usize = 3;
+    let pg = hotmeter_testkit::Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let ports: Vec<u16> = (0..SHARED).map(|_| free_port()).collect();
+    let addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let prom = free_addr();
+    let mut group = ChildGuard::new();
+    group.spawn_group(
+        "run-fleet.sh",
+        Command::new("bash")
+            .arg(format!("{ROOT}/deploy/run-fleet.sh"))
+            .arg(SHARED.to_string())
+            .args(["--rate", "100", "--workers", "2", "--duration", "5s", "--linger", "60s", "--store", &pg.url()])
+            .env("HOTMETER_DEMO", DEMO)
+            .env("HOTMETER_FLEET_DIR", dir.path())
+            .env("FLEET_PROMETHEUS", &prom)
+            .env("FLEET_PORTS", ports.iter().map(u16::to_string).collect::<Vec<_>>().join(" "))
+            .env("FLEET_SCRAPE_INTERVAL", "1s")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit()),
+    );
+    // Each demo finishes with its own accounting checked ("all accounted
+    // for": its rows, by writer id, are its successful writes).
+    for i in 0..SHARED {
+        let log = dir.path().join(format!("demo-{i}.log"));
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let text = loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains("write latency") {
+                break text;
+            }
+            assert!(std::time::Instant::now() < deadline, "no summary from demo {i}:\n{text}");
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        assert!(text.contains("all accounted for") && text.contains("postgres://"), "{text}");
+    }
+    let own: Vec<f64> =
+        addrs.iter().map(|a| own_sum(a, "checkpoint_writes_total{status=\"success\"}")).collect();
+    let rows: f64 = pg.psql("SELECT COUNT(*) FROM checkpoints").trim().parse().unwrap();
+    assert!(own.iter().all(|&n| n > 0.0), "{own:?}");
+    assert_eq!(rows, own.iter().sum::<f64>(), "the shared table holds the fleet's successful writes");
+    for (i, n) in own.iter().enumerate() {
+        let mine: f64 = pg
+            .psql(&format!("SELECT COUNT(*) FROM checkpoints WHERE thread_id LIKE 'demo-{i}/worker-%'"))
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(mine, *n, "demo-{i}'s rows are its own");
+    }
+    // Prometheus sees the fleet on PostgreSQL, each instance and the total.
+    wait_for("the final counts scraped", Duration::from_secs(30), || {
+        let on_pg = scalar(&prom, r#"count(checkpoint_store_info{backend="postgres"} == 1)"#)?;
+        let total = scalar(&prom, r#"sum(checkpoint_writes_total{status="success"})"#)?;
+        (on_pg == SHARED as f64 && total == rows).then_some(())
+    });
+}
