@@ -96,6 +96,10 @@ impl<S: CheckpointStore> CheckpointStore for FaultInjectingStore<S> {
     fn file_size_bytes(&self) -> Option<u64> {
         self.inner.file_size_bytes()
     }
+
+    fn pool_usage(&self) -> Option<(u32, u32)> {
+        self.inner.pool_usage()
+    }
 }
 
 #[cfg(test)]

@@ -20,6 +20,11 @@ pub const CHECKPOINT_WRITE_DURATION: &str = "checkpoint_write_duration_seconds";
 /// `checkpoint_store_file_size_bytes`: database file plus write-ahead log.
 pub const CHECKPOINT_FILE_SIZE: &str = "checkpoint_store_file_size_bytes";
 
+/// `checkpoint_store_pool_connections{state}`: the store's connection pool,
+/// `busy` (in use) and `max` (its size), at each scrape; both 0 for a store
+/// without a pool (SQLite).
+pub const CHECKPOINT_POOL_CONNECTIONS: &str = "checkpoint_store_pool_connections";
+
 /// `checkpoint_store_info{backend}`: 1 for the database behind the store
 /// (`sqlite`, `postgres`), so dashboards and alerts can tell them apart
 /// while every other name stays the same for both. Set by whoever opens
@@ -48,6 +53,11 @@ pub const CHECKPOINT_WRITE_BUCKETS: [f64; 9] = [0.001, 0.005, 0.01, 0.025, 0.05,
 hotmeter::label_enum! {
     /// Outcome of a checkpoint write.
     pub enum WriteStatus: "status" { Success = "success", Error = "error" }
+}
+
+hotmeter::label_enum! {
+    /// A pool's connections: in use, or its size.
+    pub enum PoolConnections: "state" { Busy = "busy", Max = "max" }
 }
 
 hotmeter::label_enum! {
@@ -108,6 +118,7 @@ pub(crate) struct CheckpointMetrics {
     pub(crate) writes: Family<WriteStatus, Counter>,
     pub(crate) duration: NativeHistogram,
     pub(crate) file_size: IntGauge,
+    pub(crate) pool: Family<PoolConnections, IntGauge>,
 }
 
 impl CheckpointMetrics {
@@ -121,6 +132,11 @@ impl CheckpointMetrics {
             )?,
             file_size: registry
                 .int_gauge(CHECKPOINT_FILE_SIZE, "Size of the checkpoint database: main file plus write-ahead log.")?,
+            pool: registry.typed_family(
+                CHECKPOINT_POOL_CONNECTIONS,
+                "The checkpoint store's connection pool: connections in use (busy) and its size (max).",
+                IntGauge::new,
+            )?,
         })
     }
 }

@@ -640,4 +640,11 @@ impl CheckpointStore for CutoverStore {
             Active::Postgres(p) => p.file_size_bytes(),
         }
     }
+
+    fn pool_usage(&self) -> Option<(u32, u32)> {
+        match &*self.read() {
+            Active::Sqlite(s) => s.pool_usage(),
+            Active::Postgres(p) => p.pool_usage(),
+        }
+    }
 }

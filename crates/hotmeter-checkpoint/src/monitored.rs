@@ -9,12 +9,14 @@ use std::time::Instant;
 
 use hotmeter::{Registry, RegistryError, TraceId};
 
-use crate::metrics::{CheckpointMetrics, WriteStatus};
+use crate::metrics::{CheckpointMetrics, PoolConnections, WriteStatus};
 use crate::store::{Checkpoint, CheckpointError, CheckpointStore};
 
 /// Wraps a [`CheckpointStore`] and records every write:
 /// `checkpoint_writes_total{status}`, `checkpoint_write_duration_seconds`
-/// (failed writes included) and, at each scrape, `checkpoint_store_file_size_bytes`.
+/// (failed writes included) and, at each scrape,
+/// `checkpoint_store_file_size_bytes` and
+/// `checkpoint_store_pool_connections{state}`.
 ///
 /// Errors are counted and returned unchanged. Reads (`get`, `list`) pass
 /// through unrecorded. Cloning shares the store and its metrics.
@@ -50,11 +52,15 @@ impl<S: CheckpointStore> MonitoredStore<S> {
         let metrics = CheckpointMetrics::register(registry)?;
         let store = Arc::new(store);
         let weak: Weak<S> = Arc::downgrade(&store);
-        let gauge = metrics.file_size.clone();
+        let (gauge, pool) = (metrics.file_size.clone(), metrics.pool.clone());
         registry.on_collect(move || {
-            if let Some(size) = weak.upgrade().and_then(|s| s.file_size_bytes()) {
+            let Some(store) = weak.upgrade() else { return };
+            if let Some(size) = store.file_size_bytes() {
                 gauge.set(i64::try_from(size).unwrap_or(i64::MAX));
             }
+            let (busy, max) = store.pool_usage().unwrap_or((0, 0));
+            pool.get(PoolConnections::Busy).set(i64::from(busy));
+            pool.get(PoolConnections::Max).set(i64::from(max));
         });
         if let Some(size) = store.file_size_bytes() {
             metrics.file_size.set(i64::try_from(size).unwrap_or(i64::MAX));
@@ -111,5 +117,9 @@ impl<S: CheckpointStore> CheckpointStore for MonitoredStore<S> {
 
     fn file_size_bytes(&self) -> Option<u64> {
         self.store.file_size_bytes()
+    }
+
+    fn pool_usage(&self) -> Option<(u32, u32)> {
+        self.store.pool_usage()
     }
 }

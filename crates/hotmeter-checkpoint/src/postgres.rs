@@ -222,4 +222,11 @@ impl CheckpointStore for PostgresStore {
         )?;
         rows.iter().map(checkpoint).collect()
     }
+
+    /// Connections in use and the pool's size: `busy / size` is how
+    /// saturated the pool is (an input of the scale-out decision).
+    fn pool_usage(&self) -> Option<(u32, u32)> {
+        let state = self.pool.state();
+        Some((state.connections.saturating_sub(state.idle_connections), self.pool.max_size()))
+    }
 }

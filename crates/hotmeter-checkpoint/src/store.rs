@@ -124,4 +124,10 @@ pub trait CheckpointStore: Send + Sync + 'static {
     fn file_size_bytes(&self) -> Option<u64> {
         None
     }
+
+    /// Connections in use and the pool's size, if the store has a
+    /// connection pool.
+    fn pool_usage(&self) -> Option<(u32, u32)> {
+        None
+    }
 }

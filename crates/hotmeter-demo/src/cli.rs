@@ -121,7 +121,9 @@ the latest migration decision as JSON.";
 
 const DECIDE_ABOUT: &str = "\
 Measure checkpoint writes and decide whether a single SQLite file is still
-enough (MIGRATE NOW / PLAN MIGRATION / SQLITE SUFFICIENT)";
+enough (MIGRATE NOW / PLAN MIGRATION / SQLITE SUFFICIENT); with --store
+postgres://..., whether one PostgreSQL server is (SCALE OUT NOW / PLAN
+SCALE-OUT / POSTGRESQL SUFFICIENT, from errors, p99 write latency and pool use)";
 
 const DECIDE_AFTER_HELP: &str = "\
 Prints the measured inputs and the decision, and appends it to the decision log.

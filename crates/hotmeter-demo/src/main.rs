@@ -91,6 +91,9 @@ fn decide(d: &cli::DecideOptions) -> Result<(), Failed> {
     use hotmeter_checkpoint::decision::{DecisionLog, MigrationMetrics, PrometheusSource, should_migrate};
     let o = &d.run;
     let log = context(DecisionLog::open(&o.decision_log), || "cannot open the decision log".into())?;
+    if o.store.backend() == "postgres" {
+        return decide_postgres(d, &log);
+    }
     let (source, metrics) = match &d.source {
         cli::Source::InProcess => {
             let run_opts = Options { duration: Some(d.window), ..o.clone() };
@@ -120,6 +123,47 @@ fn decide(d: &cli::DecideOptions) -> Result<(), Failed> {
     let decision = should_migrate(&metrics, &o.thresholds);
     say(format_args!("{}\n{}\n", metrics.summary(), decision.report()));
     context(log.append(source, &metrics, &o.thresholds, &decision), || "cannot log the decision".into())?;
+    say(format_args!("(logged to {})\n", o.decision_log.display()));
+    Ok(())
+}
+
+/// `hotmeter-demo decide --store postgres://...`: the next question, one
+/// server or scale out, from the same sources, logged the same way.
+fn decide_postgres(d: &cli::DecideOptions, log: &hotmeter_checkpoint::decision::DecisionLog) -> Result<(), Failed> {
+    use hotmeter_checkpoint::decision::{PrometheusSource, ScaleMetrics, ScaleThresholds, should_scale_out};
+    let o = &d.run;
+    let (source, metrics) = match &d.source {
+        cli::Source::InProcess => {
+            let run_opts = Options { duration: Some(d.window), ..o.clone() };
+            say(format_args!(
+                "measuring in process for {:.0} s on {}: {} obs/s, {} workers...\n",
+                d.window.as_secs_f64(),
+                o.store,
+                o.rate,
+                o.workers
+            ));
+            let s = run(&run_opts, Mode::Measure)?;
+            let total = s.writes_ok + s.writes_err;
+            let pct = if total == 0 { 0.0 } else { 100.0 * s.writes_err as f64 / total as f64 };
+            let wps = total as f64 / s.elapsed.as_secs_f64().max(1e-9);
+            let p99 = s.p99_write.ok_or_else(|| Failed { what: "no writes to decide from".into(), source: "0 writes".into() })?;
+            let m = context(ScaleMetrics::new(pct, wps, p99, s.pool_busy.unwrap_or(0.0).clamp(0.0, 1.0)), || {
+                "invalid measurement".into()
+            })?;
+            ("in-process", m)
+        }
+        cli::Source::Prometheus(url) => {
+            let src = context(PrometheusSource::new(url), || "bad --prometheus".into())?
+                .window(&format!("{}s", d.window.as_secs().max(1)))
+                .namespace(o.namespace.as_deref());
+            let m = context(src.fetch_postgres(), || format!("cannot get the decision's inputs from {url}"))?;
+            ("prometheus", m)
+        }
+    };
+    let thresholds = ScaleThresholds::default();
+    let decision = should_scale_out(&metrics, &thresholds);
+    say(format_args!("{}\n{}\n", metrics.summary(), decision.report()));
+    context(log.append_scale(source, &metrics, &thresholds, &decision), || "cannot log the decision".into())?;
     say(format_args!("(logged to {})\n", o.decision_log.display()));
     Ok(())
 }
@@ -175,13 +219,13 @@ fn run(o: &Options, mode: Mode) -> Result<RunSummary, Failed> {
     let traffic = Traffic::default();
     let started = Instant::now();
     let generating = AtomicBool::new(true);
-    std::thread::scope(|s| {
+    let pool_busy = std::thread::scope(|s| {
         s.spawn(|| generate(o, &p, &traffic, &generating));
         s.spawn(|| query_recall(&p, &traffic, &generating));
         // Stops the generator and the recall queries however the reporter
         // ends, a panic included, so the scope can always be left.
         let _stop_generating = StopOnDrop(&generating);
-        report_until_stopped(o, mode, &p, decisions.as_ref(), &stop, started);
+        report_until_stopped(o, mode, &p, decisions.as_ref(), &stop, started)
     });
 
     let report = p.pool.shutdown(Shutdown::Drain);
@@ -189,7 +233,7 @@ fn run(o: &Options, mode: Mode) -> Result<RunSummary, Failed> {
     p.migration.finish();
     // After the drain: the last snapshot pushed holds the final counts.
     pusher.shutdown(PUSH_FLUSH_DEADLINE);
-    let result = summarize(o, mode, &p, &report, &traffic, started);
+    let result = summarize(o, mode, &p, &report, &traffic, started, pool_busy);
     if let (Some(linger), Some(server)) = (o.linger, &server) {
         say(format_args!(
             "serving the final counts on http://{}/metrics for {:.0} s\n",

@@ -22,6 +22,10 @@ pub(crate) struct RunSummary {
     pub(crate) writes_err: u64,
     pub(crate) elapsed: Duration,
     pub(crate) file_size: u64,
+    /// The p99 write latency over the run, in seconds (None: no writes).
+    pub(crate) p99_write: Option<f64>,
+    /// The connection pool's average busy share (None: no pool).
+    pub(crate) pool_busy: Option<f64>,
 }
 
 /// An error with a line of context for the person running the demo.

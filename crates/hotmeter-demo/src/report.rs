@@ -16,7 +16,7 @@ use hotmeter_checkpoint::decision::{DecisionLog, Verdict, WriteWindow};
 use hotmeter_streaming::ShutdownReport;
 
 use crate::cli::Options;
-use crate::decision::{DECISION_WINDOW, decide_in_process};
+use crate::decision::{DECISION_WINDOW, PostgresInputs, decide_in_process, decide_postgres_in_process};
 use crate::migrate::Parts;
 use crate::outcome::{Failed, Mode, RunSummary, context};
 use crate::pipeline::Pipeline;
@@ -26,7 +26,8 @@ use crate::traffic::Traffic;
 /// Status: one line per second from registry snapshots (in
 /// [`Mode::Serve`]), the SLO tracker fed from the same snapshots, and a
 /// migration decision every `--decide-every`; returns when stopped (or when
-/// stdout is gone).
+/// stdout is gone), with the connection pool's average busy share over the
+/// run (None: the store has no pool).
 pub(crate) fn report_until_stopped(
     o: &Options,
     mode: Mode,
@@ -34,7 +35,7 @@ pub(crate) fn report_until_stopped(
     decisions: Option<&(DecisionLog, Duration)>,
     stop: &AtomicBool,
     started: Instant,
-) {
+) -> Option<f64> {
     let deadline = o.duration.map(|d| started + d);
     let stopped = || stop.load(Ordering::Acquire) || deadline.is_some_and(|d| Instant::now() >= d);
     let tty = mode == Mode::Serve && std::io::stdout().is_terminal();
@@ -43,6 +44,13 @@ pub(crate) fn report_until_stopped(
     let mut window = WriteWindow::new(DECISION_WINDOW.as_secs() as usize + 2);
     window.push(last, before.writes_ok, before.writes_err);
     let mut next_decision = decisions.map(|(_, every)| started + *every);
+    // Since the last decision: the write latencies and the pool's use.
+    let mut at_last_decision = before.clone();
+    let mut pool_busy = (0.0, 0u32);
+    let mut run_pool_busy = (0.0, 0u32);
+    // A migration's switch starts the window afresh: the new store is
+    // judged by its own writes, not by the old one's errors.
+    let mut backend_in_force = p.store.inner().inner().backend();
     loop {
         let next = last + Duration::from_secs(1);
         while Instant::now() < next && !stopped() {
@@ -51,7 +59,19 @@ pub(crate) fn report_until_stopped(
         let now_t = Instant::now();
         let snap = p.registry.snapshot();
         let now = Tally::read(&snap, &p.names);
+        let backend = p.store.inner().inner().backend();
+        if backend != backend_in_force {
+            backend_in_force = backend;
+            window = WriteWindow::new(DECISION_WINDOW.as_secs() as usize + 2);
+            at_last_decision = now.clone();
+            pool_busy = (0.0, 0);
+        }
         window.push(now_t, now.writes_ok, now.writes_err);
+        if let Some((busy, size)) = p.store.pool_usage() {
+            let share = f64::from(busy) / f64::from(size.max(1));
+            pool_busy = (pool_busy.0 + share, pool_busy.1 + 1);
+            run_pool_busy = (run_pool_busy.0 + share, run_pool_busy.1 + 1);
+        }
         let slo_report = {
             let mut tracker = p.slo_tracker.lock().unwrap_or_else(PoisonError::into_inner);
             tracker.record(now_t, &snap);
@@ -74,8 +94,18 @@ pub(crate) fn report_until_stopped(
             && now_t >= due
         {
             next_decision = Some(due + *every);
-            let (line, verdict) =
-                decide_in_process(&window, o, p.store.inner().file_size_bytes().unwrap_or(0), log, &p.latest_decision);
+            let backend = p.store.inner().inner();
+            let (line, verdict) = if backend.backend() == "postgres" {
+                let inputs = PostgresInputs {
+                    p99_write_seconds: Window::between(&at_last_decision, &now, now_t - last).p99_write,
+                    pool_busy_fraction: if pool_busy.1 == 0 { 0.0 } else { pool_busy.0 / f64::from(pool_busy.1) },
+                };
+                (decide_postgres_in_process(&window, inputs, log, &p.latest_decision), None)
+            } else {
+                decide_in_process(&window, o, p.store.inner().file_size_bytes().unwrap_or(0), log, &p.latest_decision)
+            };
+            at_last_decision = now.clone();
+            pool_busy = (0.0, 0);
             if !say(format_args!("{}{line}\n", if tty { "\r" } else { "" })) {
                 break;
             }
@@ -103,6 +133,7 @@ pub(crate) fn report_until_stopped(
     if mode == Mode::Serve {
         say(format_args!("stopping: submission stopped, draining queued work...\n"));
     }
+    (run_pool_busy.1 > 0).then(|| run_pool_busy.0 / f64::from(run_pool_busy.1))
 }
 
 /// After the drain: prints the summary (in [`Mode::Serve`]) and checks that
@@ -114,6 +145,7 @@ pub(crate) fn summarize(
     report: &ShutdownReport,
     traffic: &Traffic,
     started: Instant,
+    pool_busy: Option<f64>,
 ) -> Result<RunSummary, Failed> {
     let elapsed = started.elapsed();
     let end = Tally::read(&p.registry.snapshot(), &p.names);
@@ -171,6 +203,8 @@ pub(crate) fn summarize(
         });
     }
     Ok(RunSummary {
+        p99_write: end.write_quantile(0.99),
+        pool_busy,
         writes_ok: end.writes_ok,
         writes_err: end.writes_err,
         elapsed,

@@ -248,6 +248,10 @@ impl CheckpointStore for Backend {
     fn file_size_bytes(&self) -> Option<u64> {
         self.store.file_size_bytes()
     }
+
+    fn pool_usage(&self) -> Option<(u32, u32)> {
+        self.store.pool_usage()
+    }
 }
 
 #[cfg(test)]

@@ -91,6 +91,11 @@ fn a_migrate_now_verdict_moves_the_running_demo_to_postgres() {
     let status: serde_json::Value = serde_json::from_str(&http::get(&addr, "/migration").unwrap().body).unwrap();
     assert_eq!(status["outcome"], "done", "{status}");
     assert_eq!(status["rows"].as_f64(), Some(copied), "{status}");
+    assert_eq!(metric(&body, "checkpoint_store_pool_connections{state=\"max\"}"), Some(4.0), "{body}");
+    // The next decisions judge PostgreSQL, by its own thresholds and its
+    // own writes (the injected SQLite errors stopped with the switch).
+    let next = demo.wait_for("decision: POSTGRESQL SUFFICIENT");
+    assert!(next.contains("pool") && next.contains("p99 write"), "{next}");
     let sources = http::get(&addr, "/dashboard/sources").unwrap().body;
     assert!(sources.contains("/migration"), "the dashboard shows the migration: {sources}");
 
@@ -119,6 +124,9 @@ fn a_migrate_now_verdict_moves_the_running_demo_to_postgres() {
     assert_eq!(done["rows"].as_i64(), Some(copies.0), "{done}");
     assert_eq!(done["sha256"].as_str().map(str::len), Some(64), "{done}");
     assert!(done["to"].as_str().unwrap().starts_with("postgres://postgres@127.0.0.1:"), "{done}");
+    let scale = entries[finished..].iter().find(|e| e["store"] == "postgres").expect("a PostgreSQL decision");
+    assert_eq!(scale["verdict"], "POSTGRESQL SUFFICIENT", "{scale}");
+    assert_eq!(scale["thresholds"]["scale_p99_write_seconds"], 0.05, "{scale}");
 
     // A restart goes straight to PostgreSQL: the file is sealed.
     let mut again = Demo::start_with_store(&[&args[..], &["--duration", "2"]].concat());

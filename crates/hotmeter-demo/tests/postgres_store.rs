@@ -67,3 +67,33 @@ fn a_password_in_the_store_url_is_never_printed() {
     assert!(!out.status.success() && all.contains("--store"), "{all}");
     assert!(!all.contains("s3cret"), "{all}");
 }
+
+/// `decide --store postgres://...` asks the next question: one PostgreSQL
+/// server or scale out, from the store's own errors, p99 write latency and
+/// pool use, logged as the SQLite decision is.
+#[test]
+fn decide_on_postgres_names_the_next_step() {
+    let pg = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("decisions.jsonl");
+    let out = std::process::Command::new(common::DEMO)
+        .args(["decide", "--window", "3", "--rate", "200", "--listen", "127.0.0.1:0", "--store", &pg.url()])
+        .arg("--decision-log")
+        .arg(&log)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("p99 write:") && text.contains("Pool busy:"), "{text}");
+    assert!(text.contains("Decision: POSTGRESQL SUFFICIENT"), "{text}");
+    let entry: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&log).unwrap().lines().last().unwrap()).unwrap();
+    assert_eq!((entry["store"].as_str(), entry["verdict"].as_str()), (Some("postgres"), Some("POSTGRESQL SUFFICIENT")));
+    let p99 = entry["inputs"]["p99_write_seconds"].as_f64().unwrap();
+    assert!(p99 > 0.0 && p99 < 0.02, "{entry}");
+    let busy = entry["inputs"]["pool_busy_fraction"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&busy), "{entry}");
+    // The rows it wrote while measuring are in the database.
+    let rows: u64 = pg.psql("SELECT COUNT(*) FROM checkpoints").trim().parse().unwrap();
+    assert!(rows > 0);
+}

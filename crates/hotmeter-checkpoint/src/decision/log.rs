@@ -13,7 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 
-use super::{Decision, MigrationMetrics, MigrationThresholds};
+use super::{Decision, MigrationMetrics, MigrationThresholds, ScaleDecision, ScaleMetrics, ScaleThresholds};
 
 /// Why the log could not be written.
 #[derive(Debug)]
@@ -118,6 +118,34 @@ impl DecisionLog {
             "justification": decision.justification,
         });
         self.write(&entry)
+    }
+
+    /// Appends one PostgreSQL decision ([`should_scale_out`](super::should_scale_out)),
+    /// in the same shape as [`append`](Self::append) plus `"store":
+    /// "postgres"`.
+    pub fn append_scale(
+        &self,
+        source: &str,
+        metrics: &ScaleMetrics,
+        thresholds: &ScaleThresholds,
+        decision: &ScaleDecision,
+    ) -> Result<(), LogError> {
+        self.write(&json!({
+            "timestamp": rfc3339(SystemTime::now()),
+            "source": source,
+            "store": "postgres",
+            "inputs": {
+                "measured_at": rfc3339(metrics.timestamp),
+                "error_rate_percent": metrics.error_rate_percent,
+                "writes_per_second": metrics.writes_per_second,
+                "p99_write_seconds": metrics.p99_write_seconds,
+                "pool_busy_fraction": metrics.pool_busy_fraction,
+            },
+            "thresholds": thresholds.to_json(),
+            "verdict": decision.verdict.to_string(),
+            "reasons": decision.reasons.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "justification": decision.justification,
+        }))
     }
 
     /// Appends what was done about a verdict: `action` (e.g. `migrate`),

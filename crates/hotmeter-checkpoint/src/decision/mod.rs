@@ -15,6 +15,12 @@
 //! Every reason that applies is listed, strongest first; boundaries are
 //! exclusive (exactly 1% or exactly 80/s does not trigger).
 //!
+//! Once the checkpoints live in PostgreSQL, the same matrix asks the next
+//! question with thresholds of its own (commit latency, connection-pool
+//! saturation, error rate): [`should_scale_out`] says POSTGRESQL SUFFICIENT,
+//! PLAN SCALE-OUT or SCALE OUT NOW, logged the same way
+//! ([`DecisionLog::append_scale`]).
+//!
 //! ```
 //! use hotmeter_checkpoint::decision::{Deployment, MigrationMetrics, MigrationThresholds, Verdict, should_migrate};
 //! let m = MigrationMetrics::new(2.1, 87.0, Deployment::SingleServer, 10_000_000)?;
@@ -27,6 +33,7 @@
 
 mod log;
 mod prometheus;
+mod scale;
 mod window;
 
 use std::fmt;
@@ -34,6 +41,7 @@ use std::time::SystemTime;
 
 pub use log::{DecisionLog, LogError, rfc3339};
 pub use prometheus::{PrometheusSource, SourceError};
+pub use scale::{ScaleDecision, ScaleMetrics, ScaleReason, ScaleThresholds, ScaleVerdict, should_scale_out};
 pub use window::WriteWindow;
 
 /// Where the service runs: a single-file database cannot be shared.

@@ -11,8 +11,10 @@ use std::time::{Duration, SystemTime};
 use hotmeter::name::full_name;
 use serde_json::Value;
 
-use super::{Deployment, InvalidInput, MigrationMetrics};
-use crate::metrics::{CHECKPOINT_FILE_SIZE, CHECKPOINT_WRITES, WriteStatus};
+use super::{Deployment, InvalidInput, MigrationMetrics, ScaleMetrics};
+use crate::metrics::{
+    CHECKPOINT_FILE_SIZE, CHECKPOINT_POOL_CONNECTIONS, CHECKPOINT_WRITE_DURATION, CHECKPOINT_WRITES, WriteStatus,
+};
 
 /// Why Prometheus could not supply the inputs. Never read as "sufficient".
 #[derive(Debug)]
@@ -155,6 +157,26 @@ impl PrometheusSource {
         m.file_size_bytes = bytes as u64;
         m.timestamp = SystemTime::now();
         Ok(m)
+    }
+
+    /// Queries the PostgreSQL decision's inputs now: write and error
+    /// rates, the p99 write latency from the classic buckets' rates, and
+    /// the pool's average busy share over the window (no pool, e.g. a store
+    /// still on SQLite, is [`SourceError::NoData`]).
+    pub fn fetch_postgres(&self) -> Result<ScaleMetrics, SourceError> {
+        let (ns, w) = (self.namespace.as_deref(), &self.window);
+        let writes_total = full_name(ns, CHECKPOINT_WRITES);
+        let wps = self.scalar(&format!("sum(rate({writes_total}[{w}]))"))?;
+        let err = self
+            .scalar(&format!("sum(rate({writes_total}{{status=\"{}\"}}[{w}]))", WriteStatus::Error.as_str()))?;
+        let buckets = format!("{}_bucket", full_name(ns, CHECKPOINT_WRITE_DURATION));
+        let p99 = self.scalar(&format!("histogram_quantile(0.99, sum by (le) (rate({buckets}[{w}])))"))?;
+        let pool = full_name(ns, CHECKPOINT_POOL_CONNECTIONS);
+        let busy = self.scalar(&format!(
+            "sum(avg_over_time({pool}{{state=\"busy\"}}[{w}])) / sum(max_over_time({pool}{{state=\"max\"}}[{w}]) > 0)"
+        ))?;
+        let pct = if wps > 0.0 { 100.0 * err / wps } else { 0.0 };
+        ScaleMetrics::new(pct, wps, p99, busy.clamp(0.0, 1.0)).map_err(SourceError::Invalid)
     }
 
     /// One instant query that must return exactly one sample.
