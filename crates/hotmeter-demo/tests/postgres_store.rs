@@ -97,3 +97,50 @@ fn decide_on_postgres_names_the_next_step() {
     let rows: u64 = pg.psql("SELECT COUNT(*) FROM checkpoints").trim().parse().unwrap();
     assert!(rows > 0);
 }
+
+/// The same question through a real Prometheus that scrapes a demo on
+/// PostgreSQL: `decide --source prometheus --store postgres://...` reads
+/// the write rates, the p99 from the classic buckets and the pool's use
+/// (`checkpoint_store_pool_connections`) from PromQL.
+#[test]
+fn decide_on_postgres_from_prometheus() {
+    let pg = Postgres::start();
+    let url = pg.url();
+    let mut demo = Demo::start_with_store(&["--duration", "8", "--linger", "60", "--rate", "200", "--decide-every", "0", "--store", &url]);
+    let addr = demo.addr();
+    let prom = hotmeter_testkit::Prometheus::builder("pg-decide")
+        .config(format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: demo\n    static_configs:\n      - targets: ['{addr}']\n"
+        ))
+        .start();
+    let dir = tempfile::tempdir().unwrap();
+    let decide = || {
+        std::process::Command::new(common::DEMO)
+            .args(["decide", "--source", "prometheus", "--window", "30s", "--store", &url])
+            .arg("--prometheus")
+            .arg(format!("http://{}", prom.addr()))
+            .arg("--decision-log")
+            .arg(dir.path().join("decisions.jsonl"))
+            .output()
+            .unwrap()
+    };
+    // Once Prometheus holds a few scrapes of writes.
+    let out = hotmeter_testkit::wait_for("a decision from Prometheus", std::time::Duration::from_secs(40), || {
+        let out = decide();
+        out.status.success().then_some(out)
+    });
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Decision: POSTGRESQL SUFFICIENT"), "{text}");
+    let entry: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(dir.path().join("decisions.jsonl")).unwrap().lines().last().unwrap(),
+    )
+    .unwrap();
+    assert_eq!((entry["source"].as_str(), entry["store"].as_str()), (Some("prometheus"), Some("postgres")));
+    let wps = entry["inputs"]["writes_per_second"].as_f64().unwrap();
+    assert!(wps > 0.0, "{entry}");
+    let p99 = entry["inputs"]["p99_write_seconds"].as_f64().unwrap();
+    assert!(p99 > 0.0 && p99 <= 0.1, "{entry}");
+    let busy = entry["inputs"]["pool_busy_fraction"].as_f64().unwrap();
+    assert!((0.0..0.7).contains(&busy), "{entry}");
+    drop(demo);
+}
