@@ -126,6 +126,7 @@ fn dashboards_import_into_grafana() {
     for (file, uid, refresh) in [
         ("dashboards/checkpoint-writes.json", "hotmeter-checkpoint-writes", "5s"),
         ("dashboards/streaming-infrastructure.json", "hotmeter-streaming-infrastructure", "10s"),
+        ("dashboards/checkpoint-migration.json", "hotmeter-checkpoint-migration", "5s"),
     ] {
         let d: Value = serde_json::from_str(&read(file)).unwrap();
         assert_eq!(d["uid"], uid, "{file}: stable uid");

@@ -16,7 +16,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{DEMO, Demo};
+use hotmeter_testkit::promql::query;
 use hotmeter_testkit::{Postgres, http};
+
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 
 /// `COUNT`, `SUM(id)` and `SUM(length(state))` of the file's rows: a
 /// check of the copy computed apart from the migration's own checksum.
@@ -59,7 +62,7 @@ fn a_migrate_now_verdict_moves_the_running_demo_to_postgres() {
         "--error-rate",
         "0.05",
         "--decide-every",
-        "2",
+        "8",
         "--db",
         db_s,
         "--decision-log",
@@ -68,8 +71,15 @@ fn a_migrate_now_verdict_moves_the_running_demo_to_postgres() {
         &url,
         "--migrate-on-decision",
     ];
-    let mut demo = Demo::start_with_store(&[&args[..], &["--duration", "10"]].concat());
+    let mut demo = Demo::start_with_store(&[&args[..], &["--duration", "16", "--linger", "60"]].concat());
     let addr = demo.addr();
+    // A real Prometheus scrapes it throughout: the migration dashboard's
+    // every panel is checked against what it stored.
+    let prom = hotmeter_testkit::Prometheus::builder("migration")
+        .config(format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: demo\n    static_configs:\n      - targets: ['{addr}']\n"
+        ))
+        .start();
     let before = http::get(&addr, "/metrics").unwrap().body;
     assert_eq!(metric(&before, "checkpoint_store_info{backend=\"sqlite\"}"), Some(1.0), "{before}");
     let migration = http::get(&addr, "/migration").unwrap().body;
@@ -99,8 +109,49 @@ fn a_migrate_now_verdict_moves_the_running_demo_to_postgres() {
     let sources = http::get(&addr, "/dashboard/sources").unwrap().body;
     assert!(sources.contains("/migration"), "the dashboard shows the migration: {sources}");
 
+    // Every checkpoint_migration_* name the alert rules use is emitted
+    // (the stack test checks the others against a demo that does not migrate).
+    let rules = std::fs::read_to_string(format!("{ROOT}/alerts/checkpoints.yml")).unwrap();
+    let used: Vec<&str> = rules
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("checkpoint_migration_"))
+        .collect();
+    assert!(!used.is_empty());
+    for name in used {
+        assert!(body.contains(&format!("# TYPE {name} ")), "{name} is used by a rule but not emitted");
+    }
+
+    // The Grafana dashboard: every panel has data in Prometheus, and the
+    // writes-by-backend panel shows the handover from sqlite to postgres.
+    let board: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{ROOT}/dashboards/checkpoint-migration.json")).unwrap())
+            .unwrap();
+    for panel in board["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap().replace("$instance", ".*");
+            hotmeter_testkit::wait_for(&format!("data for {}: {expr}", panel["title"]), Duration::from_secs(30), || {
+                (!query(prom.addr(), &expr).is_empty()).then_some(())
+            });
+        }
+    }
+    let by_backend = board["panels"][0]["targets"][0]["expr"].as_str().unwrap().replace("$instance", ".*");
+    hotmeter_testkit::wait_for("postgres writes in the by-backend panel", Duration::from_secs(30), || {
+        let got = query(prom.addr(), &by_backend);
+        got.iter().any(|s| s["metric"]["backend"] == "postgres").then_some(())
+    });
+    // ...after the sqlite one (scraped before the first decision, at 8 s:
+    // Prometheus' first scrape comes a few seconds after it is ready).
+    let sqlite_before = query(prom.addr(), r#"count_over_time(checkpoint_store_info{backend="sqlite"}[5m])"#);
+    assert_eq!(sqlite_before.len(), 1, "{sqlite_before:?}");
+    let phase = query(prom.addr(), "count by (phase) (checkpoint_migration_phase == 1)");
+    assert_eq!(phase.len(), 1);
+    assert_eq!(phase[0]["metric"]["phase"], "done");
+
     // The run ends with every acknowledged write in one store or the other
-    // (the demo checks its rows against its successful writes).
+    // (the demo checks its rows against its successful writes); SIGTERM
+    // ends its linger.
+    demo.wait_for("serving the final counts");
+    assert!(Command::new("kill").args(["-TERM", &demo.pid().to_string()]).status().unwrap().success());
     assert!(demo.wait().success(), "{}", demo.seen().join("\n"));
     let lines = demo.seen().join("\n");
     assert!(lines.contains("all accounted for"), "{lines}");

@@ -213,7 +213,9 @@ fn a_failing_write_becomes_a_delivered_alert() {
         referenced.extend(metric_names(&expr));
     }
     assert!(referenced.len() >= 15, "found {referenced:?}");
-    for name in &referenced {
+    // A migration's metrics exist once a migration runs: tests/migration.rs
+    // checks those names against a migrating demo.
+    for name in referenced.iter().filter(|n| !n.starts_with("checkpoint_migration_")) {
         let family = ["_bucket", "_count", "_sum"].iter().find_map(|s| name.strip_suffix(s)).unwrap_or(name);
         assert!(emitted.contains(family), "{name} is used by a rule or panel but the demo does not emit {family}");
     }
