@@ -75,7 +75,9 @@ fn main() {
     let pg = hotmeter_testkit::Postgres::start_durable();
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .and_then(|c| {
+            c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
         .unwrap_or_default();
     println!("migration: {ROWS} rows of 96 bytes, {WRITERS} writers at {WRITES_PER_SECOND} writes/s; {cpu}");
 

@@ -93,10 +93,8 @@ impl MigrationHandles {
                 CHECKPOINT_MIGRATION_DURATION,
                 "How long the checkpoint migration has run (its whole length once it ended).",
             )?,
-            pause: registry.gauge(
-                CHECKPOINT_MIGRATION_PAUSE,
-                "How long the migration's cut-over held checkpoint writers.",
-            )?,
+            pause: registry
+                .gauge(CHECKPOINT_MIGRATION_PAUSE, "How long the migration's cut-over held checkpoint writers.")?,
             phase: registry.typed_family(
                 CHECKPOINT_MIGRATION_PHASE,
                 "1 for the phase the checkpoint migration is in.",

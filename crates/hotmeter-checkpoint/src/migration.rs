@@ -81,12 +81,9 @@ impl std::fmt::Display for MigrationError {
             }
             MigrationError::Mismatch(v) => write!(f, "the copy differs from its source: {v}"),
             MigrationError::NotOnSqlite => f.write_str("the store is not on SQLite: nothing to cut over"),
-            MigrationError::OtherSource { store, migration } => write!(
-                f,
-                "the store writes {} but the migration copies {}",
-                store.display(),
-                migration.display()
-            ),
+            MigrationError::OtherSource { store, migration } => {
+                write!(f, "the store writes {} but the migration copies {}", store.display(), migration.display())
+            }
         }
     }
 }
@@ -221,8 +218,7 @@ impl Migration {
         conn.query_row("SELECT COUNT(*) FROM checkpoints WHERE checkpoint_id < 0", [], |r| r.get::<_, i64>(0))?;
         let source_id = store_id(&conn, &source_path)?;
         let mut client = target.dedicated()?;
-        let locked: bool =
-            client.query_one("SELECT pg_try_advisory_lock($1)", &[&lock_key(&source_id)])?.try_get(0)?;
+        let locked: bool = client.query_one("SELECT pg_try_advisory_lock($1)", &[&lock_key(&source_id)])?.try_get(0)?;
         if !locked {
             return Err(MigrationError::Busy { source_id });
         }

@@ -57,7 +57,7 @@ impl Default for PostgresOptions {
 pub struct PostgresStore {
     pool: Pool<PostgresConnectionManager<NoTls>>,
     /// How the pool connects, kept for a migration's dedicated connection.
-    config: Config,
+    config: std::sync::Arc<Config>,
 }
 
 impl PostgresStore {
@@ -99,7 +99,7 @@ impl PostgresStore {
             // Failures go to the caller as errors, not to r2d2's log.
             .error_handler(Box::new(r2d2::NopErrorHandler))
             .build_unchecked(PostgresConnectionManager::new(config.clone(), NoTls));
-        Ok(PostgresStore { pool, config })
+        Ok(PostgresStore { pool, config: std::sync::Arc::new(config) })
     }
 
     /// Checkpoints stored, every thread's.

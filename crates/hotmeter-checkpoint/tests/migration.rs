@@ -71,16 +71,16 @@ fn a_copy_resumes_where_it_stopped_and_verifies() {
     assert!(v.is_exact(), "{v}");
     assert_eq!((v.source_rows, v.target_rows, v.up_to_id), (1234, 1234, 1234));
     assert_eq!(copies(&pg, &id), (1234, 1234));
-    let text_state = pg.psql(&format!("SELECT encode(state, 'escape') FROM checkpoints WHERE migrated_from = '{id}' AND migrated_id = 10"));
+    let text_state = pg.psql(&format!(
+        "SELECT encode(state, 'escape') FROM checkpoints WHERE migrated_from = '{id}' AND migrated_id = 10"
+    ));
     assert_eq!(text_state.trim(), "state 9", "a text state is copied as its bytes");
     // The copies are not rows written through a store.
     assert_eq!(target.count_written("").unwrap(), 0);
     assert_eq!(target.count().unwrap(), 1234);
 
     // A changed row is caught by the checksum, however small the change.
-    pg.psql(&format!(
-        "UPDATE checkpoints SET state = 'state 7!' WHERE migrated_from = '{id}' AND migrated_id = 8"
-    ));
+    pg.psql(&format!("UPDATE checkpoints SET state = 'state 7!' WHERE migrated_from = '{id}' AND migrated_id = 8"));
     let v = second.verify().unwrap();
     assert!(!v.is_exact() && v.source_rows == v.target_rows, "{v}");
     assert!(second.verify_range(8, 1234).unwrap().is_exact(), "the rows after it still match");

@@ -440,13 +440,17 @@ fn writer_id(v: &str) -> Result<String, String> {
 }
 
 fn batch_rows(v: &str) -> Result<usize, String> {
-    v.parse().ok().filter(|n| (1..=100_000).contains(n)).ok_or_else(|| "expected a whole number from 1 to 100000".into())
+    v.parse()
+        .ok()
+        .filter(|n| (1..=100_000).contains(n))
+        .ok_or_else(|| "expected a whole number from 1 to 100000".into())
 }
 
 /// A store spec from the command line, refused without repeating it (it
 /// may hold a password); `want` says which backend the option takes.
 fn store_option(option: &str, v: &str, want: Option<&str>) -> Result<StoreSpec, clap::Error> {
-    let refuse = |why: String| Cli::command().error(ErrorKind::ValueValidation, format!("invalid value for '{option}': {why}"));
+    let refuse =
+        |why: String| Cli::command().error(ErrorKind::ValueValidation, format!("invalid value for '{option}': {why}"));
     let spec = StoreSpec::parse(v).map_err(refuse)?;
     match want {
         Some(backend) if spec.backend() != backend => Err(refuse(format!("expected a {backend} store"))),

@@ -146,7 +146,9 @@ fn decide_postgres(d: &cli::DecideOptions, log: &hotmeter_checkpoint::decision::
             let total = s.writes_ok + s.writes_err;
             let pct = if total == 0 { 0.0 } else { 100.0 * s.writes_err as f64 / total as f64 };
             let wps = total as f64 / s.elapsed.as_secs_f64().max(1e-9);
-            let p99 = s.p99_write.ok_or_else(|| Failed { what: "no writes to decide from".into(), source: "0 writes".into() })?;
+            let p99 = s
+                .p99_write
+                .ok_or_else(|| Failed { what: "no writes to decide from".into(), source: "0 writes".into() })?;
             let m = context(ScaleMetrics::new(pct, wps, p99, s.pool_busy.unwrap_or(0.0).clamp(0.0, 1.0)), || {
                 "invalid measurement".into()
             })?;

@@ -18,10 +18,10 @@ use hotmeter_streaming::{MemorySpace, PoolConfig, Priority, RecallIndex, WorkerP
 use crate::cli::Options;
 use crate::decision::DECISION_WINDOW;
 use crate::handler::{DemoHandler, STAGES, Store, trace_id};
+use crate::migrate::LiveMigration;
 use crate::outcome::{Failed, context};
 use crate::slos;
 use crate::status::{Names, say};
-use crate::migrate::LiveMigration;
 use crate::store::Backend;
 use crate::tenants::Tenants;
 use crate::traffic::{Rng, SPACES, Traffic};
@@ -59,10 +59,9 @@ pub(crate) fn build_pipeline(o: &Options) -> Result<Pipeline, Failed> {
     let registry = context(builder.build(), || "cannot build the registry".into())?;
     context(hotmeter_exporter::register_process_metrics(&registry), || "cannot register process metrics".into())?;
 
-    let backend = context(
-        Backend::open(&o.store, o.sync, o.migrate_to.as_ref(), o.writer_id.as_deref()),
-        || format!("cannot open {}", o.store),
-    )?;
+    let backend = context(Backend::open(&o.store, o.sync, o.migrate_to.as_ref(), o.writer_id.as_deref()), || {
+        format!("cannot open {}", o.store)
+    })?;
     let info = context(
         registry.labeled_family(
             hotmeter_checkpoint::metrics::CHECKPOINT_STORE_INFO,

@@ -11,8 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use hotmeter_checkpoint::{
-    Checkpoint, CheckpointError, CheckpointStore, CutoverStore, Durability, PostgresOptions, PostgresStore,
-    SqliteStore,
+    Checkpoint, CheckpointError, CheckpointStore, CutoverStore, Durability, PostgresOptions, PostgresStore, SqliteStore,
 };
 
 /// Where checkpoints go.
@@ -102,7 +101,10 @@ pub(crate) enum OpenError {
     Store(CheckpointError),
     /// The file was migrated (and sealed) and no `--migrate-to` says where
     /// to write instead.
-    Migrated { path: PathBuf, to: String },
+    Migrated {
+        path: PathBuf,
+        to: String,
+    },
 }
 
 impl fmt::Display for OpenError {

@@ -204,8 +204,7 @@ fn three_instances_share_one_postgres() {
         };
         assert!(text.contains("all accounted for") && text.contains("postgres://"), "{text}");
     }
-    let own: Vec<f64> =
-        addrs.iter().map(|a| own_sum(a, "checkpoint_writes_total{status=\"success\"}")).collect();
+    let own: Vec<f64> = addrs.iter().map(|a| own_sum(a, "checkpoint_writes_total{status=\"success\"}")).collect();
     let rows: f64 = pg.psql("SELECT COUNT(*) FROM checkpoints").trim().parse().unwrap();
     assert!(own.iter().all(|&n| n > 0.0), "{own:?}");
     assert_eq!(rows, own.iter().sum::<f64>(), "the shared table holds the fleet's successful writes");

@@ -129,9 +129,11 @@ fn a_migrate_now_verdict_moves_the_running_demo_to_postgres() {
     for panel in board["panels"].as_array().unwrap() {
         for target in panel["targets"].as_array().unwrap() {
             let expr = target["expr"].as_str().unwrap().replace("$instance", ".*");
-            hotmeter_testkit::wait_for(&format!("data for {}: {expr}", panel["title"]), Duration::from_secs(30), || {
-                (!query(prom.addr(), &expr).is_empty()).then_some(())
-            });
+            hotmeter_testkit::wait_for(
+                &format!("data for {}: {expr}", panel["title"]),
+                Duration::from_secs(30),
+                || (!query(prom.addr(), &expr).is_empty()).then_some(()),
+            );
         }
     }
     let by_backend = board["panels"][0]["targets"][0]["expr"].as_str().unwrap().replace("$instance", ".*");
@@ -208,13 +210,16 @@ fn migrate_killed_three_times_resumes_and_loses_nothing() {
         let mut conn = rusqlite::Connection::open(&db).unwrap();
         let tx = conn.transaction().unwrap();
         {
-            let mut stmt = tx
-                .prepare("INSERT INTO checkpoints (thread_id, created_at_ms, state) VALUES (?1, ?2, ?3)")
-                .unwrap();
+            let mut stmt =
+                tx.prepare("INSERT INTO checkpoints (thread_id, created_at_ms, state) VALUES (?1, ?2, ?3)").unwrap();
             for i in 0..150_000i64 {
                 let state = format!("{{\"worker\":{},\"batch\":{i},\"history\":true}}", i % 4);
-                stmt.execute(rusqlite::params![format!("worker-{}", i % 4), 1_700_000_000_000i64 + i, state.as_bytes()])
-                    .unwrap();
+                stmt.execute(rusqlite::params![
+                    format!("worker-{}", i % 4),
+                    1_700_000_000_000i64 + i,
+                    state.as_bytes()
+                ])
+                .unwrap();
             }
         }
         tx.commit().unwrap();
@@ -228,7 +233,9 @@ fn migrate_killed_three_times_resumes_and_loses_nothing() {
     let from = format!("sqlite:{db_s}");
     let migrate = || {
         let mut c = Command::new(DEMO);
-        c.args(["migrate", "--from", &from, "--to", &url, "--batch", "500"]).stdout(Stdio::piped()).stderr(Stdio::piped());
+        c.args(["migrate", "--from", &from, "--to", &url, "--batch", "500"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         c
     };
     let copied = || postgres_figures(&pg).0.0;

@@ -106,7 +106,18 @@ fn decide_on_postgres_names_the_next_step() {
 fn decide_on_postgres_from_prometheus() {
     let pg = Postgres::start();
     let url = pg.url();
-    let mut demo = Demo::start_with_store(&["--duration", "8", "--linger", "60", "--rate", "200", "--decide-every", "0", "--store", &url]);
+    let mut demo = Demo::start_with_store(&[
+        "--duration",
+        "8",
+        "--linger",
+        "60",
+        "--rate",
+        "200",
+        "--decide-every",
+        "0",
+        "--store",
+        &url,
+    ]);
     let addr = demo.addr();
     let prom = hotmeter_testkit::Prometheus::builder("pg-decide")
         .config(format!(

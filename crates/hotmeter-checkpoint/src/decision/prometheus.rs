@@ -167,8 +167,8 @@ impl PrometheusSource {
         let (ns, w) = (self.namespace.as_deref(), &self.window);
         let writes_total = full_name(ns, CHECKPOINT_WRITES);
         let wps = self.scalar(&format!("sum(rate({writes_total}[{w}]))"))?;
-        let err = self
-            .scalar(&format!("sum(rate({writes_total}{{status=\"{}\"}}[{w}]))", WriteStatus::Error.as_str()))?;
+        let err =
+            self.scalar(&format!("sum(rate({writes_total}{{status=\"{}\"}}[{w}]))", WriteStatus::Error.as_str()))?;
         let buckets = format!("{}_bucket", full_name(ns, CHECKPOINT_WRITE_DURATION));
         let p99 = self.scalar(&format!("histogram_quantile(0.99, sum by (le) (rate({buckets}[{w}])))"))?;
         let pool = full_name(ns, CHECKPOINT_POOL_CONNECTIONS);

@@ -119,7 +119,10 @@ impl ScaleThresholds {
             plan_writes_per_second: check("plan_writes_per_second", plan_writes_per_second, f64::MAX)?,
         };
         if t.plan_p99_seconds > t.scale_p99_seconds {
-            return Err(InvalidInput { field: "plan_p99_seconds (above the scale-out level)", value: plan_p99_seconds });
+            return Err(InvalidInput {
+                field: "plan_p99_seconds (above the scale-out level)",
+                value: plan_p99_seconds,
+            });
         }
         if t.plan_pool_busy > t.scale_pool_busy {
             return Err(InvalidInput { field: "plan_pool_busy (above the scale-out level)", value: plan_pool_busy });
@@ -295,10 +298,18 @@ pub fn should_scale_out(m: &ScaleMetrics, t: &ScaleThresholds) -> ScaleDecision 
         });
     }
     if m.p99_write_seconds > t.plan_p99_seconds && m.p99_write_seconds <= t.scale_p99_seconds {
-        reasons.push(ScaleReason::CommitLatency { seconds: m.p99_write_seconds, threshold: t.plan_p99_seconds, plan: true });
+        reasons.push(ScaleReason::CommitLatency {
+            seconds: m.p99_write_seconds,
+            threshold: t.plan_p99_seconds,
+            plan: true,
+        });
     }
     if m.pool_busy_fraction > t.plan_pool_busy && m.pool_busy_fraction <= t.scale_pool_busy {
-        reasons.push(ScaleReason::PoolSaturation { fraction: m.pool_busy_fraction, threshold: t.plan_pool_busy, plan: true });
+        reasons.push(ScaleReason::PoolSaturation {
+            fraction: m.pool_busy_fraction,
+            threshold: t.plan_pool_busy,
+            plan: true,
+        });
     }
     if m.writes_per_second > t.plan_writes_per_second {
         reasons.push(ScaleReason::Throughput {
@@ -342,7 +353,10 @@ mod tests {
         // Exactly at a threshold is not above it.
         assert_eq!(decide(1.0, 2000.0, 0.020, 0.7).verdict, ScaleVerdict::PostgresSufficient);
         let d = decide(1.5, 100.0, 0.002, 0.1);
-        assert_eq!((d.verdict, d.reasons[0].to_string()), (ScaleVerdict::ScaleOutNow, "SCALE OUT NOW - Write errors >1%".into()));
+        assert_eq!(
+            (d.verdict, d.reasons[0].to_string()),
+            (ScaleVerdict::ScaleOutNow, "SCALE OUT NOW - Write errors >1%".into())
+        );
         let d = decide(0.0, 100.0, 0.021, 0.1);
         assert_eq!(d.reasons[0].to_string(), "PLAN SCALE-OUT - p99 write latency >20 ms");
         let d = decide(0.0, 100.0, 0.051, 0.1);
