@@ -171,7 +171,19 @@ fn short(hex: &str) -> &str {
 }
 
 /// A copy of one SQLite checkpoint file into a PostgreSQL store, resumable
-/// and exact (see the [module docs](self)).
+/// and exact.
+///
+/// Each batch is one PostgreSQL transaction. A copied row keeps its source
+/// file's store id and its SQLite id (columns `migrated_from`,
+/// `migrated_id`) under a unique index, so a batch cut off by `kill -9` is
+/// rolled back by the server and a batch sent twice inserts nothing the
+/// second time. A copy resumes after the largest `migrated_id` of its
+/// source: SQLite hands out ids in commit order, so no row below it can
+/// appear later (rows deleted from PostgreSQL below it are not copied
+/// again). A session advisory lock keeps two migrations of one file apart
+/// ([`MigrationError::Busy`]); the server drops it with a killed process's
+/// connection. Source rows are never changed; the file only gains a
+/// `hotmeter_store` table (its store id, and where a cut-over sent it).
 ///
 /// ```no_run
 /// use hotmeter_checkpoint::{Migration, PostgresStore};
@@ -537,9 +549,15 @@ impl CutoverStore {
     }
 
     /// Copies what `migration` has not copied yet, checks it, and switches
-    /// the writers to its target; then checks every row (see the [module
-    /// docs](self)). The copy done before (with
-    /// [`Migration::copy_all`]) keeps the pause short.
+    /// the writers to its target; then checks every row. The copy done
+    /// before (with [`Migration::copy_all`]) keeps the pause short.
+    ///
+    /// Steps: copy all (writers go on); verify what is copied (writers go
+    /// on); hold the writers (a write lock every call takes for reading),
+    /// copy and verify the last rows, record the target in the file
+    /// ([`migrated_to`]) and switch; release; verify every row. Rows
+    /// written after the switch get larger ids than every copy, so each
+    /// thread's latest checkpoint stays its latest.
     ///
     /// On an error before the switch the writers stay on SQLite and
     /// nothing is lost. A mismatch found by the last check (after the

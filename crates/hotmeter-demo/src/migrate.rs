@@ -183,7 +183,10 @@ fn run_live(parts: &Parts, stop: &AtomicBool, status: &Mutex<Option<String>>) ->
         shown["outcome"] = json!(outcome);
         shown["timestamp"] = json!(rfc3339(std::time::SystemTime::now()));
         *status.lock().unwrap_or_else(PoisonError::into_inner) = Some(shown.to_string());
-        if let Some(log) = &log
+        // Progress goes to /migration and the metrics; the log keeps the
+        // action's start and end.
+        if outcome != "copying"
+            && let Some(log) = &log
             && let Err(e) = log.append_action("migrate", outcome, all)
         {
             say(format_args!("migration: not logged: {e}\n"));

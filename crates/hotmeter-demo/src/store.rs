@@ -100,10 +100,11 @@ pub(crate) struct Backend {
 pub(crate) enum OpenError {
     Store(CheckpointError),
     /// The file was migrated (and sealed) and no `--migrate-to` says where
-    /// to write instead.
+    /// to write instead, or it names another database (`given`).
     Migrated {
         path: PathBuf,
         to: String,
+        given: Option<String>,
     },
 }
 
@@ -111,9 +112,14 @@ impl fmt::Display for OpenError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             OpenError::Store(_) => f.write_str("the store failed"),
-            OpenError::Migrated { path, to } => write!(
+            OpenError::Migrated { path, to, given: None } => write!(
                 f,
                 "{} was migrated to {to}: its checkpoints live there now (run with --store postgres://..., or --migrate-to naming it)",
+                path.display()
+            ),
+            OpenError::Migrated { path, to, given: Some(given) } => write!(
+                f,
+                "{} was migrated to {to}, not to {given}: its checkpoints live there (name that database)",
                 path.display()
             ),
         }
@@ -162,10 +168,14 @@ impl Backend {
                 let sealed = hotmeter_checkpoint::migrated_to(path)?;
                 let sqlite = Arc::new(SqliteStore::open_with(path, durability)?);
                 match (sealed, target) {
-                    (Some(_), Some(target)) => {
+                    // Sealed for this very database: write there.
+                    (Some(to), Some(target)) if to.starts_with(&format!("{} at ", target.1.describe())) => {
                         (CutoverStore::postgres(target.1.clone()), Some((path.clone(), sqlite)), Some(target))
                     }
-                    (Some(to), None) => return Err(OpenError::Migrated { path: path.clone(), to }),
+                    (Some(to), Some(target)) => {
+                        return Err(OpenError::Migrated { path: path.clone(), to, given: Some(target.1.describe()) });
+                    }
+                    (Some(to), None) => return Err(OpenError::Migrated { path: path.clone(), to, given: None }),
                     (None, target) => (CutoverStore::sqlite(sqlite.clone()), Some((path.clone(), sqlite)), target),
                 }
             }

@@ -193,6 +193,16 @@ fn a_migrate_now_verdict_moves_the_running_demo_to_postgres() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("was migrated to postgres://"), "{err}");
+    // Nor with --migrate-to naming another database than the one it went to.
+    pg.psql("CREATE DATABASE other");
+    let other = format!("{}/other", url.strip_suffix("/postgres").unwrap());
+    let out = Command::new(DEMO)
+        .args(["--duration", "1", "--listen", "127.0.0.1:0", "--db", db_s, "--decide-every", "0", "--migrate-to", &other])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains(", not to postgres://postgres@127.0.0.1:"), "{err}");
+    assert_eq!(sqlite_figures(&db), copies, "nothing new in the file");
 }
 
 #[test]
