@@ -44,6 +44,24 @@ fn postgres_figures(pg: &Postgres) -> ((i64, i64, i64), i64) {
     ((v[0], v[1], v[2]), v[3])
 }
 
+/// A file with history: `rows` checkpoints written before (one
+/// transaction), so a copy takes long enough to be cut off mid-way.
+fn prefill(db: &std::path::Path, rows: i64) {
+    drop(hotmeter_checkpoint::SqliteStore::open(db).unwrap());
+    let mut conn = rusqlite::Connection::open(db).unwrap();
+    let tx = conn.transaction().unwrap();
+    {
+        let mut stmt =
+            tx.prepare("INSERT INTO checkpoints (thread_id, created_at_ms, state) VALUES (?1, ?2, ?3)").unwrap();
+        for i in 0..rows {
+            let state = format!("{{\"worker\":{},\"batch\":{i},\"history\":true}}", i % 4);
+            stmt.execute(rusqlite::params![format!("worker-{}", i % 4), 1_700_000_000_000i64 + i, state.as_bytes()])
+                .unwrap();
+        }
+    }
+    tx.commit().unwrap();
+}
+
 fn metric(body: &str, series: &str) -> Option<f64> {
     body.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
@@ -197,7 +215,18 @@ fn a_migrate_now_verdict_moves_the_running_demo_to_postgres() {
     pg.psql("CREATE DATABASE other");
     let other = format!("{}/other", url.strip_suffix("/postgres").unwrap());
     let out = Command::new(DEMO)
-        .args(["--duration", "1", "--listen", "127.0.0.1:0", "--db", db_s, "--decide-every", "0", "--migrate-to", &other])
+        .args([
+            "--duration",
+            "1",
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+            db_s,
+            "--decide-every",
+            "0",
+            "--migrate-to",
+            &other,
+        ])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -212,28 +241,7 @@ fn migrate_killed_three_times_resumes_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("demo.db");
     let db_s = db.to_str().unwrap().to_owned();
-    // A file with history: 150,000 checkpoints written before (one
-    // transaction), so a copy takes long enough to be cut off mid-way.
-    {
-        let store = hotmeter_checkpoint::SqliteStore::open(&db).unwrap();
-        drop(store);
-        let mut conn = rusqlite::Connection::open(&db).unwrap();
-        let tx = conn.transaction().unwrap();
-        {
-            let mut stmt =
-                tx.prepare("INSERT INTO checkpoints (thread_id, created_at_ms, state) VALUES (?1, ?2, ?3)").unwrap();
-            for i in 0..150_000i64 {
-                let state = format!("{{\"worker\":{},\"batch\":{i},\"history\":true}}", i % 4);
-                stmt.execute(rusqlite::params![
-                    format!("worker-{}", i % 4),
-                    1_700_000_000_000i64 + i,
-                    state.as_bytes()
-                ])
-                .unwrap();
-            }
-        }
-        tx.commit().unwrap();
-    }
+    prefill(&db, 150_000);
     // The table exists before the first copy, to be counted.
     hotmeter_checkpoint::PostgresStore::connect(&url).unwrap();
     // A demo keeps writing to the file the whole time.
@@ -295,4 +303,47 @@ fn migrate_killed_three_times_resumes_and_loses_nothing() {
     let (copies, distinct) = postgres_figures(&pg);
     assert_eq!(copies, source, "every row once, same ids and bytes: {kills:?}");
     assert_eq!(distinct, source.0);
+}
+
+/// `kill -9` of the running demo in the middle of its own migration: run
+/// again with the same options, it migrates again on the next MIGRATE NOW,
+/// resuming the copy, and ends with every row of the file in PostgreSQL
+/// once.
+#[test]
+fn the_running_demo_killed_mid_migration_resumes_it() {
+    let pg = Postgres::start();
+    let url = pg.url();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("demo.db");
+    prefill(&db, 300_000);
+    let db_s = db.to_str().unwrap();
+    let args = [
+        "--rate",
+        "200",
+        "--error-rate",
+        "0.05",
+        "--decide-every",
+        "3",
+        "--db",
+        db_s,
+        "--migrate-to",
+        &url,
+        "--migrate-on-decision",
+    ];
+    let mut first = Demo::start_with_store(&[&args[..], &["--duration", "30"]].concat());
+    first.wait_for("migration: MIGRATE NOW acted on");
+    std::thread::sleep(Duration::from_millis(700));
+    first.kill9();
+    let (partial, distinct) = postgres_figures(&pg);
+    assert_eq!(partial.0, distinct, "no row twice after the kill");
+    let total = sqlite_figures(&db).0;
+    assert!(partial.0 > 0 && partial.0 < total, "killed mid-copy: {} of {total}", partial.0);
+    assert_eq!(hotmeter_checkpoint::migrated_to(&db).unwrap(), None, "not sealed: the writers never switched");
+
+    let mut second = Demo::start_with_store(&[&args[..], &["--duration", "12"]].concat());
+    second.wait_for("migration: done");
+    assert!(second.wait().success(), "{}", second.seen().join("\n"));
+    let (copies, distinct) = postgres_figures(&pg);
+    assert_eq!(copies, sqlite_figures(&db), "every row of the file once: {} before the kill", partial.0);
+    assert_eq!(distinct, copies.0);
 }
