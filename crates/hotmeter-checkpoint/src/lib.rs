@@ -54,7 +54,8 @@ mod store;
 pub use async_store::AsyncCheckpointStore;
 pub use fault::{FaultInjectingStore, InvalidFaultRate};
 pub use migration::{
-    Cutover, CutoverStore, DEFAULT_BATCH_ROWS, Migration, MigrationError, Progress, Verification, migrated_to,
+    Cutover, CutoverStore, DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ROWS, DEFAULT_HOLD_LIMIT, MAX_STATE_BYTES, Migration,
+    MigrationError, Progress, Verification, migrated_to,
 };
 pub use monitored::MonitoredStore;
 pub use postgres::{PostgresOptions, PostgresStore};

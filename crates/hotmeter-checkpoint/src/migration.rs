@@ -22,12 +22,13 @@
 //! # The cut-over
 //! [`CutoverStore::cut_over`] first verifies what is already copied, then
 //! holds the writers for as long as the last rows take to copy and verify
-//! (the pause is measured and returned), records in the SQLite file where
+//! (the pause is measured and returned; at most the hold limit, each
+//! statement bounded by it on the server), records in the SQLite file where
 //! it went (so a restart cannot write to it again by mistake), and points
-//! the writers at PostgreSQL. Rows written after that get larger ids than
+//! the writers at PostgreSQL. Every row is checked before the switch; the
+//! switch itself cannot fail. Rows written after it get larger ids than
 //! every copied row, so each thread's latest checkpoint stays its latest.
-//! A failure before the switch leaves the writers on SQLite, nothing lost:
-//! run it again.
+//! A failure leaves the writers on SQLite, nothing lost: run it again.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
@@ -46,6 +47,18 @@ use crate::store::{Checkpoint, CheckpointError, CheckpointStore, now_ms};
 /// Rows copied per transaction unless told otherwise.
 pub const DEFAULT_BATCH_ROWS: usize = 500;
 
+/// Bytes of state per transaction unless told otherwise: a batch ends
+/// early once its states reach this (PostgreSQL takes at most 1 GiB in
+/// one message).
+pub const DEFAULT_BATCH_BYTES: usize = 32 << 20;
+
+/// The largest state a migration copies (PostgreSQL's `bytea` holds up to
+/// 1 GiB; a row must also fit one message).
+pub const MAX_STATE_BYTES: usize = 256 << 20;
+
+/// How long a cut-over may hold the writers unless told otherwise.
+pub const DEFAULT_HOLD_LIMIT: Duration = Duration::from_secs(5);
+
 /// Why a migration step failed.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -63,6 +76,22 @@ pub enum MigrationError {
     /// The store is not on SQLite (already cut over, or opened on
     /// PostgreSQL).
     NotOnSqlite,
+    /// A source row PostgreSQL cannot hold as it is (a thread id that is
+    /// not UTF-8 text or holds NUL, a time that is not an integer, a state
+    /// that is missing or over [`MAX_STATE_BYTES`]): fix or delete it in the
+    /// file, then run the migration again. Nothing after it is copied.
+    UnmovableRow {
+        /// The row's id in the file.
+        checkpoint_id: i64,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The cut-over held the writers longer than its limit (PostgreSQL
+    /// slow, or a lock on the table): they were released, still on SQLite.
+    HoldTooLong {
+        /// The limit ([`Migration::hold_limit`]).
+        limit: Duration,
+    },
     /// The migration copies another file than the one the store writes.
     OtherSource {
         /// The store's file.
@@ -81,6 +110,14 @@ impl std::fmt::Display for MigrationError {
             }
             MigrationError::Mismatch(v) => write!(f, "the copy differs from its source: {v}"),
             MigrationError::NotOnSqlite => f.write_str("the store is not on SQLite: nothing to cut over"),
+            MigrationError::UnmovableRow { checkpoint_id, reason } => {
+                write!(f, "source row {checkpoint_id} cannot be copied: {reason} (fix or delete it in the file)")
+            }
+            MigrationError::HoldTooLong { limit } => write!(
+                f,
+                "the cut-over would hold the writers over {} ms: released, still on SQLite (try again)",
+                limit.as_millis()
+            ),
             MigrationError::OtherSource { store, migration } => {
                 write!(f, "the store writes {} but the migration copies {}", store.display(), migration.display())
             }
@@ -201,6 +238,8 @@ pub struct Migration {
     target: PostgresStore,
     client: Mutex<Client>,
     batch_rows: usize,
+    batch_bytes: usize,
+    hold_limit: Duration,
     handles: Option<MigrationHandles>,
     started: Instant,
 }
@@ -229,11 +268,7 @@ impl Migration {
         conn.busy_timeout(Duration::from_secs(5))?;
         conn.query_row("SELECT COUNT(*) FROM checkpoints WHERE checkpoint_id < 0", [], |r| r.get::<_, i64>(0))?;
         let source_id = store_id(&conn, &source_path)?;
-        let mut client = target.dedicated()?;
-        let locked: bool = client.query_one("SELECT pg_try_advisory_lock($1)", &[&lock_key(&source_id)])?.try_get(0)?;
-        if !locked {
-            return Err(MigrationError::Busy { source_id });
-        }
+        let client = connect_locked(&target, &source_id)?;
         Ok(Migration {
             source: Mutex::new(conn),
             source_path,
@@ -241,6 +276,8 @@ impl Migration {
             target,
             client: Mutex::new(client),
             batch_rows: DEFAULT_BATCH_ROWS,
+            batch_bytes: DEFAULT_BATCH_BYTES,
+            hold_limit: DEFAULT_HOLD_LIMIT,
             handles: None,
             started: Instant::now(),
         })
@@ -249,6 +286,25 @@ impl Migration {
     /// Rows per transaction (default [`DEFAULT_BATCH_ROWS`], at least 1).
     pub fn batch_rows(mut self, rows: usize) -> Self {
         self.batch_rows = rows.max(1);
+        self
+    }
+
+    /// Bytes of state per transaction (default [`DEFAULT_BATCH_BYTES`]): a
+    /// batch ends early once its states reach this; it always holds at
+    /// least one row.
+    pub fn batch_bytes(mut self, bytes: usize) -> Self {
+        self.batch_bytes = bytes.max(1);
+        self
+    }
+
+    /// How long a cut-over may hold the writers (default
+    /// [`DEFAULT_HOLD_LIMIT`]): each statement it runs meanwhile is limited
+    /// to it on the server (`statement_timeout`, `lock_timeout`), and past
+    /// it the writers are released on SQLite
+    /// ([`MigrationError::HoldTooLong`]). A server that stops answering at
+    /// all (a frozen process, a black-holed network) is not bounded by it.
+    pub fn hold_limit(mut self, limit: Duration) -> Self {
+        self.hold_limit = limit.max(Duration::from_millis(1));
         self
     }
 
@@ -290,6 +346,11 @@ impl Migration {
 
     fn copy_batch_inner(&self) -> Result<Progress, MigrationError> {
         let mut client = lock(&self.client);
+        if client.is_closed() {
+            // The connection broke (a server restart, a batch too big for
+            // it): a new one, with the lock taken again.
+            *client = connect_locked(&self.target, &self.source_id)?;
+        }
         let after = resume_point(&mut client, &self.source_id)?;
         let rows = {
             let source = lock(&self.source);
@@ -298,8 +359,17 @@ impl Migration {
                  WHERE checkpoint_id > ?1 ORDER BY checkpoint_id LIMIT ?2",
             )?;
             let limit = i64::try_from(self.batch_rows).unwrap_or(i64::MAX);
-            let rows = stmt.query_map(params![after, limit], sqlite_row)?;
-            rows.collect::<Result<Vec<_>, _>>()?
+            let mut rows = stmt.query(params![after, limit])?;
+            let (mut batch, mut bytes) = (Vec::new(), 0);
+            while let Some(r) = rows.next()? {
+                let c = source_row(r)?;
+                bytes += c.state.len() + c.thread_id.len();
+                batch.push(c);
+                if bytes >= self.batch_bytes {
+                    break;
+                }
+            }
+            batch
         };
         let mut copied = 0;
         let last_id = rows.last().map_or(after, |c| c.checkpoint_id);
@@ -363,48 +433,22 @@ impl Migration {
 
     /// Compares source ids in `after_id < id <= up_to_id`.
     pub fn verify_range(&self, after_id: i64, up_to_id: i64) -> Result<Verification, MigrationError> {
-        let (mut source_rows, mut source_sum) = (0, Sha256::new());
-        {
-            let source = lock(&self.source);
-            let mut stmt = source.prepare_cached(
-                "SELECT checkpoint_id, thread_id, created_at_ms, state FROM checkpoints
-                 WHERE checkpoint_id > ?1 AND checkpoint_id <= ?2 ORDER BY checkpoint_id",
-            )?;
-            let mut rows = stmt.query(params![after_id, up_to_id])?;
-            while let Some(r) = rows.next()? {
-                hash_row(&mut source_sum, &sqlite_row(r)?);
-                source_rows += 1;
-            }
-        }
-        let (mut target_rows, mut target_sum) = (0, Sha256::new());
-        {
-            let mut client = lock(&self.client);
-            let params: [&(dyn r2d2_postgres::postgres::types::ToSql + Sync); 3] =
-                [&self.source_id, &after_id, &up_to_id];
-            let mut rows = client.query_raw(
-                "SELECT migrated_id, thread_id, created_at_ms, state FROM checkpoints
-                 WHERE migrated_from = $1 AND migrated_id > $2 AND migrated_id <= $3 ORDER BY migrated_id",
-                params,
-            )?;
-            while let Some(r) = rows.next()? {
-                let c = Checkpoint {
-                    checkpoint_id: r.try_get(0)?,
-                    thread_id: r.try_get(1)?,
-                    created_at_ms: r.try_get(2)?,
-                    state: r.try_get(3)?,
-                };
-                hash_row(&mut target_sum, &c);
-                target_rows += 1;
-            }
-        }
-        Ok(Verification {
-            after_id,
-            up_to_id,
-            source_rows,
-            target_rows,
-            source_checksum: hex(&source_sum.finalize()),
-            target_checksum: hex(&target_sum.finalize()),
-        })
+        let mut check = Check::new(after_id);
+        check.extend(self, up_to_id)?;
+        Ok(check.result())
+    }
+
+    /// Limits every statement of the migration's connection to the hold
+    /// limit (`on`), or lifts the limit.
+    fn limit_statements(&self, on: bool) -> Result<(), MigrationError> {
+        let sql = if on {
+            let ms = self.hold_limit.as_millis().max(1);
+            format!("SET statement_timeout = {ms}; SET lock_timeout = {ms}")
+        } else {
+            "RESET statement_timeout; RESET lock_timeout".to_owned()
+        };
+        lock(&self.client).batch_execute(&sql)?;
+        Ok(())
     }
 
     /// Records in the source file that its checkpoints now live in the
@@ -448,20 +492,122 @@ pub fn migrated_to(path: impl AsRef<Path>) -> Result<Option<String>, CheckpointE
     Ok(conn.query_row("SELECT value FROM hotmeter_store WHERE key = 'migrated_to'", [], |r| r.get(0)).optional()?)
 }
 
+/// A verification in progress: both sides' row counts and running
+/// SHA-256s, so consecutive ranges check as one (the cut-over checks the
+/// bulk while writers go on, then only the tail while they are held).
+#[derive(Clone)]
+struct Check {
+    after_id: i64,
+    up_to_id: i64,
+    source_rows: u64,
+    target_rows: u64,
+    source: Sha256,
+    target: Sha256,
+}
+
+impl Check {
+    fn new(after_id: i64) -> Self {
+        Check {
+            after_id,
+            up_to_id: after_id,
+            source_rows: 0,
+            target_rows: 0,
+            source: Sha256::new(),
+            target: Sha256::new(),
+        }
+    }
+
+    /// Adds the source ids after the last one checked, up to `up_to_id`.
+    fn extend(&mut self, m: &Migration, up_to_id: i64) -> Result<(), MigrationError> {
+        let after_id = self.up_to_id;
+        {
+            let source = lock(&m.source);
+            let mut stmt = source.prepare_cached(
+                "SELECT checkpoint_id, thread_id, created_at_ms, state FROM checkpoints
+                 WHERE checkpoint_id > ?1 AND checkpoint_id <= ?2 ORDER BY checkpoint_id",
+            )?;
+            let mut rows = stmt.query(params![after_id, up_to_id])?;
+            while let Some(r) = rows.next()? {
+                hash_row(&mut self.source, &source_row(r)?);
+                self.source_rows += 1;
+            }
+        }
+        let mut client = lock(&m.client);
+        let params: [&(dyn r2d2_postgres::postgres::types::ToSql + Sync); 3] = [&m.source_id, &after_id, &up_to_id];
+        let mut rows = client.query_raw(
+            "SELECT migrated_id, thread_id, created_at_ms, state FROM checkpoints
+             WHERE migrated_from = $1 AND migrated_id > $2 AND migrated_id <= $3 ORDER BY migrated_id",
+            params,
+        )?;
+        while let Some(r) = rows.next()? {
+            let c = Checkpoint {
+                checkpoint_id: r.try_get(0)?,
+                thread_id: r.try_get(1)?,
+                created_at_ms: r.try_get(2)?,
+                state: r.try_get(3)?,
+            };
+            hash_row(&mut self.target, &c);
+            self.target_rows += 1;
+        }
+        self.up_to_id = up_to_id.max(after_id);
+        Ok(())
+    }
+
+    fn result(&self) -> Verification {
+        Verification {
+            after_id: self.after_id,
+            up_to_id: self.up_to_id,
+            source_rows: self.source_rows,
+            target_rows: self.target_rows,
+            source_checksum: hex(&self.source.clone().finalize()),
+            target_checksum: hex(&self.target.clone().finalize()),
+        }
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic mid-statement leaves nothing the database did not roll back.
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// A source row. A state stored as text (SQLite keeps what a writer other
-/// than `SqliteStore` gave it) is copied as its bytes.
-fn sqlite_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Checkpoint> {
+/// A source row, checked for what PostgreSQL can hold. SQLite keeps what
+/// any writer gave it: a state stored as text is copied as its bytes; a
+/// thread id that is not UTF-8 text without NUL, a time that is not an
+/// integer, or a missing or oversized state is [`MigrationError::UnmovableRow`],
+/// naming the row.
+fn source_row(r: &rusqlite::Row<'_>) -> Result<Checkpoint, MigrationError> {
     use rusqlite::types::ValueRef;
-    let state = match r.get_ref(3)? {
-        ValueRef::Text(bytes) => bytes.to_vec(),
-        _ => r.get(3)?,
+    let checkpoint_id: i64 = r.get(0)?;
+    let unmovable = |reason| MigrationError::UnmovableRow { checkpoint_id, reason };
+    let thread_id = match r.get_ref(1)? {
+        ValueRef::Text(bytes) => std::str::from_utf8(bytes).map_err(|_| unmovable("its thread id is not UTF-8"))?,
+        _ => return Err(unmovable("its thread id is not text")),
     };
-    Ok(Checkpoint { checkpoint_id: r.get(0)?, thread_id: r.get(1)?, created_at_ms: r.get(2)?, state })
+    if thread_id.contains('\0') {
+        return Err(unmovable("its thread id holds a NUL character"));
+    }
+    let created_at_ms = match r.get_ref(2)? {
+        ValueRef::Integer(ms) => ms,
+        _ => return Err(unmovable("its created_at_ms is not an integer")),
+    };
+    let state = match r.get_ref(3)? {
+        ValueRef::Text(bytes) | ValueRef::Blob(bytes) => bytes,
+        _ => return Err(unmovable("its state is not bytes")),
+    };
+    if state.len() > MAX_STATE_BYTES {
+        return Err(unmovable("its state is over 256 MiB"));
+    }
+    Ok(Checkpoint { checkpoint_id, thread_id: thread_id.to_owned(), created_at_ms, state: state.to_vec() })
+}
+
+/// A connection of the migration's own, holding the source's advisory lock.
+fn connect_locked(target: &PostgresStore, source_id: &str) -> Result<Client, MigrationError> {
+    let mut client = target.dedicated()?;
+    let locked: bool = client.query_one("SELECT pg_try_advisory_lock($1)", &[&lock_key(source_id)])?.try_get(0)?;
+    if !locked {
+        return Err(MigrationError::Busy { source_id: source_id.to_owned() });
+    }
+    Ok(client)
 }
 
 /// The largest source id copied so far (0: none).
@@ -510,7 +656,8 @@ pub struct Cutover {
     pub pause: Duration,
     /// Rows copied while they were held.
     pub copied_during_pause: u64,
-    /// Every source row against its copy, checked after the switch.
+    /// Every source row against its copy (one count and checksum over
+    /// the whole file), checked before the switch.
     pub verification: Verification,
 }
 
@@ -553,16 +700,17 @@ impl CutoverStore {
     /// before (with [`Migration::copy_all`]) keeps the pause short.
     ///
     /// Steps: copy all (writers go on); verify what is copied (writers go
-    /// on); hold the writers (a write lock every call takes for reading),
-    /// copy and verify the last rows, record the target in the file
-    /// ([`migrated_to`]) and switch; release; verify every row. Rows
+    /// on); hold the writers (a write lock every call takes for reading)
+    /// for at most [`Migration::hold_limit`], copy and verify the last rows
+    /// (one count and checksum over the whole file with the bulk), record
+    /// the target in the file ([`migrated_to`]) and switch; release. Rows
     /// written after the switch get larger ids than every copy, so each
-    /// thread's latest checkpoint stays its latest.
+    /// thread's latest checkpoint stays its latest. Every fallible step
+    /// comes before the switch: an `Ok` means switched, an error means the
+    /// writers are still on SQLite.
     ///
-    /// On an error before the switch the writers stay on SQLite and
-    /// nothing is lost. A mismatch found by the last check (after the
-    /// switch) is returned as [`MigrationError::Mismatch`]: the writers
-    /// are on PostgreSQL by then.
+    /// On an error the writers stay on SQLite and nothing is lost: run it
+    /// again (it resumes).
     pub fn cut_over(&self, migration: &Migration) -> Result<Cutover, MigrationError> {
         let result = self.cut_over_inner(migration);
         match &result {
@@ -582,9 +730,11 @@ impl CutoverStore {
         migration.copy_all(|_| {})?;
         migration.set_phase(MigrationPhase::CuttingOver);
         // What is copied so far, checked while writers go on.
-        let bulk = migration.verify()?;
-        if !bulk.is_exact() {
-            return Err(MigrationError::Mismatch(Box::new(bulk)));
+        let bulk_end = resume_point(&mut lock(&migration.client), &migration.source_id)?;
+        let mut check = Check::new(0);
+        check.extend(migration, bulk_end)?;
+        if !check.result().is_exact() {
+            return Err(MigrationError::Mismatch(Box::new(check.result())));
         }
         let (pause, copied_during_pause) = {
             let mut active = self.active.write().unwrap_or_else(PoisonError::into_inner);
@@ -592,24 +742,45 @@ impl CutoverStore {
             if !matches!(*active, Active::Sqlite(_)) {
                 return Err(MigrationError::NotOnSqlite);
             }
-            let copied = migration.copy_all(|_| {})?;
-            let end = resume_point(&mut lock(&migration.client), &migration.source_id)?;
-            let tail = migration.verify_range(bulk.up_to_id, end)?;
-            if !tail.is_exact() {
-                return Err(MigrationError::Mismatch(Box::new(tail)));
-            }
-            migration.seal()?;
+            migration.limit_statements(true)?;
+            let tail = (|| {
+                let mut copied = 0;
+                loop {
+                    if held.elapsed() > migration.hold_limit {
+                        return Err(MigrationError::HoldTooLong { limit: migration.hold_limit });
+                    }
+                    let p = migration.copy_batch()?;
+                    copied += p.copied;
+                    if p.remaining == 0 {
+                        break;
+                    }
+                }
+                // The rest, checked on top of the bulk: the whole file,
+                // as one checksum, before anything switches.
+                let end = resume_point(&mut lock(&migration.client), &migration.source_id)?;
+                check.extend(migration, end)?;
+                if !check.result().is_exact() {
+                    return Err(MigrationError::Mismatch(Box::new(check.result())));
+                }
+                if held.elapsed() > migration.hold_limit {
+                    return Err(MigrationError::HoldTooLong { limit: migration.hold_limit });
+                }
+                migration.seal()?;
+                Ok(copied)
+            })();
+            // The limit is lifted whatever happened (a broken connection is
+            // replaced by the next batch anyway).
+            let _ = migration.limit_statements(false);
+            let copied = tail?;
             *active = Active::Postgres(migration.target.clone());
             (held.elapsed(), copied)
         };
         if let Some(h) = &migration.handles {
             h.pause.set(pause.as_secs_f64());
         }
-        let verification = migration.verify()?;
-        if !verification.is_exact() {
-            return Err(MigrationError::Mismatch(Box::new(verification)));
-        }
-        Ok(Cutover { pause, copied_during_pause, verification })
+        // Every row was checked before the switch: nothing after it can
+        // fail the cut-over.
+        Ok(Cutover { pause, copied_during_pause, verification: check.result() })
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Active> {

@@ -87,10 +87,21 @@ impl PostgresStore {
         // own error and SQLSTATE, where the pool would report only a
         // timeout. It creates the schema if missing.
         let mut first = config.connect(NoTls)?;
-        // `IF NOT EXISTS` is not safe against itself: two processes
-        // creating the table at once may both try (a fleet starting on an
-        // empty database). One at a time, under a transaction lock.
-        first.batch_execute(&format!("BEGIN; SELECT pg_advisory_xact_lock({SCHEMA_LOCK}); {SCHEMA} COMMIT;"))?;
+        // The schema statements take table locks even when there is nothing
+        // to create, and would wait behind any open reader while every
+        // writer waits behind them: they run only when something is
+        // missing. And `IF NOT EXISTS` is not safe against itself (two
+        // processes creating the table at once may both try, a fleet
+        // starting on an empty database): one at a time, under a
+        // transaction lock, checked again under it.
+        if !schema_complete(&mut first)? {
+            let mut tx = first.transaction()?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])?;
+            if !schema_complete(&mut tx)? {
+                tx.batch_execute(SCHEMA)?;
+            }
+            tx.commit()?;
+        }
         drop(first);
         let pool = r2d2::Pool::builder()
             .max_size(options.pool_size.max(1))
@@ -180,6 +191,21 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS checkpoints (
                              ADD COLUMN IF NOT EXISTS migrated_id BIGINT;
      CREATE INDEX IF NOT EXISTS checkpoints_by_thread ON checkpoints (thread_id, checkpoint_id);
      CREATE UNIQUE INDEX IF NOT EXISTS checkpoints_migrated ON checkpoints (migrated_from, migrated_id);";
+
+/// Whether the table, its migration columns and both indexes exist (read
+/// from the catalog, which takes no lock on the table).
+fn schema_complete(c: &mut impl r2d2_postgres::postgres::GenericClient) -> Result<bool, CheckpointError> {
+    let row = c.query_one(
+        "SELECT to_regclass('checkpoints') IS NOT NULL
+            AND EXISTS (SELECT 1 FROM information_schema.columns
+                        WHERE table_schema = current_schema() AND table_name = 'checkpoints'
+                          AND column_name = 'migrated_id')
+            AND to_regclass('checkpoints_by_thread') IS NOT NULL
+            AND to_regclass('checkpoints_migrated') IS NOT NULL",
+        &[],
+    )?;
+    Ok(row.try_get(0)?)
+}
 
 fn checkpoint(r: &Row) -> Result<Checkpoint, CheckpointError> {
     Ok(Checkpoint {

@@ -189,3 +189,156 @@ fn a_cut_over_under_busy_writers_loses_nothing() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Rows another writer left that PostgreSQL cannot hold are a typed error
+/// naming the row; everything before it is copied.
+#[test]
+fn an_unmovable_row_is_named_and_stops_the_copy_there() {
+    let pg = Postgres::start();
+    let target = PostgresStore::connect(&pg.url()).unwrap();
+    for (bad, reason) in [
+        ("UPDATE checkpoints SET thread_id = 'a' || char(0) || 'b' WHERE checkpoint_id = 11", "NUL"),
+        ("UPDATE checkpoints SET thread_id = CAST(x'ff00' AS TEXT) WHERE checkpoint_id = 11", "UTF-8"),
+        ("UPDATE checkpoints SET thread_id = x'6869' WHERE checkpoint_id = 11", "not text"),
+        ("UPDATE checkpoints SET created_at_ms = 1.5 WHERE checkpoint_id = 11", "integer"),
+        ("UPDATE checkpoints SET state = NULL WHERE checkpoint_id = 11", "bytes"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = sqlite_with(dir.path(), 30);
+        rusqlite::Connection::open(&path).unwrap().execute_batch(bad).ok();
+        if bad.contains("NULL") {
+            // The table refuses a NULL state: make a column without the constraint.
+            let c = rusqlite::Connection::open(&path).unwrap();
+            c.execute_batch(
+                "ALTER TABLE checkpoints RENAME TO old;
+                 CREATE TABLE checkpoints (checkpoint_id INTEGER PRIMARY KEY AUTOINCREMENT, thread_id TEXT, created_at_ms INTEGER, state BLOB);
+                 INSERT INTO checkpoints SELECT * FROM old; DROP TABLE old;
+                 UPDATE checkpoints SET state = NULL WHERE checkpoint_id = 11;",
+            )
+            .unwrap();
+        }
+        let migration = Migration::open(&path, target.clone()).unwrap().batch_rows(4);
+        let err = migration.copy_all(|_| {}).unwrap_err();
+        match &err {
+            MigrationError::UnmovableRow { checkpoint_id: 11, reason: why } => assert!(why.contains(reason), "{why}"),
+            other => panic!("{bad}: {other:?}"),
+        }
+        assert!(err.to_string().contains("source row 11"), "{err}");
+        assert_eq!(copies(&pg, migration.source_id()), (8, 8), "{bad}: the batches before it");
+        // It stays refused (and says so again), never skipped.
+        assert!(matches!(migration.copy_batch(), Err(MigrationError::UnmovableRow { checkpoint_id: 11, .. })));
+    }
+}
+
+/// A batch ends at its byte budget (PostgreSQL takes at most 1 GiB in one
+/// message), and a connection lost with the server comes back by itself.
+#[test]
+fn batches_keep_to_their_bytes_and_a_lost_connection_comes_back() {
+    let pg = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.db");
+    let store = SqliteStore::open(&path).unwrap();
+    for i in 0..40u8 {
+        store.put("t", &vec![i; 1 << 20]).unwrap();
+    }
+    let target = PostgresStore::connect(&pg.url()).unwrap();
+    let migration = Migration::open(&path, target).unwrap().batch_bytes(4 << 20);
+    let p = migration.copy_batch().unwrap();
+    assert_eq!((p.copied, p.remaining), (4, 36), "four 1 MiB states make a 4 MiB batch");
+
+    pg.stop();
+    assert!(migration.copy_batch().is_err(), "the server is down");
+    pg.start_again();
+    let total = migration.copy_all(|_| {}).unwrap();
+    assert_eq!(total, 36, "copied on a new connection, from where it stopped");
+    assert!(migration.verify().unwrap().is_exact());
+    // The new connection took the file's lock again.
+    let other = PostgresStore::connect(&pg.url()).unwrap();
+    assert!(matches!(Migration::open(&path, other), Err(MigrationError::Busy { .. })));
+}
+
+/// A table lock in PostgreSQL during the cut-over holds the writers for at
+/// most the hold limit; they are released on SQLite and the next cut-over
+/// succeeds. The lock is taken while the cut-over checks the bulk of the
+/// copy (writers still free), so it meets the hold.
+#[test]
+fn a_locked_table_holds_the_writers_no_longer_than_the_limit() {
+    let pg = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.db");
+    drop(SqliteStore::open(&path).unwrap());
+    {
+        let mut c = rusqlite::Connection::open(&path).unwrap();
+        let tx = c.transaction().unwrap();
+        let mut stmt =
+            tx.prepare("INSERT INTO checkpoints (thread_id, created_at_ms, state) VALUES ('t', ?1, ?2)").unwrap();
+        for i in 0..60_000i64 {
+            stmt.execute(rusqlite::params![i, format!("state {i}").as_bytes()]).unwrap();
+        }
+        drop(stmt);
+        tx.commit().unwrap();
+    }
+    let registry = hotmeter::Registry::new();
+    let target = PostgresStore::connect(&pg.url()).unwrap();
+    let migration =
+        Migration::open(&path, target).unwrap().hold_limit(Duration::from_millis(500)).with_metrics(&registry).unwrap();
+    let store = Arc::new(CutoverStore::sqlite(Arc::new(SqliteStore::open(&path).unwrap())));
+    migration.copy_all(|_| {}).unwrap();
+
+    // A writer adds rows, so the cut-over has a tail to copy.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (store, stop) = (store.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut worst = Duration::ZERO;
+            while !stop.load(Ordering::Relaxed) {
+                let t = std::time::Instant::now();
+                store.put("w", b"x").unwrap();
+                worst = worst.max(t.elapsed());
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            worst
+        })
+    };
+    // Once the cut-over checks the bulk, another session locks the table
+    // against writes for 6 s (reads go on): far longer than the check.
+    let (url, phases) = (pg.url(), registry.clone());
+    let locker = std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while phases.snapshot().value("checkpoint_migration_phase", &["cutting_over"]) != Some(&OwnedValue::IntGauge(1))
+        {
+            assert!(std::time::Instant::now() < deadline, "the cut-over never began");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        std::process::Command::new("psql")
+            .args([
+                "-X",
+                "-q",
+                "-d",
+                &url,
+                "-c",
+                "BEGIN; LOCK TABLE checkpoints IN SHARE MODE; SELECT pg_sleep(6); COMMIT;",
+            ])
+            .output()
+            .unwrap()
+    });
+    let err = store.cut_over(&migration).unwrap_err();
+    stop.store(true, Ordering::Relaxed);
+    let worst = writer.join().unwrap();
+    let locked = locker.join().unwrap();
+    assert!(locked.status.success());
+    assert!(
+        matches!(&err, MigrationError::HoldTooLong { .. } | MigrationError::Store(_)),
+        "the lock timeout or the limit: {err:?}"
+    );
+    assert_eq!(store.backend(), "sqlite", "released on SQLite: {err}");
+    assert!(worst < Duration::from_millis(1500), "a writer waited {worst:?} (limit 500 ms)");
+    assert_eq!(migrated_to(&path).unwrap(), None, "not sealed");
+    let snap = registry.snapshot();
+    assert_eq!(snap.value("checkpoint_migration_phase", &["failed"]), Some(&OwnedValue::IntGauge(1)));
+    // With the lock gone, the next cut-over goes through, every row once.
+    let cut = store.cut_over(&migration).unwrap();
+    assert!(cut.verification.is_exact(), "{}", cut.verification);
+    assert_eq!(cut.verification.source_rows, SqliteStore::open(&path).unwrap().count().unwrap());
+    assert_eq!(store.backend(), "postgres");
+}

@@ -231,3 +231,36 @@ fn stores_connecting_at_once_to_an_empty_database_all_succeed() {
         assert_eq!(PostgresStore::connect(&url).unwrap().count().unwrap(), 8);
     }
 }
+
+/// A store connecting to a database whose schema is complete takes no lock
+/// on the table: neither it nor the writers already running wait behind a
+/// long reader (the schema statements would, and every writer behind them).
+#[test]
+fn connecting_does_not_wait_behind_a_reader() {
+    let pg = Postgres::start();
+    let first = PostgresStore::connect(&pg.url()).unwrap();
+    first.put("t", b"x").unwrap();
+    let url = pg.url();
+    let reader = std::thread::spawn(move || {
+        std::process::Command::new("psql")
+            .args([
+                "-X",
+                "-q",
+                "-d",
+                &url,
+                "-c",
+                "BEGIN; SELECT COUNT(*) FROM checkpoints; SELECT pg_sleep(4); COMMIT;",
+            ])
+            .output()
+            .unwrap()
+    });
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let t = std::time::Instant::now();
+    let second = PostgresStore::connect(&pg.url()).unwrap();
+    assert!(t.elapsed() < std::time::Duration::from_secs(2), "connecting took {:?}", t.elapsed());
+    let t = std::time::Instant::now();
+    first.put("t", b"y").unwrap();
+    second.put("t", b"z").unwrap();
+    assert!(t.elapsed() < std::time::Duration::from_secs(2), "writing took {:?}", t.elapsed());
+    assert!(reader.join().unwrap().status.success());
+}

@@ -55,21 +55,26 @@ impl fmt::Display for StoreSpec {
     }
 }
 
-/// `url` with its password, in the user part (up to the last `@`) or a
-/// `password=` query parameter, replaced by `***`.
+/// `url` with its password, in the user part or a `password=` query
+/// parameter (its key percent-encoded or not), replaced by `***`. The user
+/// part runs to the last `@` anywhere: a password may hold `@`, `?` or `/`
+/// unencoded, and masking too much is safe where too little is not.
 pub(crate) fn redacted(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
-    let (path, query) = rest.split_once('?').map_or((rest, None), |(p, q)| (p, Some(q)));
-    let path = match path.rsplit_once('@') {
+    let rest = match rest.rsplit_once('@') {
         Some((userinfo, host)) if userinfo.contains(':') => {
             let user = userinfo.split(':').next().unwrap_or("");
             format!("{user}:***@{host}")
         }
-        _ => path.to_owned(),
+        _ => rest.to_owned(),
     };
+    let (path, query) = rest.split_once('?').map_or((rest.as_str(), None), |(p, q)| (p, Some(q)));
     let query = query.map(|q| {
         q.split('&')
-            .map(|kv| if kv.starts_with("password=") { "password=***" } else { kv })
+            .map(|kv| {
+                let key = kv.split('=').next().unwrap_or("");
+                if percent_decoded(key).eq_ignore_ascii_case("password") { format!("{key}=***") } else { kv.to_owned() }
+            })
             .collect::<Vec<_>>()
             .join("&")
     });
@@ -77,6 +82,27 @@ pub(crate) fn redacted(url: &str) -> String {
         Some(q) => format!("{scheme}://{path}?{q}"),
         None => format!("{scheme}://{path}"),
     }
+}
+
+/// `%XX` sequences decoded (bytes that are not UTF-8 kept as given).
+fn percent_decoded(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| s.to_owned())
 }
 
 /// The store behind the demo's pipeline: a [`CutoverStore`] (SQLite until
@@ -99,6 +125,8 @@ pub(crate) struct Backend {
 #[derive(Debug)]
 pub(crate) enum OpenError {
     Store(CheckpointError),
+    /// The `--migrate-to` store (named without its password) failed.
+    Target(String, CheckpointError),
     /// The file was migrated (and sealed) and no `--migrate-to` says where
     /// to write instead, or it names another database (`given`).
     Migrated {
@@ -112,6 +140,7 @@ impl fmt::Display for OpenError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             OpenError::Store(_) => f.write_str("the store failed"),
+            OpenError::Target(to, _) => write!(f, "the migration target {to} failed"),
             OpenError::Migrated { path, to, given: None } => write!(
                 f,
                 "{} was migrated to {to}: its checkpoints live there now (run with --store postgres://..., or --migrate-to naming it)",
@@ -129,7 +158,7 @@ impl fmt::Display for OpenError {
 impl std::error::Error for OpenError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            OpenError::Store(e) => Some(e),
+            OpenError::Store(e) | OpenError::Target(_, e) => Some(e),
             OpenError::Migrated { .. } => None,
         }
     }
@@ -164,7 +193,10 @@ impl Backend {
         let prefix = writer_id.map_or_else(String::new, |id| format!("{id}/"));
         let (store, sqlite, postgres) = match spec {
             StoreSpec::Sqlite(path) => {
-                let target = migrate_to.map(connect).transpose()?.flatten();
+                let target = match migrate_to {
+                    Some(to) => connect(to).map_err(|e| OpenError::Target(to.to_string(), e))?,
+                    None => None,
+                };
                 let sealed = hotmeter_checkpoint::migrated_to(path)?;
                 let sqlite = Arc::new(SqliteStore::open_with(path, durability)?);
                 match (sealed, target) {
@@ -282,6 +314,10 @@ mod tests {
         for (url, shown) in [
             ("postgres://app:p@ss@db/x", "postgres://app:***@db/x"),
             ("postgres://app@db/x?password=s3cret&sslmode=disable", "postgres://app@db/x?password=***&sslmode=disable"),
+            ("postgres://app:se?cret@db:5432/x", "postgres://app:***@db:5432/x"),
+            ("postgres://app:a/b?c@d@db/x?sslmode=disable", "postgres://app:***@db/x?sslmode=disable"),
+            ("postgres://app@db/x?pass%77ord=s3cret", "postgres://app@db/x?pass%77ord=***"),
+            ("postgres://app@db/x?PASSWORD=s3cret", "postgres://app@db/x?PASSWORD=***"),
         ] {
             assert_eq!(StoreSpec::parse(url).unwrap().to_string(), shown);
         }

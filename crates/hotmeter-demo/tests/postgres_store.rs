@@ -58,6 +58,26 @@ fn a_password_in_the_store_url_is_never_printed() {
     let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(all.contains("cannot open postgres://app:***@"), "{all}");
     assert!(!all.contains("s3cret"), "{all}");
+    // A password holding `?` (the client reads the user part to the `@`),
+    // through --store, --migrate-to and migrate --to alike.
+    let url = format!("postgres://app:s3c?ret@{}/ckpt?connect_timeout=2", closed.addr());
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("d.db");
+    let from = format!("sqlite:{}", db.display());
+    for args in [
+        vec!["--duration", "1", "--listen", "127.0.0.1:0", "--store", &url],
+        vec!["--duration", "1", "--listen", "127.0.0.1:0", "--db", db.to_str().unwrap(), "--migrate-to", &url],
+        vec!["migrate", "--from", &from, "--to", &url],
+    ] {
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .execute_batch("CREATE TABLE IF NOT EXISTS checkpoints (checkpoint_id INTEGER PRIMARY KEY)")
+            .unwrap();
+        let out = std::process::Command::new(common::DEMO).args(&args).output().unwrap();
+        let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(!out.status.success() && all.contains("app:***@"), "{args:?}: {all}");
+        assert!(!all.contains("s3c"), "{args:?}: {all}");
+    }
     // A refused spec is named without its value.
     let out = std::process::Command::new(common::DEMO)
         .args(["--duration", "1", "--listen", "127.0.0.1:0", "--store", "postgress://app:s3cret@db/x"])
