@@ -157,6 +157,22 @@ impl LiveMigration {
         Some(line)
     }
 
+    /// Records that the file was migrated by an earlier run (its seal): the
+    /// status shows it done, and the decision log says this run found it so.
+    pub(crate) fn already_done(&self, from: &std::path::Path, seal: &str, decision_log: &std::path::Path) {
+        *self.state.lock().unwrap_or_else(PoisonError::into_inner) = State::Done;
+        let details = json!({ "from": from.display().to_string(), "sealed": seal });
+        let mut shown = details.clone();
+        shown["outcome"] = json!("done");
+        shown["note"] = json!("migrated in an earlier run; the file is sealed");
+        *self.status.lock().unwrap_or_else(PoisonError::into_inner) = Some(shown.to_string());
+        if let Err(e) =
+            DecisionLog::open(decision_log).and_then(|log| log.append_action("migrate", "found_done", details))
+        {
+            say(format_args!("migration: not logged: {e}\n"));
+        }
+    }
+
     /// Stops a copy under way (between batches) and waits for it.
     pub(crate) fn finish(&self) {
         self.stop.store(true, Ordering::Release);

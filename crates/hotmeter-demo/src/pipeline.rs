@@ -22,7 +22,7 @@ use crate::migrate::LiveMigration;
 use crate::outcome::{Failed, context};
 use crate::slos;
 use crate::status::{Names, say};
-use crate::store::Backend;
+use crate::store::{Backend, StoreSpec};
 use crate::tenants::Tenants;
 use crate::traffic::{Rng, SPACES, Traffic};
 
@@ -72,6 +72,13 @@ pub(crate) fn build_pipeline(o: &Options) -> Result<Pipeline, Failed> {
         || "cannot register the store's info metric".into(),
     )?;
     context(info.with(&[backend.backend()], |g| g.set(1)), || "cannot set the store's info metric".into())?;
+    let migration = LiveMigration::default();
+    if let (Some(seal), StoreSpec::Sqlite(path)) = (backend.sealed(), &o.store) {
+        // A migration finished in an earlier run (perhaps killed before it
+        // could log that): say so where its outcome is looked for.
+        say(format_args!("{} was migrated to {seal}: writing there\n", path.display()));
+        migration.already_done(path, seal, &o.decision_log);
+    }
     let faulty = context(FaultInjectingStore::new(backend, o.error_rate, 0x5eed), || "bad --error-rate".into())?;
     let store = context(MonitoredStore::new(faulty, &registry), || "cannot register checkpoint metrics".into())?;
     let recall = Arc::new(RecallIndex::new(10_000));
@@ -107,7 +114,7 @@ pub(crate) fn build_pipeline(o: &Options) -> Result<Pipeline, Failed> {
         registry,
         store,
         store_info: info,
-        migration: LiveMigration::default(),
+        migration,
         recall,
         traces,
         slo_defs,

@@ -119,6 +119,9 @@ pub(crate) struct Backend {
     prefix: String,
     /// Rows of ours in each store when the run started.
     before: (u64, u64),
+    /// Where an earlier migration sent the file (its seal), when the run
+    /// started on that target because of it.
+    sealed: Option<String>,
 }
 
 /// Why the demo cannot open its store.
@@ -191,15 +194,18 @@ impl Backend {
             }
         };
         let prefix = writer_id.map_or_else(String::new, |id| format!("{id}/"));
+        let sealed = match spec {
+            StoreSpec::Sqlite(path) => hotmeter_checkpoint::migrated_to(path)?,
+            StoreSpec::Postgres(_) => None,
+        };
         let (store, sqlite, postgres) = match spec {
             StoreSpec::Sqlite(path) => {
                 let target = match migrate_to {
                     Some(to) => connect(to).map_err(|e| OpenError::Target(to.to_string(), e))?,
                     None => None,
                 };
-                let sealed = hotmeter_checkpoint::migrated_to(path)?;
                 let sqlite = Arc::new(SqliteStore::open_with(path, durability)?);
-                match (sealed, target) {
+                match (sealed.clone(), target) {
                     // Sealed for this very database: write there.
                     (Some(to), Some(target)) if to.starts_with(&format!("{} at ", target.1.describe())) => {
                         (CutoverStore::postgres(target.1.clone()), Some((path.clone(), sqlite)), Some(target))
@@ -216,7 +222,7 @@ impl Backend {
                 (CutoverStore::postgres(store.clone()), None, Some((spec.clone(), store)))
             }
         };
-        let mut backend = Backend { store, sqlite, postgres, prefix, before: (0, 0) };
+        let mut backend = Backend { store, sqlite, postgres, prefix, before: (0, 0), sealed };
         backend.before = backend.rows()?;
         Ok(backend)
     }
@@ -263,6 +269,12 @@ impl Backend {
     /// The store writers use.
     pub(crate) fn cutover(&self) -> &CutoverStore {
         &self.store
+    }
+
+    /// The seal of a file an earlier migration moved, when this run writes
+    /// to its target because of it (`postgres://... at <time>`).
+    pub(crate) fn sealed(&self) -> Option<&str> {
+        self.sealed.as_deref()
     }
 
     /// The SQLite file a migration would copy (None: not on SQLite).

@@ -196,13 +196,25 @@ fn a_migrate_now_verdict_moves_the_running_demo_to_postgres() {
     assert_eq!(done["sha256"].as_str().map(str::len), Some(64), "{done}");
     assert!(done["to"].as_str().unwrap().starts_with("postgres://postgres@127.0.0.1:"), "{done}");
     let scale = entries[finished..].iter().find(|e| e["store"] == "postgres").expect("a PostgreSQL decision");
+    let log_len = entries.len();
     assert_eq!(scale["verdict"], "POSTGRESQL SUFFICIENT", "{scale}");
     assert_eq!(scale["thresholds"]["scale_p99_write_seconds"], 0.05, "{scale}");
 
     // A restart goes straight to PostgreSQL: the file is sealed.
     let mut again = Demo::start_with_store(&[&args[..], &["--duration", "2"]].concat());
+    let said = again.wait_for("was migrated to");
+    assert!(said.contains("writing there"), "{said}");
     again.wait_for("checkpoints in postgres://");
     assert!(again.wait().success(), "{}", again.seen().join("\n"));
+    // ...and the decision log says it found the migration done.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let found: serde_json::Value = text
+        .lines()
+        .skip(log_len)
+        .find(|l| l.contains("found_done"))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .expect("found_done logged");
+    assert!(found["details"]["sealed"].as_str().unwrap().starts_with("postgres://postgres@127.0.0.1:"), "{found}");
     assert_eq!(sqlite_figures(&db), copies, "nothing new in the file");
     // Without --migrate-to it refuses to write to the file again.
     let out = Command::new(DEMO)
