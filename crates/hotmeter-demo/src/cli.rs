@@ -14,7 +14,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use hotmeter_checkpoint::Durability;
 
 use crate::store::StoreSpec;
-use hotmeter_checkpoint::decision::{Deployment, MigrationThresholds, PrometheusSource};
+use hotmeter_checkpoint::decision::{Deployment, MigrationThresholds, PrometheusSource, ScaleThresholds};
 
 /// Everything `hotmeter-demo` can be told.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,6 +39,8 @@ pub(crate) struct Options {
     pub(crate) decision_log: PathBuf,
     pub(crate) deployment: Deployment,
     pub(crate) thresholds: MigrationThresholds,
+    /// The PostgreSQL store's decision thresholds (scale out or not).
+    pub(crate) scale_thresholds: ScaleThresholds,
     /// Push every snapshot to this remote_write receiver (None: only serve).
     pub(crate) remote_write: Option<String>,
     pub(crate) remote_write_interval: Duration,
@@ -332,6 +334,21 @@ struct DecisionArgs {
     /// Plan a migration above B bytes of database
     #[arg(long, value_name = "B", default_value_t = MigrationThresholds::default().plan_file_size_bytes())]
     plan_file_size: u64,
+    /// On PostgreSQL: scale out now above a p99 write of MS milliseconds
+    #[arg(long, value_name = "MS", default_value_t = ScaleThresholds::default().scale_p99_seconds() * 1e3, allow_negative_numbers = true, value_parser = milliseconds)]
+    scale_p99_ms: f64,
+    /// On PostgreSQL: plan a scale-out above a p99 write of MS milliseconds (at most --scale-p99-ms)
+    #[arg(long, value_name = "MS", default_value_t = ScaleThresholds::default().plan_p99_seconds() * 1e3, allow_negative_numbers = true, value_parser = milliseconds)]
+    plan_scale_p99_ms: f64,
+    /// On PostgreSQL: scale out now above this share of the connection pool busy, 0 to 1
+    #[arg(long, value_name = "R", default_value_t = ScaleThresholds::default().scale_pool_busy(), allow_negative_numbers = true, value_parser = fraction)]
+    scale_pool_busy: f64,
+    /// On PostgreSQL: plan a scale-out above this share of the pool busy (at most --scale-pool-busy)
+    #[arg(long, value_name = "R", default_value_t = ScaleThresholds::default().plan_pool_busy(), allow_negative_numbers = true, value_parser = fraction)]
+    plan_scale_pool_busy: f64,
+    /// On PostgreSQL: plan a scale-out above N writes/s
+    #[arg(long, value_name = "N", default_value_t = ScaleThresholds::default().plan_writes_per_second(), allow_negative_numbers = true, value_parser = writes_per_second)]
+    plan_scale_writes: f64,
 }
 
 /// `decide`: where the inputs come from, plus the pipeline's options.
@@ -403,6 +420,10 @@ fn fraction(v: &str) -> Result<f64, String> {
 
 fn percent(v: &str) -> Result<f64, String> {
     number(v, 0.0, 100.0, "a percentage from 0 to 100")
+}
+
+fn milliseconds(v: &str) -> Result<f64, String> {
+    number(v, 0.0, 3_600_000.0, "a number of milliseconds >= 0")
 }
 
 fn writes_per_second(v: &str) -> Result<f64, String> {
@@ -514,6 +535,24 @@ impl RunArgs {
                     )
                 },
             )?;
+        let scale_thresholds = ScaleThresholds::new(
+            d.max_error_percent,
+            d.scale_p99_ms / 1e3,
+            d.plan_scale_p99_ms / 1e3,
+            d.scale_pool_busy,
+            d.plan_scale_pool_busy,
+            d.plan_scale_writes,
+        )
+        .map_err(|_| {
+            Cli::command().error(
+                ErrorKind::ValueValidation,
+                format!(
+                    "a planning level above its scale-out level: --plan-scale-p99-ms {} (at most --scale-p99-ms {}), \
+                     --plan-scale-pool-busy {} (at most --scale-pool-busy {})",
+                    d.plan_scale_p99_ms, d.scale_p99_ms, d.plan_scale_pool_busy, d.scale_pool_busy
+                ),
+            )
+        })?;
         Ok(Options {
             rate: self.rate,
             workers: self.workers,
@@ -530,6 +569,7 @@ impl RunArgs {
             decision_log: d.decision_log,
             deployment: d.deployment,
             thresholds,
+            scale_thresholds,
             remote_write: self.push.remote_write,
             remote_write_interval: self.push.remote_write_interval,
             otlp: self.push.otlp,
@@ -729,6 +769,31 @@ mod tests {
             e.kind() == ErrorKind::ValueValidation && e.to_string().contains("--plan-writes"),
             "plan above migrate"
         );
+    }
+
+    #[test]
+    fn scale_out_thresholds() {
+        let Ok(Command::Run(o)) = run(&[]) else { panic!("parses") };
+        assert_eq!(o.scale_thresholds, ScaleThresholds::default());
+        let Ok(Command::Run(o)) = run(&[
+            "--scale-p99-ms",
+            "80",
+            "--plan-scale-p99-ms",
+            "30",
+            "--scale-pool-busy",
+            "0.95",
+            "--plan-scale-writes",
+            "500",
+        ]) else {
+            panic!("parses")
+        };
+        let t = o.scale_thresholds;
+        assert_eq!((t.scale_p99_seconds(), t.plan_p99_seconds(), t.scale_pool_busy()), (0.08, 0.03, 0.95));
+        assert_eq!((t.plan_pool_busy(), t.plan_writes_per_second()), (0.7, 500.0));
+        assert_eq!(run(&["--plan-scale-p99-ms", "60"]).unwrap_err().kind(), ErrorKind::ValueValidation, "above 50");
+        assert_eq!(run(&["--plan-scale-pool-busy", "0.95"]).unwrap_err().kind(), ErrorKind::ValueValidation);
+        assert_eq!(run(&["--scale-pool-busy", "1.5"]).unwrap_err().kind(), ErrorKind::ValueValidation);
+        assert_eq!(run(&["--scale-p99-ms", "-1"]).unwrap_err().kind(), ErrorKind::ValueValidation);
     }
 
     #[test]

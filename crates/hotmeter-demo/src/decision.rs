@@ -80,6 +80,7 @@ pub(crate) struct PostgresInputs {
 pub(crate) fn decide_postgres_in_process(
     window: &WriteWindow,
     inputs: PostgresInputs,
+    thresholds: &ScaleThresholds,
     log: &DecisionLog,
     latest: &Mutex<Option<String>>,
 ) -> String {
@@ -93,8 +94,7 @@ pub(crate) fn decide_postgres_in_process(
         Ok(m) => m,
         Err(e) => return format!("decision: skipped ({e})"),
     };
-    let thresholds = ScaleThresholds::default();
-    let d = should_scale_out(&metrics, &thresholds);
+    let d = should_scale_out(&metrics, thresholds);
     let json = serde_json::json!({
         "timestamp": hotmeter_checkpoint::decision::rfc3339(std::time::SystemTime::now()),
         "source": "in-process",
@@ -111,7 +111,7 @@ pub(crate) fn decide_postgres_in_process(
         "justification": d.justification,
     });
     *latest.lock().unwrap_or_else(PoisonError::into_inner) = Some(json.to_string());
-    let logged = match log.append_scale("in-process", &metrics, &thresholds, &d) {
+    let logged = match log.append_scale("in-process", &metrics, thresholds, &d) {
         Ok(()) => String::new(),
         Err(e) => format!(" [not logged: {e}]"),
     };

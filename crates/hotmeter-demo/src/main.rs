@@ -130,7 +130,7 @@ fn decide(d: &cli::DecideOptions) -> Result<(), Failed> {
 /// `hotmeter-demo decide --store postgres://...`: the next question, one
 /// server or scale out, from the same sources, logged the same way.
 fn decide_postgres(d: &cli::DecideOptions, log: &hotmeter_checkpoint::decision::DecisionLog) -> Result<(), Failed> {
-    use hotmeter_checkpoint::decision::{PrometheusSource, ScaleMetrics, ScaleThresholds, should_scale_out};
+    use hotmeter_checkpoint::decision::{PrometheusSource, ScaleMetrics, should_scale_out};
     let o = &d.run;
     let (source, metrics) = match &d.source {
         cli::Source::InProcess => {
@@ -162,10 +162,9 @@ fn decide_postgres(d: &cli::DecideOptions, log: &hotmeter_checkpoint::decision::
             ("prometheus", m)
         }
     };
-    let thresholds = ScaleThresholds::default();
-    let decision = should_scale_out(&metrics, &thresholds);
+    let decision = should_scale_out(&metrics, &o.scale_thresholds);
     say(format_args!("{}\n{}\n", metrics.summary(), decision.report()));
-    context(log.append_scale(source, &metrics, &thresholds, &decision), || "cannot log the decision".into())?;
+    context(log.append_scale(source, &metrics, &o.scale_thresholds, &decision), || "cannot log the decision".into())?;
     say(format_args!("(logged to {})\n", o.decision_log.display()));
     Ok(())
 }

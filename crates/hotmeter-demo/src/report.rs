@@ -100,7 +100,7 @@ pub(crate) fn report_until_stopped(
                     p99_write_seconds: Window::between(&at_last_decision, &now, now_t - last).p99_write,
                     pool_busy_fraction: if pool_busy.1 == 0 { 0.0 } else { pool_busy.0 / f64::from(pool_busy.1) },
                 };
-                (decide_postgres_in_process(&window, inputs, log, &p.latest_decision), None)
+                (decide_postgres_in_process(&window, inputs, &o.scale_thresholds, log, &p.latest_decision), None)
             } else {
                 decide_in_process(&window, o, p.store.inner().file_size_bytes().unwrap_or(0), log, &p.latest_decision)
             };

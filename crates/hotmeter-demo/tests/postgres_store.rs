@@ -116,6 +116,18 @@ fn decide_on_postgres_names_the_next_step() {
     // The rows it wrote while measuring are in the database.
     let rows: u64 = pg.psql("SELECT COUNT(*) FROM checkpoints").trim().parse().unwrap();
     assert!(rows > 0);
+    // The thresholds are options: any p99 is above a 0 ms planning level.
+    let out = std::process::Command::new(common::DEMO)
+        .args(["decide", "--window", "2", "--listen", "127.0.0.1:0", "--store", &pg.url(), "--plan-scale-p99-ms", "0"])
+        .arg("--decision-log")
+        .arg(&log)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Decision: PLAN SCALE-OUT\n  - PLAN SCALE-OUT - p99 write latency >0 ms"), "{text}");
+    let entry: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&log).unwrap().lines().last().unwrap()).unwrap();
+    assert_eq!(entry["thresholds"]["plan_p99_write_seconds"], 0.0, "{entry}");
 }
 
 /// The same question through a real Prometheus that scrapes a demo on

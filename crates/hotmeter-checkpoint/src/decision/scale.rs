@@ -130,6 +130,31 @@ impl ScaleThresholds {
         Ok(t)
     }
 
+    /// Error percentage above which to scale out now.
+    pub fn error_rate_percent(&self) -> f64 {
+        self.error_rate_percent
+    }
+    /// p99 write seconds above which to scale out now.
+    pub fn scale_p99_seconds(&self) -> f64 {
+        self.scale_p99_seconds
+    }
+    /// p99 write seconds above which to plan a scale-out.
+    pub fn plan_p99_seconds(&self) -> f64 {
+        self.plan_p99_seconds
+    }
+    /// Pool busy share above which to scale out now.
+    pub fn scale_pool_busy(&self) -> f64 {
+        self.scale_pool_busy
+    }
+    /// Pool busy share above which to plan a scale-out.
+    pub fn plan_pool_busy(&self) -> f64 {
+        self.plan_pool_busy
+    }
+    /// Writes/s above which to plan a scale-out.
+    pub fn plan_writes_per_second(&self) -> f64 {
+        self.plan_writes_per_second
+    }
+
     /// The thresholds as a JSON object, for the decision log.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
