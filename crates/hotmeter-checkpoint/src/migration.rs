@@ -266,7 +266,11 @@ impl Migration {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
         )?;
         conn.busy_timeout(Duration::from_secs(5))?;
-        conn.query_row("SELECT COUNT(*) FROM checkpoints WHERE checkpoint_id < 0", [], |r| r.get::<_, i64>(0))?;
+        let below: Option<i64> =
+            conn.query_row("SELECT MIN(checkpoint_id) FROM checkpoints WHERE checkpoint_id <= 0", [], |r| r.get(0))?;
+        if let Some(checkpoint_id) = below {
+            return Err(MigrationError::UnmovableRow { checkpoint_id, reason: "its id is not positive" });
+        }
         let source_id = store_id(&conn, &source_path)?;
         let client = connect_locked(&target, &source_id)?;
         Ok(Migration {
@@ -438,14 +442,21 @@ impl Migration {
         Ok(check.result())
     }
 
-    /// Limits every statement of the migration's connection to the hold
-    /// limit (`on`), or lifts the limit.
-    fn limit_statements(&self, on: bool) -> Result<(), MigrationError> {
-        let sql = if on {
-            let ms = self.hold_limit.as_millis().max(1);
-            format!("SET statement_timeout = {ms}; SET lock_timeout = {ms}")
-        } else {
-            "RESET statement_timeout; RESET lock_timeout".to_owned()
+    /// Limits every statement of the migration's connection, and a wait
+    /// for the file's write lock, to what is `left` of the hold (`None`:
+    /// lifts the limits).
+    fn limit_statements(&self, left: Option<Duration>) -> Result<(), MigrationError> {
+        let sql = match left {
+            Some(left) => {
+                // PostgreSQL takes at most i32::MAX ms.
+                let ms = left.as_millis().clamp(1, i32::MAX as u128);
+                lock(&self.source).busy_timeout(Duration::from_millis(ms as u64))?;
+                format!("SET statement_timeout = {ms}; SET lock_timeout = {ms}")
+            }
+            None => {
+                lock(&self.source).busy_timeout(Duration::from_secs(5))?;
+                "RESET statement_timeout; RESET lock_timeout".to_owned()
+            }
         };
         lock(&self.client).batch_execute(&sql)?;
         Ok(())
@@ -453,10 +464,17 @@ impl Migration {
 
     /// Records in the source file that its checkpoints now live in the
     /// target (see [`migrated_to`]).
+    /// A trigger then refuses every later insert into the file, from any
+    /// writer or process, so no checkpoint can be stranded there.
     fn seal(&self) -> Result<(), MigrationError> {
-        lock(&self.source).execute(
+        let source = lock(&self.source);
+        source.execute(
             "INSERT OR REPLACE INTO hotmeter_store (key, value) VALUES ('migrated_to', ?1)",
             [format!("{} at {}", self.target.describe(), crate::decision::rfc3339(std::time::SystemTime::now()))],
+        )?;
+        source.execute_batch(
+            "CREATE TRIGGER IF NOT EXISTS hotmeter_sealed BEFORE INSERT ON checkpoints
+             BEGIN SELECT RAISE(ABORT, 'this checkpoint file was migrated to PostgreSQL (see hotmeter_store.migrated_to)'); END;",
         )?;
         Ok(())
     }
@@ -522,6 +540,15 @@ impl Check {
         let after_id = self.up_to_id;
         {
             let source = lock(&m.source);
+            // Ids a copy never reaches (it starts after 0): refused, never
+            // left behind unseen.
+            let below: Option<i64> =
+                source.query_row("SELECT MIN(checkpoint_id) FROM checkpoints WHERE checkpoint_id <= 0", [], |r| {
+                    r.get(0)
+                })?;
+            if let Some(checkpoint_id) = below {
+                return Err(MigrationError::UnmovableRow { checkpoint_id, reason: "its id is not positive" });
+            }
             let mut stmt = source.prepare_cached(
                 "SELECT checkpoint_id, thread_id, created_at_ms, state FROM checkpoints
                  WHERE checkpoint_id > ?1 AND checkpoint_id <= ?2 ORDER BY checkpoint_id",
@@ -601,8 +628,11 @@ fn source_row(r: &rusqlite::Row<'_>) -> Result<Checkpoint, MigrationError> {
 }
 
 /// A connection of the migration's own, holding the source's advisory lock.
+/// Its commits are durable whatever the store's durability: a copy is
+/// verified, and the file sealed, on the strength of them.
 fn connect_locked(target: &PostgresStore, source_id: &str) -> Result<Client, MigrationError> {
     let mut client = target.dedicated()?;
+    client.batch_execute("SET synchronous_commit = on")?;
     let locked: bool = client.query_one("SELECT pg_try_advisory_lock($1)", &[&lock_key(source_id)])?.try_get(0)?;
     if !locked {
         return Err(MigrationError::Busy { source_id: source_id.to_owned() });
@@ -742,13 +772,25 @@ impl CutoverStore {
             if !matches!(*active, Active::Sqlite(_)) {
                 return Err(MigrationError::NotOnSqlite);
             }
-            migration.limit_statements(true)?;
+            // What is left of the hold: every step below is limited to it
+            // (server statements, the file's write lock), and none starts
+            // once it is spent.
+            let left = || {
+                migration
+                    .hold_limit
+                    .checked_sub(held.elapsed())
+                    .filter(|d| !d.is_zero())
+                    .ok_or(MigrationError::HoldTooLong { limit: migration.hold_limit })
+            };
             let tail = (|| {
+                migration.limit_statements(Some(left()?))?;
+                // Writers of the file in other processes (or other stores)
+                // wait too, from here to the seal: the last rows are the
+                // last rows.
+                lock(&migration.source).execute_batch("BEGIN IMMEDIATE")?;
                 let mut copied = 0;
                 loop {
-                    if held.elapsed() > migration.hold_limit {
-                        return Err(MigrationError::HoldTooLong { limit: migration.hold_limit });
-                    }
+                    migration.limit_statements(Some(left()?))?;
                     let p = migration.copy_batch()?;
                     copied += p.copied;
                     if p.remaining == 0 {
@@ -757,20 +799,27 @@ impl CutoverStore {
                 }
                 // The rest, checked on top of the bulk: the whole file,
                 // as one checksum, before anything switches.
+                migration.limit_statements(Some(left()?))?;
                 let end = resume_point(&mut lock(&migration.client), &migration.source_id)?;
                 check.extend(migration, end)?;
                 if !check.result().is_exact() {
                     return Err(MigrationError::Mismatch(Box::new(check.result())));
                 }
-                if held.elapsed() > migration.hold_limit {
-                    return Err(MigrationError::HoldTooLong { limit: migration.hold_limit });
-                }
+                migration.limit_statements(Some(left()?))?;
                 migration.seal()?;
+                lock(&migration.source).execute_batch("COMMIT")?;
                 Ok(copied)
             })();
-            // The limit is lifted whatever happened (a broken connection is
-            // replaced by the next batch anyway).
-            let _ = migration.limit_statements(false);
+            if tail.is_err() {
+                // Not sealed: the file's writers go on.
+                let source = lock(&migration.source);
+                if !source.is_autocommit() {
+                    let _ = source.execute_batch("ROLLBACK");
+                }
+            }
+            // The limits are lifted whatever happened (a broken connection
+            // is replaced by the next batch anyway).
+            let _ = migration.limit_statements(None);
             let copied = tail?;
             *active = Active::Postgres(migration.target.clone());
             (held.elapsed(), copied)

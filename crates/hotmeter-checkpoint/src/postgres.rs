@@ -192,16 +192,18 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS checkpoints (
      CREATE INDEX IF NOT EXISTS checkpoints_by_thread ON checkpoints (thread_id, checkpoint_id);
      CREATE UNIQUE INDEX IF NOT EXISTS checkpoints_migrated ON checkpoints (migrated_from, migrated_id);";
 
-/// Whether the table, its migration columns and both indexes exist (read
-/// from the catalog, which takes no lock on the table).
+/// Whether the table the store's statements reach (`checkpoints` on the
+/// search path) exists with its migration columns and both indexes on it
+/// (read from the catalog, which takes no lock on the table).
 fn schema_complete(c: &mut impl r2d2_postgres::postgres::GenericClient) -> Result<bool, CheckpointError> {
     let row = c.query_one(
         "SELECT to_regclass('checkpoints') IS NOT NULL
-            AND EXISTS (SELECT 1 FROM information_schema.columns
-                        WHERE table_schema = current_schema() AND table_name = 'checkpoints'
-                          AND column_name = 'migrated_id')
-            AND to_regclass('checkpoints_by_thread') IS NOT NULL
-            AND to_regclass('checkpoints_migrated') IS NOT NULL",
+            AND (SELECT COUNT(*) FROM pg_attribute
+                 WHERE attrelid = to_regclass('checkpoints') AND NOT attisdropped
+                   AND attname IN ('migrated_from', 'migrated_id')) = 2
+            AND (SELECT COUNT(*) FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+                 WHERE i.indrelid = to_regclass('checkpoints')
+                   AND ic.relname IN ('checkpoints_by_thread', 'checkpoints_migrated')) = 2",
         &[],
     )?;
     Ok(row.try_get(0)?)

@@ -342,3 +342,117 @@ fn a_locked_table_holds_the_writers_no_longer_than_the_limit() {
     assert_eq!(cut.verification.source_rows, SqliteStore::open(&path).unwrap().count().unwrap());
     assert_eq!(store.backend(), "postgres");
 }
+
+/// The copy's commits are durable even into a store opened with
+/// `Durability::Normal` (`synchronous_commit = off`): a server crash right
+/// after a cut-over keeps every row the seal vouches for.
+#[test]
+fn a_cut_over_survives_a_server_crash_whatever_the_store_durability() {
+    let pg = Postgres::start();
+    // WAL written late: a commit without a flush is lost in a crash.
+    pg.psql("ALTER SYSTEM SET wal_writer_delay = '10s'");
+    pg.psql("SELECT pg_reload_conf()");
+    let dir = tempfile::tempdir().unwrap();
+    let path = sqlite_with(dir.path(), 50);
+    let options = hotmeter_checkpoint::PostgresOptions {
+        durability: hotmeter_checkpoint::Durability::Normal,
+        ..Default::default()
+    };
+    let target = PostgresStore::connect_with(&pg.url(), options).unwrap();
+    pg.psql("CHECKPOINT");
+    let migration = Migration::open(&path, target).unwrap();
+    let store = CutoverStore::sqlite(Arc::new(SqliteStore::open(&path).unwrap()));
+    let cut = store.cut_over(&migration).unwrap();
+    assert_eq!(cut.verification.source_rows, 50);
+    let id = migration.source_id().to_owned();
+    drop(migration);
+    pg.crash();
+    pg.start_again();
+    assert_eq!(copies(&pg, &id), (50, 50), "the sealed file's rows survived the crash");
+}
+
+/// The seal holds for every writer of the file, in any process: a store
+/// that was not cut over gets an error, never a row stranded in the file.
+/// And a writer in another process during the hold waits, or the hold
+/// gives up within its limit.
+#[test]
+fn the_seal_refuses_every_later_writer_and_other_writers_hold_within_the_limit() {
+    let pg = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = sqlite_with(dir.path(), 20);
+    let target = PostgresStore::connect(&pg.url()).unwrap();
+    let migration = Migration::open(&path, target).unwrap().hold_limit(Duration::from_millis(300));
+    let store = CutoverStore::sqlite(Arc::new(SqliteStore::open(&path).unwrap()));
+    // Another connection holds the file's write lock for 2 s.
+    let locker = {
+        let path = path.clone();
+        std::thread::spawn(move || {
+            let c = rusqlite::Connection::open(&path).unwrap();
+            c.execute_batch("BEGIN IMMEDIATE").unwrap();
+            std::thread::sleep(Duration::from_secs(2));
+            c.execute_batch("COMMIT").unwrap();
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let started = std::time::Instant::now();
+    let err = store.cut_over(&migration).unwrap_err();
+    assert!(started.elapsed() < Duration::from_millis(1500), "{:?}: {err}", started.elapsed());
+    assert_eq!(store.backend(), "sqlite", "{err}");
+    assert_eq!(migrated_to(&path).unwrap(), None);
+    locker.join().unwrap();
+
+    let other = SqliteStore::open(&path).unwrap();
+    other.put("elsewhere", b"before the seal").unwrap();
+    let cut = store.cut_over(&migration).unwrap();
+    assert_eq!(cut.verification.source_rows, 21, "the other writer's row was copied");
+    let late = other.put("elsewhere", b"after the seal");
+    assert!(late.is_err(), "a write to a sealed file is refused: {late:?}");
+    assert_eq!(SqliteStore::open(&path).unwrap().count().unwrap(), 21, "nothing stranded");
+}
+
+/// Rows whose ids a copy never reaches (0 and below, written by another
+/// tool) are refused, at open and when they appear later.
+#[test]
+fn non_positive_ids_are_refused() {
+    let pg = Postgres::start();
+    let target = PostgresStore::connect(&pg.url()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = sqlite_with(dir.path(), 10);
+    let insert = |id: i64| {
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .execute("INSERT INTO checkpoints VALUES (?1, 't', 0, x'00')", [id])
+            .unwrap();
+    };
+    let migration = Migration::open(&path, target.clone()).unwrap();
+    insert(-7);
+    let store = CutoverStore::sqlite(Arc::new(SqliteStore::open(&path).unwrap()));
+    assert!(matches!(store.cut_over(&migration), Err(MigrationError::UnmovableRow { checkpoint_id: -7, .. })));
+    assert_eq!(store.backend(), "sqlite");
+    drop(migration);
+    insert(0);
+    assert!(matches!(Migration::open(&path, target), Err(MigrationError::UnmovableRow { checkpoint_id: -7, .. })));
+}
+
+/// A hold limit beyond what PostgreSQL's settings take is clamped, and the
+/// schema is checked on the table the statements reach (a search path that
+/// finds an incomplete `checkpoints` first gets it completed).
+#[test]
+fn a_huge_hold_limit_and_a_search_path_schema() {
+    let pg = Postgres::start();
+    PostgresStore::connect(&pg.url()).unwrap();
+    pg.psql(
+        "CREATE SCHEMA app; CREATE TABLE app.checkpoints (checkpoint_id BIGSERIAL PRIMARY KEY, thread_id TEXT NOT NULL,
+         created_at_ms BIGINT NOT NULL, state BYTEA NOT NULL, migrated_from TEXT, migrated_id BIGINT)",
+    );
+    let url = format!("{}?options=-c%20search_path%3Dapp%2Cpublic", pg.url());
+    let target = PostgresStore::connect(&url).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = sqlite_with(dir.path(), 10);
+    let migration = Migration::open(&path, target).unwrap().hold_limit(Duration::from_secs(30 * 86_400));
+    let store = CutoverStore::sqlite(Arc::new(SqliteStore::open(&path).unwrap()));
+    let cut = store.cut_over(&migration).unwrap();
+    assert!(cut.verification.is_exact());
+    let in_app: u64 = pg.psql("SELECT COUNT(*) FROM app.checkpoints").trim().parse().unwrap();
+    assert_eq!(in_app, 10, "copied into the table the search path reaches");
+}

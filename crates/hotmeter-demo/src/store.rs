@@ -61,14 +61,21 @@ impl fmt::Display for StoreSpec {
 /// unencoded, and masking too much is safe where too little is not.
 pub(crate) fn redacted(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
-    let rest = match rest.rsplit_once('@') {
-        Some((userinfo, host)) if userinfo.contains(':') => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{user}:***@{host}")
-        }
-        _ => rest.to_owned(),
+    // The query starts at the first `?` after the user part (a user name
+    // may hold `?` too).
+    let (userinfo, hosts) = match rest.rsplit_once('@') {
+        Some((userinfo, hosts)) => (Some(userinfo), hosts),
+        None => (None, rest),
     };
-    let (path, query) = rest.split_once('?').map_or((rest.as_str(), None), |(p, q)| (p, Some(q)));
+    let (hosts, query) = hosts.split_once('?').map_or((hosts, None), |(h, q)| (h, Some(q)));
+    let path = match userinfo {
+        Some(userinfo) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{user}:***@{hosts}")
+        }
+        Some(user) => format!("{user}@{hosts}"),
+        None => hosts.to_owned(),
+    };
     let query = query.map(|q| {
         q.split('&')
             .map(|kv| {
@@ -330,6 +337,9 @@ mod tests {
             ("postgres://app:a/b?c@d@db/x?sslmode=disable", "postgres://app:***@db/x?sslmode=disable"),
             ("postgres://app@db/x?pass%77ord=s3cret", "postgres://app@db/x?pass%77ord=***"),
             ("postgres://app@db/x?PASSWORD=s3cret", "postgres://app@db/x?PASSWORD=***"),
+            ("postgres://ops?ro@db:5432/ckpt?password=s3cret", "postgres://ops?ro@db:5432/ckpt?password=***"),
+            ("postgres://ops?ro:old@db/ckpt?password=s3cret", "postgres://ops?ro:***@db/ckpt?password=***"),
+            ("postgres://db/ckpt?user=app&password=s3cret", "postgres://db/ckpt?user=app&password=***"),
         ] {
             assert_eq!(StoreSpec::parse(url).unwrap().to_string(), shown);
         }

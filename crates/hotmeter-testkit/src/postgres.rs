@@ -133,6 +133,18 @@ impl Postgres {
         run(self.run_as.as_deref(), &self.bin.join("pg_ctl"), &["-D", data, "-m", "fast", "-w", "-t", "60", "stop"]);
     }
 
+    /// Stops the server as a crash would (`pg_ctl -m immediate`: no
+    /// shutdown checkpoint, WAL not yet written is lost); start it again
+    /// with [`start_again`](Self::start_again).
+    pub fn crash(&self) {
+        let data = self.data.to_str().expect("a UTF-8 temporary path");
+        run(
+            self.run_as.as_deref(),
+            &self.bin.join("pg_ctl"),
+            &["-D", data, "-m", "immediate", "-w", "-t", "60", "stop"],
+        );
+    }
+
     /// Starts the server again after [`stop`](Self::stop) (or the first
     /// time), on the same port, and waits (at most 60 s) until it accepts
     /// connections.
