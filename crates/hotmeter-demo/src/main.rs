@@ -105,9 +105,7 @@ fn decide(d: &cli::DecideOptions) -> Result<(), Failed> {
                 o.error_rate * 100.0
             ));
             let s = run(&run_opts, Mode::Measure)?;
-            let total = s.writes_ok + s.writes_err;
-            let pct = if total == 0 { 0.0 } else { 100.0 * s.writes_err as f64 / total as f64 };
-            let wps = total as f64 / s.elapsed.as_secs_f64().max(1e-9);
+            let (wps, pct) = s.write_rates();
             let m =
                 context(MigrationMetrics::new(pct, wps, o.deployment, s.file_size), || "invalid measurement".into())?;
             ("in-process", m)
@@ -143,9 +141,7 @@ fn decide_postgres(d: &cli::DecideOptions, log: &hotmeter_checkpoint::decision::
                 o.workers
             ));
             let s = run(&run_opts, Mode::Measure)?;
-            let total = s.writes_ok + s.writes_err;
-            let pct = if total == 0 { 0.0 } else { 100.0 * s.writes_err as f64 / total as f64 };
-            let wps = total as f64 / s.elapsed.as_secs_f64().max(1e-9);
+            let (wps, pct) = s.write_rates();
             let p99 = s
                 .p99_write
                 .ok_or_else(|| Failed { what: "no writes to decide from".into(), source: "0 writes".into() })?;

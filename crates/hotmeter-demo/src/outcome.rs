@@ -28,6 +28,15 @@ pub(crate) struct RunSummary {
     pub(crate) pool_busy: Option<f64>,
 }
 
+impl RunSummary {
+    /// (writes per second, error percentage) over the whole run.
+    pub(crate) fn write_rates(&self) -> (f64, f64) {
+        let total = self.writes_ok + self.writes_err;
+        let pct = if total == 0 { 0.0 } else { 100.0 * self.writes_err as f64 / total as f64 };
+        (total as f64 / self.elapsed.as_secs_f64().max(1e-9), pct)
+    }
+}
+
 /// An error with a line of context for the person running the demo.
 #[derive(Debug)]
 pub(crate) struct Failed {

@@ -191,15 +191,8 @@ impl Backend {
         migrate_to: Option<&StoreSpec>,
         writer_id: Option<&str>,
     ) -> Result<Self, OpenError> {
-        let connect = |spec: &StoreSpec| -> Result<Option<(StoreSpec, PostgresStore)>, CheckpointError> {
-            match spec {
-                StoreSpec::Postgres(url) => Ok(Some((
-                    spec.clone(),
-                    PostgresStore::connect_with(url, PostgresOptions { durability, ..Default::default() })?,
-                ))),
-                StoreSpec::Sqlite(_) => Ok(None),
-            }
-        };
+        let connect =
+            |url: &str| PostgresStore::connect_with(url, PostgresOptions { durability, ..Default::default() });
         let prefix = writer_id.map_or_else(String::new, |id| format!("{id}/"));
         let sealed = match spec {
             StoreSpec::Sqlite(path) => hotmeter_checkpoint::migrated_to(path)?,
@@ -208,8 +201,11 @@ impl Backend {
         let (store, sqlite, postgres) = match spec {
             StoreSpec::Sqlite(path) => {
                 let target = match migrate_to {
-                    Some(to) => connect(to).map_err(|e| OpenError::Target(to.to_string(), e))?,
-                    None => None,
+                    Some(to @ StoreSpec::Postgres(url)) => {
+                        Some((to.clone(), connect(url).map_err(|e| OpenError::Target(to.to_string(), e))?))
+                    }
+                    // The options refuse a SQLite target.
+                    Some(StoreSpec::Sqlite(_)) | None => None,
                 };
                 let sqlite = Arc::new(SqliteStore::open_with(path, durability)?);
                 match (sealed.clone(), target) {
@@ -225,7 +221,7 @@ impl Backend {
                 }
             }
             StoreSpec::Postgres(url) => {
-                let store = PostgresStore::connect_with(url, PostgresOptions { durability, ..Default::default() })?;
+                let store = connect(url)?;
                 (CutoverStore::postgres(store.clone()), None, Some((spec.clone(), store)))
             }
         };

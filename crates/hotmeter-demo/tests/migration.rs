@@ -352,8 +352,11 @@ fn the_running_demo_killed_mid_migration_resumes_it() {
     assert!(partial.0 > 0 && partial.0 < total, "killed mid-copy: {} of {total}", partial.0);
     assert_eq!(hotmeter_checkpoint::migrated_to(&db).unwrap(), None, "not sealed: the writers never switched");
 
-    let mut second = Demo::start_with_store(&[&args[..], &["--duration", "12"]].concat());
+    // As long as the copy takes (up to a minute on a slow machine), then
+    // stopped by SIGTERM, draining as Ctrl-C would.
+    let mut second = Demo::start_with_store(&[&args[..], &["--duration", "120"]].concat());
     second.wait_for("migration: done");
+    assert!(Command::new("kill").args(["-TERM", &second.pid().to_string()]).status().unwrap().success());
     assert!(second.wait().success(), "{}", second.seen().join("\n"));
     let (copies, distinct) = postgres_figures(&pg);
     assert_eq!(copies, sqlite_figures(&db), "every row of the file once: {} before the kill", partial.0);

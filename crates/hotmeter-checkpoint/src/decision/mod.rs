@@ -395,13 +395,19 @@ fn capitalise(s: &str) -> String {
 impl Decision {
     /// `Decision: MIGRATE NOW` and `Justification: ...`, with every reason.
     pub fn report(&self) -> String {
-        let mut out = format!("Decision: {}\n", self.verdict);
-        for r in &self.reasons {
-            out.push_str(&format!("  - {r}\n"));
-        }
-        out.push_str(&format!("Justification: {}", self.justification));
-        out
+        report(&self.verdict, &self.reasons, &self.justification)
     }
+}
+
+/// `Decision: <verdict>`, one `  - <reason>` line each, `Justification: ...`:
+/// every decision's report, SQLite's and PostgreSQL's.
+fn report(verdict: &dyn fmt::Display, reasons: &[impl fmt::Display], justification: &str) -> String {
+    let mut out = format!("Decision: {verdict}\n");
+    for r in reasons {
+        out.push_str(&format!("  - {r}\n"));
+    }
+    out.push_str(&format!("Justification: {justification}"));
+    out
 }
 
 #[cfg(test)]

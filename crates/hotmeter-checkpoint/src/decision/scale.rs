@@ -292,12 +292,7 @@ pub struct ScaleDecision {
 impl ScaleDecision {
     /// `Decision: SCALE OUT NOW` and `Justification: ...`, with every reason.
     pub fn report(&self) -> String {
-        let mut out = format!("Decision: {}\n", self.verdict);
-        for r in &self.reasons {
-            out.push_str(&format!("  - {r}\n"));
-        }
-        out.push_str(&format!("Justification: {}", self.justification));
-        out
+        super::report(&self.verdict, &self.reasons, &self.justification)
     }
 }
 
