@@ -88,7 +88,7 @@ fn report(result: Result<(), Failed>) -> ExitCode {
 /// `hotmeter-demo decide`: measure (in process or from Prometheus), decide,
 /// print, log.
 fn decide(d: &cli::DecideOptions) -> Result<(), Failed> {
-    use hotmeter_checkpoint::decision::{DecisionLog, MigrationMetrics, PrometheusSource, should_migrate};
+    use hotmeter_checkpoint::decision::{DecisionLog, MigrationMetrics, should_migrate};
     let o = &d.run;
     let log = context(DecisionLog::open(&o.decision_log), || "cannot open the decision log".into())?;
     if o.store.backend() == "postgres" {
@@ -96,25 +96,19 @@ fn decide(d: &cli::DecideOptions) -> Result<(), Failed> {
     }
     let (source, metrics) = match &d.source {
         cli::Source::InProcess => {
-            let run_opts = Options { duration: Some(d.window), ..o.clone() };
-            say(format_args!(
-                "measuring in process for {:.0} s: {} obs/s, {} workers, error injection {}%...\n",
-                d.window.as_secs_f64(),
-                o.rate,
-                o.workers,
-                o.error_rate * 100.0
-            ));
-            let s = run(&run_opts, Mode::Measure)?;
+            let s = measure(
+                d,
+                &format!(": {} obs/s, {} workers, error injection {}%", o.rate, o.workers, o.error_rate * 100.0),
+            )?;
             let (wps, pct) = s.write_rates();
             let m =
                 context(MigrationMetrics::new(pct, wps, o.deployment, s.file_size), || "invalid measurement".into())?;
             ("in-process", m)
         }
         cli::Source::Prometheus(url) => {
-            let src = context(PrometheusSource::new(url), || "bad --prometheus".into())?
-                .window(&format!("{}s", d.window.as_secs().max(1)))
-                .namespace(o.namespace.as_deref());
-            let m = context(src.fetch(o.deployment), || format!("cannot get the decision's inputs from {url}"))?;
+            let m = context(prometheus(d, url)?.fetch(o.deployment), || {
+                format!("cannot get the decision's inputs from {url}")
+            })?;
             ("prometheus", m)
         }
     };
@@ -128,19 +122,11 @@ fn decide(d: &cli::DecideOptions) -> Result<(), Failed> {
 /// `hotmeter-demo decide --store postgres://...`: the next question, one
 /// server or scale out, from the same sources, logged the same way.
 fn decide_postgres(d: &cli::DecideOptions, log: &hotmeter_checkpoint::decision::DecisionLog) -> Result<(), Failed> {
-    use hotmeter_checkpoint::decision::{PrometheusSource, ScaleMetrics, should_scale_out};
+    use hotmeter_checkpoint::decision::{ScaleMetrics, should_scale_out};
     let o = &d.run;
     let (source, metrics) = match &d.source {
         cli::Source::InProcess => {
-            let run_opts = Options { duration: Some(d.window), ..o.clone() };
-            say(format_args!(
-                "measuring in process for {:.0} s on {}: {} obs/s, {} workers...\n",
-                d.window.as_secs_f64(),
-                o.store,
-                o.rate,
-                o.workers
-            ));
-            let s = run(&run_opts, Mode::Measure)?;
+            let s = measure(d, &format!(" on {}: {} obs/s, {} workers", o.store, o.rate, o.workers))?;
             let (wps, pct) = s.write_rates();
             let p99 = s
                 .p99_write
@@ -151,10 +137,9 @@ fn decide_postgres(d: &cli::DecideOptions, log: &hotmeter_checkpoint::decision::
             ("in-process", m)
         }
         cli::Source::Prometheus(url) => {
-            let src = context(PrometheusSource::new(url), || "bad --prometheus".into())?
-                .window(&format!("{}s", d.window.as_secs().max(1)))
-                .namespace(o.namespace.as_deref());
-            let m = context(src.fetch_postgres(), || format!("cannot get the decision's inputs from {url}"))?;
+            let m = context(prometheus(d, url)?.fetch_postgres(), || {
+                format!("cannot get the decision's inputs from {url}")
+            })?;
             ("prometheus", m)
         }
     };
@@ -163,6 +148,21 @@ fn decide_postgres(d: &cli::DecideOptions, log: &hotmeter_checkpoint::decision::
     context(log.append_scale(source, &metrics, &o.scale_thresholds, &decision), || "cannot log the decision".into())?;
     say(format_args!("(logged to {})\n", o.decision_log.display()));
     Ok(())
+}
+
+/// `decide`'s in-process source: runs the pipeline for the window, saying
+/// so (`what` follows "measuring in process for N s"), and returns what it
+/// wrote.
+fn measure(d: &cli::DecideOptions, what: &str) -> Result<RunSummary, Failed> {
+    say(format_args!("measuring in process for {:.0} s{what}...\n", d.window.as_secs_f64()));
+    run(&Options { duration: Some(d.window), ..d.run.clone() }, Mode::Measure)
+}
+
+/// `decide`'s Prometheus source: the server, the window and the namespace.
+fn prometheus(d: &cli::DecideOptions, url: &str) -> Result<hotmeter_checkpoint::decision::PrometheusSource, Failed> {
+    Ok(context(hotmeter_checkpoint::decision::PrometheusSource::new(url), || "bad --prometheus".into())?
+        .window(&format!("{}s", d.window.as_secs().max(1)))
+        .namespace(d.run.namespace.as_deref()))
 }
 
 /// Sets `stop` on Ctrl-C (SIGINT) or SIGTERM.

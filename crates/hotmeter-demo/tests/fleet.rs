@@ -31,28 +31,46 @@ fn own_sum(addr: &str, name: &str) -> f64 {
         .sum()
 }
 
+/// `deploy/run-fleet.sh n <demo_args>` on free loopback ports, its state in
+/// a temporary folder, Prometheus scraping every second; stopped (the whole
+/// process group) on drop.
+struct Fleet {
+    dir: tempfile::TempDir,
+    addrs: Vec<String>,
+    prom: String,
+    _group: ChildGuard,
+}
+
+impl Fleet {
+    fn start(n: usize, demo_args: &[&str]) -> Fleet {
+        require("prometheus", "prometheus");
+        let dir = tempfile::tempdir().unwrap();
+        let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let addrs = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let prom = free_addr();
+        let mut group = ChildGuard::new();
+        group.spawn_group(
+            "run-fleet.sh",
+            Command::new("bash")
+                .arg(format!("{ROOT}/deploy/run-fleet.sh"))
+                .arg(n.to_string())
+                .args(demo_args)
+                .env("HOTMETER_DEMO", DEMO)
+                .env("HOTMETER_FLEET_DIR", dir.path())
+                .env("FLEET_PROMETHEUS", &prom)
+                .env("FLEET_PORTS", ports.iter().map(u16::to_string).collect::<Vec<_>>().join(" "))
+                .env("FLEET_SCRAPE_INTERVAL", "1s")
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit()),
+        );
+        Fleet { dir, addrs, prom, _group: group }
+    }
+}
+
 #[test]
 fn five_instances_aggregate_as_one() {
-    require("prometheus", "prometheus");
-    let dir = tempfile::tempdir().unwrap();
-    let ports: Vec<u16> = (0..N).map(|_| free_port()).collect();
-    let addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-    let prom = free_addr();
-    let mut group = ChildGuard::new();
-    group.spawn_group(
-        "run-fleet.sh",
-        Command::new("bash")
-            .arg(format!("{ROOT}/deploy/run-fleet.sh"))
-            .arg(N.to_string())
-            .args(["--rate", "40", "--workers", "2", "--duration", "6s", "--linger", "90s"])
-            .env("HOTMETER_DEMO", DEMO)
-            .env("HOTMETER_FLEET_DIR", dir.path())
-            .env("FLEET_PROMETHEUS", &prom)
-            .env("FLEET_PORTS", ports.iter().map(u16::to_string).collect::<Vec<_>>().join(" "))
-            .env("FLEET_SCRAPE_INTERVAL", "1s")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit()),
-    );
+    let fleet = Fleet::start(N, &["--rate", "40", "--workers", "2", "--duration", "6s", "--linger", "90s"]);
+    let (dir, addrs, prom) = (&fleet.dir, fleet.addrs.clone(), fleet.prom.clone());
 
     // Every instance is discovered and up.
     let up = wait_for("five instances up", Duration::from_secs(60), || {
@@ -167,28 +185,14 @@ fn a_demo_that_ignores_sigterm_is_killed_when_the_fleet_stops() {
 /// Prometheus sees all three on the `postgres` backend.
 #[test]
 fn three_instances_share_one_postgres() {
-    require("prometheus", "prometheus");
     const SHARED: usize = 3;
     let pg = hotmeter_testkit::Postgres::start();
-    let dir = tempfile::tempdir().unwrap();
-    let ports: Vec<u16> = (0..SHARED).map(|_| free_port()).collect();
-    let addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-    let prom = free_addr();
-    let mut group = ChildGuard::new();
-    group.spawn_group(
-        "run-fleet.sh",
-        Command::new("bash")
-            .arg(format!("{ROOT}/deploy/run-fleet.sh"))
-            .arg(SHARED.to_string())
-            .args(["--rate", "100", "--workers", "2", "--duration", "5s", "--linger", "60s", "--store", &pg.url()])
-            .env("HOTMETER_DEMO", DEMO)
-            .env("HOTMETER_FLEET_DIR", dir.path())
-            .env("FLEET_PROMETHEUS", &prom)
-            .env("FLEET_PORTS", ports.iter().map(u16::to_string).collect::<Vec<_>>().join(" "))
-            .env("FLEET_SCRAPE_INTERVAL", "1s")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit()),
+    let url = pg.url();
+    let fleet = Fleet::start(
+        SHARED,
+        &["--rate", "100", "--workers", "2", "--duration", "5s", "--linger", "60s", "--store", &url],
     );
+    let (dir, addrs, prom) = (&fleet.dir, fleet.addrs.clone(), fleet.prom.clone());
     // Each demo finishes with its own accounting checked ("all accounted
     // for": its rows, by writer id, are its successful writes).
     for i in 0..SHARED {

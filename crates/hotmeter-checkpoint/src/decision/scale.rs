@@ -296,40 +296,30 @@ impl ScaleDecision {
     }
 }
 
+/// The level `value` is past, if any: the scale-out one (`plan` false) or,
+/// below it, the planning one (past the scale-out level, the planning one
+/// is not repeated).
+fn level(value: f64, scale: f64, plan: f64) -> Option<(f64, bool)> {
+    if value > scale {
+        Some((scale, false))
+    } else if value > plan {
+        Some((plan, true))
+    } else {
+        None
+    }
+}
+
 /// Decides. See the module docs for the rule.
 pub fn should_scale_out(m: &ScaleMetrics, t: &ScaleThresholds) -> ScaleDecision {
     let mut reasons = Vec::new();
     if m.error_rate_percent > t.error_rate_percent {
         reasons.push(ScaleReason::WriteErrors { percent: m.error_rate_percent, threshold: t.error_rate_percent });
     }
-    // Past the scale-out level, the planning one is not repeated.
-    if m.p99_write_seconds > t.scale_p99_seconds {
-        reasons.push(ScaleReason::CommitLatency {
-            seconds: m.p99_write_seconds,
-            threshold: t.scale_p99_seconds,
-            plan: false,
-        });
+    if let Some((threshold, plan)) = level(m.p99_write_seconds, t.scale_p99_seconds, t.plan_p99_seconds) {
+        reasons.push(ScaleReason::CommitLatency { seconds: m.p99_write_seconds, threshold, plan });
     }
-    if m.pool_busy_fraction > t.scale_pool_busy {
-        reasons.push(ScaleReason::PoolSaturation {
-            fraction: m.pool_busy_fraction,
-            threshold: t.scale_pool_busy,
-            plan: false,
-        });
-    }
-    if m.p99_write_seconds > t.plan_p99_seconds && m.p99_write_seconds <= t.scale_p99_seconds {
-        reasons.push(ScaleReason::CommitLatency {
-            seconds: m.p99_write_seconds,
-            threshold: t.plan_p99_seconds,
-            plan: true,
-        });
-    }
-    if m.pool_busy_fraction > t.plan_pool_busy && m.pool_busy_fraction <= t.scale_pool_busy {
-        reasons.push(ScaleReason::PoolSaturation {
-            fraction: m.pool_busy_fraction,
-            threshold: t.plan_pool_busy,
-            plan: true,
-        });
+    if let Some((threshold, plan)) = level(m.pool_busy_fraction, t.scale_pool_busy, t.plan_pool_busy) {
+        reasons.push(ScaleReason::PoolSaturation { fraction: m.pool_busy_fraction, threshold, plan });
     }
     if m.writes_per_second > t.plan_writes_per_second {
         reasons.push(ScaleReason::Throughput {
@@ -337,6 +327,9 @@ pub fn should_scale_out(m: &ScaleMetrics, t: &ScaleThresholds) -> ScaleDecision 
             threshold: t.plan_writes_per_second,
         });
     }
+    // Strongest first; the sort is stable, so each verdict keeps the order
+    // above.
+    reasons.sort_by_key(ScaleReason::verdict);
     let verdict = reasons.iter().map(ScaleReason::verdict).min().unwrap_or(ScaleVerdict::PostgresSufficient);
     let justification = if reasons.is_empty() {
         format!(
