@@ -38,12 +38,13 @@ mutations=(
   "M22~crates/hotmeter/src/native_histogram.rs~s/if let Some\(coarse\) = side\.coarse\.get\(\) \{/if let Some(coarse) = None::<\&Box<[AtomicU64]>> {/~native_histogram~a_snapshot_racing_a_claim_and_the_fallback_is_a_whole_prefix"
   "M23~crates/hotmeter/src/index.rs~s/inner\.live\.fetch_sub\(1, Ordering::Relaxed\);\n(\s*)w\.version \+= 1;/inner.live.fetch_sub(1, Ordering::Relaxed);/~family~a_scrape_racing_an_insert_and_a_retain_is_consistent"
   "M24~crates/hotmeter/src/index.rs~s/let mut w = lock\(&inner\.writers\);\n(\s*)let mut values/let mut w = Writers { slots: 0, used: 0, sorted: lock(\&inner.writers).sorted.clone(), version: 0, next_id: 0, allocated: 0, kept: Vec::new(), expiring: Vec::new() };\n\$1let mut values/~family~a_retain_racing_a_remove_of_one_label_set_counts_once"
-  "M26~crates/hotmeter/src/index.rs~s/if fingerprint\(&e\.value\) == x\.fingerprint \{/if true {/~lifecycle~expiry_racing_an_increment_loses_nothing"
+  "M26~crates/hotmeter/src/index.rs~s/if still_idle\(&e\.value, x\.fingerprint\) \{/if true {/~lifecycle~expiry_racing_an_increment_loses_nothing"
   "M27~crates/hotmeter/src/index.rs~s/if !w\.expiring\[i\]\.quiet\.load\(Ordering::Acquire\) \{/if false {/~lifecycle~expiry_racing_an_increment_loses_nothing"
   "M28~crates/hotmeter/src/index.rs~s/let expiring = w\.expiring_position\(hash, values\);\n(\s*)if let Some\(at\) = expiring \{\n(\s*)\/\/ Its expiry is cancelled/let expiring = None::<usize>;\n\$1if let Some(at) = expiring {\n\$2\/\/ Its expiry is cancelled/~lifecycle~an_expiring_entry_comes_back_to_a_lookup_or_a_raced_update"
   "M30~crates/hotmeter-streaming/src/observation.rs~s/self\.0\.fetch_add\(1 \+ SUBMISSION, Ordering::Acquire\)/self.0.fetch_add(SUBMISSION, Ordering::Acquire)/~space_life~retirement_racing_a_submission_and_a_worker_loses_no_record"
   "M31~crates/hotmeter-streaming/src/observation.rs~s/while cur & \(RETIRED \| REMOVED \| HOLDS\) == RETIRED \{/while cur \& (RETIRED | REMOVED) == RETIRED {/~space_life~retirement_racing_a_submission_and_a_worker_loses_no_record"
   "M32~crates/hotmeter-streaming/src/observation.rs~s/let prev = self\.0\.fetch_sub\(n, Ordering::Release\);/let prev = self.0.fetch_sub(n, Ordering::Relaxed);/~space_life~retirement_racing_a_submission_and_a_worker_loses_no_record"
+  "M34~crates/hotmeter/src/index.rs~s/if still_idle\(&e\.value, x\.fingerprint\) \{/if x.fingerprint == x.fingerprint {/~lifecycle~a_handle_taken_racing_an_expiry_keeps_its_series"
   "M33~crates/hotmeter-streaming/src/observation.rs~s/if prev & REMOVED != 0 \{\n(\s*)Entered::Removed/if false {\n\$1Entered::Removed/~space_life~retirement_racing_a_submission_and_a_worker_loses_no_record"
 )
 

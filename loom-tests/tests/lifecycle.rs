@@ -4,8 +4,9 @@
 //! of freed memory, no read of another key's value); a freed entry's memory
 //! reused by a new key while a lookup of the old and the new key runs; an
 //! idle expiry racing an increment (no update lost: it lands before the
-//! last export, cancels the expiry, or starts a new series); a lookup that
-//! takes an expiring entry back.
+//! last export, cancels the expiry, or starts a new series); a handle taken
+//! racing an expiry (its series is kept); a lookup that takes an expiring
+//! entry back.
 #![cfg(hotmeter_loom)]
 
 use hotmeter::index::StringIndex;
@@ -50,7 +51,7 @@ fn crossbeam_epoch_pin_flush() {
     // models ask for one through an index that has something to settle.
     let index: StringIndex<AtomicU64> = StringIndex::reclaiming_with_limit(1, 1);
     index.get_or_insert_with(StringIndex::<AtomicU64>::hash(&["n"]), &["n"], || AtomicU64::new(0), |_| ()).unwrap();
-    let _ = index.settle_expired(|_| 0);
+    let _ = index.settle_expired(|_, at| at == 0);
 }
 
 /// Settles every expiry of `index` from a fresh thread (the work a later
@@ -60,7 +61,7 @@ fn settle_all(index: &StringIndex<AtomicU64>) -> usize {
     thread::spawn(move || {
         let mut freed = 0;
         for _ in 0..4 {
-            freed += index.settle_expired(|v| v.load(Ordering::Relaxed)).freed;
+            freed += index.settle_expired(|v, at| v.load(Ordering::Relaxed) == at).freed;
         }
         freed
     })
@@ -145,7 +146,7 @@ fn expiry_racing_an_increment_loses_nothing() {
             thread::spawn(move || {
                 // The last export read 1; nothing changed since: expire.
                 let expired = index.expire(ha, &["a"], id, 1);
-                let s = index.settle_expired(|v| v.load(Ordering::Relaxed));
+                let s = index.settle_expired(|v, at| v.load(Ordering::Relaxed) == at);
                 (expired, s.freed)
             })
         };
@@ -167,6 +168,52 @@ fn expiry_racing_an_increment_loses_nothing() {
     });
 }
 
+/// A handle to `a` taken by lookup (as `StringFamily::get` takes one: a
+/// clone of the value's `Arc`) while an idle expiry of `a` runs, settled as
+/// a family settles (freed only with no handle beyond the index's own and
+/// the value unchanged). Afterwards the handle's value is `a`'s live value
+/// or still waiting to settle: never freed out from under the handle, so
+/// what it records is exported.
+#[test]
+fn a_handle_taken_racing_an_expiry_keeps_its_series() {
+    type Shared = std::sync::Arc<AtomicU64>;
+    fn still_idle(v: &Shared, at: u64) -> bool {
+        std::sync::Arc::strong_count(v) <= 1 && v.load(Ordering::Relaxed) == at
+    }
+    loom_tests::checked(loom::model::Builder::new(), || {
+        let index: StringIndex<Shared> = StringIndex::reclaiming_with_limit(1, 4);
+        let ha = StringIndex::<Shared>::hash(&["a"]);
+        let made = || Shared::new(AtomicU64::new(0));
+        index.get_or_insert_with(ha, &["a"], made, |v| v.fetch_add(1, Ordering::Relaxed)).unwrap();
+        let mut id = 0;
+        index.walk_live_since(None, &mut Vec::new(), |e| id = e.id());
+        let sweeper = {
+            let index = index.clone();
+            thread::spawn(move || {
+                index.expire(ha, &["a"], id, 1);
+                index.settle_expired(still_idle);
+            })
+        };
+        let handle = index.get_or_insert_with(ha, &["a"], made, Shared::clone).unwrap().unwrap();
+        handle.fetch_add(1, Ordering::Relaxed);
+        sweeper.join().unwrap();
+        let later = {
+            let index = index.clone();
+            thread::spawn(move || {
+                for _ in 0..4 {
+                    index.settle_expired(still_idle);
+                }
+            })
+        };
+        later.join().unwrap();
+        let live = index.find_with(ha, &["a"], |v| std::sync::Arc::ptr_eq(v, &handle)).unwrap().unwrap_or(false);
+        let mut waiting = false;
+        index.walk_expiring(|e| waiting |= std::sync::Arc::ptr_eq(e.value(), &handle));
+        expect(live || waiting, || "the handle records into a series the index no longer holds".into());
+        expect(index.len() <= 1, || format!("{} live", index.len()));
+    });
+}
+
 /// An expired entry whose value moved (an update raced the expiry) comes
 /// back when settled, value kept; a lookup before then takes it back too.
 #[test]
@@ -184,7 +231,7 @@ fn an_expiring_entry_comes_back_to_a_lookup_or_a_raced_update() {
                 index.get_or_insert_with(hb, &["b"], || AtomicU64::new(0), |v| v.load(Ordering::Relaxed))
             })
         };
-        let settled = index.settle_expired(|v| v.load(Ordering::Relaxed));
+        let settled = index.settle_expired(|v, at| v.load(Ordering::Relaxed) == at);
         let seen = looker.join().unwrap().unwrap();
         expect(settled.revived == 0, || "its value never moved, yet it was put back".into());
         if settled.freed == 1 {

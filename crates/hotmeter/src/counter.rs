@@ -41,6 +41,14 @@ pub struct Counter {
     cells: Arc<Cells>,
 }
 
+impl Counter {
+    /// Handles sharing this series' value, this one included
+    /// ([`Metric::handles`](crate::Metric::handles)).
+    pub(crate) fn handles(&self) -> usize {
+        Arc::strong_count(&self.cells)
+    }
+}
+
 /// A counter's first cell and, once it has been contended, its shards.
 #[derive(Debug)]
 struct Cells {
@@ -147,6 +155,14 @@ pub struct SingleCounter {
     cell: Arc<CreatedCell>,
 }
 
+impl SingleCounter {
+    /// Handles sharing this series' value, this one included
+    /// ([`Metric::handles`](crate::Metric::handles)).
+    pub(crate) fn handles(&self) -> usize {
+        Arc::strong_count(&self.cell)
+    }
+}
+
 /// One atomic cell and when it was made (nanoseconds since the Unix epoch).
 #[derive(Debug)]
 struct CreatedCell {
@@ -215,6 +231,14 @@ impl SingleCounter {
 #[must_use]
 pub struct FloatCounter {
     bits: Arc<CreatedCell>,
+}
+
+impl FloatCounter {
+    /// Handles sharing this series' value, this one included
+    /// ([`Metric::handles`](crate::Metric::handles)).
+    pub(crate) fn handles(&self) -> usize {
+        Arc::strong_count(&self.bits)
+    }
 }
 
 impl Default for FloatCounter {

@@ -32,6 +32,14 @@ pub struct Gauge {
 }
 
 impl Gauge {
+    /// Handles sharing this series' value, this one included
+    /// ([`Metric::handles`](crate::Metric::handles)).
+    pub(crate) fn handles(&self) -> usize {
+        Arc::strong_count(&self.bits)
+    }
+}
+
+impl Gauge {
     /// A new gauge at `0.0`.
     pub fn new() -> Self {
         Self { bits: Arc::new(AtomicU64::new(0f64.to_bits())) }
@@ -119,6 +127,14 @@ pub(crate) fn update_f64(cell: &AtomicU64, next: impl Fn(f64) -> f64) {
 #[must_use]
 pub struct IntGauge {
     cell: Arc<AtomicI64>,
+}
+
+impl IntGauge {
+    /// Handles sharing this series' value, this one included
+    /// ([`Metric::handles`](crate::Metric::handles)).
+    pub(crate) fn handles(&self) -> usize {
+        Arc::strong_count(&self.cell)
+    }
 }
 
 impl IntGauge {

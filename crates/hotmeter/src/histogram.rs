@@ -195,6 +195,14 @@ pub struct Histogram {
     core: Arc<Core>,
 }
 
+impl Histogram {
+    /// Handles sharing this series' value, this one included
+    /// ([`Metric::handles`](crate::Metric::handles)).
+    pub(crate) fn handles(&self) -> usize {
+        Arc::strong_count(&self.core)
+    }
+}
+
 /// One shard: its control words on one cache line, its bucket counts on
 /// lines of their own.
 #[derive(Debug)]

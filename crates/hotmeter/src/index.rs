@@ -1095,12 +1095,13 @@ impl<V: Send + Sync + 'static> StringIndex<V> {
         expired
     }
 
-    /// Settles expired entries no reader can hold any more: frees each
-    /// whose value still has the fingerprint it expired with, and puts back
-    /// each whose value changed (even beyond the limit: the update that
-    /// raced the expiry is kept, never routed elsewhere). Others wait for a
-    /// later call; this one nudges the epoch along.
-    pub fn settle_expired(&self, mut fingerprint: impl FnMut(&V) -> u64) -> Settled {
+    /// Settles expired entries no reader can hold any more: frees each for
+    /// which `still_idle(value, fingerprint it expired with)` holds, and
+    /// puts back each other one (even beyond the limit: an update that
+    /// raced the expiry, or a handle to the value taken before it, is kept,
+    /// never routed elsewhere). Others wait for a later call; this one
+    /// nudges the epoch along.
+    pub fn settle_expired(&self, mut still_idle: impl FnMut(&V, u64) -> bool) -> Settled {
         let inner = &*self.inner;
         let mut settled = Settled::default();
         if !inner.reclaim || lock(&inner.writers).expiring.is_empty() {
@@ -1122,7 +1123,7 @@ impl<V: Send + Sync + 'static> StringIndex<V> {
             let x = w.expiring.swap_remove(i);
             // SAFETY: listed, lock held.
             let e = unsafe { x.entry.get() };
-            if fingerprint(&e.value) == x.fingerprint {
+            if still_idle(&e.value, x.fingerprint) {
                 w.allocated -= 1;
                 // SAFETY: out of the table and every list, and every reader
                 // that found it has unpinned (its ticket ran).
@@ -1446,7 +1447,7 @@ mod tests {
         // Other tests' threads pin the same global epoch: settling may take
         // a few rounds (bounded here).
         for _ in 0..2_000 {
-            let s = index.settle_expired(|v| v.load(Ordering::Relaxed));
+            let s = index.settle_expired(|v, at| v.load(Ordering::Relaxed) == at);
             settled.freed += s.freed;
             settled.revived += s.revived;
             if index.expiring() == 0 {

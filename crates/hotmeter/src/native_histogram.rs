@@ -182,6 +182,14 @@ pub struct NativeHistogram {
     core: Arc<NativeCore>,
 }
 
+impl NativeHistogram {
+    /// Handles sharing this series' value, this one included
+    /// ([`Metric::handles`](crate::Metric::handles)).
+    pub(crate) fn handles(&self) -> usize {
+        Arc::strong_count(&self.core)
+    }
+}
+
 #[derive(Debug)]
 struct NativeCore {
     opts: NativeOpts,
@@ -797,6 +805,9 @@ impl Metric for NativeHistogram {
     }
     fn layout(&self) -> String {
         format!("{:?}", self.core.opts)
+    }
+    fn handles(&self) -> usize {
+        self.handles()
     }
     fn created_unix_nanos(&self) -> Option<u64> {
         Some(self.core.created)

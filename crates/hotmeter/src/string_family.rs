@@ -53,7 +53,10 @@ pub const DEFAULT_CARDINALITY_LIMIT: usize = 2000;
 /// - **Death**: [`remove`](Self::remove), [`remove_matching`](Self::remove_matching),
 ///   [`retain`](Self::retain), [`clear`](Self::clear), or idle expiry. The
 ///   series stops being exported at the next scrape and frees its place
-///   under the limit at once.
+///   under the limit at once. A handle kept from [`get`](Self::get) across
+///   an explicit removal keeps its own series (never another label set's),
+///   which is no longer exported: look the label set up again after
+///   removing it.
 /// - **Idle expiry** (opt-in: [`StringFamilyBuilder::idle_timeout`]): a
 ///   scrape that finds a series' value unchanged for the timeout (a
 ///   counter's total, a histogram's or summary's count: values that move
@@ -63,12 +66,13 @@ pub const DEFAULT_CARDINALITY_LIMIT: usize = 2000;
 ///   another level yourself. No update is lost to it: an
 ///   update that raced the expiry either was in that last export, or
 ///   brings the series back with its value (the expiry is undone), and a
-///   lookup of the label set while the expiry settles cancels it. Only an
-///   update through a handle kept from [`get`](Self::get) after the series
-///   expired goes nowhere (the handle keeps its detached series alive, never
-///   another label set's): look series up again after idle periods, or do
-///   not expire families whose handles you keep. Choose a timeout longer
-///   than every scraper's interval, so each sees the last value.
+///   lookup of the label set while the expiry settles cancels it. A series
+///   whose handle you keep from [`get`](Self::get) (or a clone of it) never
+///   expires while that handle lives, so what the handle records is always
+///   exported: the expiry waits until every such handle is dropped (one
+///   taken while an expiry was settling brings the series back). Choose a
+///   timeout longer than every scraper's interval, so each sees the last
+///   value.
 /// - **Rebirth**: a label set that comes back after its series died gets a
 ///   new series, from zero with a new created timestamp, so `rate()` and
 ///   `increase()` see a reset, not a jump.
@@ -304,6 +308,13 @@ fn fingerprint(value: &Value<'_>) -> Option<u64> {
         Value::Histogram { count, .. } | Value::Summary { count, .. } => Some(count),
         Value::NativeHistogram { native, .. } => Some(native.count),
     }
+}
+
+/// Whether a planned series has a handle beyond the family's own two (its
+/// index entry's and the plan's): one kept from [`StringFamily::get`] (or
+/// being taken now), which keeps the series from expiring.
+fn kept<M: Metric>(metric: &M) -> bool {
+    metric.handles() > 2
 }
 
 /// What `settle_expired` compares: a value with no fingerprint never
@@ -727,13 +738,21 @@ impl<M: Metric> StringFamily<M> {
             let now = plan_guard.born.elapsed().as_nanos();
             (u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX), u64::try_from(now).unwrap_or(u64::MAX))
         });
-        if expiry.is_some() {
-            // Expired series an update raced come back before the plan is
-            // brought up to date; the others are freed.
-            inner.series.settle_expired(|m| settle_fingerprint(&m.sample(scratch)));
-        }
         let mut order = std::mem::take(&mut scratch.order);
-        plan_guard.refresh(desc, &inner.series, &mut order, expiry.map(|(_, now)| now));
+        let now = expiry.map(|(_, now)| now);
+        plan_guard.refresh(desc, &inner.series, &mut order, now);
+        if expiry.is_some() {
+            // Expired series no reader can still hold are freed, unless an
+            // update raced the expiry or a handle to them is kept: those
+            // come back, and into this scrape. The plan was just brought up
+            // to date, so it holds no handle of an expired series, and one
+            // beyond the series' own is a handle kept from `get`.
+            let settled =
+                inner.series.settle_expired(|m, at| m.handles() <= 1 && settle_fingerprint(&m.sample(scratch)) == at);
+            if settled.revived > 0 {
+                plan_guard.refresh(desc, &inner.series, &mut order, now);
+            }
+        }
         scratch.order = order;
         let plan = &mut *plan_guard;
         // Positions of series idle for the timeout (found rarely: no
@@ -759,7 +778,7 @@ impl<M: Metric> StringFamily<M> {
             if values.len() == plan.metrics.len() {
                 if let Some((timeout, now)) = expiry {
                     for (i, &v) in values.iter().enumerate() {
-                        if idle_for(&mut plan.idle, i, Some(v), now, timeout) {
+                        if idle_for(&mut plan.idle, i, Some(v), now, timeout) && !kept(&plan.metrics[i]) {
                             idle.push(i);
                         }
                     }
@@ -791,6 +810,7 @@ impl<M: Metric> StringFamily<M> {
             let value = metric.sample(scratch);
             if let Some((timeout, now)) = expiry
                 && idle_for(&mut plan.idle, i, fingerprint(&value), now, timeout)
+                && !kept(metric)
             {
                 idle.push(i);
             }
@@ -1008,6 +1028,90 @@ mod tests {
         assert_eq!(f.expire_idle(), 1);
         assert_eq!(f.len(), 0);
         assert_eq!(StringFamily::new(&["k"], Counter::new).expire_idle(), 0);
+    }
+
+    /// Scrapes `r` until `f` has no expiry left to settle (other tests'
+    /// threads pin the same global epoch: bounded retries).
+    fn settle<M: Metric>(r: &crate::Registry, f: &StringFamily<M>) {
+        for _ in 0..2_000 {
+            scrape(r);
+            if f.inner.series.expiring() == 0 {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        panic!("expiries did not settle");
+    }
+
+    /// A handle kept from `get` keeps its series from expiring, whatever
+    /// the kind, so what it records is exported; once every handle is
+    /// dropped the series expires as any other.
+    #[test]
+    fn a_kept_handle_keeps_its_series_from_expiring() {
+        fn check<M: Metric>(make: fn() -> M, record: fn(&M)) {
+            let r = crate::Registry::new();
+            let timeout = std::time::Duration::from_millis(20);
+            let f = r.register(("t", "T."), StringFamily::builder(&["k"], make).idle_timeout(timeout).build()).unwrap();
+            let kept = f.get(&["kept"]).unwrap();
+            record(&kept);
+            f.with(&["other"], record).unwrap();
+            scrape(&r);
+            std::thread::sleep(timeout * 2);
+            scrape(&r);
+            assert_eq!(f.len(), 1, "{}: the series without a handle expired, the kept one stayed", M::handle_name());
+            settle(&r, &f);
+            record(&kept);
+            let mut total = 0;
+            r.snapshot().family("t").unwrap().series.iter().for_each(|s| {
+                assert_eq!(s.labels[0].1, "kept");
+                total += 1;
+            });
+            assert_eq!(total, 1);
+            drop(kept);
+            std::thread::sleep(timeout * 2);
+            scrape(&r);
+            settle(&r, &f);
+            assert_eq!(
+                (f.len(), f.inner.series.allocated()),
+                (0, 0),
+                "{}: expired once its handle dropped",
+                M::handle_name()
+            );
+        }
+        check(Counter::new, |c| c.inc());
+        check(SingleCounter::new, |c| c.inc());
+        check(crate::FloatCounter::new, |c| c.inc_by(0.5));
+        check(crate::TracedCounter::new, |c| c.inc());
+        check(|| crate::Histogram::new(crate::Buckets::default()), |h| h.observe(0.1));
+        check(|| crate::NativeHistogram::new(crate::NativeOpts::default()), |h| h.observe(0.1));
+        check(|| crate::Summary::new(crate::SummaryOpts::default()).unwrap(), |s| s.observe(0.1));
+    }
+
+    /// A handle taken from an entry just before its expiry (its lookup
+    /// ran before the entry left the table) brings the series back when
+    /// the expiry settles, with what the handle recorded.
+    #[test]
+    fn a_handle_taken_before_an_expiry_brings_the_series_back() {
+        let r = crate::Registry::new();
+        let timeout = std::time::Duration::from_millis(20);
+        let f = r
+            .register(("t_total", "T."), StringFamily::builder(&["k"], Counter::new).idle_timeout(timeout).build())
+            .unwrap();
+        f.with(&["x"], |c| c.inc()).unwrap();
+        scrape(&r);
+        std::thread::sleep(timeout * 2);
+        scrape(&r);
+        assert_eq!(f.len(), 0, "expired, not settled yet");
+        // What a lookup that found the entry before it left the table
+        // would have cloned.
+        let mut handle = None;
+        f.inner.series.walk_expiring(|e| handle = Some(e.value().clone()));
+        let handle = handle.expect("the expiring entry");
+        settle(&r, &f);
+        assert_eq!(f.len(), 1, "put back: a handle to it is kept");
+        handle.inc();
+        let last = scrape(&r);
+        assert!(last.len() == 1 && last[0].ends_with("|k=x|2"), "{last:?}");
     }
 
     /// A registry's default idle timeout reaches the families it makes,

@@ -110,6 +110,14 @@ pub struct Summary {
     inner: Arc<Inner>,
 }
 
+impl Summary {
+    /// Handles sharing this series' value, this one included
+    /// ([`Metric::handles`](crate::Metric::handles)).
+    pub(crate) fn handles(&self) -> usize {
+        Arc::strong_count(&self.inner)
+    }
+}
+
 #[derive(Debug)]
 struct Inner {
     opts: SummaryOpts,
@@ -341,6 +349,9 @@ impl Metric for Summary {
     }
     fn layout(&self) -> String {
         format!("{:?}", self.inner.opts)
+    }
+    fn handles(&self) -> usize {
+        self.handles()
     }
     fn created_unix_nanos(&self) -> Option<u64> {
         Some(self.inner.created)

@@ -33,6 +33,14 @@ pub struct TracedCounter {
 }
 
 impl TracedCounter {
+    /// Handles sharing this series' value, this one included
+    /// ([`Metric::handles`](crate::Metric::handles)).
+    pub(crate) fn handles(&self) -> usize {
+        self.counter.handles()
+    }
+}
+
+impl TracedCounter {
     /// A new counter at zero, with no exemplar.
     pub fn new() -> Self {
         TracedCounter { counter: Counter::new(), exemplar: Arc::new(crate::exemplar::ExemplarSlots::new(1)) }

@@ -397,6 +397,16 @@ pub trait Metric: Clone + Send + Sync + 'static {
     fn created_unix_nanos(&self) -> Option<u64> {
         None
     }
+    /// How many handles share this series' value, this one included (for
+    /// the kinds here: the count of the `Arc` behind it). A
+    /// [`StringFamily`](crate::StringFamily) with an idle timeout never
+    /// expires a series that has handles beyond its own, so a handle kept
+    /// from [`get`](crate::StringFamily::get) never records into a series
+    /// that is no longer exported. A kind that cannot tell answers 1 (its
+    /// kept handles then lose what they record after an expiry).
+    fn handles(&self) -> usize {
+        1
+    }
 }
 
 /// `Metric` for a handle whose sample is one number read with `get()`.
@@ -410,6 +420,9 @@ macro_rules! one_number_metric {
             fn created_unix_nanos(&self) -> Option<u64> {
                 let created: fn(&Self) -> Option<u64> = $created;
                 created(self)
+            }
+            fn handles(&self) -> usize {
+                self.handles()
             }
         }
     )*};
@@ -432,6 +445,9 @@ impl Metric for crate::TracedCounter {
     }
     fn created_unix_nanos(&self) -> Option<u64> {
         Some(self.created_unix_nanos())
+    }
+    fn handles(&self) -> usize {
+        self.handles()
     }
 }
 
@@ -458,6 +474,9 @@ impl Metric for crate::Histogram {
     }
     fn created_unix_nanos(&self) -> Option<u64> {
         Some(self.created_unix_nanos())
+    }
+    fn handles(&self) -> usize {
+        self.handles()
     }
 }
 
