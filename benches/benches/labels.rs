@@ -137,6 +137,11 @@ fn string_label(c: &mut Criterion) {
     g.bench_function("hotmeter_single_cell", |b| b.iter(|| hm_single.with(&[SPACES[next()]], |c| c.inc())));
     g.bench_function("hotmeter_reclaim_memory", |b| b.iter(|| hm_reclaim.with(&[SPACES[next()]], |c| c.inc())));
     g.bench_function("hotmeter_idle_timeout", |b| b.iter(|| hm_expiry.with(&[SPACES[next()]], |c| c.inc())));
+    g.bench_function("hotmeter_idle_timeout_pinned_64", |b| {
+        b.iter_custom(|iters| {
+            hotmeter_benches::pinned_batches(&hm_expiry, iters, |p| p.with(&[SPACES[next()]], |c| c.inc()).unwrap())
+        })
+    });
     g.bench_function("measured", |b| b.iter(|| me.inc(MeSpaceGroup { memory_space: SPACES[next()] })));
     g.bench_function("fast_telemetry", |b| b.iter(|| ft.inc(&[("memory_space", SPACES[next()])])));
     g.bench_function("prometheus_client", |b| b.iter(|| pc.get_or_create(&pc_keys[next()]).inc()));

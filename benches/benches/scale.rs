@@ -76,6 +76,13 @@ fn lookup_every_call(c: &mut Criterion) {
         g.bench_function("hotmeter_single_cell", |b| b.iter(|| hm_single.with(&[&keys[p.next()]], |c| c.inc())));
         g.bench_function("hotmeter_reclaim_memory", |b| b.iter(|| hm_reclaim.with(&[&keys[p.next()]], |c| c.inc())));
         g.bench_function("hotmeter_idle_timeout", |b| b.iter(|| hm_expiry.with(&[&keys[p.next()]], |c| c.inc())));
+        g.bench_function("hotmeter_idle_timeout_pinned_64", |b| {
+            b.iter_custom(|iters| {
+                hotmeter_benches::pinned_batches(&hm_expiry, iters, |f| {
+                    f.with(&[&keys[p.next()]], |c| c.inc()).unwrap()
+                })
+            })
+        });
         g.bench_function("measured", |b| b.iter(|| me.inc(MeIdGroup { id: &keys[p.next()] })));
         g.bench_function("fast_telemetry", |b| b.iter(|| ft.inc(&[("id", keys[p.next()].as_str())])));
         g.bench_function("prometheus_client", |b| b.iter(|| pc.get_or_create(&pc_keys[p.next()]).inc()));

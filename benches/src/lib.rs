@@ -55,6 +55,30 @@ pub const SPACES: [&str; 16] = [
     "tenant-15",
 ];
 
+/// Lookups in batches of `PINNED_BATCH` sharing one epoch pin
+/// (`StringFamily::pinned`), `iters` in all, for `iter_custom`: the pin
+/// that starts each batch is part of the time.
+pub fn pinned_batches<M: hotmeter::expose::Metric>(
+    family: &hotmeter::StringFamily<M>,
+    iters: u64,
+    mut lookup: impl FnMut(&hotmeter::Pinned<'_, M>),
+) -> Duration {
+    let start = std::time::Instant::now();
+    let mut left = iters;
+    while left > 0 {
+        let scope = family.pinned();
+        let n = left.min(PINNED_BATCH);
+        for _ in 0..n {
+            lookup(&scope);
+        }
+        left -= n;
+    }
+    start.elapsed()
+}
+
+/// Lookups per pin in [`pinned_batches`].
+pub const PINNED_BATCH: u64 = 64;
+
 /// Observation values in seconds for histogram benchmarks: spread over the
 /// default buckets (1 ms .. 8 s), cycled by index.
 pub fn latency(i: u64) -> f64 {

@@ -9,7 +9,7 @@
 //! entry back.
 #![cfg(hotmeter_loom)]
 
-use hotmeter::index::StringIndex;
+use hotmeter::index::{PinScope, StringIndex};
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use loom::thread;
@@ -122,6 +122,40 @@ fn reuse_racing_a_lookup_of_the_old_and_the_new_key() {
                 expect(p.key == key, || format!("a lookup of {key} read {}'s value", p.key));
             });
         }
+        writer.join().unwrap();
+        expect(index.len() == 1, || format!("{} live", index.len()));
+    });
+}
+
+/// As above, with the reader's two lookups in one `PinScope` (what
+/// `StringFamily::pinned` gives: one pin, no pin per lookup): each still
+/// finds its own key's value or nothing, never freed memory.
+#[test]
+fn lookups_in_one_scope_racing_reuse_read_only_their_own_keys() {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(2);
+    loom_tests::checked(builder, || {
+        let index: StringIndex<Probe> = StringIndex::reclaiming_with_limit(1, 1);
+        let a_dropped = Arc::new(AtomicBool::new(false));
+        let b_dropped = Arc::new(AtomicBool::new(false));
+        index.get_or_insert_with(h("a"), &["a"], || probe("a", &a_dropped), |_| ()).unwrap();
+        let writer = {
+            let index = index.clone();
+            thread::spawn(move || {
+                expect(index.remove(h("a"), &["a"]) == Ok(true), || "a was live".into());
+                nudge_epoch();
+                let made = index.get_or_insert_with(h("b"), &["b"], || probe("b", &b_dropped), |p| p.key).unwrap();
+                expect(made == Some("b"), || format!("b made {made:?}"));
+            })
+        };
+        let scope = PinScope::new();
+        for key in ["a", "b"] {
+            let _ = index.with_live_in(&scope, h(key), &[key], |p| {
+                expect(!p.dropped.load(Ordering::SeqCst), || "read a freed entry".into());
+                expect(p.key == key, || format!("a lookup of {key} read {}'s value", p.key));
+            });
+        }
+        drop(scope);
         writer.join().unwrap();
         expect(index.len() == 1, || format!("{} live", index.len()));
     });

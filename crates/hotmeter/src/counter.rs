@@ -43,7 +43,7 @@ pub struct Counter {
 
 impl Counter {
     /// Handles sharing this series' value, this one included
-    /// ([`Metric::handles`](crate::Metric::handles)).
+    /// ([`Metric::handles`](crate::expose::Metric::handles)).
     pub(crate) fn handles(&self) -> usize {
         Arc::strong_count(&self.cells)
     }
@@ -157,7 +157,7 @@ pub struct SingleCounter {
 
 impl SingleCounter {
     /// Handles sharing this series' value, this one included
-    /// ([`Metric::handles`](crate::Metric::handles)).
+    /// ([`Metric::handles`](crate::expose::Metric::handles)).
     pub(crate) fn handles(&self) -> usize {
         Arc::strong_count(&self.cell)
     }
@@ -235,7 +235,7 @@ pub struct FloatCounter {
 
 impl FloatCounter {
     /// Handles sharing this series' value, this one included
-    /// ([`Metric::handles`](crate::Metric::handles)).
+    /// ([`Metric::handles`](crate::expose::Metric::handles)).
     pub(crate) fn handles(&self) -> usize {
         Arc::strong_count(&self.bits)
     }

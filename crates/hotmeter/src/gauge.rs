@@ -33,7 +33,7 @@ pub struct Gauge {
 
 impl Gauge {
     /// Handles sharing this series' value, this one included
-    /// ([`Metric::handles`](crate::Metric::handles)).
+    /// ([`Metric::handles`](crate::expose::Metric::handles)).
     pub(crate) fn handles(&self) -> usize {
         Arc::strong_count(&self.bits)
     }
@@ -131,7 +131,7 @@ pub struct IntGauge {
 
 impl IntGauge {
     /// Handles sharing this series' value, this one included
-    /// ([`Metric::handles`](crate::Metric::handles)).
+    /// ([`Metric::handles`](crate::expose::Metric::handles)).
     pub(crate) fn handles(&self) -> usize {
         Arc::strong_count(&self.cell)
     }

@@ -464,6 +464,38 @@ fn fast_eq(a: &[u8], b: &[u8]) -> bool {
 /// memory then lives as long as the index).
 type Pin = Option<epoch::Guard>;
 
+/// One epoch pin shared by many lookups on this thread
+/// ([`StringIndex::with_live_in`]): a reclaiming index's lookup otherwise
+/// pins for itself, whose `SeqCst` fence costs more than the rest of a
+/// lookup among a few keys. While it lives, memory retired by any
+/// reclaiming index in the process (every one shares `crossbeam-epoch`'s
+/// global collector) waits to be freed: hold it for a batch, never across
+/// a blocking call or an idle period. Not `Send`: a pin is its thread's.
+pub struct PinScope {
+    /// Always pinned (whichever index it is used with: one that does not
+    /// reclaim ignores it).
+    pin: Pin,
+}
+
+impl PinScope {
+    /// Pins the epoch for this thread until the scope drops.
+    pub fn new() -> Self {
+        Self { pin: Some(epoch::pin()) }
+    }
+}
+
+impl Default for PinScope {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for PinScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PinScope")
+    }
+}
+
 /// One entry to expire: see [`StringIndex::expire`].
 #[derive(Clone, Copy, Debug)]
 pub struct Expiry<'a> {
@@ -714,6 +746,23 @@ impl<V: Send + Sync + 'static> StringIndex<V> {
         self.check_len(values)?;
         let pin = self.inner.pin();
         Ok(match self.inner.find_live(&pin, hash, values) {
+            Some(entry) => Ok(f(&entry.value)),
+            None => Err(f),
+        })
+    }
+
+    /// [`with_live`](Self::with_live) inside a [`PinScope`]: no pin of its
+    /// own, so a reclaiming index's lookup costs what a plain one does.
+    #[inline]
+    pub fn with_live_in<R, F: FnOnce(&V) -> R>(
+        &self,
+        scope: &PinScope,
+        hash: u64,
+        values: &[&str],
+        f: F,
+    ) -> Result<Result<R, F>, LabelCountError> {
+        self.check_len(values)?;
+        Ok(match self.inner.find_live(&scope.pin, hash, values) {
             Some(entry) => Ok(f(&entry.value)),
             None => Err(f),
         })
@@ -1364,6 +1413,34 @@ mod tests {
     /// With reclamation, any number of keys come and go: memory follows
     /// the live entries, the table stays small, and a key that comes back
     /// starts anew.
+    /// A `PinScope` keeps everything its lookups may have read: an entry
+    /// removed while it lives is freed only after it drops.
+    #[test]
+    fn a_pin_scope_keeps_what_it_may_have_read_until_it_drops() {
+        let index: StringIndex<u64> = StringIndex::reclaiming_with_limit(1, 10);
+        let h = StringIndex::<u64>::hash(&["a"]);
+        index.get_or_insert_with(h, &["a"], || 7, |_| ()).unwrap();
+        let scope = PinScope::new();
+        assert_eq!(index.with_live_in(&scope, h, &["a"], |v| *v).unwrap().ok(), Some(7));
+        assert_eq!(index.remove(h, &["a"]), Ok(true));
+        for _ in 0..200 {
+            crate::sync::epoch::pin().flush();
+            assert!(lock(&index.inner.slab.free).is_empty(), "freed while a scope that may have read it lives");
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+        assert!(index.with_live_in(&scope, h, &["a"], |v| *v).unwrap().is_err(), "removed: a lookup misses");
+        drop(scope);
+        // Other tests' threads pin the same global epoch: bounded retries.
+        for _ in 0..2_000 {
+            if !lock(&index.inner.slab.free).is_empty() {
+                break;
+            }
+            crate::sync::epoch::pin().flush();
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(lock(&index.inner.slab.free).len(), 1, "freed once the scope dropped");
+    }
+
     #[test]
     fn a_reclaiming_index_holds_only_what_is_live() {
         let index: StringIndex<u64> = StringIndex::reclaiming_with_limit(1, 1_000);

@@ -131,7 +131,7 @@ pub use labels::LabelSet;
 pub use native_histogram::{NativeHistogram, NativeOpts, NativeSnapshot};
 pub use registry::{CallbackId, OVERFLOW_METRIC, Opts, Registry, RegistryBuilder, SummaryOrRegistryError};
 pub use snapshot::{FamilySnapshot, OwnedValue, RegistrySnapshot, SeriesSnapshot};
-pub use string_family::{DEFAULT_CARDINALITY_LIMIT, OVERFLOW_LABEL_VALUE, StringFamily, StringFamilyBuilder};
+pub use string_family::{DEFAULT_CARDINALITY_LIMIT, OVERFLOW_LABEL_VALUE, Pinned, StringFamily, StringFamilyBuilder};
 pub use summary::{Summary, SummaryError, SummaryOpts};
 pub use traced_counter::TracedCounter;
 

@@ -184,7 +184,7 @@ pub struct NativeHistogram {
 
 impl NativeHistogram {
     /// Handles sharing this series' value, this one included
-    /// ([`Metric::handles`](crate::Metric::handles)).
+    /// ([`Metric::handles`](crate::expose::Metric::handles)).
     pub(crate) fn handles(&self) -> usize {
         Arc::strong_count(&self.core)
     }

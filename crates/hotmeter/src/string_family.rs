@@ -120,6 +120,32 @@ impl<M: Metric> std::fmt::Debug for StringFamily<M> {
     }
 }
 
+/// Lookups in a [`StringFamily`] that share one epoch pin: see
+/// [`StringFamily::pinned`]. Not `Send`: the pin is its thread's.
+#[must_use]
+pub struct Pinned<'a, M: Metric> {
+    family: &'a StringFamily<M>,
+    scope: crate::index::PinScope,
+}
+
+impl<M: Metric> Pinned<'_, M> {
+    /// [`StringFamily::with`], under this scope's pin.
+    #[inline]
+    pub fn with<R>(&self, values: &[&str], f: impl FnOnce(&M) -> R) -> Result<R, LabelCountError> {
+        let hash = StringIndex::<M>::hash(values);
+        match self.family.inner.series.with_live_in(&self.scope, hash, values, f)? {
+            Ok(r) => Ok(r),
+            Err(f) => Ok(self.family.with_cold(values, f)),
+        }
+    }
+}
+
+impl<M: Metric> std::fmt::Debug for Pinned<'_, M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pinned").field("label_names", &self.family.inner.label_names).finish()
+    }
+}
+
 /// Builds a [`StringFamily`]: see [`StringFamily::builder`].
 #[must_use]
 pub struct StringFamilyBuilder<M: Metric> {
@@ -521,6 +547,34 @@ impl<M: Metric> StringFamily<M> {
             (_, Some(f)) => self.route_to_overflow(f),
             (_, None) => unreachable!("f is taken only by a hit"),
         }
+    }
+
+    /// Lookups that share one epoch pin, for a batch of them on this
+    /// thread: in a family that reclaims memory each
+    /// [`with`](Self::with) pins the epoch for itself, a `SeqCst` fence
+    /// that costs more than the rest of a lookup among a few series;
+    /// [`Pinned::with`] pins nothing, so it costs what a lookup in a family
+    /// that does not reclaim does. While the scope lives, memory of removed
+    /// and expired series in every reclaiming family of the process waits
+    /// to be freed (and expiries wait to settle): hold it for one batch
+    /// (a request, a loop over a buffer), never across a blocking call or
+    /// an idle period.
+    ///
+    /// ```
+    /// let jobs = hotmeter::StringFamily::builder(&["tenant"], hotmeter::Counter::new)
+    ///     .idle_timeout(std::time::Duration::from_secs(600))
+    ///     .build();
+    /// let batch = ["t1", "t2", "t1"];
+    /// let lookups = jobs.pinned();
+    /// for tenant in batch {
+    ///     lookups.with(&[tenant], |c| c.inc())?;
+    /// }
+    /// drop(lookups);
+    /// assert_eq!(jobs.get(&["t1"])?.get(), 2);
+    /// # Ok::<(), hotmeter::LabelCountError>(())
+    /// ```
+    pub fn pinned(&self) -> Pinned<'_, M> {
+        Pinned { family: self, scope: crate::index::PinScope::new() }
     }
 
     /// A handle to the series for `values` (created on first use), to keep
@@ -1085,6 +1139,25 @@ mod tests {
         check(|| crate::Histogram::new(crate::Buckets::default()), |h| h.observe(0.1));
         check(|| crate::NativeHistogram::new(crate::NativeOpts::default()), |h| h.observe(0.1));
         check(|| crate::Summary::new(crate::SummaryOpts::default()).unwrap(), |s| s.observe(0.1));
+    }
+
+    /// Lookups in a pinned scope do what `with` does: hits, new series,
+    /// the overflow series beyond the limit (counted), the label-count
+    /// error; in families that reclaim or not.
+    #[test]
+    fn pinned_lookups_are_with_lookups() {
+        for reclaim in [false, true] {
+            let b = StringFamily::builder(&["k"], Counter::new).limit(2);
+            let f = if reclaim { b.reclaim_memory().build() } else { b.build() };
+            let p = f.pinned();
+            for k in ["a", "b", "a", "c", "d"] {
+                p.with(&[k], |c| c.inc()).unwrap();
+            }
+            assert!(p.with(&["a", "x"], |c| c.inc()).is_err());
+            drop(p);
+            assert_eq!((f.len(), f.overflowed()), (2, 2), "reclaim {reclaim}");
+            assert_eq!((f.get(&["a"]).unwrap().get(), f.get(&["b"]).unwrap().get()), (2, 1));
+        }
     }
 
     /// A handle taken from an entry just before its expiry (its lookup

@@ -112,7 +112,7 @@ pub struct Summary {
 
 impl Summary {
     /// Handles sharing this series' value, this one included
-    /// ([`Metric::handles`](crate::Metric::handles)).
+    /// ([`Metric::handles`](crate::expose::Metric::handles)).
     pub(crate) fn handles(&self) -> usize {
         Arc::strong_count(&self.inner)
     }

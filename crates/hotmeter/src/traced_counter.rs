@@ -34,7 +34,7 @@ pub struct TracedCounter {
 
 impl TracedCounter {
     /// Handles sharing this series' value, this one included
-    /// ([`Metric::handles`](crate::Metric::handles)).
+    /// ([`Metric::handles`](crate::expose::Metric::handles)).
     pub(crate) fn handles(&self) -> usize {
         self.counter.handles()
     }
