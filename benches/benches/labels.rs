@@ -139,7 +139,7 @@ fn string_label(c: &mut Criterion) {
     g.bench_function("hotmeter_idle_timeout", |b| b.iter(|| hm_expiry.with(&[SPACES[next()]], |c| c.inc())));
     g.bench_function("hotmeter_idle_timeout_pinned_64", |b| {
         b.iter_custom(|iters| {
-            hotmeter_benches::pinned_batches(&hm_expiry, iters, |p| p.with(&[SPACES[next()]], |c| c.inc()).unwrap())
+            hotmeter_benches::pinned_batches(&hm_expiry, iters, |p| p.with(&[SPACES[next()]], |c| c.inc()))
         })
     });
     g.bench_function("measured", |b| b.iter(|| me.inc(MeSpaceGroup { memory_space: SPACES[next()] })));
