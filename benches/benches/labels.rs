@@ -152,5 +152,27 @@ fn string_label(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, typed_label, string_label);
+/// The floor under a reclaiming family's lookup: what protecting one read
+/// costs by itself on this CPU (a full fence; `crossbeam-epoch`'s pin and
+/// unpin, which holds one; a pin nested in one already held, which does
+/// not: what a `StringFamily::pinned` scope's lookups pay).
+fn reclamation_floor(c: &mut Criterion) {
+    use std::sync::atomic::{AtomicU64, Ordering, fence};
+    let word = AtomicU64::new(0);
+    let mut g = c.benchmark_group("reclamation_floor");
+    g.bench_function("store_seqcst_fence_load", |b| {
+        b.iter(|| {
+            word.store(1, Ordering::Relaxed);
+            fence(Ordering::SeqCst);
+            black_box(word.load(Ordering::Relaxed))
+        })
+    });
+    g.bench_function("crossbeam_epoch_pin", |b| b.iter(|| black_box(crossbeam_epoch::pin())));
+    let outer = crossbeam_epoch::pin();
+    g.bench_function("crossbeam_epoch_pin_nested", |b| b.iter(|| black_box(crossbeam_epoch::pin())));
+    drop(outer);
+    g.finish();
+}
+
+criterion_group!(benches, typed_label, string_label, reclamation_floor);
 criterion_main!(benches);
