@@ -137,6 +137,11 @@ fn string_label(c: &mut Criterion) {
     g.bench_function("hotmeter_single_cell", |b| b.iter(|| hm_single.with(&[SPACES[next()]], |c| c.inc())));
     g.bench_function("hotmeter_reclaim_memory", |b| b.iter(|| hm_reclaim.with(&[SPACES[next()]], |c| c.inc())));
     g.bench_function("hotmeter_idle_timeout", |b| b.iter(|| hm_expiry.with(&[SPACES[next()]], |c| c.inc())));
+    // The same batches in the default family (which pins nothing per
+    // lookup): the like-for-like baseline of the row after it.
+    g.bench_function("hotmeter_pinned_64", |b| {
+        b.iter_custom(|iters| hotmeter_benches::pinned_batches(&hm, iters, |p| p.with(&[SPACES[next()]], |c| c.inc())))
+    });
     g.bench_function("hotmeter_idle_timeout_pinned_64", |b| {
         b.iter_custom(|iters| {
             hotmeter_benches::pinned_batches(&hm_expiry, iters, |p| p.with(&[SPACES[next()]], |c| c.inc()))

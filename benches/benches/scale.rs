@@ -76,6 +76,13 @@ fn lookup_every_call(c: &mut Criterion) {
         g.bench_function("hotmeter_single_cell", |b| b.iter(|| hm_single.with(&[&keys[p.next()]], |c| c.inc())));
         g.bench_function("hotmeter_reclaim_memory", |b| b.iter(|| hm_reclaim.with(&[&keys[p.next()]], |c| c.inc())));
         g.bench_function("hotmeter_idle_timeout", |b| b.iter(|| hm_expiry.with(&[&keys[p.next()]], |c| c.inc())));
+        // The same batches in the default family: the like-for-like
+        // baseline of the row after it.
+        g.bench_function("hotmeter_pinned_64", |b| {
+            b.iter_custom(|iters| {
+                hotmeter_benches::pinned_batches(&hm, iters, |f| f.with(&[&keys[p.next()]], |c| c.inc()).unwrap())
+            })
+        });
         g.bench_function("hotmeter_idle_timeout_pinned_64", |b| {
             b.iter_custom(|iters| {
                 hotmeter_benches::pinned_batches(&hm_expiry, iters, |f| {
