@@ -1,8 +1,9 @@
 //! Histograms with fixed buckets: [`Histogram`], [`Buckets`], [`HistogramTimer`].
 //!
 //! Owns: bucket layouts and their validation, the sharded hot/cold cells,
-//! and the consistent snapshot. Must not: allocate, lock or make a syscall
-//! when recording, nor ever make a writer wait for a reader.
+//! and the consistent snapshot. Must not: allocate (but for the shard a
+//! thread's first observation on a histogram makes, a cold path), lock or
+//! make a syscall when recording, nor ever make a writer wait for a reader.
 //!
 //! The consistency protocol is documented on [`Histogram`] itself, where
 //! rustdoc shows it.
@@ -14,7 +15,7 @@ use crate::exemplar::{Exemplar, ExemplarSlots, TraceId, now_unix_seconds};
 use crate::error::BucketError;
 use crate::gauge::add_f64;
 use crate::sync::{
-    Arc, AtomicU64, CachePadded, Mutex, Ordering, exclusive_shard_count, fence, lock, spin_loop, thread_slot,
+    Arc, AtomicU64, CachePadded, Mutex, OnceLock, Ordering, exclusive_shard_count, fence, lock, spin_loop, thread_slot,
     thread_slot_or_max,
 };
 
@@ -136,7 +137,11 @@ const COUNT_MASK: u64 = HOT_BIT - 1;
 /// # Consistency: how snapshots stay exact without stopping writers
 /// Every thread slot below an exclusive shard count (16 or more, from the
 /// number of CPUs) owns a shard that no
-/// other thread writes; threads with higher slots share one extra shard. A
+/// other thread writes; threads with higher slots share one extra shard. An
+/// owned shard is made by its thread's first observation (the one
+/// allocation recording ever makes, once per thread and histogram), so a
+/// series written by two threads holds two shards and the shared one, not
+/// seventeen. A
 /// shard holds a control word, one sequence word per half, and two halves,
 /// *hot* and *cold*, each with a sum and one count per bucket (the `+Inf`
 /// bucket included). The control word's top bit names the hot half; on the
@@ -244,8 +249,10 @@ struct Core {
     bounds: Buckets,
     /// Bucket counts per half, including `+Inf`.
     buckets: usize,
-    /// Shard `i` is written only by the thread holding slot `i`.
-    owned: Box<[CachePadded<Shard>]>,
+    /// Shard `i` is written only by the thread holding slot `i`, and made
+    /// by that thread at its first observation: a series pays for the
+    /// shards of the threads that write it, not for every slot.
+    owned: Box<[OnceLock<Box<CachePadded<Shard>>>]>,
     /// Written by every thread whose slot is beyond `owned`.
     shared: CachePadded<Shard>,
     /// Bit `i` set once owned shard `i` has been written: a snapshot reads
@@ -261,8 +268,9 @@ struct Core {
     created: u64,
 }
 
-/// Per shard (owned ones, then the shared one) and half, the bucket counts
-/// and sum as last read. A half is read only when it is cold, and does not
+/// Per shard (the shared one at 0, owned shard `i` at `i + 1`, grown as
+/// owned shards are first read) and half, the bucket counts and sum as last
+/// read. A half is read only when it is cold, and does not
 /// change while it stays cold (but for a late owner, which the sequence
 /// check catches), so these are exact until it turns hot again.
 #[derive(Debug)]
@@ -282,18 +290,12 @@ impl Histogram {
     pub fn new(buckets: Buckets) -> Self {
         let owned = exclusive_shard_count();
         let nb = buckets.bounds.len() + 1;
-        let shards = owned + 1;
-        let reader = ReaderCache {
-            counts: vec![0; shards * 2 * nb],
-            sums: vec![0.0; shards * 2],
-            seqs: vec![0; shards * 2],
-            totals: vec![0; nb],
-        };
+        let reader = ReaderCache { counts: vec![0; 2 * nb], sums: vec![0.0; 2], seqs: vec![0; 2], totals: vec![0; nb] };
         Self {
             core: Arc::new(Core {
                 bounds: buckets,
                 buckets: nb,
-                owned: (0..owned).map(|_| Shard::new(nb)).collect(),
+                owned: (0..owned).map(|_| OnceLock::new()).collect(),
                 shared: Shard::new(nb),
                 active: AtomicU64::new(0),
                 reader: Mutex::new(reader),
@@ -325,9 +327,10 @@ impl Histogram {
     #[inline(always)]
     pub fn observe(&self, v: f64) {
         let core = &*self.core;
-        // No slot yet reads as out of range: the cold path assigns one.
+        // No slot yet reads as out of range, and a slot whose shard is not
+        // made yet as missing: the cold path assigns one, or makes it.
         let slot = thread_slot_or_max();
-        let Some(shard) = core.owned.get(slot) else {
+        let Some(shard) = core.owned.get(slot).and_then(OnceLock::get) else {
             return self.observe_cold(v);
         };
         self.observe_owned(slot, shard, v);
@@ -366,13 +369,16 @@ impl Histogram {
         seq.store(s.wrapping_add(2), Ordering::Release);
     }
 
-    /// First observation on this thread, or a slot beyond the owned shards.
+    /// First observation on this thread (or its slot's first on this
+    /// histogram: the shard is made here, by the slot's only writer), or a
+    /// slot beyond the owned shards.
     #[cold]
     #[inline(never)]
     fn observe_cold(&self, v: f64) {
+        let core = &*self.core;
         let slot = thread_slot();
-        match self.core.owned.get(slot) {
-            Some(shard) => self.observe_owned(slot, shard, v),
+        match core.owned.get(slot) {
+            Some(cell) => self.observe_owned(slot, cell.get_or_init(|| Box::new(Shard::new(core.buckets))), v),
             None => self.observe_shared(v),
         }
     }
@@ -489,7 +495,12 @@ impl Histogram {
         while active != 0 {
             let i = active.trailing_zeros() as usize;
             active &= active - 1;
-            let Some(shard) = core.owned.get(i) else { break };
+            // Made before its bit was set (the Acquire above pairs with
+            // `activate`'s Release, after the shard's `get_or_init`).
+            let Some(shard) = core.owned.get(i).and_then(OnceLock::get) else { continue };
+            // Its place in the reader's memory: after the shared shard's.
+            let i = i + 1;
+            cache.make_room(nb, i);
             nan = nan.wrapping_add(shard.nan.load(Ordering::Relaxed));
             // Unchanged since both halves were last read (both sequences as
             // remembered; a writer mid-observation has an odd one): the
@@ -509,7 +520,7 @@ impl Histogram {
             let before = shard.control.fetch_add(HOT_BIT, Ordering::AcqRel);
             cache.read_owned(shard, nb, i, (before >> 63) as usize);
         }
-        let i = core.owned.len();
+        let i = 0;
         let shard = &core.shared;
         nan = nan.wrapping_add(shard.nan.load(Ordering::Relaxed));
         // Unchanged when no observation started since both halves were read.
@@ -535,6 +546,16 @@ fn reject_nan(cell: &AtomicU64, owned: bool) {
 }
 
 impl ReaderCache {
+    /// Grows the memory to hold shard number `i` (never read before: its
+    /// counts, sums and sequences start at zero, as a new shard's do).
+    fn make_room(&mut self, nb: usize, i: usize) {
+        if self.seqs.len() < (i + 1) * 2 {
+            self.counts.resize((i + 1) * 2 * nb, 0);
+            self.sums.resize((i + 1) * 2, 0.0);
+            self.seqs.resize((i + 1) * 2, 0);
+        }
+    }
+
     /// Seqlock read of half `h` of owned shard number `i` into the cache.
     fn read_owned(&mut self, shard: &Shard, nb: usize, i: usize, h: usize) {
         self.untally(nb, i, h);
@@ -779,6 +800,30 @@ fn quantile_from_buckets(bounds: &[f64], counts: &[u64], q: f64) -> Option<f64> 
 #[cfg(all(test, not(hotmeter_loom)))]
 mod tests {
     use super::*;
+
+    /// Owned shards made so far.
+    fn shards_made(h: &Histogram) -> usize {
+        h.core.owned.iter().filter(|cell| cell.get().is_some()).count()
+    }
+
+    /// A histogram makes the shards of the threads that write it, at their
+    /// first observation, and no other; the snapshot adds them all up.
+    #[test]
+    fn shards_are_made_by_the_threads_that_write() {
+        let h = Histogram::new(Buckets::new([1.0]).unwrap());
+        assert_eq!(shards_made(&h), 0, "none up front");
+        h.observe(0.5);
+        let own = usize::from(thread_slot() < h.core.owned.len());
+        assert_eq!(shards_made(&h), own);
+        std::thread::scope(|s| {
+            for _ in 0..2 {
+                s.spawn(|| (0..100).for_each(|_| h.observe(2.0)));
+            }
+        });
+        assert!(shards_made(&h) <= own + 2, "{} shards for three writers", shards_made(&h));
+        let snap = h.snapshot();
+        assert_eq!((snap.counts(), snap.sum()), (&[1, 200][..], 400.5));
+    }
 
     #[test]
     fn bucket_search_linear_and_binary_agree() {

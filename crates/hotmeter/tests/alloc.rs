@@ -61,8 +61,11 @@ fn recording_never_allocates() {
     let strings = StringFamily::new(&["space", "op"], Counter::new);
     let capped = StringFamily::with_limit(&["id"], 1, SingleCounter::new);
     // Warm-up outside the measurement: the thread's slot, the first insert
-    // of each label set (the documented cold path), the overflow route.
+    // of each label set (the documented cold path), the overflow route, and
+    // each histogram's shard for this thread (made at the thread's first
+    // observation, documented).
     counter.inc();
+    small.observe(0.0);
     strings.with(&["tenant-a", "write"], |c| c.inc()).unwrap();
     capped.with(&["first"], |c| c.inc()).unwrap();
     let kept = strings.get(&["tenant-a", "write"]).unwrap();
