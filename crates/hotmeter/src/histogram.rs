@@ -139,9 +139,9 @@ const COUNT_MASK: u64 = HOT_BIT - 1;
 /// number of CPUs) owns a shard that no
 /// other thread writes; threads with higher slots share one extra shard. An
 /// owned shard is made by its thread's first observation (the one
-/// allocation recording ever makes, once per thread and histogram), so a
-/// series written by two threads holds two shards and the shared one, not
-/// seventeen. A
+/// allocation recording ever makes, once per thread and histogram; the
+/// shared shard likewise by its first writer), so a series written by two
+/// threads holds two shards, not seventeen. A
 /// shard holds a control word, one sequence word per half, and two halves,
 /// *hot* and *cold*, each with a sum and one count per bucket (the `+Inf`
 /// bucket included). The control word's top bit names the hot half; on the
@@ -254,7 +254,8 @@ struct Core {
     /// shards of the threads that write it, not for every slot.
     owned: Box<[OnceLock<Box<CachePadded<Shard>>>]>,
     /// Written by every thread whose slot is beyond `owned`.
-    shared: CachePadded<Shard>,
+    /// Made by its first writer, as the owned ones are.
+    shared: OnceLock<Box<CachePadded<Shard>>>,
     /// Bit `i` set once owned shard `i` has been written: a snapshot reads
     /// only those (a histogram is usually written by a few threads).
     active: AtomicU64,
@@ -296,7 +297,7 @@ impl Histogram {
                 bounds: buckets,
                 buckets: nb,
                 owned: (0..owned).map(|_| OnceLock::new()).collect(),
-                shared: Shard::new(nb),
+                shared: OnceLock::new(),
                 active: AtomicU64::new(0),
                 reader: Mutex::new(reader),
                 exemplars: crate::sync::OnceLock::new(),
@@ -395,7 +396,7 @@ impl Histogram {
     /// The shared shard: several writers, so atomic read-modify-writes.
     fn observe_shared(&self, v: f64) {
         let core = &*self.core;
-        let shard = &core.shared;
+        let shard = core.shared.get_or_init(|| Box::new(Shard::new(core.buckets)));
         if v.is_nan() {
             return reject_nan(&shard.nan, false);
         }
@@ -520,15 +521,17 @@ impl Histogram {
             let before = shard.control.fetch_add(HOT_BIT, Ordering::AcqRel);
             cache.read_owned(shard, nb, i, (before >> 63) as usize);
         }
-        let i = 0;
-        let shard = &core.shared;
-        nan = nan.wrapping_add(shard.nan.load(Ordering::Relaxed));
-        // Unchanged when no observation started since both halves were read.
-        let started = shard.control.load(Ordering::Acquire) & COUNT_MASK;
-        let seen = cache.counts[i * 2 * nb..(i + 1) * 2 * nb].iter().fold(0u64, |a, &c| a.wrapping_add(c));
-        if started != seen {
-            let before = shard.control.fetch_add(HOT_BIT, Ordering::AcqRel);
-            cache.read_shared(shard, nb, i, before);
+        // Not made yet: no observation has started on it.
+        if let Some(shard) = core.shared.get() {
+            let i = 0;
+            nan = nan.wrapping_add(shard.nan.load(Ordering::Relaxed));
+            // Unchanged when no observation started since both halves were read.
+            let started = shard.control.load(Ordering::Acquire) & COUNT_MASK;
+            let seen = cache.counts[i * 2 * nb..(i + 1) * 2 * nb].iter().fold(0u64, |a, &c| a.wrapping_add(c));
+            if started != seen {
+                let before = shard.control.fetch_add(HOT_BIT, Ordering::AcqRel);
+                cache.read_shared(shard, nb, i, before);
+            }
         }
         counts.copy_from_slice(&cache.totals);
         (cache.sums.iter().sum(), nan)
