@@ -44,7 +44,6 @@ mutations=(
   "M30~crates/hotmeter-streaming/src/observation.rs~s/self\.0\.fetch_add\(1 \+ SUBMISSION, Ordering::Acquire\)/self.0.fetch_add(SUBMISSION, Ordering::Acquire)/~space_life~retirement_racing_a_submission_and_a_worker_loses_no_record"
   "M31~crates/hotmeter-streaming/src/observation.rs~s/while cur & \(RETIRED \| REMOVED \| HOLDS\) == RETIRED \{/while cur \& (RETIRED | REMOVED) == RETIRED {/~space_life~retirement_racing_a_submission_and_a_worker_loses_no_record"
   "M32~crates/hotmeter-streaming/src/observation.rs~s/let prev = self\.0\.fetch_sub\(n, Ordering::Release\);/let prev = self.0.fetch_sub(n, Ordering::Relaxed);/~space_life~retirement_racing_a_submission_and_a_worker_loses_no_record"
-  "M34~crates/hotmeter/src/index.rs~s/if still_idle\(&e\.value, x\.fingerprint\) \{/if x.fingerprint == x.fingerprint {/~lifecycle~a_handle_taken_racing_an_expiry_keeps_its_series"
   "M33~crates/hotmeter-streaming/src/observation.rs~s/if prev & REMOVED != 0 \{\n(\s*)Entered::Removed/if false {\n\$1Entered::Removed/~space_life~retirement_racing_a_submission_and_a_worker_loses_no_record"
 )
 

@@ -45,7 +45,7 @@ impl Counter {
     /// Handles sharing this series' value, this one included
     /// ([`Metric::handles`](crate::expose::Metric::handles)).
     pub(crate) fn handles(&self) -> usize {
-        Arc::strong_count(&self.cells)
+        crate::sync::handle_count(&self.cells)
     }
 }
 
@@ -159,7 +159,7 @@ impl SingleCounter {
     /// Handles sharing this series' value, this one included
     /// ([`Metric::handles`](crate::expose::Metric::handles)).
     pub(crate) fn handles(&self) -> usize {
-        Arc::strong_count(&self.cell)
+        crate::sync::handle_count(&self.cell)
     }
 }
 
@@ -237,7 +237,7 @@ impl FloatCounter {
     /// Handles sharing this series' value, this one included
     /// ([`Metric::handles`](crate::expose::Metric::handles)).
     pub(crate) fn handles(&self) -> usize {
-        Arc::strong_count(&self.bits)
+        crate::sync::handle_count(&self.bits)
     }
 }
 

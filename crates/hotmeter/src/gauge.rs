@@ -35,7 +35,7 @@ impl Gauge {
     /// Handles sharing this series' value, this one included
     /// ([`Metric::handles`](crate::expose::Metric::handles)).
     pub(crate) fn handles(&self) -> usize {
-        Arc::strong_count(&self.bits)
+        crate::sync::handle_count(&self.bits)
     }
 }
 
@@ -133,7 +133,7 @@ impl IntGauge {
     /// Handles sharing this series' value, this one included
     /// ([`Metric::handles`](crate::expose::Metric::handles)).
     pub(crate) fn handles(&self) -> usize {
-        Arc::strong_count(&self.cell)
+        crate::sync::handle_count(&self.cell)
     }
 }
 

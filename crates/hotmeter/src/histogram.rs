@@ -204,7 +204,7 @@ impl Histogram {
     /// Handles sharing this series' value, this one included
     /// ([`Metric::handles`](crate::expose::Metric::handles)).
     pub(crate) fn handles(&self) -> usize {
-        Arc::strong_count(&self.core)
+        crate::sync::handle_count(&self.core)
     }
 }
 

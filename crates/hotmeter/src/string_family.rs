@@ -67,10 +67,17 @@ pub const DEFAULT_CARDINALITY_LIMIT: usize = 2000;
 ///   update that raced the expiry either was in that last export, or
 ///   brings the series back with its value (the expiry is undone), and a
 ///   lookup of the label set while the expiry settles cancels it. A series
-///   whose handle you keep from [`get`](Self::get) (or a clone of it) never
-///   expires while that handle lives, so what the handle records is always
-///   exported: the expiry waits until every such handle is dropped (one
-///   taken while an expiry was settling brings the series back). Choose a
+///   whose handle you keep from [`get`](Self::get) (or a clone of it) is
+///   not expired while that handle lives, so nothing the handle records is
+///   lost: the expiry waits until every such handle is dropped. One
+///   narrow case: a handle taken in the instant a scrape expires its series
+///   brings the series back when that expiry settles (the next scrape, or
+///   later while a thread somewhere holds an epoch pin, such as a
+///   [`pinned`](Self::pinned) scope); until then the series is missing from
+///   scrapes, and a remote_write push marks it stale, then sends it again
+///   with everything recorded. Metric types of your own count their
+///   handles only if they implement
+///   [`Metric::handles`](crate::expose::Metric::handles). Choose a
 ///   timeout longer than every scraper's interval, so each sees the last
 ///   value.
 /// - **Rebirth**: a label set that comes back after its series died gets a

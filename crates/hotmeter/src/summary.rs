@@ -114,7 +114,7 @@ impl Summary {
     /// Handles sharing this series' value, this one included
     /// ([`Metric::handles`](crate::expose::Metric::handles)).
     pub(crate) fn handles(&self) -> usize {
-        Arc::strong_count(&self.inner)
+        crate::sync::handle_count(&self.inner)
     }
 }
 

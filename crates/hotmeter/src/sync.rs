@@ -41,6 +41,17 @@ pub(crate) use loom::sync::{Mutex, MutexGuard};
 /// mutexes inside are loom's under the cfg.
 pub(crate) use std::sync::Arc;
 
+/// How many handles share `arc`'s value ([`Metric::handles`](crate::expose::Metric::handles)),
+/// read so that whatever a handle recorded before it was dropped is visible
+/// to the caller's reads after this one: `Arc::strong_count` is a `Relaxed`
+/// load, and a dropped handle's decrement is a `Release`, so an `Acquire`
+/// fence after the load completes the pair (as `Arc::get_mut` does).
+pub(crate) fn handle_count<T: ?Sized>(arc: &Arc<T>) -> usize {
+    let n = Arc::strong_count(arc);
+    std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+    n
+}
+
 #[cfg(hotmeter_loom)]
 std::thread_local! {
     /// The first protocol violation the real code noticed in the running

@@ -398,12 +398,15 @@ pub trait Metric: Clone + Send + Sync + 'static {
         None
     }
     /// How many handles share this series' value, this one included (for
-    /// the kinds here: the count of the `Arc` behind it). A
-    /// [`StringFamily`](crate::StringFamily) with an idle timeout never
-    /// expires a series that has handles beyond its own, so a handle kept
+    /// the kinds here: the count of the `Arc` behind it), read so that what
+    /// a handle recorded before it was dropped is visible to reads of the
+    /// value after this call (an `Acquire` fence after the count). A
+    /// [`StringFamily`](crate::StringFamily) with an idle timeout does not
+    /// expire a series that has handles beyond its own, so a handle kept
     /// from [`get`](crate::StringFamily::get) never records into a series
-    /// that is no longer exported. A kind that cannot tell answers 1 (its
-    /// kept handles then lose what they record after an expiry).
+    /// that is gone for good. A kind that cannot tell answers 1 (its kept
+    /// handles then lose what they record after an expiry): implement it
+    /// for a `Metric` of your own whose handles you keep.
     fn handles(&self) -> usize {
         1
     }
