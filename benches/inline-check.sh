@@ -28,7 +28,7 @@ binary, cold = sys.argv[1], re.compile(sys.argv[2])
 syms = {}
 for line in subprocess.run(["nm", "-C", binary], capture_output=True, text=True, check=True).stdout.splitlines():
     parts = line.split(" ", 2)
-    if len(parts) == 3 and parts[1] in "tTwW":
+    if len(parts) == 3 and parts[0] and parts[1] in ("t", "T", "w", "W"):
         syms.setdefault(int(parts[0], 16), parts[2])
 got = {}
 for line in subprocess.run(["readelf", "-rW", binary], capture_output=True, text=True, check=True).stdout.splitlines():
