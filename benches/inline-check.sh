@@ -18,8 +18,13 @@ export CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16
 cargo build -q --release --locked -p hotmeter-benches --example inline_probe >&2
 bin=${CARGO_TARGET_DIR:-target}/release/examples/inline_probe
 "$bin"
-# hotmeter functions a hot path may call: its own cold paths.
-cold='hotmeter::(sync::slot::assign|counter::Counter::inc_contended|histogram::Histogram::(observe_cold|activate|observe_shared)|native_histogram::.*(block_slow|coarse_target|observe_cold|observe_shared|activate)|string_family::StringFamily<.*>::(with_cold|route_to_overflow)|index::.*miss|native::frexp|gauge::.*_slow|.*reject_nan)'
+# hotmeter functions a hot path may call: its own cold paths. A thread's
+# first slot (slot::assign), a contended counter's shards, a histogram's
+# first write to a shard or the shared shard, a native histogram's block
+# growth and coarse fallback, a string family's miss and overflow, and the
+# native bucket key's general path for subnormals and infinities (frexp's
+# recursion, fraction_bounds' table).
+cold='hotmeter::(sync::slot::assign|counter::Counter::inc_contended|histogram::Histogram::(observe_cold|activate|observe_shared)|native_histogram::.*(block_slow|coarse_target|observe_cold|observe_shared|activate)|string_family::StringFamily<.*>::(with_cold|route_to_overflow)|index::.*miss|native::(frexp|fraction_bounds)|gauge::.*_slow|.*reject_nan)'
 python3 - "$bin" "$cold" <<'PY'
 import re, subprocess, sys
 binary, cold = sys.argv[1], re.compile(sys.argv[2])
