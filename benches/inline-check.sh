@@ -35,11 +35,13 @@ for line in subprocess.run(["nm", "-C", binary], capture_output=True, text=True,
     parts = line.split(" ", 2)
     if len(parts) == 3 and parts[0] and parts[1] in ("t", "T", "w", "W"):
         syms.setdefault(int(parts[0], 16), parts[2])
-got = {}
+got, got_names = {}, {}
 for line in subprocess.run(["readelf", "-rW", binary], capture_output=True, text=True, check=True).stdout.splitlines():
     f = line.split()
     if len(f) >= 4 and f[2] == "R_X86_64_RELATIVE":
         got[int(f[0], 16)] = int(f[3], 16)
+    elif len(f) >= 5 and f[2] == "R_X86_64_GLOB_DAT":
+        got_names[int(f[0], 16)] = f[4].split("@")[0]
 asm = subprocess.run(["objdump", "-d", "--no-show-raw-insn", "-C", binary], capture_output=True, text=True, check=True).stdout
 probes, current = {}, None
 for line in asm.splitlines():
@@ -59,7 +61,7 @@ for line in asm.splitlines():
     m = re.search(r"call\s+\*0x[0-9a-f]+\(%rip\)\s+# ([0-9a-f]+)", line)
     if m:
         slot = int(m.group(1), 16)
-        target = syms.get(got.get(slot, -1), f"GOT slot {slot:#x}")
+        target = got_names.get(slot) or syms.get(got.get(slot, -1), f"GOT slot {slot:#x}")
     if target:
         current.append(re.sub(r"@plt$", "", target))
 bad = 0
