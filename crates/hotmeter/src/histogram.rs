@@ -141,7 +141,8 @@ const COUNT_MASK: u64 = HOT_BIT - 1;
 /// owned shard is made by its thread's first observation (the one
 /// allocation recording ever makes, once per thread and histogram; the
 /// shared shard likewise by its first writer), so a series written by two
-/// threads holds two shards, not seventeen. A
+/// threads holds those two shards and the reader's memory of them, not
+/// seventeen. A
 /// shard holds a control word, one sequence word per half, and two halves,
 /// *hot* and *cold*, each with a sum and one count per bucket (the `+Inf`
 /// bucket included). The control word's top bit names the hot half; on the
@@ -269,13 +270,16 @@ struct Core {
     created: u64,
 }
 
-/// Per shard (the shared one at 0, owned shard `i` at `i + 1`, grown as
-/// owned shards are first read) and half, the bucket counts and sum as last
-/// read. A half is read only when it is cold, and does not
+/// Per shard and half, the bucket counts and sum as last read. Shards have
+/// places in the order the reader first meets them (the shared one at 0),
+/// so the memory holds the shards that were written, whichever slots they
+/// belong to. A half is read only when it is cold, and does not
 /// change while it stays cold (but for a late owner, which the sequence
 /// check catches), so these are exact until it turns hot again.
 #[derive(Debug)]
 struct ReaderCache {
+    /// Per owned shard, its place in the vectors below (0: none yet).
+    place: Box<[u16]>,
     /// `[(shard * 2 + half) * buckets + bucket]`.
     counts: Vec<u64>,
     /// `[shard * 2 + half]`.
@@ -291,7 +295,13 @@ impl Histogram {
     pub fn new(buckets: Buckets) -> Self {
         let owned = exclusive_shard_count();
         let nb = buckets.bounds.len() + 1;
-        let reader = ReaderCache { counts: vec![0; 2 * nb], sums: vec![0.0; 2], seqs: vec![0; 2], totals: vec![0; nb] };
+        let reader = ReaderCache {
+            place: vec![0; owned].into_boxed_slice(),
+            counts: vec![0; 2 * nb],
+            sums: vec![0.0; 2],
+            seqs: vec![0; 2],
+            totals: vec![0; nb],
+        };
         Self {
             core: Arc::new(Core {
                 bounds: buckets,
@@ -499,9 +509,8 @@ impl Histogram {
             // Made before its bit was set (the Acquire above pairs with
             // `activate`'s Release, after the shard's `get_or_init`).
             let Some(shard) = core.owned.get(i).and_then(OnceLock::get) else { continue };
-            // Its place in the reader's memory: after the shared shard's.
-            let i = i + 1;
-            cache.make_room(nb, i);
+            // Its place in the reader's memory.
+            let i = cache.place_of(nb, i);
             nan = nan.wrapping_add(shard.nan.load(Ordering::Relaxed));
             // Unchanged since both halves were last read (both sequences as
             // remembered; a writer mid-observation has an odd one): the
@@ -549,14 +558,24 @@ fn reject_nan(cell: &AtomicU64, owned: bool) {
 }
 
 impl ReaderCache {
-    /// Grows the memory to hold shard number `i` (never read before: its
-    /// counts, sums and sequences start at zero, as a new shard's do).
-    fn make_room(&mut self, nb: usize, i: usize) {
-        if self.seqs.len() < (i + 1) * 2 {
-            self.counts.resize((i + 1) * 2 * nb, 0);
-            self.sums.resize((i + 1) * 2, 0.0);
-            self.seqs.resize((i + 1) * 2, 0);
+    /// Owned shard `slot`'s place, given the next one (and exactly the
+    /// room for it) when the reader first meets it: its counts, sums and
+    /// sequences start at zero, as a new shard's do.
+    fn place_of(&mut self, nb: usize, slot: usize) -> usize {
+        let place = usize::from(self.place[slot]);
+        if place != 0 {
+            return place;
         }
+        let place = self.seqs.len() / 2;
+        // At most 64 owned shards (the `active` bits) and the shared one.
+        self.place[slot] = place as u16;
+        self.counts.reserve_exact(2 * nb);
+        self.counts.resize((place + 1) * 2 * nb, 0);
+        self.sums.reserve_exact(2);
+        self.sums.resize((place + 1) * 2, 0.0);
+        self.seqs.reserve_exact(2);
+        self.seqs.resize((place + 1) * 2, 0);
+        place
     }
 
     /// Seqlock read of half `h` of owned shard number `i` into the cache.
@@ -809,6 +828,36 @@ mod tests {
         h.core.owned.iter().filter(|cell| cell.get().is_some()).count()
     }
 
+    /// More writers alive at once than there are owned shards, so some
+    /// write the shared shard while others write their own: every
+    /// snapshot between rounds is exact, bucket by bucket (the reader keeps
+    /// each shard's memory apart, whatever order it meets them in).
+    #[test]
+    fn snapshots_stay_exact_with_owned_and_shared_writers() {
+        let h = Histogram::new(Buckets::new([1.0, 2.0]).unwrap());
+        let threads = h.core.owned.len() + 4;
+        for round in 1..=3u64 {
+            // Every writer of the round is alive until all have started.
+            let started = crate::sync::AtomicUsize::new(0);
+            std::thread::scope(|s| {
+                for t in 0..threads {
+                    let (h, started) = (&h, &started);
+                    s.spawn(move || {
+                        started.fetch_add(1, Ordering::SeqCst);
+                        while started.load(Ordering::SeqCst) < threads {
+                            std::thread::yield_now();
+                        }
+                        h.observe((t % 3) as f64 + 0.5);
+                    });
+                }
+            });
+            let per_bucket = |b: usize| round * (0..threads).filter(|t| t % 3 == b).count() as u64;
+            let snap = h.snapshot();
+            assert_eq!(snap.counts(), &[per_bucket(0), per_bucket(1), per_bucket(2)][..], "round {round}");
+        }
+        assert!(shards_made(&h) < 3 * threads, "some writers shared a shard");
+    }
+
     /// A histogram makes the shards of the threads that write it, at their
     /// first observation, and no other; the snapshot adds them all up.
     #[test]
@@ -824,6 +873,8 @@ mod tests {
             }
         });
         assert!(shards_made(&h) <= own + 2, "{} shards for three writers", shards_made(&h));
+        let places = lock(&h.core.reader).seqs.len() / 2;
+        assert!(places <= shards_made(&h) + 1, "the reader holds {places} shards' memory for {} made", shards_made(&h));
         let snap = h.snapshot();
         assert_eq!((snap.counts(), snap.sum()), (&[1, 200][..], 400.5));
     }

@@ -712,7 +712,7 @@ impl<V: Send + Sync + 'static> StringIndex<V> {
     /// `Hash` disagrees with its `Eq`).
     #[inline]
     pub fn hash(values: &[&str]) -> u64 {
-        use std::hash::{BuildHasher, Hasher};
+        use std::hash::Hasher;
         // Fixed seed: hashes are only compared within this process.
         let mut h = foldhash::fast::FixedState::with_seed(0x6d65_7465_7268_6f74).build_hasher();
         // What `Hash for [&str]` writes (the count, then each value's bytes
