@@ -96,13 +96,12 @@ fn reclamation_racing_a_reader_never_frees_what_it_reads() {
 }
 
 /// `a` is removed and freed and `b` inserted (its memory may be `a`'s
-/// again) while a reader looks up `a` then `b`: each lookup finds its own
-/// key's value or nothing, never the other's, never freed memory.
-#[test]
-fn reuse_racing_a_lookup_of_the_old_and_the_new_key() {
+/// again) while a reader looks up `a` then `b` through `read` (which runs
+/// the check it is given on each value it finds).
+fn reuse_racing_lookups(read: fn(&StringIndex<Probe>, &dyn Fn(&'static str, &Probe))) {
     let mut builder = loom::model::Builder::new();
     builder.preemption_bound = Some(2);
-    loom_tests::checked(builder, || {
+    loom_tests::checked(builder, move || {
         let index: StringIndex<Probe> = StringIndex::reclaiming_with_limit(1, 1);
         let a_dropped = Arc::new(AtomicBool::new(false));
         let b_dropped = Arc::new(AtomicBool::new(false));
@@ -116,48 +115,35 @@ fn reuse_racing_a_lookup_of_the_old_and_the_new_key() {
                 expect(made == Some("b"), || format!("b made {made:?}"));
             })
         };
-        for key in ["a", "b"] {
-            let _ = index.find_with(h(key), &[key], |p| {
-                expect(!p.dropped.load(Ordering::SeqCst), || "read a freed entry".into());
-                expect(p.key == key, || format!("a lookup of {key} read {}'s value", p.key));
-            });
-        }
+        read(&index, &|key, p| {
+            expect(!p.dropped.load(Ordering::SeqCst), || "read a freed entry".into());
+            expect(p.key == key, || format!("a lookup of {key} read {}'s value", p.key));
+        });
         writer.join().unwrap();
         expect(index.len() == 1, || format!("{} live", index.len()));
     });
 }
 
+/// Each lookup of the reader (one pin each) finds its own key's value or
+/// nothing, never the other's, never freed memory.
+#[test]
+fn reuse_racing_a_lookup_of_the_old_and_the_new_key() {
+    reuse_racing_lookups(|index, check| {
+        for key in ["a", "b"] {
+            let _ = index.find_with(h(key), &[key], |p| check(key, p));
+        }
+    });
+}
+
 /// As above, with the reader's two lookups in one `PinScope` (what
-/// `StringFamily::pinned` gives: one pin, no pin per lookup): each still
-/// finds its own key's value or nothing, never freed memory.
+/// `StringFamily::pinned` gives: one pin, no pin per lookup).
 #[test]
 fn lookups_in_one_scope_racing_reuse_read_only_their_own_keys() {
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = Some(2);
-    loom_tests::checked(builder, || {
-        let index: StringIndex<Probe> = StringIndex::reclaiming_with_limit(1, 1);
-        let a_dropped = Arc::new(AtomicBool::new(false));
-        let b_dropped = Arc::new(AtomicBool::new(false));
-        index.get_or_insert_with(h("a"), &["a"], || probe("a", &a_dropped), |_| ()).unwrap();
-        let writer = {
-            let index = index.clone();
-            thread::spawn(move || {
-                expect(index.remove(h("a"), &["a"]) == Ok(true), || "a was live".into());
-                nudge_epoch();
-                let made = index.get_or_insert_with(h("b"), &["b"], || probe("b", &b_dropped), |p| p.key).unwrap();
-                expect(made == Some("b"), || format!("b made {made:?}"));
-            })
-        };
+    reuse_racing_lookups(|index, check| {
         let scope = PinScope::new();
         for key in ["a", "b"] {
-            let _ = index.with_live_in(&scope, h(key), &[key], |p| {
-                expect(!p.dropped.load(Ordering::SeqCst), || "read a freed entry".into());
-                expect(p.key == key, || format!("a lookup of {key} read {}'s value", p.key));
-            });
+            let _ = index.with_live_in(&scope, h(key), &[key], |p| check(key, p));
         }
-        drop(scope);
-        writer.join().unwrap();
-        expect(index.len() == 1, || format!("{} live", index.len()));
     });
 }
 
