@@ -55,18 +55,34 @@ fn crossbeam_epoch_pin_flush() {
 }
 
 /// Settles every expiry of `index` from a fresh thread (the work a later
-/// scrape does), and returns how many were freed.
-fn settle_all(index: &StringIndex<AtomicU64>) -> usize {
+/// scrape does) by `still_idle`, and returns how many were freed.
+fn settle_all<V: Send + Sync + 'static>(index: &StringIndex<V>, still_idle: fn(&V, u64) -> bool) -> usize {
     let index = index.clone();
     thread::spawn(move || {
         let mut freed = 0;
         for _ in 0..4 {
-            freed += index.settle_expired(|v, at| v.load(Ordering::Relaxed) == at).freed;
+            freed += index.settle_expired(still_idle).freed;
         }
         freed
     })
     .join()
     .unwrap()
+}
+
+/// What a counter family's settle asks: the value is unchanged.
+fn unchanged(v: &AtomicU64, at: u64) -> bool {
+    v.load(Ordering::Relaxed) == at
+}
+
+/// A reclaiming index (limit 4) holding `key` with the value `made` gives,
+/// the key's hash, and its entry's id (what a scrape's walk saw).
+fn index_with<V: Send + Sync + 'static>(key: &str, made: impl FnOnce() -> V) -> (StringIndex<V>, u64, u64) {
+    let index: StringIndex<V> = StringIndex::reclaiming_with_limit(1, 4);
+    let hash = StringIndex::<V>::hash(&[key]);
+    index.get_or_insert_with(hash, &[key], made, |_| ()).unwrap();
+    let mut id = 0;
+    index.walk_live_since(None, &mut Vec::new(), |e| id = e.id());
+    (index, hash, id)
 }
 
 /// A reader increments `a` through the hit path while another thread
@@ -155,18 +171,14 @@ fn lookups_in_one_scope_racing_reuse_read_only_their_own_keys() {
 #[test]
 fn expiry_racing_an_increment_loses_nothing() {
     loom_tests::checked(loom::model::Builder::new(), || {
-        let index: StringIndex<AtomicU64> = StringIndex::reclaiming_with_limit(1, 4);
-        let ha = StringIndex::<AtomicU64>::hash(&["a"]);
+        let (index, ha, id) = index_with("a", || AtomicU64::new(1));
         let made = || AtomicU64::new(0);
-        index.get_or_insert_with(ha, &["a"], made, |v| v.fetch_add(1, Ordering::Relaxed)).unwrap();
-        let mut id = 0;
-        index.walk_live_since(None, &mut Vec::new(), |e| id = e.id());
         let sweeper = {
             let index = index.clone();
             thread::spawn(move || {
                 // The last export read 1; nothing changed since: expire.
                 let expired = index.expire(ha, &["a"], id, 1);
-                let s = index.settle_expired(|v, at| v.load(Ordering::Relaxed) == at);
+                let s = index.settle_expired(unchanged);
                 (expired, s.freed)
             })
         };
@@ -176,7 +188,7 @@ fn expiry_racing_an_increment_loses_nothing() {
         // always run deferred functions once threads have exited, so an
         // expiry may still be waiting here: its entry is then counted as
         // it stands, and would be freed or put back by it.)
-        freed += settle_all(&index);
+        freed += settle_all(&index, unchanged);
         let live = index.find_with(ha, &["a"], |v| v.load(Ordering::Relaxed)).unwrap().unwrap_or(0);
         let mut waiting = 0;
         index.walk_expiring(|e| waiting += e.value().load(Ordering::Relaxed));
@@ -201,12 +213,8 @@ fn a_handle_taken_racing_an_expiry_keeps_its_series() {
         std::sync::Arc::strong_count(v) <= 1 && v.load(Ordering::Relaxed) == at
     }
     loom_tests::checked(loom::model::Builder::new(), || {
-        let index: StringIndex<Shared> = StringIndex::reclaiming_with_limit(1, 4);
-        let ha = StringIndex::<Shared>::hash(&["a"]);
+        let (index, ha, id) = index_with("a", || Shared::new(AtomicU64::new(1)));
         let made = || Shared::new(AtomicU64::new(0));
-        index.get_or_insert_with(ha, &["a"], made, |v| v.fetch_add(1, Ordering::Relaxed)).unwrap();
-        let mut id = 0;
-        index.walk_live_since(None, &mut Vec::new(), |e| id = e.id());
         let sweeper = {
             let index = index.clone();
             thread::spawn(move || {
@@ -217,15 +225,7 @@ fn a_handle_taken_racing_an_expiry_keeps_its_series() {
         let handle = index.get_or_insert_with(ha, &["a"], made, Shared::clone).unwrap().unwrap();
         handle.fetch_add(1, Ordering::Relaxed);
         sweeper.join().unwrap();
-        let later = {
-            let index = index.clone();
-            thread::spawn(move || {
-                for _ in 0..4 {
-                    index.settle_expired(still_idle);
-                }
-            })
-        };
-        later.join().unwrap();
+        settle_all(&index, still_idle);
         let live = index.find_with(ha, &["a"], |v| std::sync::Arc::ptr_eq(v, &handle)).unwrap().unwrap_or(false);
         let mut waiting = false;
         index.walk_expiring(|e| waiting |= std::sync::Arc::ptr_eq(e.value(), &handle));
@@ -239,11 +239,7 @@ fn a_handle_taken_racing_an_expiry_keeps_its_series() {
 #[test]
 fn an_expiring_entry_comes_back_to_a_lookup_or_a_raced_update() {
     loom_tests::checked(loom::model::Builder::new(), || {
-        let index: StringIndex<AtomicU64> = StringIndex::reclaiming_with_limit(1, 4);
-        let hb = StringIndex::<AtomicU64>::hash(&["b"]);
-        index.get_or_insert_with(hb, &["b"], || AtomicU64::new(5), |_| ()).unwrap();
-        let mut id = 0;
-        index.walk_live_since(None, &mut Vec::new(), |e| id = e.id());
+        let (index, hb, id) = index_with("b", || AtomicU64::new(5));
         expect(index.expire(hb, &["b"], id, 5), || "did not expire".into());
         let looker = {
             let index = index.clone();
@@ -251,7 +247,7 @@ fn an_expiring_entry_comes_back_to_a_lookup_or_a_raced_update() {
                 index.get_or_insert_with(hb, &["b"], || AtomicU64::new(0), |v| v.load(Ordering::Relaxed))
             })
         };
-        let settled = index.settle_expired(|v, at| v.load(Ordering::Relaxed) == at);
+        let settled = index.settle_expired(unchanged);
         let seen = looker.join().unwrap().unwrap();
         expect(settled.revived == 0, || "its value never moved, yet it was put back".into());
         if settled.freed == 1 {
