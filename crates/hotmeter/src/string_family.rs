@@ -1067,16 +1067,8 @@ mod tests {
         let after: Vec<String> = scrape(&r);
         assert_eq!(after.len(), 1, "{after:?}");
         assert!(after[0].contains("k=busy"));
-        // Settled (freed) within a few scrapes (other tests' threads pin
-        // the same global epoch: bounded retries).
-        for _ in 0..2_000 {
-            scrape(&r);
-            if f.inner.series.expiring() == 0 {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-        assert_eq!(f.inner.series.expiring(), 0);
+        // Settled (freed) within a few scrapes.
+        settle(&r, &f);
         assert_eq!(f.inner.series.allocated(), 1);
         f.with(&["idle"], |c| c.inc()).unwrap();
         assert_eq!(f.get(&["idle"]).unwrap().get(), 1, "it comes back from zero");
