@@ -45,6 +45,7 @@ mutations=(
   "M31~crates/hotmeter-streaming/src/observation.rs~s/while cur & \(RETIRED \| REMOVED \| HOLDS\) == RETIRED \{/while cur \& (RETIRED | REMOVED) == RETIRED {/~space_life~retirement_racing_a_submission_and_a_worker_loses_no_record"
   "M32~crates/hotmeter-streaming/src/observation.rs~s/let prev = self\.0\.fetch_sub\(n, Ordering::Release\);/let prev = self.0.fetch_sub(n, Ordering::Relaxed);/~space_life~retirement_racing_a_submission_and_a_worker_loses_no_record"
   "M33~crates/hotmeter-streaming/src/observation.rs~s/if prev & REMOVED != 0 \{\n(\s*)Entered::Removed/if false {\n\$1Entered::Removed/~space_life~retirement_racing_a_submission_and_a_worker_loses_no_record"
+  "M34~crates/hotmeter/src/counter.rs~s/cells\.first\.fetch_add\(n, Ordering::Relaxed\);/{ let v = cells.first.load(Ordering::Relaxed); cells.first.store(v.wrapping_add(n), Ordering::Relaxed); }/~counter~sharded_counter_loses_no_increment"
 )
 
 wanted=("$@")

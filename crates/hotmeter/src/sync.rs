@@ -27,12 +27,12 @@ compile_error!(
 pub(crate) use crossbeam_epoch as epoch;
 
 #[cfg(not(hotmeter_loom))]
-pub(crate) use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering, fence};
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence};
 #[cfg(not(hotmeter_loom))]
 pub(crate) use std::sync::{Mutex, MutexGuard};
 
 #[cfg(hotmeter_loom)]
-pub(crate) use loom::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering, fence};
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence};
 #[cfg(hotmeter_loom)]
 pub(crate) use loom::sync::{Mutex, MutexGuard};
 
