@@ -5,7 +5,9 @@
 //! allocate, lock or make a syscall when recording.
 
 use crate::exemplar::unix_nanos_now;
-use crate::sync::{Arc, AtomicU32, AtomicU64, CachePadded, OnceLock, Ordering, shard_count, thread_slot, thread_slot_or_max};
+use crate::sync::{
+    Arc, AtomicU32, AtomicU64, CachePadded, OnceLock, Ordering, shard_count, thread_slot, thread_slot_or_max,
+};
 
 /// A monotonically increasing `u64` counter that shards itself across
 /// cache lines once it sees contention.
@@ -79,7 +81,14 @@ struct Cells {
 impl Counter {
     /// A new counter at zero, not yet sharded, created now.
     pub fn new() -> Self {
-        Self { cells: Arc::new(Cells { first: AtomicU64::new(0), owner: AtomicU32::new(NO_OWNER), shards: OnceLock::new(), created: unix_nanos_now() }) }
+        Self {
+            cells: Arc::new(Cells {
+                first: AtomicU64::new(0),
+                owner: AtomicU32::new(NO_OWNER),
+                shards: OnceLock::new(),
+                created: unix_nanos_now(),
+            }),
+        }
     }
 
     /// When it was made, in nanoseconds since the Unix epoch (OpenMetrics'
@@ -135,8 +144,10 @@ impl Counter {
     #[cold]
     #[inline(never)]
     fn inc_contended(&self, n: u64) {
-        let shards =
-            self.cells.shards.get_or_init(|| Box::new((0..shard_count()).map(|_| CachePadded::new(AtomicU64::new(0))).collect()));
+        let shards = self
+            .cells
+            .shards
+            .get_or_init(|| Box::new((0..shard_count()).map(|_| CachePadded::new(AtomicU64::new(0))).collect()));
         add_to_shard(shards, n);
     }
 
