@@ -135,9 +135,21 @@ pub(crate) struct Encoder<'a> {
 #[derive(Default)]
 struct LeCache {
     bounds: Vec<f64>,
-    text: Vec<u8>,
-    ends: Vec<usize>,
+    /// Per bucket, `+Inf` last: the rest of a bucket line up to its value
+    /// (`0.005"} `), padded, and its length. A float takes at most 24
+    /// bytes, so every entry fits.
+    padded: Vec<([u8; LE_PADDED], usize)>,
 }
+
+/// How many bytes of a counter run's prefixes are copied at once.
+const PREFIX_CHUNK: usize = 64;
+
+/// Room for a bucket's `le` value and `"} `.
+const LE_PADDED: usize = 32;
+
+/// Room for a histogram series' `name_bucket{labels,le="` copied without a
+/// call to `memcpy`; a longer one is copied as it is.
+const PREFIX_PADDED: usize = 96;
 
 impl<'a> Encoder<'a> {
     pub(crate) fn new(out: &'a mut Vec<u8>, format: Format, escaping: EscapingScheme) -> Self {
@@ -269,10 +281,57 @@ impl Encoder<'_> {
     }
 }
 
+/// Bytes every text sample line can take without growing the buffer mid
+/// line: a `u64`'s 20 digits.
+const U64_DIGITS: usize = 20;
+
+/// `"00"` to `"99"`, two bytes each.
+const DIGIT_PAIRS: &[u8; 200] = b"\
+0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
+/// Appends `v` in decimal. The digits are written in place behind one
+/// fixed-size extension: copying a formatter's buffer of varying length
+/// costs a call to `memcpy` for a few bytes, on every line of a scrape.
+#[inline(always)]
+fn push_u64(out: &mut Vec<u8>, mut v: u64) {
+    let len = v.checked_ilog10().map_or(1, |l| l as usize + 1);
+    let start = out.len();
+    out.extend_from_slice(&[b'0'; U64_DIGITS]);
+    out.truncate(start + len);
+    let digits = &mut out[start..];
+    let mut end = len;
+    while v >= 100 {
+        let pair = (v % 100) as usize * 2;
+        v /= 100;
+        digits[end - 2..end].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+        end -= 2;
+    }
+    if v >= 10 {
+        let pair = v as usize * 2;
+        digits[end - 2..end].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    } else {
+        digits[end - 1] = b'0' + v as u8;
+    }
+}
+
+/// Appends `bytes` (at most `N` of them) with one fixed-size copy of
+/// `padded`, which holds them followed by anything: the same bytes as
+/// `extend_from_slice(bytes)` without a call to `memcpy`.
+#[inline]
+fn push_padded<const N: usize>(out: &mut Vec<u8>, padded: &[u8; N], len: usize) {
+    let start = out.len();
+    out.extend_from_slice(padded);
+    out.truncate(start + len);
+}
+
 #[inline]
 fn write_num(out: &mut Vec<u8>, value: Num) {
     match value {
-        Num::U(v) => out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes()),
+        Num::U(v) => push_u64(out, v),
         Num::I(v) => out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes()),
         Num::F(v) => write_f64(out, v),
     }
@@ -347,11 +406,21 @@ impl Visitor for Encoder<'_> {
             return;
         }
         // The floor: a copy of each prefix, its value's digits, a newline.
+        // The prefixes lie end to end: a short one is copied as the fixed
+        // `PREFIX_CHUNK` bytes from its start (the next prefixes' bytes
+        // beyond it are cut off again), without a call to `memcpy`.
         let out = &mut *self.out;
-        out.reserve(run.prefix_bytes() + run.len() * 21);
+        out.reserve(run.prefix_bytes() + run.len() * (U64_DIGITS + 1) + PREFIX_CHUNK);
+        let all = run.prefixes();
+        let mut at = 0;
         for (prefix, v) in run.iter() {
-            out.extend_from_slice(prefix);
-            out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+            let chunk = all.get(at..at + PREFIX_CHUNK).and_then(|c| <&[u8; PREFIX_CHUNK]>::try_from(c).ok());
+            match chunk {
+                Some(chunk) if prefix.len() <= PREFIX_CHUNK => push_padded(out, chunk, prefix.len()),
+                _ => out.extend_from_slice(prefix),
+            }
+            at += prefix.len();
+            push_u64(out, v);
             out.push(b'\n');
         }
     }
@@ -432,17 +501,18 @@ impl Encoder<'_> {
     ) {
         // A family's series share their bounds: format them once.
         let mut le = std::mem::take(&mut self.le);
-        if le.ends.is_empty() || le.bounds[..] != *bounds {
+        if le.padded.is_empty() || le.bounds[..] != *bounds {
             le.bounds.clear();
             le.bounds.extend_from_slice(bounds);
-            le.text.clear();
-            le.ends.clear();
-            // Each entry is the rest of a bucket line up to its value:
-            // `0.005"} `.
+            le.padded.clear();
+            let mut text = Vec::with_capacity(LE_PADDED);
             for &b in bounds.iter().chain(std::iter::once(&f64::INFINITY)) {
-                write_f64(&mut le.text, b);
-                le.text.extend_from_slice(b"\"} ");
-                le.ends.push(le.text.len());
+                text.clear();
+                write_f64(&mut text, b);
+                text.extend_from_slice(b"\"} ");
+                let mut padded = [0u8; LE_PADDED];
+                padded[..text.len()].copy_from_slice(&text);
+                le.padded.push((padded, text.len()));
             }
         }
         // `name_bucket{labels,le="` once per series, then per bucket:
@@ -454,21 +524,29 @@ impl Encoder<'_> {
         let open = self.series_open("_bucket", labels);
         std::mem::swap(self.out, &mut prefix);
         prefix.extend_from_slice(if open { b",le=\"" } else { b"{le=\"" });
+        let padded_prefix = (prefix.len() <= PREFIX_PADDED).then(|| {
+            let mut padded = [0u8; PREFIX_PADDED];
+            padded[..prefix.len()].copy_from_slice(&prefix);
+            padded
+        });
+        // Room for every bucket line, so no line grows the buffer.
+        self.out.reserve(counts.len() * (prefix.len().max(PREFIX_PADDED) + LE_PADDED + U64_DIGITS + 1));
         let mut cumulative = 0u64;
-        let mut start = 0;
         // OpenMetrics 1.0 carries exemplars on bucket lines; text 0.0.4 cannot.
         let exemplars = if self.format == Format::OpenMetrics { exemplars } else { &[] };
-        for (i, (&c, &end)) in counts.iter().zip(&le.ends).enumerate() {
+        for (i, (&c, (le_text, le_len))) in counts.iter().zip(&le.padded).enumerate() {
             cumulative += c;
             let out = &mut *self.out;
-            out.extend_from_slice(&prefix);
-            out.extend_from_slice(&le.text[start..end]);
-            write_num(out, Num::U(cumulative));
+            match &padded_prefix {
+                Some(padded) => push_padded(out, padded, prefix.len()),
+                None => out.extend_from_slice(&prefix),
+            }
+            push_padded(out, le_text, *le_len);
+            push_u64(out, cumulative);
             if let Some(Some(e)) = exemplars.get(i) {
                 write_exemplar(out, e);
             }
             out.push(b'\n');
-            start = end;
         }
         self.le = le;
         self.bucket_prefix = prefix;
@@ -527,6 +605,30 @@ mod tests {
         assert_eq!(f(-2.5), "-2.5");
         assert_eq!(f(1e-9), "1e-9");
         assert_eq!(f(0.1 + 0.2).parse::<f64>().unwrap(), 0.1 + 0.2);
+    }
+
+    #[test]
+    fn integers_are_written_as_display_writes_them() {
+        let mut values = vec![0, u64::MAX, u64::MAX - 1];
+        for k in 0..20u32 {
+            let p = 10u64.pow(k);
+            values.extend([p - 1, p, p + 1, p.saturating_mul(5)]);
+        }
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            values.extend([x, x >> (x % 64)]);
+        }
+        let mut out = b"x".to_vec();
+        let mut expected = b"x".to_vec();
+        for v in values {
+            push_u64(&mut out, v);
+            out.push(b' ');
+            expected.extend_from_slice(format!("{v} ").as_bytes());
+        }
+        assert_eq!(String::from_utf8(out).unwrap(), String::from_utf8(expected).unwrap());
     }
 
     #[test]

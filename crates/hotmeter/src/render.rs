@@ -98,7 +98,21 @@ pub fn write_f64(out: &mut Vec<u8>, v: f64) {
     } else if v == f64::NEG_INFINITY {
         out.extend_from_slice(b"-Inf");
     } else {
-        out.extend_from_slice(ryu::Buffer::new().format_finite(v).as_bytes());
+        // `zmij` (the successor of `ryu`, by the same author) gives the same
+        // shortest round-trip digits at about 2.6x the speed, but writes a
+        // positive exponent with a sign (`1e+16`); the spelling kept here is
+        // `ryu`'s (`1e16`), which every earlier scrape and test used.
+        let mut buffer = zmij::Buffer::new();
+        let text = buffer.format_finite(v).as_bytes();
+        // Only values far from 1 have a positive exponent: the scan for its
+        // sign is skipped for the others.
+        match (v.abs() >= 1e15).then(|| text.iter().position(|&b| b == b'+')).flatten() {
+            Some(sign) => {
+                out.extend_from_slice(&text[..sign]);
+                out.extend_from_slice(&text[sign + 1..]);
+            }
+            None => out.extend_from_slice(text),
+        }
     }
 }
 
@@ -118,5 +132,57 @@ pub fn escape_label_value(out: &mut Vec<u8>, value: &str) {
             b'\n' => out.extend_from_slice(b"\\n"),
             _ => out.push(b),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::write_f64;
+
+    fn written(v: f64) -> String {
+        let mut out = Vec::new();
+        write_f64(&mut out, v);
+        String::from_utf8(out).expect("ASCII")
+    }
+
+    /// Digit for digit what `ryu` writes, which every earlier release
+    /// wrote: every power of ten and its neighbours across the whole range
+    /// (where the spelling switches between plain and exponent forms), the
+    /// extremes, and a million pseudo-random bit patterns.
+    #[test]
+    fn writes_what_ryu_writes() {
+        let mut values =
+            vec![0.0, -0.0, f64::MAX, f64::MIN, f64::MIN_POSITIVE, 5e-324, -5e-324, 1e15, 1e16, 1e21, 1e22];
+        for e in -330..=308 {
+            let p = format!("1e{e}").parse::<f64>().expect("a float");
+            for v in [
+                p,
+                1.5 * p,
+                9.999_999_999 * p,
+                -p,
+                f64::from_bits(p.to_bits() + 1),
+                f64::from_bits(p.to_bits().saturating_sub(1)),
+            ] {
+                values.push(v);
+            }
+        }
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..1_000_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            values.push(f64::from_bits(x));
+        }
+        let mut checked = 0;
+        for v in values.into_iter().filter(|v| v.is_finite()) {
+            assert_eq!(written(v), ryu::Buffer::new().format_finite(v), "{v:e}");
+            checked += 1;
+        }
+        assert!(checked > 900_000);
+        assert_eq!(written(f64::NAN), "NaN");
+        assert_eq!(written(f64::INFINITY), "+Inf");
+        assert_eq!(written(f64::NEG_INFINITY), "-Inf");
+        assert_eq!(written(1e16), "1e16");
+        assert_eq!(written(-2.5e300), "-2.5e300");
     }
 }

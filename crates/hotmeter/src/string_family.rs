@@ -862,13 +862,18 @@ impl<M: Metric> StringFamily<M> {
             scratch.values = values;
             scratch.created = created;
         }
-        // One line per series for the one-number kinds: prefix, value
-        // (at most 20 digits, or a float), newline.
-        if matches!(M::TYPE, crate::metric_type::MetricType::Gauge) {
-            visitor.size_hint(plan.prefixes.len() + plan.spans.len() * 22);
-        }
         for (i, metric) in plan.metrics.iter().enumerate() {
             let value = metric.sample(scratch);
+            if i == 0 {
+                // The series of a family take as many lines each as the
+                // first: per line the series' prefix, a suffix and bound
+                // (`_bucket`, `,le="0.005"`) and a value (at most 20
+                // digits, 24 for a float), newline. Reserved once, not
+                // grown by doubling through a large family.
+                let lines = value.text_lines();
+                let extra = if lines == 1 { 22 } else { 40 };
+                visitor.size_hint(lines * (plan.prefixes.len() + plan.spans.len() * extra));
+            }
             if let Some((timeout, now)) = expiry
                 && idle_for(&mut plan.idle, i, fingerprint(&value), now, timeout)
                 && !kept(metric)

@@ -146,6 +146,24 @@ fn joined_value<'a>(key: &'a str, ends: &[u32], j: usize) -> Option<&'a str> {
     key.get(start..end)
 }
 
+impl Value<'_> {
+    /// How many lines this sample takes in Prometheus text (`_created`
+    /// aside): one for the one-number kinds; a histogram's buckets, `+Inf`,
+    /// `_sum` and `_count`; a summary's quantiles, `_sum` and `_count`.
+    /// For size hints.
+    pub fn text_lines(&self) -> usize {
+        match *self {
+            Value::Counter(_)
+            | Value::TracedCounter { .. }
+            | Value::FloatCounter(_)
+            | Value::Gauge(_)
+            | Value::IntGauge(_) => 1,
+            Value::Histogram { bounds, .. } | Value::NativeHistogram { bounds, .. } => bounds.len() + 3,
+            Value::Summary { quantiles, .. } => quantiles.len() + 2,
+        }
+    }
+}
+
 /// One sample, borrowed for the duration of a [`Visitor::sample`] call.
 ///
 /// Deliberately exhaustive: a new kind of value must be a compile error in
