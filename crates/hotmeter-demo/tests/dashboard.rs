@@ -402,7 +402,8 @@ fn dashboard_draws_every_panel_in_a_real_browser() {
     assert!(!values.is_empty() && values.iter().all(|v| v.as_str().unwrap().starts_with("≤ ")), "{explore}");
     // Reported, not asserted (no timing thresholds in tests).
     let paint = cdp.eval("(performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime || null");
-    eprintln!("dashboard first contentful paint: {paint:?} ms after navigation (debug build, loopback)");
+    let build = if cfg!(debug_assertions) { "debug" } else { "release" };
+    eprintln!("dashboard first contentful paint: {paint:?} ms after navigation ({build} build, loopback)");
     screenshot(&mut cdp);
 }
 
