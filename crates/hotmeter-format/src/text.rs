@@ -398,6 +398,10 @@ impl Visitor for Encoder<'_> {
         self.out.reserve(bytes);
     }
 
+    fn reads_created(&self) -> bool {
+        self.created
+    }
+
     fn counters(&mut self, run: &CounterRun<'_>) {
         if !self.main_sample_is_family_name || self.created {
             for i in 0..run.len() {

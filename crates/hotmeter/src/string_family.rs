@@ -826,12 +826,15 @@ impl<M: Metric> StringFamily<M> {
             let mut created = std::mem::take(&mut scratch.created);
             values.clear();
             created.clear();
+            let reads_created = visitor.reads_created();
             for metric in &plan.metrics {
                 match metric.sample(scratch) {
                     Value::Counter(v) => {
                         values.push(v);
-                        // On the line the value was just read from.
-                        created.push(metric.created_unix_nanos().unwrap_or(0));
+                        if reads_created {
+                            // On the line the value was just read from.
+                            created.push(metric.created_unix_nanos().unwrap_or(0));
+                        }
                     }
                     _ => break,
                 }

@@ -238,6 +238,14 @@ pub trait Visitor {
     /// room for them once instead of growing as it goes). Only a hint: it
     /// may be low or high, and most families give none.
     fn size_hint(&mut self, _bytes: usize) {}
+    /// Whether this visitor reads the series' creation times
+    /// ([`Labels::created_unix_nanos`], [`CounterRun::created_unix_nanos`]).
+    /// One that answers `false` may be given `None` for them, and a scrape
+    /// then skips reading them (the Prometheus text formats never write
+    /// them). By default `true`.
+    fn reads_created(&self) -> bool {
+        true
+    }
     /// A run of counter series of the current family, each with its
     /// rendered sample prefix and its value, in label-value order (string
     /// families hand their plain counters over this way). By default, one
