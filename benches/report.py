@@ -9,7 +9,12 @@ starts with PREFIX.
 
 `report.py --spread RUN1 RUN2 [PREFIX]`: one row per group, two runs (each
 a copy of target/criterion) side by side: hotmeter's time, the fastest
-peer's, how many times faster hotmeter is in each run, and the floor."""
+peer's, how many times faster hotmeter is in each run, and the floor.
+
+`report.py --current LTO1 LTO2 DEFAULT1 DEFAULT2`: BENCHMARKS.md's current
+table (benches/current.sh): one row per group, both profiles, two runs
+each; then hotmeter's own ratios the goals name (native against classic
+observe, the facade against its floor)."""
 import json
 import pathlib
 import sys
@@ -93,8 +98,56 @@ def spread(run1, run2, prefix=""):
         print(f"| `{group}` | " + " | ".join(" / ".join(v) for v in cells.values()) + " |")
 
 
+def current(lto1, lto2, default1, default2):
+    """One row per group, both profiles, two runs each."""
+    profiles = [[groups(pathlib.Path(p)) for p in (lto1, lto2)], [groups(pathlib.Path(p)) for p in (default1, default2)]]
+
+    def pick(rows):
+        hm = rows.get("hotmeter") or next((v for k, v in sorted(rows.items()) if k.startswith(OURS)), None)
+        peers = {k: v for k, v in rows.items() if not k.startswith(OURS) and not k.startswith("floor")}
+        best = min(peers.items(), key=lambda kv: kv[1]) if peers else None
+        return hm, best
+
+    print("| operation | LTO: hotmeter | LTO: fastest peer | LTO: x faster | default: hotmeter | default: fastest peer | default: x faster |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    names = sorted(set().union(*(r.keys() for runs in profiles for r in runs)))
+    for group in names:
+        cells = []
+        for runs in profiles:
+            hm_cells, peer_cells, ratio_cells, peer_names = [], [], [], set()
+            for r in runs:
+                hm, best = pick({k: v[0] for k, v in r.get(group, {}).items()})
+                hm_cells.append(fmt_ns(hm) if hm else "–")
+                peer_cells.append(fmt_ns(best[1]) if best else "–")
+                ratio_cells.append(f"{best[1] / hm:.2f}" if best and hm else "–")
+                if best:
+                    peer_names.add(best[0])
+            names_note = f" `{'`, `'.join(sorted(peer_names))}`" if peer_names else ""
+            cells += [" / ".join(hm_cells), " / ".join(peer_cells) + names_note, " / ".join(ratio_cells)]
+        print(f"| `{group}` | " + " | ".join(cells) + " |")
+    own = [
+        ("native_histogram_observe/1thread", "hotmeter", "hotmeter_classic_histogram", "native observe / classic observe (goal: at most 1.5)"),
+        ("facade/counter_macro_with_label/1thread", "hotmeter_metrics", "floor_facade_cached_noop_handle", "facade counter / facade floor (goal: at most 1.3)"),
+        ("facade/histogram_macro_record/1thread", "hotmeter_metrics", "floor_facade_cached_noop_handle", "facade histogram / facade floor (goal: at most 1.3)"),
+    ]
+    print()
+    print("| hotmeter's own ratio | LTO | default |")
+    print("|---|---:|---:|")
+    for group, a, b, label in own:
+        cells = []
+        for runs in profiles:
+            vals = []
+            for r in runs:
+                rows = {k: v[0] for k, v in r.get(group, {}).items()}
+                vals.append(f"{rows[a] / rows[b]:.2f}" if a in rows and b in rows else "–")
+            cells.append(" / ".join(vals))
+        print(f"| {label} | " + " | ".join(cells) + " |")
+
+
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--spread":
+    if len(sys.argv) > 1 and sys.argv[1] == "--current":
+        current(*sys.argv[2:6])
+    elif len(sys.argv) > 1 and sys.argv[1] == "--spread":
         spread(*sys.argv[2:5])
     else:
         main(sys.argv[2] if len(sys.argv) > 2 else "")
