@@ -1,7 +1,7 @@
 //! Waiting for whichever of two futures finishes first, in a fixed order of
 //! priority: all the server needs of `tokio::select!`, without tokio's
 //! `macros` feature, whose proc macro brings `syn` and 4 more crates into
-//! every build of this crate (BENCHMARKS.md, "Dependency weight").
+//! every build of this crate (docs/benchmarks-history.md, "Dependency weight").
 //!
 //! Owns: [`first`] and its result, [`First`]. Must not: know about
 //! connections, routes or the dashboard.

@@ -47,7 +47,7 @@
 //! | `gzip` | gzipped scrapes and page assets for clients that accept them (the `flate2` crate) | every body goes out uncompressed |
 //! | `protobuf` | the Prometheus protobuf format in negotiation and [`encode_protobuf`] (no extra crate: the encoder is written in `hotmeter-format`) | protobuf is not offered: a client that asks for it first gets its next choice, as from a server that does not offer it (also when another crate turns on `hotmeter-format`'s own `protobuf`) |
 //!
-//! BENCHMARKS.md gives the dependency count and cold build time with and
+//! docs/benchmarks-history.md ("Dependency weight") gives the dependency count and cold build time with and
 //! without them.
 
 #![forbid(unsafe_code)]

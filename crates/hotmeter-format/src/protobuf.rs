@@ -199,6 +199,9 @@ struct Encoder<'a> {
     escaping: EscapingScheme,
     /// The current family's metric and label names as sent.
     names: FamilyNames,
+    /// Whether the current family's samples are one number each, whose
+    /// text size hint also fits their protobuf form.
+    one_number: bool,
 }
 
 impl<'a> Encoder<'a> {
@@ -212,6 +215,7 @@ impl<'a> Encoder<'a> {
             deltas: Vec::new(),
             escaping: EscapingScheme::AllowUtf8,
             names: FamilyNames::default(),
+            one_number: false,
         }
     }
 
@@ -237,6 +241,7 @@ impl Visitor for Encoder<'_> {
         string(out, field::family::NAME, self.names.name());
         string(out, field::family::HELP, &desc.help);
         uint(out, field::family::TYPE, type_number(desc.kind));
+        self.one_number = matches!(desc.kind, MetricType::Counter | MetricType::Gauge);
         // As OpenMetrics does: only a unit the name ends with. Written after
         // the metrics, in field-number order as client_golang's are.
         self.unit = desc.unit.clone().filter(|unit| {
@@ -249,9 +254,12 @@ impl Visitor for Encoder<'_> {
     }
 
     fn size_hint(&mut self, bytes: usize) {
-        // Text bytes: the protobuf form of the same samples is about as long
-        // for counters and shorter for histograms.
-        self.out.reserve(bytes);
+        // Text bytes: the protobuf form of one-number samples is about as
+        // long; histograms' and summaries' is several times shorter (one
+        // label set per series, not per line), so their hint is not taken.
+        if self.one_number {
+            self.out.reserve(bytes);
+        }
     }
 
     fn sample(&mut self, labels: &Labels<'_>, value: &Value<'_>) {

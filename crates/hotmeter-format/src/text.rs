@@ -635,6 +635,51 @@ mod tests {
         assert_eq!(String::from_utf8(out).unwrap(), String::from_utf8(expected).unwrap());
     }
 
+    /// The longest bounds a float can spell fill their padded slot, label
+    /// sets longer than the padded copies take the plain copy, and both
+    /// write what a plain formatter writes.
+    #[test]
+    fn longest_bounds_and_label_sets_are_written_whole() {
+        let longest = [-1.234_567_890_123_456_7e-300, -2.2250738585072014e-308, 1.797_693_134_862_315_7e308];
+        for v in longest {
+            let mut text = Vec::new();
+            write_f64(&mut text, v);
+            assert!(text.len() + 3 <= LE_PADDED, "{v:e} spelt in {} bytes", text.len());
+        }
+        let r = hotmeter::Registry::new();
+        let long = "v".repeat(150);
+        let h = r
+            .labeled_family("t_seconds", "T.", &["k"], move || {
+                hotmeter::Histogram::new(hotmeter::Buckets::new(longest).unwrap())
+            })
+            .unwrap();
+        let c = r.labeled_family("t_total", "T.", &["k"], hotmeter::Counter::new).unwrap();
+        for (i, key) in ["a", &long[..50], &long[..70], &long].into_iter().enumerate() {
+            h.with(&[key], |h| h.observe(i as f64)).unwrap();
+            c.with(&[key], |c| c.inc_by(u64::MAX - i as u64)).unwrap();
+        }
+        let mut out = Vec::new();
+        encode_text(&r, &mut out);
+        let text = String::from_utf8(out).unwrap();
+        let mut expected = String::new();
+        for key in ["a", &long[..50], &long[..70], &long] {
+            let i = ["a", &long[..50], &long[..70], &long].iter().position(|k| *k == key).unwrap() as u64;
+            expected.push_str(&format!("t_total{{k=\"{key}\"}} {}\n", u64::MAX - i));
+        }
+        assert!(text.contains(&expected), "{text}");
+        for (i, key) in ["a", &long[..50], &long[..70], &long].into_iter().enumerate() {
+            let mut lines = String::new();
+            for (j, le) in ["-1.2345678901234568e-300", "-2.2250738585072014e-308", "1.7976931348623157e308", "+Inf"]
+                .into_iter()
+                .enumerate()
+            {
+                lines.push_str(&format!("t_seconds_bucket{{k=\"{key}\",le=\"{le}\"}} {}\n", u64::from(j >= 2)));
+            }
+            lines.push_str(&format!("t_seconds_sum{{k=\"{key}\"}} {}.0\nt_seconds_count{{k=\"{key}\"}} 1\n", i));
+            assert!(text.contains(&lines), "{key}: {text}");
+        }
+    }
+
     #[test]
     fn escaping() {
         let mut out = Vec::new();

@@ -36,7 +36,7 @@
 //! twice. Cumulative exports lose only resolution in time.
 //!
 //! The queue holds bodies as sent: about 61 bytes per counter series
-//! uncompressed (BENCHMARKS.md, "OTLP and remote_write encoding"), so the default 30 exports
+//! uncompressed (docs/benchmarks-history.md, "OTLP and remote_write encoding"), so the default 30 exports
 //! of 1,000 series hold about 1.8 MB; gzipped, about an eighth of that
 //! (7.3 KB per export), for about three times the encode's CPU.
 
@@ -117,7 +117,7 @@ impl Snapshotter for Sampler {
         let samples = e.data_points;
         let body = if self.gzip {
             // Fast level: 1,000 counter series' body shrinks 8.4x, for about
-            // three times the encode's cost (BENCHMARKS.md).
+            // three times the encode's cost (docs/benchmarks-history.md).
             let mut gz = GzEncoder::new(Vec::with_capacity(e.body.len() / 4), Compression::fast());
             match gz.write_all(e.body).and_then(|()| gz.finish()) {
                 Ok(compressed) => Arc::from(compressed),

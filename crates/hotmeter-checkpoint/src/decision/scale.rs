@@ -86,7 +86,7 @@ pub struct ScaleThresholds {
 impl Default for ScaleThresholds {
     /// 1% errors; p99 50 ms (scale out) and 20 ms (plan); pool 90% and
     /// 70% busy; 2,000 writes/s (plan: this machine's measured durable
-    /// ceiling with four writers is about 7,000, BENCHMARKS.md).
+    /// ceiling with four writers is about 7,000, docs/benchmarks-history.md).
     fn default() -> Self {
         ScaleThresholds {
             error_rate_percent: 1.0,
