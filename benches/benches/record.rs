@@ -21,6 +21,7 @@ fn counter_inc(c: &mut Criterion) {
     let pc: prometheus_client::metrics::counter::Counter<u64> = Default::default();
     let me = measured::Counter::new();
     let ft = fast_telemetry::Counter::new(4);
+    let fm: fastmetrics::metrics::counter::Counter = Default::default();
 
     let mut g = c.benchmark_group("counter_inc/1thread");
     g.bench_function("floor_atomic_fetch_add", |b| b.iter(|| floor.fetch_add(1, Ordering::Relaxed)));
@@ -31,6 +32,7 @@ fn counter_inc(c: &mut Criterion) {
     g.bench_function("prometheus_client", |b| b.iter(|| pc.inc()));
     g.bench_function("measured", |b| b.iter(|| me.inc()));
     g.bench_function("fast_telemetry", |b| b.iter(|| ft.inc()));
+    g.bench_function("fastmetrics", |b| b.iter(|| fm.inc()));
     g.finish();
 
     let mut g = c.benchmark_group("counter_inc/2threads");
@@ -54,6 +56,13 @@ fn counter_inc(c: &mut Criterion) {
     });
     g.bench_function("measured", |b| b.iter_custom(|n| contended(2, n, |_| me.inc())));
     g.bench_function("fast_telemetry", |b| b.iter_custom(|n| contended(2, n, |_| ft.inc())));
+    g.bench_function("fastmetrics", |b| {
+        b.iter_custom(|n| {
+            contended(2, n, |_| {
+                black_box(fm.inc());
+            })
+        })
+    });
     g.finish();
 }
 

@@ -57,6 +57,14 @@ fn lookup_every_call(c: &mut Criterion) {
         // The peer needs owned keys; building them outside the loop favours it.
         let pc_keys: Vec<PcIdLabels> = keys.iter().map(|k| PcIdLabels { id: k.clone() }).collect();
         let pr = prometheus::IntCounterVec::new(prometheus::Opts::new("scaled_total", "s"), &["id"]).unwrap();
+        // fastmetrics' label sets are owned types, built outside the loop
+        // as prometheus-client's are.
+        let fm = fastmetrics::metrics::family::Family::<
+            hotmeter_benches::peers::fastmetrics_labels::Short,
+            fastmetrics::metrics::counter::Counter,
+        >::default();
+        let fm_keys: Vec<_> =
+            keys.iter().map(|k| hotmeter_benches::peers::fastmetrics_labels::Short { id: k.clone() }).collect();
         // Every series exists before timing: this measures hits.
         for (k, pk) in keys.iter().zip(&pc_keys) {
             hm.with(&[k], |c| c.inc()).unwrap();
@@ -67,6 +75,9 @@ fn lookup_every_call(c: &mut Criterion) {
             ft.inc(&[("id", k.as_str())]);
             pc.get_or_create(pk).inc();
             pr.with_label_values(&[k.as_str()]).inc();
+        }
+        for k in &fm_keys {
+            fm.with_or_new(k, |c| c.inc());
         }
         assert_eq!((hm.len(), hm.overflowed()), (n, 0), "every key is a live series");
 
@@ -94,6 +105,7 @@ fn lookup_every_call(c: &mut Criterion) {
         g.bench_function("fast_telemetry", |b| b.iter(|| ft.inc(&[("id", keys[p.next()].as_str())])));
         g.bench_function("prometheus_client", |b| b.iter(|| pc.get_or_create(&pc_keys[p.next()]).inc()));
         g.bench_function("prometheus", |b| b.iter(|| pr.with_label_values(&[keys[p.next()].as_str()]).inc()));
+        g.bench_function("fastmetrics", |b| b.iter(|| fm.with_or_new(&fm_keys[p.next()], |c| c.inc())));
         g.bench_function("floor_pick_only", |b| b.iter(|| black_box(&keys[p.next()])));
         g.finish();
         assert_eq!(hm.overflowed(), 0);

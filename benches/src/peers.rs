@@ -720,15 +720,15 @@ impl Render for FastTelemetryFamily {
 }
 
 /// fastmetrics' label sets are types with a static schema: one per shape.
-mod fastmetrics_labels {
+pub mod fastmetrics_labels {
     use fastmetrics::encoder::{EncodeLabelSet, LabelSetEncoder};
     use fastmetrics::raw::LabelSetSchema;
 
     macro_rules! label_set {
         ($ty:ident { $($field:ident),+ }) => {
             #[derive(Clone, PartialEq, Eq, Hash)]
-            pub(crate) struct $ty {
-                $(pub(crate) $field: String,)+
+            pub struct $ty {
+                $(pub $field: String,)+
             }
             impl LabelSetSchema for $ty {
                 fn names() -> Option<&'static [&'static str]> {

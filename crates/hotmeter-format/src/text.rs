@@ -130,8 +130,8 @@ pub(crate) struct Encoder<'a> {
     bucket_prefix: Vec<u8>,
 }
 
-/// Formatted `le` label values of the last bucket layout seen (the bounds
-/// are finite, so comparing them as floats is exact).
+/// Formatted `le` label values of the last bucket layout seen (compared bit
+/// for bit: the bounds are finite, and `0.0` and `-0.0` are spelt apart).
 #[derive(Default)]
 struct LeCache {
     bounds: Vec<f64>,
@@ -505,7 +505,11 @@ impl Encoder<'_> {
     ) {
         // A family's series share their bounds: format them once.
         let mut le = std::mem::take(&mut self.le);
-        if le.padded.is_empty() || le.bounds[..] != *bounds {
+        // Compared bit for bit: `-0.0 == 0.0`, but they are spelt apart.
+        if le.padded.is_empty()
+            || le.bounds.len() != bounds.len()
+            || le.bounds.iter().zip(bounds).any(|(a, b)| a.to_bits() != b.to_bits())
+        {
             le.bounds.clear();
             le.bounds.extend_from_slice(bounds);
             le.padded.clear();
@@ -678,6 +682,53 @@ mod tests {
             lines.push_str(&format!("t_seconds_sum{{k=\"{key}\"}} {}.0\nt_seconds_count{{k=\"{key}\"}} 1\n", i));
             assert!(text.contains(&lines), "{key}: {text}");
         }
+    }
+
+    /// A family whose first series has many more buckets than the rest
+    /// must not have every series reserved at the first one's size (one
+    /// such family once asked for 50 GB): the buffer a scrape leaves is
+    /// within three times what it wrote (the estimate allows 40 bytes a line for
+    /// the suffix, bound and value; growth by doubling allows two).
+    #[test]
+    fn a_scrape_reserves_about_what_it_writes_when_series_differ() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        static BIG: AtomicBool = AtomicBool::new(false);
+        let r = hotmeter::Registry::new();
+        let h = r
+            .register(
+                ("t_seconds", "T."),
+                hotmeter::StringFamily::with_limit(&["k"], 10_000, || {
+                    let bounds: Vec<f64> =
+                        if BIG.load(Ordering::Relaxed) { (1..=5_000).map(f64::from).collect() } else { vec![1.0] };
+                    hotmeter::Histogram::new(hotmeter::Buckets::new(bounds).unwrap())
+                }),
+            )
+            .unwrap();
+        BIG.store(true, Ordering::Relaxed);
+        h.with(&["a"], |h| h.observe(1.0)).unwrap();
+        BIG.store(false, Ordering::Relaxed);
+        for i in 0..5_000 {
+            h.with(&[&format!("b{i}")], |h| h.observe(1.0)).unwrap();
+        }
+        for scrape in 0..3 {
+            let mut out = Vec::new();
+            encode_text(&r, &mut out);
+            assert!(out.capacity() <= 3 * out.len(), "scrape {scrape}: {} reserved for {}", out.capacity(), out.len());
+        }
+    }
+
+    /// Bucket layouts that compare equal as floats but are spelt apart
+    /// (`0.0`, `-0.0`) each get their own `le` text (found in review).
+    #[test]
+    fn a_negative_zero_bound_is_spelt_as_such_after_a_zero_one() {
+        let r = hotmeter::Registry::new();
+        let _a = r.histogram("a_seconds", "A.", hotmeter::Buckets::new([0.0, 1.0]).unwrap()).unwrap();
+        let _b = r.histogram("b_seconds", "B.", hotmeter::Buckets::new([-0.0, 1.0]).unwrap()).unwrap();
+        let mut out = Vec::new();
+        encode_text(&r, &mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("a_seconds_bucket{le=\"0.0\"} 0\n"), "{text}");
+        assert!(text.contains("b_seconds_bucket{le=\"-0.0\"} 0\n"), "{text}");
     }
 
     #[test]

@@ -113,8 +113,8 @@ impl Counter {
         // The thread that last added through the exchange adds with one
         // `fetch_add`; any other thread goes through the exchange, whose
         // failure is what detects contention. Truncation to 32 bits is
-        // harmless: no slot reaches NO_OWNER, and "no slot yet" or "slot
-        // given back" (both `u32::MAX` here) never match an owner.
+        // harmless: only slots below NO_OWNER are ever stored, so "no slot
+        // yet" and "slot given back" (both `u32::MAX` here) never match.
         // Relaxed: a counter publishes no other data; readers only need the
         // eventual sum, and the owner is a hint (a stale one only sends this
         // increment through the exchange, or lets it skip one).
@@ -131,12 +131,16 @@ impl Counter {
     #[inline(never)]
     fn inc_unowned(&self, n: u64) {
         let cells = &*self.cells;
-        let me = thread_slot() as u32;
+        let me = thread_slot();
         let cur = cells.first.load(Ordering::Relaxed);
         if cells.first.compare_exchange(cur, cur.wrapping_add(n), Ordering::Relaxed, Ordering::Relaxed).is_err() {
             self.inc_contended(n);
-        } else {
-            cells.owner.store(me, Ordering::Relaxed);
+        } else if let Some(owner) = u32::try_from(me).ok().filter(|&slot| slot < NO_OWNER) {
+            // Only a real slot becomes the owner: a thread that gave its
+            // slot back (a thread-local destructor recording at exit)
+            // reads as `u32::MAX`, as every thread with no slot yet does,
+            // and would let them all add without the exchange.
+            cells.owner.store(owner, Ordering::Relaxed);
         }
     }
 
@@ -444,6 +448,27 @@ mod tests {
         c.inc_by(u64::MAX);
         assert_eq!(c.get(), 3_999, "adds wrap, as the exchange's did");
         assert_eq!(c.shard_count(), 0, "no two writers ever raced");
+    }
+
+    /// A thread-local destructor that records after the thread gave its
+    /// slot back must not become the owner: "no slot" would then match
+    /// every fresh thread, and they would all add without the exchange that
+    /// detects contention (found in review).
+    #[test]
+    fn a_thread_recording_at_exit_does_not_take_the_owner_hint() {
+        let c = Counter::new();
+        let d = c.clone();
+        std::thread::spawn(move || {
+            // Registered before the slot is assigned, so run after the slot
+            // is given back.
+            let e = d.clone();
+            crate::sync::at_thread_exit(move || e.inc());
+            d.inc();
+        })
+        .join()
+        .unwrap();
+        assert_eq!(c.get(), 2, "both increments counted");
+        assert_ne!(c.cells.owner.load(Ordering::Relaxed), u32::MAX, "a thread with no slot owns the counter");
     }
 
     #[test]

@@ -278,6 +278,10 @@ struct ScrapePlan<M> {
     /// `born`: integers, so a scrape that expires nothing costs a compare
     /// and a subtraction per series).
     idle: Vec<(u64, u64)>,
+    /// Text bytes the series took at the last scrape, by the estimate of
+    /// each line's size: the next scrape's size hint for kinds of several
+    /// lines (0: not scraped yet).
+    text_estimate: usize,
     /// When the plan was made: the origin of `idle`'s times.
     born: Instant,
     /// Scratch: old id to old position, while rebuilding.
@@ -378,6 +382,7 @@ impl<M: Metric> ScrapePlan<M> {
             spans: Vec::new(),
             keys: PlanKeys::default(),
             idle: Vec::new(),
+            text_estimate: 0,
             born: Instant::now(),
             old_at: HashMap::default(),
         }
@@ -865,18 +870,27 @@ impl<M: Metric> StringFamily<M> {
             scratch.values = values;
             scratch.created = created;
         }
+        // Room for this scrape's text, reserved once rather than grown by
+        // doubling through a large family: for one-line kinds the plan's
+        // prefixes and a value each; for the others what the last scrape's
+        // series took (series may differ in lines, so one series says
+        // nothing of the rest), none on a family's first scrape.
+        if matches!(M::TYPE, crate::metric_type::MetricType::Gauge) {
+            visitor.size_hint(plan.prefixes.len() + plan.spans.len() * 22);
+        } else if plan.text_estimate > 0 {
+            visitor.size_hint(plan.text_estimate);
+        }
+        let mut text_estimate = 0usize;
+        let mut prefix_start = 0usize;
         for (i, metric) in plan.metrics.iter().enumerate() {
             let value = metric.sample(scratch);
-            if i == 0 {
-                // The series of a family take as many lines each as the
-                // first: per line the series' prefix, a suffix and bound
-                // (`_bucket`, `,le="0.005"`) and a value (at most 20
-                // digits, 24 for a float), newline. Reserved once, not
-                // grown by doubling through a large family.
-                let lines = value.text_lines();
-                let extra = if lines == 1 { 22 } else { 40 };
-                visitor.size_hint(lines * (plan.prefixes.len() + plan.spans.len() * extra));
-            }
+            // Per line: the series' prefix, a suffix and bound (`_bucket`,
+            // `,le="0.005"`) and a value (at most 20 digits, 24 for a
+            // float), newline.
+            let prefix_end = plan.spans.get(i).map_or(prefix_start, |s| s.end);
+            text_estimate = text_estimate
+                .saturating_add(value.text_lines().saturating_mul(prefix_end.saturating_sub(prefix_start) + 40));
+            prefix_start = prefix_end;
             if let Some((timeout, now)) = expiry
                 && idle_for(&mut plan.idle, i, fingerprint(&value), now, timeout)
                 && !kept(metric)
@@ -886,6 +900,7 @@ impl<M: Metric> StringFamily<M> {
             let labels = planned_labels(desc, &plan.prefixes, &plan.spans, i, &plan.keys, metric.created_unix_nanos());
             visitor.sample(&labels, &value);
         }
+        plan.text_estimate = text_estimate;
         let expired = self.expire(plan, &idle);
         drop(plan_guard);
         self.collect_overflow(desc, scratch, visitor);

@@ -112,6 +112,26 @@ pub(crate) fn thread_slot() -> usize {
     slot::get()
 }
 
+/// Runs `f` when the calling thread exits, from a thread-local destructor
+/// registered now: destructors run in reverse order of registration, so
+/// after those of thread-locals first used later, such as the thread's
+/// slot. For tests of recording at thread exit.
+#[cfg(all(test, not(hotmeter_loom)))]
+pub(crate) fn at_thread_exit(f: impl FnOnce() + 'static) {
+    struct AtExit(Option<Box<dyn FnOnce()>>);
+    impl Drop for AtExit {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    thread_local! {
+        static AT_EXIT: std::cell::RefCell<Vec<AtExit>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    AT_EXIT.with(|a| a.borrow_mut().push(AtExit(Some(Box::new(f)))));
+}
+
 /// The calling thread's slot if it has one, else `usize::MAX`: for hot
 /// paths that treat "no slot yet" like "slot out of range" and go to a cold
 /// path, which then calls [`thread_slot`].
