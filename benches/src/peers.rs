@@ -719,8 +719,10 @@ impl Render for FastTelemetryFamily {
     }
 }
 
-/// fastmetrics' label sets are types with a static schema: one per shape.
+/// fastmetrics' label sets are types with a static schema: one per shape
+/// (the lookup benchmarks build their keys from `Short`).
 pub mod fastmetrics_labels {
+    #![allow(missing_docs, missing_debug_implementations)]
     use fastmetrics::encoder::{EncodeLabelSet, LabelSetEncoder};
     use fastmetrics::raw::LabelSetSchema;
 
