@@ -12,7 +12,8 @@ cd "$(dirname "$0")/.."
 out=${BENCH_OUT:-target/bench-current}
 mkdir -p "$out"
 # render.rs builds only the groups a plain (non-regex) filter names.
-args=(--warm-up-time 1 --measurement-time 2)
+# BENCH_ARGS overrides criterion's times (default: --warm-up-time 1 --measurement-time 2).
+read -r -a args <<< "${BENCH_ARGS:---warm-up-time 1 --measurement-time 2}"
 filters=(
     "record:^(counter_inc/(1thread|2threads)|histogram_observe/(1thread|2threads)|native_histogram_observe/1thread)/"
     "scale:^labeled_inc/string_lookup_every_call/(8|1000|100000)_series/"
@@ -39,6 +40,6 @@ for profile in bench release-default; do
         cp -r target/criterion "$out/$profile-run$run"
     done
 done
-echo "- **Date:** $(date -u +%Y-%m-%d). **CPU:** \`$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')\`, $(nproc) CPUs. **Rust:** $(rustc --version | cut -d' ' -f2). **Command:** \`bash benches/current.sh\`."
+echo "- **Date:** $(date -u +%Y-%m-%d). **CPU:** \`$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')\`, $(nproc) CPUs. **Rust:** $(rustc --version | cut -d' ' -f2). **Command:** \`bash benches/current.sh\` (criterion \`${args[*]}\`)."
 echo
 python3 benches/report.py --current "$out/bench-run1" "$out/bench-run2" "$out/release-default-run1" "$out/release-default-run2"
