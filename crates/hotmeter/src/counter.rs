@@ -408,23 +408,24 @@ mod tests {
     #[test]
     fn hammered_counter_shards_and_sums_exactly() {
         let c = Counter::new();
-        // Bounded: at most 2 s of trying to provoke one failed exchange.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        // Bounded: at most 5 s of trying to provoke one failed exchange
+        // (found at once when two cores are free; longer on a loaded one).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         let mut total = 0u64;
         while c.shard_count() == 0 && std::time::Instant::now() < deadline {
             std::thread::scope(|scope| {
                 for _ in 0..4 {
                     scope.spawn(|| {
-                        for _ in 0..100_000 {
+                        for _ in 0..1_000_000 {
                             c.inc();
                         }
                     });
                 }
             });
-            total += 400_000;
+            total += 4_000_000;
         }
         assert_eq!(c.get(), total);
-        // Four threads adding at once for up to 2 s on 2 cores or more: a
+        // Four threads adding at once for up to 5 s on 2 cores or more: a
         // counter whose owner adds without an exchange still meets a failed
         // one from the others.
         assert!(c.shard_count() > 0, "contention was never detected");
